@@ -1,0 +1,306 @@
+/**
+ * The data that crosses the wire: a chat request, the completion a provider returns, and the
+ * chunks of a streamed completion, in OpenAI's wire names. The schemas are the single source of
+ * truth for encoding requests and decoding responses; decoding tolerates what providers differ in
+ * (no `usage`, `content: null`, extra fields, no `object` or `created`) and fails on what would
+ * break a caller (a completion without `choices`).
+ *
+ * @since 0.1.0
+ */
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+
+const Extra = Schema.Record({ key: Schema.String, value: Schema.Unknown })
+
+/**
+ * A message of a request. `content` is a string or an array of content parts (text, images),
+ * passed to the provider as given; fields this schema does not name pass through untouched.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ChatMessage = Schema.Struct(
+  {
+    role: Schema.String,
+    content: Schema.optional(Schema.NullOr(Schema.Union(Schema.String, Schema.Array(Schema.Unknown)))),
+    name: Schema.optional(Schema.String),
+    tool_call_id: Schema.optional(Schema.String),
+    tool_calls: Schema.optional(Schema.Array(Schema.Unknown))
+  },
+  Extra
+)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ChatMessage extends Schema.Schema.Type<typeof ChatMessage> {}
+
+/**
+ * A chat completion request in OpenAI's wire names. Unknown fields (a provider's own extensions)
+ * are kept and sent as they are.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ChatRequest = Schema.Struct(
+  {
+    model: Schema.String,
+    messages: Schema.Array(ChatMessage),
+    max_tokens: Schema.optional(Schema.Number),
+    temperature: Schema.optional(Schema.Number),
+    top_p: Schema.optional(Schema.Number),
+    stop: Schema.optional(Schema.Union(Schema.String, Schema.Array(Schema.String))),
+    tools: Schema.optional(Schema.Array(Schema.Unknown)),
+    tool_choice: Schema.optional(Schema.Unknown),
+    response_format: Schema.optional(Schema.Unknown),
+    seed: Schema.optional(Schema.Number),
+    user: Schema.optional(Schema.String),
+    stream_options: Schema.optional(Schema.Struct({ include_usage: Schema.optional(Schema.Boolean) }, Extra))
+  },
+  Extra
+)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ChatRequest extends Schema.Schema.Type<typeof ChatRequest> {}
+
+/**
+ * A request before a pattern has chosen its model: what `Fallback.chain`, `Experiment` and
+ * `BestOfN` take.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type PromptRequest = Omit<ChatRequest, "model">
+
+/**
+ * A tool call requested by the model.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ToolCall = Schema.Struct({
+  id: Schema.String,
+  type: Schema.optionalWith(Schema.String, { default: () => "function" }),
+  function: Schema.Struct({ name: Schema.String, arguments: Schema.String })
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ToolCall extends Schema.Schema.Type<typeof ToolCall> {}
+
+/**
+ * Token usage. Some providers leave out `total_tokens`; it is then the sum of the other two.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Usage = Schema.Struct({
+  prompt_tokens: Schema.Number,
+  completion_tokens: Schema.Number,
+  total_tokens: Schema.optional(Schema.Number)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Usage extends Schema.Schema.Type<typeof Usage> {}
+
+/**
+ * The message of a choice. A reply with only tool calls, or a refusal, has `content: null`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const AssistantMessage = Schema.Struct({
+  role: Schema.optionalWith(Schema.String, { default: () => "assistant" }),
+  content: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
+  tool_calls: Schema.optional(Schema.Array(ToolCall)),
+  refusal: Schema.optional(Schema.NullOr(Schema.String))
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface AssistantMessage extends Schema.Schema.Type<typeof AssistantMessage> {}
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Choice = Schema.Struct({
+  index: Schema.optionalWith(Schema.Number, { default: () => 0 }),
+  message: AssistantMessage,
+  finish_reason: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null })
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Choice extends Schema.Schema.Type<typeof Choice> {}
+
+/**
+ * A completion. At least one choice is required: a body without `choices` is a decode failure,
+ * never an empty success.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ChatCompletion = Schema.Struct({
+  id: Schema.optionalWith(Schema.String, { default: () => "" }),
+  model: Schema.String,
+  choices: Schema.NonEmptyArray(Choice),
+  usage: Schema.optional(Schema.NullOr(Usage))
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ChatCompletion extends Schema.Schema.Type<typeof ChatCompletion> {}
+
+/**
+ * The partial tool call of a streamed delta; only `index` is always present.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ToolCallDelta = Schema.Struct({
+  index: Schema.Number,
+  id: Schema.optional(Schema.String),
+  type: Schema.optional(Schema.String),
+  function: Schema.optional(Schema.Struct({
+    name: Schema.optional(Schema.String),
+    arguments: Schema.optional(Schema.String)
+  }))
+})
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ChunkChoice = Schema.Struct({
+  index: Schema.optionalWith(Schema.Number, { default: () => 0 }),
+  delta: Schema.Struct({
+    role: Schema.optional(Schema.String),
+    content: Schema.optional(Schema.NullOr(Schema.String)),
+    tool_calls: Schema.optional(Schema.Array(ToolCallDelta)),
+    refusal: Schema.optional(Schema.NullOr(Schema.String))
+  }),
+  finish_reason: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null })
+})
+
+/**
+ * One streamed delta. The last chunk of a stream requested with `include_usage` has no choices
+ * and carries `usage`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ChatCompletionChunk = Schema.Struct({
+  id: Schema.optionalWith(Schema.String, { default: () => "" }),
+  model: Schema.optionalWith(Schema.String, { default: () => "" }),
+  choices: Schema.Array(ChunkChoice),
+  usage: Schema.optional(Schema.NullOr(Usage))
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ChatCompletionChunk extends Schema.Schema.Type<typeof ChatCompletionChunk> {}
+
+/**
+ * The first choice's content, `""` when it is null (a tool call or a refusal).
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const text = (completion: ChatCompletion): string => completion.choices[0].message.content ?? ""
+
+/**
+ * The content of a chunk's first choice, `""` when it has none.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const chunkText = (chunk: ChatCompletionChunk): string => chunk.choices[0]?.delta.content ?? ""
+
+/**
+ * Prompt and completion tokens of a completion, when the provider reported them.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const tokens = (
+  completion: { readonly usage?: Usage | null | undefined }
+): Option.Option<{ readonly input: number; readonly output: number }> =>
+  completion.usage ?
+    Option.some({ input: completion.usage.prompt_tokens, output: completion.usage.completion_tokens }) :
+    Option.none()
+
+/**
+ * Builds a completion with one assistant message, for test layers and fakes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: {
+  readonly model: string
+  readonly content: string | null
+  readonly id?: string
+  readonly finishReason?: string
+  readonly usage?: Usage
+}): ChatCompletion => ({
+  id: options.id ?? "chatcmpl-local",
+  model: options.model,
+  choices: [{
+    index: 0,
+    message: { role: "assistant", content: options.content },
+    finish_reason: options.finishReason ?? "stop"
+  }],
+  ...(options.usage ? { usage: options.usage } : {})
+})
+
+/**
+ * A request with one user message.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const prompt = (content: string, options?: Omit<PromptRequest, "messages">): PromptRequest => ({
+  ...options,
+  messages: [{ role: "user", content }]
+})
+
+/**
+ * Decodes an unknown value (a parsed JSON body) as a completion.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const decodeCompletion = Schema.decodeUnknown(ChatCompletion)
+
+/**
+ * Decodes an unknown value (a parsed SSE `data:` payload) as a chunk.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const decodeChunk = Schema.decodeUnknown(ChatCompletionChunk)
+
+/**
+ * Encodes a request for the wire, keeping the fields this schema does not name.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const encodeRequest = Schema.encode(ChatRequest)

@@ -1,0 +1,192 @@
+/**
+ * What every pattern reports about every attempt: a span, one structured log line and metrics,
+ * all labelled with the model and the pattern, so a dashboard can say which model served each
+ * request and how each model is doing. Nothing here needs configuring: the spans and metrics go
+ * wherever the application's Effect runtime sends them (OpenTelemetry through
+ * `@effect/opentelemetry`, Prometheus, the console).
+ *
+ * Metric names:
+ *
+ * | metric | kind | labels |
+ * | --- | --- | --- |
+ * | `resilient_llm_requests_total` | counter | `model`, `pattern`, `outcome` |
+ * | `resilient_llm_latency_ms` | histogram | `model` |
+ * | `resilient_llm_tokens_total` | counter | `model`, `kind` (`input`, `output`) |
+ * | `resilient_llm_breaker_state` | gauge (0 closed, 1 half-open, 2 open) | `model` |
+ * | `resilient_llm_breaker_transitions_total` | counter | `model`, `from`, `to` |
+ *
+ * @since 0.1.0
+ */
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import * as ChatCompletion from "./ChatCompletion.js"
+
+/**
+ * The pattern an attempt belongs to, as its spans, logs and metrics name it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Pattern = "fallback" | "experiment" | "best-of-n" | "judge" | "breaker" | "client" | (string & {})
+
+/**
+ * Requests by `model`, `pattern` and `outcome` (`success`, an error's tag, `interrupted`, `defect`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const requests = Metric.counter("resilient_llm_requests_total", {
+  description: "Model attempts by model, pattern and outcome",
+  incremental: true
+})
+
+/**
+ * Latency of every attempt in milliseconds, failures included, by `model`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const latency = Metric.histogram(
+  "resilient_llm_latency_ms",
+  MetricBoundaries.exponential({ start: 5, factor: 2, count: 16 }),
+  "Attempt latency in milliseconds by model"
+)
+
+/**
+ * Tokens by `model` and `kind` (`input` or `output`), as the provider reported them.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const tokens = Metric.counter("resilient_llm_tokens_total", {
+  description: "Tokens by model and kind",
+  incremental: true
+})
+
+/**
+ * The state of each model's circuit: 0 closed, 1 half-open, 2 open.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const breakerState = Metric.gauge("resilient_llm_breaker_state", {
+  description: "Circuit state by model: 0 closed, 1 half-open, 2 open"
+})
+
+/**
+ * Circuit transitions by `model`, `from` and `to`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const breakerTransitions = Metric.counter("resilient_llm_breaker_transitions_total", {
+  description: "Circuit breaker transitions by model, from and to",
+  incremental: true
+})
+
+/**
+ * How an attempt ended, as a label: `success`, the error's `_tag`, `interrupted` or `defect`.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const outcomeOf = <A, E>(exit: Exit.Exit<A, E>): string => {
+  if (Exit.isSuccess(exit)) return "success"
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isSome(failure)) {
+    const error = failure.value
+    return Predicate.hasProperty(error, "_tag") && typeof error._tag === "string" ? error._tag : "error"
+  }
+  return Cause.isInterruptedOnly(exit.cause) ? "interrupted" : "defect"
+}
+
+const tokenCounter = (model: string, kind: "input" | "output"): Metric.Metric.Counter<number> =>
+  Metric.taggedWithLabels(tokens, [MetricLabel.make("model", model), MetricLabel.make("kind", kind)])
+
+const usageOf = (value: unknown): Option.Option<{ readonly input: number; readonly output: number }> =>
+  Predicate.hasProperty(value, "usage") && Predicate.isRecord(value.usage) &&
+    typeof value.usage.prompt_tokens === "number" && typeof value.usage.completion_tokens === "number"
+    ? ChatCompletion.tokens({
+      usage: { prompt_tokens: value.usage.prompt_tokens, completion_tokens: value.usage.completion_tokens }
+    })
+    : Option.none()
+
+/**
+ * Runs one attempt at a model inside a span named `resilient-llm.<pattern>.attempt`, then logs one
+ * line and updates the metrics with its model, pattern, outcome and latency (and tokens, when the
+ * value carries `usage`). The latency is read from `Clock`, so `TestClock` drives it too.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const attempt = (options: {
+  readonly pattern: Pattern
+  readonly model: string
+  readonly attributes?: Record<string, unknown>
+}) =>
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.flatMap(Clock.currentTimeMillis, (start) =>
+    effect.pipe(
+      Effect.onExit((exit) =>
+        Effect.flatMap(Clock.currentTimeMillis, (end) => {
+          const outcome = outcomeOf(exit)
+          const latencyMs = end - start
+          const usage = Exit.isSuccess(exit) ? usageOf(exit.value) : Option.none()
+          const spanAttributes: Record<string, unknown> = {
+            "llm.outcome": outcome,
+            "llm.latency_ms": latencyMs
+          }
+          if (Option.isSome(usage)) {
+            spanAttributes["llm.tokens.input"] = usage.value.input
+            spanAttributes["llm.tokens.output"] = usage.value.output
+          }
+          return Effect.all([
+            Effect.annotateCurrentSpan(spanAttributes),
+            Metric.increment(
+              Metric.taggedWithLabels(requests, [
+                MetricLabel.make("model", options.model),
+                MetricLabel.make("pattern", options.pattern),
+                MetricLabel.make("outcome", outcome)
+              ])
+            ),
+            Metric.update(latency.pipe(Metric.tagged("model", options.model)), latencyMs),
+            Option.match(usage, {
+              onNone: () => Effect.void,
+              onSome: ({ input, output }) =>
+                Effect.zipRight(
+                  Metric.incrementBy(tokenCounter(options.model, "input"), input),
+                  Metric.incrementBy(tokenCounter(options.model, "output"), output)
+                )
+            }),
+            (outcome === "success" ? Effect.logInfo("attempt succeeded") : Effect.logWarning("attempt failed")).pipe(
+              Effect.annotateLogs({ outcome, latencyMs })
+            )
+          ], { discard: true })
+        })
+      ),
+      Effect.annotateLogs({ "llm.model": options.model, "llm.pattern": options.pattern }),
+      Effect.withSpan(`resilient-llm.${options.pattern}.attempt`, {
+        attributes: { "llm.pattern": options.pattern, "llm.model": options.model, ...options.attributes }
+      })
+    ))
+
+/**
+ * Runs a whole pattern call (every attempt it makes) inside a span named `resilient-llm.<pattern>`.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const pattern =
+  (name: Pattern, attributes?: Record<string, unknown>) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    effect.pipe(
+      Effect.annotateLogs("llm.pattern", name),
+      Effect.withSpan(`resilient-llm.${name}`, { attributes: { "llm.pattern": name, ...attributes } })
+    )

@@ -1,0 +1,19 @@
+/**
+ * @since 0.1.0
+ */
+export * as ChatClient from "./ChatClient.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as ChatCompletion from "./ChatCompletion.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as LlmError from "./LlmError.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Observability from "./Observability.js"

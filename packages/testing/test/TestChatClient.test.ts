@@ -1,0 +1,72 @@
+import { assert, describe, it } from "@effect/vitest"
+import { ChatClient, ChatCompletion, LlmError } from "@resilient-llm/core"
+import { TestChatClient } from "@resilient-llm/testing"
+import { Effect, Exit, Fiber, TestClock } from "effect"
+
+const request = (model: string): ChatCompletion.ChatRequest => ({ model, messages: [{ role: "user", content: "hi" }] })
+
+describe("TestChatClient", () => {
+  it.effect("a 10-minute scripted latency completes when TestClock moves, in no real time", () =>
+    Effect.gen(function*() {
+      const realStart = performance.now()
+      const fiber = yield* Effect.fork(ChatClient.create(request("slow")))
+      yield* TestClock.adjust("9 minutes")
+      assert.isNull(fiber.unsafePoll())
+      yield* TestClock.adjust("1 minute")
+      const completion = yield* Fiber.join(fiber)
+      assert.strictEqual(ChatCompletion.text(completion), "eventually")
+      assert.isBelow(performance.now() - realStart, 1_000)
+      const [call] = yield* TestChatClient.calls
+      assert.strictEqual(call.result, "success")
+      assert.strictEqual(call.endedAt! - call.startedAt, 600_000)
+    }).pipe(
+      Effect.provide(TestChatClient.layer({ slow: [TestChatClient.reply("eventually", { delay: "10 minutes" })] }))
+    ))
+
+  it.effect("plays outcomes in order and repeats the last one", () =>
+    Effect.gen(function*() {
+      const first = yield* Effect.exit(ChatClient.create(request("m")))
+      const second = yield* ChatClient.create(request("m"))
+      const third = yield* ChatClient.create(request("m"))
+      assert.deepStrictEqual(first, Exit.fail(new LlmError.ServerError({ model: "m", status: 503 })))
+      assert.strictEqual(ChatCompletion.text(second), "ok")
+      assert.strictEqual(ChatCompletion.text(third), "ok")
+      const calls = yield* TestChatClient.callsTo("m")
+      assert.deepStrictEqual(calls.map((c) => c.result), ["failure", "success", "success"])
+    }).pipe(Effect.provide(TestChatClient.layer({
+      m: [TestChatClient.fail(new LlmError.ServerError({ model: "m", status: 503 })), TestChatClient.reply("ok")]
+    }))))
+
+  it.effect("an unknown model fails with ModelNotFoundError", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(ChatClient.create(request("nope")))
+      assert.strictEqual(error._tag, "ModelNotFoundError")
+      assert.strictEqual(error.model, "nope")
+    }).pipe(Effect.provide(TestChatClient.layer({}))))
+
+  it.effect("records an interrupted hang", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(ChatClient.create(request("h")))
+      yield* TestClock.adjust("1 hour")
+      yield* Fiber.interrupt(fiber)
+      const [call] = yield* TestChatClient.calls
+      assert.strictEqual(call.result, "interrupted")
+    }).pipe(Effect.provide(TestChatClient.layer({ h: [TestChatClient.hang] }))))
+
+  it.effect("streams word by word and can fail midway", () =>
+    Effect.gen(function*() {
+      const text = yield* TestChatClient.collectText(ChatClient.stream(request("s")))
+      assert.strictEqual(text, "one two three")
+      const error = yield* Effect.flip(TestChatClient.collectText(ChatClient.stream(request("s"))))
+      assert.strictEqual(error._tag, "ConnectionError")
+      const calls = yield* TestChatClient.calls
+      assert.deepStrictEqual(calls.map((c) => c.result), ["success", "failure"])
+    }).pipe(Effect.provide(TestChatClient.layer({
+      s: [
+        TestChatClient.reply("one two three"),
+        TestChatClient.reply("one two three", {
+          failAfterChunks: { chunks: 1, error: new LlmError.ConnectionError({ model: "s", detail: "reset" }) }
+        })
+      ]
+    }))))
+})
