@@ -26,7 +26,8 @@ export default tseslint.config(
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
       "@typescript-eslint/no-namespace": "off",
       "@typescript-eslint/no-empty-object-type": "off",
-      "no-console": "off"
+      "no-console": "off",
+      "require-yield": "off"
     }
   },
   {

@@ -11,6 +11,7 @@
  * | --- | --- | --- |
  * | `resilient_llm_requests_total` | counter | `model`, `pattern`, `outcome` |
  * | `resilient_llm_latency_ms` | histogram | `model` |
+ * | `resilient_llm_latency_summary_ms` | summary (p50, p95, p99 over 10 minutes) | `model` |
  * | `resilient_llm_tokens_total` | counter | `model`, `kind` (`input`, `output`) |
  * | `resilient_llm_breaker_state` | gauge (0 closed, 1 half-open, 2 open) | `model` |
  * | `resilient_llm_breaker_transitions_total` | counter | `model`, `from`, `to` |
@@ -24,6 +25,8 @@ import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricLabel from "effect/MetricLabel"
+import type * as MetricPair from "effect/MetricPair"
+import * as MetricState from "effect/MetricState"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as ChatCompletion from "./ChatCompletion.js"
@@ -58,6 +61,22 @@ export const latency = Metric.histogram(
   MetricBoundaries.exponential({ start: 5, factor: 2, count: 16 }),
   "Attempt latency in milliseconds by model"
 )
+
+/**
+ * Recent latency quantiles (p50, p95, p99 over the last 10 minutes, at most 1,000 samples) by
+ * `model`; what `snapshot` reads.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const latencySummary = Metric.summary({
+  name: "resilient_llm_latency_summary_ms",
+  maxAge: "10 minutes",
+  maxSize: 1000,
+  error: 0.01,
+  quantiles: [0.5, 0.95, 0.99],
+  description: "Recent attempt latency quantiles in milliseconds by model"
+})
 
 /**
  * Tokens by `model` and `kind` (`input` or `output`), as the provider reported them.
@@ -156,7 +175,8 @@ export const attempt = (options: {
                 MetricLabel.make("outcome", outcome)
               ])
             ),
-            Metric.update(latency.pipe(Metric.tagged("model", options.model)), latencyMs),
+            Metric.update(Metric.tagged(latency, "model", options.model), latencyMs),
+            Metric.update(Metric.tagged(latencySummary, "model", options.model), latencyMs),
             Option.match(usage, {
               onNone: () => Effect.void,
               onSome: ({ input, output }) =>
@@ -190,3 +210,86 @@ export const pattern =
       Effect.annotateLogs("llm.pattern", name),
       Effect.withSpan(`resilient-llm.${name}`, { attributes: { "llm.pattern": name, ...attributes } })
     )
+
+/**
+ * One model's figures in a `snapshot`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ModelStats {
+  readonly model: string
+  /** Attempts that ended, whatever the outcome. */
+  readonly requests: number
+  readonly successes: number
+  /** Attempts that failed with an error (interruptions are not errors). */
+  readonly errors: number
+  readonly interrupted: number
+  /** `errors / (requests - interrupted)`, 0 when nothing finished. */
+  readonly errorRate: number
+  /** Outcome counts by label: `success`, an error tag, `interrupted`, `defect`. */
+  readonly outcomes: Readonly<Record<string, number>>
+  readonly p50Ms: number | undefined
+  readonly p95Ms: number | undefined
+  readonly p99Ms: number | undefined
+}
+
+const labelsOf = (pair: MetricPair.MetricPair.Untyped): ReadonlyMap<string, string> =>
+  new Map(pair.metricKey.tags.map((label) => [label.key, label.value]))
+
+const matches = (labels: ReadonlyMap<string, string>, filter: Readonly<Record<string, string>>): boolean =>
+  Object.entries(filter).every(([key, value]) => labels.get(key) === value)
+
+/**
+ * Per-model request counts, error rates and recent latency quantiles, as plain data for a status
+ * page or a report. Reads Effect's metric registry. `labels` keeps only the series carrying those
+ * extra labels (set with `Effect.tagMetrics`), to look at one tenant, one test or one run.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const snapshot = (
+  options?: { readonly labels?: Readonly<Record<string, string>> }
+): Effect.Effect<ReadonlyArray<ModelStats>> =>
+  Effect.map(Metric.snapshot, (pairs) => {
+    const filter = options?.labels ?? {}
+    const outcomes = new Map<string, Record<string, number>>()
+    const quantiles = new Map<string, ReadonlyArray<readonly [number, Option.Option<number>]>>()
+    for (const pair of pairs) {
+      const labels = labelsOf(pair)
+      const model = labels.get("model")
+      if (model === undefined || !matches(labels, filter)) continue
+      const state = pair.metricState
+      if (pair.metricKey.name === "resilient_llm_requests_total" && MetricState.isCounterState(state)) {
+        const outcome = labels.get("outcome") ?? "unknown"
+        const counts = outcomes.get(model) ?? {}
+        counts[outcome] = (counts[outcome] ?? 0) + Number(state.count)
+        outcomes.set(model, counts)
+      } else if (pair.metricKey.name === "resilient_llm_latency_summary_ms" && MetricState.isSummaryState(state)) {
+        quantiles.set(model, state.quantiles)
+      }
+    }
+    const quantile = (model: string, q: number): number | undefined => {
+      const found = quantiles.get(model)?.find(([at]) => at === q)
+      return found ? Option.getOrUndefined(found[1]) : undefined
+    }
+    return Array.from(outcomes.entries()).sort(([a], [b]) => a.localeCompare(b)).map(([model, counts]): ModelStats => {
+      const total = Object.values(counts).reduce((sum, n) => sum + n, 0)
+      const successes = counts["success"] ?? 0
+      const interrupted = counts["interrupted"] ?? 0
+      const errors = total - successes - interrupted
+      const finished = total - interrupted
+      return {
+        model,
+        requests: total,
+        successes,
+        errors,
+        interrupted,
+        errorRate: finished === 0 ? 0 : errors / finished,
+        outcomes: counts,
+        p50Ms: quantile(model, 0.5),
+        p95Ms: quantile(model, 0.95),
+        p99Ms: quantile(model, 0.99)
+      }
+    })
+  })

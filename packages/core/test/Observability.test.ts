@@ -1,0 +1,82 @@
+import { assert, describe, it } from "@effect/vitest"
+import { LlmError, Observability } from "@resilient-llm/core"
+import { ChatCompletion } from "@resilient-llm/core"
+import { Duration, Effect, Fiber, HashMap, Logger, TestClock } from "effect"
+
+interface Line {
+  readonly level: string
+  readonly message: unknown
+  readonly annotations: Record<string, unknown>
+}
+
+const collectLogs = Effect.gen(function*() {
+  const lines: Array<Line> = []
+  const logger = Logger.make(({ annotations, logLevel, message }) => {
+    lines.push({
+      level: logLevel.label,
+      message: Array.isArray(message) ? message[0] : message,
+      annotations: Object.fromEntries(HashMap.toEntries(annotations))
+    })
+  })
+  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
+})
+
+describe("Observability.attempt", () => {
+  it.effect("logs one annotated line per attempt and times it by Clock", () =>
+    Effect.gen(function*() {
+      const { layer, lines } = yield* collectLogs
+      const completion = ChatCompletion.make({
+        model: "m1",
+        content: "hi",
+        usage: { prompt_tokens: 3, completion_tokens: 5, total_tokens: 8 }
+      })
+      yield* Effect.sleep("250 millis").pipe(
+        Effect.as(completion),
+        Observability.attempt({ pattern: "fallback", model: "m1" }),
+        Effect.provide(layer),
+        Effect.fork,
+        Effect.tap(() => TestClock.adjust("250 millis")),
+        Effect.flatMap((fiber) => fiber.await)
+      )
+      yield* Effect.fail(new LlmError.ServerError({ model: "m2", status: 503 })).pipe(
+        Observability.attempt({ pattern: "fallback", model: "m2" }),
+        Effect.provide(layer),
+        Effect.ignore
+      )
+      assert.strictEqual(lines.length, 2)
+      assert.deepStrictEqual(lines[0], {
+        level: "INFO",
+        message: "attempt succeeded",
+        annotations: { "llm.model": "m1", "llm.pattern": "fallback", outcome: "success", latencyMs: 250 }
+      })
+      assert.strictEqual(lines[1].level, "WARN")
+      assert.strictEqual(lines[1].annotations["outcome"], "ServerError")
+      assert.strictEqual(lines[1].annotations["llm.model"], "m2")
+    }))
+})
+
+describe("Observability.snapshot", () => {
+  it.effect("counts requests, errors and interruptions per model, filtered by labels", () =>
+    Effect.gen(function*() {
+      const run = (model: string, effect: Effect.Effect<unknown, LlmError.LlmError>) =>
+        effect.pipe(Observability.attempt({ pattern: "test", model }), Effect.ignore)
+      yield* run("a", Effect.succeed(1))
+      yield* run("a", Effect.succeed(1))
+      yield* run("a", Effect.fail(new LlmError.TimeoutError({ model: "a", timeout: Duration.seconds(1) })))
+      const hanging = yield* Effect.fork(run("a", Effect.never))
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.interrupt(hanging)
+      yield* run("b", Effect.fail(new LlmError.ModelNotFoundError({ model: "b" })))
+      const stats = yield* Observability.snapshot({ labels: { run: "snapshot-test" } })
+      assert.deepStrictEqual(stats.map((s) => [s.model, s.requests, s.successes, s.errors, s.interrupted]), [
+        ["a", 4, 2, 1, 1],
+        ["b", 1, 0, 1, 0]
+      ])
+      assert.strictEqual(stats[0].errorRate, 1 / 3)
+      assert.strictEqual(stats[1].errorRate, 1)
+      assert.deepStrictEqual(stats[1].outcomes, { ModelNotFoundError: 1 })
+      assert.isTrue(typeof stats[0].p50Ms === "number")
+      const other = yield* Observability.snapshot({ labels: { run: "nothing-here" } })
+      assert.deepStrictEqual(other, [])
+    }).pipe(Effect.tagMetrics("run", "snapshot-test")))
+})
