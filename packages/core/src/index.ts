@@ -17,3 +17,13 @@ export * as LlmError from "./LlmError.js"
  * @since 0.1.0
  */
 export * as Observability from "./Observability.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Judge from "./Judge.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as BestOfN from "./BestOfN.js"

@@ -1,0 +1,154 @@
+/**
+ * The best-of-n runner: one fiber per candidate that generates, then judges, and writes what
+ * became of it into its own slot, so whatever an early stop interrupts is still reported.
+ *
+ * @internal
+ */
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
+import type * as BestOfN from "../BestOfN.js"
+import * as ChatClient from "../ChatClient.js"
+import * as ChatCompletion from "../ChatCompletion.js"
+import * as Judge from "../Judge.js"
+import * as LlmError from "../LlmError.js"
+import * as Observability from "../Observability.js"
+import { promptText, withModel } from "./judge.js"
+
+const blank = (model: string, index: number) => ({
+  model,
+  index,
+  completion: undefined,
+  text: undefined,
+  score: undefined,
+  judgement: undefined,
+  latencyMs: undefined,
+  tokens: undefined,
+  judgeLatencyMs: undefined,
+  error: undefined
+})
+
+const cancelled = (model: string, index: number): BestOfN.Cancelled => ({ ...blank(model, index), status: "cancelled" })
+
+const shouldStop = (
+  candidates: ReadonlyArray<BestOfN.Candidate>,
+  required: number,
+  targetScore: number
+): boolean => {
+  const scored = candidates.filter((candidate): candidate is BestOfN.Scored => candidate.status === "scored")
+  return scored.length >= required && scored.some((candidate) => candidate.score >= targetScore)
+}
+
+/**
+ * Runs every candidate and returns them all, in `models` order.
+ *
+ * @internal
+ */
+export const run = (
+  request: ChatCompletion.PromptRequest,
+  options: BestOfN.Options,
+  required: number
+): Effect.Effect<ReadonlyArray<BestOfN.Candidate>, never, ChatClient.ChatClient | Judge.Judge> =>
+  Effect.gen(function*() {
+    const client = yield* ChatClient.ChatClient
+    const judge = yield* Judge.Judge
+    const prompt = options.judgePrompt ?? promptText(withModel(request, "").messages)
+    const slots = yield* Ref.make<ReadonlyArray<BestOfN.Candidate>>(options.models.map(cancelled))
+    const stop = yield* Deferred.make<void>()
+    const concurrency = options.concurrency
+    const permits = concurrency === undefined || concurrency === "unbounded"
+      ? Option.none()
+      : Option.some(yield* Effect.makeSemaphore(Math.max(1, Math.floor(concurrency))))
+    const timeout = options.candidateTimeout === undefined ? undefined : Duration.decode(options.candidateTimeout)
+
+    const settle = (candidate: BestOfN.Candidate) =>
+      Ref.modify(slots, (all) => {
+        const next = all.map((slot, i) => i === candidate.index ? candidate : slot)
+        return [next, next] as const
+      })
+
+    const generate = (model: string, index: number) => {
+      const call = client.create(withModel(request, model))
+      // The deadline is inclusive: an answer arriving exactly at `candidateTimeout` counts, so the
+      // timer fires one millisecond past it (otherwise a tie under `TestClock` goes to whichever
+      // sleep was registered last).
+      const bounded = timeout === undefined ? call : call.pipe(
+        Effect.timeoutFail({
+          duration: Duration.sum(timeout, Duration.millis(1)),
+          onTimeout: () => new LlmError.TimeoutError({ model, timeout })
+        })
+      )
+      const timed = bounded.pipe(
+        Observability.attempt({ pattern: "best-of-n", model, attributes: { "llm.candidate": index } }),
+        Effect.either,
+        Effect.timed
+      )
+      return Option.match(permits, { onNone: () => timed, onSome: (semaphore) => semaphore.withPermits(1)(timed) })
+    }
+
+    const candidate = (model: string, index: number) =>
+      Effect.gen(function*() {
+        const [elapsed, generated] = yield* generate(model, index)
+        const latencyMs = Duration.toMillis(elapsed)
+        if (Either.isLeft(generated)) {
+          yield* settle({
+            ...blank(model, index),
+            status: "failed",
+            latencyMs,
+            error: generated.left
+          })
+          return
+        }
+        const completion = generated.right
+        const text = ChatCompletion.text(completion)
+        const answered = {
+          ...blank(model, index),
+          completion,
+          text,
+          latencyMs,
+          tokens: Option.getOrUndefined(ChatCompletion.tokens(completion))
+        }
+        yield* settle({ ...answered, status: "cancelled" })
+        const [judgeElapsed, judged] = yield* judge.score({ prompt, response: text }).pipe(
+          Effect.filterOrFail(
+            (score) => Number.isFinite(score.value),
+            (score) => new Judge.JudgeError({ reason: "NotANumber", judge: score.judge, reply: String(score.value) })
+          ),
+          Effect.either,
+          Effect.timed
+        )
+        const judgeLatencyMs = Duration.toMillis(judgeElapsed)
+        if (Either.isLeft(judged)) {
+          yield* settle({ ...answered, status: "judge-failed", judgeLatencyMs, error: judged.left })
+          return
+        }
+        const all = yield* settle({
+          ...answered,
+          status: "scored",
+          score: judged.right.value,
+          judgement: judged.right,
+          judgeLatencyMs
+        })
+        if (options.earlyStop !== undefined && shouldStop(all, required, options.earlyStop.targetScore)) {
+          yield* Deferred.succeed(stop, undefined)
+        }
+      })
+
+    yield* Effect.forEach(options.models, candidate, { concurrency: "unbounded", discard: true }).pipe(
+      Effect.race(Deferred.await(stop))
+    )
+    return yield* Ref.get(slots)
+  })
+
+/**
+ * The scored candidates, best first; a stable sort keeps ties in `models` order.
+ *
+ * @internal
+ */
+export const rank = (candidates: ReadonlyArray<BestOfN.Candidate>): ReadonlyArray<BestOfN.Scored> =>
+  candidates
+    .filter((candidate): candidate is BestOfN.Scored => candidate.status === "scored")
+    .sort((a, b) => b.score - a.score || a.index - b.index)

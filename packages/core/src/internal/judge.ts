@@ -1,0 +1,113 @@
+/**
+ * The pure parts of a judge: the strict reply parser, the judge prompt, and how a prompt request
+ * becomes the text a judge reads.
+ *
+ * @internal
+ */
+import * as Either from "effect/Either"
+import type { ChatMessage, ChatRequest, PromptRequest } from "../ChatCompletion.js"
+
+/** @internal */
+export interface Scale {
+  readonly min: number
+  readonly max: number
+}
+
+/** @internal */
+export const defaultScale: Scale = { min: 1, max: 10 }
+
+/** @internal */
+export const defaultRubric = [
+  "Judge the response to the prompt on three criteria, weighted equally:",
+  "- Accuracy: is what it says correct, with nothing made up?",
+  "- Completeness: does it answer everything the prompt asks?",
+  "- Clarity: is it clear, well organised and easy to follow?"
+].join("\n")
+
+/**
+ * A plain decimal: an optional minus sign, digits, and optionally a point followed by digits.
+ * No exponent, no sign `+`, no `NaN`/`Infinity`, no fraction such as `8/10`.
+ */
+const decimal = /^-?\d+(?:\.\d+)?$/
+
+/** @internal */
+export type ParseFailure = "NotANumber" | "OutOfScale"
+
+/**
+ * The whole reply, trimmed of surrounding whitespace, must be one plain decimal within the scale.
+ *
+ * @internal
+ */
+export const parseReply = (reply: string, scale: Scale): Either.Either<number, ParseFailure> => {
+  const trimmed = reply.trim()
+  if (!decimal.test(trimmed)) return Either.left("NotANumber")
+  const value = Number(trimmed)
+  return value >= scale.min && value <= scale.max ? Either.right(value) : Either.left("OutOfScale")
+}
+
+/** @internal */
+export const isValidScale = (scale: Scale): boolean =>
+  Number.isFinite(scale.min) && Number.isFinite(scale.max) && scale.min < scale.max
+
+/** @internal */
+export const formatNumber = (n: number): string => Number.isInteger(n) ? n.toFixed(0) : String(n)
+
+/** @internal */
+export const systemPrompt = (rubric: string, scale: Scale): string =>
+  [
+    "You are a strict, impartial evaluator of answers written by AI assistants.",
+    "",
+    rubric,
+    "",
+    `Score the response from ${formatNumber(scale.min)} (worst) to ${formatNumber(scale.max)} (best).`,
+    "Reply with a single number and nothing else: no words, no explanation, no units, no fraction such as 8/10."
+  ].join("\n")
+
+/** @internal */
+export const userPrompt = (prompt: string, response: string): string =>
+  `<prompt>\n${prompt}\n</prompt>\n\n<response>\n${response}\n</response>`
+
+const contentText = (content: ChatMessage["content"]): string => {
+  if (content === undefined || content === null) return ""
+  if (typeof content === "string") return content
+  return content.flatMap((part) =>
+    typeof part === "object" && part !== null && "text" in part && typeof part.text === "string" ? [part.text] : []
+  ).join("\n")
+}
+
+const noMessages: ReadonlyArray<ChatMessage> = []
+
+/**
+ * The request for one model. The `messages` default only matters to the type checker: the
+ * request's own messages always override it.
+ *
+ * @internal
+ */
+export const withModel = (request: PromptRequest, model: string): ChatRequest => ({
+  messages: noMessages,
+  ...request,
+  model
+})
+
+/**
+ * The text a judge reads as "the prompt": a lone user message as it is, a conversation as
+ * `role: content` lines. Non-text content parts (images) are left out.
+ *
+ * @internal
+ */
+export const promptText = (messages: ReadonlyArray<ChatMessage>): string => {
+  if (messages.length === 1 && messages[0].role === "user") return contentText(messages[0].content)
+  return messages.map((message) => `${message.role}: ${contentText(message.content)}`).join("\n\n")
+}
+
+/**
+ * A reply as it may appear in an error message: quoted, and cut short when long.
+ *
+ * @internal
+ */
+export const quoteReply = (reply: string): string =>
+  JSON.stringify(reply.length > 120 ? `${reply.slice(0, 120)}…` : reply)
+
+/** @internal */
+export const mean = (values: ReadonlyArray<number>): number =>
+  values.reduce((sum, value) => sum + value, 0) / values.length

@@ -1,0 +1,430 @@
+import { assert, describe, it } from "@effect/vitest"
+import { BestOfN, ChatClient, ChatCompletion, Judge, LlmError, Observability } from "@resilient-llm/core"
+import { Context, Duration, Effect, Exit, Fiber, Layer, Option, Ref, Stream, TestClock } from "effect"
+
+// --- scripted client -----------------------------------------------------------------------------
+// `@resilient-llm/testing` depends on core, so core's tests cannot import its TestChatClient. This is
+// the part of it these tests need, under the same names: per model, outcomes after a delay moved by
+// TestClock, and a record of every call with how it ended, interruption included.
+namespace TestChatClient {
+  export type Outcome =
+    | { readonly _tag: "Reply"; readonly content: string; readonly delay: Duration.DurationInput }
+    | { readonly _tag: "Fail"; readonly error: LlmError.LlmError; readonly delay: Duration.DurationInput }
+    | { readonly _tag: "Hang" }
+  export type Script = Readonly<
+    Record<string, ReadonlyArray<Outcome> | ((index: number, request: ChatCompletion.ChatRequest) => Outcome)>
+  >
+  export interface Call {
+    readonly model: string
+    readonly request: ChatCompletion.ChatRequest
+    readonly startedAt: number
+    readonly result: "pending" | "success" | "failure" | "interrupted"
+  }
+  export class Recorder extends Context.Tag("test/Recorder")<Recorder, Ref.Ref<ReadonlyArray<Call>>>() {}
+  export const reply = (content: string, options?: { readonly delay?: Duration.DurationInput }): Outcome => ({
+    _tag: "Reply",
+    content,
+    delay: options?.delay ?? 0
+  })
+  export const fail = (error: LlmError.LlmError, options?: { readonly delay?: Duration.DurationInput }): Outcome => ({
+    _tag: "Fail",
+    error,
+    delay: options?.delay ?? 0
+  })
+  export const hang: Outcome = { _tag: "Hang" }
+  export const calls = Effect.flatMap(Recorder, Ref.get)
+  export const callsTo = (model: string) => Effect.map(calls, (all) => all.filter((call) => call.model === model))
+  export const layer = (script: Script): Layer.Layer<ChatClient.ChatClient | Recorder> =>
+    Layer.effectContext(Effect.gen(function*() {
+      const log = yield* Ref.make<ReadonlyArray<Call>>([])
+      const settle = (index: number, result: Call["result"]) =>
+        Ref.update(log, (all) => all.map((call, i) => i === index ? { ...call, result } : call))
+      const create = (request: ChatCompletion.ChatRequest) =>
+        Effect.gen(function*() {
+          const startedAt = yield* TestClock.currentTimeMillis
+          const call: Call = { model: request.model, request, startedAt, result: "pending" }
+          const [index, nth] = yield* Ref.modify(log, (all) => {
+            const nth = all.filter((call) => call.model === request.model).length
+            return [[all.length, nth] as const, [...all, call]]
+          })
+          const modelScript = script[request.model]
+          const outcome: Outcome | undefined = typeof modelScript === "function"
+            ? modelScript(nth, request)
+            : modelScript?.[Math.min(nth, modelScript.length - 1)]
+          const play: Effect.Effect<ChatCompletion.ChatCompletion, LlmError.LlmError> = outcome === undefined
+            ? Effect.fail(new LlmError.ModelNotFoundError({ model: request.model }))
+            : outcome._tag === "Hang"
+            ? Effect.never
+            : outcome._tag === "Fail"
+            ? Effect.zipRight(Effect.sleep(outcome.delay), Effect.fail(outcome.error))
+            : Effect.as(
+              Effect.sleep(outcome.delay),
+              ChatCompletion.make({
+                model: request.model,
+                content: outcome.content,
+                usage: { prompt_tokens: 10, completion_tokens: outcome.content.length }
+              })
+            )
+          return yield* play.pipe(
+            Effect.onExit((exit) =>
+              settle(index, Exit.isSuccess(exit) ? "success" : Exit.isInterrupted(exit) ? "interrupted" : "failure")
+            )
+          )
+        })
+      return Context.make(ChatClient.ChatClient, { create, stream: () => Stream.dieMessage("not scripted") }).pipe(
+        Context.add(Recorder, log)
+      )
+    }))
+}
+// -------------------------------------------------------------------------------------------------
+
+const messages = [{ role: "user", content: "Name a prime." }]
+const request: ChatCompletion.PromptRequest = { messages }
+
+/** A judge that takes `delay` and scores by a table of answers. */
+const tableJudge = (scores: Readonly<Record<string, number>>, delay: Duration.DurationInput = "500 millis") =>
+  Judge.layer(Judge.fromFunction(({ response }) => Effect.as(Effect.sleep(delay), scores[response] ?? 1)))
+
+const threeCandidates = TestChatClient.layer({
+  fast: [TestChatClient.reply("two", { delay: "1 second" })],
+  medium: [TestChatClient.reply("three", { delay: "2 seconds" })],
+  slow: [TestChatClient.reply("five", { delay: "3 seconds" })]
+})
+
+/** Moves the clock in 100 ms steps up to `millis`, returning the time at which the fiber was done. */
+const runUntilDone = <A, E>(fiber: Fiber.RuntimeFiber<A, E>, millis: number) =>
+  Effect.gen(function*() {
+    for (let now = 0; now <= millis; now += 100) {
+      if (now > 0) yield* TestClock.adjust("100 millis")
+      if (fiber.unsafePoll() !== null) return now
+    }
+    return undefined
+  })
+
+describe("BestOfN.complete", () => {
+  it.effect("scores each candidate as it arrives: 1 s, 2 s, 3 s and a 0.5 s judge take 3.5 s", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(BestOfN.complete(request, { models: ["fast", "medium", "slow"] }))
+      yield* TestClock.adjust("3400 millis")
+      assert.isNull(fiber.unsafePoll(), "not done at 3.4 s")
+      yield* TestClock.adjust("100 millis")
+      assert.isNotNull(fiber.unsafePoll(), "done at 3.5 s")
+      const report = yield* Fiber.join(fiber)
+      assert.strictEqual(report.best.model, "slow")
+      assert.strictEqual(report.best.text, "five")
+      assert.strictEqual(report.best.score, 9)
+      assert.deepStrictEqual(
+        report.candidates.map((c) => [c.model, c.status, c.score, c.latencyMs, c.judgeLatencyMs]),
+        [
+          ["fast", "scored", 6, 1000, 500],
+          ["medium", "scored", 7, 2000, 500],
+          ["slow", "scored", 9, 3000, 500]
+        ]
+      )
+      assert.deepStrictEqual(report.candidates.map((c) => c.tokens), [
+        { input: 10, output: 3 },
+        { input: 10, output: 5 },
+        { input: 10, output: 4 }
+      ])
+      assert.deepStrictEqual(report.ranking.map((c) => c.model), ["slow", "medium", "fast"])
+    }).pipe(Effect.provide(threeCandidates), Effect.provide(tableJudge({ two: 6, three: 7, five: 9 }))))
+
+  it.effect("the same call stepped 100 ms at a time is done at exactly 3.5 s, not 4.5 s or 6 s", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(BestOfN.complete(request, { models: ["fast", "medium", "slow"] }))
+      const doneAt = yield* runUntilDone(fiber, 7000)
+      assert.strictEqual(doneAt, 3500)
+    }).pipe(Effect.provide(threeCandidates), Effect.provide(tableJudge({}))))
+
+  it.effect("candidateTimeout 2 s: the 3 s candidate times out and is interrupted, the 2 s one counts, the call ends at 2.5 s", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(
+        BestOfN.complete(request, { models: ["fast", "medium", "slow"], candidateTimeout: "2 seconds" })
+      )
+      const doneAt = yield* runUntilDone(fiber, 7000)
+      assert.strictEqual(doneAt, 2500)
+      const report = yield* Fiber.join(fiber)
+      const slow = report.candidates[2]
+      assert.strictEqual(slow.status, "failed")
+      assert.strictEqual(slow.latencyMs, 2001)
+      assert.isTrue(slow.error instanceof LlmError.TimeoutError)
+      assert.strictEqual(slow.error?._tag === "TimeoutError" && Duration.toMillis(slow.error.timeout), 2000)
+      assert.strictEqual(report.best.model, "medium")
+      const [slowCall] = yield* TestChatClient.callsTo("slow")
+      assert.strictEqual(slowCall.result, "interrupted")
+    }).pipe(Effect.provide(threeCandidates), Effect.provide(tableJudge({ two: 6, three: 7, five: 9 }))))
+
+  it.effect("with Judge.llm, replies that are not a number on the scale make judge-failed candidates", () =>
+    Effect.gen(function*() {
+      const replies: Readonly<Record<string, string>> = {
+        "answer-a": "eight",
+        "answer-b": "11",
+        "answer-c": "8 because it is prime",
+        "answer-d": "",
+        "answer-e": "8",
+        "answer-f": " 8.5\n"
+      }
+      const models = ["a", "b", "c", "d", "e", "f"]
+      const script: TestChatClient.Script = {
+        ...Object.fromEntries(models.map((m) => [m, [TestChatClient.reply(`answer-${m}`, { delay: "1 second" })]])),
+        judge: (_, judgeRequest) => {
+          const shown = String(judgeRequest.messages[1]?.content ?? "")
+          const answer = Object.keys(replies).find((key) => shown.includes(`\n${key}\n`))
+          return TestChatClient.reply(answer === undefined ? "1" : replies[answer], { delay: "500 millis" })
+        }
+      }
+      const fiber = yield* Effect.fork(
+        BestOfN.complete(request, { models }).pipe(
+          Effect.provide(Judge.layerLlm({ model: "judge" })),
+          Effect.provide(TestChatClient.layer(script))
+        )
+      )
+      yield* TestClock.adjust("1500 millis")
+      const report = yield* Fiber.join(fiber)
+      assert.deepStrictEqual(report.candidates.map((c) => c.status), [
+        "judge-failed",
+        "judge-failed",
+        "judge-failed",
+        "judge-failed",
+        "scored",
+        "scored"
+      ])
+      assert.deepStrictEqual(
+        report.candidates.map((c) => c.status === "judge-failed" ? [c.error.reason, c.error.reply] : [c.score]),
+        [["NotANumber", "eight"], ["OutOfScale", "11"], ["NotANumber", "8 because it is prime"], ["NotANumber", ""], [
+          8
+        ], [8.5]]
+      )
+      const judged = report.candidates[0]
+      assert.strictEqual(judged.text, "answer-a")
+      assert.strictEqual(judged.judgeLatencyMs, 500)
+      assert.strictEqual(report.best.model, "f")
+      assert.strictEqual(report.best.judgement.reply, " 8.5\n")
+      assert.strictEqual(report.best.judgement.judge, "judge")
+    }))
+
+  it.effect("the judge reads the prompt and each answer", () =>
+    Effect.gen(function*() {
+      const seen: Array<Judge.ScoreInput> = []
+      const judge = Judge.layer(Judge.fromFunction((input) => {
+        seen.push(input)
+        return 5
+      }))
+      yield* BestOfN.complete(request, { models: ["fast"] }).pipe(Effect.provide(judge), Effect.fork)
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(seen, [{ prompt: "Name a prime.", response: "two" }])
+      yield* BestOfN.complete(request, { models: ["fast"], judgePrompt: "custom" }).pipe(
+        Effect.provide(judge),
+        Effect.fork
+      )
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(seen[1], { prompt: "custom", response: "two" })
+      const calls = yield* TestChatClient.callsTo("fast")
+      assert.deepStrictEqual(calls[0].request, { messages, model: "fast" })
+    }).pipe(Effect.provide(threeCandidates)))
+
+  it.effect("ties go to the model listed first; failures stay in the report", () =>
+    Effect.gen(function*() {
+      const report = yield* BestOfN.complete(request, { models: ["broken", "first", "second"] })
+      assert.strictEqual(report.best.model, "first")
+      assert.deepStrictEqual(report.ranking.map((c) => c.model), ["first", "second"])
+      const broken = report.candidates[0]
+      assert.strictEqual(broken.status, "failed")
+      assert.strictEqual(broken.error?._tag, "ServerError")
+      assert.isUndefined(broken.text)
+      const reversed = yield* BestOfN.complete(request, { models: ["second", "first"] })
+      assert.strictEqual(reversed.best.model, "second")
+    }).pipe(
+      Effect.provide(TestChatClient.layer({
+        broken: [TestChatClient.fail(new LlmError.ServerError({ model: "broken", status: 500 }))],
+        first: [TestChatClient.reply("seven")],
+        second: [TestChatClient.reply("eleven")]
+      })),
+      Effect.provide(tableJudge({ seven: 8, eleven: 8 }, 0))
+    ))
+
+  it.effect("the same model may run twice as two candidates", () =>
+    Effect.gen(function*() {
+      const report = yield* BestOfN.complete(request, { models: ["m", "m"] })
+      assert.deepStrictEqual(report.candidates.map((c) => [c.index, c.text]), [[0, "low"], [1, "high"]])
+      assert.strictEqual(report.best.index, 1)
+    }).pipe(
+      Effect.provide(TestChatClient.layer({ m: [TestChatClient.reply("low"), TestChatClient.reply("high")] })),
+      Effect.provide(tableJudge({ low: 2, high: 9 }, 0))
+    ))
+
+  it.effect("NoCandidatesError holds every failure when nothing could be scored", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(BestOfN.complete(request, { models: ["down", "limited", "unjudgeable"] }))
+      assert.strictEqual(error._tag, "NoCandidatesError")
+      assert.deepStrictEqual(error.candidates.map((c) => [c.model, c.status, c.error?._tag]), [
+        ["down", "failed", "ServerError"],
+        ["limited", "failed", "RateLimitError"],
+        ["unjudgeable", "judge-failed", "JudgeError"]
+      ])
+      assert.strictEqual(error.failures.length, 3)
+      assert.include(error.message, "scored 0 of 3")
+      assert.include(error.message, "HTTP 503")
+      const none = yield* Effect.flip(BestOfN.complete(request, { models: [] }))
+      assert.strictEqual(none.candidates.length, 0)
+    }).pipe(
+      Effect.provide(TestChatClient.layer({
+        down: [TestChatClient.fail(new LlmError.ServerError({ model: "down", status: 503 }))],
+        limited: [TestChatClient.fail(new LlmError.RateLimitError({ model: "limited", retryAfter: Option.none() }))],
+        unjudgeable: [TestChatClient.reply("?")]
+      })),
+      Effect.provide(Judge.layer(Judge.fromFunction(({ response }) => response === "?" ? NaN : 5)))
+    ))
+
+  it.effect("NoCandidatesError when fewer than minCandidates were scored", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(BestOfN.complete(request, { models: ["ok", "down"], minCandidates: 2 }))
+      assert.strictEqual(error.required, 2)
+      assert.deepStrictEqual(error.candidates.map((c) => c.status), ["scored", "failed"])
+      const report = yield* BestOfN.complete(request, { models: ["ok", "down"], minCandidates: 1 })
+      assert.strictEqual(report.best.model, "ok")
+    }).pipe(
+      Effect.provide(TestChatClient.layer({
+        ok: [TestChatClient.reply("fine")],
+        down: [TestChatClient.fail(new LlmError.ConnectionError({ model: "down", detail: "refused" }))]
+      })),
+      Effect.provide(tableJudge({ fine: 6 }, 0))
+    ))
+
+  it.effect("early stop: a good enough answer interrupts the candidates still running", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(
+        BestOfN.complete(request, { models: ["slow", "fast", "stuck"], earlyStop: { targetScore: 8 } })
+      )
+      const doneAt = yield* runUntilDone(fiber, 5000)
+      assert.strictEqual(doneAt, 1500)
+      const report = yield* Fiber.join(fiber)
+      assert.strictEqual(report.best.model, "fast")
+      assert.deepStrictEqual(report.candidates.map((c) => [c.model, c.status]), [
+        ["slow", "cancelled"],
+        ["fast", "scored"],
+        ["stuck", "cancelled"]
+      ])
+      assert.deepStrictEqual((yield* TestChatClient.calls).map((c) => [c.model, c.result]), [
+        ["slow", "interrupted"],
+        ["fast", "success"],
+        ["stuck", "interrupted"]
+      ])
+    }).pipe(
+      Effect.provide(TestChatClient.layer({
+        slow: [TestChatClient.reply("five", { delay: "3 seconds" })],
+        fast: [TestChatClient.reply("two", { delay: "1 second" })],
+        stuck: [TestChatClient.hang]
+      })),
+      Effect.provide(tableJudge({ two: 9, five: 10 }))
+    ))
+
+  it.effect("early stop waits for minCandidates and interrupts a judge still scoring", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(
+        BestOfN.complete(request, {
+          models: ["fast", "medium", "slow", "stuck"],
+          minCandidates: 2,
+          earlyStop: { targetScore: 8 }
+        })
+      )
+      // fast scores 9 at 1.5 s, but it is the only one scored; medium scores 3 at 2.5 s: two scored,
+      // one of them at least 8, so slow (still generating) and stuck are interrupted then.
+      const doneAt = yield* runUntilDone(fiber, 5000)
+      assert.strictEqual(doneAt, 2500)
+      const report = yield* Fiber.join(fiber)
+      assert.deepStrictEqual(report.candidates.map((c) => c.status), ["scored", "scored", "cancelled", "cancelled"])
+      assert.deepStrictEqual(report.ranking.map((c) => c.model), ["fast", "medium"])
+    }).pipe(
+      Effect.provide(TestChatClient.layer({
+        fast: [TestChatClient.reply("two", { delay: "1 second" })],
+        medium: [TestChatClient.reply("three", { delay: "2 seconds" })],
+        slow: [TestChatClient.reply("five", { delay: "3 seconds" })],
+        stuck: [TestChatClient.hang]
+      })),
+      Effect.provide(tableJudge({ two: 9, three: 3, five: 10 }))
+    ))
+
+  it.effect("early stop keeps the answer of a candidate interrupted while being judged", () =>
+    Effect.gen(function*() {
+      const judge = Judge.layer(Judge.fromFunction(({ response }) =>
+        response === "quick" ? Effect.as(Effect.sleep("100 millis"), 9) : Effect.as(Effect.sleep("10 seconds"), 10)
+      ))
+      const fiber = yield* Effect.fork(
+        BestOfN.complete(request, { models: ["thorough", "quick"], earlyStop: { targetScore: 9 } }).pipe(
+          Effect.provide(judge)
+        )
+      )
+      const doneAt = yield* runUntilDone(fiber, 20_000)
+      assert.strictEqual(doneAt, 1100)
+      const report = yield* Fiber.join(fiber)
+      const thorough = report.candidates[0]
+      assert.strictEqual(thorough.status, "cancelled")
+      assert.strictEqual(thorough.text, "careful")
+      assert.strictEqual(thorough.latencyMs, 500)
+      assert.isUndefined(thorough.score)
+    }).pipe(
+      Effect.provide(TestChatClient.layer({
+        thorough: [TestChatClient.reply("careful", { delay: "500 millis" })],
+        quick: [TestChatClient.reply("quick", { delay: "1 second" })]
+      }))
+    ))
+
+  it.effect("without a target reached, early stop changes nothing", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(
+        BestOfN.complete(request, { models: ["fast", "medium", "slow"], earlyStop: { targetScore: 10 } })
+      )
+      const doneAt = yield* runUntilDone(fiber, 5000)
+      assert.strictEqual(doneAt, 3500)
+      const report = yield* Fiber.join(fiber)
+      assert.isTrue(report.candidates.every((c) => c.status === "scored"))
+    }).pipe(Effect.provide(threeCandidates), Effect.provide(tableJudge({ two: 6, three: 7, five: 9 }))))
+
+  it.effect("concurrency bounds the candidate calls in flight; judging takes no slot", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(
+        BestOfN.complete(request, { models: ["fast", "medium", "slow"], concurrency: 1 })
+      )
+      // generation in sequence: 1 s + 2 s + 3 s, then the last judge call
+      const doneAt = yield* runUntilDone(fiber, 10_000)
+      assert.strictEqual(doneAt, 6500)
+      const report = yield* Fiber.join(fiber)
+      assert.deepStrictEqual(report.candidates.map((c) => c.latencyMs), [1000, 2000, 3000])
+      const calls = yield* TestChatClient.calls
+      assert.deepStrictEqual(calls.map((c) => c.startedAt), [0, 1000, 3000])
+    }).pipe(Effect.provide(threeCandidates), Effect.provide(tableJudge({}))))
+
+  it.effect("averaging judges: a panel scores every candidate", () =>
+    Effect.gen(function*() {
+      const panel = Judge.average([
+        Judge.fromFunction(({ response }) => response.length, { name: "length" }),
+        Judge.fromFunction(({ response }) => response === "three" ? 10 : 1, { name: "likes-three" })
+      ])
+      const report = yield* BestOfN.complete(request, { models: ["fast", "medium"] }).pipe(
+        Effect.provide(Judge.layer(panel)),
+        Effect.fork
+      )
+      yield* TestClock.adjust("2 seconds")
+      const result = yield* Fiber.join(report)
+      assert.deepStrictEqual(result.candidates.map((c) => c.score), [2, 7.5])
+      assert.strictEqual(result.best.model, "medium")
+      assert.deepStrictEqual(result.best.judgement.judges?.map((s) => [s.judge, s.value]), [
+        ["length", 5],
+        ["likes-three", 10]
+      ])
+    }).pipe(Effect.provide(threeCandidates)))
+
+  it.effect("reports each candidate attempt under the best-of-n pattern", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(BestOfN.complete(request, { models: ["fast", "medium"] }))
+      yield* TestClock.adjust("3 seconds")
+      yield* Fiber.join(fiber)
+      const stats = yield* Observability.snapshot({ labels: { test: "best-of-n-observability" } })
+      assert.deepStrictEqual(stats.map((s) => [s.model, s.successes]), [["fast", 1], ["medium", 1]])
+    }).pipe(
+      Effect.provide(threeCandidates),
+      Effect.provide(tableJudge({})),
+      Effect.tagMetrics("test", "best-of-n-observability")
+    ))
+})

@@ -1,0 +1,334 @@
+import { assert, describe, it } from "@effect/vitest"
+import { ChatClient, ChatCompletion, Judge, LlmError } from "@resilient-llm/core"
+import { type Duration, Effect, Either, Exit, FastCheck, Fiber, Layer, Ref, Stream, TestClock } from "effect"
+
+// `@resilient-llm/testing` depends on core, so core's tests cannot import its TestChatClient; this
+// client answers each request with `answer(request)` after `delay` and records every request.
+const scriptedClient = (
+  answer: (request: ChatCompletion.ChatRequest) => string | LlmError.LlmError,
+  delay: Duration.DurationInput = "0 millis"
+) =>
+  Effect.gen(function*() {
+    const requests = yield* Ref.make<ReadonlyArray<ChatCompletion.ChatRequest>>([])
+    const client: ChatClient.Service = {
+      create: (request) =>
+        Ref.update(requests, (all) => [...all, request]).pipe(
+          Effect.zipRight(Effect.sleep(delay)),
+          Effect.zipRight(Effect.suspend(() => {
+            const out = answer(request)
+            return typeof out === "string"
+              ? Effect.succeed(
+                ChatCompletion.make({
+                  model: request.model,
+                  content: out,
+                  usage: { prompt_tokens: 50, completion_tokens: 1 }
+                })
+              )
+              : Effect.fail(out)
+          }))
+        ),
+      stream: () => Stream.dieMessage("not scripted")
+    }
+    return { layer: Layer.succeed(ChatClient.ChatClient, client), requests: Ref.get(requests) }
+  })
+
+const input: Judge.ScoreInput = { prompt: "What is 2 + 2?", response: "4" }
+
+describe("Judge.parseScore", () => {
+  it("reads a lone number, ignoring surrounding whitespace", () => {
+    assert.deepStrictEqual(Judge.parseScore("8"), Either.right(8))
+    assert.deepStrictEqual(Judge.parseScore(" 8.5\n"), Either.right(8.5))
+    assert.deepStrictEqual(Judge.parseScore("\t10 "), Either.right(10))
+    assert.deepStrictEqual(Judge.parseScore("1"), Either.right(1))
+    assert.deepStrictEqual(Judge.parseScore("-0.5", { scale: { min: -1, max: 1 } }), Either.right(-0.5))
+  })
+
+  it("rejects anything else, keeping the raw reply and the reason", () => {
+    const cases: ReadonlyArray<readonly [string, Judge.JudgeErrorReason]> = [
+      ["eight", "NotANumber"],
+      ["11", "OutOfScale"],
+      ["0", "OutOfScale"],
+      ["8 because it is right", "NotANumber"],
+      ["8 because", "NotANumber"],
+      ["", "NotANumber"],
+      ["   ", "NotANumber"],
+      ["8/10", "NotANumber"],
+      ["NaN", "NotANumber"],
+      ["Infinity", "NotANumber"],
+      ["1e1", "NotANumber"],
+      ["0x8", "NotANumber"],
+      ["+8", "NotANumber"],
+      ["8.", "NotANumber"],
+      [".5", "NotANumber"],
+      ["8 9", "NotANumber"],
+      ["Score: 8", "NotANumber"],
+      ["**8**", "NotANumber"]
+    ]
+    for (const [reply, reason] of cases) {
+      const result = Judge.parseScore(reply, { judge: "j" })
+      assert.isTrue(Either.isLeft(result), `${JSON.stringify(reply)} should be rejected`)
+      if (Either.isLeft(result)) {
+        assert.strictEqual(result.left.reason, reason, JSON.stringify(reply))
+        assert.strictEqual(result.left.reply, reply)
+        assert.strictEqual(result.left.judge, "j")
+      }
+    }
+  })
+
+  it("says what was wrong in its message", () => {
+    const error = Either.getLeft(Judge.parseScore("11", { judge: "gpt-judge" }))
+    assert.isTrue(error._tag === "Some")
+    if (error._tag === "Some") {
+      assert.strictEqual(error.value.message, "Judge gpt-judge replied \"11\", which is not on the scale 1 to 10")
+    }
+  })
+
+  const scales = FastCheck.tuple(FastCheck.integer({ min: -1000, max: 1000 }), FastCheck.integer({ min: 1, max: 1000 }))
+    .map(([min, width]) => ({ min, max: min + width }))
+  const whitespace = FastCheck.array(FastCheck.constantFrom(" ", "\n", "\t", "\r"), { maxLength: 4 })
+    .map((chars) => chars.join(""))
+
+  it.prop(
+    "any number within the scale, with whitespace around it, parses to itself",
+    {
+      scale: scales,
+      position: FastCheck.double({ min: 0, max: 1, noNaN: true }),
+      digits: FastCheck.integer({ min: 0, max: 6 }),
+      before: whitespace,
+      after: whitespace
+    },
+    ({ after, before, digits, position, scale }) => {
+      const formatted = (scale.min + position * (scale.max - scale.min)).toFixed(digits)
+      const expected = Number(formatted)
+      if (expected < scale.min || expected > scale.max) return true
+      const parsed = Judge.parseScore(`${before}${formatted}${after}`, { scale })
+      return Either.isRight(parsed) && Object.is(parsed.right + 0, expected + 0)
+    }
+  )
+
+  it.prop(
+    "a number with anything more than whitespace around it is rejected",
+    {
+      score: FastCheck.integer({ min: 1, max: 10 }).map(String),
+      // at least one character that cannot belong to a plain decimal
+      extra: FastCheck.string({ minLength: 1, maxLength: 12 }).filter((s) => /[^\d.\s-]/.test(s)),
+      where: FastCheck.constantFrom("before", "after", "after a space", "inside")
+    },
+    ({ extra, score, where }) => {
+      const reply = where === "before"
+        ? `${extra}${score}`
+        : where === "after"
+        ? `${score}${extra}`
+        : where === "after a space"
+        ? `${score} ${extra}`
+        : `${score.slice(0, 1)}${extra}${score.slice(1)}`
+      return Either.isLeft(Judge.parseScore(reply))
+    }
+  )
+
+  it.prop(
+    "two numbers are not one",
+    { a: FastCheck.integer({ min: 1, max: 10 }), b: FastCheck.integer({ min: 1, max: 10 }) },
+    ({ a, b }) => Either.isLeft(Judge.parseScore(`${a} ${b}`)) && Either.isLeft(Judge.parseScore(`${a}\n${b}`))
+  )
+})
+
+describe("Judge.llm", () => {
+  it.effect("asks the judge model with the rubric, the scale and the answer, and reads its number", () =>
+    Effect.gen(function*() {
+      const { layer, requests } = yield* scriptedClient(() => "8", "700 millis")
+      const fiber = yield* Effect.fork(
+        Effect.flatMap(Judge.llm({ model: "judge-1" }), (judge) => judge.score(input)).pipe(Effect.provide(layer))
+      )
+      yield* TestClock.adjust("700 millis")
+      const score = yield* Fiber.join(fiber)
+      assert.strictEqual(score.value, 8)
+      assert.strictEqual(score.latencyMs, 700)
+      assert.strictEqual(score.judge, "judge-1")
+      assert.strictEqual(score.reply, "8")
+      assert.deepStrictEqual(score.usage, { prompt_tokens: 50, completion_tokens: 1 })
+      const [request] = yield* requests
+      assert.strictEqual(request.model, "judge-1")
+      assert.strictEqual(request.temperature, 0)
+      const [system, user] = request.messages
+      assert.strictEqual(system.role, "system")
+      assert.include(String(system.content), "Accuracy")
+      assert.include(String(system.content), "Completeness")
+      assert.include(String(system.content), "Clarity")
+      assert.include(String(system.content), "from 1 (worst) to 10 (best)")
+      assert.include(String(system.content), "single number")
+      assert.strictEqual(user.role, "user")
+      assert.include(String(user.content), "What is 2 + 2?")
+      assert.include(String(user.content), "<response>\n4\n</response>")
+    }))
+
+  it.effect("uses a custom rubric, scale and request fields", () =>
+    Effect.gen(function*() {
+      const { layer, requests } = yield* scriptedClient(() => "0.75")
+      const judge = yield* Judge.llm({
+        model: "judge-1",
+        rubric: "Is the answer polite?",
+        scale: { min: 0, max: 1 },
+        temperature: 0.2,
+        request: { max_tokens: 4, seed: 7 }
+      }).pipe(Effect.provide(layer))
+      const score = yield* judge.score(input)
+      assert.strictEqual(score.value, 0.75)
+      const [request] = yield* requests
+      assert.strictEqual(request.temperature, 0.2)
+      assert.strictEqual(request.max_tokens, 4)
+      assert.strictEqual(request.seed, 7)
+      assert.include(String(request.messages[0].content), "Is the answer polite?")
+      assert.include(String(request.messages[0].content), "from 0 (worst) to 1 (best)")
+      assert.notInclude(String(request.messages[0].content), "Accuracy")
+    }))
+
+  it.effect("a reply that is not a number on the scale is a JudgeError with the raw reply", () =>
+    Effect.gen(function*() {
+      for (
+        const [reply, reason] of [
+          ["eight", "NotANumber"],
+          ["11", "OutOfScale"],
+          ["8 because it is right", "NotANumber"],
+          ["", "NotANumber"],
+          ["8/10", "NotANumber"]
+        ] as const
+      ) {
+        const { layer } = yield* scriptedClient(() => reply)
+        const error = yield* Effect.flip(
+          Effect.flatMap(Judge.llm({ model: "judge-1" }), (judge) => judge.score(input)).pipe(Effect.provide(layer))
+        )
+        assert.strictEqual(error._tag, "JudgeError")
+        assert.strictEqual(error.reason, reason)
+        assert.strictEqual(error.reply, reply)
+        assert.strictEqual(error.judge, "judge-1")
+      }
+    }))
+
+  it.effect("a failure of the judge model is a JudgeError with the LlmError as cause", () =>
+    Effect.gen(function*() {
+      const outage = new LlmError.ServerError({ model: "judge-1", status: 503 })
+      const { layer } = yield* scriptedClient(() => outage)
+      const error = yield* Effect.flip(
+        Effect.flatMap(Judge.llm({ model: "judge-1" }), (judge) => judge.score(input)).pipe(Effect.provide(layer))
+      )
+      assert.strictEqual(error.reason, "ModelFailed")
+      assert.instanceOf(error.cause, LlmError.ServerError)
+      assert.strictEqual(error.cause?._tag === "ServerError" && error.cause.status, 503)
+      assert.include(error.message, "HTTP 503")
+    }))
+
+  it.effect("refuses a scale that is not a range", () =>
+    Effect.gen(function*() {
+      const { layer } = yield* scriptedClient(() => "5")
+      const exit = yield* Effect.exit(Judge.llm({ model: "j", scale: { min: 10, max: 1 } }).pipe(Effect.provide(layer)))
+      assert.isTrue(Exit.isFailure(exit))
+    }))
+})
+
+describe("Judge.fromFunction", () => {
+  it.effect("scores with a plain function", () =>
+    Effect.gen(function*() {
+      const judge = Judge.fromFunction(({ response }) => response.length, { name: "length" })
+      const score = yield* judge.score({ prompt: "p", response: "abc" })
+      assert.strictEqual(score.value, 3)
+      assert.strictEqual(score.judge, "length")
+      assert.strictEqual(score.latencyMs, 0)
+    }))
+
+  it.effect("scores with an Effect, timing it by Clock", () =>
+    Effect.gen(function*() {
+      const judge = Judge.fromFunction(() => Effect.as(Effect.sleep("500 millis"), 7))
+      const fiber = yield* Effect.fork(judge.score(input))
+      yield* TestClock.adjust("499 millis")
+      assert.isNull(fiber.unsafePoll())
+      yield* TestClock.adjust("1 millis")
+      const score = yield* Fiber.join(fiber)
+      assert.strictEqual(score.value, 7)
+      assert.strictEqual(score.latencyMs, 500)
+      assert.strictEqual(score.judge, "function")
+    }))
+
+  it.effect("a result that is not a finite number, or is off the scale, is a JudgeError", () =>
+    Effect.gen(function*() {
+      const nan = yield* Effect.flip(Judge.fromFunction(() => NaN).score(input))
+      assert.strictEqual(nan.reason, "NotANumber")
+      assert.strictEqual(nan.reply, "NaN")
+      const off = yield* Effect.flip(Judge.fromFunction(() => 12, { scale: Judge.defaultScale }).score(input))
+      assert.strictEqual(off.reason, "OutOfScale")
+      const own = new Judge.JudgeError({ reason: "NotANumber", judge: "mine", reply: "?" })
+      const failed = yield* Effect.flip(Judge.fromFunction(() => Effect.fail(own)).score(input))
+      assert.strictEqual(failed, own)
+    }))
+})
+
+describe("Judge.average", () => {
+  const fixed = (value: number, delay: Duration.DurationInput, name: string) =>
+    Judge.fromFunction(() => Effect.as(Effect.sleep(delay), value), { name })
+  const broken = (name: string) =>
+    Judge.fromFunction(() => Effect.fail(new Judge.JudgeError({ reason: "NotANumber", judge: name, reply: "eight" })), {
+      name
+    })
+
+  it.effect("asks every judge at once and takes the mean", () =>
+    Effect.gen(function*() {
+      const panel = Judge.average([fixed(6, "1 second", "a"), fixed(9, "2 seconds", "b")])
+      const fiber = yield* Effect.fork(panel.score(input))
+      yield* TestClock.adjust("2 seconds")
+      const score = yield* Fiber.join(fiber)
+      assert.strictEqual(score.value, 7.5)
+      assert.strictEqual(score.latencyMs, 2000)
+      assert.strictEqual(score.judge, "average")
+      assert.deepStrictEqual(score.judges?.map((s) => s.judge), ["a", "b"])
+      assert.deepStrictEqual(score.failures, [])
+    }))
+
+  it.effect("leaves a failing judge out of the mean and reports it", () =>
+    Effect.gen(function*() {
+      const score = yield* Judge.average([fixed(4, "0 millis", "a"), broken("b"), fixed(8, "0 millis", "c")]).score(
+        input
+      )
+      assert.strictEqual(score.value, 6)
+      assert.deepStrictEqual(score.failures?.map((e) => e.judge), ["b"])
+    }))
+
+  it.effect("fails when fewer than minJudges scored, with every failure", () =>
+    Effect.gen(function*() {
+      const allFailed = yield* Effect.flip(Judge.average([broken("a"), broken("b")]).score(input))
+      assert.strictEqual(allFailed.reason, "TooFewJudges")
+      assert.deepStrictEqual(allFailed.failures?.map((e) => e.judge), ["a", "b"])
+      const short = yield* Effect.flip(
+        Judge.average([fixed(9, "0 millis", "a"), broken("b")], { minJudges: 2, name: "panel" }).score(input)
+      )
+      assert.strictEqual(short.reason, "TooFewJudges")
+      assert.strictEqual(short.judge, "panel")
+      assert.strictEqual(short.required, 2)
+      assert.include(short.message, "eight")
+    }))
+
+  it.effect("averages LLM judges over ChatClient", () =>
+    Effect.gen(function*() {
+      const { layer } = yield* scriptedClient((request) => request.model === "judge-a" ? "7" : "nine")
+      const panel = yield* Effect.all([Judge.llm({ model: "judge-a" }), Judge.llm({ model: "judge-b" })]).pipe(
+        Effect.map((judges) => Judge.average(judges)),
+        Effect.provide(layer)
+      )
+      const score = yield* panel.score(input)
+      assert.strictEqual(score.value, 7)
+      assert.deepStrictEqual(score.failures?.map((e) => [e.judge, e.reply]), [["judge-b", "nine"]])
+    }))
+})
+
+describe("Judge layers", () => {
+  it.effect("layer and layerLlm provide the Judge service", () =>
+    Effect.gen(function*() {
+      const fromLayer = yield* Judge.score(input).pipe(Effect.provide(Judge.layer(Judge.fromFunction(() => 3))))
+      assert.strictEqual(fromLayer.value, 3)
+      const { layer } = yield* scriptedClient(() => "9")
+      const fromLlm = yield* Judge.score(input).pipe(
+        Effect.provide(Judge.layerLlm({ model: "judge-1" }).pipe(Layer.provide(layer)))
+      )
+      assert.strictEqual(fromLlm.value, 9)
+      assert.strictEqual(fromLlm.judge, "judge-1")
+    }))
+})
