@@ -199,7 +199,10 @@ export interface Options {
    * interrupted; one answering exactly at the deadline counts.
    */
   readonly candidateTimeout?: Duration.DurationInput
-  /** How many candidates must be scored for the call to succeed; defaults to 1. */
+  /**
+   * How many candidates must be scored for the call to succeed; defaults to 1. More than there are
+   * models always fails with `NoCandidatesError`.
+   */
   readonly minCandidates?: number
   /**
    * Once `minCandidates` are scored and one of them scores at least `targetScore`, interrupt the
@@ -231,7 +234,7 @@ export const complete = (
     const required = Math.max(1, options.minCandidates ?? 1)
     const candidates = yield* internal.run(request, options, required)
     const ranking = internal.rank(candidates)
-    if (ranking.length < required || ranking.length === 0) {
+    if (ranking.length < required) {
       return yield* new NoCandidatesError({ candidates, required })
     }
     return { best: ranking[0], candidates, ranking }

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { BestOfN, ChatClient, ChatCompletion, Judge, LlmError, Observability } from "@resilient-llm/core"
-import { Context, Duration, Effect, Exit, Fiber, Layer, Option, Ref, Stream, TestClock } from "effect"
+import { Cause, Context, Duration, Effect, Exit, Fiber, Layer, Option, Ref, Stream, TestClock } from "effect"
 
 // --- scripted client -----------------------------------------------------------------------------
 // `@resilient-llm/testing` depends on core, so core's tests cannot import its TestChatClient. This is
@@ -394,6 +394,21 @@ describe("BestOfN.complete", () => {
       const calls = yield* TestChatClient.calls
       assert.deepStrictEqual(calls.map((c) => c.startedAt), [0, 1000, 3000])
     }).pipe(Effect.provide(threeCandidates), Effect.provide(tableJudge({}))))
+
+  it.effect("a defect in a judge ends the call instead of leaving it waiting", () =>
+    Effect.gen(function*() {
+      const exit = yield* Effect.exit(
+        BestOfN.complete(request, { models: ["fast", "stuck"], earlyStop: { targetScore: 5 } }).pipe(
+          Effect.provide(Judge.layer(Judge.fromFunction(() => Effect.dieMessage("judge bug"))))
+        ).pipe(Effect.fork, Effect.tap(() => TestClock.adjust("1 second")), Effect.flatMap(Fiber.join))
+      )
+      assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
+      const [stuck] = yield* TestChatClient.callsTo("stuck")
+      assert.strictEqual(stuck.result, "interrupted")
+    }).pipe(Effect.provide(TestChatClient.layer({
+      fast: [TestChatClient.reply("two", { delay: "1 second" })],
+      stuck: [TestChatClient.hang]
+    }))))
 
   it.effect("averaging judges: a panel scores every candidate", () =>
     Effect.gen(function*() {

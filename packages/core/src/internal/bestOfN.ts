@@ -59,7 +59,7 @@ export const run = (
     const slots = yield* Ref.make<ReadonlyArray<BestOfN.Candidate>>(options.models.map(cancelled))
     const stop = yield* Deferred.make<void>()
     const concurrency = options.concurrency
-    const permits = concurrency === undefined || concurrency === "unbounded"
+    const permits = concurrency === undefined || concurrency === "unbounded" || !Number.isFinite(concurrency)
       ? Option.none()
       : Option.some(yield* Effect.makeSemaphore(Math.max(1, Math.floor(concurrency))))
     const timeout = options.candidateTimeout === undefined ? undefined : Duration.decode(options.candidateTimeout)
@@ -137,8 +137,10 @@ export const run = (
         }
       })
 
+    // `raceFirst`, not `race`: a defect in a candidate must end the call, not leave it waiting
+    // for a stop that never comes.
     yield* Effect.forEach(options.models, candidate, { concurrency: "unbounded", discard: true }).pipe(
-      Effect.race(Deferred.await(stop))
+      Effect.raceFirst(Deferred.await(stop))
     )
     return yield* Ref.get(slots)
   })
