@@ -430,6 +430,20 @@ describe("BestOfN.complete", () => {
       ])
     }).pipe(Effect.provide(threeCandidates)))
 
+  it.effect("runs inside the best-of-n pattern span, where the judge is called", () =>
+    Effect.gen(function*() {
+      const spans: Array<string> = []
+      const judge = Judge.fromFunction(() =>
+        Effect.map(Effect.orDie(Effect.currentSpan), (span) => {
+          spans.push(span.name)
+          return 5
+        })
+      )
+      yield* BestOfN.complete(request, { models: ["fast"] }).pipe(Effect.provide(Judge.layer(judge)), Effect.fork)
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(spans, ["resilient-llm.best-of-n"])
+    }).pipe(Effect.provide(threeCandidates)))
+
   it.effect("reports each candidate attempt under the best-of-n pattern", () =>
     Effect.gen(function*() {
       const fiber = yield* Effect.fork(BestOfN.complete(request, { models: ["fast", "medium"] }))

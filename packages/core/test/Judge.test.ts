@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ChatClient, ChatCompletion, Judge, LlmError } from "@resilient-llm/core"
+import { ChatClient, ChatCompletion, Judge, LlmError, Observability } from "@resilient-llm/core"
 import { type Duration, Effect, Either, Exit, FastCheck, Fiber, Layer, Ref, Stream, TestClock } from "effect"
 
 // `@resilient-llm/testing` depends on core, so core's tests cannot import its TestChatClient; this
@@ -217,6 +217,17 @@ describe("Judge.llm", () => {
       assert.strictEqual(error.cause?._tag === "ServerError" && error.cause.status, 503)
       assert.include(error.message, "HTTP 503")
     }))
+
+  it.effect("each judge call is an Observability attempt of the judge model", () =>
+    Effect.gen(function*() {
+      const { layer } = yield* scriptedClient((request) => request.messages.length === 2 ? "6" : "x")
+      const judge = yield* Judge.llm({ model: "judge-observed" }).pipe(Effect.provide(layer))
+      yield* judge.score(input)
+      yield* judge.score(input)
+      const [stats] = yield* Observability.snapshot({ labels: { test: "judge-observability" } })
+      assert.strictEqual(stats.model, "judge-observed")
+      assert.strictEqual(stats.successes, 2)
+    }).pipe(Effect.tagMetrics("test", "judge-observability")))
 
   it.effect("refuses a scale that is not a range", () =>
     Effect.gen(function*() {
