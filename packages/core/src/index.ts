@@ -27,3 +27,8 @@ export * as Judge from "./Judge.js"
  * @since 0.1.0
  */
 export * as BestOfN from "./BestOfN.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Experiment from "./Experiment.js"

@@ -1,0 +1,391 @@
+/**
+ * The experiment runner: validates the options, assigns variants, serves and records calls,
+ * forks shadow calls into the experiment's scope, and turns the recorder's aggregates into the
+ * summary with its intervals and verdicts.
+ *
+ * @internal
+ */
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Random from "effect/Random"
+import type * as Scope from "effect/Scope"
+import * as ChatClient from "../ChatClient.js"
+import * as ChatCompletion from "../ChatCompletion.js"
+import * as Experiment from "../Experiment.js"
+import * as Observability from "../Observability.js"
+import { pick, stickyPoint } from "./experimentAssignment.js"
+import { type CallRecord, type Finished, Recorder, type VariantState } from "./experimentRecorder.js"
+import * as Stats from "./experimentStats.js"
+
+const DEFAULT_SAMPLE_SIZE = 1_000
+const DEFAULT_SCORE_WINDOW = 10_000
+const DEFAULT_SHADOW_CONCURRENCY = 16
+const DEFAULT_CONFIDENCE = 0.95
+const DEFAULT_MIN_SAMPLES = 30
+
+interface Config {
+  readonly name: string
+  readonly variants: ReadonlyArray<Experiment.Variant>
+  readonly weights: ReadonlyArray<number>
+  readonly assignment: Experiment.Assignment
+  readonly controlIndex: number
+  readonly shadowConcurrency: number | undefined
+  readonly sampleSize: number
+  readonly scoreWindow: number
+  readonly confidence: number
+  readonly minSamples: number
+}
+
+// `PromptRequest` is `Omit` over a type with an index signature, which keeps only the index
+// signature, so TypeScript cannot see `messages` in it; the default is never used at run time.
+const withModel = (request: ChatCompletion.PromptRequest, model: string): ChatCompletion.ChatRequest => ({
+  messages: [],
+  ...request,
+  model
+})
+
+const isPositiveInteger = (n: number): boolean => Number.isInteger(n) && n > 0
+
+/** Every reason the options describe no experiment, or the validated config. */
+const validate = (options: Experiment.Options): Config | string => {
+  if (typeof options.name !== "string" || options.name.length === 0) return "the name is empty"
+  const variants = options.variants
+  if (variants.length === 0) return "there are no variants"
+  const seen = new Set<string>()
+  for (const variant of variants) {
+    if (variant.name.length === 0) return "a variant has an empty name"
+    if (seen.has(variant.name)) return `two variants are named "${variant.name}"`
+    seen.add(variant.name)
+    if (variant.model.length === 0) return `variant "${variant.name}" has no model`
+    if (!Number.isFinite(variant.weight)) return `variant "${variant.name}" has a weight that is not finite`
+    if (variant.weight < 0) return `variant "${variant.name}" has a negative weight (${variant.weight})`
+  }
+  if (variants.every((variant) => variant.weight === 0)) return "every weight is zero, so no variant gets traffic"
+  const controlIndex = options.control === undefined ? 0 : variants.findIndex((v) => v.name === options.control)
+  if (controlIndex < 0) return `the control "${options.control}" is not one of the variants`
+  const shadow = options.shadow === true ? {} : options.shadow === false ? undefined : options.shadow
+  const shadowConcurrency = shadow === undefined ? undefined : shadow.concurrency ?? DEFAULT_SHADOW_CONCURRENCY
+  if (shadowConcurrency !== undefined && !isPositiveInteger(shadowConcurrency)) {
+    return `shadow concurrency must be a positive integer, got ${shadowConcurrency}`
+  }
+  const sampleSize = options.sampleSize ?? DEFAULT_SAMPLE_SIZE
+  if (!isPositiveInteger(sampleSize)) return `sampleSize must be a positive integer, got ${sampleSize}`
+  const scoreWindow = options.scoreWindow ?? DEFAULT_SCORE_WINDOW
+  if (!isPositiveInteger(scoreWindow)) return `scoreWindow must be a positive integer, got ${scoreWindow}`
+  const confidence = options.confidence ?? DEFAULT_CONFIDENCE
+  if (!(confidence > 0 && confidence < 1)) return `confidence must be between 0 and 1, got ${confidence}`
+  const minSamples = options.minSamples ?? DEFAULT_MIN_SAMPLES
+  if (!Number.isInteger(minSamples) || minSamples < 2) {
+    return `minSamples must be an integer of at least 2, got ${minSamples}`
+  }
+  return {
+    name: options.name,
+    variants: variants.map((v) => ({ name: v.name, model: v.model, weight: v.weight })),
+    weights: variants.map((v) => v.weight),
+    assignment: options.assignment,
+    controlIndex,
+    shadowConcurrency,
+    sampleSize,
+    scoreWindow,
+    confidence,
+    minSamples
+  }
+}
+
+/** @internal */
+export const make = (
+  options: Experiment.Options
+): Effect.Effect<Experiment.Experiment, Experiment.ExperimentConfigError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const config = validate(options)
+    if (typeof config === "string") {
+      return yield* new Experiment.ExperimentConfigError({ experiment: String(options.name), reason: config })
+    }
+    const scope = yield* Effect.scope
+    const recorder = new Recorder(config.name, config.variants, config.sampleSize, config.scoreWindow)
+    const shadowSlots = config.shadowConcurrency === undefined
+      ? undefined
+      : yield* Effect.makeSemaphore(config.shadowConcurrency)
+
+    const choose = (key: string | undefined): Effect.Effect<number> => {
+      if (config.assignment === "sticky" && key !== undefined) {
+        return Effect.sync(() => pick(config.weights, stickyPoint(config.name, key)))
+      }
+      const draw = Effect.map(Random.next, (u) => pick(config.weights, u))
+      return config.assignment === "sticky"
+        ? Effect.zipRight(Effect.sync(() => recorder.unkeyed += 1), draw)
+        : draw
+    }
+
+    /** Records a finished or interrupted call; the reservoir's draw comes from `Random`. */
+    const recordExit = (
+      variant: number,
+      call: Omit<Finished, "outcome" | "inputTokens" | "outputTokens">,
+      exit: Exit.Exit<ChatCompletion.ChatCompletion, unknown>
+    ): Effect.Effect<void> => {
+      const outcome = Observability.outcomeOf(exit)
+      if (outcome === "interrupted") return Effect.sync(() => recorder.interrupted(variant))
+      const tokens = Exit.isSuccess(exit) ? ChatCompletion.tokens(exit.value) : Option.none()
+      return Effect.flatMap(Random.next, (u) =>
+        Effect.sync(() =>
+          recorder.record(variant, {
+            ...call,
+            outcome,
+            inputTokens: Option.isSome(tokens) ? tokens.value.input : undefined,
+            outputTokens: Option.isSome(tokens) ? tokens.value.output : undefined
+          }, u)
+        ))
+    }
+
+    const serve = (variant: number, request: ChatCompletion.PromptRequest, shadow: boolean) =>
+      Effect.gen(function*() {
+        const { model, name } = config.variants[variant]
+        const callId = yield* Effect.sync(() => recorder.nextCallId())
+        const startedAt = yield* Clock.currentTimeMillis
+        const completion = yield* ChatClient.create(withModel(request, model)).pipe(
+          Observability.attempt({
+            pattern: "experiment",
+            model,
+            attributes: {
+              "llm.experiment": config.name,
+              "llm.variant": name,
+              "llm.call_id": callId,
+              "llm.shadow": shadow
+            }
+          }),
+          Effect.onExit((exit) =>
+            Effect.flatMap(
+              Clock.currentTimeMillis,
+              (endedAt) => recordExit(variant, { callId, shadow, startedAt, latencyMs: endedAt - startedAt }, exit)
+            )
+          )
+        )
+        return { completion, variant: name, model, callId } satisfies Experiment.Served
+      })
+
+    const forkShadow = (variant: number, request: ChatCompletion.PromptRequest) =>
+      shadowSlots === undefined ? Effect.void : serve(variant, request, true).pipe(
+        // the error is recorded; nobody waits for a shadow call's result
+        Effect.ignore,
+        shadowSlots.withPermitsIfAvailable(1),
+        Effect.flatMap(Option.match({
+          onNone: () => Effect.sync(() => recorder.dropped(variant)),
+          onSome: () => Effect.void
+        })),
+        Effect.forkIn(scope),
+        Effect.asVoid
+      )
+
+    const complete = (request: ChatCompletion.PromptRequest, callOptions?: { readonly key?: string }) =>
+      Effect.flatMap(choose(callOptions?.key), (variant) =>
+        shadowSlots !== undefined && variant !== config.controlIndex
+          ? Effect.zipRight(forkShadow(variant, request), serve(config.controlIndex, request, false))
+          : serve(variant, request, false)).pipe(
+          Observability.pattern("experiment", { "llm.experiment": config.name })
+        )
+
+    const score = (callId: string, value: number): Effect.Effect<void, Experiment.ScoreError> =>
+      Effect.suspend(() => {
+        const result = Number.isFinite(value) ? recorder.score(callId, value) : "invalid-score"
+        return result === "scored"
+          ? Effect.void
+          : Effect.fail(new Experiment.ScoreError({ experiment: config.name, callId, reason: result }))
+      })
+
+    const record = (call: Experiment.RecordedCall): Effect.Effect<string, Experiment.UnknownVariantError> => {
+      const variant = config.variants.findIndex((v) => v.name === call.variant)
+      if (variant < 0) {
+        return Effect.fail(new Experiment.UnknownVariantError({ experiment: config.name, variant: call.variant }))
+      }
+      return Effect.flatMap(
+        Effect.all([
+          Random.next,
+          call.startedAt === undefined ? Clock.currentTimeMillis : Effect.succeed(call.startedAt)
+        ]),
+        ([u, startedAt]) =>
+          Effect.sync(() => {
+            const callId = recorder.nextCallId()
+            recorder.record(variant, {
+              callId,
+              shadow: call.shadow ?? false,
+              startedAt,
+              latencyMs: call.latencyMs,
+              outcome: call.outcome,
+              inputTokens: call.inputTokens,
+              outputTokens: call.outputTokens
+            }, u)
+            return callId
+          })
+      )
+    }
+
+    const experiment: Experiment.Experiment = {
+      name: config.name,
+      control: config.variants[config.controlIndex].name,
+      variants: config.variants,
+      complete,
+      score,
+      record,
+      summary: Effect.sync(() => summarize(config, recorder)),
+      export: Effect.sync(() =>
+        recorder.sample().map((call) => JSON.stringify(exported(config.name, call)) + "\n").join("")
+      ),
+      recorderSize: Effect.sync(() => recorder.size)
+    }
+    return experiment
+  })
+
+const exported = (experiment: string, call: CallRecord): Experiment.ExportedCall => ({
+  experiment,
+  callId: call.callId,
+  variant: call.variant,
+  model: call.model,
+  shadow: call.shadow,
+  startedAt: call.startedAt,
+  latencyMs: call.latencyMs,
+  outcome: call.outcome,
+  inputTokens: call.inputTokens ?? null,
+  outputTokens: call.outputTokens ?? null,
+  score: call.score ?? null
+})
+
+// --- summary -------------------------------------------------------------------------------------
+
+const momentsOf = (moments: Stats.Moments): Experiment.Moments => ({
+  count: moments.n,
+  mean: moments.n === 0 ? undefined : moments.mean,
+  sd: moments.n < 2 ? undefined : Math.sqrt(Stats.variance(moments))
+})
+
+const variantSummary = (
+  config: Config,
+  index: number,
+  state: VariantState
+): Experiment.VariantSummary => {
+  const latencies = state.reservoir.filter((call) => call.outcome === "success").map((call) => call.latencyMs)
+    .sort((a, b) => a - b)
+  const variant = config.variants[index]
+  return {
+    name: variant.name,
+    model: variant.model,
+    weight: variant.weight,
+    isControl: index === config.controlIndex,
+    calls: state.calls,
+    errors: state.errors,
+    errorRate: state.calls === 0 ? 0 : state.errors / state.calls,
+    interrupted: state.interrupted,
+    outcomes: Object.fromEntries(state.outcomes),
+    latency: {
+      ...momentsOf(state.latency),
+      p50: Stats.quantileSorted(latencies, 0.5),
+      p95: Stats.quantileSorted(latencies, 0.95)
+    },
+    inputTokens: momentsOf(state.inputTokens),
+    outputTokens: momentsOf(state.outputTokens),
+    score: momentsOf(state.score),
+    shadowDropped: state.shadowDropped,
+    sampled: state.reservoir.length
+  }
+}
+
+const format = (n: number): string => Number.isInteger(n) ? String(n) : n.toPrecision(4)
+
+const compare = (
+  metric: Experiment.Comparison["metric"],
+  control: { readonly n: number; readonly value: number | undefined },
+  challenger: { readonly n: number; readonly value: number | undefined },
+  interval: Stats.Interval | undefined,
+  higherIsBetter: boolean,
+  config: Config
+): Experiment.Comparison => {
+  const difference = control.value !== undefined && challenger.value !== undefined
+    ? challenger.value - control.value
+    : undefined
+  const enough = control.n >= config.minSamples && challenger.n >= config.minSamples
+  const verdict = enough ? Stats.verdict(interval, higherIsBetter) : "inconclusive"
+  const level = `${format(config.confidence * 100)}%`
+  const reason = !enough
+    ? `too few samples: ${challenger.n} challenger and ${control.n} control, ${config.minSamples} needed on each side`
+    : interval === undefined
+    ? "no interval could be computed"
+    : verdict === "inconclusive"
+    ? `the ${level} interval [${format(interval.lower)}, ${format(interval.upper)}] contains 0`
+    : `the ${level} interval [${format(interval.lower)}, ${format(interval.upper)}] excludes 0`
+  return {
+    metric,
+    control,
+    challenger,
+    difference,
+    lower: interval?.lower,
+    upper: interval?.upper,
+    df: interval?.df,
+    verdict,
+    reason
+  }
+}
+
+const sampleMoments = (moments: Stats.Moments): Stats.SampleMoments => ({
+  n: moments.n,
+  mean: moments.mean,
+  variance: Stats.variance(moments)
+})
+
+const challengerComparison = (
+  config: Config,
+  control: VariantState,
+  index: number,
+  state: VariantState
+): Experiment.ChallengerComparison => {
+  const mean = (moments: Stats.Moments) => ({ n: moments.n, value: moments.n === 0 ? undefined : moments.mean })
+  const rate = (s: VariantState) => ({ n: s.calls, value: s.calls === 0 ? undefined : s.errors / s.calls })
+  return {
+    variant: config.variants[index].name,
+    latency: compare(
+      "latency",
+      mean(control.latency),
+      mean(state.latency),
+      Stats.welch(sampleMoments(control.latency), sampleMoments(state.latency), config.confidence),
+      false,
+      config
+    ),
+    errorRate: compare(
+      "errorRate",
+      rate(control),
+      rate(state),
+      Stats.proportions(
+        { n: control.calls, successes: control.errors },
+        { n: state.calls, successes: state.errors },
+        config.confidence
+      ),
+      false,
+      config
+    ),
+    score: compare(
+      "score",
+      mean(control.score),
+      mean(state.score),
+      Stats.welch(sampleMoments(control.score), sampleMoments(state.score), config.confidence),
+      true,
+      config
+    )
+  }
+}
+
+const summarize = (config: Config, recorder: Recorder): Experiment.Summary => {
+  const states = recorder.variants
+  const control = states[config.controlIndex]
+  return {
+    experiment: config.name,
+    control: config.variants[config.controlIndex].name,
+    confidence: config.confidence,
+    minSamples: config.minSamples,
+    variants: states.map((state, index) => variantSummary(config, index, state)),
+    comparisons: states.flatMap((state, index) =>
+      index === config.controlIndex ? [] : [challengerComparison(config, control, index, state)]
+    ),
+    shadowDropped: states.reduce((sum, state) => sum + state.shadowDropped, 0),
+    unkeyed: recorder.unkeyed
+  }
+}
