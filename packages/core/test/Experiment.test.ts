@@ -1,0 +1,623 @@
+import { assert, describe, it } from "@effect/vitest"
+import { ChatClient, ChatCompletion, Experiment, LlmError } from "@resilient-llm/core"
+import { Context, Effect, Exit, Fiber, Layer, Random, Scope, Stream, TestClock } from "effect"
+
+// --- scripted client -----------------------------------------------------------------------------
+// `@resilient-llm/testing` depends on core, so core's tests cannot import its TestChatClient. This is
+// the part of it these tests need: per model, an outcome per call after a delay that TestClock
+// moves, and a record of every call with how it ended.
+namespace TestChatClient {
+  export type Outcome =
+    | {
+      readonly _tag: "Reply"
+      readonly delay: number
+      readonly usage: { readonly prompt_tokens: number; readonly completion_tokens: number }
+    }
+    | { readonly _tag: "Fail"; readonly error: LlmError.LlmError; readonly delay: number }
+    | { readonly _tag: "Hang" }
+  export type Script = Readonly<Record<string, (index: number) => Outcome>>
+  export interface Call {
+    readonly model: string
+    readonly startedAt: number
+    readonly endedAt: number | undefined
+    readonly result: "pending" | "success" | "failure" | "interrupted"
+  }
+  export class Recorder extends Context.Tag("test/ExperimentRecorder")<Recorder, ReadonlyArray<Call>>() {}
+  export const reply = (
+    delay = 0,
+    usage: { readonly prompt_tokens: number; readonly completion_tokens: number } = {
+      prompt_tokens: 10,
+      completion_tokens: 5
+    }
+  ): Outcome => ({ _tag: "Reply", delay, usage })
+  export const fail = (error: LlmError.LlmError, delay = 0): Outcome => ({ _tag: "Fail", error, delay })
+  export const hang: Outcome = { _tag: "Hang" }
+  export const calls = Effect.map(Recorder, (log) => [...log])
+  export const layer = (script: Script): Layer.Layer<ChatClient.ChatClient | Recorder> =>
+    Layer.effectContext(Effect.sync(() => {
+      // plain mutable state, touched only inside `Effect.sync`: the split tests make 10,000s of calls
+      const log: Array<Call> = []
+      const perModel = new Map<string, number>()
+      const create = (request: ChatCompletion.ChatRequest) =>
+        Effect.gen(function*() {
+          const startedAt = yield* TestClock.currentTimeMillis
+          const [index, nth] = yield* Effect.sync(() => {
+            const nth = perModel.get(request.model) ?? 0
+            perModel.set(request.model, nth + 1)
+            log.push({ model: request.model, startedAt, endedAt: undefined, result: "pending" })
+            return [log.length - 1, nth] as const
+          })
+          const modelScript = script[request.model]
+          const outcome = modelScript === undefined ? undefined : modelScript(nth)
+          const play: Effect.Effect<ChatCompletion.ChatCompletion, LlmError.LlmError> = outcome === undefined
+            ? Effect.fail(new LlmError.ModelNotFoundError({ model: request.model }))
+            : outcome._tag === "Hang"
+            ? Effect.never
+            : outcome._tag === "Fail"
+            ? Effect.zipRight(Effect.sleep(outcome.delay), Effect.fail(outcome.error))
+            : Effect.as(
+              Effect.sleep(outcome.delay),
+              ChatCompletion.make({ model: request.model, content: "ok", usage: outcome.usage })
+            )
+          return yield* play.pipe(Effect.onExit((exit) =>
+            Effect.flatMap(TestClock.currentTimeMillis, (endedAt) =>
+              Effect.sync(() => {
+                log[index] = {
+                  ...log[index],
+                  endedAt,
+                  result: Exit.isSuccess(exit) ? "success" : Exit.isInterrupted(exit) ? "interrupted" : "failure"
+                }
+              }))
+          ))
+        })
+      return Context.make(ChatClient.ChatClient, { create, stream: () => Stream.dieMessage("not scripted") }).pipe(
+        Context.add(Recorder, log)
+      )
+    }))
+}
+// -------------------------------------------------------------------------------------------------
+
+const request = ChatCompletion.prompt("Summarize the meeting notes.")
+const instant = TestChatClient.layer({
+  "model-a": () => TestChatClient.reply(),
+  "model-b": () => TestChatClient.reply()
+})
+const seeded = (seed: number) => Effect.withRandom(Random.make(seed))
+
+describe("Experiment.make", () => {
+  const variant = (name: string, weight: number) => ({ name, model: `model-${name}`, weight })
+  const reasonOf = (options: Experiment.Options) =>
+    Effect.flip(Experiment.make(options)).pipe(
+      Effect.map((error) => {
+        assert.strictEqual(error._tag, "ExperimentConfigError")
+        assert.include(error.message, `Experiment "${options.name}" is misconfigured`)
+        return error.reason
+      }),
+      Effect.scoped
+    )
+
+  it.effect("rejects what describes no experiment, with a reason", () =>
+    Effect.gen(function*() {
+      const base = { name: "e", assignment: "random" } as const
+      assert.include(yield* reasonOf({ ...base, variants: [] }), "no variants")
+      assert.include(yield* reasonOf({ ...base, variants: [variant("a", 1), variant("a", 2)] }), "two variants")
+      assert.include(yield* reasonOf({ ...base, variants: [variant("a", 1), variant("b", -0.5)] }), "negative")
+      assert.include(yield* reasonOf({ ...base, variants: [variant("a", Number.NaN)] }), "not finite")
+      assert.include(yield* reasonOf({ ...base, variants: [variant("a", Infinity)] }), "not finite")
+      assert.include(yield* reasonOf({ ...base, variants: [variant("a", 0), variant("b", 0)] }), "every weight is zero")
+      assert.include(
+        yield* reasonOf({ ...base, variants: [variant("a", 1)], control: "z" }),
+        "the control \"z\" is not one of the variants"
+      )
+      assert.include(yield* reasonOf({ ...base, variants: [variant("a", 1)], sampleSize: 0 }), "sampleSize")
+      assert.include(yield* reasonOf({ ...base, variants: [variant("a", 1)], scoreWindow: 1.5 }), "scoreWindow")
+      assert.include(yield* reasonOf({ ...base, variants: [variant("a", 1)], confidence: 1 }), "confidence")
+      assert.include(yield* reasonOf({ ...base, variants: [variant("a", 1)], minSamples: 1 }), "minSamples")
+      assert.include(
+        yield* reasonOf({ ...base, variants: [variant("a", 1)], shadow: { concurrency: 0 } }),
+        "shadow concurrency"
+      )
+      assert.include(yield* reasonOf({ ...base, name: "", variants: [variant("a", 1)] }), "name is empty")
+    }))
+
+  it.effect("accepts zero weights, weights not summing to 1, and a named control", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "e",
+        assignment: "random",
+        variants: [variant("a", 3), variant("b", 0), variant("c", 7)],
+        control: "c"
+      })
+      assert.strictEqual(experiment.control, "c")
+      const summary = yield* experiment.summary
+      assert.deepStrictEqual(summary.comparisons.map((c) => c.variant), ["a", "b"])
+      assert.deepStrictEqual(summary.variants.map((v) => v.isControl), [false, false, true])
+    }).pipe(Effect.scoped))
+
+  it.effect("the first variant is the control by default", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "e",
+        assignment: "random",
+        variants: [variant("a", 1), variant("b", 1)]
+      })
+      assert.strictEqual(experiment.control, "a")
+    }).pipe(Effect.scoped))
+})
+
+describe("assignment", () => {
+  const split = (assignment: Experiment.Assignment) =>
+    Experiment.make({
+      name: "split",
+      assignment,
+      // weights need not sum to 1: 4 to 1 is 80% to 20%
+      variants: [{ name: "control", model: "model-a", weight: 4 }, { name: "challenger", model: "model-b", weight: 1 }]
+    })
+
+  it.effect("random: a 20% weight gets 20% of 10,000 calls, within 1 point, and reproducibly per seed", () =>
+    Effect.gen(function*() {
+      const run = (seed: number, calls = 10_000) =>
+        Effect.gen(function*() {
+          const experiment = yield* split("random")
+          const served = yield* Effect.forEach(
+            Array.from({ length: calls }),
+            () => Effect.map(experiment.complete(request), (s) => s.variant)
+          )
+          const summary = yield* experiment.summary
+          return { served, summary }
+        }).pipe(Effect.scoped, seeded(seed))
+      const { served, summary } = yield* run(42)
+      const share = served.filter((v) => v === "challenger").length / served.length
+      assert.isBelow(Math.abs(share - 0.2), 0.01, `challenger share ${share}`)
+      assert.deepStrictEqual(summary.variants.map((v) => v.calls), [
+        served.filter((v) => v === "control").length,
+        served.filter((v) => v === "challenger").length
+      ])
+      const again = yield* run(42, 1_000)
+      assert.deepStrictEqual(again.served, served.slice(0, 1_000), "the same seed gives the same assignments")
+      const other = yield* run(7, 1_000)
+      assert.notDeepEqual(other.served, again.served)
+    }).pipe(Effect.provide(instant)))
+
+  it.effect("sticky: one key keeps its variant for 1,000 calls, whatever the Random seed", () =>
+    Effect.gen(function*() {
+      const experiment = yield* split("sticky")
+      for (const key of ["user-1", "user-2", "user-3", "ünïcødé 🙂"]) {
+        const seen = new Set<string>()
+        for (let i = 0; i < 1_000; i++) {
+          const served = yield* experiment.complete(request, { key }).pipe(seeded(i))
+          seen.add(served.variant)
+        }
+        assert.strictEqual(seen.size, 1, `${key} saw ${[...seen].join(", ")}`)
+      }
+      // a second experiment object with the same name and weights (another process) agrees
+      const other = yield* split("sticky")
+      for (let i = 0; i < 200; i++) {
+        const key = `user-${i}`
+        const [a, b] = yield* Effect.all([experiment.complete(request, { key }), other.complete(request, { key })])
+        assert.strictEqual(a.variant, b.variant)
+      }
+    }).pipe(Effect.scoped, Effect.provide(instant)))
+
+  it.effect("sticky: the split over 10,000 keys matches the weights within 1.5 points", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "three-way",
+        assignment: "sticky",
+        variants: [
+          { name: "a", model: "model-a", weight: 5 },
+          { name: "b", model: "model-b", weight: 3 },
+          { name: "off", model: "model-b", weight: 0 },
+          { name: "c", model: "model-a", weight: 2 }
+        ]
+      })
+      for (let i = 0; i < 10_000; i++) yield* experiment.complete(request, { key: `user-${i}` })
+      const summary = yield* experiment.summary
+      const shares = summary.variants.map((v) => v.calls / 10_000)
+      assert.strictEqual(shares[2], 0, "a zero weight gets nothing")
+      assert.isBelow(Math.abs(shares[0] - 0.5), 0.015, `a: ${shares[0]}`)
+      assert.isBelow(Math.abs(shares[1] - 0.3), 0.015, `b: ${shares[1]}`)
+      assert.isBelow(Math.abs(shares[3] - 0.2), 0.015, `c: ${shares[3]}`)
+      assert.strictEqual(summary.unkeyed, 0)
+    }).pipe(Effect.scoped, Effect.provide(instant)))
+
+  it.effect("sticky without a key falls back to Random and is counted as unkeyed", () =>
+    Effect.gen(function*() {
+      const experiment = yield* split("sticky")
+      const served = yield* Effect.forEach(Array.from({ length: 400 }), () => experiment.complete(request))
+      const variants = new Set(served.map((s) => s.variant))
+      assert.deepStrictEqual([...variants].sort(), ["challenger", "control"])
+      assert.strictEqual((yield* experiment.summary).unkeyed, 400)
+    }).pipe(Effect.scoped, seeded(1), Effect.provide(instant)))
+})
+
+describe("complete", () => {
+  const twoModels = TestChatClient.layer({
+    "model-a": () => TestChatClient.reply(300, { prompt_tokens: 7, completion_tokens: 3 }),
+    "model-b": () => TestChatClient.fail(new LlmError.ServerError({ model: "model-b", status: 503 }), 50),
+    "model-h": () => TestChatClient.hang
+  })
+
+  it.effect("records variant, model, latency, tokens and outcome; errors reach the caller typed", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "rec",
+        assignment: "sticky",
+        variants: [{ name: "a", model: "model-a", weight: 1 }, { name: "b", model: "model-b", weight: 1 }]
+      })
+      // find a key for each side, once, through the public assignment
+      const keyFor = (variant: string) => {
+        for (let i = 0;; i++) {
+          const key = `k${i}`
+          if (variantOfKey(experiment, key) === variant) return key
+        }
+      }
+      const fiber = yield* Effect.fork(Effect.all([
+        experiment.complete(request, { key: keyFor("a") }),
+        Effect.either(experiment.complete(request, { key: keyFor("b") }))
+      ], { concurrency: "unbounded" }))
+      yield* TestClock.adjust("300 millis")
+      const [served, failed] = yield* Fiber.join(fiber)
+      assert.strictEqual(served.variant, "a")
+      assert.strictEqual(served.model, "model-a")
+      assert.strictEqual(served.completion.model, "model-a")
+      assert.strictEqual(failed._tag, "Left")
+      if (failed._tag === "Left") {
+        assert.strictEqual(failed.left._tag, "ServerError")
+        assert.strictEqual(failed.left.model, "model-b")
+      }
+      const summary = yield* experiment.summary
+      const [a, b] = summary.variants
+      assert.deepStrictEqual([a.calls, a.errors, a.latency.mean, a.inputTokens.mean, a.outputTokens.mean], [
+        1,
+        0,
+        300,
+        7,
+        3
+      ])
+      assert.deepStrictEqual([b.calls, b.errors, b.errorRate, b.outcomes], [1, 1, 1, { ServerError: 1 }])
+      assert.strictEqual(b.latency.count, 0, "latency is over successes")
+      const lines = (yield* experiment.export).trim().split("\n").map((line) => JSON.parse(line))
+      assert.deepStrictEqual(lines.map((l) => [l.variant, l.model, l.latencyMs, l.outcome]), [
+        ["a", "model-a", 300, "success"],
+        ["b", "model-b", 50, "ServerError"]
+      ])
+    }).pipe(Effect.scoped, Effect.provide(twoModels)))
+
+  it.effect("an interrupted call is counted apart, not as an error", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "int",
+        assignment: "random",
+        variants: [{ name: "h", model: "model-h", weight: 1 }]
+      })
+      const fiber = yield* Effect.fork(experiment.complete(request))
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.interrupt(fiber)
+      const [h] = (yield* experiment.summary).variants
+      assert.deepStrictEqual([h.calls, h.errors, h.interrupted], [0, 0, 1])
+      const calls = yield* TestChatClient.calls
+      assert.deepStrictEqual(calls.map((c) => c.result), ["interrupted"])
+    }).pipe(Effect.scoped, Effect.provide(twoModels)))
+
+  it.effect("call ids are unique", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "ids",
+        assignment: "random",
+        variants: [{ name: "a", model: "model-a", weight: 1 }, { name: "b", model: "model-b", weight: 1 }]
+      })
+      const served = yield* Effect.forEach(Array.from({ length: 500 }), () => experiment.complete(request), {
+        concurrency: 50
+      })
+      assert.strictEqual(new Set(served.map((s) => s.callId)).size, 500)
+    }).pipe(Effect.scoped, seeded(3), Effect.provide(instant)))
+})
+
+/** The variant a sticky experiment gives a key, computed without making a call. */
+const variantOfKey = (experiment: Experiment.Experiment, key: string): string => {
+  // FNV-1a 32 over UTF-8 of `${name}\0${key}`, MurmurHash3 fmix32, divided by 2^32: written out
+  // again here so the test also pins the documented hash.
+  let h = 0x811c9dc5
+  for (const byte of new TextEncoder().encode(`${experiment.name}\u0000${key}`)) {
+    h = Math.imul(h ^ byte, 0x01000193)
+  }
+  h >>>= 0
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  h ^= h >>> 16
+  const point = (h >>> 0) / 4294967296
+  const total = experiment.variants.reduce((sum, v) => sum + v.weight, 0)
+  let cumulative = 0
+  for (const variant of experiment.variants) {
+    cumulative += variant.weight
+    if (variant.weight > 0 && point * total < cumulative) return variant.name
+  }
+  return experiment.variants[experiment.variants.length - 1].name
+}
+
+describe("shadow mode", () => {
+  const shadowLayer = TestChatClient.layer({
+    "model-a": () => TestChatClient.reply(100),
+    "model-b": () => TestChatClient.reply(10_000, { prompt_tokens: 10, completion_tokens: 50 })
+  })
+  const mirrorAll = (concurrency: number) =>
+    Experiment.make({
+      name: "shadow",
+      assignment: "random",
+      shadow: { concurrency },
+      // control weight 0: every request is mirrored to the challenger
+      variants: [{ name: "control", model: "model-a", weight: 0 }, { name: "challenger", model: "model-b", weight: 1 }]
+    })
+
+  it.effect("the control answers at its own pace; the challenger runs on the same request and is recorded", () =>
+    Effect.gen(function*() {
+      const experiment = yield* mirrorAll(4)
+      const fiber = yield* Effect.fork(experiment.complete(request))
+      yield* TestClock.adjust("100 millis")
+      const exit = fiber.unsafePoll()
+      assert.isNotNull(exit, "the caller has its answer at 100 ms, not at 10 s")
+      const served = yield* Fiber.join(fiber)
+      assert.strictEqual(served.variant, "control")
+      assert.strictEqual(served.model, "model-a")
+      const calls = yield* TestChatClient.calls
+      assert.deepStrictEqual(calls.map((c) => [c.model, c.startedAt, c.result]).sort(), [
+        ["model-a", 0, "success"],
+        ["model-b", 0, "pending"]
+      ])
+      let summary = yield* experiment.summary
+      assert.deepStrictEqual(summary.variants.map((v) => v.calls), [1, 0])
+      yield* TestClock.adjust("9900 millis")
+      summary = yield* experiment.summary
+      assert.deepStrictEqual(summary.variants.map((v) => v.calls), [1, 1])
+      assert.deepStrictEqual(summary.variants.map((v) => v.latency.mean), [100, 10_000])
+      assert.strictEqual(summary.variants[1].outputTokens.mean, 50)
+      const lines = (yield* experiment.export).trim().split("\n").map((line) => JSON.parse(line))
+      assert.deepStrictEqual(lines.map((l) => [l.variant, l.shadow]), [["control", false], ["challenger", true]])
+    }).pipe(Effect.scoped, seeded(1), Effect.provide(shadowLayer)))
+
+  it.effect("a failing or hanging challenger never delays or fails the caller", () =>
+    Effect.gen(function*() {
+      const experiment = yield* mirrorAll(4)
+      const fiber = yield* Effect.fork(Effect.all([experiment.complete(request), experiment.complete(request)]))
+      yield* TestClock.adjust("200 millis")
+      assert.isNotNull(fiber.unsafePoll())
+      const served = yield* Fiber.join(fiber)
+      assert.deepStrictEqual(served.map((s) => s.variant), ["control", "control"])
+      yield* TestClock.adjust("1 second")
+      const [, challenger] = (yield* experiment.summary).variants
+      assert.deepStrictEqual([challenger.calls, challenger.errors, challenger.outcomes], [1, 1, { ServerError: 1 }])
+    }).pipe(
+      Effect.scoped,
+      seeded(1),
+      Effect.provide(TestChatClient.layer({
+        "model-a": () => TestChatClient.reply(100),
+        "model-b": (n) =>
+          n === 0
+            ? TestChatClient.fail(new LlmError.ServerError({ model: "model-b", status: 500 }), 1000)
+            : TestChatClient.hang
+      }))
+    ))
+
+  it.effect("when every shadow slot is busy, a shadow call is dropped and counted, not queued", () =>
+    Effect.gen(function*() {
+      const experiment = yield* mirrorAll(2)
+      const fiber = yield* Effect.fork(
+        Effect.forEach(Array.from({ length: 5 }), () => experiment.complete(request), { concurrency: "unbounded" })
+      )
+      yield* TestClock.adjust("100 millis")
+      assert.strictEqual((yield* Fiber.join(fiber)).length, 5)
+      let summary = yield* experiment.summary
+      assert.strictEqual(summary.shadowDropped, 3)
+      assert.strictEqual(summary.variants[1].shadowDropped, 3)
+      const calls = yield* TestChatClient.calls
+      assert.strictEqual(calls.filter((c) => c.model === "model-b").length, 2, "only two shadow calls were made")
+      // once the slots free up, new requests are mirrored again
+      yield* TestClock.adjust("10 seconds")
+      yield* Effect.fork(experiment.complete(request))
+      yield* TestClock.adjust("10 seconds")
+      summary = yield* experiment.summary
+      assert.deepStrictEqual([summary.variants[1].calls, summary.shadowDropped], [3, 3])
+    }).pipe(Effect.scoped, seeded(1), Effect.provide(shadowLayer)))
+
+  it.effect("closing the experiment's scope interrupts shadow calls still running", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const experiment = yield* Scope.extend(mirrorAll(2), scope)
+      yield* Effect.fork(experiment.complete(request))
+      yield* TestClock.adjust("100 millis")
+      yield* Scope.close(scope, Exit.void)
+      const [control, challenger] = (yield* experiment.summary).variants
+      assert.deepStrictEqual([control.calls, challenger.calls, challenger.interrupted], [1, 0, 1])
+      const calls = yield* TestChatClient.calls
+      assert.deepStrictEqual(calls.find((c) => c.model === "model-b")?.result, "interrupted")
+    }).pipe(seeded(1), Effect.provide(shadowLayer)))
+
+  it.effect("with a random split, only calls assigned to the challenger are mirrored", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "half",
+        assignment: "random",
+        shadow: true,
+        variants: [{ name: "control", model: "model-a", weight: 1 }, {
+          name: "challenger",
+          model: "model-b",
+          weight: 1
+        }]
+      })
+      const served = yield* Effect.forEach(Array.from({ length: 200 }), () => experiment.complete(request))
+      assert.isTrue(served.every((s) => s.variant === "control"))
+      const [control, challenger] = (yield* experiment.summary).variants
+      assert.strictEqual(control.calls, 200)
+      assert.isAbove(challenger.calls, 60)
+      assert.isBelow(challenger.calls, 140)
+    }).pipe(Effect.scoped, seeded(9), Effect.provide(instant)))
+})
+
+describe("score", () => {
+  const layer = TestChatClient.layer({
+    "model-a": () => TestChatClient.reply(),
+    "model-b": () => TestChatClient.fail(new LlmError.ServerError({ model: "model-b", status: 502 }))
+  })
+
+  it.effect("attaches a score once; unknown, evicted, failed and non-finite scores are typed errors", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "scores",
+        assignment: "random",
+        scoreWindow: 3,
+        variants: [{ name: "a", model: "model-a", weight: 1 }, { name: "b", model: "model-b", weight: 0 }]
+      })
+      const first = yield* experiment.complete(request)
+      yield* experiment.score(first.callId, 4.5)
+      const reason = (callId: string, score: number) =>
+        Effect.map(Effect.flip(experiment.score(callId, score)), (error) => {
+          assert.strictEqual(error._tag, "ScoreError")
+          assert.include(error.message, callId)
+          return error.reason
+        })
+      assert.strictEqual(yield* reason(first.callId, 1), "already-scored")
+      assert.strictEqual(yield* reason("no-such-call", 1), "unknown")
+      assert.strictEqual(yield* reason(first.callId, Number.NaN), "invalid-score")
+      const failed = yield* experiment.record({ variant: "b", latencyMs: 10, outcome: "ServerError" })
+      assert.strictEqual(yield* reason(failed, 1), "failed-call")
+      // three more calls push `second` out of a window of 3
+      const second = yield* experiment.complete(request)
+      for (let i = 0; i < 3; i++) yield* experiment.complete(request)
+      assert.strictEqual(yield* reason(second.callId, 1), "unknown")
+      const summary = yield* experiment.summary
+      assert.deepStrictEqual(summary.variants[0].score, { count: 1, mean: 4.5, sd: undefined })
+      const line = (yield* experiment.export).split("\n").map((l) => l.length > 0 ? JSON.parse(l) : undefined)
+        .find((l) => l?.callId === first.callId)
+      assert.strictEqual(line?.score, 4.5)
+    }).pipe(Effect.scoped, seeded(5), Effect.provide(layer)))
+
+  it.effect("record rejects an unknown variant", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "x",
+        assignment: "random",
+        variants: [{ name: "a", model: "model-a", weight: 1 }]
+      })
+      const error = yield* Effect.flip(experiment.record({ variant: "nope", latencyMs: 1, outcome: "success" }))
+      assert.strictEqual(error._tag, "UnknownVariantError")
+      assert.strictEqual(error.message, "Experiment \"x\" has no variant \"nope\"")
+    }).pipe(Effect.scoped))
+})
+
+describe("export", () => {
+  it.effect("one JSON object per line with every field, keys never recorded", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "exp",
+        assignment: "sticky",
+        variants: [{ name: "a", model: "model-a", weight: 1 }]
+      })
+      yield* TestClock.adjust("5 seconds")
+      const served = yield* experiment.complete(request, { key: "alice@example.com" })
+      yield* experiment.score(served.callId, 3)
+      yield* experiment.record({
+        variant: "a",
+        latencyMs: 12,
+        outcome: "TimeoutError",
+        shadow: true,
+        startedAt: 1_000
+      })
+      const text = yield* experiment.export
+      assert.isTrue(text.endsWith("\n"))
+      assert.notInclude(text, "alice")
+      const lines = text.slice(0, -1).split("\n")
+      assert.strictEqual(lines.length, 2)
+      assert.deepStrictEqual(JSON.parse(lines[0]), {
+        experiment: "exp",
+        callId: served.callId,
+        variant: "a",
+        model: "model-a",
+        shadow: false,
+        startedAt: 5_000,
+        latencyMs: 0,
+        outcome: "success",
+        inputTokens: 10,
+        outputTokens: 5,
+        score: 3
+      })
+      assert.deepStrictEqual(JSON.parse(lines[1]), {
+        experiment: "exp",
+        callId: "exp-2",
+        variant: "a",
+        model: "model-a",
+        shadow: true,
+        startedAt: 1_000,
+        latencyMs: 12,
+        outcome: "TimeoutError",
+        inputTokens: null,
+        outputTokens: null,
+        score: null
+      })
+    }).pipe(Effect.scoped, Effect.provide(instant)))
+
+  it.effect("an experiment with no calls exports nothing", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "empty",
+        assignment: "random",
+        variants: [{ name: "a", model: "model-a", weight: 1 }]
+      })
+      assert.strictEqual(yield* experiment.export, "")
+      const summary = yield* experiment.summary
+      assert.deepStrictEqual(summary.variants[0].latency, {
+        count: 0,
+        mean: undefined,
+        sd: undefined,
+        p50: undefined,
+        p95: undefined
+      })
+    }).pipe(Effect.scoped))
+})
+
+describe("bounded memory", () => {
+  it.effect(
+    "1,000,000 recorded calls keep the recorder at its bound, and the sample stays uniform",
+    () =>
+      Effect.gen(function*() {
+        const sampleSize = 500
+        const scoreWindow = 2_000
+        const experiment = yield* Experiment.make({
+          name: "week",
+          assignment: "random",
+          sampleSize,
+          scoreWindow,
+          variants: [{ name: "a", model: "model-a", weight: 1 }, { name: "b", model: "model-b", weight: 1 }]
+        })
+        const bound = 2 * sampleSize + scoreWindow
+        const sizes: Array<number> = []
+        yield* Effect.gen(function*() {
+          for (let i = 0; i < 1_000_000; i++) {
+            yield* experiment.record({
+              variant: i % 2 === 0 ? "a" : "b",
+              latencyMs: i % 1000,
+              outcome: i % 10 === 0 ? "ServerError" : "success",
+              inputTokens: 100,
+              outputTokens: 20
+            })
+            if ((i + 1) % 100_000 === 0) sizes.push(yield* experiment.recorderSize)
+          }
+        })
+        assert.deepStrictEqual(sizes, Array.from({ length: 10 }, () => bound), "flat from 100,000 calls on")
+        const summary = yield* experiment.summary
+        assert.deepStrictEqual(summary.variants.map((v) => v.calls), [500_000, 500_000])
+        assert.deepStrictEqual(summary.variants.map((v) => v.sampled), [sampleSize, sampleSize])
+        // the sample is uniform over the whole run: late calls are in it, and its median is near 500
+        const lines = (yield* experiment.export).trim().split("\n").map((l) => JSON.parse(l))
+        const latest = Math.max(...lines.map((l) => Number(String(l.callId).split("-")[1])))
+        assert.isAbove(latest, 900_000)
+        const p50 = summary.variants[0].latency.p50 ?? Number.NaN
+        assert.isBelow(Math.abs(p50 - 500), 60, `p50 ${p50}`)
+        assert.strictEqual(summary.variants[0].errorRate, 0.2)
+        assert.strictEqual(summary.variants[1].errorRate, 0)
+      }).pipe(Effect.scoped, seeded(2024)),
+    { timeout: 120_000 }
+  )
+})
