@@ -1,0 +1,354 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Experiment } from "@resilient-llm/core"
+import { Effect, FastCheck as fc, Random } from "effect"
+import { fmix32, fnv1a32, pick, stickyPoint } from "../src/internal/experimentAssignment.js"
+import { Recorder } from "../src/internal/experimentRecorder.js"
+import * as Stats from "../src/internal/experimentStats.js"
+
+// Quantiles from a printed table (two-sided 95%: the 0.975 quantile), not from the code under test.
+const T_0975: Readonly<Record<number, number>> = {
+  1: 12.706204736,
+  2: 4.302652730,
+  3: 3.182446305,
+  4: 2.776445105,
+  5: 2.570581836,
+  8: 2.306004135,
+  10: 2.228138852,
+  18: 2.100922040,
+  30: 2.042272456,
+  60: 2.000297822,
+  120: 1.979930405
+}
+const Z_0975 = 1.959963985
+
+const twoPass = (xs: ReadonlyArray<number>) => {
+  const mean = xs.reduce((sum, x) => sum + x, 0) / xs.length
+  const variance = xs.reduce((sum, x) => sum + (x - mean) ** 2, 0) / (xs.length - 1)
+  return { n: xs.length, mean, variance }
+}
+
+const closeTo = (actual: number | undefined, expected: number, tolerance = 1e-6, what = "") =>
+  assert.isTrue(
+    actual !== undefined && Math.abs(actual - expected) <= tolerance,
+    `${what} expected ${expected}, got ${actual}`
+  )
+
+describe("Student's t and normal quantiles", () => {
+  it("match the printed table", () => {
+    for (const [df, t] of Object.entries(T_0975)) {
+      closeTo(Stats.studentTQuantile(0.975, Number(df)), t, 1e-8, `t(0.975, ${df})`)
+      closeTo(Stats.studentTQuantile(0.025, Number(df)), -t, 1e-8, `t(0.025, ${df})`)
+    }
+    closeTo(Stats.studentTQuantile(0.995, 8), 3.355387331, 1e-8)
+    closeTo(Stats.studentTQuantile(0.975, Infinity), Z_0975, 1e-8)
+    closeTo(Stats.normalQuantile(0.975), Z_0975, 1e-8)
+    closeTo(Stats.normalQuantile(0.95), 1.644853627, 1e-8)
+    closeTo(Stats.normalQuantile(0.995), 2.575829304, 1e-8)
+    closeTo(Stats.normalCdf(1), 0.841344746, 1e-9)
+    assert.isTrue(Number.isNaN(Stats.studentTQuantile(1, 5)))
+    assert.isTrue(Number.isNaN(Stats.studentTQuantile(0.5, 0)))
+  })
+
+  it("a fractional df lies between its integer neighbours", () => {
+    const q = Stats.studentTQuantile(0.975, 9.5)
+    assert.isBelow(q, Stats.studentTQuantile(0.975, 9))
+    assert.isAbove(q, T_0975[10])
+  })
+
+  it.prop(
+    "match the closed forms for 1 and 2 degrees of freedom",
+    [fc.double({ min: 0.001, max: 0.999, noNaN: true })],
+    ([p]) => {
+      closeTo(
+        Stats.studentTQuantile(p, 1),
+        Math.tan(Math.PI * (p - 0.5)),
+        1e-7 * (1 + Math.abs(Math.tan(Math.PI * (p - 0.5))))
+      )
+      const two = (2 * p - 1) / Math.sqrt(2 * p * (1 - p))
+      closeTo(Stats.studentTQuantile(p, 2), two, 1e-8 * (1 + Math.abs(two)))
+    }
+  )
+
+  it.prop(
+    "invert the distribution function, for any real df",
+    [fc.double({ min: 0.01, max: 0.99, noNaN: true }), fc.double({ min: 0.5, max: 500, noNaN: true })],
+    ([p, df]) => {
+      closeTo(Stats.studentTCdf(Stats.studentTQuantile(p, df), df), p, 1e-9)
+    }
+  )
+})
+
+describe("Welford moments", () => {
+  it.prop(
+    "equal the two-pass mean and variance",
+    [fc.array(fc.double({ min: -1e6, max: 1e6, noNaN: true }), { minLength: 2, maxLength: 300 })],
+    ([xs]) => {
+      const moments = Stats.emptyMoments()
+      for (const x of xs) Stats.addMoment(moments, x)
+      const expected = twoPass(xs)
+      const scale = Math.max(1, ...xs.map(Math.abs))
+      assert.strictEqual(moments.n, xs.length)
+      closeTo(moments.mean, expected.mean, 1e-9 * scale)
+      closeTo(Stats.variance(moments), expected.variance, 1e-9 * scale * scale)
+    }
+  )
+
+  it("has no variance below two observations", () => {
+    const moments = Stats.emptyMoments()
+    Stats.addMoment(moments, 3)
+    assert.isTrue(Number.isNaN(Stats.variance(moments)))
+  })
+})
+
+describe("percentiles", () => {
+  it("interpolate linearly between order statistics", () => {
+    const sorted = [100, 110, 120, 130, 140, 150, 160, 170, 180, 190]
+    // p50: h = 9 * 0.5 = 4.5, halfway between 140 and 150; p95: h = 8.55, 55% from 180 to 190
+    assert.strictEqual(Stats.quantileSorted(sorted, 0.5), 145)
+    closeTo(Stats.quantileSorted(sorted, 0.95), 185.5, 1e-9)
+    assert.strictEqual(Stats.quantileSorted([7], 0.95), 7)
+    assert.isUndefined(Stats.quantileSorted([], 0.5))
+  })
+
+  it.effect.prop(
+    "of the reservoir lie within the recorded range, and the reservoir keeps its size",
+    [
+      fc.array(fc.integer({ min: 0, max: 100_000 }), { minLength: 1, maxLength: 400 }),
+      fc.integer({ min: 1, max: 50 }),
+      fc.integer()
+    ],
+    ([latencies, sampleSize, seed]) =>
+      Effect.gen(function*() {
+        const experiment = yield* Experiment.make({
+          name: "range",
+          assignment: "random",
+          sampleSize,
+          variants: [{ name: "a", model: "m", weight: 1 }]
+        })
+        for (const latencyMs of latencies) yield* experiment.record({ variant: "a", latencyMs, outcome: "success" })
+        const [a] = (yield* experiment.summary).variants
+        const min = Math.min(...latencies)
+        const max = Math.max(...latencies)
+        assert.strictEqual(a.sampled, Math.min(sampleSize, latencies.length))
+        for (const p of [a.latency.p50, a.latency.p95]) {
+          assert.isTrue(p !== undefined && p >= min && p <= max, `${p} outside [${min}, ${max}]`)
+        }
+        assert.isTrue((a.latency.p50 ?? 0) <= (a.latency.p95 ?? 0))
+      }).pipe(Effect.scoped, Effect.withRandom(Random.make(seed)))
+  )
+})
+
+describe("sticky hash", () => {
+  it("is FNV-1a 32 with the murmur finaliser, pinned", () => {
+    const utf8 = (s: string) => new TextEncoder().encode(s)
+    // published FNV-1a 32 test vectors
+    assert.strictEqual(fnv1a32(utf8("")), 0x811c9dc5)
+    assert.strictEqual(fnv1a32(utf8("a")), 0xe40c292c)
+    assert.strictEqual(fnv1a32(utf8("foobar")), 0xbf9cf968)
+    assert.strictEqual(fmix32(0), 0)
+    // pinned: changing these moves every user to another variant
+    assert.strictEqual(stickyPoint("checkout", "user-42"), fmix32(fnv1a32(utf8("checkout\u0000user-42"))) / 2 ** 32)
+    assert.strictEqual(stickyPoint("checkout", "user-42").toFixed(12), STICKY_PIN)
+  })
+
+  it.prop(
+    "maps a key to the same point in [0, 1) every time, and to a variant with weight",
+    [
+      fc.string(),
+      fc.string(),
+      fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 1, maxLength: 6 }).filter((ws) => ws.some((w) => w > 0))
+    ],
+    ([name, key, weights]) => {
+      const point = stickyPoint(name, key)
+      assert.isTrue(point >= 0 && point < 1)
+      assert.strictEqual(stickyPoint(name, key), point)
+      const index = pick(weights, point)
+      assert.isAbove(weights[index], 0)
+      assert.strictEqual(pick(weights, point), index)
+    }
+  )
+
+  it.prop(
+    "picks in weight order as the point grows",
+    [
+      fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+      fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true })
+    ],
+    ([u, v]) => {
+      const weights = [2, 0, 1, 3]
+      const [lo, hi] = u <= v ? [u, v] : [v, u]
+      assert.isAtMost(pick(weights, lo), pick(weights, hi))
+    }
+  )
+})
+
+// computed once with the implementation and kept: the test fails if the mapping ever changes
+const STICKY_PIN = "0.450809204951"
+
+describe("Experiment.summary", () => {
+  it.effect("matches hand-computed statistics, intervals and verdicts on a fixed data set", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "fixed",
+        assignment: "random",
+        minSamples: 6,
+        variants: [
+          { name: "A", model: "model-a", weight: 1 },
+          { name: "B", model: "model-b", weight: 1 },
+          { name: "C", model: "model-c", weight: 1 },
+          { name: "D", model: "model-d", weight: 0 }
+        ]
+      })
+      const data = {
+        A: { latencies: range(10, (i) => 100 + 10 * i), errors: 2, scores: [3, 4, 5, 3, 4, 5] },
+        B: { latencies: range(10, (i) => 90 + 10 * i), errors: 3, scores: [5, 6, 7, 5, 6, 7] },
+        C: { latencies: range(10, (i) => 10 * i), errors: 12, scores: [4, 5, 6, 4, 5, 6] },
+        D: { latencies: [1000, 1000, 1000], errors: 0, scores: [1, 2, 3] }
+      }
+      for (const [variant, { errors, latencies, scores }] of Object.entries(data)) {
+        const ids: Array<string> = []
+        for (const [i, latencyMs] of latencies.entries()) {
+          ids.push(
+            yield* experiment.record({ variant, latencyMs, outcome: "success", inputTokens: 10 + i, outputTokens: 20 })
+          )
+        }
+        for (let i = 0; i < errors; i++) yield* experiment.record({ variant, latencyMs: 5, outcome: "ServerError" })
+        for (const [i, score] of scores.entries()) yield* experiment.score(ids[i], score)
+      }
+      const summary = yield* experiment.summary
+
+      // per variant
+      const [A, B, C, D] = summary.variants
+      assert.deepStrictEqual([A.calls, A.errors, A.outcomes], [12, 2, { success: 10, ServerError: 2 }])
+      closeTo(A.errorRate, 2 / 12)
+      closeTo(A.latency.mean, 145)
+      // sum of squared deviations of 100..190 from 145 is 100 * 82.5 = 8250; / 9
+      closeTo(A.latency.sd, Math.sqrt(8250 / 9))
+      closeTo(A.latency.p50, 145)
+      closeTo(A.latency.p95, 185.5)
+      closeTo(A.inputTokens.mean, 14.5)
+      closeTo(A.outputTokens.mean, 20)
+      assert.deepStrictEqual([A.score.count, A.score.mean], [6, 4])
+      closeTo(A.score.sd, Math.sqrt(0.8))
+      assert.deepStrictEqual([D.calls, D.latency.mean, D.score.count], [3, 1000, 3])
+      assert.deepStrictEqual(summary.variants.map((v) => v.isControl), [true, false, false, false])
+      assert.deepStrictEqual([B.calls, C.calls, C.errors], [13, 22, 12])
+
+      // challengers against A, expected values by formula
+      const welch = (a: ReadonlyArray<number>, b: ReadonlyArray<number>, t: number) => {
+        const x = twoPass(a)
+        const y = twoPass(b)
+        const va = x.variance / x.n
+        const vb = y.variance / y.n
+        const df = (va + vb) ** 2 / (va ** 2 / (x.n - 1) + vb ** 2 / (y.n - 1))
+        const d = y.mean - x.mean
+        const half = t * Math.sqrt(va + vb)
+        return { d, df, lower: d - half, upper: d + half }
+      }
+      const proportion = (ea: number, na: number, eb: number, nb: number) => {
+        const pa = ea / na
+        const pb = eb / nb
+        const half = Z_0975 * Math.sqrt(pa * (1 - pa) / na + pb * (1 - pb) / nb)
+        return { d: pb - pa, lower: pb - pa - half, upper: pb - pa + half }
+      }
+      const expectInterval = (
+        actual: Experiment.Comparison,
+        expected: { d: number; lower: number; upper: number; df?: number },
+        verdict: Experiment.Verdict
+      ) => {
+        closeTo(actual.difference, expected.d, 1e-9, `${actual.metric} difference`)
+        closeTo(actual.lower, expected.lower, 1e-6, `${actual.metric} lower`)
+        closeTo(actual.upper, expected.upper, 1e-6, `${actual.metric} upper`)
+        if (expected.df !== undefined) closeTo(actual.df, expected.df, 1e-9, `${actual.metric} df`)
+        assert.strictEqual(actual.verdict, verdict, `${actual.metric}: ${actual.reason}`)
+      }
+      const [vsB, vsC, vsD] = summary.comparisons
+      assert.deepStrictEqual(summary.comparisons.map((c) => c.variant), ["B", "C", "D"])
+
+      // equal sizes and spreads: Welch's df is 2 (n - 1) = 18 for latency (10 a side), 10 for score (6)
+      const latencyB = welch(data.A.latencies, data.B.latencies, T_0975[18])
+      assert.strictEqual(latencyB.df, 18)
+      // -10 ± 2.1009 * sqrt(91.667 + 91.667) = -10 ± 28.45: contains 0
+      expectInterval(vsB.latency, latencyB, "inconclusive")
+      closeTo(vsB.latency.lower, -38.446, 1e-3)
+      // -100 ± 28.45: all below 0, faster is better
+      expectInterval(vsC.latency, welch(data.A.latencies, data.C.latencies, T_0975[18]), "better")
+
+      // 3/13 - 2/12 = 0.064 ± 0.311: inconclusive; 12/22 - 2/12 = 0.379 ± 0.296: more errors is worse
+      expectInterval(vsB.errorRate, proportion(2, 12, 3, 13), "inconclusive")
+      expectInterval(vsC.errorRate, proportion(2, 12, 12, 22), "worse")
+      closeTo(vsC.errorRate.lower, 0.08259, 1e-4)
+
+      // 2 ± 2.2281 * sqrt(0.8 / 6 * 2) = 2 ± 1.1506: a higher score is better; 1 ± 1.1506 contains 0
+      expectInterval(vsB.score, welch(data.A.scores, data.B.scores, T_0975[10]), "better")
+      expectInterval(vsC.score, welch(data.A.scores, data.C.scores, T_0975[10]), "inconclusive")
+      closeTo(vsB.score.lower, 0.84935, 1e-4)
+
+      // D has 3 observations, fewer than minSamples = 6: inconclusive whatever the interval says
+      assert.deepStrictEqual([vsD.latency.verdict, vsD.errorRate.verdict, vsD.score.verdict], [
+        "inconclusive",
+        "inconclusive",
+        "inconclusive"
+      ])
+      assert.include(vsD.latency.reason, "too few samples")
+      assert.include(vsB.latency.reason, "contains 0")
+      assert.include(vsC.latency.reason, "excludes 0")
+    }).pipe(Effect.scoped, Effect.withRandom(Random.make(11))))
+
+  it.effect("constant samples give an exact difference; no data gives no interval", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "constant",
+        assignment: "random",
+        minSamples: 2,
+        variants: [{ name: "A", model: "a", weight: 1 }, { name: "B", model: "b", weight: 1 }, {
+          name: "C",
+          model: "c",
+          weight: 1
+        }]
+      })
+      for (let i = 0; i < 5; i++) {
+        yield* experiment.record({ variant: "A", latencyMs: 100, outcome: "success" })
+        yield* experiment.record({ variant: "B", latencyMs: 80, outcome: "success" })
+      }
+      const [vsB, vsC] = (yield* experiment.summary).comparisons
+      assert.deepStrictEqual([vsB.latency.difference, vsB.latency.lower, vsB.latency.upper], [-20, -20, -20])
+      assert.strictEqual(vsB.latency.verdict, "better")
+      // no errors on either side: the difference is exactly 0
+      assert.deepStrictEqual([vsB.errorRate.difference, vsB.errorRate.verdict], [0, "inconclusive"])
+      assert.deepStrictEqual([vsC.latency.difference, vsC.latency.lower, vsC.latency.verdict], [
+        undefined,
+        undefined,
+        "inconclusive"
+      ])
+    }).pipe(Effect.scoped, Effect.withRandom(Random.make(1))))
+})
+
+describe("Recorder", () => {
+  it("keeps at most sampleSize calls per variant plus the score window", () => {
+    const recorder = new Recorder("r", [{ name: "a", model: "m" }], 10, 25)
+    for (let i = 0; i < 1_000; i++) {
+      recorder.record(0, {
+        callId: recorder.nextCallId(),
+        shadow: false,
+        startedAt: i,
+        latencyMs: i,
+        outcome: "success",
+        inputTokens: undefined,
+        outputTokens: undefined
+      }, (i * 0.618033988749895) % 1)
+    }
+    assert.strictEqual(recorder.size, 35)
+    assert.strictEqual(recorder.pendingScores, 25)
+    assert.strictEqual(recorder.variants[0].calls, 1_000)
+    // the window holds the 25 most recent calls, r-976 to r-1000
+    assert.strictEqual(recorder.score("r-976", 1), "scored")
+    assert.strictEqual(recorder.score("r-976", 1), "already-scored")
+    assert.strictEqual(recorder.score("r-975", 1), "unknown")
+    assert.strictEqual(recorder.score("r-1", 1), "unknown")
+  })
+})
+
+function range(n: number, f: (i: number) => number): Array<number> {
+  return Array.from({ length: n }, (_, i) => f(i))
+}
