@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ChatClient, ChatCompletion, Experiment, LlmError } from "@resilient-llm/core"
-import { Context, Effect, Exit, Fiber, Layer, Random, Scope, Stream, TestClock } from "effect"
+import { Context, Effect, Exit, Fiber, Layer, Option, Random, Scope, Stream, TestClock } from "effect"
 
 // --- scripted client -----------------------------------------------------------------------------
 // `@resilient-llm/testing` depends on core, so core's tests cannot import its TestChatClient. This is
@@ -299,6 +299,39 @@ describe("complete", () => {
       const calls = yield* TestChatClient.calls
       assert.deepStrictEqual(calls.map((c) => c.result), ["interrupted"])
     }).pipe(Effect.scoped, Effect.provide(twoModels)))
+
+  it.effect("each call is an attempt span (experiment and variant attributes) inside the experiment span", () =>
+    Effect.gen(function*() {
+      const seen: Array<readonly [string, unknown, unknown, unknown, string | undefined]> = []
+      const spying = Layer.succeed(ChatClient.ChatClient, {
+        create: (req) =>
+          Effect.map(Effect.orDie(Effect.currentSpan), (span) => {
+            const parent = Option.getOrUndefined(span.parent)
+            seen.push([
+              span.name,
+              span.attributes.get("llm.experiment"),
+              span.attributes.get("llm.variant"),
+              span.attributes.get("llm.model"),
+              parent?._tag === "Span" ? parent.name : undefined
+            ])
+            return ChatCompletion.make({ model: req.model, content: "ok" })
+          }),
+        stream: () => Stream.dieMessage("not scripted")
+      })
+      const experiment = yield* Experiment.make({
+        name: "traced",
+        assignment: "random",
+        variants: [{ name: "only", model: "model-a", weight: 1 }]
+      })
+      yield* experiment.complete(request).pipe(Effect.provide(spying))
+      assert.deepStrictEqual(seen, [[
+        "resilient-llm.experiment.attempt",
+        "traced",
+        "only",
+        "model-a",
+        "resilient-llm.experiment"
+      ]])
+    }).pipe(Effect.scoped))
 
   it.effect("call ids are unique", () =>
     Effect.gen(function*() {
