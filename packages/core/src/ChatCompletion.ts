@@ -77,22 +77,55 @@ export interface ChatRequest extends Schema.Schema.Type<typeof ChatRequest> {}
 export type PromptRequest = Omit<ChatRequest, "model">
 
 /**
- * A tool call requested by the model.
+ * A call of a function tool requested by the model; `arguments` is the JSON text the model wrote.
  *
  * @since 0.1.0
  * @category schemas
  */
-export const ToolCall = Schema.Struct({
+export const FunctionToolCall = Schema.Struct({
   id: Schema.String,
   type: Schema.optionalWith(Schema.String, { default: () => "function" }),
   function: Schema.Struct({ name: Schema.String, arguments: Schema.String })
 })
 
 /**
+ * A call of a custom (free-form input) tool requested by the model.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const CustomToolCall = Schema.Struct({
+  id: Schema.String,
+  type: Schema.Literal("custom"),
+  custom: Schema.Struct({ name: Schema.String, input: Schema.String })
+})
+
+/**
+ * A tool call requested by the model: a function call (the common case; `type` defaults to
+ * `"function"` for providers that leave it out) or a custom tool call.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ToolCall = Schema.Union(FunctionToolCall, CustomToolCall)
+
+/**
  * @since 0.1.0
  * @category models
  */
-export interface ToolCall extends Schema.Schema.Type<typeof ToolCall> {}
+export interface FunctionToolCall extends Schema.Schema.Type<typeof FunctionToolCall> {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface CustomToolCall extends Schema.Schema.Type<typeof CustomToolCall> {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type ToolCall = FunctionToolCall | CustomToolCall
 
 /**
  * Token usage. Some providers leave out `total_tokens`; it is then the sum of the other two.
