@@ -43,8 +43,9 @@ export interface ScheduleOptions {
   /** How many retries after the first attempt; default 3 (so at most 4 attempts). */
   readonly retries?: number
   /**
-   * Multiplies each delay by a factor drawn uniformly from `[min, max)` with Effect's `Random`;
-   * default `true`, which is `{ min: 0.8, max: 1.2 }`. `false` keeps the delays exact.
+   * Multiplies each delay by a factor drawn uniformly from `[min, max)` with Effect's `Random`
+   * (rounded down to the millisecond); default `true`, which is `{ min: 0.8, max: 1.2 }`. `false`
+   * keeps the delays exact.
    */
   readonly jitter?: boolean | { readonly min?: number; readonly max?: number }
 }

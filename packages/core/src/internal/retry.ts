@@ -52,8 +52,9 @@ export const backoff = (options: Retry.ScheduleOptions = {}): Schedule.Schedule<
     onSome: (bounds) => Schedule.jitteredWith(exponential, bounds)
   })
   return jittered.pipe(
-    // The cap applies after the jitter, so no delay ever exceeds `maxDelay`.
-    Schedule.modifyDelay((_, delay) => Duration.min(delay, maxDelay)),
+    // The cap applies after the jitter, so no delay ever exceeds `maxDelay`; whole milliseconds
+    // keep virtual times and logs exact.
+    Schedule.modifyDelay((_, delay) => Duration.millis(Math.floor(Duration.toMillis(Duration.min(delay, maxDelay))))),
     Schedule.intersect(Schedule.recurs(retries)),
     Schedule.delays
   )
