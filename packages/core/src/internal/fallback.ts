@@ -155,9 +155,10 @@ const firstNonEmpty = <A, E>(
 
 /**
  * Opens `stream` in a scope of its own and waits for its first chunk. On success the returned
- * stream replays that chunk and goes on reading the open one, whose scope then lives as long as
- * the caller's; on failure or interruption (a timeout) the stream's scope is closed at once, so
- * a model that was given up on is not left streaming.
+ * stream replays that chunk and goes on reading the open one; the stream's scope closes as soon
+ * as the returned stream ends, fails or is interrupted (or with the caller's scope, if it is never
+ * read). On failure or interruption (a timeout) the scope is closed at once, so a model that was
+ * given up on is not left streaming.
  *
  * @internal
  */
@@ -173,11 +174,18 @@ export const firstChunk = (
     (parent) =>
       Effect.flatMap(Scope.fork(parent, ExecutionStrategy.sequential), (scope) =>
         Effect.flatMap(Stream.toPull(stream), (pull) =>
-          Effect.map(firstNonEmpty(pull), (first) =>
+          Effect.flatMap(firstNonEmpty(pull), (first) =>
             Option.match(first, {
               onNone: () =>
-                Stream.empty,
-              onSome: (chunk) => Stream.concat(Stream.fromChunk(chunk), Stream.repeatEffectChunkOption(pull))
+                Effect.as(Scope.close(scope, Exit.void), Stream.empty),
+              onSome: (chunk) =>
+                Effect.succeed(
+                  Stream.concat(Stream.fromChunk(chunk), Stream.repeatEffectChunkOption(pull)).pipe(
+                    Stream.ensuringWith((exit) =>
+                      Scope.close(scope, exit)
+                    )
+                  )
+                )
             }))).pipe(
             Scope.extend(scope),
             Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit))
