@@ -53,6 +53,7 @@ export interface Succeeded {
   readonly retry: number
   /** When the attempt started, in epoch milliseconds by `Clock`. */
   readonly startedAt: number
+  /** How long the attempt took; for `stream`, the time to the first chunk. */
   readonly durationMs: number
   readonly error: undefined
 }
@@ -255,6 +256,9 @@ const logOutcome = <A, E, R>(
  * `shouldFallback` allows it and ends the chain otherwise. Fails with `AllModelsFailed`, which
  * holds every attempt; an empty `models` fails with reason `NoModels`.
  *
+ * The defaults of `shouldFallback` and `retry.while` read `LlmError`s: an error of another kind
+ * neither falls back nor is retried unless those options say so.
+ *
  * Runs inside `Observability.pattern("fallback")`, each try inside an `Observability.attempt` of
  * pattern `"fallback"` (a span, one log line, metrics); a served call logs one line naming the
  * model and the number of attempts, and a failed chain logs its message. Interrupting the chain
@@ -322,7 +326,8 @@ export const chain = (
  *
  * Knowing the model (and whether any model answered) before reading the stream is what an HTTP
  * handler needs to choose its status and headers. The stream lives in the `Scope` of the call:
- * read it inside that scope. For a plain stream, use
+ * read it once, inside that scope; the model's connection is released as soon as the stream ends
+ * or its reader stops. For a plain stream, use
  * `Stream.unwrapScoped(Effect.map(Fallback.stream(models)(request), (served) => served.value))`.
  *
  * @example

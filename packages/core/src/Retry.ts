@@ -9,9 +9,9 @@
  *
  * @example
  * ```ts
- * import { ChatClient, ChatCompletion, Retry } from "@resilient-llm/core"
+ * import { ChatClient, Retry } from "@resilient-llm/core"
  *
- * const answer = ChatClient.create({ model: "gpt-4o", ...ChatCompletion.prompt("Hi") }).pipe(
+ * const answer = ChatClient.create({ model: "gpt-4o", messages: [{ role: "user", content: "Hi" }] }).pipe(
  *   Retry.withTimeout({ model: "gpt-4o", timeout: "20 seconds" }),
  *   Retry.withRetry({ retries: 2, maxWait: "5 seconds" })
  * )
@@ -118,9 +118,9 @@ export const policy = <E = unknown>(options?: Options<E>): Schedule.Schedule<Dur
  *
  * @example
  * ```ts
- * import { ChatClient, ChatCompletion, Retry } from "@resilient-llm/core"
+ * import { ChatClient, Retry } from "@resilient-llm/core"
  *
- * const call = ChatClient.create({ model: "gpt-4o", ...ChatCompletion.prompt("Hi") })
+ * const call = ChatClient.create({ model: "gpt-4o", messages: [{ role: "user", content: "Hi" }] })
  * const retried = call.pipe(Retry.withRetry({ retries: 5, maxDelay: "4 seconds" }))
  * const same = Retry.withRetry(call, { retries: 5, maxDelay: "4 seconds" })
  * ```

@@ -404,6 +404,33 @@ describe("Fallback.chain", () => {
         d: [TestChatClient.reply("too late")]
       }))))
 
+    it.effect("the README's timeline: timeout, retry and deadline together", () =>
+      Effect.gen(function*() {
+        const fiber = yield* Effect.fork(
+          Fallback.chain(["a", "b", "c"], {
+            timeout: "4 seconds",
+            retry: { retries: 1, jitter: false },
+            deadline: "10 seconds"
+          })(request)
+        )
+        yield* TestClock.adjust("10 seconds")
+        const error = failureOf(yield* Fiber.await(fiber))
+        assert.deepStrictEqual(
+          error.attempts.map((a) => [a.model, a.retry, a.startedAt, a.durationMs, a.error.message]),
+          [
+            ["a", 0, 0, 4000, "Model a did not answer within 4s"],
+            ["a", 1, 4250, 4000, "Model a did not answer within 4s"],
+            ["b", 0, 8250, 1750, "Model b did not answer within 1s 750ms"]
+          ]
+        )
+        assert.strictEqual(error.reason, "DeadlineReached")
+        assert.deepStrictEqual(error.untried, ["c"])
+      }).pipe(Effect.provide(TestChatClient.layer({
+        a: [TestChatClient.hang],
+        b: [TestChatClient.hang],
+        c: [TestChatClient.reply("too late")]
+      }))))
+
     it.effect("a retry whose delay would end past the deadline is skipped, and the next model gets the rest", () =>
       Effect.gen(function*() {
         const fiber = yield* Effect.fork(
