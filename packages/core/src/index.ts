@@ -32,3 +32,13 @@ export * as BestOfN from "./BestOfN.js"
  * @since 0.1.0
  */
 export * as Experiment from "./Experiment.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Retry from "./Retry.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as Fallback from "./Fallback.js"

@@ -1,0 +1,378 @@
+/**
+ * Fallback chains: try models in order of preference and serve the first answer, with a report of
+ * every attempt. Each attempt can have a timeout (it is then interrupted and fails with
+ * `TimeoutError`), each model its own retries (`Retry` options), the whole chain a deadline (later
+ * attempts get only the time that is left, and none starts after it), and every attempt can go
+ * through a circuit breaker, so a model known to be down is skipped at once. An error that says
+ * the request itself is wrong (`BadRequestError`) stops the chain instead of being sent to every
+ * model. The result says which model served and what happened before; the failure,
+ * `AllModelsFailed`, keeps every attempt with its error, in order.
+ *
+ * @example
+ * ```ts
+ * import { ChatCompletion, Fallback } from "@resilient-llm/core"
+ * import { Effect } from "effect"
+ *
+ * const complete = Fallback.chain(["gpt-4o", "claude-sonnet", "llama-3.1-70b"], {
+ *   timeout: "20 seconds",
+ *   retry: { retries: 2 },
+ *   deadline: "45 seconds"
+ * })
+ *
+ * const program = complete(ChatCompletion.prompt("Summarise this ticket")).pipe(
+ *   Effect.map((served) => `${served.model}: ${ChatCompletion.text(served.value)}`)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Predicate from "effect/Predicate"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import * as ChatClient from "./ChatClient.js"
+import type * as ChatCompletion from "./ChatCompletion.js"
+import * as internal from "./internal/fallback.js"
+import { withModel } from "./internal/judge.js"
+import type * as LlmError from "./LlmError.js"
+import * as Observability from "./Observability.js"
+import type * as Retry from "./Retry.js"
+
+/**
+ * An attempt that succeeded: the one that served.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Succeeded {
+  readonly outcome: "success"
+  readonly model: string
+  /** 0 for the first try at this model, 1 for its first retry, and so on. */
+  readonly retry: number
+  /** When the attempt started, in epoch milliseconds by `Clock`. */
+  readonly startedAt: number
+  /** How long the attempt took; for `stream`, the time to the first chunk. */
+  readonly durationMs: number
+  readonly error: undefined
+}
+
+/**
+ * An attempt that failed, with its error: the model's own, a `TimeoutError` from the attempt's
+ * timeout, or a `CircuitOpenError` from the breaker (then nothing was sent).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Failed<E> {
+  readonly outcome: "failure"
+  readonly model: string
+  /** 0 for the first try at this model, 1 for its first retry, and so on. */
+  readonly retry: number
+  /** When the attempt started, in epoch milliseconds by `Clock`. */
+  readonly startedAt: number
+  readonly durationMs: number
+  readonly error: E
+}
+
+/**
+ * One try at one model, retries included. Both variants have every field (`error` is `undefined`
+ * on success), so a list of attempts reads as a table.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Attempt<E = LlmError.LlmError> = Succeeded | Failed<E>
+
+/**
+ * A value served by a chain: the value, the model that produced it, and every attempt in the
+ * order it was made, the serving one last.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Served<A, E = LlmError.LlmError> {
+  readonly value: A
+  readonly model: string
+  readonly attempts: ReadonlyArray<Attempt<E>>
+}
+
+/**
+ * Why a chain ended without a value.
+ *
+ * - `Exhausted`: every model was tried and failed.
+ * - `NotFallbackable`: an error that must not fall back (`shouldFallback` said no) stopped it.
+ * - `DeadlineReached`: the chain's `deadline` passed (or left no time for a retry) before a model
+ *   served.
+ * - `NoModels`: the list of models was empty.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Reason = "Exhausted" | "NotFallbackable" | "DeadlineReached" | "NoModels"
+
+const describeError = (error: unknown): string => {
+  if (Predicate.hasProperty(error, "message") && typeof error.message === "string" && error.message !== "") {
+    return error.message
+  }
+  if (Predicate.hasProperty(error, "_tag") && typeof error._tag === "string") return error._tag
+  return String(error)
+}
+
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? "" : "s"}`
+
+/**
+ * No model served. `attempts` holds every attempt in order with its error; `reason` says why the
+ * chain ended; `stoppedBy` is the error that must not fall back, when one stopped it; `untried`
+ * the models never called.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class AllModelsFailed<E = LlmError.LlmError> extends Data.TaggedError("AllModelsFailed")<{
+  readonly models: ReadonlyArray<string>
+  readonly attempts: ReadonlyArray<Failed<E>>
+  readonly reason: Reason
+  /** The error that stopped the chain early, when `reason` is `NotFallbackable`. */
+  readonly stoppedBy: E | undefined
+  readonly untried: ReadonlyArray<string>
+  /** The chain's deadline, when it had one. */
+  readonly deadline: Duration.Duration | undefined
+}> {
+  /** Whether an error that must not fall back ended the chain before every model was tried. */
+  get stoppedEarly(): boolean {
+    return this.reason === "NotFallbackable"
+  }
+
+  /** Every attempt's error, in order. */
+  get errors(): ReadonlyArray<E> {
+    return this.attempts.map((attempt) => attempt.error)
+  }
+
+  override get message(): string {
+    const tried = this.attempts.map((attempt) =>
+      `${attempt.retry === 0 ? attempt.model : `${attempt.model} [retry ${attempt.retry}]`}: ${
+        describeError(attempt.error)
+      }`
+    ).join("; ")
+    const untried = this.untried.length === 0 ? "" : `; not tried: ${this.untried.join(", ")}`
+    const after = `after ${plural(this.attempts.length, "attempt")}`
+    switch (this.reason) {
+      case "NoModels":
+        return "Fallback chain has no models to try"
+      case "NotFallbackable":
+        return `Fallback chain stopped on an error that must not fall back, ${after}: ${tried}${untried}`
+      case "DeadlineReached": {
+        const deadline = this.deadline === undefined ? "" : ` of ${Duration.format(this.deadline)}`
+        return `Fallback chain reached its deadline${deadline} ${after}: ${tried}${untried}`
+      }
+      case "Exhausted":
+        return `All ${plural(this.models.length, "model")} of the fallback chain failed, ${after}: ${tried}`
+    }
+  }
+}
+
+/**
+ * What `Fallback` needs of a circuit breaker: a way to guard one attempt at a model. A guarded
+ * attempt fails with `CircuitOpenError`, without running, while the model's circuit is open. The
+ * `CircuitBreaker` service satisfies it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Breaker {
+  readonly protect: (
+    key: string
+  ) => <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | LlmError.CircuitOpenError, R>
+}
+
+/**
+ * The errors an attempt can end with: its own, a timeout, or an open circuit.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type AttemptError<E> = E | LlmError.TimeoutError | LlmError.CircuitOpenError
+
+/**
+ * How a chain treats each attempt and the whole call. Each try at a model runs as
+ * `retry(breaker.protect(model)(observed(timeout(attempt(model)))))`: every single attempt,
+ * retries included, goes through the breaker and counts for it, and a timeout is a failure like
+ * any other.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<E = LlmError.LlmError> {
+  /**
+   * Whether an error moves the chain to the next model; default `LlmError.isFallbackable` (every
+   * `LlmError` but `BadRequestError`). An error it rejects ends the chain with `NotFallbackable`.
+   */
+  readonly shouldFallback?: (error: E) => boolean
+  /**
+   * The time limit of each attempt (for `stream`, the time to the first chunk). An attempt past
+   * it is interrupted and fails with `TimeoutError`, which is retryable and falls back.
+   */
+  readonly timeout?: Duration.DurationInput
+  /**
+   * Retries per model, with `Retry.policy`'s options (`{}` for the defaults: 3 retries from
+   * 250 ms). None by default: a failure moves straight to the next model.
+   */
+  readonly retry?: Retry.Options<E>
+  /**
+   * A budget for the whole chain, from its start. An attempt's time limit is the smaller of
+   * `timeout` and what is left; no attempt or retry starts once it has passed (a retry whose
+   * delay would end past it is skipped, and the next model goes at once).
+   */
+  readonly deadline?: Duration.DurationInput
+  /** Guards every attempt; an open circuit fails it with `CircuitOpenError` and the chain moves on. */
+  readonly breaker?: Breaker
+}
+
+const logOutcome = <A, E, R>(
+  self: Effect.Effect<Served<A, E>, AllModelsFailed<E>, R>
+): Effect.Effect<Served<A, E>, AllModelsFailed<E>, R> =>
+  Effect.tapBoth(self, {
+    onSuccess: (served) =>
+      Effect.zipRight(
+        Effect.annotateCurrentSpan({ "llm.served_model": served.model, "llm.attempts": served.attempts.length }),
+        Effect.logInfo(`served by ${served.model} after ${plural(served.attempts.length, "attempt")}`).pipe(
+          Effect.annotateLogs({ "llm.model": served.model, "llm.attempts": served.attempts.length })
+        )
+      ),
+    onFailure: (error) =>
+      Effect.zipRight(
+        Effect.annotateCurrentSpan({ "llm.reason": error.reason, "llm.attempts": error.attempts.length }),
+        Effect.logWarning(error.message).pipe(
+          Effect.annotateLogs({ "llm.attempts": error.attempts.length, "llm.reason": error.reason })
+        )
+      )
+  })
+
+/**
+ * The generic chain: calls `attempt` for each model in order until one succeeds, and returns its
+ * value with the model and every attempt. A failure moves to the next model when
+ * `shouldFallback` allows it and ends the chain otherwise. Fails with `AllModelsFailed`, which
+ * holds every attempt; an empty `models` fails with reason `NoModels`.
+ *
+ * The defaults of `shouldFallback` and `retry.while` read `LlmError`s: an error of another kind
+ * neither falls back nor is retried unless those options say so.
+ *
+ * Runs inside `Observability.pattern("fallback")`, each try inside an `Observability.attempt` of
+ * pattern `"fallback"` (a span, one log line, metrics); a served call logs one line naming the
+ * model and the number of attempts, and a failed chain logs its message. Interrupting the chain
+ * interrupts the attempt in flight, and no attempt starts after it.
+ *
+ * @example
+ * ```ts
+ * import { Fallback } from "@resilient-llm/core"
+ * import { Effect } from "effect"
+ *
+ * const embed = (model: string) => Effect.succeed([0.1, 0.2])
+ * const program = Fallback.firstSuccess(["text-embedding-3-large", "text-embedding-3-small"], embed, {
+ *   timeout: "5 seconds"
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const firstSuccess = <A, E, R>(
+  models: ReadonlyArray<string>,
+  attempt: (model: string) => Effect.Effect<A, E, R>,
+  options?: Options<AttemptError<NoInfer<E>>>
+): Effect.Effect<Served<A, AttemptError<E>>, AllModelsFailed<AttemptError<E>>, R> =>
+  internal.run(models, attempt, options ?? {}, {}).pipe(
+    Effect.mapError((failure) => new AllModelsFailed(failure)),
+    logOutcome,
+    Observability.pattern("fallback", { "llm.models": models.join(",") })
+  )
+
+/**
+ * The chain over the `ChatClient` in context: a function from a request without a model to the
+ * first completion served by one of `models`, tried in order.
+ *
+ * @example
+ * ```ts
+ * import { ChatCompletion, Fallback } from "@resilient-llm/core"
+ *
+ * const complete = Fallback.chain(["gpt-4o", "claude-sonnet"], { timeout: "15 seconds", retry: {} })
+ * const served = complete(ChatCompletion.prompt("Hello"))
+ * // Effect<Served<ChatCompletion>, AllModelsFailed, ChatClient>
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const chain = (
+  models: ReadonlyArray<string>,
+  options?: Options
+) =>
+(
+  request: ChatCompletion.PromptRequest
+): Effect.Effect<Served<ChatCompletion.ChatCompletion>, AllModelsFailed, ChatClient.ChatClient> =>
+  Effect.flatMap(
+    ChatClient.ChatClient,
+    (client) => firstSuccess(models, (model) => client.create(withModel(request, model)), options)
+  )
+
+/**
+ * The chain for streamed completions. It falls back only until the first chunk arrives: the
+ * effect succeeds as soon as one model has sent its first chunk, with that model, the attempts so
+ * far, and the whole stream (first chunk included) as `value`. From then on the stream belongs to
+ * the caller, and a failure in it reaches the caller as it is, without falling back, since part
+ * of an answer has already been seen. `timeout` bounds the time to the first chunk.
+ *
+ * Knowing the model (and whether any model answered) before reading the stream is what an HTTP
+ * handler needs to choose its status and headers. The stream lives in the `Scope` of the call:
+ * read it once, inside that scope; the model's connection is released as soon as the stream ends
+ * or its reader stops. For a plain stream, use
+ * `Stream.unwrapScoped(Effect.map(Fallback.stream(models)(request), (served) => served.value))`.
+ *
+ * @example
+ * ```ts
+ * import { ChatCompletion, Fallback } from "@resilient-llm/core"
+ * import { Effect, Stream } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const served = yield* Fallback.stream(["gpt-4o", "claude-sonnet"], { timeout: "5 seconds" })(
+ *     ChatCompletion.prompt("Tell me a story")
+ *   )
+ *   yield* Effect.log(`streaming from ${served.model}`)
+ *   yield* Stream.runForEach(served.value, (chunk) => Effect.log(ChatCompletion.chunkText(chunk)))
+ * }).pipe(Effect.scoped)
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const stream = (
+  models: ReadonlyArray<string>,
+  options?: Options
+) =>
+(
+  request: ChatCompletion.PromptRequest
+): Effect.Effect<
+  Served<Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError>>,
+  AllModelsFailed,
+  ChatClient.ChatClient | Scope.Scope
+> =>
+  Effect.flatMap(
+    ChatClient.ChatClient,
+    (client) =>
+      internal.run<
+        Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError>,
+        LlmError.LlmError,
+        Scope.Scope
+      >(
+        models,
+        (model) => internal.firstChunk(client.stream(withModel(request, model))),
+        options ?? {},
+        { "llm.stream": true }
+      ).pipe(
+        Effect.mapError((failure) => new AllModelsFailed(failure)),
+        logOutcome,
+        Observability.pattern("fallback", { "llm.models": models.join(","), "llm.stream": true })
+      )
+  )

@@ -1,0 +1,193 @@
+/**
+ * The fallback runner: models in order, each try timed out, observed, guarded by the breaker and
+ * recorded, each model retried by the `Retry` policy, the whole chain bounded by its deadline.
+ * It returns the served value or the plain facts of the failure; `Fallback` turns those into
+ * `AllModelsFailed` and logs.
+ *
+ * @internal
+ */
+import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type * as ChatCompletion from "../ChatCompletion.js"
+import type * as Fallback from "../Fallback.js"
+import * as LlmError from "../LlmError.js"
+import * as Observability from "../Observability.js"
+import * as retry from "./retry.js"
+
+/**
+ * The fields of `AllModelsFailed`.
+ *
+ * @internal
+ */
+export interface Failure<E> {
+  readonly models: ReadonlyArray<string>
+  readonly attempts: ReadonlyArray<Fallback.Failed<E>>
+  readonly reason: Fallback.Reason
+  readonly stoppedBy: E | undefined
+  readonly untried: ReadonlyArray<string>
+  readonly deadline: Duration.Duration | undefined
+}
+
+const isFailed = <E>(attempt: Fallback.Attempt<E>): attempt is Fallback.Failed<E> => attempt.outcome === "failure"
+
+/**
+ * Runs the chain. `attributes` are added to every attempt's span.
+ *
+ * @internal
+ */
+export const run = <A, E, R>(
+  models: ReadonlyArray<string>,
+  attempt: (model: string) => Effect.Effect<A, E, R>,
+  options: Fallback.Options<Fallback.AttemptError<NoInfer<E>>>,
+  attributes: Record<string, unknown>
+): Effect.Effect<
+  Fallback.Served<A, Fallback.AttemptError<E>>,
+  Failure<Fallback.AttemptError<E>>,
+  R
+> =>
+  Effect.gen(function*() {
+    type Err = Fallback.AttemptError<E>
+    const shouldFallback: (error: Err) => boolean = options.shouldFallback ?? LlmError.isFallbackable
+    const timeout = options.timeout === undefined ? undefined : Duration.decode(options.timeout)
+    const deadline = options.deadline === undefined ? undefined : Duration.decode(options.deadline)
+    const startedAt = yield* Clock.currentTimeMillis
+    const deadlineAt = deadline === undefined ? undefined : startedAt + Duration.toMillis(deadline)
+    const attempts: Array<Fallback.Attempt<Err>> = []
+    // Set when the deadline cut a retry short, so an exhausted chain still says the deadline ended it.
+    let retryCutByDeadline = false
+
+    const end = (reason: Fallback.Reason, stoppedBy: Err | undefined, untried: ReadonlyArray<string>) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<never, Failure<Err>> => {
+        const pastDeadline = deadlineAt !== undefined && now >= deadlineAt
+        return Effect.fail({
+          models,
+          attempts: attempts.filter(isFailed),
+          reason: reason === "Exhausted" && (pastDeadline || retryCutByDeadline) ? "DeadlineReached" : reason,
+          stoppedBy,
+          untried,
+          deadline
+        })
+      })
+
+    const record = (model: string, retryNumber: number, start: number) => (exit: Exit.Exit<A, Err>) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.sync(() => {
+          const facts = { model, retry: retryNumber, startedAt: start, durationMs: now - start }
+          if (Exit.isSuccess(exit)) {
+            attempts.push({ ...facts, outcome: "success", error: undefined })
+            return
+          }
+          // Interruption and defects end the chain itself; only failures are attempts to report.
+          const failure = Cause.failureOption(exit.cause)
+          if (Option.isSome(failure)) attempts.push({ ...facts, outcome: "failure", error: failure.value })
+        }))
+
+    const tryModel = (model: string): Effect.Effect<A, Err, R> => {
+      let tries = 0
+      const once = Effect.suspend(() => {
+        const retryNumber = tries++
+        return Effect.flatMap(Clock.currentTimeMillis, (start) => {
+          const remaining = deadlineAt === undefined ? undefined : Duration.millis(Math.max(0, deadlineAt - start))
+          const limit = timeout === undefined
+            ? remaining
+            : remaining === undefined
+            ? timeout
+            : Duration.min(timeout, remaining)
+          const call = attempt(model)
+          const bounded: Effect.Effect<A, Err, R> = limit === undefined ? call : retry.timeout(call, model, limit)
+          const observed = Observability.attempt({
+            pattern: "fallback",
+            model,
+            attributes: { ...attributes, "llm.retry": retryNumber, "llm.attempt": attempts.length + 1 }
+          })(bounded)
+          const guarded: Effect.Effect<A, Err, R> = options.breaker === undefined
+            ? observed
+            : options.breaker.protect(model)(observed)
+          return Effect.onExit(guarded, record(model, retryNumber, start))
+        })
+      })
+      if (options.retry === undefined) return once
+      const policy = retry.policy<Err>(
+        options.retry,
+        deadlineAt === undefined ? undefined : {
+          at: deadlineAt,
+          onStop: Effect.sync(() => {
+            retryCutByDeadline = true
+          })
+        }
+      )
+      return Effect.retry(once, policy)
+    }
+
+    if (models.length === 0) return yield* end("NoModels", undefined, [])
+    for (let index = 0; index < models.length; index++) {
+      const model = models[index]
+      if (deadlineAt !== undefined && (yield* Clock.currentTimeMillis) >= deadlineAt) {
+        return yield* end("DeadlineReached", undefined, models.slice(index))
+      }
+      const result = yield* Effect.either(tryModel(model))
+      if (Either.isRight(result)) {
+        return { value: result.right, model, attempts: [...attempts] }
+      }
+      if (!shouldFallback(result.left)) {
+        return yield* end("NotFallbackable", result.left, models.slice(index + 1))
+      }
+    }
+    return yield* end("Exhausted", undefined, [])
+  })
+
+const firstNonEmpty = <A, E>(
+  pull: Effect.Effect<Chunk.Chunk<A>, Option.Option<E>>
+): Effect.Effect<Option.Option<Chunk.Chunk<A>>, E> =>
+  Effect.matchEffect(pull, {
+    onFailure: Option.match({ onNone: () => Effect.succeedNone, onSome: Effect.fail }),
+    onSuccess: (chunk) => Chunk.isEmpty(chunk) ? firstNonEmpty(pull) : Effect.succeedSome(chunk)
+  })
+
+/**
+ * Opens `stream` in a scope of its own and waits for its first chunk. On success the returned
+ * stream replays that chunk and goes on reading the open one; the stream's scope closes as soon
+ * as the returned stream ends, fails or is interrupted (or with the caller's scope, if it is never
+ * read). On failure or interruption (a timeout) the scope is closed at once, so a model that was
+ * given up on is not left streaming.
+ *
+ * @internal
+ */
+export const firstChunk = (
+  stream: Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError>
+): Effect.Effect<
+  Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError>,
+  LlmError.LlmError,
+  Scope.Scope
+> =>
+  Effect.flatMap(
+    Effect.scope,
+    (parent) =>
+      Effect.flatMap(Scope.fork(parent, ExecutionStrategy.sequential), (scope) =>
+        Effect.flatMap(Stream.toPull(stream), (pull) =>
+          Effect.flatMap(firstNonEmpty(pull), (first) =>
+            Option.match(first, {
+              onNone: () =>
+                Effect.as(Scope.close(scope, Exit.void), Stream.empty),
+              onSome: (chunk) =>
+                Effect.succeed(
+                  Stream.concat(Stream.fromChunk(chunk), Stream.repeatEffectChunkOption(pull)).pipe(
+                    Stream.ensuringWith((exit) =>
+                      Scope.close(scope, exit)
+                    )
+                  )
+                )
+            }))).pipe(
+            Scope.extend(scope),
+            Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit))
+          ))
+  )

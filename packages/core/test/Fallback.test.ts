@@ -1,0 +1,748 @@
+import { assert, describe, it } from "@effect/vitest"
+import { ChatClient, ChatCompletion, Fallback, LlmError } from "@resilient-llm/core"
+import {
+  Cause,
+  Chunk,
+  Context,
+  Duration,
+  Effect,
+  Equal,
+  Exit,
+  FastCheck as fc,
+  Fiber,
+  HashMap,
+  Layer,
+  Logger,
+  Option,
+  Ref,
+  Stream,
+  TestClock,
+  type Tracer
+} from "effect"
+
+// --- scripted client -----------------------------------------------------------------------------
+// `@resilient-llm/testing` depends on core, so core's tests cannot import its TestChatClient. This is
+// the part of it these tests need, under the same names: per model, outcomes after a delay moved by
+// TestClock (for `create` and `stream`), and a record of every call with how it ended, interruption
+// included.
+namespace TestChatClient {
+  export type Outcome =
+    | {
+      readonly _tag: "Reply"
+      readonly content: string
+      readonly delay: Duration.DurationInput
+      readonly chunkDelay: Duration.DurationInput
+      readonly failAfterChunks: { readonly chunks: number; readonly error: LlmError.LlmError } | undefined
+    }
+    | { readonly _tag: "Fail"; readonly error: LlmError.LlmError; readonly delay: Duration.DurationInput }
+    | { readonly _tag: "Hang" }
+  export type Script = Readonly<Record<string, ReadonlyArray<Outcome>>>
+  export interface Call {
+    readonly model: string
+    readonly kind: "create" | "stream"
+    readonly startedAt: number
+    readonly endedAt: number | undefined
+    readonly result: "pending" | "success" | "failure" | "interrupted"
+  }
+  export class Recorder extends Context.Tag("test/FallbackRecorder")<Recorder, Ref.Ref<ReadonlyArray<Call>>>() {}
+  export const reply = (content: string, options?: {
+    readonly delay?: Duration.DurationInput
+    readonly chunkDelay?: Duration.DurationInput
+    readonly failAfterChunks?: { readonly chunks: number; readonly error: LlmError.LlmError }
+  }): Outcome => ({
+    _tag: "Reply",
+    content,
+    delay: options?.delay ?? 0,
+    chunkDelay: options?.chunkDelay ?? 0,
+    failAfterChunks: options?.failAfterChunks
+  })
+  export const fail = (error: LlmError.LlmError, options?: { readonly delay?: Duration.DurationInput }): Outcome => ({
+    _tag: "Fail",
+    error,
+    delay: options?.delay ?? 0
+  })
+  export const hang: Outcome = { _tag: "Hang" }
+  export const calls = Effect.flatMap(Recorder, Ref.get)
+  export const callsTo = (model: string) => Effect.map(calls, (all) => all.filter((call) => call.model === model))
+  export const layer = (script: Script): Layer.Layer<ChatClient.ChatClient | Recorder> =>
+    Layer.effectContext(Effect.gen(function*() {
+      const log = yield* Ref.make<ReadonlyArray<Call>>([])
+      const start = (request: ChatCompletion.ChatRequest, kind: Call["kind"]) =>
+        Effect.gen(function*() {
+          const startedAt = yield* TestClock.currentTimeMillis
+          const [index, nth] = yield* Ref.modify(log, (all) => {
+            const nth = all.filter((call) => call.model === request.model).length
+            const call: Call = { model: request.model, kind, startedAt, endedAt: undefined, result: "pending" }
+            return [[all.length, nth] as const, [...all, call]]
+          })
+          const modelScript = script[request.model]
+          const outcome = modelScript?.[Math.min(nth, modelScript.length - 1)]
+          return [index, outcome] as const
+        })
+      const settle = <A>(index: number) => (exit: Exit.Exit<A, LlmError.LlmError>) =>
+        Effect.flatMap(
+          TestClock.currentTimeMillis,
+          (endedAt) =>
+            Ref.update(log, (all) =>
+              all.map((call, i) =>
+                i === index
+                  ? {
+                    ...call,
+                    endedAt,
+                    result: Exit.isSuccess(exit) ? "success" : Exit.isInterrupted(exit) ? "interrupted" : "failure"
+                  }
+                  : call
+              ))
+        )
+      const notFound = (model: string) => new LlmError.ModelNotFoundError({ model, detail: "not in the test script" })
+      const create = (request: ChatCompletion.ChatRequest) =>
+        Effect.flatMap(start(request, "create"), ([index, outcome]) => {
+          const play: Effect.Effect<ChatCompletion.ChatCompletion, LlmError.LlmError> = outcome === undefined
+            ? Effect.fail(notFound(request.model))
+            : outcome._tag === "Hang"
+            ? Effect.never
+            : outcome._tag === "Fail"
+            ? Effect.zipRight(Effect.sleep(outcome.delay), Effect.fail(outcome.error))
+            : Effect.as(
+              Effect.sleep(outcome.delay),
+              ChatCompletion.make({
+                model: request.model,
+                content: outcome.content,
+                usage: { prompt_tokens: 10, completion_tokens: 5 }
+              })
+            )
+          return Effect.onExit(play, settle(index))
+        })
+      const stream = (request: ChatCompletion.ChatRequest) =>
+        Stream.unwrap(Effect.map(start(request, "stream"), ([index, outcome]) => {
+          const chunks: Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError> = outcome === undefined
+            ? Stream.fail(notFound(request.model))
+            : outcome._tag === "Hang"
+            ? Stream.never
+            : outcome._tag === "Fail"
+            ? Stream.fromEffect(Effect.zipRight(Effect.sleep(outcome.delay), Effect.fail(outcome.error)))
+            : (() => {
+              const words = outcome.content.split(/(?<=\s)/)
+              const deltas = words.map((word): ChatCompletion.ChatCompletionChunk => ({
+                id: "chatcmpl-test",
+                model: request.model,
+                choices: [{ index: 0, delta: { content: word }, finish_reason: null }]
+              }))
+              const failure = outcome.failAfterChunks
+              const played = Stream.fromIterable(failure ? deltas.slice(0, failure.chunks) : deltas).pipe(
+                Stream.zipWithIndex,
+                Stream.mapEffect(([chunk, i]) =>
+                  i === 0 ? Effect.succeed(chunk) : Effect.as(Effect.sleep(outcome.chunkDelay), chunk)
+                )
+              )
+              return Stream.concat(
+                Stream.drain(Stream.fromEffect(Effect.sleep(outcome.delay))),
+                failure ? Stream.concat(played, Stream.fail(failure.error)) : played
+              )
+            })()
+          return Stream.ensuringWith(chunks, settle(index))
+        }))
+      return Context.make(ChatClient.ChatClient, { create, stream }).pipe(Context.add(Recorder, log))
+    }))
+}
+// -------------------------------------------------------------------------------------------------
+
+const request = ChatCompletion.prompt("Name a prime.")
+
+const serverError = (model: string) => new LlmError.ServerError({ model, status: 503 })
+const summary = (attempts: ReadonlyArray<Fallback.Attempt>) =>
+  attempts.map((a) => [a.model, a.retry, a.outcome === "success" ? "success" : a.error._tag, a.startedAt, a.durationMs])
+const callSummary = (calls: ReadonlyArray<TestChatClient.Call>) =>
+  calls.map((c) => [c.model, c.startedAt, c.endedAt, c.result])
+
+/** Data errors compare by `Equal` (a deep comparison would also see Effect's cached hash). */
+const assertSameError = (actual: unknown, expected: unknown) =>
+  assert.isTrue(Equal.equals(actual, expected), `${String(actual)} is not ${String(expected)}`)
+
+const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
+  if (Exit.isSuccess(exit)) throw new Error("expected a failure")
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isNone(failure)) throw new Error(`expected a failure, got ${Cause.pretty(exit.cause)}`)
+  return failure.value
+}
+
+interface Line {
+  readonly level: string
+  readonly message: unknown
+  readonly annotations: Record<string, unknown>
+}
+
+const collectLogs = Effect.sync(() => {
+  const lines: Array<Line> = []
+  const logger = Logger.make(({ annotations, logLevel, message }) => {
+    lines.push({
+      level: logLevel.label,
+      message: Array.isArray(message) ? message[0] : message,
+      annotations: Object.fromEntries(HashMap.toEntries(annotations))
+    })
+  })
+  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
+})
+
+/** A breaker stub: refuses the models in `open`, lets the rest through and records how each ended. */
+const stubBreaker = (open: ReadonlyArray<string>) =>
+  Effect.map(Ref.make<ReadonlyArray<readonly [string, string]>>([]), (seen) => {
+    const breaker: Fallback.Breaker = {
+      protect: (key) => (self) =>
+        open.includes(key)
+          ? Effect.zipRight(
+            Ref.update(seen, (all) => [...all, [key, "refused"] as const]),
+            Effect.fail(new LlmError.CircuitOpenError({ model: key, retryAfter: Duration.seconds(30) }))
+          )
+          : Effect.onExit(self, (exit) =>
+            Ref.update(seen, (all) => [
+              ...all,
+              [
+                key,
+                Exit.isSuccess(exit)
+                  ? "success"
+                  : Option.match(Cause.failureOption(exit.cause), {
+                    onNone: () => "interrupted",
+                    onSome: (error) =>
+                      typeof error === "object" && error !== null && "_tag" in error ? String(error._tag) : "error"
+                  })
+              ] as const
+            ]))
+    }
+    return { breaker, seen: Ref.get(seen) }
+  })
+
+describe("Fallback.chain", () => {
+  it.effect("tries models in order and serves the first success, with every attempt recorded", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(Fallback.chain(["a", "b", "c", "d"])(request))
+      yield* TestClock.adjust("1 second")
+      const served = yield* Fiber.join(fiber)
+      assert.strictEqual(served.model, "c")
+      assert.strictEqual(ChatCompletion.text(served.value), "three")
+      assert.deepStrictEqual(summary(served.attempts), [
+        ["a", 0, "ServerError", 0, 100],
+        ["b", 0, "ModelNotFoundError", 100, 0],
+        ["c", 0, "success", 100, 300]
+      ])
+      assert.deepStrictEqual(callSummary(yield* TestChatClient.calls), [
+        ["a", 0, 100, "failure"],
+        ["b", 100, 100, "failure"],
+        ["c", 100, 400, "success"]
+      ])
+    }).pipe(Effect.provide(TestChatClient.layer({
+      a: [TestChatClient.fail(serverError("a"), { delay: "100 millis" })],
+      b: [TestChatClient.fail(new LlmError.ModelNotFoundError({ model: "b" }))],
+      c: [TestChatClient.reply("three", { delay: "300 millis" })],
+      d: [TestChatClient.reply("never asked")]
+    }))))
+
+  it.effect("a BadRequestError stops the chain and is reported as the error that stopped it", () =>
+    Effect.gen(function*() {
+      const badRequest = new LlmError.BadRequestError({ model: "b", status: 400, code: Option.some("invalid_value") })
+      const error = failureOf(yield* Effect.exit(Fallback.chain(["a", "b", "c"])(request)))
+      assert.strictEqual(error._tag, "AllModelsFailed")
+      assert.strictEqual(error.reason, "NotFallbackable")
+      assert.isTrue(error.stoppedEarly)
+      assertSameError(error.stoppedBy, badRequest)
+      assert.deepStrictEqual(error.untried, ["c"])
+      assert.strictEqual(error.errors.length, 2)
+      assertSameError(error.errors[0], serverError("a"))
+      assertSameError(error.errors[1], badRequest)
+      assert.strictEqual(
+        error.message,
+        "Fallback chain stopped on an error that must not fall back, after 2 attempts: " +
+          "a: Model a failed with HTTP 503; " +
+          "b: Model b rejected the request with HTTP 400 (invalid_value); not tried: c"
+      )
+      assert.deepStrictEqual(yield* TestChatClient.callsTo("c"), [])
+    }).pipe(Effect.provide(TestChatClient.layer({
+      a: [TestChatClient.fail(serverError("a"))],
+      b: [
+        TestChatClient.fail(
+          new LlmError.BadRequestError({ model: "b", status: 400, code: Option.some("invalid_value") })
+        )
+      ],
+      c: [TestChatClient.reply("never asked")]
+    }))))
+
+  it.effect("when every model fails, AllModelsFailed holds every attempt in order and a message naming each", () =>
+    Effect.gen(function*() {
+      const error = failureOf(yield* Effect.exit(Fallback.chain(["a", "b"])(request)))
+      assert.strictEqual(error.reason, "Exhausted")
+      assert.isFalse(error.stoppedEarly)
+      assert.isUndefined(error.stoppedBy)
+      assert.deepStrictEqual(error.models, ["a", "b"])
+      assert.deepStrictEqual(summary(error.attempts), [["a", 0, "ServerError", 0, 0], [
+        "b",
+        0,
+        "AuthenticationError",
+        0,
+        0
+      ]])
+      assert.strictEqual(
+        error.message,
+        "All 2 models of the fallback chain failed, after 2 attempts: " +
+          "a: Model a failed with HTTP 503; b: Model b refused the credentials (HTTP 401)"
+      )
+    }).pipe(Effect.provide(TestChatClient.layer({
+      a: [TestChatClient.fail(serverError("a"))],
+      b: [TestChatClient.fail(new LlmError.AuthenticationError({ model: "b", status: 401 }))]
+    }))))
+
+  it.effect("no models is a typed failure, not a crash", () =>
+    Effect.gen(function*() {
+      const error = failureOf(yield* Effect.exit(Fallback.chain([])(request)))
+      assert.strictEqual(error.reason, "NoModels")
+      assert.deepStrictEqual(error.attempts, [])
+      assert.strictEqual(error.message, "Fallback chain has no models to try")
+      assert.deepStrictEqual(yield* TestChatClient.calls, [])
+    }).pipe(Effect.provide(TestChatClient.layer({}))))
+
+  it.effect("the per-attempt timeout fires at exactly its time, interrupts the attempt, and the chain moves on", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(Fallback.chain(["slow", "fast"], { timeout: "2 seconds" })(request))
+      yield* TestClock.adjust("1999 millis")
+      assert.deepStrictEqual(callSummary(yield* TestChatClient.calls), [["slow", 0, undefined, "pending"]])
+      yield* TestClock.adjust("1 millis")
+      assert.deepStrictEqual(callSummary(yield* TestChatClient.calls), [
+        ["slow", 0, 2000, "interrupted"],
+        ["fast", 2000, undefined, "pending"]
+      ])
+      yield* TestClock.adjust("500 millis")
+      const served = yield* Fiber.join(fiber)
+      assert.strictEqual(served.model, "fast")
+      assert.deepStrictEqual(summary(served.attempts), [["slow", 0, "TimeoutError", 0, 2000], [
+        "fast",
+        0,
+        "success",
+        2000,
+        500
+      ]])
+      assertSameError(
+        served.attempts[0].error,
+        new LlmError.TimeoutError({ model: "slow", timeout: Duration.seconds(2) })
+      )
+    }).pipe(Effect.provide(TestChatClient.layer({
+      slow: [TestChatClient.hang],
+      fast: [TestChatClient.reply("two", { delay: "500 millis" })]
+    }))))
+
+  it.effect("retries each model by the schedule, every try an attempt with its retry number", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(
+        Fallback.chain(["a", "b"], { retry: { retries: 2, jitter: false } })(request)
+      )
+      yield* TestClock.adjust("10 seconds")
+      const served = yield* Fiber.join(fiber)
+      assert.strictEqual(served.model, "b")
+      assert.deepStrictEqual(summary(served.attempts), [
+        ["a", 0, "ServerError", 0, 0],
+        ["a", 1, "ServerError", 250, 0],
+        ["a", 2, "ServerError", 750, 0],
+        ["b", 0, "ServerError", 750, 0],
+        ["b", 1, "success", 1000, 0]
+      ])
+    }).pipe(Effect.provide(TestChatClient.layer({
+      a: [TestChatClient.fail(serverError("a"))],
+      b: [TestChatClient.fail(serverError("b")), TestChatClient.reply("two")]
+    }))))
+
+  it.effect("a retryAfter above maxWait moves on to the next model at once", () =>
+    Effect.gen(function*() {
+      const limited = new LlmError.RateLimitError({ model: "a", retryAfter: Option.some(Duration.minutes(1)) })
+      const fiber = yield* Effect.fork(
+        Fallback.chain(["a", "b"], { retry: { maxWait: "10 seconds" } })(request)
+      )
+      yield* TestClock.adjust("0 millis")
+      const served = yield* Fiber.join(fiber)
+      assert.strictEqual(served.model, "b")
+      assert.deepStrictEqual(served.attempts.map((a) => [a.model, a.startedAt, a.outcome]), [
+        ["a", 0, "failure"],
+        ["b", 0, "success"]
+      ])
+      assertSameError(served.attempts[0].error, limited)
+    }).pipe(Effect.provide(TestChatClient.layer({
+      a: [
+        TestChatClient.fail(new LlmError.RateLimitError({ model: "a", retryAfter: Option.some(Duration.minutes(1)) }))
+      ],
+      b: [TestChatClient.reply("two")]
+    }))))
+
+  describe("deadline", () => {
+    it.effect("the last attempt gets only what is left, and no attempt starts after the deadline", () =>
+      Effect.gen(function*() {
+        const fiber = yield* Effect.fork(
+          Fallback.chain(["a", "b", "c", "d"], { timeout: "4 seconds", deadline: "10 seconds" })(request)
+        )
+        yield* TestClock.adjust("9999 millis")
+        assert.isNull(fiber.unsafePoll())
+        yield* TestClock.adjust("1 millis")
+        const error = failureOf(yield* Fiber.await(fiber))
+        assert.strictEqual(error.reason, "DeadlineReached")
+        assert.deepStrictEqual(error.untried, ["d"])
+        assert.deepStrictEqual(error.attempts.map((a) => [a.model, a.startedAt, a.durationMs, a.error.message]), [
+          ["a", 0, 4000, "Model a did not answer within 4s"],
+          ["b", 4000, 4000, "Model b did not answer within 4s"],
+          ["c", 8000, 2000, "Model c did not answer within 2s"]
+        ])
+        assertSameError(
+          error.attempts[2].error,
+          new LlmError.TimeoutError({ model: "c", timeout: Duration.seconds(2) })
+        )
+        assert.match(error.message, /^Fallback chain reached its deadline of 10s after 3 attempts: .*not tried: d$/)
+        yield* TestClock.adjust("1 minute")
+        assert.deepStrictEqual(callSummary(yield* TestChatClient.calls), [
+          ["a", 0, 4000, "interrupted"],
+          ["b", 4000, 8000, "interrupted"],
+          ["c", 8000, 10000, "interrupted"]
+        ])
+      }).pipe(Effect.provide(TestChatClient.layer({
+        a: [TestChatClient.hang],
+        b: [TestChatClient.hang],
+        c: [TestChatClient.hang],
+        d: [TestChatClient.reply("too late")]
+      }))))
+
+    it.effect("the README's timeline: timeout, retry and deadline together", () =>
+      Effect.gen(function*() {
+        const fiber = yield* Effect.fork(
+          Fallback.chain(["a", "b", "c"], {
+            timeout: "4 seconds",
+            retry: { retries: 1, jitter: false },
+            deadline: "10 seconds"
+          })(request)
+        )
+        yield* TestClock.adjust("10 seconds")
+        const error = failureOf(yield* Fiber.await(fiber))
+        assert.deepStrictEqual(
+          error.attempts.map((a) => [a.model, a.retry, a.startedAt, a.durationMs, a.error.message]),
+          [
+            ["a", 0, 0, 4000, "Model a did not answer within 4s"],
+            ["a", 1, 4250, 4000, "Model a did not answer within 4s"],
+            ["b", 0, 8250, 1750, "Model b did not answer within 1s 750ms"]
+          ]
+        )
+        assert.strictEqual(error.reason, "DeadlineReached")
+        assert.deepStrictEqual(error.untried, ["c"])
+      }).pipe(Effect.provide(TestChatClient.layer({
+        a: [TestChatClient.hang],
+        b: [TestChatClient.hang],
+        c: [TestChatClient.reply("too late")]
+      }))))
+
+    it.effect("a retry whose delay would end past the deadline is skipped, and the next model gets the rest", () =>
+      Effect.gen(function*() {
+        const fiber = yield* Effect.fork(
+          Fallback.chain(["a", "b"], { deadline: "1 second", retry: { jitter: false } })(request)
+        )
+        yield* TestClock.adjust("1 second")
+        const error = failureOf(yield* Fiber.await(fiber))
+        assert.strictEqual(error.reason, "DeadlineReached")
+        assert.deepStrictEqual(error.attempts.map((a) => [a.model, a.retry, a.startedAt, a.durationMs, a.error._tag]), [
+          ["a", 0, 0, 900, "ServerError"],
+          ["b", 0, 900, 100, "TimeoutError"]
+        ])
+        assertSameError(
+          error.attempts[1].error,
+          new LlmError.TimeoutError({ model: "b", timeout: Duration.millis(100) })
+        )
+      }).pipe(Effect.provide(TestChatClient.layer({
+        a: [TestChatClient.fail(serverError("a"), { delay: "900 millis" })],
+        b: [TestChatClient.hang]
+      }))))
+  })
+
+  describe("breaker", () => {
+    it.effect("an open circuit skips its model at once, recorded as CircuitOpenError; every retry passes the breaker", () =>
+      Effect.gen(function*() {
+        const { breaker, seen } = yield* stubBreaker(["a"])
+        const fiber = yield* Effect.fork(
+          Fallback.chain(["a", "b"], { breaker, retry: { retries: 3, jitter: false } })(request)
+        )
+        yield* TestClock.adjust("10 seconds")
+        const served = yield* Fiber.join(fiber)
+        assert.strictEqual(served.model, "b")
+        assert.deepStrictEqual(summary(served.attempts), [
+          ["a", 0, "CircuitOpenError", 0, 0],
+          ["b", 0, "ServerError", 0, 0],
+          ["b", 1, "ServerError", 250, 0],
+          ["b", 2, "success", 750, 0]
+        ])
+        assert.deepStrictEqual(yield* seen, [
+          ["a", "refused"],
+          ["b", "ServerError"],
+          ["b", "ServerError"],
+          ["b", "success"]
+        ])
+        assert.deepStrictEqual(yield* TestChatClient.callsTo("a"), [], "nothing was sent to the open model")
+      }).pipe(Effect.provide(TestChatClient.layer({
+        a: [TestChatClient.reply("never asked")],
+        b: [TestChatClient.fail(serverError("b")), TestChatClient.fail(serverError("b")), TestChatClient.reply("ok")]
+      }))))
+
+    it.effect("a timeout reaches the breaker as a failure", () =>
+      Effect.gen(function*() {
+        const { breaker, seen } = yield* stubBreaker([])
+        const fiber = yield* Effect.fork(Fallback.chain(["a", "b"], { breaker, timeout: "1 second" })(request))
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.join(fiber)
+        assert.deepStrictEqual(yield* seen, [["a", "TimeoutError"], ["b", "success"]])
+      }).pipe(Effect.provide(TestChatClient.layer({
+        a: [TestChatClient.hang],
+        b: [TestChatClient.reply("ok")]
+      }))))
+  })
+
+  it.effect("interrupting the chain interrupts the attempt in flight, and no attempt starts after it", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(
+        Fallback.chain(["a", "b", "c"], { timeout: "5 seconds", retry: { jitter: false } })(request)
+      )
+      yield* TestClock.adjust("6 seconds")
+      assert.deepStrictEqual(callSummary(yield* TestChatClient.calls), [
+        ["a", 0, 5000, "interrupted"],
+        ["a", 5250, undefined, "pending"]
+      ])
+      yield* Fiber.interrupt(fiber)
+      yield* TestClock.adjust("10 minutes")
+      assert.deepStrictEqual(callSummary(yield* TestChatClient.calls), [
+        ["a", 0, 5000, "interrupted"],
+        ["a", 5250, 6000, "interrupted"]
+      ])
+    }).pipe(Effect.provide(TestChatClient.layer({
+      a: [TestChatClient.hang],
+      b: [TestChatClient.reply("never asked")],
+      c: [TestChatClient.reply("never asked")]
+    }))))
+
+  it.effect("each try is an attempt span with its model and retry number, inside the fallback span", () =>
+    Effect.gen(function*() {
+      const seen: Array<readonly [string, unknown, unknown, string | undefined]> = []
+      let parentSpan: Tracer.Span | undefined
+      let calls = 0
+      const spying = Layer.succeed(ChatClient.ChatClient, {
+        create: (req) =>
+          Effect.flatMap(Effect.orDie(Effect.currentSpan), (span) => {
+            const parent = Option.getOrUndefined(span.parent)
+            if (parent?._tag === "Span") parentSpan = parent
+            seen.push([
+              span.name,
+              span.attributes.get("llm.model"),
+              span.attributes.get("llm.retry"),
+              parent?._tag === "Span" ? parent.name : undefined
+            ])
+            return calls++ === 0
+              ? Effect.fail(serverError(req.model))
+              : Effect.succeed(ChatCompletion.make({ model: req.model, content: "ok" }))
+          }),
+        stream: () => Stream.dieMessage("not scripted")
+      })
+      const served = yield* Fallback.chain(["a"], { retry: { jitter: false } })(request).pipe(
+        Effect.provide(spying),
+        Effect.fork,
+        Effect.tap(() => TestClock.adjust("250 millis")),
+        Effect.flatMap(Fiber.join)
+      )
+      assert.strictEqual(served.attempts.length, 2)
+      assert.deepStrictEqual(seen, [
+        ["resilient-llm.fallback.attempt", "a", 0, "resilient-llm.fallback"],
+        ["resilient-llm.fallback.attempt", "a", 1, "resilient-llm.fallback"]
+      ])
+      assert.strictEqual(parentSpan?.attributes.get("llm.served_model"), "a")
+      assert.strictEqual(parentSpan?.attributes.get("llm.models"), "a")
+    }))
+
+  it.effect("logs the served model and the number of attempts; a failed chain logs one line too", () =>
+    Effect.gen(function*() {
+      const { layer, lines } = yield* collectLogs
+      yield* Fallback.chain(["a", "b"])(request).pipe(Effect.provide(layer))
+      const served = lines.filter((line) => line.annotations["llm.attempts"] !== undefined)
+      assert.deepStrictEqual(served.map((line) => [line.level, line.message, line.annotations["llm.model"]]), [
+        ["INFO", "served by b after 2 attempts", "b"]
+      ])
+      assert.strictEqual(served[0].annotations["llm.pattern"], "fallback")
+      // one line per attempt from Observability, then the served line
+      assert.deepStrictEqual(lines.map((line) => line.message), [
+        "attempt failed",
+        "attempt succeeded",
+        "served by b after 2 attempts"
+      ])
+
+      lines.length = 0
+      yield* Effect.exit(Fallback.chain(["a"])(request).pipe(Effect.provide(layer)))
+      assert.deepStrictEqual(lines.map((line) => [line.level, line.message]), [
+        ["WARN", "attempt failed"],
+        ["WARN", "All 1 model of the fallback chain failed, after 1 attempt: a: Model a failed with HTTP 503"]
+      ])
+      assert.strictEqual(lines[1].annotations["llm.reason"], "Exhausted")
+    }).pipe(Effect.provide(TestChatClient.layer({
+      a: [TestChatClient.fail(serverError("a"))],
+      b: [TestChatClient.reply("ok")]
+    }))))
+})
+
+describe("Fallback.firstSuccess", () => {
+  class Unavailable {
+    readonly _tag = "Unavailable"
+    constructor(readonly region: string) {}
+  }
+
+  it.effect("is generic in the attempt's value and error, with its own shouldFallback", () =>
+    Effect.gen(function*() {
+      const regions: Record<string, Effect.Effect<number, Unavailable>> = {
+        "eu": Effect.fail(new Unavailable("eu")),
+        "us": Effect.succeed(42),
+        "ap": Effect.succeed(7)
+      }
+      const served = yield* Fallback.firstSuccess(["eu", "us", "ap"], (region) => regions[region], {
+        shouldFallback: (error) => error._tag === "Unavailable"
+      })
+      assert.strictEqual(served.value, 42)
+      assert.strictEqual(served.model, "us")
+      assert.deepStrictEqual(served.attempts.map((a) => [a.model, a.outcome]), [["eu", "failure"], ["us", "success"]])
+      assert.instanceOf(served.attempts[0].error, Unavailable)
+
+      const stopped = failureOf(
+        yield* Effect.exit(Fallback.firstSuccess(["eu", "us"], (region) => regions[region], {
+          shouldFallback: () => false
+        }))
+      )
+      assert.strictEqual(stopped.reason, "NotFallbackable")
+      assert.instanceOf(stopped.stoppedBy, Unavailable)
+      assert.strictEqual(
+        stopped.message,
+        "Fallback chain stopped on an error that must not fall back, after 1 attempt: eu: Unavailable; not tried: us"
+      )
+    }))
+
+  // Random outcome scripts: per model, a list of tries that fail (retryably or not) or succeed.
+  const tryArb = fc.constantFrom("ok", "retryable", "final")
+  it.effect.prop(
+    "serves the first model whose script succeeds within its retries, after trying the others in order",
+    [fc.array(fc.array(tryArb, { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 5 }), fc.nat(3)],
+    ([scripts, retries]) =>
+      Effect.gen(function*() {
+        const models = scripts.map((_, i) => `m${i}`)
+        const counts = new Map<string, number>()
+        const attempt = (model: string) =>
+          Effect.suspend(() => {
+            const n = counts.get(model) ?? 0
+            counts.set(model, n + 1)
+            const script = scripts[Number(model.slice(1))]
+            const outcome = script[Math.min(n, script.length - 1)]
+            return outcome === "ok"
+              ? Effect.succeed(model)
+              : Effect.fail(
+                outcome === "retryable"
+                  ? serverError(model)
+                  : new LlmError.ModelNotFoundError({ model })
+              )
+          })
+        const fiber = yield* Effect.fork(
+          Effect.exit(Fallback.firstSuccess(models, attempt, { retry: { retries, jitter: false } }))
+        )
+        yield* TestClock.adjust("1 hour")
+        const exit = yield* Fiber.join(fiber)
+
+        // the expected tries: each model's script read until success, a non-retryable failure, or
+        // the retries run out
+        const expected: Array<[string, number, string]> = []
+        let winner: string | undefined
+        for (const [i, script] of scripts.entries()) {
+          for (let n = 0; n <= retries; n++) {
+            const outcome = script[Math.min(n, script.length - 1)]
+            expected.push([`m${i}`, n, outcome])
+            if (outcome !== "retryable") break
+          }
+          if (expected[expected.length - 1][2] === "ok") {
+            winner = `m${i}`
+            break
+          }
+        }
+        const attempts = Exit.isSuccess(exit) ? exit.value.attempts : failureOf(exit).attempts
+        assert.deepStrictEqual(
+          attempts.map((a) => [
+            a.model,
+            a.retry,
+            a.outcome === "success" ? "ok" : a.error._tag === "ServerError" ? "retryable" : "final"
+          ]),
+          expected
+        )
+        if (winner === undefined) {
+          assert.isTrue(Exit.isFailure(exit))
+          assert.strictEqual(failureOf(exit).reason, "Exhausted")
+        } else {
+          assert.isTrue(Exit.isSuccess(exit) && exit.value.model === winner && exit.value.value === winner)
+        }
+        const starts = attempts.map((a) => a.startedAt)
+        assert.deepStrictEqual(starts, [...starts].sort((x, y) => x - y), "attempts are in time order")
+      }),
+    { fastCheck: { numRuns: 50 } }
+  )
+})
+
+describe("Fallback.stream", () => {
+  const collect = <E>(stream: Stream.Stream<ChatCompletion.ChatCompletionChunk, E>) =>
+    Effect.map(Stream.runCollect(stream), (chunks) => Chunk.join(Chunk.map(chunks, ChatCompletion.chunkText), ""))
+
+  it.scoped("a failure before the first chunk falls back; the served stream starts with its first chunk", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(Fallback.stream(["a", "b"])(request))
+      yield* TestClock.adjust("300 millis")
+      const served = yield* Fiber.join(fiber)
+      assert.strictEqual(served.model, "b")
+      assert.deepStrictEqual(summary(served.attempts), [["a", 0, "ServerError", 0, 100], ["b", 0, "success", 100, 200]])
+      const text = yield* Effect.fork(collect(served.value))
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual(yield* Fiber.join(text), "two three five")
+      assert.deepStrictEqual(callSummary(yield* TestChatClient.calls), [
+        ["a", 0, 100, "failure"],
+        ["b", 100, 800, "success"]
+      ])
+    }).pipe(Effect.provide(TestChatClient.layer({
+      a: [TestChatClient.fail(serverError("a"), { delay: "100 millis" })],
+      b: [TestChatClient.reply("two three five", { delay: "200 millis", chunkDelay: "250 millis" })]
+    }))))
+
+  it.scoped("a failure after the first chunk goes to the caller as it is, without falling back", () =>
+    Effect.gen(function*() {
+      const served = yield* Fallback.stream(["a", "b"])(request)
+      assert.strictEqual(served.model, "a")
+      const exit = yield* Effect.exit(collect(served.value))
+      assertSameError(failureOf(exit), serverError("a"))
+      assert.deepStrictEqual(yield* TestChatClient.callsTo("b"), [])
+    }).pipe(Effect.provide(TestChatClient.layer({
+      a: [TestChatClient.reply("one two three", { failAfterChunks: { chunks: 2, error: serverError("a") } })],
+      b: [TestChatClient.reply("never asked")]
+    }))))
+
+  it.scoped("the time-to-first-chunk timeout interrupts the silent stream and falls back", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(Fallback.stream(["a", "b"], { timeout: "1 second" })(request))
+      yield* TestClock.adjust("999 millis")
+      assert.isNull(fiber.unsafePoll())
+      yield* TestClock.adjust("1 millis")
+      const served = yield* Fiber.join(fiber)
+      assert.strictEqual(served.model, "b")
+      assertSameError(
+        served.attempts[0].error,
+        new LlmError.TimeoutError({ model: "a", timeout: Duration.seconds(1) })
+      )
+      assert.deepStrictEqual(callSummary(yield* TestChatClient.callsTo("a")), [["a", 0, 1000, "interrupted"]])
+      // the timeout bounds only the first chunk: a slow stream after it is not cut
+      const text = yield* Effect.fork(collect(served.value))
+      yield* TestClock.adjust("10 seconds")
+      assert.strictEqual(yield* Fiber.join(text), "slow but steady")
+    }).pipe(Effect.provide(TestChatClient.layer({
+      a: [TestChatClient.reply("too late", { delay: "5 seconds" })],
+      b: [TestChatClient.reply("slow but steady", { chunkDelay: "3 seconds" })]
+    }))))
+
+  it.scoped("every model failing before its first chunk is AllModelsFailed", () =>
+    Effect.gen(function*() {
+      const error = failureOf(yield* Effect.exit(Fallback.stream(["a", "b"])(request)))
+      assert.strictEqual(error.reason, "Exhausted")
+      assert.deepStrictEqual(error.errors.map((e) => e._tag), ["ServerError", "ModelNotFoundError"])
+    }).pipe(Effect.provide(TestChatClient.layer({ a: [TestChatClient.fail(serverError("a"))] }))))
+})
