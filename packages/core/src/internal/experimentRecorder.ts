@@ -74,6 +74,12 @@ export interface Finished {
 export class Recorder {
   readonly variants: ReadonlyArray<VariantState>
   private readonly pending = new Map<string, PendingScore>()
+  /**
+   * The call ids in `pending`, oldest first from `windowStart`, as a ring: evicting the oldest is
+   * an index step, where taking the first key of the map would walk its deleted entries.
+   */
+  private readonly window: Array<string> = []
+  private windowStart = 0
   private seq = 0
   private nextCall = 0
   unkeyed = 0
@@ -142,12 +148,15 @@ export class Recorder {
       const slot = Math.floor(u * state.offered)
       if (slot < this.sampleSize) state.reservoir[slot] = record
     }
-    this.pending.set(call.callId, { variant, record, scored: false })
-    if (this.pending.size > this.scoreWindow) {
-      // a Map iterates in insertion order: the first key is the oldest call
-      const oldest = this.pending.keys().next()
-      if (oldest.done !== true) this.pending.delete(oldest.value)
+    if (this.window.length < this.scoreWindow) {
+      this.window.push(call.callId)
+    } else {
+      // the ring is full: the slot at `windowStart` holds the oldest call, which leaves the window
+      this.pending.delete(this.window[this.windowStart])
+      this.window[this.windowStart] = call.callId
+      this.windowStart = (this.windowStart + 1) % this.scoreWindow
     }
+    this.pending.set(call.callId, { variant, record, scored: false })
   }
 
   interrupted(variant: number): void {
