@@ -306,8 +306,13 @@ export interface Experiment {
    * so a retried scoring job cannot count twice.
    */
   readonly score: (callId: string, score: number) => Effect.Effect<void, ScoreError>
-  /** Records a call served elsewhere (a stream, a batch job) and returns its call id. */
-  readonly record: (call: RecordedCall) => Effect.Effect<string, UnknownVariantError>
+  /**
+   * Records a call served elsewhere (a stream, a batch job) and returns its call id. A variant the
+   * experiment does not have is an `UnknownVariantError`; a latency, token count, start time or
+   * outcome that no real call could have (negative, `NaN`, infinite, fractional tokens, an empty
+   * outcome) is an `InvalidCallError`, and nothing is recorded.
+   */
+  readonly record: (call: RecordedCall) => Effect.Effect<string, UnknownVariantError | InvalidCallError>
   readonly summary: Effect.Effect<Summary>
   /** The sampled calls, one JSON object (`ExportedCall`) per line, each line ending in `\n`. */
   readonly export: Effect.Effect<string>
@@ -365,6 +370,25 @@ export class UnknownVariantError extends Data.TaggedError("UnknownVariantError")
 }> {
   override get message(): string {
     return `Experiment "${this.experiment}" has no variant "${this.variant}"`
+  }
+}
+
+/**
+ * `record` was given a call no real call could be: `field` holds `value`, which is not what it
+ * must be (`expected`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidCallError extends Data.TaggedError("InvalidCallError")<{
+  readonly experiment: string
+  readonly field: "latencyMs" | "inputTokens" | "outputTokens" | "startedAt" | "outcome"
+  readonly value: unknown
+  readonly expected: string
+}> {
+  override get message(): string {
+    const shown = typeof this.value === "string" ? JSON.stringify(this.value) : String(this.value)
+    return `Experiment "${this.experiment}" cannot record a call whose ${this.field} is ${shown}: expected ${this.expected}`
   }
 }
 

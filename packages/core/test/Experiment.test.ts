@@ -102,8 +102,16 @@ describe("Experiment.make", () => {
       assert.include(yield* reasonOf({ ...base, variants: [] }), "no variants")
       assert.include(yield* reasonOf({ ...base, variants: [variant("a", 1), variant("a", 2)] }), "two variants")
       assert.include(yield* reasonOf({ ...base, variants: [variant("a", 1), variant("b", -0.5)] }), "negative")
-      assert.include(yield* reasonOf({ ...base, variants: [variant("a", Number.NaN)] }), "not finite")
-      assert.include(yield* reasonOf({ ...base, variants: [variant("a", Infinity)] }), "not finite")
+      assert.include(yield* reasonOf({ ...base, variants: [variant("a", Number.NaN)] }), "not a finite number (NaN)")
+      assert.include(yield* reasonOf({ ...base, variants: [variant("a", Infinity)] }), "not a finite number (Infinity)")
+      // each weight finite, but their sum is not: the assignment could only ever pick one variant
+      assert.include(
+        yield* reasonOf({ ...base, variants: [variant("a", Number.MAX_VALUE), variant("b", Number.MAX_VALUE)] }),
+        "too large"
+      )
+      assert.include(yield* reasonOf({ ...base, variants: [variant("", 1)] }), "empty name")
+      assert.include(yield* reasonOf({ ...base, variants: [variant(" \t", 1)] }), "empty name")
+      assert.include(yield* reasonOf({ ...base, variants: [{ name: "a", model: " ", weight: 1 }] }), "no model")
       assert.include(yield* reasonOf({ ...base, variants: [variant("a", 0), variant("b", 0)] }), "every weight is zero")
       assert.include(
         yield* reasonOf({ ...base, variants: [variant("a", 1)], control: "z" }),
@@ -118,6 +126,14 @@ describe("Experiment.make", () => {
         "shadow concurrency"
       )
       assert.include(yield* reasonOf({ ...base, name: "", variants: [variant("a", 1)] }), "name is empty")
+      // what a caller without the types (JavaScript, a config file) could pass
+      const untyped: { assignment: Experiment.Assignment } = JSON.parse("{\"assignment\":\"sticky \"}")
+      assert.include(yield* reasonOf({ ...base, ...untyped, variants: [variant("a", 1)] }), "\"random\" or \"sticky\"")
+      const stringWeight: { weight: number } = JSON.parse("{\"weight\":\"1\"}")
+      assert.include(
+        yield* reasonOf({ ...base, variants: [{ name: "a", model: "m", ...stringWeight }] }),
+        "not a finite number (1)"
+      )
     }))
 
   it.effect("accepts zero weights, weights not summing to 1, and a named control", () =>
@@ -538,6 +554,82 @@ describe("score", () => {
       assert.strictEqual(error._tag, "UnknownVariantError")
       assert.strictEqual(error.message, "Experiment \"x\" has no variant \"nope\"")
     }).pipe(Effect.scoped))
+})
+
+describe("record", () => {
+  it.effect("a call no real call could be is an InvalidCallError, and nothing is recorded", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "hostile",
+        assignment: "random",
+        variants: [{ name: "a", model: "model-a", weight: 1 }]
+      })
+      const ok = { variant: "a", latencyMs: 10, outcome: "success" }
+      const cases: ReadonlyArray<readonly [Experiment.RecordedCall, Experiment.InvalidCallError["field"]]> = [
+        [{ ...ok, latencyMs: Number.NaN }, "latencyMs"],
+        [{ ...ok, latencyMs: -1 }, "latencyMs"],
+        [{ ...ok, latencyMs: Infinity }, "latencyMs"],
+        [{ ...ok, inputTokens: -3 }, "inputTokens"],
+        [{ ...ok, inputTokens: 2.5 }, "inputTokens"],
+        [{ ...ok, outputTokens: 1e300 }, "outputTokens"],
+        [{ ...ok, startedAt: Number.NaN }, "startedAt"],
+        [{ ...ok, outcome: "" }, "outcome"],
+        [{ ...ok, outcome: "  " }, "outcome"]
+      ]
+      for (const [call, field] of cases) {
+        const error = yield* Effect.flip(experiment.record(call))
+        assert.strictEqual(error._tag, "InvalidCallError", JSON.stringify(call))
+        if (error._tag === "InvalidCallError") {
+          assert.strictEqual(error.field, field)
+          assert.include(error.message, `Experiment "hostile" cannot record a call whose ${field} is`)
+        }
+      }
+      const [a] = (yield* experiment.summary).variants
+      assert.deepStrictEqual([a.calls, a.sampled, a.latency.count], [0, 0, 0])
+      assert.strictEqual(yield* experiment.export, "")
+    }).pipe(Effect.scoped))
+
+  it.effect("token counts a provider could not have meant are left out, not averaged", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "usage",
+        assignment: "random",
+        variants: [{ name: "a", model: "model-a", weight: 1 }]
+      })
+      const served = yield* experiment.complete(request)
+      assert.strictEqual(served.model, "model-a")
+      const [a] = (yield* experiment.summary).variants
+      assert.deepStrictEqual([a.calls, a.inputTokens.count, a.outputTokens.count, a.outputTokens.mean], [1, 0, 1, 5])
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(TestChatClient.layer({
+        "model-a": () => TestChatClient.reply(0, { prompt_tokens: -40, completion_tokens: 5 })
+      }))
+    ))
+
+  it.effect("scores too large to square give no interval rather than NaN bounds", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "huge",
+        assignment: "random",
+        minSamples: 2,
+        variants: [{ name: "a", model: "model-a", weight: 1 }, { name: "b", model: "model-b", weight: 1 }]
+      })
+      for (const [variant, scores] of [["a", [1e200, -1e200, 1e200]], ["b", [1, 2, 3]]] as const) {
+        for (const score of scores) {
+          const id = yield* experiment.record({ variant, latencyMs: 1, outcome: "success" })
+          yield* experiment.score(id, score)
+        }
+      }
+      const [vsB] = (yield* experiment.summary).comparisons
+      assert.deepStrictEqual([vsB.score.lower, vsB.score.upper, vsB.score.df, vsB.score.verdict], [
+        undefined,
+        undefined,
+        undefined,
+        "inconclusive"
+      ])
+      assert.include(vsB.score.reason, "too large")
+    }).pipe(Effect.scoped, seeded(4)))
 })
 
 describe("export", () => {
