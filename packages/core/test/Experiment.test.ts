@@ -189,23 +189,27 @@ describe("assignment", () => {
         served.filter((v) => v === "control").length,
         served.filter((v) => v === "challenger").length
       ])
-      const again = yield* run(42, 1_000)
-      assert.deepStrictEqual(again.served, served.slice(0, 1_000), "the same seed gives the same assignments")
-      const other = yield* run(7, 1_000)
+      const again = yield* run(42, 200)
+      assert.deepStrictEqual(again.served, served.slice(0, 200), "the same seed gives the same assignments")
+      const other = yield* run(7, 200)
       assert.notDeepEqual(other.served, again.served)
     }).pipe(Effect.provide(instant)))
 
   it.effect("sticky: one key keeps its variant for 1,000 calls, whatever the Random seed", () =>
     Effect.gen(function*() {
       const experiment = yield* split("sticky")
-      for (const key of ["user-1", "user-2", "user-3", "ünïcødé 🙂"]) {
+      const kept: Array<string> = []
+      for (const key of ["user-1", "user-2", "user-11", "user-23", "ünïcødé 🙂"]) {
         const seen = new Set<string>()
         for (let i = 0; i < 1_000; i++) {
           const served = yield* experiment.complete(request, { key }).pipe(seeded(i))
           seen.add(served.variant)
         }
         assert.strictEqual(seen.size, 1, `${key} saw ${[...seen].join(", ")}`)
+        kept.push(...seen)
       }
+      // user-11 and user-23 are in the 20%: both sides are shown to stick, not only the 80% one
+      assert.deepStrictEqual([...new Set(kept)].sort(), ["challenger", "control"])
       // a second experiment object with the same name and weights (another process) agrees
       const other = yield* split("sticky")
       for (let i = 0; i < 200; i++) {
@@ -471,6 +475,32 @@ describe("shadow mode", () => {
       assert.deepStrictEqual([summary.variants[1].calls, summary.shadowDropped], [3, 3])
     }).pipe(Effect.scoped, seeded(1), Effect.provide(shadowLayer)))
 
+  it.effect("shadow calls take no place in the score window: the callers' calls stay scorable", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "shadow-window",
+        assignment: "random",
+        shadow: true,
+        scoreWindow: 2,
+        variants: [{ name: "control", model: "model-a", weight: 0 }, {
+          name: "challenger",
+          model: "model-b",
+          weight: 1
+        }]
+      })
+      const fiber = yield* Effect.fork(Effect.all([experiment.complete(request), experiment.complete(request)]))
+      yield* TestClock.adjust("200 millis")
+      const [first, second] = yield* Fiber.join(fiber)
+      // the two shadow calls finish after both callers' calls, and are recorded
+      yield* TestClock.adjust("10 seconds")
+      const summary = yield* experiment.summary
+      assert.deepStrictEqual(summary.variants.map((v) => v.calls), [2, 2])
+      yield* experiment.score(first.callId, 3)
+      yield* experiment.score(second.callId, 5)
+      assert.deepStrictEqual((yield* experiment.summary).variants[0].score, { count: 2, mean: 4, sd: Math.SQRT2 })
+      assert.strictEqual(yield* experiment.recorderSize, 2 + 2 + 2, "two samples per variant and two pending scores")
+    }).pipe(Effect.scoped, seeded(1), Effect.provide(shadowLayer)))
+
   it.effect("closing the experiment's scope interrupts shadow calls still running", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
@@ -529,7 +559,9 @@ describe("score", () => {
         })
       assert.strictEqual(yield* reason(first.callId, 1), "already-scored")
       assert.strictEqual(yield* reason("no-such-call", 1), "unknown")
-      assert.strictEqual(yield* reason(first.callId, Number.NaN), "invalid-score")
+      for (const hostile of [Number.NaN, Infinity, -Infinity]) {
+        assert.strictEqual(yield* reason(first.callId, hostile), "invalid-score")
+      }
       const failed = yield* experiment.record({ variant: "b", latencyMs: 10, outcome: "ServerError" })
       assert.strictEqual(yield* reason(failed, 1), "failed-call")
       // three more calls push `second` out of a window of 3
@@ -542,6 +574,43 @@ describe("score", () => {
         .find((l) => l?.callId === first.callId)
       assert.strictEqual(line?.score, 4.5)
     }).pipe(Effect.scoped, seeded(5), Effect.provide(layer)))
+
+  it.effect("a score sent as soon as complete returns always finds its call, however calls interleave", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "race",
+        assignment: "random",
+        scoreWindow: 10,
+        variants: [{ name: "a", model: "model-a", weight: 1 }, { name: "b", model: "model-b", weight: 1 }]
+      })
+      // 60 callers at once, each scoring its answer the moment it has it, while the others are
+      // still being served and recorded; the window (10) is far smaller than the traffic
+      const fiber = yield* Effect.fork(Effect.forEach(
+        Array.from({ length: 60 }, (_, i) => i),
+        (i) =>
+          experiment.complete(request).pipe(
+            Effect.flatMap((served) => Effect.as(experiment.score(served.callId, i % 7), served.variant))
+          ),
+        { concurrency: "unbounded" }
+      ))
+      yield* TestClock.adjust("1 second")
+      const variants = yield* Fiber.join(fiber)
+      const summary = yield* experiment.summary
+      assert.deepStrictEqual(summary.variants.map((v) => v.score.count), [
+        variants.filter((v) => v === "a").length,
+        variants.filter((v) => v === "b").length
+      ])
+      assert.strictEqual(summary.variants[0].score.count + summary.variants[1].score.count, 60)
+    }).pipe(
+      Effect.scoped,
+      seeded(8),
+      Effect.provide(TestChatClient.layer({
+        // latencies that make calls finish in another order than they started (few distinct
+        // instants, as TestClock yields to the event loop once per instant)
+        "model-a": (n) => TestChatClient.reply(((n * 3) % 5) * 100),
+        "model-b": (n) => TestChatClient.reply(((n * 2) % 7) * 50)
+      }))
+    ))
 
   it.effect("record rejects an unknown variant", () =>
     Effect.gen(function*() {

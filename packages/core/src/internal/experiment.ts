@@ -141,13 +141,18 @@ export const make = (
       const tokens = Exit.isSuccess(exit) ? ChatCompletion.tokens(exit.value) : Option.none()
       return Effect.flatMap(Random.next, (u) =>
         Effect.sync(() =>
-          recorder.record(variant, {
-            ...call,
-            outcome,
-            // a provider's usage is not trusted blindly: a count no real call has is left out
-            inputTokens: Option.isSome(tokens) && isTokenCount(tokens.value.input) ? tokens.value.input : undefined,
-            outputTokens: Option.isSome(tokens) && isTokenCount(tokens.value.output) ? tokens.value.output : undefined
-          }, u)
+          recorder.record(
+            variant,
+            {
+              ...call,
+              outcome,
+              // a provider's usage is not trusted blindly: a count no real call has is left out
+              inputTokens: Option.isSome(tokens) && isTokenCount(tokens.value.input) ? tokens.value.input : undefined,
+              outputTokens: Option.isSome(tokens) && isTokenCount(tokens.value.output) ? tokens.value.output : undefined
+            },
+            u,
+            !call.shadow
+          )
         ))
     }
 

@@ -113,9 +113,11 @@ export class Recorder {
 
   /**
    * Records a finished call. `u` is a uniform draw in [0, 1) from `Random`, used for the
-   * reservoir's replacement decision (Vitter's algorithm R).
+   * reservoir's replacement decision (Vitter's algorithm R). A call that is not `scorable` (a
+   * shadow call of `complete`, whose id nobody receives) takes no place in the score window, so a
+   * burst of shadow traffic cannot push the callers' calls out of it.
    */
-  record(variant: number, call: Finished, u: number): void {
+  record(variant: number, call: Finished, u: number, scorable = true): void {
     const state = this.variants[variant]
     state.calls += 1
     state.outcomes.set(call.outcome, (state.outcomes.get(call.outcome) ?? 0) + 1)
@@ -148,6 +150,7 @@ export class Recorder {
       const slot = Math.floor(u * state.offered)
       if (slot < this.sampleSize) state.reservoir[slot] = record
     }
+    if (!scorable) return
     if (this.window.length < this.scoreWindow) {
       this.window.push(call.callId)
     } else {
