@@ -90,7 +90,7 @@ export interface ShadowOptions {
 export interface Options {
   /** Names the experiment in spans (`llm.experiment`), call ids, the sticky hash and exports. */
   readonly name: string
-  /** At least one; names unique; weights finite, non-negative, not all zero. */
+  /** At least one; names unique and not blank; a model each; weights finite, non-negative, not all zero. */
   readonly variants: ReadonlyArray<Variant>
   readonly assignment: Assignment
   /** The variant the others are compared against; the first one by default. */
@@ -395,9 +395,10 @@ export class InvalidCallError extends Data.TaggedError("InvalidCallError")<{
 /**
  * Starts an experiment. It allocates the recorder and, for shadow mode, the background calls'
  * slots; the shadow calls run in the `Scope` of `make`, so closing it interrupts those still
- * running. Fails with `ExperimentConfigError` when there are no variants, two share a name, a
- * weight is negative or not finite, every weight is zero, `control` names no variant, or a
- * numeric option is out of range.
+ * running. Fails with `ExperimentConfigError` when the name is blank, the assignment is neither
+ * `"random"` nor `"sticky"`, there are no variants, a variant's name or model is blank, two share a
+ * name, a weight is negative or not finite, every weight is zero, the weights' sum overflows,
+ * `control` names no variant, or a numeric option is out of range.
  *
  * @since 0.1.0
  * @category constructors
