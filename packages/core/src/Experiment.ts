@@ -202,7 +202,10 @@ export interface VariantSummary {
   /** `errors / calls`, 0 when there were none. */
   readonly errorRate: number
   readonly interrupted: number
-  /** Finished calls by outcome: `success` or an error's tag. */
+  /**
+   * Finished calls by outcome: `success` or an error's tag. At most 64 distinct labels are kept
+   * per variant; calls with a label first seen after that are counted under `other`.
+   */
   readonly outcomes: Readonly<Record<string, number>>
   /** Milliseconds, successful calls; p50 and p95 come from the sample. */
   readonly latency: Moments & { readonly p50: number | undefined; readonly p95: number | undefined }

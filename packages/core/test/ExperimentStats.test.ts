@@ -408,6 +408,28 @@ describe("Recorder", () => {
   })
 })
 
+describe("Recorder outcomes", () => {
+  it("count at most 64 distinct labels per variant, the rest as other", () => {
+    const recorder = new Recorder("r", [{ name: "a", model: "m" }], 10, 10)
+    const call = (outcome: string) => ({
+      callId: recorder.nextCallId(),
+      shadow: false,
+      startedAt: 0,
+      latencyMs: 1,
+      outcome,
+      inputTokens: undefined,
+      outputTokens: undefined
+    })
+    for (let i = 0; i < 1_000; i++) recorder.record(0, call(`Error-${i}`), 0.5)
+    recorder.record(0, call("Error-3"), 0.5)
+    const [a] = recorder.variants
+    assert.strictEqual(a.outcomes.size, 65)
+    assert.strictEqual(a.outcomes.get("Error-3"), 2, "a label already counted keeps counting")
+    assert.strictEqual(a.outcomes.get("other"), 1_000 - 64)
+    assert.deepStrictEqual([a.calls, a.errors], [1_001, 1_001])
+  })
+})
+
 function range(n: number, f: (i: number) => number): Array<number> {
   return Array.from({ length: n }, (_, i) => f(i))
 }

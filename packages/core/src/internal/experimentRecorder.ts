@@ -32,6 +32,16 @@ export interface CallRecord {
   score: number | undefined
 }
 
+/**
+ * The most distinct outcome labels counted per variant; later new ones count as `OTHER_OUTCOME`.
+ *
+ * @internal
+ */
+export const MAX_OUTCOMES = 64
+
+/** @internal */
+export const OTHER_OUTCOME = "other"
+
 /** @internal */
 export interface VariantState {
   /** Calls that finished (success or error); interrupted calls are not in it. */
@@ -120,7 +130,10 @@ export class Recorder {
   record(variant: number, call: Finished, u: number, scorable = true): void {
     const state = this.variants[variant]
     state.calls += 1
-    state.outcomes.set(call.outcome, (state.outcomes.get(call.outcome) ?? 0) + 1)
+    // `record` takes outcomes from the caller: past MAX_OUTCOMES distinct labels (an id pasted
+    // into an error tag, say) the rest share one, so the counts stay bounded too
+    const label = state.outcomes.has(call.outcome) || state.outcomes.size < MAX_OUTCOMES ? call.outcome : OTHER_OUTCOME
+    state.outcomes.set(label, (state.outcomes.get(label) ?? 0) + 1)
     const success = call.outcome === "success"
     if (success) {
       addMoment(state.latency, call.latencyMs)
