@@ -199,7 +199,7 @@ describe("assignment", () => {
     Effect.gen(function*() {
       const experiment = yield* split("sticky")
       const kept: Array<string> = []
-      for (const key of ["user-1", "user-2", "user-11", "user-23", "ünïcødé 🙂"]) {
+      for (const key of ["user-1", "user-11", "ünïcødé 🙂"]) {
         const seen = new Set<string>()
         for (let i = 0; i < 1_000; i++) {
           const served = yield* experiment.complete(request, { key }).pipe(seeded(i))
@@ -208,7 +208,7 @@ describe("assignment", () => {
         assert.strictEqual(seen.size, 1, `${key} saw ${[...seen].join(", ")}`)
         kept.push(...seen)
       }
-      // user-11 and user-23 are in the 20%: both sides are shown to stick, not only the 80% one
+      // user-11 is in the 20%: both sides are shown to stick, not only the 80% one
       assert.deepStrictEqual([...new Set(kept)].sort(), ["challenger", "control"])
       // a second experiment object with the same name and weights (another process) agrees
       const other = yield* split("sticky")
