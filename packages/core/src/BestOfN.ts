@@ -184,6 +184,23 @@ export class NoCandidatesError extends Data.TaggedError("NoCandidatesError")<{
 }
 
 /**
+ * The options of `BestOfN.complete` describe no best-of-n call: a blank model name, a
+ * `minCandidates` or `concurrency` that is not a whole number of at least 1, a `candidateTimeout`
+ * that is not a positive duration, or an `earlyStop.targetScore` that is not a finite number.
+ * Nothing was called.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class BestOfNConfigError extends Data.TaggedError("BestOfNConfigError")<{
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `Best-of-n is misconfigured: ${this.reason}`
+  }
+}
+
+/**
  * Options of `BestOfN.complete`.
  *
  * @since 0.1.0
@@ -192,16 +209,19 @@ export class NoCandidatesError extends Data.TaggedError("NoCandidatesError")<{
 export interface Options {
   /** One candidate per entry, in order of preference (it breaks ties). A model may appear twice. */
   readonly models: ReadonlyArray<string>
-  /** How many candidate calls may be in flight at once; unbounded by default. Judging takes no slot. */
+  /**
+   * How many candidate calls may be in flight at once (a whole number of at least 1); unbounded by
+   * default. Judging takes no slot.
+   */
   readonly concurrency?: number | "unbounded"
   /**
-   * A candidate still generating once more than this has passed fails with `TimeoutError` and is
-   * interrupted; one answering exactly at the deadline counts.
+   * A candidate still generating once more than this (a positive duration) has passed fails with
+   * `TimeoutError` and is interrupted; one answering exactly at the deadline counts.
    */
   readonly candidateTimeout?: Duration.DurationInput
   /**
-   * How many candidates must be scored for the call to succeed; defaults to 1. More than there are
-   * models always fails with `NoCandidatesError`.
+   * How many candidates must be scored for the call to succeed (a whole number of at least 1);
+   * defaults to 1. More than there are models always fails with `NoCandidatesError`.
    */
   readonly minCandidates?: number
   /**
@@ -217,7 +237,8 @@ export interface Options {
  * Asks every model in `options.models` for a completion of `request`, in parallel, scores each
  * answer with the `Judge` in context as soon as it arrives, and returns the best with a report of
  * every candidate. Fails with `NoCandidatesError` only when fewer than `minCandidates` could be
- * scored. The call runs inside `Observability.pattern("best-of-n")`, each candidate call inside an
+ * scored, and with `BestOfNConfigError`, before calling anything, when the options describe no
+ * call. The call runs inside `Observability.pattern("best-of-n")`, each candidate call inside an
  * `Observability.attempt` of pattern `"best-of-n"`.
  *
  * Cost: one call per candidate and one judge call per answer. Latency: about the slowest
@@ -229,10 +250,12 @@ export interface Options {
 export const complete = (
   request: ChatCompletion.PromptRequest,
   options: Options
-): Effect.Effect<Report, NoCandidatesError, ChatClient.ChatClient | Judge.Judge> =>
+): Effect.Effect<Report, NoCandidatesError | BestOfNConfigError, ChatClient.ChatClient | Judge.Judge> =>
   Effect.gen(function*() {
-    const required = Math.max(1, options.minCandidates ?? 1)
-    const candidates = yield* internal.run(request, options, required)
+    const config = internal.validate(options)
+    if (typeof config === "string") return yield* new BestOfNConfigError({ reason: config })
+    const required = config.required
+    const candidates = yield* internal.run(request, options, config)
     const ranking = internal.rank(candidates)
     if (ranking.length < required) {
       return yield* new NoCandidatesError({ candidates, required })

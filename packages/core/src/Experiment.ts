@@ -90,7 +90,7 @@ export interface ShadowOptions {
 export interface Options {
   /** Names the experiment in spans (`llm.experiment`), call ids, the sticky hash and exports. */
   readonly name: string
-  /** At least one; names unique; weights finite, non-negative, not all zero. */
+  /** At least one; names unique and not blank; a model each; weights finite, non-negative, not all zero. */
   readonly variants: ReadonlyArray<Variant>
   readonly assignment: Assignment
   /** The variant the others are compared against; the first one by default. */
@@ -202,7 +202,10 @@ export interface VariantSummary {
   /** `errors / calls`, 0 when there were none. */
   readonly errorRate: number
   readonly interrupted: number
-  /** Finished calls by outcome: `success` or an error's tag. */
+  /**
+   * Finished calls by outcome: `success` or an error's tag. At most 64 distinct labels are kept
+   * per variant; calls with a label first seen after that are counted under `other`.
+   */
   readonly outcomes: Readonly<Record<string, number>>
   /** Milliseconds, successful calls; p50 and p95 come from the sample. */
   readonly latency: Moments & { readonly p50: number | undefined; readonly p95: number | undefined }
@@ -306,8 +309,13 @@ export interface Experiment {
    * so a retried scoring job cannot count twice.
    */
   readonly score: (callId: string, score: number) => Effect.Effect<void, ScoreError>
-  /** Records a call served elsewhere (a stream, a batch job) and returns its call id. */
-  readonly record: (call: RecordedCall) => Effect.Effect<string, UnknownVariantError>
+  /**
+   * Records a call served elsewhere (a stream, a batch job) and returns its call id. A variant the
+   * experiment does not have is an `UnknownVariantError`; a latency, token count, start time or
+   * outcome that no real call could have (negative, `NaN`, infinite, fractional tokens, an empty
+   * outcome) is an `InvalidCallError`, and nothing is recorded.
+   */
+  readonly record: (call: RecordedCall) => Effect.Effect<string, UnknownVariantError | InvalidCallError>
   readonly summary: Effect.Effect<Summary>
   /** The sampled calls, one JSON object (`ExportedCall`) per line, each line ending in `\n`. */
   readonly export: Effect.Effect<string>
@@ -369,11 +377,31 @@ export class UnknownVariantError extends Data.TaggedError("UnknownVariantError")
 }
 
 /**
+ * `record` was given a call no real call could be: `field` holds `value`, which is not what it
+ * must be (`expected`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidCallError extends Data.TaggedError("InvalidCallError")<{
+  readonly experiment: string
+  readonly field: "latencyMs" | "inputTokens" | "outputTokens" | "startedAt" | "outcome"
+  readonly value: unknown
+  readonly expected: string
+}> {
+  override get message(): string {
+    const shown = typeof this.value === "string" ? JSON.stringify(this.value) : String(this.value)
+    return `Experiment "${this.experiment}" cannot record a call whose ${this.field} is ${shown}: expected ${this.expected}`
+  }
+}
+
+/**
  * Starts an experiment. It allocates the recorder and, for shadow mode, the background calls'
  * slots; the shadow calls run in the `Scope` of `make`, so closing it interrupts those still
- * running. Fails with `ExperimentConfigError` when there are no variants, two share a name, a
- * weight is negative or not finite, every weight is zero, `control` names no variant, or a
- * numeric option is out of range.
+ * running. Fails with `ExperimentConfigError` when the name is blank, the assignment is neither
+ * `"random"` nor `"sticky"`, there are no variants, a variant's name or model is blank, two share a
+ * name, a weight is negative or not finite, every weight is zero, the weights' sum overflows,
+ * `control` names no variant, or a numeric option is out of range.
  *
  * @since 0.1.0
  * @category constructors

@@ -99,12 +99,14 @@ export interface Score {
  * - `NotANumber`: the reply is not a single plain number (`"eight"`, `"8/10"`, `"8 because"`, `""`);
  * - `OutOfScale`: the reply is a number off the scale (`"11"` on 1 to 10);
  * - `ModelFailed`: the judge model's call failed; `cause` is its `LlmError`;
- * - `TooFewJudges`: fewer judges of a panel scored than it needs; `failures` holds their errors.
+ * - `TooFewJudges`: fewer judges of a panel scored than it needs; `failures` holds their errors;
+ * - `InvalidOptions`: the judge was built with options that describe no judge (a scale that is not
+ *   a range, a `minJudges` that is not a whole number of at least 1); `detail` says which.
  *
  * @since 0.1.0
  * @category models
  */
-export type JudgeErrorReason = "NotANumber" | "OutOfScale" | "ModelFailed" | "TooFewJudges"
+export type JudgeErrorReason = "NotANumber" | "OutOfScale" | "ModelFailed" | "TooFewJudges" | "InvalidOptions"
 
 /**
  * A judge could not score an answer. Never replaced by a default score.
@@ -125,6 +127,8 @@ export class JudgeError extends Data.TaggedError("JudgeError")<{
   readonly failures?: ReadonlyArray<JudgeError>
   /** For `TooFewJudges`: how many judges had to score. */
   readonly required?: number
+  /** For `InvalidOptions`: what is wrong with them. */
+  readonly detail?: string
 }> {
   override get message(): string {
     const reply = this.reply === undefined ? "" : internal.quoteReply(this.reply)
@@ -138,6 +142,8 @@ export class JudgeError extends Data.TaggedError("JudgeError")<{
         return `Judge ${this.judge} replied ${reply}, which is not${scale}`
       case "ModelFailed":
         return `Judge ${this.judge} could not score: ${this.cause?.message ?? "the model call failed"}`
+      case "InvalidOptions":
+        return `Judge ${this.judge} is misconfigured: ${this.detail ?? "invalid options"}`
       case "TooFewJudges": {
         const failures = this.failures ?? []
         return `Judge ${this.judge}: ${failures.length} judge(s) failed and fewer than ${this.required ?? 1} scored (${
@@ -177,8 +183,11 @@ export const score = (input: ScoreInput): Effect.Effect<Score, JudgeError, Judge
 
 /**
  * Reads a judge's reply strictly: the whole reply, trimmed of surrounding whitespace, must be one
- * plain decimal (`8`, `8.5`, `-1`) within the scale. `"8"` and `" 8.5\n"` parse; `"eight"`,
- * `"8/10"`, `"8 because"`, `""`, `"NaN"`, `"1e1"` and `"11"` on 1 to 10 are `JudgeError`s.
+ * plain decimal (`8`, `8.5`, `-1`) within the scale. A plain decimal is an optional minus sign,
+ * ASCII digits, and optionally a point followed by more ASCII digits; leading and trailing zeros
+ * are fine (`"08"`, `"8.50"`) and `"-0"` reads as 0. `"8"` and `" 8.5\n"` parse; `"eight"`,
+ * `"8/10"`, `"8 because"`, `""`, `"8."`, `".5"`, `"+8"`, `"8 .5"`, `"1e1"`, `"NaN"`, `"Infinity"`,
+ * digits of other scripts (`"８"`) and `"11"` on 1 to 10 are `JudgeError`s carrying the reply.
  *
  * @since 0.1.0
  * @category parsing
@@ -218,7 +227,8 @@ export interface LlmOptions {
  * prompt and response as the user message, with the instruction to reply with a single number.
  * The reply is read by `parseScore`; a reply that is not a number on the scale, and a failed call
  * to the judge model (its `LlmError` as `cause`), are `JudgeError`s. Each call is an
- * `Observability.attempt` of pattern `"judge"`.
+ * `Observability.attempt` of pattern `"judge"`. A scale that is not a range (`min` not below
+ * `max`, or not finite) fails the construction with an `InvalidOptions` `JudgeError`.
  *
  * @example
  * ```ts
@@ -235,11 +245,12 @@ export interface LlmOptions {
  * @since 0.1.0
  * @category constructors
  */
-export const llm = (options: LlmOptions): Effect.Effect<Service, never, ChatClient.ChatClient> =>
+export const llm = (options: LlmOptions): Effect.Effect<Service, JudgeError, ChatClient.ChatClient> =>
   Effect.gen(function*() {
     const scale = options.scale ?? defaultScale
-    if (!internal.isValidScale(scale)) {
-      return yield* Effect.dieMessage(`Judge.llm: the scale ${scale.min} to ${scale.max} is not a range`)
+    const invalid = internal.invalidScale(scale)
+    if (invalid !== undefined) {
+      return yield* new JudgeError({ reason: "InvalidOptions", judge: options.model, detail: invalid })
     }
     const client = yield* ChatClient.ChatClient
     const model = options.model
@@ -269,7 +280,8 @@ export const llm = (options: LlmOptions): Effect.Effect<Service, never, ChatClie
  * A judge from a function: a heuristic (length, a regular expression, a unit test run on
  * generated code) or a fixed score in tests. The function returns the score, or an Effect of it
  * (which may sleep, to script a judge's latency under `TestClock`). A result that is not a
- * finite number, or is off `scale` when one is given, is a `JudgeError`.
+ * finite number, or is off `scale` when one is given, is a `JudgeError`. A `scale` that is not a
+ * range makes every score an `InvalidOptions` `JudgeError`, without calling `f`.
  *
  * @example
  * ```ts
@@ -287,6 +299,7 @@ export const fromFunction = (
   options?: { readonly name?: string; readonly scale?: Scale }
 ): Service => {
   const judge = options?.name ?? "function"
+  const invalid = options?.scale === undefined ? undefined : internal.invalidScale(options.scale)
   const check = (value: number): Either.Either<number, JudgeError> => {
     if (!Number.isFinite(value)) {
       return Either.left(new JudgeError({ reason: "NotANumber", judge, reply: String(value) }))
@@ -295,6 +308,9 @@ export const fromFunction = (
     return scale && (value < scale.min || value > scale.max)
       ? Either.left(new JudgeError({ reason: "OutOfScale", judge, reply: String(value), scale }))
       : Either.right(value)
+  }
+  if (invalid !== undefined) {
+    return { score: () => Effect.fail(new JudgeError({ reason: "InvalidOptions", judge, detail: invalid })) }
   }
   return {
     score: (input) =>
@@ -315,7 +331,9 @@ export const fromFunction = (
  * A panel: asks every judge at once and scores with the mean of the scores it gets. A judge that
  * fails is left out of the mean and reported in `failures`; the panel fails with a `TooFewJudges`
  * `JudgeError` only when fewer than `minJudges` judges scored (default 1: the panel fails only
- * when every judge failed). The judges should share a scale.
+ * when every judge failed, or has no judge). The judges should share a scale. A `minJudges` that
+ * is not a whole number of at least 1 makes every score an `InvalidOptions` `JudgeError`, without
+ * asking the panel.
  *
  * @example
  * ```ts
@@ -336,7 +354,11 @@ export const average = (
   options?: { readonly minJudges?: number; readonly name?: string }
 ): Service => {
   const name = options?.name ?? "average"
-  const required = Math.max(1, options?.minJudges ?? 1)
+  const required = options?.minJudges ?? 1
+  if (!Number.isSafeInteger(required) || required < 1) {
+    const detail = `minJudges must be a whole number of at least 1, got ${String(required)}`
+    return { score: () => Effect.fail(new JudgeError({ reason: "InvalidOptions", judge: name, detail })) }
+  }
   return {
     score: (input) =>
       Effect.gen(function*() {
@@ -370,10 +392,11 @@ export const average = (
 export const layer = (judge: Service): Layer.Layer<Judge> => Layer.succeed(Judge, judge)
 
 /**
- * Provides a `Judge.llm` judge over the `ChatClient` in context.
+ * Provides a `Judge.llm` judge over the `ChatClient` in context; fails to build with an
+ * `InvalidOptions` `JudgeError` when the scale is not a range.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerLlm = (options: LlmOptions): Layer.Layer<Judge, never, ChatClient.ChatClient> =>
+export const layerLlm = (options: LlmOptions): Layer.Layer<Judge, JudgeError, ChatClient.ChatClient> =>
   Layer.effect(Judge, llm(options))

@@ -101,6 +101,15 @@ const runUntilDone = <A, E>(fiber: Fiber.RuntimeFiber<A, E>, millis: number) =>
     return undefined
   })
 
+/** The NoCandidatesError a call fails with; any other outcome fails the test. */
+const noCandidates = <R>(
+  effect: Effect.Effect<BestOfN.Report, BestOfN.NoCandidatesError | BestOfN.BestOfNConfigError, R>
+) =>
+  Effect.flatMap(
+    Effect.flip(effect),
+    (error) => error._tag === "NoCandidatesError" ? Effect.succeed(error) : Effect.dieMessage(error.message)
+  )
+
 describe("BestOfN.complete", () => {
   it.effect("scores each candidate as it arrives: 1 s, 2 s, 3 s and a 0.5 s judge take 3.5 s", () =>
     Effect.gen(function*() {
@@ -255,8 +264,7 @@ describe("BestOfN.complete", () => {
 
   it.effect("NoCandidatesError holds every failure when nothing could be scored", () =>
     Effect.gen(function*() {
-      const error = yield* Effect.flip(BestOfN.complete(request, { models: ["down", "limited", "unjudgeable"] }))
-      assert.strictEqual(error._tag, "NoCandidatesError")
+      const error = yield* noCandidates(BestOfN.complete(request, { models: ["down", "limited", "unjudgeable"] }))
       assert.deepStrictEqual(error.candidates.map((c) => [c.model, c.status, c.error?._tag]), [
         ["down", "failed", "ServerError"],
         ["limited", "failed", "RateLimitError"],
@@ -265,7 +273,7 @@ describe("BestOfN.complete", () => {
       assert.strictEqual(error.failures.length, 3)
       assert.include(error.message, "scored 0 of 3")
       assert.include(error.message, "HTTP 503")
-      const none = yield* Effect.flip(BestOfN.complete(request, { models: [] }))
+      const none = yield* noCandidates(BestOfN.complete(request, { models: [] }))
       assert.strictEqual(none.candidates.length, 0)
     }).pipe(
       Effect.provide(TestChatClient.layer({
@@ -278,7 +286,7 @@ describe("BestOfN.complete", () => {
 
   it.effect("NoCandidatesError when fewer than minCandidates were scored", () =>
     Effect.gen(function*() {
-      const error = yield* Effect.flip(BestOfN.complete(request, { models: ["ok", "down"], minCandidates: 2 }))
+      const error = yield* noCandidates(BestOfN.complete(request, { models: ["ok", "down"], minCandidates: 2 }))
       assert.strictEqual(error.required, 2)
       assert.deepStrictEqual(error.candidates.map((c) => c.status), ["scored", "failed"])
       const report = yield* BestOfN.complete(request, { models: ["ok", "down"], minCandidates: 1 })
@@ -409,6 +417,45 @@ describe("BestOfN.complete", () => {
       fast: [TestChatClient.reply("two", { delay: "1 second" })],
       stuck: [TestChatClient.hang]
     }))))
+
+  it.effect("options that describe no call are a BestOfNConfigError, and nothing is called", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [Partial<BestOfN.Options>, string]> = [
+        [{ models: ["fast", ""] }, "model 2 of 2 has no name"],
+        [{ models: [" "] }, "model 1 of 1 has no name"],
+        [{ minCandidates: Number.NaN }, "minCandidates must be a whole number of at least 1, got NaN"],
+        [{ minCandidates: 0 }, "minCandidates"],
+        [{ minCandidates: 1.5 }, "minCandidates"],
+        [{ concurrency: 0 }, "concurrency must be a whole number of at least 1 or \"unbounded\", got 0"],
+        [{ concurrency: Number.NaN }, "concurrency"],
+        [{ concurrency: 2.5 }, "concurrency"],
+        [{ candidateTimeout: -1 }, "candidateTimeout must be a positive duration, got -1"],
+        [{ candidateTimeout: Number.NaN }, "candidateTimeout"],
+        [{ candidateTimeout: 0 }, "candidateTimeout"],
+        [{ candidateTimeout: "-5 seconds" }, "candidateTimeout"],
+        [{ earlyStop: { targetScore: Number.NaN } }, "earlyStop.targetScore must be a finite number, got NaN"]
+      ]
+      for (const [options, reason] of cases) {
+        const error = yield* Effect.flip(BestOfN.complete(request, { models: ["fast"], ...options }))
+        assert.strictEqual(error._tag, "BestOfNConfigError", JSON.stringify(options))
+        assert.include(error.message, `Best-of-n is misconfigured: ${reason}`)
+      }
+      // what a caller without the types could pass
+      const untyped: { candidateTimeout: Duration.DurationInput } = JSON.parse("{\"candidateTimeout\":\"soon\"}")
+      const unreadable = yield* Effect.flip(BestOfN.complete(request, { models: ["fast"], ...untyped }))
+      assert.include(unreadable.message, "candidateTimeout must be a positive duration, got soon")
+      assert.deepStrictEqual(yield* TestChatClient.calls, [])
+      // the edges that are fine
+      const fiber = yield* Effect.fork(BestOfN.complete(request, {
+        models: ["fast"],
+        concurrency: "unbounded",
+        minCandidates: 1,
+        candidateTimeout: 1e308,
+        earlyStop: { targetScore: -1e9 }
+      }))
+      yield* TestClock.adjust("2 seconds")
+      assert.strictEqual((yield* Fiber.join(fiber)).best.model, "fast")
+    }).pipe(Effect.provide(threeCandidates), Effect.provide(tableJudge({}))))
 
   it.effect("averaging judges: a panel scores every candidate", () =>
     Effect.gen(function*() {

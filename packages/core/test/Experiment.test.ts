@@ -102,8 +102,16 @@ describe("Experiment.make", () => {
       assert.include(yield* reasonOf({ ...base, variants: [] }), "no variants")
       assert.include(yield* reasonOf({ ...base, variants: [variant("a", 1), variant("a", 2)] }), "two variants")
       assert.include(yield* reasonOf({ ...base, variants: [variant("a", 1), variant("b", -0.5)] }), "negative")
-      assert.include(yield* reasonOf({ ...base, variants: [variant("a", Number.NaN)] }), "not finite")
-      assert.include(yield* reasonOf({ ...base, variants: [variant("a", Infinity)] }), "not finite")
+      assert.include(yield* reasonOf({ ...base, variants: [variant("a", Number.NaN)] }), "not a finite number (NaN)")
+      assert.include(yield* reasonOf({ ...base, variants: [variant("a", Infinity)] }), "not a finite number (Infinity)")
+      // each weight finite, but their sum is not: the assignment could only ever pick one variant
+      assert.include(
+        yield* reasonOf({ ...base, variants: [variant("a", Number.MAX_VALUE), variant("b", Number.MAX_VALUE)] }),
+        "too large"
+      )
+      assert.include(yield* reasonOf({ ...base, variants: [variant("", 1)] }), "empty name")
+      assert.include(yield* reasonOf({ ...base, variants: [variant(" \t", 1)] }), "empty name")
+      assert.include(yield* reasonOf({ ...base, variants: [{ name: "a", model: " ", weight: 1 }] }), "no model")
       assert.include(yield* reasonOf({ ...base, variants: [variant("a", 0), variant("b", 0)] }), "every weight is zero")
       assert.include(
         yield* reasonOf({ ...base, variants: [variant("a", 1)], control: "z" }),
@@ -118,6 +126,14 @@ describe("Experiment.make", () => {
         "shadow concurrency"
       )
       assert.include(yield* reasonOf({ ...base, name: "", variants: [variant("a", 1)] }), "name is empty")
+      // what a caller without the types (JavaScript, a config file) could pass
+      const untyped: { assignment: Experiment.Assignment } = JSON.parse("{\"assignment\":\"sticky \"}")
+      assert.include(yield* reasonOf({ ...base, ...untyped, variants: [variant("a", 1)] }), "\"random\" or \"sticky\"")
+      const stringWeight: { weight: number } = JSON.parse("{\"weight\":\"1\"}")
+      assert.include(
+        yield* reasonOf({ ...base, variants: [{ name: "a", model: "m", ...stringWeight }] }),
+        "not a finite number (1)"
+      )
     }))
 
   it.effect("accepts zero weights, weights not summing to 1, and a named control", () =>
@@ -173,23 +189,27 @@ describe("assignment", () => {
         served.filter((v) => v === "control").length,
         served.filter((v) => v === "challenger").length
       ])
-      const again = yield* run(42, 1_000)
-      assert.deepStrictEqual(again.served, served.slice(0, 1_000), "the same seed gives the same assignments")
-      const other = yield* run(7, 1_000)
+      const again = yield* run(42, 200)
+      assert.deepStrictEqual(again.served, served.slice(0, 200), "the same seed gives the same assignments")
+      const other = yield* run(7, 200)
       assert.notDeepEqual(other.served, again.served)
     }).pipe(Effect.provide(instant)))
 
   it.effect("sticky: one key keeps its variant for 1,000 calls, whatever the Random seed", () =>
     Effect.gen(function*() {
       const experiment = yield* split("sticky")
-      for (const key of ["user-1", "user-2", "user-3", "ünïcødé 🙂"]) {
+      const kept: Array<string> = []
+      for (const key of ["user-1", "user-11", "ünïcødé 🙂"]) {
         const seen = new Set<string>()
         for (let i = 0; i < 1_000; i++) {
           const served = yield* experiment.complete(request, { key }).pipe(seeded(i))
           seen.add(served.variant)
         }
         assert.strictEqual(seen.size, 1, `${key} saw ${[...seen].join(", ")}`)
+        kept.push(...seen)
       }
+      // user-11 is in the 20%: both sides are shown to stick, not only the 80% one
+      assert.deepStrictEqual([...new Set(kept)].sort(), ["challenger", "control"])
       // a second experiment object with the same name and weights (another process) agrees
       const other = yield* split("sticky")
       for (let i = 0; i < 200; i++) {
@@ -455,6 +475,32 @@ describe("shadow mode", () => {
       assert.deepStrictEqual([summary.variants[1].calls, summary.shadowDropped], [3, 3])
     }).pipe(Effect.scoped, seeded(1), Effect.provide(shadowLayer)))
 
+  it.effect("shadow calls take no place in the score window: the callers' calls stay scorable", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "shadow-window",
+        assignment: "random",
+        shadow: true,
+        scoreWindow: 2,
+        variants: [{ name: "control", model: "model-a", weight: 0 }, {
+          name: "challenger",
+          model: "model-b",
+          weight: 1
+        }]
+      })
+      const fiber = yield* Effect.fork(Effect.all([experiment.complete(request), experiment.complete(request)]))
+      yield* TestClock.adjust("200 millis")
+      const [first, second] = yield* Fiber.join(fiber)
+      // the two shadow calls finish after both callers' calls, and are recorded
+      yield* TestClock.adjust("10 seconds")
+      const summary = yield* experiment.summary
+      assert.deepStrictEqual(summary.variants.map((v) => v.calls), [2, 2])
+      yield* experiment.score(first.callId, 3)
+      yield* experiment.score(second.callId, 5)
+      assert.deepStrictEqual((yield* experiment.summary).variants[0].score, { count: 2, mean: 4, sd: Math.SQRT2 })
+      assert.strictEqual(yield* experiment.recorderSize, 2 + 2 + 2, "two samples per variant and two pending scores")
+    }).pipe(Effect.scoped, seeded(1), Effect.provide(shadowLayer)))
+
   it.effect("closing the experiment's scope interrupts shadow calls still running", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
@@ -513,7 +559,9 @@ describe("score", () => {
         })
       assert.strictEqual(yield* reason(first.callId, 1), "already-scored")
       assert.strictEqual(yield* reason("no-such-call", 1), "unknown")
-      assert.strictEqual(yield* reason(first.callId, Number.NaN), "invalid-score")
+      for (const hostile of [Number.NaN, Infinity, -Infinity]) {
+        assert.strictEqual(yield* reason(first.callId, hostile), "invalid-score")
+      }
       const failed = yield* experiment.record({ variant: "b", latencyMs: 10, outcome: "ServerError" })
       assert.strictEqual(yield* reason(failed, 1), "failed-call")
       // three more calls push `second` out of a window of 3
@@ -527,6 +575,43 @@ describe("score", () => {
       assert.strictEqual(line?.score, 4.5)
     }).pipe(Effect.scoped, seeded(5), Effect.provide(layer)))
 
+  it.effect("a score sent as soon as complete returns always finds its call, however calls interleave", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "race",
+        assignment: "random",
+        scoreWindow: 10,
+        variants: [{ name: "a", model: "model-a", weight: 1 }, { name: "b", model: "model-b", weight: 1 }]
+      })
+      // 60 callers at once, each scoring its answer the moment it has it, while the others are
+      // still being served and recorded; the window (10) is far smaller than the traffic
+      const fiber = yield* Effect.fork(Effect.forEach(
+        Array.from({ length: 60 }, (_, i) => i),
+        (i) =>
+          experiment.complete(request).pipe(
+            Effect.flatMap((served) => Effect.as(experiment.score(served.callId, i % 7), served.variant))
+          ),
+        { concurrency: "unbounded" }
+      ))
+      yield* TestClock.adjust("1 second")
+      const variants = yield* Fiber.join(fiber)
+      const summary = yield* experiment.summary
+      assert.deepStrictEqual(summary.variants.map((v) => v.score.count), [
+        variants.filter((v) => v === "a").length,
+        variants.filter((v) => v === "b").length
+      ])
+      assert.strictEqual(summary.variants[0].score.count + summary.variants[1].score.count, 60)
+    }).pipe(
+      Effect.scoped,
+      seeded(8),
+      Effect.provide(TestChatClient.layer({
+        // latencies that make calls finish in another order than they started (few distinct
+        // instants, as TestClock yields to the event loop once per instant)
+        "model-a": (n) => TestChatClient.reply(((n * 3) % 5) * 100),
+        "model-b": (n) => TestChatClient.reply(((n * 2) % 7) * 50)
+      }))
+    ))
+
   it.effect("record rejects an unknown variant", () =>
     Effect.gen(function*() {
       const experiment = yield* Experiment.make({
@@ -538,6 +623,82 @@ describe("score", () => {
       assert.strictEqual(error._tag, "UnknownVariantError")
       assert.strictEqual(error.message, "Experiment \"x\" has no variant \"nope\"")
     }).pipe(Effect.scoped))
+})
+
+describe("record", () => {
+  it.effect("a call no real call could be is an InvalidCallError, and nothing is recorded", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "hostile",
+        assignment: "random",
+        variants: [{ name: "a", model: "model-a", weight: 1 }]
+      })
+      const ok = { variant: "a", latencyMs: 10, outcome: "success" }
+      const cases: ReadonlyArray<readonly [Experiment.RecordedCall, Experiment.InvalidCallError["field"]]> = [
+        [{ ...ok, latencyMs: Number.NaN }, "latencyMs"],
+        [{ ...ok, latencyMs: -1 }, "latencyMs"],
+        [{ ...ok, latencyMs: Infinity }, "latencyMs"],
+        [{ ...ok, inputTokens: -3 }, "inputTokens"],
+        [{ ...ok, inputTokens: 2.5 }, "inputTokens"],
+        [{ ...ok, outputTokens: 1e300 }, "outputTokens"],
+        [{ ...ok, startedAt: Number.NaN }, "startedAt"],
+        [{ ...ok, outcome: "" }, "outcome"],
+        [{ ...ok, outcome: "  " }, "outcome"]
+      ]
+      for (const [call, field] of cases) {
+        const error = yield* Effect.flip(experiment.record(call))
+        assert.strictEqual(error._tag, "InvalidCallError", JSON.stringify(call))
+        if (error._tag === "InvalidCallError") {
+          assert.strictEqual(error.field, field)
+          assert.include(error.message, `Experiment "hostile" cannot record a call whose ${field} is`)
+        }
+      }
+      const [a] = (yield* experiment.summary).variants
+      assert.deepStrictEqual([a.calls, a.sampled, a.latency.count], [0, 0, 0])
+      assert.strictEqual(yield* experiment.export, "")
+    }).pipe(Effect.scoped))
+
+  it.effect("token counts a provider could not have meant are left out, not averaged", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "usage",
+        assignment: "random",
+        variants: [{ name: "a", model: "model-a", weight: 1 }]
+      })
+      const served = yield* experiment.complete(request)
+      assert.strictEqual(served.model, "model-a")
+      const [a] = (yield* experiment.summary).variants
+      assert.deepStrictEqual([a.calls, a.inputTokens.count, a.outputTokens.count, a.outputTokens.mean], [1, 0, 1, 5])
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(TestChatClient.layer({
+        "model-a": () => TestChatClient.reply(0, { prompt_tokens: -40, completion_tokens: 5 })
+      }))
+    ))
+
+  it.effect("scores too large to square give no interval rather than NaN bounds", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "huge",
+        assignment: "random",
+        minSamples: 2,
+        variants: [{ name: "a", model: "model-a", weight: 1 }, { name: "b", model: "model-b", weight: 1 }]
+      })
+      for (const [variant, scores] of [["a", [1e200, -1e200, 1e200]], ["b", [1, 2, 3]]] as const) {
+        for (const score of scores) {
+          const id = yield* experiment.record({ variant, latencyMs: 1, outcome: "success" })
+          yield* experiment.score(id, score)
+        }
+      }
+      const [vsB] = (yield* experiment.summary).comparisons
+      assert.deepStrictEqual([vsB.score.lower, vsB.score.upper, vsB.score.df, vsB.score.verdict], [
+        undefined,
+        undefined,
+        undefined,
+        "inconclusive"
+      ])
+      assert.include(vsB.score.reason, "too large")
+    }).pipe(Effect.scoped, seeded(4)))
 })
 
 describe("export", () => {

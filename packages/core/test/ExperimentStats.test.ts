@@ -78,6 +78,40 @@ describe("Student's t and normal quantiles", () => {
   )
 })
 
+describe("Welch interval", () => {
+  const side = fc.record({
+    n: fc.integer({ min: 2, max: 10_000 }),
+    mean: fc.double({ min: -1e6, max: 1e6, noNaN: true }),
+    variance: fc.double({ min: 1e-6, max: 1e6, noNaN: true })
+  })
+
+  it.prop(
+    "has the Welch–Satterthwaite df, between min(n) - 1 and n1 + n2 - 2, and is centred on the difference",
+    [side, side],
+    ([a, b]) => {
+      const interval = Stats.welch(a, b, 0.95)
+      const va = a.variance / a.n
+      const vb = b.variance / b.n
+      const df = (va + vb) ** 2 / (va ** 2 / (a.n - 1) + vb ** 2 / (b.n - 1))
+      assert.isDefined(interval)
+      closeTo(interval?.df, df, 1e-9 * df)
+      assert.isAtLeast(interval?.df ?? 0, Math.min(a.n, b.n) - 1 - 1e-9)
+      assert.isAtMost(interval?.df ?? Infinity, a.n + b.n - 2 + 1e-9)
+      const middle = ((interval?.lower ?? 0) + (interval?.upper ?? 0)) / 2
+      closeTo(middle, b.mean - a.mean, 1e-6 * (1 + Math.abs(b.mean - a.mean)))
+    }
+  )
+
+  it("keeps a finite df when the variances are too small or too large to square", () => {
+    const tiny = Stats.welch({ n: 5, mean: 0, variance: 1e-200 }, { n: 9, mean: 1, variance: 1e-200 }, 0.95)
+    // equal variances: df = (va + vb)² / (va² / 4 + vb² / 8) with va = v / 5, vb = v / 9
+    closeTo(tiny?.df, (1 / 5 + 1 / 9) ** 2 / ((1 / 25) / 4 + (1 / 81) / 8), 1e-9)
+    const large = Stats.welch({ n: 5, mean: 0, variance: 1e200 }, { n: 9, mean: 1, variance: 1e200 }, 0.95)
+    closeTo(large?.df, tiny?.df ?? Number.NaN, 1e-9)
+    assert.isUndefined(Stats.welch({ n: 5, mean: 0, variance: Infinity }, { n: 5, mean: 0, variance: 1 }, 0.95))
+  })
+})
+
 describe("Welford moments", () => {
   it.prop(
     "equal the two-pass mean and variance",
@@ -295,6 +329,31 @@ describe("Experiment.summary", () => {
       assert.include(vsC.latency.reason, "excludes 0")
     }).pipe(Effect.scoped, Effect.withRandom(Random.make(11))))
 
+  it.effect("Welch's df is fractional for unequal sizes and spreads (values from SciPy)", () =>
+    Effect.gen(function*() {
+      // With equal sizes and spreads Welch's df equals the pooled test's n1 + n2 - 2; here it does
+      // not (pooled: 11), so a pooled-variance interval would fail these figures.
+      // scipy.stats: welch df 4.0664134719363725, t.ppf(0.975, df) 2.7586528698648265
+      const experiment = yield* Experiment.make({
+        name: "unequal",
+        assignment: "random",
+        minSamples: 5,
+        variants: [{ name: "A", model: "a", weight: 1 }, { name: "B", model: "b", weight: 1 }]
+      })
+      for (const latencyMs of [1, 2, 3, 4, 50]) {
+        yield* experiment.record({ variant: "A", latencyMs, outcome: "success" })
+      }
+      for (let latencyMs = 10; latencyMs <= 17; latencyMs++) {
+        yield* experiment.record({ variant: "B", latencyMs, outcome: "success" })
+      }
+      const [vsB] = (yield* experiment.summary).comparisons
+      closeTo(vsB.latency.difference, 1.5, 1e-12)
+      closeTo(vsB.latency.df, 4.0664134719363725, 1e-9)
+      closeTo(vsB.latency.lower, -24.85199453832151, 1e-6)
+      closeTo(vsB.latency.upper, 27.85199453832151, 1e-6)
+      assert.strictEqual(vsB.latency.verdict, "inconclusive")
+    }).pipe(Effect.scoped, Effect.withRandom(Random.make(3))))
+
   it.effect("constant samples give an exact difference; no data gives no interval", () =>
     Effect.gen(function*() {
       const experiment = yield* Experiment.make({
@@ -346,6 +405,28 @@ describe("Recorder", () => {
     assert.strictEqual(recorder.score("r-976", 1), "already-scored")
     assert.strictEqual(recorder.score("r-975", 1), "unknown")
     assert.strictEqual(recorder.score("r-1", 1), "unknown")
+  })
+})
+
+describe("Recorder outcomes", () => {
+  it("count at most 64 distinct labels per variant, the rest as other", () => {
+    const recorder = new Recorder("r", [{ name: "a", model: "m" }], 10, 10)
+    const call = (outcome: string) => ({
+      callId: recorder.nextCallId(),
+      shadow: false,
+      startedAt: 0,
+      latencyMs: 1,
+      outcome,
+      inputTokens: undefined,
+      outputTokens: undefined
+    })
+    for (let i = 0; i < 1_000; i++) recorder.record(0, call(`Error-${i}`), 0.5)
+    recorder.record(0, call("Error-3"), 0.5)
+    const [a] = recorder.variants
+    assert.strictEqual(a.outcomes.size, 65)
+    assert.strictEqual(a.outcomes.get("Error-3"), 2, "a label already counted keeps counting")
+    assert.strictEqual(a.outcomes.get("other"), 1_000 - 64)
+    assert.deepStrictEqual([a.calls, a.errors], [1_001, 1_001])
   })
 })
 

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ChatClient, ChatCompletion, Judge, LlmError, Observability } from "@resilient-llm/core"
-import { type Duration, Effect, Either, Exit, FastCheck, Fiber, Layer, Ref, Stream, TestClock } from "effect"
+import { type Duration, Effect, Either, FastCheck, Fiber, Layer, Ref, Stream, TestClock } from "effect"
 
 // `@resilient-llm/testing` depends on core, so core's tests cannot import its TestChatClient; this
 // client answers each request with `answer(request)` after `delay` and records every request.
@@ -41,6 +41,46 @@ describe("Judge.parseScore", () => {
     assert.deepStrictEqual(Judge.parseScore("\t10 "), Either.right(10))
     assert.deepStrictEqual(Judge.parseScore("1"), Either.right(1))
     assert.deepStrictEqual(Judge.parseScore("-0.5", { scale: { min: -1, max: 1 } }), Either.right(-0.5))
+  })
+
+  it("the rule at its edges: plain ASCII decimals, zeros anywhere, whitespace only around", () => {
+    const accepted: ReadonlyArray<readonly [string, number]> = [
+      ["08", 8],
+      ["007", 7],
+      ["8.50", 8.5],
+      ["10.000", 10],
+      ["1.0000000000000000001", 1],
+      // String.prototype.trim: no-break space, byte order mark, line and paragraph separators
+      ["\u00a08\u00a0", 8],
+      ["\ufeff8", 8],
+      ["8\u2028", 8]
+    ]
+    for (const [reply, value] of accepted) {
+      assert.deepStrictEqual(Judge.parseScore(reply), Either.right(value), JSON.stringify(reply))
+    }
+    // "-0" is 0, without the sign
+    const zero = Judge.parseScore("-0", { scale: { min: 0, max: 1 } })
+    assert.isTrue(Either.isRight(zero) && Object.is(zero.right, 0))
+    const rejected = [
+      "8.",
+      ".5",
+      "+8",
+      "- 8",
+      "8 .5",
+      "8. 5",
+      "8,5",
+      "1_0",
+      "１０", // fullwidth digits
+      "٨", // Arabic-Indic eight
+      "8\u200b", // a zero-width space is not whitespace
+      "0b1",
+      "Infinity",
+      "-Infinity",
+      "1".padEnd(400, "0") // digits beyond a double: Infinity, on no scale
+    ]
+    for (const reply of rejected) {
+      assert.isTrue(Either.isLeft(Judge.parseScore(reply, { scale: { min: 0, max: 1e308 } })), JSON.stringify(reply))
+    }
   })
 
   it("rejects anything else, keeping the raw reply and the reason", () => {
@@ -229,11 +269,27 @@ describe("Judge.llm", () => {
       assert.strictEqual(stats.successes, 2)
     }).pipe(Effect.tagMetrics("test", "judge-observability")))
 
-  it.effect("refuses a scale that is not a range", () =>
+  it.effect("refuses a scale that is not a range with a typed error, before any call", () =>
     Effect.gen(function*() {
-      const { layer } = yield* scriptedClient(() => "5")
-      const exit = yield* Effect.exit(Judge.llm({ model: "j", scale: { min: 10, max: 1 } }).pipe(Effect.provide(layer)))
-      assert.isTrue(Exit.isFailure(exit))
+      const { layer, requests } = yield* scriptedClient(() => "5")
+      for (
+        const scale of [{ min: 10, max: 1 }, { min: 1, max: 1 }, { min: Number.NaN, max: 10 }, {
+          min: 0,
+          max: Infinity
+        }]
+      ) {
+        const error = yield* Effect.flip(Judge.llm({ model: "j", scale }).pipe(Effect.provide(layer)))
+        assert.strictEqual(error.reason, "InvalidOptions")
+        assert.include(error.message, "Judge j is misconfigured: the scale")
+      }
+      const fromLayer = yield* Effect.flip(
+        Judge.score(input).pipe(
+          Effect.provide(Judge.layerLlm({ model: "j", scale: { min: 5, max: 5 } })),
+          Effect.provide(layer)
+        )
+      )
+      assert.strictEqual(fromLayer.reason, "InvalidOptions")
+      assert.deepStrictEqual(yield* requests, [])
     }))
 })
 
@@ -270,6 +326,19 @@ describe("Judge.fromFunction", () => {
       const own = new Judge.JudgeError({ reason: "NotANumber", judge: "mine", reply: "?" })
       const failed = yield* Effect.flip(Judge.fromFunction(() => Effect.fail(own)).score(input))
       assert.strictEqual(failed, own)
+      const infinite = yield* Effect.flip(Judge.fromFunction(() => Infinity).score(input))
+      assert.strictEqual(infinite.reason, "NotANumber")
+    }))
+
+  it.effect("a scale that is not a range fails every score, without calling the function", () =>
+    Effect.gen(function*() {
+      let called = 0
+      const judge = Judge.fromFunction(() => ++called, { name: "h", scale: { min: Number.NaN, max: 10 } })
+      const error = yield* Effect.flip(judge.score(input))
+      assert.strictEqual(error.reason, "InvalidOptions")
+      assert.strictEqual(error.judge, "h")
+      assert.include(error.message, "the scale NaN to 10")
+      assert.strictEqual(called, 0)
     }))
 })
 
@@ -315,6 +384,23 @@ describe("Judge.average", () => {
       assert.strictEqual(short.judge, "panel")
       assert.strictEqual(short.required, 2)
       assert.include(short.message, "eight")
+    }))
+
+  it.effect("a panel with no judge, or a minJudges that is no whole number, never makes up a score", () =>
+    Effect.gen(function*() {
+      const empty = yield* Effect.flip(Judge.average([]).score(input))
+      assert.strictEqual(empty.reason, "TooFewJudges")
+      let asked = 0
+      const counting = Judge.fromFunction(() => {
+        asked += 1
+        return 5
+      })
+      for (const minJudges of [Number.NaN, 0, -1, 1.5, Infinity]) {
+        const error = yield* Effect.flip(Judge.average([counting], { minJudges }).score(input))
+        assert.strictEqual(error.reason, "InvalidOptions", String(minJudges))
+        assert.include(error.message, `minJudges must be a whole number of at least 1, got ${minJudges}`)
+      }
+      assert.strictEqual(asked, 0)
     }))
 
   it.effect("averages LLM judges over ChatClient", () =>

@@ -43,6 +43,57 @@ const shouldStop = (
 }
 
 /**
+ * The options, checked.
+ *
+ * @internal
+ */
+export interface Config {
+  readonly required: number
+  readonly concurrency: number | undefined
+  readonly timeout: Duration.Duration | undefined
+}
+
+const isWholeAtLeastOne = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 1
+
+/**
+ * The checked options, or why they describe no call.
+ *
+ * @internal
+ */
+export const validate = (options: BestOfN.Options): Config | string => {
+  if (!Array.isArray(options.models)) return "models must be a list of model names"
+  const blank = options.models.findIndex((model) => typeof model !== "string" || model.trim().length === 0)
+  if (blank >= 0) return `model ${blank + 1} of ${options.models.length} has no name`
+  const required = options.minCandidates ?? 1
+  if (!isWholeAtLeastOne(required)) {
+    return `minCandidates must be a whole number of at least 1, got ${String(required)}`
+  }
+  const concurrency = options.concurrency
+  if (concurrency !== undefined && concurrency !== "unbounded" && !isWholeAtLeastOne(concurrency)) {
+    return `concurrency must be a whole number of at least 1 or "unbounded", got ${String(concurrency)}`
+  }
+  let timeout: Duration.Duration | undefined = undefined
+  if (options.candidateTimeout !== undefined) {
+    // `Duration.decode` throws on what it cannot read, and reads negative and NaN inputs as zero
+    const input = options.candidateTimeout
+    const decoded = Either.try(() => Duration.decodeUnknown(input))
+    if (Either.isLeft(decoded) || Option.isNone(decoded.right) || !(Duration.toMillis(decoded.right.value) > 0)) {
+      return `candidateTimeout must be a positive duration, got ${String(input)}`
+    }
+    timeout = decoded.right.value
+  }
+  const target = options.earlyStop?.targetScore
+  if (options.earlyStop !== undefined && !(typeof target === "number" && Number.isFinite(target))) {
+    return `earlyStop.targetScore must be a finite number, got ${String(target)}`
+  }
+  return {
+    required,
+    concurrency: concurrency === "unbounded" ? undefined : concurrency,
+    timeout
+  }
+}
+
+/**
  * Runs every candidate and returns them all, in `models` order.
  *
  * @internal
@@ -50,7 +101,7 @@ const shouldStop = (
 export const run = (
   request: ChatCompletion.PromptRequest,
   options: BestOfN.Options,
-  required: number
+  config: Config
 ): Effect.Effect<ReadonlyArray<BestOfN.Candidate>, never, ChatClient.ChatClient | Judge.Judge> =>
   Effect.gen(function*() {
     const client = yield* ChatClient.ChatClient
@@ -58,11 +109,11 @@ export const run = (
     const prompt = options.judgePrompt ?? promptText(withModel(request, "").messages)
     const slots = yield* Ref.make<ReadonlyArray<BestOfN.Candidate>>(options.models.map(cancelled))
     const stop = yield* Deferred.make<void>()
-    const concurrency = options.concurrency
-    const permits = concurrency === undefined || concurrency === "unbounded" || !Number.isFinite(concurrency)
+    const required = config.required
+    const permits = config.concurrency === undefined
       ? Option.none()
-      : Option.some(yield* Effect.makeSemaphore(Math.max(1, Math.floor(concurrency))))
-    const timeout = options.candidateTimeout === undefined ? undefined : Duration.decode(options.candidateTimeout)
+      : Option.some(yield* Effect.makeSemaphore(config.concurrency))
+    const timeout = config.timeout
 
     const settle = (candidate: BestOfN.Candidate) =>
       Ref.modify(slots, (all) => {

@@ -48,21 +48,32 @@ const withModel = (request: ChatCompletion.PromptRequest, model: string): ChatCo
 
 const isPositiveInteger = (n: number): boolean => Number.isInteger(n) && n > 0
 
+const isBlank = (s: unknown): boolean => typeof s !== "string" || s.trim().length === 0
+
 /** Every reason the options describe no experiment, or the validated config. */
 const validate = (options: Experiment.Options): Config | string => {
-  if (typeof options.name !== "string" || options.name.length === 0) return "the name is empty"
+  if (isBlank(options.name)) return "the name is empty"
+  if (options.assignment !== "random" && options.assignment !== "sticky") {
+    return `the assignment must be "random" or "sticky", got ${JSON.stringify(options.assignment)}`
+  }
   const variants = options.variants
-  if (variants.length === 0) return "there are no variants"
+  if (!Array.isArray(variants) || variants.length === 0) return "there are no variants"
   const seen = new Set<string>()
+  let total = 0
   for (const variant of variants) {
-    if (variant.name.length === 0) return "a variant has an empty name"
+    if (isBlank(variant.name)) return "a variant has an empty name"
     if (seen.has(variant.name)) return `two variants are named "${variant.name}"`
     seen.add(variant.name)
-    if (variant.model.length === 0) return `variant "${variant.name}" has no model`
-    if (!Number.isFinite(variant.weight)) return `variant "${variant.name}" has a weight that is not finite`
+    if (isBlank(variant.model)) return `variant "${variant.name}" has no model`
+    if (typeof variant.weight !== "number" || !Number.isFinite(variant.weight)) {
+      return `variant "${variant.name}" has a weight that is not a finite number (${String(variant.weight)})`
+    }
     if (variant.weight < 0) return `variant "${variant.name}" has a negative weight (${variant.weight})`
+    total += variant.weight
   }
-  if (variants.every((variant) => variant.weight === 0)) return "every weight is zero, so no variant gets traffic"
+  if (total === 0) return "every weight is zero, so no variant gets traffic"
+  // the assignment maps a point in [0, 1) onto the running sum of the weights
+  if (!Number.isFinite(total)) return "the weights are too large: their sum is not a finite number"
   const controlIndex = options.control === undefined ? 0 : variants.findIndex((v) => v.name === options.control)
   if (controlIndex < 0) return `the control "${options.control}" is not one of the variants`
   const shadow = options.shadow === true ? {} : options.shadow === false ? undefined : options.shadow
@@ -130,12 +141,18 @@ export const make = (
       const tokens = Exit.isSuccess(exit) ? ChatCompletion.tokens(exit.value) : Option.none()
       return Effect.flatMap(Random.next, (u) =>
         Effect.sync(() =>
-          recorder.record(variant, {
-            ...call,
-            outcome,
-            inputTokens: Option.isSome(tokens) ? tokens.value.input : undefined,
-            outputTokens: Option.isSome(tokens) ? tokens.value.output : undefined
-          }, u)
+          recorder.record(
+            variant,
+            {
+              ...call,
+              outcome,
+              // a provider's usage is not trusted blindly: a count no real call has is left out
+              inputTokens: Option.isSome(tokens) && isTokenCount(tokens.value.input) ? tokens.value.input : undefined,
+              outputTokens: Option.isSome(tokens) && isTokenCount(tokens.value.output) ? tokens.value.output : undefined
+            },
+            u,
+            !call.shadow
+          )
         ))
     }
 
@@ -194,31 +211,36 @@ export const make = (
           : Effect.fail(new Experiment.ScoreError({ experiment: config.name, callId, reason: result }))
       })
 
-    const record = (call: Experiment.RecordedCall): Effect.Effect<string, Experiment.UnknownVariantError> => {
+    const record = (
+      call: Experiment.RecordedCall
+    ): Effect.Effect<string, Experiment.UnknownVariantError | Experiment.InvalidCallError> => {
       const variant = config.variants.findIndex((v) => v.name === call.variant)
       if (variant < 0) {
         return Effect.fail(new Experiment.UnknownVariantError({ experiment: config.name, variant: call.variant }))
       }
-      return Effect.flatMap(
-        Effect.all([
-          Random.next,
-          call.startedAt === undefined ? Clock.currentTimeMillis : Effect.succeed(call.startedAt)
-        ]),
-        ([u, startedAt]) =>
-          Effect.sync(() => {
-            const callId = recorder.nextCallId()
-            recorder.record(variant, {
-              callId,
-              shadow: call.shadow ?? false,
-              startedAt,
-              latencyMs: call.latencyMs,
-              outcome: call.outcome,
-              inputTokens: call.inputTokens,
-              outputTokens: call.outputTokens
-            }, u)
-            return callId
-          })
-      )
+      const invalid = invalidField(call)
+      if (invalid !== undefined) {
+        return Effect.fail(new Experiment.InvalidCallError({ experiment: config.name, ...invalid }))
+      }
+      const write = (u: number, startedAt: number) =>
+        Effect.sync(() => {
+          const callId = recorder.nextCallId()
+          recorder.record(variant, {
+            callId,
+            shadow: call.shadow ?? false,
+            startedAt,
+            latencyMs: call.latencyMs,
+            outcome: call.outcome,
+            inputTokens: call.inputTokens,
+            outputTokens: call.outputTokens
+          }, u)
+          return callId
+        })
+      // nested rather than `Effect.all`: `record` may run millions of times
+      return Effect.flatMap(Random.next, (u) =>
+        call.startedAt === undefined
+          ? Effect.flatMap(Clock.currentTimeMillis, (now) => write(u, now))
+          : write(u, call.startedAt))
     }
 
     const experiment: Experiment.Experiment = {
@@ -236,6 +258,31 @@ export const make = (
     }
     return experiment
   })
+
+/** What is wrong with a call given to `record`, if anything. */
+const invalidField = (
+  call: Experiment.RecordedCall
+): Pick<Experiment.InvalidCallError, "field" | "value" | "expected"> | undefined => {
+  if (!(Number.isFinite(call.latencyMs) && call.latencyMs >= 0)) {
+    return { field: "latencyMs", value: call.latencyMs, expected: "a finite number of milliseconds, at least 0" }
+  }
+  if (call.inputTokens !== undefined && !isTokenCount(call.inputTokens)) {
+    return { field: "inputTokens", value: call.inputTokens, expected: "a whole number, at least 0" }
+  }
+  if (call.outputTokens !== undefined && !isTokenCount(call.outputTokens)) {
+    return { field: "outputTokens", value: call.outputTokens, expected: "a whole number, at least 0" }
+  }
+  if (call.startedAt !== undefined && !Number.isFinite(call.startedAt)) {
+    return { field: "startedAt", value: call.startedAt, expected: "a finite time in epoch milliseconds" }
+  }
+  if (typeof call.outcome !== "string" || call.outcome.trim().length === 0) {
+    return { field: "outcome", value: call.outcome, expected: "\"success\" or an error's tag" }
+  }
+  return undefined
+}
+
+/** A token count a provider could have reported. */
+const isTokenCount = (n: number): boolean => Number.isSafeInteger(n) && n >= 0
 
 const exported = (experiment: string, call: CallRecord): Experiment.ExportedCall => ({
   experiment,
@@ -309,7 +356,7 @@ const compare = (
   const reason = !enough
     ? `too few samples: ${challenger.n} challenger and ${control.n} control, ${config.minSamples} needed on each side`
     : interval === undefined
-    ? "no interval could be computed"
+    ? "no interval could be computed: the values are too large for their spread to be measured"
     : verdict === "inconclusive"
     ? `the ${level} interval [${format(interval.lower)}, ${format(interval.upper)}] contains 0`
     : `the ${level} interval [${format(interval.lower)}, ${format(interval.upper)}] excludes 0`

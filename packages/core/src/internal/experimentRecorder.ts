@@ -32,6 +32,16 @@ export interface CallRecord {
   score: number | undefined
 }
 
+/**
+ * The most distinct outcome labels counted per variant; later new ones count as `OTHER_OUTCOME`.
+ *
+ * @internal
+ */
+export const MAX_OUTCOMES = 64
+
+/** @internal */
+export const OTHER_OUTCOME = "other"
+
 /** @internal */
 export interface VariantState {
   /** Calls that finished (success or error); interrupted calls are not in it. */
@@ -74,6 +84,12 @@ export interface Finished {
 export class Recorder {
   readonly variants: ReadonlyArray<VariantState>
   private readonly pending = new Map<string, PendingScore>()
+  /**
+   * The call ids in `pending`, oldest first from `windowStart`, as a ring: evicting the oldest is
+   * an index step, where taking the first key of the map would walk its deleted entries.
+   */
+  private readonly window: Array<string> = []
+  private windowStart = 0
   private seq = 0
   private nextCall = 0
   unkeyed = 0
@@ -107,12 +123,17 @@ export class Recorder {
 
   /**
    * Records a finished call. `u` is a uniform draw in [0, 1) from `Random`, used for the
-   * reservoir's replacement decision (Vitter's algorithm R).
+   * reservoir's replacement decision (Vitter's algorithm R). A call that is not `scorable` (a
+   * shadow call of `complete`, whose id nobody receives) takes no place in the score window, so a
+   * burst of shadow traffic cannot push the callers' calls out of it.
    */
-  record(variant: number, call: Finished, u: number): void {
+  record(variant: number, call: Finished, u: number, scorable = true): void {
     const state = this.variants[variant]
     state.calls += 1
-    state.outcomes.set(call.outcome, (state.outcomes.get(call.outcome) ?? 0) + 1)
+    // `record` takes outcomes from the caller: past MAX_OUTCOMES distinct labels (an id pasted
+    // into an error tag, say) the rest share one, so the counts stay bounded too
+    const label = state.outcomes.has(call.outcome) || state.outcomes.size < MAX_OUTCOMES ? call.outcome : OTHER_OUTCOME
+    state.outcomes.set(label, (state.outcomes.get(label) ?? 0) + 1)
     const success = call.outcome === "success"
     if (success) {
       addMoment(state.latency, call.latencyMs)
@@ -142,12 +163,16 @@ export class Recorder {
       const slot = Math.floor(u * state.offered)
       if (slot < this.sampleSize) state.reservoir[slot] = record
     }
-    this.pending.set(call.callId, { variant, record, scored: false })
-    if (this.pending.size > this.scoreWindow) {
-      // a Map iterates in insertion order: the first key is the oldest call
-      const oldest = this.pending.keys().next()
-      if (oldest.done !== true) this.pending.delete(oldest.value)
+    if (!scorable) return
+    if (this.window.length < this.scoreWindow) {
+      this.window.push(call.callId)
+    } else {
+      // the ring is full: the slot at `windowStart` holds the oldest call, which leaves the window
+      this.pending.delete(this.window[this.windowStart])
+      this.window[this.windowStart] = call.callId
+      this.windowStart = (this.windowStart + 1) % this.scoreWindow
     }
+    this.pending.set(call.callId, { variant, record, scored: false })
   }
 
   interrupted(variant: number): void {

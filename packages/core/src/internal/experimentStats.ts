@@ -271,7 +271,8 @@ export interface SampleMoments {
 
 /**
  * Welch's interval for the difference of two means (b minus a), with the Welch–Satterthwaite
- * degrees of freedom; `undefined` when either side has fewer than two observations.
+ * degrees of freedom; `undefined` when either side has fewer than two observations, or when the
+ * values are so large that their squares overflow (an interval of `NaN`s would say nothing).
  *
  * @internal
  */
@@ -281,11 +282,16 @@ export const welch = (a: SampleMoments, b: SampleMoments, confidence: number): I
   const vb = b.variance / b.n
   const difference = b.mean - a.mean
   const standardError = Math.sqrt(va + vb)
+  if (!Number.isFinite(standardError) || !Number.isFinite(difference)) return undefined
   if (standardError === 0) {
     // both sides constant: the difference is known exactly
     return { difference, lower: difference, upper: difference, df: Infinity, critical: 0, standardError }
   }
-  const df = (va + vb) ** 2 / (va ** 2 / (a.n - 1) + vb ** 2 / (b.n - 1))
+  // (va + vb)² / (va² / (na - 1) + vb² / (nb - 1)), written with the shares of the variance so
+  // that neither the squares nor their ratio can overflow or underflow
+  const shareA = va / (va + vb)
+  const shareB = vb / (va + vb)
+  const df = 1 / (shareA ** 2 / (a.n - 1) + shareB ** 2 / (b.n - 1))
   const critical = studentTQuantile(1 - (1 - confidence) / 2, df)
   return {
     difference,

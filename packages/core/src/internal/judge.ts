@@ -25,8 +25,10 @@ export const defaultRubric = [
 ].join("\n")
 
 /**
- * A plain decimal: an optional minus sign, digits, and optionally a point followed by digits.
- * No exponent, no sign `+`, no `NaN`/`Infinity`, no fraction such as `8/10`.
+ * A plain decimal: an optional minus sign, ASCII digits, and optionally a point followed by ASCII
+ * digits (`\d` without the `u` flag is `[0-9]` only, so `"８"` and `"٨"` do not match). No exponent,
+ * no sign `+`, no bare point (`"8."`, `".5"`), no `NaN`/`Infinity`, no fraction such as `8/10`, no
+ * space or separator inside. Leading and trailing zeros are fine (`"08"`, `"8.50"`).
  */
 const decimal = /^-?\d+(?:\.\d+)?$/
 
@@ -34,20 +36,33 @@ const decimal = /^-?\d+(?:\.\d+)?$/
 export type ParseFailure = "NotANumber" | "OutOfScale"
 
 /**
- * The whole reply, trimmed of surrounding whitespace, must be one plain decimal within the scale.
+ * The whole reply, trimmed of surrounding whitespace (`String.prototype.trim`: Unicode spaces and
+ * line breaks included), must be one plain decimal within the scale. `"-0"` reads as 0. A string
+ * of digits too long for a double reads as `Infinity`, which no scale contains.
  *
  * @internal
  */
 export const parseReply = (reply: string, scale: Scale): Either.Either<number, ParseFailure> => {
   const trimmed = reply.trim()
   if (!decimal.test(trimmed)) return Either.left("NotANumber")
-  const value = Number(trimmed)
+  // `+ 0` turns -0 into 0, so a score never carries a sign that no comparison can see
+  const value = Number(trimmed) + 0
   return value >= scale.min && value <= scale.max ? Either.right(value) : Either.left("OutOfScale")
 }
 
 /** @internal */
 export const isValidScale = (scale: Scale): boolean =>
   Number.isFinite(scale.min) && Number.isFinite(scale.max) && scale.min < scale.max
+
+/**
+ * Why a scale is not one, in words; `undefined` for a valid scale.
+ *
+ * @internal
+ */
+export const invalidScale = (scale: Scale): string | undefined =>
+  isValidScale(scale)
+    ? undefined
+    : `the scale ${String(scale.min)} to ${String(scale.max)} is not a range of finite numbers from low to high`
 
 /** @internal */
 export const formatNumber = (n: number): string => Number.isInteger(n) ? n.toFixed(0) : String(n)
