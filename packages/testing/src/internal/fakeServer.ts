@@ -153,11 +153,20 @@ export const make = (
     // runs before NodeHttpServer's own finalizer, which would otherwise wait for every
     // keep-alive or hanging connection to end by itself
     yield* Effect.addFinalizer(() =>
-      Effect.async<void>((resume) => {
-        nodeServer.close(() => resume(Effect.void))
-        for (const socket of sockets) socket.destroy()
-        nodeServer.closeAllConnections()
-      })
+      Effect.zipRight(
+        Effect.async<void>((resume) => {
+          nodeServer.close(() => resume(Effect.void))
+          for (const socket of sockets) socket.destroy()
+          nodeServer.closeAllConnections()
+        }),
+        // a destroyed socket emits "close" a little later: wait for it, so that `openConnections`
+        // reads 0 as soon as the scope is closed
+        Effect.forEach([...sockets], (socket) =>
+          Effect.async<void>((resume) => {
+            if (!sockets.has(socket)) return resume(Effect.void)
+            socket.once("close", () => resume(Effect.void))
+          }), { discard: true })
+      )
     )
     const address = nodeServer.address()
     const port = typeof address === "object" && address !== null ? address.port : config.port
