@@ -100,7 +100,11 @@ const all = (checks: ReadonlyArray<Check<unknown>>): Check<void> => {
   return Either.void
 }
 
-/** Checks one outcome, from a script list at configuration time or from a script function at call time. */
+/**
+ * Checks one outcome, from a script list at configuration time or from a script function at call time.
+ *
+ * @internal
+ */
 export const validateOutcome = (path: string, outcome: FakeProvider.Outcome): Check<void> => {
   const common: Check<unknown> = outcome.latency === undefined
     ? Either.void

@@ -180,7 +180,11 @@ export const completion = (answer: Answer): Record<string, unknown> => ({
   ...(answer.usage === undefined ? {} : { usage: fullUsage(answer.usage) })
 })
 
-/** A completion without `choices`: valid JSON that breaks a caller. */
+/**
+ * A completion without `choices`: valid JSON that breaks a caller.
+ *
+ * @internal
+ */
 export const wrongShape = (answer: Answer): Record<string, unknown> => ({
   id: answer.id,
   object: "chat.completion",
@@ -188,14 +192,22 @@ export const wrongShape = (answer: Answer): Record<string, unknown> => ({
   model: answer.model
 })
 
-/** Not JSON: the completion with a broken tail. */
+/**
+ * Not JSON: the completion with a broken tail.
+ *
+ * @internal
+ */
 export const malformed = (json: string): string => `${json.slice(0, -1)},,}`
 
 // ---------------------------------------------------------------------------------------------
 // streams
 // ---------------------------------------------------------------------------------------------
 
-/** Splits a reply into the pieces streamed one per chunk. */
+/**
+ * Splits a reply into the pieces streamed one per chunk.
+ *
+ * @internal
+ */
 export const pieces = (content: string, chunkSize: "word" | number): ReadonlyArray<string> => {
   if (chunkSize === "word") return content.split(/(?<=\s)/).filter((piece) => piece.length > 0)
   const points = Array.from(content)
@@ -208,6 +220,8 @@ export const pieces = (content: string, chunkSize: "word" | number): ReadonlyArr
  * The chunks of a streamed answer, in OpenAI's order: the role, one chunk per piece, the finish
  * reason, and with `includeUsage` a last chunk with no choices and the usage (the others then
  * carry `usage: null`).
+ *
+ * @internal
  */
 export const chunks = (
   answer: Answer,
@@ -239,7 +253,11 @@ export const chunks = (
   return out
 }
 
-/** Chunks without `choices`. */
+/**
+ * Chunks without `choices`.
+ *
+ * @internal
+ */
 export const wrongShapeChunk = (answer: Answer): Record<string, unknown> => ({
   id: answer.id,
   object: "chat.completion.chunk",
@@ -247,10 +265,18 @@ export const wrongShapeChunk = (answer: Answer): Record<string, unknown> => ({
   model: answer.model
 })
 
-/** One SSE event carrying `data`. */
+/**
+ * One SSE event carrying `data`.
+ *
+ * @internal
+ */
 export const event = (data: string): string => `data: ${data}\n\n`
 
-/** The event that ends an OpenAI stream. */
+/**
+ * The event that ends an OpenAI stream.
+ *
+ * @internal
+ */
 export const done: string = event("[DONE]")
 
 // ---------------------------------------------------------------------------------------------
@@ -272,14 +298,22 @@ const messageWords = (message: ChatCompletion.ChatMessage): number => {
   return n
 }
 
-/** The default usage: prompt words (at least 1) and answer words, a stand-in for tokens. */
+/**
+ * The default usage: prompt words (at least 1) and answer words, a stand-in for tokens.
+ *
+ * @internal
+ */
 export const defaultUsage = (request: ChatCompletion.ChatRequest, reply: string): ChatCompletion.Usage => {
   const prompt = Math.max(1, request.messages.reduce((n, message) => n + messageWords(message), 0))
   const completion = words(reply)
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion }
 }
 
-/** The models list of `GET /v1/models`. */
+/**
+ * The models list of `GET /v1/models`.
+ *
+ * @internal
+ */
 export const modelObject = (id: string, created: number): Record<string, unknown> => ({
   id,
   object: "model",
