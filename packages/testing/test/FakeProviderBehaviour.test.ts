@@ -117,6 +117,7 @@ describe("FakeProvider seeded faults", () => {
           throwing: {
             script: (index) => {
               if (index === 0) throw new Error("boom")
+              if (index === 2) return FakeProvider.raw({ status: 42, body: "" })
               return FakeProvider.reply(`call ${index}`)
             }
           }
@@ -150,6 +151,15 @@ describe("FakeProvider seeded faults", () => {
       assert.include(JSON.parse(body).error.message, "boom")
       const [, second] = yield* call(fake.url, "throwing")
       assert.strictEqual(JSON.parse(second).choices[0].message.content, "call 1")
+      const [invalidStatus, invalid] = yield* call(fake.url, "throwing")
+      assert.strictEqual(invalidStatus, 500)
+      assert.strictEqual(JSON.parse(invalid).error.type, "fake_provider_error")
+      assert.include(JSON.parse(invalid).error.message, "status 42")
+      assert.deepStrictEqual((yield* fake.requestsTo("throwing")).map((r) => [r.callIndex, r.status]), [
+        [0, 500],
+        [1, 200],
+        [2, 500]
+      ])
     }))
 
   it.scopedLive("the reply and usage can be computed from the request", () =>

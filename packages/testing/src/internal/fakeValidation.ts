@@ -100,6 +100,11 @@ const all = (checks: ReadonlyArray<Check<unknown>>): Check<void> => {
   return Either.void
 }
 
+const describeValue = (value: unknown): string =>
+  typeof value === "object" && value !== null && "_tag" in value
+    ? `an object with _tag ${String(value._tag)}`
+    : `a value of type ${typeof value}`
+
 /**
  * Checks one outcome, from a script list at configuration time or from a script function at call time.
  *
@@ -146,6 +151,8 @@ export const validateOutcome = (path: string, outcome: FakeProvider.Outcome): Ch
       // Node refuses to write a status line outside 100-999
       return all([status(path, outcome.status, 100, 999), headers(path, outcome.headers)])
   }
+  // reachable from untyped callers (a script function written in JavaScript)
+  return fail(`${path}: ${describeValue(outcome)} is not an outcome`)
 }
 
 const defaultReply = (_request: ChatCompletion.ChatRequest, call: FakeProvider.CallInfo): string =>
