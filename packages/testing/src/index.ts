@@ -1,4 +1,9 @@
 /**
  * @since 0.1.0
  */
+export * as FakeProvider from "./FakeProvider.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as TestChatClient from "./TestChatClient.js"

@@ -1,0 +1,463 @@
+/**
+ * The fake provider's HTTP server: a `node:http` server created here (so its sockets can be
+ * counted and closed), served through `@effect/platform`'s router on `NodeHttpServer`. Each chat
+ * request is authorised, parsed, decided (see `fakeModels.ts`), recorded, delayed, then played.
+ *
+ * @internal
+ */
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import * as Headers from "@effect/platform/Headers"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import type * as HttpServerError from "@effect/platform/HttpServerError"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as ChatCompletion from "@resilient-llm/core/ChatCompletion"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Predicate from "effect/Predicate"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Http from "node:http"
+import type * as Net from "node:net"
+import type * as FakeProvider from "../FakeProvider.js"
+import * as ModelTable from "./fakeModels.js"
+import type { NormalisedBehaviour, NormalisedConfig } from "./fakeValidation.js"
+import * as Wire from "./fakeWire.js"
+import * as RequestLog from "./requestLog.js"
+
+/** @internal */
+export interface Server {
+  readonly url: string
+  readonly port: number
+  readonly openConnections: Effect.Effect<number>
+  readonly activeRequests: Effect.Effect<number>
+  readonly requests: Effect.Effect<ReadonlyArray<FakeProvider.Received>>
+  readonly requestsTo: (model: string) => Effect.Effect<ReadonlyArray<FakeProvider.Received>>
+  readonly requestCount: Effect.Effect<number>
+  readonly clearRequests: Effect.Effect<void>
+  readonly setModel: (name: string, behaviour: Option.Option<NormalisedBehaviour>) => Effect.Effect<void>
+}
+
+const encoder = new TextEncoder()
+
+const decodeRequest = Schema.decodeUnknownEither(ChatCompletion.ChatRequest)
+
+const requestIdHeader = (seq: number) => ({ "x-request-id": `req_fake_${seq}` })
+
+const errorResponse = (
+  fields: Wire.ErrorFields,
+  headers: Readonly<Record<string, string>> = {}
+): HttpServerResponse.HttpServerResponse =>
+  HttpServerResponse.text(Wire.errorBody(fields), {
+    status: fields.status,
+    contentType: "application/json",
+    headers
+  })
+
+const jsonText = (body: string, headers: Readonly<Record<string, string>>, status = 200) =>
+  HttpServerResponse.text(body, { status, contentType: "application/json", headers })
+
+/** The status line an outcome serves, `undefined` when it sends none. */
+const statusOf = (outcome: FakeProvider.Outcome, stream: boolean): number | undefined => {
+  switch (outcome._tag) {
+    case "Reply":
+    case "MalformedJson":
+    case "WrongShape":
+    case "TruncatedStream":
+      return 200
+    case "ServerError":
+    case "BadRequest":
+    case "AuthenticationError":
+    case "Raw":
+      return outcome.status
+    case "RateLimited":
+      return 429
+    case "ContextLengthExceeded":
+      return 400
+    case "ContentFilter":
+      return outcome.mode === "error" ? 400 : 200
+    case "Hang":
+    case "ResetConnection":
+      return stream && outcome.afterChunks !== undefined ? 200 : undefined
+  }
+}
+
+/** Resets the socket (RST) once the bytes already written have reached the kernel. */
+const resetSocket = (socket: Net.Socket): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    if (socket.destroyed) return resume(Effect.void)
+    socket.write(new Uint8Array(0), () => {
+      socket.resetAndDestroy()
+      resume(Effect.void)
+    })
+  })
+
+const rateLimitHeaders = (
+  hint: FakeProvider.RetryAfter | undefined,
+  now: number
+): Readonly<Record<string, string>> => {
+  if (hint === undefined) return {}
+  if ("seconds" in hint) return { "retry-after": String(hint.seconds) }
+  if ("millis" in hint) return { "retry-after-ms": String(hint.millis) }
+  if ("date" in hint) {
+    return { "retry-after": new Date(now + Duration.toMillis(Duration.decode(hint.date))).toUTCString() }
+  }
+  return { [hint.header]: hint.value }
+}
+
+/** Runs a function the user gave the fake; a throw becomes a `Left` the server reports as a 500. */
+const userFunction = <A>(what: string, f: () => A): Either.Either<A, string> => {
+  try {
+    return Either.right(f())
+  } catch (error) {
+    return Either.left(`${what} threw: ${String(error)}`)
+  }
+}
+
+const firstIssue = (error: ParseResult.ParseError): string => {
+  const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error)
+  return issue === undefined
+    ? "Invalid request body."
+    : `Invalid request body: ${issue.path.length > 0 ? `${issue.path.join(".")}: ` : ""}${issue.message}`
+}
+
+/** @internal */
+export const make = (
+  config: NormalisedConfig
+): Effect.Effect<Server, HttpServerError.ServeError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const sockets = new Set<Net.Socket>()
+    let active = 0
+    const nodeServer = Http.createServer()
+    nodeServer.on("connection", (socket) => {
+      sockets.add(socket)
+      socket.once("close", () => sockets.delete(socket))
+    })
+    if (config.keepAliveTimeout !== undefined) {
+      nodeServer.keepAliveTimeout = Duration.toMillis(config.keepAliveTimeout)
+    }
+
+    const server = yield* NodeHttpServer.make(() => nodeServer, {
+      host: "127.0.0.1",
+      port: config.port,
+      // a soak opens a thousand connections at once: let them all queue
+      backlog: 4096
+    })
+    // runs before NodeHttpServer's own finalizer, which would otherwise wait for every
+    // keep-alive or hanging connection to end by itself
+    yield* Effect.addFinalizer(() =>
+      Effect.zipRight(
+        Effect.async<void>((resume) => {
+          nodeServer.close(() => resume(Effect.void))
+          for (const socket of sockets) socket.destroy()
+          nodeServer.closeAllConnections()
+        }),
+        // a destroyed socket emits "close" a little later: wait for it, so that `openConnections`
+        // reads 0 as soon as the scope is closed
+        Effect.forEach([...sockets], (socket) =>
+          Effect.async<void>((resume) => {
+            if (!sockets.has(socket)) return resume(Effect.void)
+            socket.once("close", () => resume(Effect.void))
+          }), { discard: true })
+      )
+    )
+    const address = nodeServer.address()
+    const port = typeof address === "object" && address !== null ? address.port : config.port
+    const startedAt = Math.floor((yield* Clock.currentTimeMillis) / 1000)
+
+    const log = yield* RequestLog.make<FakeProvider.Received>(config.maxRecordedRequests)
+    const models = yield* ModelTable.make(config.seed, config.models)
+
+    const enter = Effect.sync(() => {
+      active++
+    })
+    const leave = Effect.sync(() => {
+      active--
+    })
+    const trackedStream = <E>(body: Stream.Stream<Uint8Array, E>): Stream.Stream<Uint8Array, E> =>
+      Stream.unwrapScoped(Effect.as(Effect.acquireRelease(enter, () => leave), body))
+
+    /** The SSE events, `chunkDelay` apart, then `tail`. */
+    const sse = <E>(
+      events: ReadonlyArray<string>,
+      chunkDelay: Duration.Duration,
+      tail: Stream.Stream<Uint8Array, E>
+    ): Stream.Stream<Uint8Array, E> =>
+      Stream.fromIterable(events).pipe(
+        Stream.zipWithIndex,
+        Stream.mapEffect(([event, i]) =>
+          i === 0 || Duration.isZero(chunkDelay) ? Effect.succeed(event) : Effect.as(Effect.sleep(chunkDelay), event)
+        ),
+        Stream.map((event) => encoder.encode(event)),
+        Stream.concat(tail),
+        Stream.rechunk(1)
+      )
+
+    const sseResponse = <E>(body: Stream.Stream<Uint8Array, E>, headers: Readonly<Record<string, string>>) =>
+      HttpServerResponse.stream(trackedStream(body), {
+        contentType: "text/event-stream; charset=utf-8",
+        headers: { ...headers, "cache-control": "no-cache" }
+      })
+
+    const authorised = (authorization: string | undefined): Wire.ErrorFields | undefined => {
+      if (config.apiKey === undefined) return undefined
+      if (authorization === undefined) return Wire.missingApiKey
+      return authorization === `Bearer ${Redacted.value(config.apiKey)}` ? undefined : Wire.authentication(401)
+    }
+
+    interface Play {
+      readonly seq: number
+      readonly receivedAt: number
+      readonly request: ChatCompletion.ChatRequest
+      readonly stream: boolean
+      readonly behaviour: NormalisedBehaviour
+      readonly callIndex: number
+      readonly outcome: FakeProvider.Outcome
+      readonly socket: Net.Socket
+    }
+
+    const play = (p: Play): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
+      Effect.gen(function*() {
+        const { behaviour, outcome, request, stream } = p
+        const headers = requestIdHeader(p.seq)
+        const content = outcome._tag === "Reply" && outcome.content !== undefined
+          ? Either.right(outcome.content)
+          : userFunction(
+            `the reply function of model ${request.model}`,
+            () => behaviour.reply(request, { model: request.model, index: p.callIndex })
+          )
+        if (Either.isLeft(content)) return errorResponse(Wire.fakeFailure(content.left), headers)
+        const usageSetting = behaviour.usage
+        const usage = usageSetting === false
+          ? Either.right(undefined)
+          : usageSetting === undefined
+          ? Either.right(Wire.defaultUsage(request, content.right))
+          : typeof usageSetting === "function"
+          ? userFunction(`the usage function of model ${request.model}`, () => usageSetting(request, content.right))
+          : Either.right(usageSetting)
+        if (Either.isLeft(usage)) return errorResponse(Wire.fakeFailure(usage.left), headers)
+        const refused = outcome._tag === "ContentFilter" && outcome.mode === "finish_reason"
+        const answer: Wire.Answer = {
+          id: `chatcmpl-fake-${p.seq}`,
+          created: Math.floor(p.receivedAt / 1000),
+          model: request.model,
+          content: refused ? null : content.right,
+          finishReason: refused ? "content_filter" : "stop",
+          usage: usage.right
+        }
+        const includeUsage = request.stream_options?.include_usage === true
+        const events = (): ReadonlyArray<string> => [
+          ...Wire.chunks(answer, refused ? [] : Wire.pieces(content.right, behaviour.chunkSize), includeUsage).map(
+            (chunk) => Wire.event(JSON.stringify(chunk))
+          ),
+          Wire.done
+        ]
+        const completionJson = () => JSON.stringify(Wire.completion(answer))
+
+        switch (outcome._tag) {
+          case "Reply":
+            return stream
+              ? sseResponse(sse(events(), behaviour.chunkDelay, Stream.empty), headers)
+              : jsonText(completionJson(), headers)
+          case "ContentFilter":
+            if (outcome.mode === "error") return errorResponse(Wire.contentFilter, headers)
+            return stream
+              ? sseResponse(sse(events(), behaviour.chunkDelay, Stream.empty), headers)
+              : jsonText(completionJson(), headers)
+          case "ServerError":
+            return errorResponse(Wire.serverError(outcome.status, outcome.message), {
+              ...outcome.headers,
+              ...headers
+            })
+          case "RateLimited": {
+            const now = yield* Clock.currentTimeMillis
+            return errorResponse(Wire.rateLimited(request.model), {
+              ...outcome.headers,
+              ...rateLimitHeaders(outcome.retryAfter, now),
+              ...headers
+            })
+          }
+          case "AuthenticationError":
+            return errorResponse(Wire.authentication(outcome.status), headers)
+          case "ContextLengthExceeded":
+            return errorResponse(Wire.contextLengthExceeded(Wire.defaultUsage(request, "").prompt_tokens), headers)
+          case "BadRequest":
+            return errorResponse(outcome, headers)
+          case "MalformedJson":
+            return stream
+              ? sseResponse(
+                sse(
+                  [Wire.event(Wire.malformed(JSON.stringify(Wire.chunks(answer, [], false)[0]))), Wire.done],
+                  Duration.zero,
+                  Stream.empty
+                ),
+                headers
+              )
+              : jsonText(Wire.malformed(completionJson()), headers)
+          case "WrongShape":
+            return stream
+              ? sseResponse(
+                sse([Wire.event(JSON.stringify(Wire.wrongShapeChunk(answer))), Wire.done], Duration.zero, Stream.empty),
+                headers
+              )
+              : jsonText(JSON.stringify(Wire.wrongShape(answer)), headers)
+          case "TruncatedStream": {
+            if (!stream) {
+              const json = completionJson()
+              return jsonText(json.slice(0, Math.floor(json.length / 2)), headers)
+            }
+            const all = events()
+            // never the last event: that is `[DONE]`
+            const kept = all.slice(0, Math.min(outcome.afterChunks, all.length - 1))
+            const next = all[kept.length]
+            const partial = outcome.midEvent ? [next.slice(0, Math.ceil(next.length / 2))] : []
+            return sseResponse(sse([...kept, ...partial], behaviour.chunkDelay, Stream.empty), headers)
+          }
+          case "Hang":
+            if (stream && outcome.afterChunks !== undefined) {
+              const kept = events().slice(0, outcome.afterChunks)
+              return sseResponse(sse(kept, behaviour.chunkDelay, Stream.never), headers)
+            }
+            return yield* Effect.never
+          case "ResetConnection":
+            if (stream && outcome.afterChunks !== undefined) {
+              const kept = events().slice(0, outcome.afterChunks)
+              const reset = Stream.execute(resetSocket(p.socket))
+              return sseResponse(sse(kept, behaviour.chunkDelay, Stream.concat(reset, Stream.never)), headers)
+            }
+            yield* resetSocket(p.socket)
+            return yield* Effect.never
+          case "Raw": {
+            const rawHeaders = { "content-type": "application/json", ...outcome.headers }
+            const body = outcome.body
+            return typeof body === "string"
+              ? HttpServerResponse.text(body, { status: outcome.status, headers: rawHeaders })
+              : body instanceof Uint8Array
+              ? HttpServerResponse.uint8Array(body, { status: outcome.status, headers: rawHeaders })
+              : HttpServerResponse.stream(trackedStream(Stream.rechunk(body, 1)), {
+                status: outcome.status,
+                headers: rawHeaders
+              })
+          }
+        }
+      })
+
+    const chatCompletions = Effect.gen(function*() {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const seq = yield* log.next
+      const receivedAt = yield* Clock.currentTimeMillis
+      const authorization = Option.getOrUndefined(Headers.get(request.headers, "authorization"))
+      const parsed = yield* Effect.either(request.json)
+      const body = Either.getOrUndefined(parsed)
+      const stream = Predicate.isRecord(body) && body.stream === true
+      const modelName = Predicate.isRecord(body) && typeof body.model === "string" ? body.model : undefined
+      const headers = requestIdHeader(seq)
+      const record = (
+        fields: Pick<FakeProvider.Received, "callIndex" | "status" | "latency" | "outcome" | "rejection">
+      ) => log.record({ seq, receivedAt, model: modelName, stream, body, authorization, ...fields })
+      const reject = (rejection: NonNullable<FakeProvider.Received["rejection"]>, fields: Wire.ErrorFields) =>
+        Effect.as(
+          record({
+            callIndex: undefined,
+            status: fields.status,
+            latency: Duration.zero,
+            outcome: undefined,
+            rejection
+          }),
+          errorResponse(fields, headers)
+        )
+
+      const unauthorised = authorised(authorization)
+      if (unauthorised !== undefined) return yield* reject("unauthorized", unauthorised)
+      if (Either.isLeft(parsed)) return yield* reject("invalid_request", Wire.invalidJson)
+      const decoded = decodeRequest(body)
+      if (Either.isLeft(decoded)) return yield* reject("invalid_request", Wire.invalidRequest(firstIssue(decoded.left)))
+      const chatRequest = decoded.right
+
+      const decision = yield* models.decide(chatRequest)
+      switch (decision._tag) {
+        case "UnknownModel":
+          return yield* reject("model_not_found", Wire.modelNotFound(chatRequest.model))
+        case "Invalid":
+          yield* record({
+            callIndex: decision.callIndex,
+            status: 500,
+            latency: Duration.zero,
+            outcome: undefined,
+            rejection: undefined
+          })
+          return errorResponse(Wire.fakeFailure(decision.detail), headers)
+        case "Play": {
+          yield* record({
+            callIndex: decision.callIndex,
+            status: statusOf(decision.outcome, stream),
+            latency: decision.latency,
+            outcome: decision.outcome,
+            rejection: undefined
+          })
+          if (!Duration.isZero(decision.latency)) yield* Effect.sleep(decision.latency)
+          return yield* play({
+            seq,
+            receivedAt,
+            request: chatRequest,
+            stream,
+            behaviour: decision.behaviour,
+            callIndex: decision.callIndex,
+            outcome: decision.outcome,
+            socket: NodeHttpServerRequest.toIncomingMessage(request).socket
+          })
+        }
+      }
+    })
+
+    const guarded = <E, R>(handler: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+      Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+        const unauthorised = authorised(Option.getOrUndefined(Headers.get(request.headers, "authorization")))
+        return unauthorised === undefined ? handler : Effect.succeed(errorResponse(unauthorised))
+      })
+
+    const listModels = guarded(Effect.map(models.names, (names) =>
+      HttpServerResponse.unsafeJson({
+        object: "list",
+        data: names.map((id) => Wire.modelObject(id, startedAt))
+      })))
+
+    const getModel = guarded(Effect.gen(function*() {
+      const { model } = yield* HttpRouter.params
+      const names = yield* models.names
+      return model !== undefined && names.includes(model)
+        ? HttpServerResponse.unsafeJson(Wire.modelObject(model, startedAt))
+        : errorResponse(Wire.modelNotFound(model ?? ""))
+    }))
+
+    const router = HttpRouter.empty.pipe(
+      HttpRouter.post("/v1/chat/completions", Effect.acquireUseRelease(enter, () => chatCompletions, () => leave)),
+      HttpRouter.get("/v1/models", listModels),
+      HttpRouter.get("/v1/models/:model", getModel)
+    )
+    const app = Effect.catchTag(
+      router,
+      "RouteNotFound",
+      (error) => Effect.succeed(errorResponse(Wire.invalidUrl(error.request.method, error.request.url)))
+    )
+    yield* server.serve(app)
+
+    return {
+      url: `http://127.0.0.1:${port}/v1`,
+      port,
+      openConnections: Effect.sync(() => sockets.size),
+      activeRequests: Effect.sync(() => active),
+      requests: log.entries,
+      requestsTo: (model) => Effect.map(log.entries, (entries) => entries.filter((entry) => entry.model === model)),
+      requestCount: log.count,
+      clearRequests: log.clear,
+      setModel: models.set
+    }
+  })
