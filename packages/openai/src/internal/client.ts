@@ -178,50 +178,15 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
       )
     }))
 
-  const frameToChunks = (
-    model: string,
-    response: HttpClientResponse.HttpClientResponse,
-    frame: Frame
-  ): Effect.Effect<ReadonlyArray<ChatCompletion.ChatCompletionChunk>, LlmError.LlmError> => {
-    switch (frame._tag) {
-      case "Done":
-        return Effect.succeed([])
-      case "End":
-        return Effect.fail(decodeFailure(model, "the stream ended before [DONE]"))
-      case "Data": {
-        const parsed = parseJson(frame.data)
-        if (Either.isLeft(parsed)) return Effect.fail(decodeFailure(model, `an event's data: ${parsed.left}`))
-        const json = parsed.right
-        if (frame.event === "error" || Errors.isErrorEnvelope(json)) {
-          return Effect.flip(envelopeFailure(model, response, json, "error event in the stream"))
-        }
-        return ChatCompletion.decodeChunk(json).pipe(
-          Effect.mapBoth({
-            onFailure: (error) => decodeFailure(model, `an event is not a chunk: ${formatParseError(error)}`),
-            onSuccess: (chunk) => [chunk]
-          })
-        )
-      }
-    }
-  }
-
   const chunks = (
     model: string,
     response: HttpClientResponse.HttpClientResponse
   ): Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError> =>
-    Stream.suspend(() => {
-      const reader = makeFrameReader(endpoint.maxResponseBytes)
-      const frames = (result: Either.Either<ReadonlyArray<Frame>, string>) =>
-        Either.mapLeft(result, (detail) => decodeFailure(model, detail))
-      return response.stream.pipe(
-        Stream.mapError((error) => bodyReadFailure(model, error, secrets)),
-        Stream.mapConcatEffect((bytes) => frames(reader.feed(bytes))),
-        Stream.concat(Stream.fromIterableEffect(Effect.suspend(() => frames(reader.end())))),
-        // Stop reading at [DONE] (or at the end of the body): closing the stream closes its scope,
-        // which aborts the request.
-        Stream.takeUntil((frame) => frame._tag !== "Data"),
-        Stream.mapConcatEffect((frame) => frameToChunks(model, response, frame))
-      )
+    decodeEventStream(Stream.mapError(response.stream, (error) => bodyReadFailure(model, error, secrets)), {
+      model,
+      maxEventSize: endpoint.maxResponseBytes,
+      secrets,
+      onErrorEvent: (json) => envelopeFailure(model, response, json, "error event in the stream")
     })
 
   const stream = (
@@ -244,13 +209,73 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
       return chunks(model, response)
     }))
 
-  const formatParseError = (error: ParseResult.ParseError): string => {
-    try {
-      return Errors.sanitize(ParseResult.TreeFormatter.formatErrorSync(error), secrets)
-    } catch {
-      return "the value does not have the expected shape"
-    }
-  }
+  const formatParseError = (error: ParseResult.ParseError): string => formatSchemaError(error, secrets)
 
   return { create, stream }
 }
+
+const formatSchemaError = (
+  error: ParseResult.ParseError,
+  secrets: ReadonlyArray<Redacted.Redacted<string>>
+): string => {
+  try {
+    return Errors.sanitize(ParseResult.TreeFormatter.formatErrorSync(error), secrets)
+  } catch {
+    return "the value does not have the expected shape"
+  }
+}
+
+/**
+ * The chunks of an event stream's body, up to `[DONE]`; reading stops there, so the caller's scope
+ * can abort the request. A body that ends before `[DONE]`, an event that is not JSON or not a
+ * chunk, invalid UTF-8 and an event longer than `maxEventSize` fail with `ResponseDecodeError`; an
+ * error object sent as an event (`{"error": {...}}`, or any `event: error`) fails with what
+ * `onErrorEvent` maps it to.
+ *
+ * @internal
+ */
+export const decodeEventStream = (
+  body: Stream.Stream<Uint8Array, LlmError.LlmError>,
+  options: {
+    readonly model: string
+    readonly maxEventSize: number
+    readonly secrets: ReadonlyArray<Redacted.Redacted<string>>
+    readonly onErrorEvent: (json: unknown) => Effect.Effect<LlmError.LlmError>
+  }
+): Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError> =>
+  Stream.suspend(() => {
+    const { model, secrets } = options
+    const decodeFailure = (detail: string) =>
+      new LlmError.ResponseDecodeError({ model, detail: Errors.sanitize(detail, secrets) })
+    const reader = makeFrameReader(options.maxEventSize)
+    const frames = (result: Either.Either<ReadonlyArray<Frame>, string>) => Either.mapLeft(result, decodeFailure)
+    const toChunks = (
+      frame: Frame
+    ): Effect.Effect<ReadonlyArray<ChatCompletion.ChatCompletionChunk>, LlmError.LlmError> => {
+      switch (frame._tag) {
+        case "Done":
+          return Effect.succeed([])
+        case "End":
+          return Effect.fail(decodeFailure("the stream ended before [DONE]"))
+        case "Data": {
+          const parsed = parseJson(frame.data)
+          if (Either.isLeft(parsed)) return Effect.fail(decodeFailure(`an event's data: ${parsed.left}`))
+          const json = parsed.right
+          if (frame.event === "error" || Errors.isErrorEnvelope(json)) return Effect.flip(options.onErrorEvent(json))
+          return ChatCompletion.decodeChunk(json).pipe(
+            Effect.mapBoth({
+              onFailure: (error) => decodeFailure(`an event is not a chunk: ${formatSchemaError(error, secrets)}`),
+              onSuccess: (chunk) => [chunk]
+            })
+          )
+        }
+      }
+    }
+    return body.pipe(
+      Stream.mapConcatEffect((bytes) => frames(reader.feed(bytes))),
+      Stream.concat(Stream.fromIterableEffect(Effect.suspend(() => frames(reader.end())))),
+      // Stop pulling the body at [DONE] (or at its end).
+      Stream.takeUntil((frame) => frame._tag !== "Data"),
+      Stream.mapConcatEffect(toChunks)
+    )
+  })
