@@ -179,12 +179,13 @@ export const layerConfig = (
     readonly apiKey?: Config.Config<Redacted.Redacted<string> | undefined> | undefined
   }
 ): Layer.Layer<ChatClient.ChatClient, ConfigError.ConfigError, HttpClient.HttpClient> => {
-  const baseUrl = (options?.baseUrl ?? Config.withDefault(Config.string("OPENAI_BASE_URL"), defaultBaseUrl)).pipe(
-    Config.validate({
-      message: "must be an http(s) URL without credentials",
-      validation: (url) => Either.isRight(InternalEndpoint.resolveEndpoint({ baseUrl: url }))
-    })
-  )
+  const validUrl = Config.validate({
+    message: "must be an http(s) URL without credentials",
+    validation: (url: string) => Either.isRight(InternalEndpoint.resolveEndpoint({ baseUrl: url }))
+  })
+  const baseUrl = options?.baseUrl === undefined
+    ? Config.withDefault(validUrl(Config.string("OPENAI_BASE_URL")), defaultBaseUrl)
+    : validUrl(options.baseUrl)
   const apiKey = options?.apiKey ??
     Config.map(Config.option(Config.redacted("OPENAI_API_KEY")), Option.getOrUndefined)
   return Layer.unwrapEffect(

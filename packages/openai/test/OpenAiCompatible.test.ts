@@ -1,23 +1,10 @@
-import { FetchHttpClient, HttpClient } from "@effect/platform"
+import { FetchHttpClient, HttpClient, HttpClientResponse } from "@effect/platform"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { assert, describe, it } from "@effect/vitest"
 import type { LlmError } from "@resilient-llm/core"
 import { ChatClient, ChatCompletion } from "@resilient-llm/core"
 import { OpenAiCompatible } from "@resilient-llm/openai"
-import {
-  Cause,
-  ConfigProvider,
-  Duration,
-  Effect,
-  Exit,
-  Fiber,
-  Layer,
-  Logger,
-  Option,
-  Redacted,
-  Stream,
-  TestClock
-} from "effect"
+import { Cause, Config, ConfigProvider, Duration, Effect, Exit, Layer, Option, Redacted, TestClock } from "effect"
 import type * as Http from "node:http"
 import * as TestServer from "./TestServer.js"
 
@@ -148,19 +135,21 @@ const rateLimited = (headers: Http.OutgoingHttpHeaders, expected: Option.Option<
 
 const failureCases: ReadonlyArray<FailureCase> = [
   ...([
-    [{ "retry-after-ms": "1500" }, Option.some("1500 millis")],
-    [{ "retry-after": "7" }, Option.some("7 seconds")],
-    [{ "retry-after": "2.5" }, Option.some("2500 millis")],
-    [{ "retry-after-ms": "250", "retry-after": "9" }, Option.some("250 millis")],
-    [{ "retry-after-ms": "soon", "retry-after": "3" }, Option.some("3 seconds")],
+    [{ "retry-after-ms": "1500" }, Option.some(Duration.millis(1500))],
+    [{ "retry-after": "7" }, Option.some(Duration.seconds(7))],
+    [{ "retry-after": "2.5" }, Option.some(Duration.millis(2500))],
+    [{ "retry-after-ms": "250", "retry-after": "9" }, Option.some(Duration.millis(250))],
+    [{ "retry-after-ms": "soon", "retry-after": "3" }, Option.some(Duration.seconds(3))],
     [{ "retry-after": "-5" }, Option.none()],
     [{ "retry-after": "NaN" }, Option.none()],
     [{ "retry-after": "garbage" }, Option.none()],
     [{ "retry-after": "1e3" }, Option.none()],
-    [{ "retry-after": "9".repeat(400) }, Option.some("24 hours")],
-    [{ "retry-after-ms": "99999999999999999999" }, Option.some("24 hours")],
+    [{ "retry-after": "9".repeat(400) }, Option.some(Duration.hours(24))],
+    [{ "retry-after-ms": "99999999999999999999" }, Option.some(Duration.hours(24))],
     [{}, Option.none()]
-  ] as const).map(([headers, expected]): FailureCase => ({
+  ] satisfies ReadonlyArray<readonly [Http.OutgoingHttpHeaders, Option.Option<Duration.Duration>]>).map((
+    [headers, expected]
+  ): FailureCase => ({
     name: `429 with ${JSON.stringify(headers).slice(0, 60)}`,
     status: 429,
     body: openAiError("Rate limit reached for gpt-4o", "requests", "rate_limit_exceeded"),
@@ -178,7 +167,7 @@ const failureCases: ReadonlyArray<FailureCase> = [
         details: [{ "@type": "type.googleapis.com/google.rpc.RetryInfo", retryDelay: "31s" }]
       }
     }],
-    check: rateLimited({}, Option.some("31 seconds"))
+    check: rateLimited({}, Option.some(Duration.seconds(31)))
   },
   {
     name: "429 insufficient_quota (waiting does not help)",
@@ -353,7 +342,7 @@ const failureCases: ReadonlyArray<FailureCase> = [
     status: 200,
     body: { error: { message: "Upstream rate limit", type: "rate_limit_error", code: 429 } },
     headers: { "retry-after": "4" },
-    check: rateLimited({}, Option.some("4 seconds"))
+    check: rateLimited({}, Option.some(Duration.seconds(4)))
   },
   {
     name: "302 redirect",
@@ -403,7 +392,9 @@ describe("OpenAiCompatible error mapping", () => {
 
   it.scopedLive("a connection reset before the response is a ConnectionError", () =>
     Effect.gen(function*() {
-      const server = yield* TestServer.make((_, res) => res.socket?.destroy())
+      const server = yield* TestServer.make((_, res) => {
+        res.socket?.destroy()
+      })
       const chat = yield* client(server)
       const error = yield* Effect.flip(chat.create(request()))
       expectTag(error, "ConnectionError")
@@ -419,4 +410,111 @@ describe("OpenAiCompatible error mapping", () => {
       const error = yield* Effect.flip(chat.create(request()))
       assert.include(expectTag(error, "ConnectionError").detail, "while reading the response")
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+})
+
+describe("OpenAiCompatible.layerConfig", () => {
+  const withConfig = (entries: ReadonlyArray<readonly [string, string]>) =>
+    Effect.withConfigProvider(ConfigProvider.fromMap(new Map(entries)))
+
+  it.scopedLive("reads OPENAI_BASE_URL and OPENAI_API_KEY", () =>
+    Effect.gen(function*() {
+      const server = yield* answering(200, TestServer.completion("gpt-4o", "configured"))
+      const completion = yield* ChatClient.create(request()).pipe(
+        Effect.provide(OpenAiCompatible.layerConfig()),
+        withConfig([["OPENAI_BASE_URL", server.baseUrl], ["OPENAI_API_KEY", key]])
+      )
+      assert.strictEqual(ChatCompletion.text(completion), "configured")
+      assert.strictEqual(server.requests[0].headers.authorization, `Bearer ${key}`)
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+  it.scopedLive("without OPENAI_API_KEY sends no authorization", () =>
+    Effect.gen(function*() {
+      const server = yield* answering(200, TestServer.completion("gpt-4o", "ok"))
+      yield* ChatClient.create(request()).pipe(
+        Effect.provide(OpenAiCompatible.layerConfig()),
+        withConfig([["OPENAI_BASE_URL", server.baseUrl]])
+      )
+      assert.isUndefined(server.requests[0].headers.authorization)
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+  it.scopedLive("reads other names when given other Configs", () =>
+    Effect.gen(function*() {
+      const server = yield* answering(200, TestServer.completion("gpt-4o", "ok"))
+      yield* ChatClient.create(request()).pipe(
+        Effect.provide(OpenAiCompatible.layerConfig({
+          baseUrl: Config.string("GROQ_BASE_URL"),
+          apiKey: Config.redacted("GROQ_API_KEY")
+        })),
+        withConfig([["GROQ_BASE_URL", server.baseUrl], ["GROQ_API_KEY", "gsk-123"], ["OPENAI_API_KEY", key]])
+      )
+      assert.strictEqual(server.requests[0].headers.authorization, "Bearer gsk-123")
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+  it.effect("defaults the base URL to OpenAI's", () =>
+    Effect.gen(function*() {
+      const urls: Array<string> = []
+      const capturing = HttpClient.make((req, url) => {
+        urls.push(url.href)
+        return Effect.succeed(
+          HttpClientResponse.fromWeb(req, new Response(JSON.stringify(TestServer.completion("gpt-4o", "ok"))))
+        )
+      })
+      yield* ChatClient.create(request()).pipe(
+        Effect.provide(OpenAiCompatible.layerConfig()),
+        withConfig([]),
+        Effect.provideService(HttpClient.HttpClient, capturing)
+      )
+      assert.deepStrictEqual(urls, ["https://api.openai.com/v1/chat/completions"])
+    }))
+
+  it.effect("an invalid OPENAI_BASE_URL is a ConfigError", () =>
+    Effect.gen(function*() {
+      for (const baseUrl of ["not a url", "ftp://example.com/v1", "https://user:secret@example.com/v1"]) {
+        const exit = yield* Layer.build(OpenAiCompatible.layerConfig()).pipe(
+          Effect.scoped,
+          withConfig([["OPENAI_BASE_URL", baseUrl]]),
+          Effect.provide(FetchHttpClient.layer),
+          Effect.exit
+        )
+        assert.isTrue(Exit.isFailure(exit) && Cause.isFailType(exit.cause), baseUrl)
+        const message = Exit.isFailure(exit) ? Cause.pretty(exit.cause) : ""
+        assert.include(message, "OPENAI_BASE_URL")
+        assert.notInclude(message, "secret")
+      }
+    }))
+})
+
+describe("OpenAiCompatible.make validation", () => {
+  const invalid: ReadonlyArray<readonly [string, OpenAiCompatible.Options, string]> = [
+    ["a relative URL", { baseUrl: "/v1" }, "not a valid absolute URL"],
+    ["a non-http URL", { baseUrl: "file:///etc/passwd" }, "http: or https:"],
+    ["credentials in the URL", { baseUrl: "https://me:hunter2@example.com/v1" }, "must not contain credentials"],
+    ["a line break in a header", { baseUrl: "http://x", headers: { "x-a": "1\r\nx-b: 2" } }, "x-a"],
+    ["an invalid header name", { baseUrl: "http://x", headers: { "bad header": "1" } }, "is invalid"],
+    ["a header set twice", { baseUrl: "http://x", headers: { "X-A": "1", "x-a": "2" } }, "set twice"],
+    ["a reserved header", { baseUrl: "http://x", headers: { "Content-Type": "text/plain" } }, "set by the client"],
+    [
+      "authorization next to apiKey",
+      { baseUrl: "http://x", apiKey, headers: { authorization: "Bearer other" } },
+      "both apiKey and an authorization header"
+    ],
+    ["a key with a line break", { baseUrl: "http://x", apiKey: Redacted.make(`${key}\n`) }, "apiKey contains"],
+    ["maxResponseBytes 0", { baseUrl: "http://x", maxResponseBytes: 0 }, "positive integer"],
+    ["maxResponseBytes 1.5", { baseUrl: "http://x", maxResponseBytes: 1.5 }, "positive integer"],
+    ["maxResponseBytes NaN", { baseUrl: "http://x", maxResponseBytes: Number.NaN }, "positive integer"]
+  ]
+  for (const [name, options, reason] of invalid) {
+    it.effect(`${name} is a ProviderConfigError defect`, () =>
+      Effect.gen(function*() {
+        const exit = yield* Effect.exit(OpenAiCompatible.make(options))
+        if (Exit.isSuccess(exit)) return assert.fail("expected a defect")
+        const defect = Cause.dieOption(exit.cause)
+        assert.isTrue(Option.isSome(defect))
+        const error = Option.getOrThrow(defect)
+        assert.instanceOf(error, OpenAiCompatible.ProviderConfigError)
+        assert.include(error.message, reason)
+        assert.notInclude(error.message, key)
+        assert.notInclude(error.message, "hunter2")
+      }).pipe(Effect.provide(FetchHttpClient.layer)))
+  }
 })

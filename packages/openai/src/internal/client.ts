@@ -248,7 +248,6 @@ export const decodeEventStream = (
     const decodeFailure = (detail: string) =>
       new LlmError.ResponseDecodeError({ model, detail: Errors.sanitize(detail, secrets) })
     const reader = makeFrameReader(options.maxEventSize)
-    const frames = (result: Either.Either<ReadonlyArray<Frame>, string>) => Either.mapLeft(result, decodeFailure)
     const toChunks = (
       frame: Frame
     ): Effect.Effect<ReadonlyArray<ChatCompletion.ChatCompletionChunk>, LlmError.LlmError> => {
@@ -257,6 +256,8 @@ export const decodeEventStream = (
           return Effect.succeed([])
         case "End":
           return Effect.fail(decodeFailure("the stream ended before [DONE]"))
+        case "Invalid":
+          return Effect.fail(decodeFailure(frame.detail))
         case "Data": {
           const parsed = parseJson(frame.data)
           if (Either.isLeft(parsed)) return Effect.fail(decodeFailure(`an event's data: ${parsed.left}`))
@@ -272,9 +273,9 @@ export const decodeEventStream = (
       }
     }
     return body.pipe(
-      Stream.mapConcatEffect((bytes) => frames(reader.feed(bytes))),
-      Stream.concat(Stream.fromIterableEffect(Effect.suspend(() => frames(reader.end())))),
-      // Stop pulling the body at [DONE] (or at its end).
+      Stream.mapConcat(reader.feed),
+      Stream.concat(Stream.fromIterableEffect(Effect.sync(reader.end))),
+      // Stop pulling the body at [DONE], at its end, or at a fault.
       Stream.takeUntil((frame) => frame._tag !== "Data"),
       Stream.mapConcatEffect(toChunks)
     )

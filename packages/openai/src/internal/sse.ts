@@ -6,13 +6,13 @@
  * @internal
  */
 import * as Sse from "@effect/experimental/Sse"
-import * as Either from "effect/Either"
 
 /**
  * What an event means to a chat stream:
  * - `Data`: a payload to decode (a chunk, or an error object);
  * - `Done`: the `[DONE]` sentinel, the only proper end of a stream;
- * - `End`: the body ended (always the last frame `end` yields; reaching it means no `[DONE]`).
+ * - `End`: the body ended (always the last frame `end` yields; reaching it means no `[DONE]`);
+ * - `Invalid`: the stream broke a rule (UTF-8, event size); nothing after it can be trusted.
  *
  * @internal
  */
@@ -20,15 +20,16 @@ export type Frame =
   | { readonly _tag: "Data"; readonly event: string; readonly data: string }
   | { readonly _tag: "Done" }
   | { readonly _tag: "End" }
+  | { readonly _tag: "Invalid"; readonly detail: string }
 
 /**
  * @internal
  */
 export interface FrameReader {
-  /** Frames completed by these bytes; `Left` says what was wrong with the stream. */
-  readonly feed: (bytes: Uint8Array) => Either.Either<ReadonlyArray<Frame>, string>
+  /** Frames completed by these bytes, the events before a fault included. */
+  readonly feed: (bytes: Uint8Array) => ReadonlyArray<Frame>
   /** Frames left when the body ends, then `End`. */
-  readonly end: () => Either.Either<ReadonlyArray<Frame>, string>
+  readonly end: () => ReadonlyArray<Frame>
 }
 
 const done: Frame = { _tag: "Done" }
@@ -47,7 +48,8 @@ const end: Frame = { _tag: "End" }
  *   a new generation.
  * - When the body ends, a last event not followed by a blank line is still dispatched (so a final
  *   `data: [DONE]` without its newline counts); a half-received event then fails to decode.
- * - An event longer than `maxEventSize` characters fails the stream.
+ * - An event longer than `maxEventSize` characters, or bytes that are not UTF-8, yield `Invalid`
+ *   (after the events completed before it in the same read, for an oversized event).
  *
  * @internal
  */
@@ -61,16 +63,14 @@ export const makeFrameReader = (maxEventSize: number): FrameReader => {
   // reads as two line breaks (ending an event early); the "\n" of such a pair is dropped here.
   let pendingCarriageReturn = false
 
-  const feedText = (input: string): Either.Either<ReadonlyArray<Frame>, string> => {
+  const invalid = (detail: string): Frame => ({ _tag: "Invalid", detail })
+
+  const feedText = (input: string): ReadonlyArray<Frame> => {
     let text = input
-    if (text.length === 0) return Either.right([])
+    if (text.length === 0) return []
     if (pendingCarriageReturn && text.startsWith("\n")) text = text.slice(1)
     pendingCarriageReturn = input.endsWith("\r")
     const error = text.length > 0 ? parser.feed(text) : undefined
-    if (error !== undefined) {
-      events = []
-      return Either.left(`a server-sent event exceeds the limit of ${maxEventSize} characters`)
-    }
     const frames: Array<Frame> = []
     for (const event of events) {
       if (event.event !== "message" && event.event !== "error") continue
@@ -79,7 +79,8 @@ export const makeFrameReader = (maxEventSize: number): FrameReader => {
       frames.push(data === "[DONE]" ? done : { _tag: "Data", event: event.event, data: event.data })
     }
     events = []
-    return Either.right(frames)
+    if (error !== undefined) frames.push(invalid(`a server-sent event exceeds the limit of ${maxEventSize} characters`))
+    return frames
   }
 
   return {
@@ -88,7 +89,7 @@ export const makeFrameReader = (maxEventSize: number): FrameReader => {
       try {
         text = decoder.decode(bytes, { stream: true })
       } catch {
-        return Either.left("the event stream is not valid UTF-8")
+        return [invalid("the event stream is not valid UTF-8")]
       }
       return feedText(text)
     },
@@ -97,9 +98,9 @@ export const makeFrameReader = (maxEventSize: number): FrameReader => {
       try {
         text = decoder.decode()
       } catch {
-        return Either.left("the event stream ends inside a UTF-8 character")
+        return [invalid("the event stream ends inside a UTF-8 character")]
       }
-      return Either.map(feedText(`${text}\n\n`), (frames) => [...frames, end])
+      return [...feedText(`${text}\n\n`), end]
     }
   }
 }
