@@ -214,12 +214,23 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
   return { create, stream }
 }
 
+/**
+ * The first issues of a schema failure, one line each (`choices.0.message: Expected ...`),
+ * sanitized. Formatting walks the value; it cannot overflow (values deeper than `maxJsonDepth`
+ * never get here), and would it throw, a plain description is used instead.
+ */
 const formatSchemaError = (
   error: ParseResult.ParseError,
   secrets: ReadonlyArray<Redacted.Redacted<string>>
 ): string => {
   try {
-    return Errors.sanitize(ParseResult.TreeFormatter.formatErrorSync(error), secrets)
+    const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
+    const lines = issues.slice(0, 3).map((issue) => {
+      const path = issue.path.length === 0 ? "the value" : issue.path.map(String).join(".")
+      return issue._tag === "Missing" ? `${path} is missing` : `${path}: ${issue.message}`
+    })
+    const more = issues.length > 3 ? ` (and ${issues.length - 3} more)` : ""
+    return Errors.sanitize(`${lines.join("; ")}${more}`, secrets)
   } catch {
     return "the value does not have the expected shape"
   }

@@ -25,10 +25,48 @@ export const maxDetailLength = 512
 const redactedMark = "<redacted>"
 
 /**
- * Makes a provider's text safe to put in an error: every configured secret is replaced (before
- * truncation, so a cut can never leave half a key), bearer tokens and `sk-` style keys are
- * masked even when they are not ours, control characters (newlines included, so a detail cannot
- * forge log lines) become spaces, and the result is cut to `maxLength`.
+ * The shortest piece of a secret that is scrubbed on its own. Providers and runtimes quote bodies
+ * in fragments (V8's JSON errors show ten characters around the fault), so a token that shares
+ * eight consecutive characters with a secret is treated as part of it.
+ *
+ * @internal
+ */
+export const secretFragmentLength = 8
+
+const fragmentsCache = new WeakMap<ReadonlyArray<Redacted.Redacted<string>>, ReadonlySet<string>>()
+
+const fragmentsOf = (secrets: ReadonlyArray<Redacted.Redacted<string>>): ReadonlySet<string> => {
+  const cached = fragmentsCache.get(secrets)
+  if (cached !== undefined) return cached
+  const fragments = new Set<string>()
+  for (const secret of secrets) {
+    const value = Redacted.value(secret)
+    for (let i = 0; i + secretFragmentLength <= value.length; i++) {
+      fragments.add(value.slice(i, i + secretFragmentLength))
+    }
+  }
+  fragmentsCache.set(secrets, fragments)
+  return fragments
+}
+
+const tokenPattern = /[A-Za-z0-9._~+/=-]{8,}/g
+
+const sharesFragment = (token: string, fragments: ReadonlySet<string>): boolean => {
+  for (let i = 0; i + secretFragmentLength <= token.length; i++) {
+    if (fragments.has(token.slice(i, i + secretFragmentLength))) return true
+  }
+  return false
+}
+
+/**
+ * Makes a provider's text safe to put in an error:
+ *
+ * - every configured secret is replaced, and so is every token (a run of key-like characters)
+ *   sharing eight consecutive characters with one, so a quoted fragment of a key is caught too;
+ *   this happens before truncation, so a cut can never leave part of a key;
+ * - bearer tokens and `sk-` style keys are masked even when they are not ours;
+ * - control characters (newlines included, so a detail cannot forge log lines) become spaces;
+ * - the result is cut to `maxLength`.
  *
  * @internal
  */
@@ -43,6 +81,10 @@ export const sanitize = (
     if (value.length > 0 && out.includes(value)) {
       out = out.split(value).join(redactedMark)
     }
+  }
+  const fragments = fragmentsOf(secrets)
+  if (fragments.size > 0) {
+    out = out.replace(tokenPattern, (token) => sharesFragment(token, fragments) ? redactedMark : token)
   }
   out = out
     .replace(/\b(Bearer|Basic)\s+[^\s"',;]+/gi, `$1 ${redactedMark}`)
