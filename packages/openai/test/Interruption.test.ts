@@ -71,3 +71,25 @@ describe("interruption aborts the HTTP request", () => {
       }).pipe(Effect.provide(layer)))
   }
 })
+
+describe("finished calls release their connection for reuse", () => {
+  it.scopedLive("sequential creates and streams reuse keep-alive connections (undici)", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make((req, res) => {
+        if (typeof req.json === "object" && req.json !== null && "stream" in req.json) {
+          TestServer.startEvents(res)
+          res.end(`${TestServer.event(TestServer.chunk("m", "x"))}data: [DONE]\n\n`)
+        } else {
+          TestServer.json(res, 200, TestServer.completion("m", "ok"))
+        }
+      })
+      const chat = yield* OpenAiCompatible.make({ baseUrl: server.baseUrl })
+      for (let i = 0; i < 10; i++) {
+        yield* chat.create(request)
+        yield* Stream.runDrain(chat.stream(request))
+      }
+      assert.strictEqual(server.requests.length, 20)
+      // aborting at the end of a finished call does not cost the connection: 20 calls, a few sockets
+      assert.isAtMost(server.totalConnections(), 4)
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+})

@@ -24,6 +24,8 @@ export interface TestServer {
   readonly port: number
   readonly requests: ReadonlyArray<RecordedRequest>
   readonly openConnections: () => number
+  /** Connections accepted since the server started. */
+  readonly totalConnections: () => number
   /** Resolves once the number of open connections satisfies `predicate`. */
   readonly awaitConnections: (predicate: (open: number) => boolean) => Effect.Effect<void>
   /** Resolves once `n` requests have arrived (their bodies read). */
@@ -43,6 +45,7 @@ export const make = (handler: Handler): Effect.Effect<TestServer, never, Scope.S
     const requests: Array<RecordedRequest> = []
     const events = new EventEmitter()
     let open = 0
+    let total = 0
     const server = Http.createServer((req, res) => {
       const chunks: Array<Buffer> = []
       req.on("data", (chunk: Buffer) => chunks.push(chunk))
@@ -62,6 +65,7 @@ export const make = (handler: Handler): Effect.Effect<TestServer, never, Scope.S
     })
     server.on("connection", (socket) => {
       open++
+      total++
       events.emit("change")
       socket.on("close", () => {
         open--
@@ -98,6 +102,7 @@ export const make = (handler: Handler): Effect.Effect<TestServer, never, Scope.S
       port,
       requests,
       openConnections: () => open,
+      totalConnections: () => total,
       awaitConnections: (predicate) => awaitCondition(() => predicate(open)),
       awaitRequests: (n) => awaitCondition(() => requests.length >= n)
     }

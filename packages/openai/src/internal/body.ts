@@ -48,20 +48,21 @@ const describeThrown = (u: unknown): string =>
   u instanceof Error ? u.message : Predicate.isString(u) ? u : "unknown error"
 
 /**
- * Parses JSON text; `Left` holds what was wrong.
+ * Parses JSON text; `Left` says what was wrong, as a predicate ("is empty", "is not valid JSON
+ * (...)", "nests deeper than 64 levels") for the caller to name its subject.
  *
  * @internal
  */
 export const parseJson = (text: string): Either.Either<unknown, string> => {
-  if (text.trim().length === 0) return Either.left("the body is empty")
+  if (text.trim().length === 0) return Either.left("is empty")
   let value: unknown
   try {
     value = JSON.parse(text)
   } catch (e) {
-    return Either.left(`the body is not valid JSON (${describeThrown(e)})`)
+    return Either.left(`is not valid JSON (${describeThrown(e)})`)
   }
   return depthExceeds(value, maxJsonDepth)
-    ? Either.left(`the JSON nests deeper than ${maxJsonDepth} levels`)
+    ? Either.left(`nests deeper than ${maxJsonDepth} levels`)
     : Either.right(value)
 }
 
@@ -74,7 +75,7 @@ export const decodeUtf8 = (bytes: Uint8Array): Either.Either<string, string> => 
   try {
     return Either.right(new TextDecoder("utf-8", { fatal: true }).decode(bytes))
   } catch {
-    return Either.left("the body is not valid UTF-8")
+    return Either.left("is not valid UTF-8")
   }
 }
 

@@ -91,7 +91,7 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
 
   const encodeBody = (request: ChatCompletion.ChatRequest, streaming: boolean) =>
     ChatCompletion.encodeRequest(request).pipe(
-      Effect.mapError((error) => formatParseError(error)),
+      Effect.mapError((error) => formatSchemaError(error, secrets)),
       Effect.flatMap((encoded) => {
         // `create` never streams (and OpenAI refuses `stream_options` without `stream`); `stream`
         // always does, with the caller's `stream_options` kept as given.
@@ -156,7 +156,7 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
     readLimited(response, { model, maxBytes: endpoint.maxResponseBytes, secrets }).pipe(
       Effect.flatMap((bytes) =>
         Either.flatMap(decodeUtf8(bytes), parseJson).pipe(
-          Either.mapLeft((detail) => decodeFailure(model, detail))
+          Either.mapLeft((reason) => decodeFailure(model, `the body ${reason}`))
         )
       )
     )
@@ -174,7 +174,7 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
         return yield* Effect.flip(envelopeFailure(model, response, json, "error object in a successful response"))
       }
       return yield* ChatCompletion.decodeCompletion(json).pipe(
-        Effect.mapError((error) => decodeFailure(model, `not a chat completion: ${formatParseError(error)}`))
+        Effect.mapError((error) => decodeFailure(model, `not a chat completion: ${formatSchemaError(error, secrets)}`))
       )
     }))
 
@@ -208,8 +208,6 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
       }
       return chunks(model, response)
     }))
-
-  const formatParseError = (error: ParseResult.ParseError): string => formatSchemaError(error, secrets)
 
   return { create, stream }
 }
@@ -271,7 +269,7 @@ export const decodeEventStream = (
           return Effect.fail(decodeFailure(frame.detail))
         case "Data": {
           const parsed = parseJson(frame.data)
-          if (Either.isLeft(parsed)) return Effect.fail(decodeFailure(`an event's data: ${parsed.left}`))
+          if (Either.isLeft(parsed)) return Effect.fail(decodeFailure(`an event's data ${parsed.left}`))
           const json = parsed.right
           if (frame.event === "error" || Errors.isErrorEnvelope(json)) return Effect.flip(options.onErrorEvent(json))
           return ChatCompletion.decodeChunk(json).pipe(
