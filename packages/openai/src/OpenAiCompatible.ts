@@ -19,7 +19,7 @@
  *
  * const ChatLive = OpenAiCompatible.layerConfig().pipe(Layer.provide(NodeHttpClient.layerUndici))
  *
- * const program = ChatClient.create({ model: "gpt-4o-mini", ...ChatCompletion.prompt("Hello!") }).pipe(
+ * const program = ChatClient.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "Hello!" }] }).pipe(
  *   Effect.map(ChatCompletion.text),
  *   Effect.provide(ChatLive)
  * )
