@@ -390,6 +390,22 @@ describe("OpenAiCompatible error mapping", () => {
       }).pipe(Effect.provide(layer)))
   }
 
+  it.scopedLive("a DNS failure is a ConnectionError", () =>
+    Effect.gen(function*() {
+      const chat = yield* OpenAiCompatible.make({ baseUrl: "http://provider.invalid/v1", apiKey })
+      const error = yield* Effect.flip(chat.create(request()))
+      assert.include(expectTag(error, "ConnectionError").detail, "ENOTFOUND")
+    }).pipe(
+      Effect.provide(NodeHttpClient.layerWithoutAgent),
+      // resolution fails here, whatever the machine's resolver does with .invalid
+      Effect.provide(NodeHttpClient.makeAgentLayer({
+        lookup: (hostname, _options, callback) =>
+          process.nextTick(() =>
+            callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: "ENOTFOUND" }), "", 4)
+          )
+      }))
+    ))
+
   it.scopedLive("a connection reset before the response is a ConnectionError", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make((_, res) => {
