@@ -180,7 +180,7 @@ export const readProviderError = (body: unknown): ProviderError => {
   if (!Predicate.isRecord(root)) return emptyProviderError
   const error = root["error"]
   if (typeof error === "string" && error.length > 0) {
-    return { ...emptyProviderError, message: error, type: stringField(root, "type") }
+    return { ...emptyProviderError, message: error }
   }
   if (Predicate.isRecord(error)) return fromErrorObject(error)
   return fromErrorObject(root)
