@@ -1,0 +1,197 @@
+/**
+ * A `ChatClient` over one OpenAI-compatible endpoint (`POST {baseUrl}/chat/completions`), on the
+ * `HttpClient` of `@effect/platform`: OpenAI itself, Azure OpenAI, Groq, Together, OpenRouter,
+ * Mistral, DeepSeek, the OpenAI-compatible endpoints of Anthropic and Gemini, vLLM, Ollama,
+ * LM Studio, llama.cpp.
+ *
+ * Every failure is an `LlmError`, mapped from the status, the provider's error body and its
+ * headers; responses are decoded with the `ChatCompletion` schemas; streams are parsed as
+ * server-sent events up to `[DONE]`. Interrupting a call aborts its HTTP request. The API key is
+ * `Redacted` until it is written into the `Authorization` header of a request to this endpoint,
+ * and is scrubbed from every error detail.
+ *
+ * @example
+ * ```ts
+ * import { NodeHttpClient } from "@effect/platform-node"
+ * import { ChatClient, ChatCompletion } from "@resilient-llm/core"
+ * import { OpenAiCompatible } from "@resilient-llm/openai"
+ * import { Effect, Layer } from "effect"
+ *
+ * const ChatLive = OpenAiCompatible.layerConfig().pipe(Layer.provide(NodeHttpClient.layerUndici))
+ *
+ * const program = ChatClient.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "Hello!" }] }).pipe(
+ *   Effect.map(ChatCompletion.text),
+ *   Effect.provide(ChatLive)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as ChatClient from "@resilient-llm/core/ChatClient"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
+import * as InternalClient from "./internal/client.js"
+import * as InternalEndpoint from "./internal/endpoint.js"
+
+/**
+ * The options of one endpoint.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /**
+   * The API root, e.g. `https://api.openai.com/v1` or `http://localhost:11434/v1`. Requests go to
+   * `{baseUrl}/chat/completions` (a query string, such as Azure's `api-version`, is kept); a
+   * `baseUrl` that already ends in `/chat/completions` is used as it is. It must be an `http:` or
+   * `https:` URL without credentials.
+   */
+  readonly baseUrl: string
+  /**
+   * Sent as `Authorization: Bearer <key>`, only to `baseUrl`. Omit it for local servers; an empty
+   * key counts as none.
+   */
+  readonly apiKey?: Redacted.Redacted<string> | undefined
+  /**
+   * Extra headers for every request (`OpenAI-Organization`, `api-key` for Azure,
+   * `HTTP-Referer` for OpenRouter). A `Redacted` value is a secret: it is sent, but kept out of
+   * spans and scrubbed from errors, as are the values of `authorization`, `api-key`, `x-api-key`,
+   * `x-goog-api-key`, `proxy-authorization` and `cookie` however they are given.
+   */
+  readonly headers?: Readonly<Record<string, string | Redacted.Redacted<string>>> | undefined
+  /**
+   * The largest response accepted, in bytes (default 8 MiB). For `create`, the whole body: a
+   * larger `content-length` is refused before reading, and reading stops at the first byte past
+   * the limit. For `stream`, each server-sent event (in characters); the stream as a whole is
+   * consumed incrementally and bounded by the caller's timeout. Either way the refusal is a
+   * `ResponseDecodeError` and the request is aborted.
+   */
+  readonly maxResponseBytes?: number | undefined
+  /**
+   * Transforms the `HttpClient` this endpoint uses, e.g. to add a proxy's headers, change span
+   * names, or retry at the HTTP level.
+   */
+  readonly transformClient?: ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined
+}
+
+const defaultBaseUrl = "https://api.openai.com/v1"
+
+/**
+ * The default `maxResponseBytes`: 8 MiB.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultMaxResponseBytes: number = InternalEndpoint.defaultMaxResponseBytes
+
+/**
+ * Options that cannot work: a `baseUrl` that is not an absolute `http(s)` URL or carries
+ * credentials, an invalid or reserved header, a header value with a line break, `authorization`
+ * together with `apiKey`, a `maxResponseBytes` that is not a positive integer, and for
+ * `Providers`, duplicate or empty names, providers without models, and exact model names an
+ * earlier provider already serves. `reason` never contains a secret or the URL itself.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ProviderConfigError extends Data.TaggedError("ProviderConfigError")<{
+  readonly provider: string | undefined
+  readonly reason: string
+}> {
+  override get message(): string {
+    return this.provider === undefined
+      ? `Invalid endpoint configuration: ${this.reason}`
+      : `Invalid configuration of provider ${this.provider}: ${this.reason}`
+  }
+}
+
+/**
+ * Builds the client from the `HttpClient` in context.
+ *
+ * Invalid options (see `ProviderConfigError`) are a defect: they are a programming error, found
+ * when the layer is built, at startup. Use `Providers.make`, or `layerConfig`, for configuration
+ * that comes from outside the code and should fail as a typed error.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options): Effect.Effect<ChatClient.Service, never, HttpClient.HttpClient> =>
+  Effect.flatMap(HttpClient.HttpClient, (client) =>
+    Either.match(InternalEndpoint.resolveEndpoint(options), {
+      onLeft: (reason) => Effect.die(new ProviderConfigError({ provider: undefined, reason })),
+      onRight: (endpoint) => Effect.succeed(InternalClient.make(endpoint, options.transformClient?.(client) ?? client))
+    }))
+
+/**
+ * Provides `ChatClient` over one endpoint.
+ *
+ * @example
+ * ```ts
+ * import { OpenAiCompatible } from "@resilient-llm/openai"
+ * import { Redacted } from "effect"
+ *
+ * const Groq = OpenAiCompatible.layer({
+ *   baseUrl: "https://api.groq.com/openai/v1",
+ *   apiKey: Redacted.make(process.env.GROQ_API_KEY ?? "")
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<ChatClient.ChatClient, never, HttpClient.HttpClient> =>
+  Layer.effect(ChatClient.ChatClient, make(options))
+
+/**
+ * Provides `ChatClient` from configuration: by default `OPENAI_BASE_URL` (default
+ * `https://api.openai.com/v1`) and `OPENAI_API_KEY` (read as `Redacted`, optional), from the
+ * `ConfigProvider` in context. Pass other `Config`s to read other names. A base URL that is not
+ * a valid endpoint is a `ConfigError`.
+ *
+ * @example
+ * ```ts
+ * import { OpenAiCompatible } from "@resilient-llm/openai"
+ * import { Config } from "effect"
+ *
+ * // the defaults: OPENAI_BASE_URL and OPENAI_API_KEY
+ * const OpenAi = OpenAiCompatible.layerConfig()
+ *
+ * // other variables
+ * const Together = OpenAiCompatible.layerConfig({
+ *   baseUrl: Config.succeed("https://api.together.xyz/v1"),
+ *   apiKey: Config.redacted("TOGETHER_API_KEY")
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options?: Omit<Options, "baseUrl" | "apiKey"> & {
+    readonly baseUrl?: Config.Config<string> | undefined
+    readonly apiKey?: Config.Config<Redacted.Redacted<string> | undefined> | undefined
+  }
+): Layer.Layer<ChatClient.ChatClient, ConfigError.ConfigError, HttpClient.HttpClient> => {
+  const validUrl = Config.validate({
+    message: "must be an http(s) URL without credentials",
+    validation: (url: string) => Either.isRight(InternalEndpoint.resolveEndpoint({ baseUrl: url }))
+  })
+  const baseUrl = options?.baseUrl === undefined
+    ? Config.withDefault(validUrl(Config.string("OPENAI_BASE_URL")), defaultBaseUrl)
+    : validUrl(options.baseUrl)
+  const apiKey = options?.apiKey ??
+    Config.map(Config.option(Config.redacted("OPENAI_API_KEY")), Option.getOrUndefined)
+  return Layer.unwrapEffect(
+    Effect.map(
+      Config.all({ baseUrl, apiKey }),
+      (config) => layer({ ...options, baseUrl: config.baseUrl, apiKey: config.apiKey })
+    )
+  )
+}

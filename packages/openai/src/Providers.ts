@@ -1,0 +1,133 @@
+/**
+ * One `ChatClient` over several OpenAI-compatible endpoints, routed by model name: `gpt-*` to
+ * OpenAI, `claude-*` to Anthropic's compatible endpoint, `llama3.1:8b` to a local Ollama. Each
+ * provider is an `OpenAiCompatible` endpoint with its own key, which is only ever sent to that
+ * provider's base URL. A model that no provider serves fails with `ModelNotFoundError`, and no
+ * request is sent.
+ *
+ * @example
+ * ```ts
+ * import { Providers } from "@resilient-llm/openai"
+ * import { Config, Effect, Layer } from "effect"
+ *
+ * const ChatLive = Layer.unwrapEffect(Effect.gen(function*() {
+ *   const openAiKey = yield* Config.redacted("OPENAI_API_KEY")
+ *   const anthropicKey = yield* Config.redacted("ANTHROPIC_API_KEY")
+ *   return Providers.layer([
+ *     { name: "openai", baseUrl: "https://api.openai.com/v1", apiKey: openAiKey, models: ["gpt-*", "o3*"] },
+ *     { name: "anthropic", baseUrl: "https://api.anthropic.com/v1", apiKey: anthropicKey, models: ["claude-*"] },
+ *     { name: "local", baseUrl: "http://localhost:11434/v1", models: ["llama3.1:8b", "qwen2.5:*"] }
+ *   ])
+ * }))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import type * as HttpClient from "@effect/platform/HttpClient"
+import * as ChatClient from "@resilient-llm/core/ChatClient"
+import type * as ChatCompletion from "@resilient-llm/core/ChatCompletion"
+import * as LlmError from "@resilient-llm/core/LlmError"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import * as InternalEndpoint from "./internal/endpoint.js"
+import * as Routing from "./internal/routing.js"
+import * as OpenAiCompatible from "./OpenAiCompatible.js"
+
+/**
+ * A provider: a name (for errors and logs), an endpoint, and the models it serves.
+ *
+ * `models` holds exact names (`"gpt-4o"`) and globs where `*` stands for any run of characters,
+ * `/` included (`"gpt-*"`, `"meta-llama/*"`, `"*-instruct"`, or `"*"` for a catch-all); no other
+ * character is special.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Provider extends OpenAiCompatible.Options {
+  readonly name: string
+  readonly models: ReadonlyArray<string>
+}
+
+/**
+ * Builds the routing client from the `HttpClient` in context.
+ *
+ * **Routing.** Providers are tried in the order given, and within a provider its patterns in
+ * order; the first provider with a pattern that matches the request's `model` serves it. An exact
+ * name gets no priority over an earlier provider's glob, so put specific providers before
+ * catch-alls. The model name is sent unchanged.
+ *
+ * **Validation**, when the layer is built, fails with a typed `ProviderConfigError` naming the
+ * provider: an empty list, an empty or duplicate name, a provider without models, an empty
+ * pattern, any invalid endpoint option (see `OpenAiCompatible.Options`), or an exact model name
+ * that an earlier provider already matches (it could never be routed to its own provider).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  providers: ReadonlyArray<Provider>
+): Effect.Effect<ChatClient.Service, OpenAiCompatible.ProviderConfigError, HttpClient.HttpClient> =>
+  Effect.gen(function*() {
+    const invalid = (provider: string | undefined, reason: string) =>
+      Effect.fail(new OpenAiCompatible.ProviderConfigError({ provider, reason }))
+    if (providers.length === 0) return yield* invalid(undefined, "no providers are configured")
+
+    const routes: Array<Routing.Route<ChatClient.Service>> = []
+    const names = new Set<string>()
+    for (const [index, provider] of providers.entries()) {
+      const name = provider.name
+      if (typeof name !== "string" || name.trim().length === 0) {
+        return yield* invalid(undefined, `provider #${index + 1} has no name`)
+      }
+      if (names.has(name)) return yield* invalid(name, "the name is used by another provider")
+      names.add(name)
+      if (provider.models.length === 0) return yield* invalid(name, "it serves no models")
+      const patterns: Array<Routing.Pattern> = []
+      for (const source of provider.models) {
+        if (typeof source !== "string" || source.length === 0) return yield* invalid(name, "a model pattern is empty")
+        const pattern = Routing.compile(source)
+        const earlier = pattern.exact ? Routing.find(routes, source) : undefined
+        if (earlier !== undefined) {
+          return yield* invalid(
+            name,
+            `model ${source} would never reach it: provider ${earlier.route.name}, earlier in the list, ` +
+              `matches it with ${JSON.stringify(earlier.pattern.source)}`
+          )
+        }
+        patterns.push(pattern)
+      }
+      const resolved = InternalEndpoint.resolveEndpoint(provider)
+      if (Either.isLeft(resolved)) return yield* invalid(name, resolved.left)
+      // `OpenAiCompatible.make` cannot fail now: the options were just checked.
+      const target = yield* OpenAiCompatible.make(provider)
+      routes.push({ name, patterns, target })
+    }
+
+    const served = [...names].join(", ")
+    const notServed = (model: string) =>
+      new LlmError.ModelNotFoundError({ model, detail: `no configured provider serves it (providers: ${served})` })
+
+    return {
+      create: (request: ChatCompletion.ChatRequest) => {
+        const found = Routing.find(routes, request.model)
+        return found === undefined ? Effect.fail(notServed(request.model)) : found.route.target.create(request)
+      },
+      stream: (request: ChatCompletion.ChatRequest) => {
+        const found = Routing.find(routes, request.model)
+        return found === undefined ? Stream.fail(notServed(request.model)) : found.route.target.stream(request)
+      }
+    }
+  })
+
+/**
+ * Provides `ChatClient` over several providers; see `make` for routing and validation.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  providers: ReadonlyArray<Provider>
+): Layer.Layer<ChatClient.ChatClient, OpenAiCompatible.ProviderConfigError, HttpClient.HttpClient> =>
+  Layer.effect(ChatClient.ChatClient, make(providers))

@@ -1,0 +1,203 @@
+/**
+ * Reading response bodies defensively: a byte limit checked against `content-length` and counted
+ * as the body streams (so an oversized body is refused without being buffered), strict UTF-8,
+ * and JSON parsing that can only end in a value or a description of what was wrong, including
+ * nesting too deep for the code that later walks the value.
+ *
+ * @internal
+ */
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as LlmError from "@resilient-llm/core/LlmError"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Predicate from "effect/Predicate"
+import type * as Redacted from "effect/Redacted"
+import * as Stream from "effect/Stream"
+import { sanitize } from "./errors.js"
+
+/**
+ * The deepest nesting a decoded JSON value may have. Real completions nest less than ten levels;
+ * schema error formatting and `JSON.stringify` recurse, and overflow the stack on values
+ * thousands of levels deep, so deeper values are refused before anything walks them.
+ *
+ * @internal
+ */
+export const maxJsonDepth = 64
+
+/**
+ * Whether `value` nests deeper than `limit`, walked without recursion.
+ *
+ * @internal
+ */
+export const depthExceeds = (value: unknown, limit: number): boolean => {
+  const stack: Array<readonly [unknown, number]> = [[value, 0]]
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop()!
+    if (current === null || typeof current !== "object") continue
+    if (depth >= limit) return true
+    const children: ReadonlyArray<unknown> = Array.isArray(current) ? current : Object.values(current)
+    for (const child of children) {
+      if (child !== null && typeof child === "object") stack.push([child, depth + 1])
+    }
+  }
+  return false
+}
+
+const describeThrown = (u: unknown): string =>
+  u instanceof Error ? u.message : Predicate.isString(u) ? u : "unknown error"
+
+/**
+ * Parses JSON text; `Left` says what was wrong, as a predicate ("is empty", "is not valid JSON
+ * (...)", "nests deeper than 64 levels") for the caller to name its subject.
+ *
+ * @internal
+ */
+export const parseJson = (text: string): Either.Either<unknown, string> => {
+  if (text.trim().length === 0) return Either.left("is empty")
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (e) {
+    return Either.left(`is not valid JSON (${describeThrown(e)})`)
+  }
+  return depthExceeds(value, maxJsonDepth)
+    ? Either.left(`nests deeper than ${maxJsonDepth} levels`)
+    : Either.right(value)
+}
+
+/**
+ * Decodes bytes as UTF-8, failing on any invalid sequence instead of replacing it.
+ *
+ * @internal
+ */
+export const decodeUtf8 = (bytes: Uint8Array): Either.Either<string, string> => {
+  try {
+    return Either.right(new TextDecoder("utf-8", { fatal: true }).decode(bytes))
+  } catch {
+    return Either.left("is not valid UTF-8")
+  }
+}
+
+const concat = (chunks: ReadonlyArray<Uint8Array>, size: number): Uint8Array => {
+  const out = new Uint8Array(size)
+  let offset = 0
+  for (const chunk of chunks) {
+    out.set(chunk, offset)
+    offset += chunk.byteLength
+  }
+  return out
+}
+
+/**
+ * A `ConnectionError` for a body that could not be read to its end (reset, aborted).
+ *
+ * @internal
+ */
+export const bodyReadFailure = (
+  model: string,
+  error: HttpClientError.ResponseError,
+  secrets: ReadonlyArray<Redacted.Redacted<string>>
+): LlmError.ConnectionError =>
+  new LlmError.ConnectionError({
+    model,
+    detail: sanitize(`the connection broke while reading the response (${describeCause(error.cause)})`, secrets)
+  })
+
+/**
+ * The declared `content-length`, when there is a valid one.
+ *
+ * @internal
+ */
+export const contentLength = (response: HttpClientResponse.HttpClientResponse): number | undefined => {
+  const value = response.headers["content-length"]
+  return value !== undefined && /^\d{1,20}$/.test(value.trim()) ? Number(value.trim()) : undefined
+}
+
+const tooLarge = (model: string, maxBytes: number, declared?: number): LlmError.ResponseDecodeError =>
+  new LlmError.ResponseDecodeError({
+    model,
+    detail: declared === undefined
+      ? `the response body exceeds the limit of ${maxBytes} bytes`
+      : `the response body of ${declared} bytes (content-length) exceeds the limit of ${maxBytes} bytes`
+  })
+
+/**
+ * Reads a whole body of at most `maxBytes` bytes. A larger declared `content-length` fails before
+ * reading; otherwise bytes are counted as they arrive and reading stops (and the caller's scope
+ * aborts the request) at the first chunk over the limit.
+ *
+ * @internal
+ */
+export const readLimited = (
+  response: HttpClientResponse.HttpClientResponse,
+  options: {
+    readonly model: string
+    readonly maxBytes: number
+    readonly secrets: ReadonlyArray<Redacted.Redacted<string>>
+  }
+): Effect.Effect<Uint8Array, LlmError.ResponseDecodeError | LlmError.ConnectionError> =>
+  Effect.suspend(() => {
+    const { maxBytes, model } = options
+    const declared = contentLength(response)
+    if (declared !== undefined && declared > maxBytes) return Effect.fail(tooLarge(model, maxBytes, declared))
+    const chunks: Array<Uint8Array> = []
+    return response.stream.pipe(
+      Stream.mapError((error) => bodyReadFailure(model, error, options.secrets)),
+      Stream.runFoldEffect(0, (size, chunk): Effect.Effect<number, LlmError.ResponseDecodeError> => {
+        const next = size + chunk.byteLength
+        if (next > maxBytes) return Effect.fail(tooLarge(model, maxBytes))
+        chunks.push(chunk)
+        return Effect.succeed(next)
+      }),
+      Effect.map((size) => concat(chunks, size))
+    )
+  })
+
+/**
+ * Reads at most `maxBytes` of a body and stops there; a body that cannot be read is `undefined`.
+ * For error bodies, whose size says nothing about the error.
+ *
+ * @internal
+ */
+export const readPrefix = (
+  response: HttpClientResponse.HttpClientResponse,
+  maxBytes: number
+): Effect.Effect<Uint8Array | undefined> =>
+  Effect.suspend(() => {
+    const chunks: Array<Uint8Array> = []
+    return response.stream.pipe(
+      Stream.runFoldWhile(0, (size) => size < maxBytes, (size, chunk) => {
+        const room = maxBytes - size
+        const taken = chunk.byteLength > room ? chunk.subarray(0, room) : chunk
+        chunks.push(taken)
+        return size + taken.byteLength
+      }),
+      Effect.map((size): Uint8Array | undefined => concat(chunks, size)),
+      Effect.orElseSucceed(() => undefined)
+    )
+  })
+
+/**
+ * A short description of a transport failure's cause: the innermost error's message and its
+ * system code (`ECONNREFUSED`), found along the `cause` chain (undici wraps the socket error in a
+ * `TypeError: fetch failed`).
+ *
+ * @internal
+ */
+export const describeCause = (cause: unknown): string => {
+  let current: unknown = cause
+  let message: string | undefined
+  let code: string | undefined
+  for (let i = 0; i < 8 && current !== undefined && current !== null; i++) {
+    if (Predicate.hasProperty(current, "code") && Predicate.isString(current.code)) code = current.code
+    if (current instanceof Error && current.message.length > 0) message = current.message
+    if (current instanceof AggregateError && current.errors.length > 0) {
+      current = current.errors[0]
+      continue
+    }
+    current = Predicate.hasProperty(current, "cause") ? current.cause : undefined
+  }
+  if (message === undefined) return code ?? "transport failure"
+  return code === undefined || message.includes(code) ? message : `${message} (${code})`
+}

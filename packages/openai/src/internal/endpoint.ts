@@ -1,0 +1,154 @@
+/**
+ * An endpoint's options, checked once when its layer is built: the URL requests go to, the
+ * headers they carry (secrets still `Redacted`), the secrets to scrub from errors, and the limits.
+ *
+ * @internal
+ */
+import * as Either from "effect/Either"
+import * as Redacted from "effect/Redacted"
+
+/**
+ * @internal
+ */
+export interface EndpointOptions {
+  readonly baseUrl: string
+  readonly apiKey?: Redacted.Redacted<string> | undefined
+  readonly headers?: Readonly<Record<string, string | Redacted.Redacted<string>>> | undefined
+  readonly maxResponseBytes?: number | undefined
+}
+
+/**
+ * @internal
+ */
+export interface Endpoint {
+  /** Where chat completions are posted. */
+  readonly url: string
+  /** The origin of `url`, the only place the key is sent. */
+  readonly origin: string
+  readonly apiKey: Redacted.Redacted<string> | undefined
+  /** Extra headers, by lower-case name; secret values stay `Redacted`. */
+  readonly headers: ReadonlyArray<readonly [string, string | Redacted.Redacted<string>]>
+  /** Every secret value to scrub from error details: the key and secret header values. */
+  readonly secrets: ReadonlyArray<Redacted.Redacted<string>>
+  /** Header names whose values spans and logs must not show. */
+  readonly redactedHeaderNames: ReadonlyArray<string>
+  readonly maxResponseBytes: number
+}
+
+/**
+ * @internal
+ */
+export const defaultMaxResponseBytes = 8 * 1024 * 1024
+
+const chatPath = "/chat/completions"
+
+/** Header names whose plain-string values are secrets all the same. */
+const sensitiveHeaders: ReadonlySet<string> = new Set([
+  "authorization",
+  "proxy-authorization",
+  "api-key",
+  "x-api-key",
+  "x-goog-api-key",
+  "cookie"
+])
+
+/** Headers the HTTP client or this library sets. */
+const reservedHeaders: ReadonlySet<string> = new Set([
+  "accept",
+  "connection",
+  "content-length",
+  "content-type",
+  "host",
+  "transfer-encoding"
+])
+
+const headerName = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+// Visible ASCII, space, tab and Latin-1: what Node accepts in a header value (no CR, LF, NUL).
+const headerValue = /^[\t\x20-\x7e\x80-\xff]*$/
+
+/**
+ * Checks endpoint options; `Left` is the reason they are invalid (never containing a secret).
+ *
+ * - `baseUrl` must be an absolute `http:` or `https:` URL without credentials (those belong in
+ *   `apiKey` or `headers`, where they stay redacted). Requests go to `baseUrl` + `/chat/completions`
+ *   (query string kept), or to `baseUrl` itself when it already ends in `/chat/completions`.
+ * - Header names must be valid HTTP tokens and values must not contain line breaks; names are
+ *   case-insensitive, so `X-A` and `x-a` together are a duplicate. `accept`, `content-type`,
+ *   `content-length`, `host`, `connection` and `transfer-encoding` are set by the client.
+ *   `authorization` next to `apiKey` is ambiguous and refused.
+ * - An `apiKey` that is empty (an empty environment variable) counts as no key.
+ * - `maxResponseBytes` must be a positive integer.
+ *
+ * @internal
+ */
+export const resolveEndpoint = (options: EndpointOptions): Either.Either<Endpoint, string> => {
+  let base: URL
+  try {
+    base = new URL(options.baseUrl)
+  } catch {
+    // The URL itself is not repeated: it could hold a key in its query string.
+    return Either.left("baseUrl is not a valid absolute URL (it must start with http:// or https://)")
+  }
+  if (base.protocol !== "http:" && base.protocol !== "https:") {
+    return Either.left(`baseUrl must use http: or https:, not ${base.protocol}`)
+  }
+  if (base.username !== "" || base.password !== "") {
+    return Either.left("baseUrl must not contain credentials; pass them as apiKey or headers, which stay redacted")
+  }
+  const url = new URL(base.href)
+  url.hash = ""
+  const path = url.pathname.replace(/\/+$/, "")
+  url.pathname = path.endsWith(chatPath) ? path : `${path}${chatPath}`
+
+  const maxResponseBytes = options.maxResponseBytes ?? defaultMaxResponseBytes
+  if (!Number.isSafeInteger(maxResponseBytes) || maxResponseBytes < 1) {
+    return Either.left(`maxResponseBytes must be a positive integer, got ${String(maxResponseBytes)}`)
+  }
+
+  const apiKey = options.apiKey !== undefined && Redacted.value(options.apiKey).trim().length > 0
+    ? options.apiKey
+    : undefined
+  if (apiKey !== undefined && !headerValue.test(Redacted.value(apiKey))) {
+    return Either.left("apiKey contains characters that cannot be sent in an HTTP header (a line break?)")
+  }
+
+  const headers: Array<readonly [string, string | Redacted.Redacted<string>]> = []
+  const secrets: Array<Redacted.Redacted<string>> = apiKey === undefined ? [] : [apiKey]
+  const redactedHeaderNames: Array<string> = []
+  const seen = new Set<string>()
+  for (const [rawName, value] of Object.entries(options.headers ?? {})) {
+    const name = rawName.toLowerCase()
+    if (!headerName.test(rawName)) return Either.left(`header name ${JSON.stringify(truncate(rawName))} is invalid`)
+    if (seen.has(name)) return Either.left(`header ${rawName} is set twice (header names are case-insensitive)`)
+    seen.add(name)
+    if (reservedHeaders.has(name)) return Either.left(`header ${rawName} is set by the client and cannot be overridden`)
+    if (name === "authorization" && apiKey !== undefined) {
+      return Either.left("both apiKey and an authorization header are set; use one")
+    }
+    const secret = Redacted.isRedacted(value) || sensitiveHeaders.has(name)
+    const plain = Redacted.isRedacted(value) ? Redacted.value(value) : value
+    if (!headerValue.test(plain)) {
+      return Either.left(`the value of header ${rawName} contains characters that cannot be sent (a line break?)`)
+    }
+    if (secret) {
+      const redacted = Redacted.isRedacted(value) ? value : Redacted.make(value)
+      headers.push([name, redacted])
+      if (plain.length > 0) secrets.push(redacted)
+      redactedHeaderNames.push(name)
+    } else {
+      headers.push([name, plain])
+    }
+  }
+
+  return Either.right({
+    url: url.href,
+    origin: url.origin,
+    apiKey,
+    headers,
+    secrets,
+    redactedHeaderNames,
+    maxResponseBytes
+  })
+}
+
+const truncate = (s: string): string => s.length > 200 ? `${s.slice(0, 200)}…` : s

@@ -1,0 +1,188 @@
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { assert, describe, it } from "@effect/vitest"
+import type { ChatCompletion, LlmError } from "@resilient-llm/core"
+import { OpenAiCompatible } from "@resilient-llm/openai"
+import { Cause, Chunk, Effect, Logger, Redacted, Stream, Tracer } from "effect"
+import { inspect } from "node:util"
+import * as TestServer from "./TestServer.js"
+
+const key = "sk-live-Zq8XyW3vU7tS1rP9oN5mL2kJ0hG4fD6s"
+const headerSecret = "azure-7c1f0e9d8b6a5f4e3d2c1b0a"
+const secrets = [key, headerSecret]
+
+const request: ChatCompletion.ChatRequest = { model: "m", messages: [{ role: "user", content: "hi" }] }
+
+/** Every rendering of an error a program might print, log or serialize. */
+const renderings = (error: LlmError.LlmError): ReadonlyArray<string> => [
+  error.message,
+  String(error),
+  JSON.stringify(error),
+  inspect(error, { depth: 10 }),
+  Cause.pretty(Cause.fail(error)),
+  "detail" in error ? String(error.detail) : "",
+  "code" in error ? String(error.code) : ""
+]
+
+const assertClean = (texts: ReadonlyArray<string>, context: string) => {
+  for (const text of texts) {
+    for (const secret of secrets) assert.notInclude(text, secret, context)
+    // not even a long piece of it
+    for (const secret of secrets) assert.notInclude(text, secret.slice(0, 16), context)
+  }
+}
+
+/** A logger that keeps what the logfmt and JSON loggers would print. */
+const capturingLogger = (lines: Array<string>) =>
+  Logger.make((options) => {
+    lines.push(Logger.logfmtLogger.log(options), Logger.jsonLogger.log(options), Logger.stringLogger.log(options))
+  })
+
+type Scenario = readonly [name: string, handler: TestServer.Handler, kind: "create" | "stream"]
+
+const echo = (req: TestServer.RecordedRequest) => `${req.headers.authorization} and ${req.headers["api-key"]}`
+
+const scenarios: ReadonlyArray<Scenario> = [
+  [
+    "401 echoing the key",
+    (req, res) =>
+      TestServer.json(res, 401, {
+        error: { message: `Incorrect API key provided: ${echo(req)}`, code: "invalid_api_key" }
+      }),
+    "create"
+  ],
+  ["400 text echoing the headers", (req, res) => {
+    res.writeHead(400, { "content-type": "text/plain" })
+    res.end(`bad request with ${echo(req)}`)
+  }, "create"],
+  [
+    "400 with the key as the error code",
+    (_, res) => TestServer.json(res, 400, { error: { message: "nope", code: key } }),
+    "create"
+  ],
+  [
+    "429 echoing the key",
+    (req, res) => TestServer.json(res, 429, { error: { message: `slow down ${echo(req)}`, type: "rate_limit_error" } }),
+    "create"
+  ],
+  ["500 echoing the key", (req, res) => TestServer.json(res, 500, { error: { message: echo(req) } }), "create"],
+  ["200 with invalid JSON around the key", (_, res) => {
+    res.writeHead(200, { "content-type": "application/json" })
+    res.end(`{"model": "m", "oops": ${key}}`)
+  }, "create"],
+  [
+    "200 with the key where a message should be",
+    (_, res) => TestServer.json(res, 200, { model: "m", choices: [{ message: `${key} ${headerSecret}` }] }),
+    "create"
+  ],
+  ["an error event echoing the key", (req, res) => {
+    TestServer.startEvents(res)
+    res.end(TestServer.event({ error: { message: echo(req) } }))
+  }, "stream"],
+  ["an event that is not a chunk, holding the key", (_, res) => {
+    TestServer.startEvents(res)
+    res.end(TestServer.event({ choices: key, other: headerSecret }))
+  }, "stream"],
+  [
+    "403 on a stream echoing the key",
+    (req, res) => TestServer.json(res, 403, { error: { message: echo(req), type: "permission_error" } }),
+    "stream"
+  ]
+]
+
+describe("the API key never leaks", () => {
+  for (const [name, handler, kind] of scenarios) {
+    it.scopedLive(`${name}: not in the error, its renderings, or the logs`, () =>
+      Effect.gen(function*() {
+        const server = yield* TestServer.make(handler)
+        const chat = yield* OpenAiCompatible.make({
+          baseUrl: server.baseUrl,
+          apiKey: Redacted.make(key),
+          headers: { "api-key": Redacted.make(headerSecret) }
+        })
+        const error = yield* Effect.flip(
+          kind === "create" ? chat.create(request) : Stream.runDrain(chat.stream(request))
+        )
+        // the server did receive the secrets, so an echo was possible
+        assert.strictEqual(server.requests[0].headers.authorization, `Bearer ${key}`)
+        assert.strictEqual(server.requests[0].headers["api-key"], headerSecret)
+        assertClean(renderings(error), name)
+
+        const lines: Array<string> = []
+        yield* Effect.logError("model call failed", Cause.fail(error)).pipe(
+          Effect.zipRight(Effect.logWarning(error)),
+          Effect.zipRight(Effect.annotateLogs(Effect.log("failed"), "error", error)),
+          Effect.provide(Logger.replace(Logger.defaultLogger, capturingLogger(lines)))
+        )
+        assert.isAbove(lines.length, 0)
+        assertClean(lines, `${name} (logs)`)
+      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+  }
+
+  it.scopedLive("other bearer tokens and sk- keys in provider text are masked too", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make((_, res) =>
+        TestServer.json(res, 401, {
+          error: { message: "token Bearer eyJhbGciOi.payload.sig rejected, and sk-proj-AbCdEfGhIjKlMnOp is revoked" }
+        })
+      )
+      const chat = yield* OpenAiCompatible.make({ baseUrl: server.baseUrl })
+      const error = yield* Effect.flip(chat.create(request))
+      assert.strictEqual(error._tag, "AuthenticationError")
+      assert.include(error.message, "token Bearer <redacted> rejected, and sk-<redacted> is revoked")
+      assert.notInclude(error.message, "eyJhbGciOi")
+      assert.notInclude(error.message, "AbCdEfGh")
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+  it.scopedLive("a key in the options is <redacted> when the options are logged or inspected", () =>
+    Effect.gen(function*() {
+      const options: OpenAiCompatible.Options = { baseUrl: "http://x", apiKey: Redacted.make(key) }
+      const lines: Array<string> = []
+      yield* Effect.log("client options", options).pipe(
+        Effect.provide(Logger.replace(Logger.defaultLogger, capturingLogger(lines)))
+      )
+      assertClean([...lines, inspect(options), JSON.stringify(options), String(options.apiKey)], "options")
+      assert.include(inspect(options), "<redacted>")
+    }))
+
+  it.scopedLive("the key goes in the Authorization header only, and spans show it redacted", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make((_, res) => {
+        TestServer.startEvents(res)
+        res.end(`${TestServer.event(TestServer.chunk("m", "x"))}data: [DONE]\n\n`)
+      })
+      const attributes: Array<readonly [string, unknown]> = []
+      const native = yield* Effect.tracer
+      const recording = Tracer.make({
+        span: (name, parent, context, links, startTime, kind, options) => {
+          const span = native.span(name, parent, context, links, startTime, kind, options)
+          const attribute = span.attribute.bind(span)
+          span.attribute = (k, v) => {
+            attributes.push([k, v])
+            attribute(k, v)
+          }
+          return span
+        },
+        context: (f) => f()
+      })
+      const chat = yield* OpenAiCompatible.make({
+        baseUrl: server.baseUrl,
+        apiKey: Redacted.make(key),
+        headers: { "api-key": Redacted.make(headerSecret), "x-custom": "visible" }
+      })
+      const chunks = yield* chat.stream(request).pipe(Stream.runCollect, Effect.withTracer(recording))
+      assert.strictEqual(Chunk.size(chunks), 1)
+
+      const [sent] = server.requests
+      const carrying = Object.entries(sent.headers).filter(([, v]) => String(v).includes(key)).map(([k]) => k)
+      assert.deepStrictEqual(carrying, ["authorization"])
+      assert.notInclude(sent.body, key)
+
+      const headerAttributes = new Map(
+        attributes.filter(([k]) => k.startsWith("http.request.header.")).map(([k, v]) => [k, String(v)])
+      )
+      assert.strictEqual(headerAttributes.get("http.request.header.authorization"), "<redacted>")
+      assert.strictEqual(headerAttributes.get("http.request.header.api-key"), "<redacted>")
+      assert.strictEqual(headerAttributes.get("http.request.header.x-custom"), "visible")
+      assertClean(attributes.map(([k, v]) => `${k}=${String(v)}`), "span attributes")
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+})

@@ -1,0 +1,333 @@
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { assert, describe, it } from "@effect/vitest"
+import { ChatCompletion, type LlmError } from "@resilient-llm/core"
+import { OpenAiCompatible } from "@resilient-llm/openai"
+import { Chunk, Duration, Effect, Either, Option, Redacted, Stream } from "effect"
+import type * as Http from "node:http"
+import * as TestServer from "./TestServer.js"
+
+const model = "gpt-4o"
+const request = (extra: Record<string, unknown> = {}): ChatCompletion.ChatRequest => ({
+  model,
+  messages: [{ role: "user", content: "hi" }],
+  ...extra
+})
+
+const encoder = new TextEncoder()
+const bytesOf = (text: string): ReadonlyArray<Uint8Array> =>
+  Array.from(encoder.encode(text), (b) => new Uint8Array([b]))
+
+/**
+ * A server that answers a stream request with `pieces`, each written separately; then ends the
+ * response, unless `hold` (the stream then stays open until the client leaves).
+ */
+const serving = (
+  pieces: ReadonlyArray<string | Uint8Array>,
+  options: { readonly hold?: boolean; readonly headers?: Http.OutgoingHttpHeaders } = {}
+) =>
+  TestServer.make(async (_, res) => {
+    TestServer.startEvents(res, options.headers)
+    await TestServer.writeSlowly(res, pieces)
+    if (!options.hold) res.end()
+  })
+
+const streamFrom = (
+  server: TestServer.TestServer,
+  extra: Record<string, unknown> = {},
+  options: Partial<OpenAiCompatible.Options> = {}
+) =>
+  Effect.flatMap(
+    OpenAiCompatible.make({ baseUrl: server.baseUrl, apiKey: Redacted.make("sk-stream"), ...options }),
+    (chat) => chat.stream(request(extra)).pipe(Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+  )
+
+/** The chunks a stream delivered, then how it ended. */
+const outcome = (server: TestServer.TestServer, options: Partial<OpenAiCompatible.Options> = {}) =>
+  Effect.flatMap(
+    OpenAiCompatible.make({ baseUrl: server.baseUrl, ...options }),
+    (chat) =>
+      chat.stream(request()).pipe(
+        Stream.either,
+        Stream.runCollect,
+        Effect.map((items) => {
+          const all = Chunk.toReadonlyArray(items)
+          const texts = all.flatMap((item) => Either.isRight(item) ? [ChatCompletion.chunkText(item.right)] : [])
+          const error = all.flatMap((item) => Either.isLeft(item) ? [item.left] : [])[0]
+          return { texts, error }
+        })
+      )
+  )
+
+const roleChunk = {
+  id: "c1",
+  object: "chat.completion.chunk",
+  created: 1,
+  model,
+  choices: [{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }]
+}
+const finishChunk = {
+  id: "c1",
+  object: "chat.completion.chunk",
+  created: 1,
+  model,
+  choices: [{ index: 0, delta: {}, finish_reason: "stop" }]
+}
+const usageChunk = {
+  id: "c1",
+  object: "chat.completion.chunk",
+  created: 1,
+  model,
+  choices: [],
+  usage: { prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 }
+}
+
+const openAiStream = [
+  TestServer.event(roleChunk),
+  TestServer.event(TestServer.chunk(model, "Héllo")),
+  TestServer.event(TestServer.chunk(model, ", wörld ")),
+  TestServer.event(TestServer.chunk(model, "🌍")),
+  TestServer.event(finishChunk),
+  TestServer.event(usageChunk),
+  "data: [DONE]\n\n"
+].join("")
+
+const expectTexts = (chunks: ReadonlyArray<ChatCompletion.ChatCompletionChunk>) => {
+  assert.deepStrictEqual(chunks.map(ChatCompletion.chunkText), ["", "Héllo", ", wörld ", "🌍", "", ""])
+  assert.strictEqual(chunks[4].choices[0].finish_reason, "stop")
+  assert.deepStrictEqual(chunks[5].usage, { prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 })
+}
+
+const expectTag = <T extends LlmError.LlmError["_tag"]>(
+  error: LlmError.LlmError | undefined,
+  tag: T
+): Extract<LlmError.LlmError, { _tag: T }> => {
+  if (error === undefined) return assert.fail(`expected ${tag}, the stream succeeded`)
+  if (!isTag(error, tag)) return assert.fail(`expected ${tag}, got ${error._tag}: ${error.message}`)
+  return error
+}
+const isTag = <T extends LlmError.LlmError["_tag"]>(
+  error: LlmError.LlmError,
+  tag: T
+): error is Extract<LlmError.LlmError, { _tag: T }> => error._tag === tag
+
+describe("OpenAiCompatible.stream", () => {
+  it.scopedLive("asks for a stream, keeps stream_options, and decodes every chunk up to [DONE]", () =>
+    Effect.gen(function*() {
+      const server = yield* serving([openAiStream])
+      const chunks = yield* streamFrom(server, { stream_options: { include_usage: true } })
+      expectTexts(chunks)
+      const [sent] = server.requests
+      assert.strictEqual(sent.headers.accept, "text/event-stream")
+      assert.deepStrictEqual(sent.json, {
+        model,
+        messages: [{ role: "user", content: "hi" }],
+        stream_options: { include_usage: true },
+        stream: true
+      })
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+  it.scopedLive("events split byte by byte across TCP writes, multi-byte characters included", () =>
+    Effect.gen(function*() {
+      const server = yield* serving(bytesOf(openAiStream))
+      expectTexts(yield* streamFrom(server))
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+  it.scopedLive("multi-line data, comments, keep-alive lines, CRLF, named events and retry fields", () =>
+    Effect.gen(function*() {
+      const pretty = JSON.stringify(TestServer.chunk(model, "multi"), null, 2).split("\n")
+      const server = yield* serving(bytesOf(
+        ": connected\n\n" +
+          "\n\n" +
+          "retry: 10000\n" +
+          `data: ${JSON.stringify(TestServer.chunk(model, "a"))}\n\n` +
+          ": keep-alive\n" +
+          ":\n\n" +
+          `${pretty.map((line) => `data: ${line}`).join("\n")}\n\n` +
+          "event: ping\ndata: {\"type\":\"ping\"}\n\n" +
+          `id: 7\r\ndata: ${JSON.stringify(TestServer.chunk(model, "crlf"))}\r\n\r\n` +
+          "data:\n\n" +
+          `data:${JSON.stringify(TestServer.chunk(model, "no space"))}\n\n` +
+          "data: [DONE]\n\n"
+      ))
+      const chunks = yield* streamFrom(server)
+      assert.deepStrictEqual(chunks.map(ChatCompletion.chunkText), ["a", "multi", "crlf", "no space"])
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+  it.scopedLive("a final [DONE] without its blank line still ends the stream", () =>
+    Effect.gen(function*() {
+      const server = yield* serving([TestServer.event(TestServer.chunk(model, "x")), "data: [DONE]"])
+      const chunks = yield* streamFrom(server)
+      assert.deepStrictEqual(chunks.map(ChatCompletion.chunkText), ["x"])
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+  it.scopedLive("stops reading at [DONE] and closes the connection, whatever follows", () =>
+    Effect.gen(function*() {
+      const server = yield* serving(
+        [TestServer.event(TestServer.chunk(model, "x")), "data: [DONE]\n\n", "data: not json at all\n\n"],
+        { hold: true }
+      )
+      const chunks = yield* streamFrom(server)
+      assert.deepStrictEqual(chunks.map(ChatCompletion.chunkText), ["x"])
+      yield* server.awaitConnections((open) => open === 0)
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+  it.scopedLive("a stream that ends before [DONE] is a ResponseDecodeError after the chunks it sent", () =>
+    Effect.gen(function*() {
+      const server = yield* serving([TestServer.event(TestServer.chunk(model, "a")), TestServer.event(finishChunk)])
+      const { error, texts } = yield* outcome(server)
+      assert.deepStrictEqual(texts, ["a", ""])
+      assert.include(expectTag(error, "ResponseDecodeError").detail, "ended before [DONE]")
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+  it.scopedLive("a stream cut inside an event is a ResponseDecodeError", () =>
+    Effect.gen(function*() {
+      const server = yield* serving([TestServer.event(TestServer.chunk(model, "a")), "data: {\"id\":\"c1\",\"choi"])
+      const { error, texts } = yield* outcome(server)
+      assert.deepStrictEqual(texts, ["a"])
+      assert.include(expectTag(error, "ResponseDecodeError").detail, "not valid JSON")
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+  it.scopedLive("a connection reset mid-stream is a ConnectionError", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make(async (_, res) => {
+        TestServer.startEvents(res)
+        await TestServer.writeSlowly(res, [TestServer.event(TestServer.chunk(model, "a"))])
+        res.socket?.destroy()
+      })
+      const { error, texts } = yield* outcome(server)
+      assert.deepStrictEqual(texts, ["a"])
+      expectTag(error, "ConnectionError")
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+  it.scopedLive("invalid UTF-8 in the stream is a ResponseDecodeError", () =>
+    Effect.gen(function*() {
+      const server = yield* serving([
+        TestServer.event(TestServer.chunk(model, "a")),
+        new Uint8Array([0x64, 0x61, 0x74, 0x61, 0x3a, 0x20, 0xc3, 0x28, 0x0a, 0x0a])
+      ])
+      const { error } = yield* outcome(server)
+      assert.include(expectTag(error, "ResponseDecodeError").detail, "UTF-8")
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+  it.scopedLive("an event that is JSON but not a chunk is a ResponseDecodeError", () =>
+    Effect.gen(function*() {
+      const server = yield* serving([
+        TestServer.event({ id: "x", object: "chat.completion.chunk" }),
+        "data: [DONE]\n\n"
+      ])
+      const { error } = yield* outcome(server)
+      assert.include(expectTag(error, "ResponseDecodeError").detail, "choices")
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+  it.scopedLive("an event longer than maxResponseBytes is refused without waiting for its end", () =>
+    Effect.gen(function*() {
+      const server = yield* serving([TestServer.event(TestServer.chunk(model, "a")), `data: "${"x".repeat(8192)}`], {
+        hold: true
+      })
+      const { error, texts } = yield* outcome(server, { maxResponseBytes: 4096 })
+      assert.deepStrictEqual(texts, ["a"])
+      assert.include(expectTag(error, "ResponseDecodeError").detail, "exceeds the limit of 4096 characters")
+      yield* server.awaitConnections((open) => open === 0)
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+})
+
+describe("OpenAiCompatible.stream errors", () => {
+  const midStream = (payload: string) =>
+    Effect.gen(function*() {
+      const server = yield* serving([TestServer.event(TestServer.chunk(model, "before")), payload], { hold: true })
+      const result = yield* outcome(server)
+      assert.deepStrictEqual(result.texts, ["before"])
+      return result.error
+    })
+
+  it.scopedLive("an error object mid-stream is mapped like an HTTP error", () =>
+    Effect.gen(function*() {
+      const rate = yield* midStream(
+        TestServer.event({ error: { message: "Rate limit reached", type: "rate_limit_error" } })
+      )
+      assert.deepStrictEqual(expectTag(rate, "RateLimitError").retryAfter, Option.none())
+      assert.include(rate!.message, "error event in the stream: Rate limit reached")
+
+      const context = yield* midStream(
+        TestServer.event({
+          error: { message: "too long", type: "invalid_request_error", code: "context_length_exceeded" }
+        })
+      )
+      expectTag(context, "ContextLengthError")
+
+      const overloaded = yield* midStream(
+        "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"
+      )
+      assert.strictEqual(expectTag(overloaded, "ServerError").status, 529)
+
+      const gemini = yield* midStream(
+        TestServer.event([{ error: { code: 503, message: "The model is overloaded.", status: "UNAVAILABLE" } }])
+      )
+      assert.strictEqual(expectTag(gemini, "ServerError").status, 503)
+
+      const unknown = yield* midStream(TestServer.event({ error: { message: "Something broke" } }))
+      assert.strictEqual(expectTag(unknown, "ServerError").status, 500)
+
+      const filtered = yield* midStream(TestServer.event({ error: { message: "blocked", code: "content_filter" } }))
+      expectTag(filtered, "ContentFilterError")
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+  const statusCases: ReadonlyArray<
+    readonly [number, Http.OutgoingHttpHeaders, unknown, (e: LlmError.LlmError) => void]
+  > = [
+    [
+      429,
+      { "retry-after": "12" },
+      { error: { message: "slow down", type: "rate_limit_error" } },
+      (e) => assert.deepStrictEqual(expectTag(e, "RateLimitError").retryAfter, Option.some(Duration.seconds(12)))
+    ],
+    [
+      401,
+      {},
+      { error: { message: "bad key", code: "invalid_api_key" } },
+      (e) => assert.strictEqual(expectTag(e, "AuthenticationError").status, 401)
+    ],
+    [
+      404,
+      {},
+      { error: { message: "no such model", code: "model_not_found" } },
+      (e) => void expectTag(e, "ModelNotFoundError")
+    ],
+    [
+      529,
+      {},
+      { type: "error", error: { type: "overloaded_error", message: "Overloaded" } },
+      (e) => assert.strictEqual(expectTag(e, "ServerError").status, 529)
+    ],
+    [
+      400,
+      {},
+      { error: { message: "bad", code: "invalid_value" } },
+      (e) => assert.deepStrictEqual(expectTag(e, "BadRequestError").code, Option.some("invalid_value"))
+    ]
+  ]
+  for (const [status, headers, body, check] of statusCases) {
+    it.scopedLive(`HTTP ${status} on a stream request is mapped like create`, () =>
+      Effect.gen(function*() {
+        const server = yield* TestServer.make((_, res) => TestServer.json(res, status, body, headers))
+        const { error, texts } = yield* outcome(server)
+        assert.deepStrictEqual(texts, [])
+        check(error!)
+      }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+  }
+
+  it.scopedLive("a JSON answer to a stream request: an error object is mapped, a completion is refused", () =>
+    Effect.gen(function*() {
+      const erroring = yield* TestServer.make((_, res) =>
+        TestServer.json(res, 200, { error: { message: "no quota", code: "insufficient_quota" } })
+      )
+      const quota = (yield* outcome(erroring)).error
+      assert.strictEqual(expectTag(quota, "AuthenticationError").status, 429)
+
+      const completing = yield* TestServer.make((_, res) =>
+        TestServer.json(res, 200, TestServer.completion(model, "x"))
+      )
+      const refused = (yield* outcome(completing)).error
+      assert.include(expectTag(refused, "ResponseDecodeError").detail, "expected an event stream")
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+})
