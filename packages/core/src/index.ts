@@ -32,3 +32,8 @@ export * as BestOfN from "./BestOfN.js"
  * @since 0.1.0
  */
 export * as Experiment from "./Experiment.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as CircuitBreaker from "./CircuitBreaker.js"
