@@ -693,3 +693,227 @@ describe("reset and isolate", () => {
       ])
     }))
 })
+
+// --- observability ---------------------------------------------------------------------------------
+
+describe("observability", () => {
+  const gauge = (key: string) =>
+    Effect.map(Metric.value(Metric.tagged(Observability.breakerState, "model", key)), (state) => state.value)
+  const transitions = (key: string, from: string, to: string) =>
+    Effect.map(
+      Metric.value(Metric.taggedWithLabels(Observability.breakerTransitions, [
+        MetricLabel.make("model", key),
+        MetricLabel.make("from", from),
+        MetricLabel.make("to", to)
+      ])),
+      (state) => state.count
+    )
+
+  it.scoped("updates the state gauge and the transition counter on every transition", () =>
+    Effect.gen(function*() {
+      const key = "metrics-breaker-test"
+      const breaker = yield* CircuitBreaker.make({
+        trip: CircuitBreaker.consecutiveFailures(1),
+        breakDuration: "1 second"
+      })
+      const fail = Effect.flip(breaker.protect(key)(Effect.fail(serverError(key))))
+      const gauges: Array<number> = []
+      yield* fail
+      gauges.push(yield* gauge(key))
+      yield* TestClock.adjust("1 second")
+      gauges.push(yield* gauge(key))
+      yield* fail
+      gauges.push(yield* gauge(key))
+      yield* TestClock.adjust("1 second")
+      yield* breaker.protect(key)(Effect.void)
+      gauges.push(yield* gauge(key))
+      yield* breaker.isolate(key)
+      gauges.push(yield* gauge(key))
+      // open, half-open, open again, closed (half-open in between), isolated
+      assert.deepStrictEqual(gauges, [2, 1, 2, 0, 2])
+      assert.strictEqual(yield* transitions(key, "closed", "open"), 1)
+      assert.strictEqual(yield* transitions(key, "open", "half-open"), 2)
+      assert.strictEqual(yield* transitions(key, "half-open", "open"), 1)
+      assert.strictEqual(yield* transitions(key, "half-open", "closed"), 1)
+      assert.strictEqual(yield* transitions(key, "closed", "isolated"), 1)
+      assert.strictEqual(yield* transitions(key, "open", "closed"), 0)
+    }))
+
+  it.scoped("logs each transition annotated with the model: a warning on open, info on close", () => {
+    const { layer, lines } = collectLogs()
+    return Effect.gen(function*() {
+      const key = "logs-breaker-test"
+      const breaker = yield* CircuitBreaker.make({
+        trip: CircuitBreaker.consecutiveFailures(1),
+        breakDuration: "1 second"
+      })
+      yield* Effect.flip(breaker.protect(key)(Effect.fail(serverError(key))))
+      yield* TestClock.adjust("1 second")
+      yield* breaker.protect(key)(Effect.void)
+      assert.deepStrictEqual(lines.map((line) => [line.level, line.message]), [
+        ["WARN", "circuit opened"],
+        ["INFO", "circuit half-open"],
+        ["INFO", "circuit closed"]
+      ])
+      assert.deepStrictEqual(lines[0].annotations, {
+        "llm.model": key,
+        "llm.pattern": "breaker",
+        "breaker.from": "closed",
+        "breaker.to": "open",
+        "breaker.reason": "consecutive-failures",
+        "breaker.break_ms": 1_000
+      })
+      assert.isTrue(lines.every((line) => line.annotations["llm.model"] === key))
+    }).pipe(Effect.provide(layer))
+  })
+
+  it.scoped("a refused call annotates the current span", () =>
+    Effect.gen(function*() {
+      const key = "span-breaker-test"
+      const breaker = yield* CircuitBreaker.make({
+        trip: CircuitBreaker.consecutiveFailures(1),
+        breakDuration: "1 second"
+      })
+      yield* Effect.flip(breaker.protect(key)(Effect.fail(serverError(key))))
+      yield* TestClock.adjust("400 millis")
+      const attributes = yield* Effect.gen(function*() {
+        yield* Effect.flip(breaker.protect(key)(Effect.void))
+        const span = yield* Effect.currentSpan
+        return Object.fromEntries(span.attributes)
+      }).pipe(Effect.withSpan("caller"))
+      assert.deepStrictEqual(attributes, {
+        "llm.model": key,
+        "llm.breaker.refused": true,
+        "llm.breaker.state": "open",
+        "llm.breaker.retry_after_ms": 600
+      })
+    }))
+})
+
+// --- changes and snapshot --------------------------------------------------------------------------
+
+describe("changes", () => {
+  it.scoped("a slow subscriber neither blocks the breaker nor loses or reorders transitions", () =>
+    Effect.gen(function*() {
+      const key = "slow-subscriber"
+      const breaker = yield* CircuitBreaker.make({
+        trip: CircuitBreaker.consecutiveFailures(1),
+        breakDuration: "1 second"
+      })
+      const gate = yield* Deferred.make<void>()
+      const slow: Array<CircuitBreaker.Transition> = []
+      yield* breaker.changes.pipe(
+        Stream.runForEach((t) => Effect.zipRight(Deferred.await(gate), Effect.sync(() => slow.push(t)))),
+        Effect.forkScoped
+      )
+      const fast = yield* subscribe(breaker)
+      // three full cycles while the slow subscriber has not taken even the first transition
+      for (let cycle = 0; cycle < 3; cycle++) {
+        yield* Effect.flip(breaker.protect(key)(Effect.fail(serverError(key))))
+        yield* TestClock.adjust("1 second")
+        yield* breaker.protect(key)(Effect.void)
+      }
+      assert.strictEqual(yield* breaker.state(key), "closed")
+      assert.strictEqual(slow.length, 0)
+      yield* Deferred.succeed(gate, undefined)
+      yield* settle
+      const expected = [0, 1, 2].flatMap((cycle) => [
+        ["closed", "open", cycle * 1_000, "consecutive-failures", 1_000],
+        ["open", "half-open", (cycle + 1) * 1_000, "break-elapsed", undefined],
+        ["half-open", "closed", (cycle + 1) * 1_000, "probes-succeeded", undefined]
+      ])
+      assert.deepStrictEqual(slow.map(brief), expected)
+      assert.deepStrictEqual(fast.map(brief), expected)
+    }))
+
+  it.effect("ends when the breaker's scope closes", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const breaker = yield* Scope.extend(CircuitBreaker.make(), scope)
+      const collected = yield* Effect.fork(Stream.runCollect(breaker.changes))
+      yield* settle
+      yield* breaker.isolate("scoped")
+      yield* Scope.close(scope, Exit.void)
+      const all = yield* Fiber.join(collected)
+      assert.deepStrictEqual(Array.from(all).map((t) => [t.key, t.to]), [["scoped", "isolated"]])
+    }))
+
+  it.scoped("is reachable through the CircuitBreaker service in context", () =>
+    Effect.gen(function*() {
+      const key = "accessors"
+      const seen: Array<CircuitBreaker.Transition> = []
+      yield* CircuitBreaker.changes.pipe(
+        Stream.runForEach((t) => Effect.sync(() => seen.push(t))),
+        Effect.forkScoped
+      )
+      yield* settle
+      const fail = Effect.fail(serverError(key))
+      yield* Effect.flip(fail.pipe(CircuitBreaker.protect(key)))
+      yield* Effect.flip(CircuitBreaker.protect(fail, key))
+      assert.strictEqual(yield* CircuitBreaker.state(key), "open")
+      yield* CircuitBreaker.isolate(key)
+      yield* CircuitBreaker.reset(key)
+      const [status] = yield* CircuitBreaker.snapshot
+      assert.strictEqual(status.state, "closed")
+      yield* settle
+      assert.deepStrictEqual(seen.map((t) => t.to), ["open", "isolated", "closed"])
+    }).pipe(Effect.provide(CircuitBreaker.layer({ trip: CircuitBreaker.consecutiveFailures(2) }))))
+})
+
+describe("snapshot", () => {
+  it.scoped("reports every key used, sorted, as plain data", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make({
+        trip: CircuitBreaker.consecutiveFailures(2),
+        breakDuration: "10 seconds",
+        halfOpenProbes: 2
+      })
+      yield* TestClock.adjust("1 second")
+      yield* Effect.flip(breaker.protect("b-open")(Effect.fail(serverError("b-open"))))
+      yield* Effect.flip(breaker.protect("b-open")(Effect.fail(serverError("b-open"))))
+      yield* Effect.flip(breaker.protect("a-closed")(Effect.fail(serverError("a-closed"))))
+      yield* breaker.isolate("c-isolated")
+      yield* TestClock.adjust("3 seconds")
+      const statuses = yield* breaker.snapshot
+      assert.deepStrictEqual(statuses, [
+        {
+          key: "a-closed",
+          state: "closed",
+          since: 1_000,
+          consecutiveFailures: 1,
+          windowCalls: 0,
+          windowFailures: 0,
+          openUntil: undefined,
+          breakMs: undefined,
+          probesRunning: 0,
+          probesSucceeded: 0
+        },
+        {
+          key: "b-open",
+          state: "open",
+          since: 1_000,
+          consecutiveFailures: 0,
+          windowCalls: 0,
+          windowFailures: 0,
+          openUntil: 11_000,
+          breakMs: 10_000,
+          probesRunning: 0,
+          probesSucceeded: 0
+        },
+        {
+          key: "c-isolated",
+          state: "isolated",
+          since: 1_000,
+          consecutiveFailures: 0,
+          windowCalls: 0,
+          windowFailures: 0,
+          openUntil: undefined,
+          breakMs: undefined,
+          probesRunning: 0,
+          probesSucceeded: 0
+        }
+      ])
+      // JSON-ready for a status page
+      assert.strictEqual(JSON.parse(JSON.stringify(statuses))[1].openUntil, 11_000)
+    }))
+})
