@@ -817,7 +817,7 @@ describe("changes", () => {
       assert.strictEqual(slow.length, 0)
       yield* Deferred.succeed(gate, undefined)
       yield* settle
-      const expected = [0, 1, 2].flatMap((cycle) => [
+      const expected = [0, 1, 2].flatMap((cycle): Array<ReturnType<typeof brief>> => [
         ["closed", "open", cycle * 1_000, "consecutive-failures", 1_000],
         ["open", "half-open", (cycle + 1) * 1_000, "break-elapsed", undefined],
         ["half-open", "closed", (cycle + 1) * 1_000, "probes-succeeded", undefined]
