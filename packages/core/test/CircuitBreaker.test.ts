@@ -526,6 +526,43 @@ describe("every attempt counts", () => {
     }))
 })
 
+describe("the breaker contract of Fallback.chain", () => {
+  // the structural type `Fallback.chain` takes as its `breaker` option
+  interface Breaker {
+    readonly protect: (
+      key: string
+    ) => <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | LlmError.CircuitOpenError, R>
+  }
+
+  it.scoped("retry(protect(timeout(attempt))): a hanging attempt times out, counts, and trips the circuit", () =>
+    Effect.gen(function*() {
+      const key = "contract"
+      const breaker: Breaker = yield* CircuitBreaker.make({ trip: CircuitBreaker.consecutiveFailures(3) })
+      const counts = { runs: 0 }
+      const hang = Effect.suspend(() => {
+        counts.runs += 1
+        return Effect.never
+      })
+      const attempt = hang.pipe(
+        Effect.timeoutFail({
+          duration: "2 seconds",
+          onTimeout: () => new LlmError.TimeoutError({ model: key, timeout: Duration.seconds(2) })
+        }),
+        breaker.protect(key),
+        Effect.retry({ times: 5, while: LlmError.isRetryable })
+      )
+      const call = yield* Effect.fork(Effect.flip(attempt))
+      yield* TestClock.adjust("6 seconds")
+      const error = yield* Fiber.join(call)
+      // three timeouts trip the circuit; the fourth attempt is refused, and a refusal is not retried
+      assert.strictEqual(error._tag, "CircuitOpenError")
+      assert.strictEqual(counts.runs, 3)
+      const next = yield* Effect.flip(attempt)
+      assert.strictEqual(next._tag, "CircuitOpenError") // refused at once, without waiting 2 s
+      assert.strictEqual(counts.runs, 3)
+    }))
+})
+
 describe("isFailure", () => {
   it.scoped("by default counts model failures and defects, not caller errors or nested refusals", () =>
     Effect.gen(function*() {
@@ -836,6 +873,9 @@ describe("changes", () => {
       yield* Scope.close(scope, Exit.void)
       const all = yield* Fiber.join(collected)
       assert.deepStrictEqual(Array.from(all).map((t) => [t.key, t.to]), [["scoped", "isolated"]])
+      // a breaker used after its scope closed still decides; it only has no one to tell
+      yield* breaker.isolate("after-close")
+      yield* refused(breaker.protect("after-close")(Effect.void))
     }))
 
   it.scoped("is reachable through the CircuitBreaker service in context", () =>

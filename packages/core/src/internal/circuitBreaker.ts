@@ -248,7 +248,8 @@ export const make = (
             MetricLabel.make("to", transition.to)
           ])),
           logTransition(transition),
-          PubSub.publish(pubsub, transition),
+          // after the breaker's scope closed, publishing would interrupt the caller: skip it
+          Effect.unlessEffect(PubSub.publish(pubsub, transition), PubSub.isShutdown(pubsub)),
           change.breakMillis === undefined ? Effect.void : wake(key, change.breakMillis)
         ], { discard: true })
       }, { discard: true })
