@@ -174,8 +174,8 @@ export const make = (
     const settings = config.settings
     const breakDuration = config.breakDuration
 
-    // the break of a circuit that opens from closed: the schedule's first delay, checked now so a
-    // schedule that never delays is a configuration error rather than a circuit that never opens
+    // the schedule's first delay, stepped once now: a schedule that ends at once is a configuration
+    // error here rather than a surprise at the first opening, where this delay is the fallback
     let firstBreakMillis = typeof breakDuration === "number" ? breakDuration : 0
     if (typeof breakDuration !== "number") {
       const now = yield* Clock.currentTimeMillis
