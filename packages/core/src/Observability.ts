@@ -18,10 +18,14 @@
  *
  * @since 0.1.0
  */
+import * as Arr from "effect/Array"
 import * as Cause from "effect/Cause"
-import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
+import * as HashSet from "effect/HashSet"
+import * as LogLevel from "effect/LogLevel"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricLabel from "effect/MetricLabel"
@@ -126,9 +130,6 @@ export const outcomeOf = <A, E>(exit: Exit.Exit<A, E>): string => {
   return Cause.isInterruptedOnly(exit.cause) ? "interrupted" : "defect"
 }
 
-const tokenCounter = (model: string, kind: "input" | "output"): Metric.Metric.Counter<number> =>
-  Metric.taggedWithLabels(tokens, [MetricLabel.make("model", model), MetricLabel.make("kind", kind)])
-
 const usageOf = (value: unknown): Option.Option<{ readonly input: number; readonly output: number }> =>
   Predicate.hasProperty(value, "usage") && Predicate.isRecord(value.usage) &&
     typeof value.usage.prompt_tokens === "number" && typeof value.usage.completion_tokens === "number"
@@ -136,6 +137,62 @@ const usageOf = (value: unknown): Option.Option<{ readonly input: number; readon
       usage: { prompt_tokens: value.usage.prompt_tokens, completion_tokens: value.usage.completion_tokens }
     })
     : Option.none()
+
+// The hot path. Every attempt updates five metrics, and `Metric.tagged` builds a new metric per
+// call whose every update builds and hashes a new key to find the registry's hook. The label
+// arrays are kept here instead, one per label set, and given to `unsafeUpdate` as they are: the
+// metric keeps the hook per array, so an update is a lookup. The keys in the registry are the
+// same as `Metric.tagged` makes: our labels, then those of `Effect.tagMetrics`, in that order.
+const maxCachedLabelSets = 4096
+
+const labelSets = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
+
+const labelSet = (pairs: ReadonlyArray<readonly [string, string]>): ReadonlyArray<MetricLabel.MetricLabel> => {
+  let id = ""
+  for (const [key, value] of pairs) id += `${key}\u0000${value}\u0000`
+  const cached = labelSets.get(id)
+  if (cached !== undefined) return cached
+  const labels = pairs.map(([key, value]) => MetricLabel.make(key, value))
+  if (labelSets.size < maxCachedLabelSets) labelSets.set(id, labels)
+  return labels
+}
+
+const withFiberLabels = (
+  labels: ReadonlyArray<MetricLabel.MetricLabel>,
+  fiberLabels: ReadonlyArray<MetricLabel.MetricLabel>
+): ReadonlyArray<MetricLabel.MetricLabel> => fiberLabels.length === 0 ? labels : Arr.union(labels, fiberLabels)
+
+const recordMetrics = (
+  fiberLabels: ReadonlyArray<MetricLabel.MetricLabel>,
+  model: string,
+  pattern: string,
+  outcome: string,
+  latencyMs: number,
+  usage: Option.Option<{ readonly input: number; readonly output: number }>
+): void => {
+  requests.unsafeUpdate(
+    1,
+    withFiberLabels(labelSet([["model", model], ["pattern", pattern], ["outcome", outcome]]), fiberLabels)
+  )
+  const byModel = withFiberLabels(labelSet([["model", model]]), fiberLabels)
+  latency.unsafeUpdate(latencyMs, byModel)
+  latencySummary.unsafeUpdate(latencyMs, byModel)
+  if (Option.isSome(usage)) {
+    tokens.unsafeUpdate(
+      usage.value.input,
+      withFiberLabels(labelSet([["model", model], ["kind", "input"]]), fiberLabels)
+    )
+    tokens.unsafeUpdate(
+      usage.value.output,
+      withFiberLabels(labelSet([["model", model], ["kind", "output"]]), fiberLabels)
+    )
+  }
+}
+
+/** Whether a line logged at `level` now would reach a logger; when not, it need not be built. */
+const logs = (fiber: Fiber.RuntimeFiber<unknown, unknown>, level: LogLevel.LogLevel): boolean =>
+  !LogLevel.greaterThan(fiber.getFiberRef(FiberRef.currentMinimumLogLevel), level) &&
+  HashSet.size(fiber.getFiberRef(FiberRef.currentLoggers)) > 0
 
 /**
  * Runs one attempt at a model inside a span named `resilient-llm.<pattern>.attempt`, then logs one
@@ -150,52 +207,45 @@ export const attempt = (options: {
   readonly model: string
   readonly attributes?: Record<string, unknown>
 }) =>
-<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.flatMap(Clock.currentTimeMillis, (start) =>
-    effect.pipe(
-      Effect.onExit((exit) =>
-        Effect.flatMap(Clock.currentTimeMillis, (end) => {
-          const outcome = outcomeOf(exit)
-          const latencyMs = end - start
-          const usage = Exit.isSuccess(exit) ? usageOf(exit.value) : Option.none()
-          const spanAttributes: Record<string, unknown> = {
-            "llm.outcome": outcome,
-            "llm.latency_ms": latencyMs
-          }
-          if (Option.isSome(usage)) {
-            spanAttributes["llm.tokens.input"] = usage.value.input
-            spanAttributes["llm.tokens.output"] = usage.value.output
-          }
-          return Effect.all([
-            Effect.annotateCurrentSpan(spanAttributes),
-            Metric.increment(
-              Metric.taggedWithLabels(requests, [
-                MetricLabel.make("model", options.model),
-                MetricLabel.make("pattern", options.pattern),
-                MetricLabel.make("outcome", outcome)
-              ])
-            ),
-            Metric.update(Metric.tagged(latency, "model", options.model), latencyMs),
-            Metric.update(Metric.tagged(latencySummary, "model", options.model), latencyMs),
-            Option.match(usage, {
-              onNone: () => Effect.void,
-              onSome: ({ input, output }) =>
-                Effect.zipRight(
-                  Metric.incrementBy(tokenCounter(options.model, "input"), input),
-                  Metric.incrementBy(tokenCounter(options.model, "output"), output)
-                )
-            }),
-            (outcome === "success" ? Effect.logInfo("attempt succeeded") : Effect.logWarning("attempt failed")).pipe(
-              Effect.annotateLogs({ outcome, latencyMs })
-            )
-          ], { discard: true })
-        })
-      ),
-      Effect.annotateLogs({ "llm.model": options.model, "llm.pattern": options.pattern }),
-      Effect.withSpan(`resilient-llm.${options.pattern}.attempt`, {
-        attributes: { "llm.pattern": options.pattern, "llm.model": options.model, ...options.attributes }
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
+  const { model, pattern } = options
+  return Effect.useSpan(
+    `resilient-llm.${pattern}.attempt`,
+    {
+      attributes: { "llm.pattern": pattern, "llm.model": model, ...options.attributes },
+      // The captured frame would be this module's, which tells nobody anything, and capturing it
+      // costs a stack trace per attempt.
+      captureStackTrace: false
+    },
+    (span) =>
+      Effect.clockWith((clock) => {
+        const start = clock.unsafeCurrentTimeMillis()
+        return effect.pipe(
+          Effect.onExit((exit) =>
+            Effect.withFiberRuntime((fiber) => {
+              const outcome = outcomeOf(exit)
+              const latencyMs = clock.unsafeCurrentTimeMillis() - start
+              const usage = Exit.isSuccess(exit) ? usageOf(exit.value) : Option.none()
+              span.attribute("llm.outcome", outcome)
+              span.attribute("llm.latency_ms", latencyMs)
+              if (Option.isSome(usage)) {
+                span.attribute("llm.tokens.input", usage.value.input)
+                span.attribute("llm.tokens.output", usage.value.output)
+              }
+              recordMetrics(fiber.getFiberRef(FiberRef.currentMetricLabels), model, pattern, outcome, latencyMs, usage)
+              const succeeded = outcome === "success"
+              if (!logs(fiber, succeeded ? LogLevel.Info : LogLevel.Warning)) return Effect.void
+              return (succeeded ? Effect.logInfo("attempt succeeded") : Effect.logWarning("attempt failed")).pipe(
+                Effect.annotateLogs({ outcome, latencyMs })
+              )
+            })
+          ),
+          Effect.annotateLogs({ "llm.model": model, "llm.pattern": pattern }),
+          Effect.withParentSpan(span)
+        )
       })
-    ))
+  )
+}
 
 /**
  * Runs a whole pattern call (every attempt it makes) inside a span named `resilient-llm.<pattern>`.
@@ -208,7 +258,10 @@ export const pattern =
   <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
     effect.pipe(
       Effect.annotateLogs("llm.pattern", name),
-      Effect.withSpan(`resilient-llm.${name}`, { attributes: { "llm.pattern": name, ...attributes } })
+      Effect.withSpan(`resilient-llm.${name}`, {
+        attributes: { "llm.pattern": name, ...attributes },
+        captureStackTrace: false
+      })
     )
 
 /**
