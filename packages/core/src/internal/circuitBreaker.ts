@@ -279,16 +279,19 @@ export const make = (
       )
     }
 
-    // The fast path: one `Ref.modify`, committed only when the event makes no transition.
+    // The fast path: one `Ref.modify`, committed only when the event makes no transition. The time is
+    // read from the calling fiber's `Clock` without an effect of its own: this runs twice per call.
     const apply = <A>(key: string, ref: Ref.Ref<Machine.Circuit>, event: Machine.Event<A>): Effect.Effect<A> =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.flatMap(
+      Effect.clockWith((clock) => {
+        const now = clock.unsafeCurrentTimeMillis()
+        return Effect.flatMap(
           Ref.modify(ref, (circuit): readonly [Machine.Step<A> | undefined, Machine.Circuit] => {
             const step = event(circuit, now, undefined)
             return step === Machine.NeedsBreak || step.changes.length > 0 ? [undefined, circuit] : [step, step.circuit]
           }),
           (step) => step === undefined ? applyLocked(key, ref, event) : Effect.succeed(step.result)
-        ))
+        )
+      })
 
     const refuse = (
       key: string,
@@ -308,19 +311,27 @@ export const make = (
       )
     }
 
+    const admit = Machine.admit(settings)
+
     const protect = (key: string) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
       Effect.uninterruptibleMask((restore) =>
         Effect.flatMap(circuitFor(key), (ref) =>
           Effect.flatMap(
-            apply(key, ref, Machine.admit(settings)),
+            apply(key, ref, admit),
             (admission): Effect.Effect<A, E | LlmError.CircuitOpenError, R> => {
               if (admission._tag === "Refused") return refuse(key, admission)
               const ticket = admission.ticket
               const settle = (exit: Exit.Exit<A, E>) =>
-                Effect.flatMap(
-                  Clock.currentTimeMillis,
-                  (end) =>
-                    apply(key, ref, Machine.complete(settings, ticket, classify(config, exit, end - ticket.startedAt)))
+                Effect.clockWith((clock) =>
+                  apply(
+                    key,
+                    ref,
+                    Machine.complete(
+                      settings,
+                      ticket,
+                      classify(config, exit, clock.unsafeCurrentTimeMillis() - ticket.startedAt)
+                    )
+                  )
                 )
               if (ticket.probe === undefined) return Effect.onExit(restore(self), settle)
               const probe = Effect.zipRight(

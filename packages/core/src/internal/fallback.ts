@@ -8,7 +8,6 @@
  */
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
-import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -54,34 +53,42 @@ export const run = <A, E, R>(
   Failure<Fallback.AttemptError<E>>,
   R
 > =>
-  Effect.gen(function*() {
-    type Err = Fallback.AttemptError<E>
-    const shouldFallback: (error: Err) => boolean = options.shouldFallback ?? LlmError.isFallbackable
-    const timeout = options.timeout === undefined ? undefined : Duration.decode(options.timeout)
-    const deadline = options.deadline === undefined ? undefined : Duration.decode(options.deadline)
-    const startedAt = yield* Clock.currentTimeMillis
-    const deadlineAt = deadline === undefined ? undefined : startedAt + Duration.toMillis(deadline)
-    const attempts: Array<Fallback.Attempt<Err>> = []
-    // Set when the deadline cut a retry short, so an exhausted chain still says the deadline ended it.
-    let retryCutByDeadline = false
+  // The clock is read synchronously from here on: one service lookup per chain, not one effect per
+  // reading. It is the fiber's `Clock`, so `TestClock` still drives every time below.
+  Effect.clockWith((clock) =>
+    Effect.gen(function*() {
+      type Err = Fallback.AttemptError<E>
+      const shouldFallback: (error: Err) => boolean = options.shouldFallback ?? LlmError.isFallbackable
+      const timeout = options.timeout === undefined ? undefined : Duration.decode(options.timeout)
+      const deadline = options.deadline === undefined ? undefined : Duration.decode(options.deadline)
+      const startedAt = clock.unsafeCurrentTimeMillis()
+      const deadlineAt = deadline === undefined ? undefined : startedAt + Duration.toMillis(deadline)
+      const attempts: Array<Fallback.Attempt<Err>> = []
+      // Set when the deadline cut a retry short, so an exhausted chain still says the deadline ended it.
+      let retryCutByDeadline = false
 
-    const end = (reason: Fallback.Reason, stoppedBy: Err | undefined, untried: ReadonlyArray<string>) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now): Effect.Effect<never, Failure<Err>> => {
-        const pastDeadline = deadlineAt !== undefined && now >= deadlineAt
-        return Effect.fail({
-          models,
-          attempts: attempts.filter(isFailed),
-          reason: reason === "Exhausted" && (pastDeadline || retryCutByDeadline) ? "DeadlineReached" : reason,
-          stoppedBy,
-          untried,
-          deadline
+      const end = (reason: Fallback.Reason, stoppedBy: Err | undefined, untried: ReadonlyArray<string>) =>
+        Effect.suspend((): Effect.Effect<never, Failure<Err>> => {
+          const now = clock.unsafeCurrentTimeMillis()
+          const pastDeadline = deadlineAt !== undefined && now >= deadlineAt
+          return Effect.fail({
+            models,
+            attempts: attempts.filter(isFailed),
+            reason: reason === "Exhausted" && (pastDeadline || retryCutByDeadline) ? "DeadlineReached" : reason,
+            stoppedBy,
+            untried,
+            deadline
+          })
         })
-      })
 
-    const record = (model: string, retryNumber: number, start: number) => (exit: Exit.Exit<A, Err>) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      const record = (model: string, retryNumber: number, start: number) => (exit: Exit.Exit<A, Err>) =>
         Effect.sync(() => {
-          const facts = { model, retry: retryNumber, startedAt: start, durationMs: now - start }
+          const facts = {
+            model,
+            retry: retryNumber,
+            startedAt: start,
+            durationMs: clock.unsafeCurrentTimeMillis() - start
+          }
           if (Exit.isSuccess(exit)) {
             attempts.push({ ...facts, outcome: "success", error: undefined })
             return
@@ -89,13 +96,13 @@ export const run = <A, E, R>(
           // Interruption and defects end the chain itself; only failures are attempts to report.
           const failure = Cause.failureOption(exit.cause)
           if (Option.isSome(failure)) attempts.push({ ...facts, outcome: "failure", error: failure.value })
-        }))
+        })
 
-    const tryModel = (model: string): Effect.Effect<A, Err, R> => {
-      let tries = 0
-      const once = Effect.suspend(() => {
-        const retryNumber = tries++
-        return Effect.flatMap(Clock.currentTimeMillis, (start) => {
+      const tryModel = (model: string): Effect.Effect<A, Err, R> => {
+        let tries = 0
+        const once = Effect.suspend(() => {
+          const retryNumber = tries++
+          const start = clock.unsafeCurrentTimeMillis()
           const remaining = deadlineAt === undefined ? undefined : Duration.millis(Math.max(0, deadlineAt - start))
           const limit = timeout === undefined
             ? remaining
@@ -114,36 +121,37 @@ export const run = <A, E, R>(
             : options.breaker.protect(model)(observed)
           return Effect.onExit(guarded, record(model, retryNumber, start))
         })
-      })
-      if (options.retry === undefined) return once
-      const policy = retry.policy<Err>(
-        options.retry,
-        deadlineAt === undefined ? undefined : {
-          at: deadlineAt,
-          onStop: Effect.sync(() => {
-            retryCutByDeadline = true
-          })
-        }
-      )
-      return Effect.retry(once, policy)
-    }
+        const retryOptions = options.retry
+        if (retryOptions === undefined) return once
+        return retry.retrying(once, () =>
+          retry.policy<Err>(
+            retryOptions,
+            deadlineAt === undefined ? undefined : {
+              at: deadlineAt,
+              onStop: Effect.sync(() => {
+                retryCutByDeadline = true
+              })
+            }
+          ))
+      }
 
-    if (models.length === 0) return yield* end("NoModels", undefined, [])
-    for (let index = 0; index < models.length; index++) {
-      const model = models[index]
-      if (deadlineAt !== undefined && (yield* Clock.currentTimeMillis) >= deadlineAt) {
-        return yield* end("DeadlineReached", undefined, models.slice(index))
+      if (models.length === 0) return yield* end("NoModels", undefined, [])
+      for (let index = 0; index < models.length; index++) {
+        const model = models[index]
+        if (deadlineAt !== undefined && clock.unsafeCurrentTimeMillis() >= deadlineAt) {
+          return yield* end("DeadlineReached", undefined, models.slice(index))
+        }
+        const result = yield* Effect.either(tryModel(model))
+        if (Either.isRight(result)) {
+          return { value: result.right, model, attempts: [...attempts] }
+        }
+        if (!shouldFallback(result.left)) {
+          return yield* end("NotFallbackable", result.left, models.slice(index + 1))
+        }
       }
-      const result = yield* Effect.either(tryModel(model))
-      if (Either.isRight(result)) {
-        return { value: result.right, model, attempts: [...attempts] }
-      }
-      if (!shouldFallback(result.left)) {
-        return yield* end("NotFallbackable", result.left, models.slice(index + 1))
-      }
-    }
-    return yield* end("Exhausted", undefined, [])
-  })
+      return yield* end("Exhausted", undefined, [])
+    })
+  )
 
 const firstNonEmpty = <A, E>(
   pull: Effect.Effect<Chunk.Chunk<A>, Option.Option<E>>

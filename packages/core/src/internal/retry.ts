@@ -9,6 +9,7 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import * as LlmError from "../LlmError.js"
 import type * as Retry from "../Retry.js"
@@ -97,6 +98,29 @@ export const policy = <E>(
       )
   )
 }
+
+/**
+ * `Effect.retry(self, policy())`, except that the policy and its driver are made only once `self`
+ * has failed: an attempt that succeeds at once, the common case, pays for neither. Each retry
+ * runs with the driver's `Schedule.CurrentIterationMetadata`, as under `Effect.retry`; the first
+ * try runs without one, and so reads the default metadata, which is the driver's initial value.
+ *
+ * @internal
+ */
+export const retrying = <A, E, R, Out, R2>(
+  self: Effect.Effect<A, E, R>,
+  policy: () => Schedule.Schedule<Out, E, R2>
+): Effect.Effect<A, E, R | R2> =>
+  Effect.catchAll(self, (first) =>
+    Effect.flatMap(Schedule.driver(policy()), (driver) => {
+      const again = Effect.provideServiceEffect(self, Schedule.CurrentIterationMetadata, Ref.get(driver.iterationMeta))
+      const loop = (error: E): Effect.Effect<A, E, R | R2> =>
+        Effect.matchEffect(driver.next(error), {
+          onFailure: () => Effect.fail(error),
+          onSuccess: () => Effect.catchAll(again, loop)
+        })
+      return loop(first)
+    }))
 
 /**
  * Fails with `TimeoutError` once `timeout` has passed, interrupting `self`.
