@@ -71,9 +71,12 @@ export const parseJson = (text: string): Either.Either<unknown, string> => {
  *
  * @internal
  */
+// `decode` without `stream: true` keeps no state between calls, so one decoder serves every body.
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true })
+
 export const decodeUtf8 = (bytes: Uint8Array): Either.Either<string, string> => {
   try {
-    return Either.right(new TextDecoder("utf-8", { fatal: true }).decode(bytes))
+    return Either.right(strictUtf8.decode(bytes))
   } catch {
     return Either.left("is not valid UTF-8")
   }
@@ -141,6 +144,15 @@ export const readLimited = (
     const { maxBytes, model } = options
     const declared = contentLength(response)
     if (declared !== undefined && declared > maxBytes) return Effect.fail(tooLarge(model, maxBytes, declared))
+    if (declared !== undefined) {
+      // The HTTP client delivers exactly `content-length` bytes (more is a protocol error, fewer a
+      // broken connection), so a declared length within the limit bounds the body: read it whole,
+      // without a stream per response.
+      return Effect.mapBoth(response.arrayBuffer, {
+        onFailure: (error) => bodyReadFailure(model, error, options.secrets),
+        onSuccess: (buffer) => new Uint8Array(buffer)
+      })
+    }
     const chunks: Array<Uint8Array> = []
     return response.stream.pipe(
       Stream.mapError((error) => bodyReadFailure(model, error, options.secrets)),

@@ -57,12 +57,18 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
     else plainHeaders[name] = value
   }
 
-  const buildRequest = (body: string, accept: string): HttpClientRequest.HttpClientRequest => {
-    let request = HttpClientRequest.post(endpoint.url).pipe(
-      HttpClientRequest.setHeaders(plainHeaders),
-      HttpClientRequest.setHeader("accept", accept),
-      HttpClientRequest.bodyText(body, "application/json")
-    )
+  // What every request to this endpoint shares, built once; the secrets are not part of it.
+  const basePost = HttpClientRequest.post(endpoint.url).pipe(HttpClientRequest.setHeaders(plainHeaders))
+  const baseRequests: Record<string, HttpClientRequest.HttpClientRequest> = {
+    "application/json": HttpClientRequest.setHeader(basePost, "accept", "application/json"),
+    "text/event-stream": HttpClientRequest.setHeader(basePost, "accept", "text/event-stream")
+  }
+
+  const buildRequest = (
+    body: string,
+    accept: "application/json" | "text/event-stream"
+  ): HttpClientRequest.HttpClientRequest => {
+    let request = HttpClientRequest.bodyText(baseRequests[accept], body, "application/json")
     // Secrets are unwrapped here, at the last moment, and only for this endpoint's URL.
     for (const [name, value] of secretHeaders) {
       request = HttpClientRequest.setHeader(request, name, Redacted.value(value))
@@ -84,10 +90,12 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
     model: string,
     request: HttpClientRequest.HttpClientRequest
   ): Effect.Effect<HttpClientResponse.HttpClientResponse, LlmError.ConnectionError, Scope.Scope> =>
-    client.execute(request).pipe(
-      Effect.mapError((error) => transportFailure(model, error)),
-      Effect.locallyWith(Headers.currentRedactedNames, (names) => [...names, ...endpoint.redactedHeaderNames])
-    )
+    endpoint.redactedHeaderNames.length === 0
+      ? Effect.mapError(client.execute(request), (error) => transportFailure(model, error))
+      : client.execute(request).pipe(
+        Effect.mapError((error) => transportFailure(model, error)),
+        Effect.locallyWith(Headers.currentRedactedNames, (names) => [...names, ...endpoint.redactedHeaderNames])
+      )
 
   const encodeBody = (request: ChatCompletion.ChatRequest, streaming: boolean) =>
     ChatCompletion.encodeRequest(request).pipe(
