@@ -65,12 +65,29 @@ export const makeFrameReader = (maxEventSize: number): FrameReader => {
 
   const invalid = (detail: string): Frame => ({ _tag: "Invalid", detail })
 
+  // The parser scans its whole pending buffer from the start for every line it reads, so a read
+  // of many events (a 64 KiB network read holds hundreds) costs the square of its length. Fed one
+  // line at a time, its buffer stays one line long. A piece ends just after its "\n", so a CRLF
+  // is never split here, and the size limit is checked after every line rather than only at the
+  // end of a read.
+  const feedLines = (text: string): Sse.SseError | undefined => {
+    let start = 0
+    while (start < text.length) {
+      const newline = text.indexOf("\n", start)
+      const end = newline === -1 ? text.length : newline + 1
+      const error = parser.feed(start === 0 && end === text.length ? text : text.slice(start, end))
+      if (error !== undefined) return error
+      start = end
+    }
+    return undefined
+  }
+
   const feedText = (input: string): ReadonlyArray<Frame> => {
     let text = input
     if (text.length === 0) return []
     if (pendingCarriageReturn && text.startsWith("\n")) text = text.slice(1)
     pendingCarriageReturn = input.endsWith("\r")
-    const error = text.length > 0 ? parser.feed(text) : undefined
+    const error = feedLines(text)
     const frames: Array<Frame> = []
     for (const event of events) {
       if (event.event !== "message" && event.event !== "error") continue
