@@ -19,6 +19,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { bodyReadFailure, decodeUtf8, describeCause, parseJson, readLimited, readPrefix } from "./body.js"
@@ -220,6 +221,8 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
   return { create, stream }
 }
 
+const decodeChunkEither = Schema.decodeUnknownEither(ChatCompletion.ChatCompletionChunk)
+
 /**
  * The first issues of a schema failure, one line each (`choices.0.message: Expected ...`),
  * sanitized. Formatting walks the value; it cannot overflow (values deeper than `maxJsonDepth`
@@ -265,35 +268,58 @@ export const decodeEventStream = (
     const decodeFailure = (detail: string) =>
       new LlmError.ResponseDecodeError({ model, detail: Errors.sanitize(detail, secrets) })
     const reader = makeFrameReader(options.maxEventSize)
-    const toChunks = (
-      frame: Frame
-    ): Effect.Effect<ReadonlyArray<ChatCompletion.ChatCompletionChunk>, LlmError.LlmError> => {
-      switch (frame._tag) {
-        case "Done":
-          return Effect.succeed([])
-        case "End":
-          return Effect.fail(decodeFailure("the stream ended before [DONE]"))
-        case "Invalid":
-          return Effect.fail(decodeFailure(frame.detail))
-        case "Data": {
-          const parsed = parseJson(frame.data)
-          if (Either.isLeft(parsed)) return Effect.fail(decodeFailure(`an event's data ${parsed.left}`))
-          const json = parsed.right
-          if (frame.event === "error" || Errors.isErrorEnvelope(json)) return Effect.flip(options.onErrorEvent(json))
-          return ChatCompletion.decodeChunk(json).pipe(
-            Effect.mapBoth({
-              onFailure: (error) => decodeFailure(`an event is not a chunk: ${formatSchemaError(error, secrets)}`),
-              onSuccess: (chunk) => [chunk]
-            })
-          )
+    // The frames of one network read, decoded in one synchronous pass (a read holds hundreds of
+    // events; an effect per event cost more than the decoding): the chunks decoded, and what ended
+    // the stream, if something in this read did. Nothing after the first frame that ends it counts.
+    const decodeRead = (frames: ReadonlyArray<Frame>): {
+      readonly chunks: ReadonlyArray<ChatCompletion.ChatCompletionChunk>
+      readonly end: "Done" | Effect.Effect<LlmError.LlmError> | undefined
+    } => {
+      const chunks: Array<ChatCompletion.ChatCompletionChunk> = []
+      for (const frame of frames) {
+        switch (frame._tag) {
+          case "Done":
+            return { chunks, end: "Done" }
+          case "End":
+            return { chunks, end: Effect.succeed(decodeFailure("the stream ended before [DONE]")) }
+          case "Invalid":
+            return { chunks, end: Effect.succeed(decodeFailure(frame.detail)) }
+          case "Data": {
+            const parsed = parseJson(frame.data)
+            if (Either.isLeft(parsed)) {
+              return { chunks, end: Effect.succeed(decodeFailure(`an event's data ${parsed.left}`)) }
+            }
+            const json = parsed.right
+            if (frame.event === "error" || Errors.isErrorEnvelope(json)) {
+              return { chunks, end: options.onErrorEvent(json) }
+            }
+            const decoded = decodeChunkEither(json)
+            if (Either.isLeft(decoded)) {
+              return {
+                chunks,
+                end: Effect.sync(() =>
+                  decodeFailure(`an event is not a chunk: ${formatSchemaError(decoded.left, secrets)}`)
+                )
+              }
+            }
+            chunks.push(decoded.right)
+          }
         }
       }
+      return { chunks, end: undefined }
+    }
+    const toChunks = (
+      frames: ReadonlyArray<Frame>
+    ): Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError> => {
+      const { chunks, end } = decodeRead(frames)
+      const decoded = Stream.fromIterable(chunks)
+      return end === undefined || end === "Done" ? decoded : Stream.concat(decoded, Stream.fromEffect(Effect.flip(end)))
     }
     return body.pipe(
-      Stream.mapConcat(reader.feed),
-      Stream.concat(Stream.fromIterableEffect(Effect.sync(reader.end))),
-      // Stop pulling the body at [DONE], at its end, or at a fault.
-      Stream.takeUntil((frame) => frame._tag !== "Data"),
-      Stream.mapConcatEffect(toChunks)
+      Stream.map(reader.feed),
+      Stream.concat(Stream.fromEffect(Effect.sync(reader.end))),
+      // Stop pulling the body after the read that holds [DONE], the end, or a fault.
+      Stream.takeUntil((frames) => frames.some((frame) => frame._tag !== "Data")),
+      Stream.flatMap(toChunks)
     )
   })
