@@ -1,0 +1,181 @@
+/**
+ * Benchmark 4: the circuit breaker under contention and at scale. Contention: 1,000 concurrent
+ * callers (fibers, or async loops for cockatiel and opossum) all calling through one key, each
+ * call yielding once so that hundreds are in flight at the same time; reported as calls per
+ * second and CPU per call, against the same callers without a breaker. Scale: the heap one more
+ * key costs, measured over 100,000 keys (opossum over fewer: each of its breakers runs its own
+ * interval timer) with garbage collected before and after.
+ */
+import { CircuitBreaker } from "@resilient-llm/core"
+import { circuitBreaker, ConsecutiveBreaker, handleAll } from "cockatiel"
+import type { CircuitBreakerPolicy } from "cockatiel"
+import { Effect, Exit, Logger, ManagedRuntime, Scope } from "effect"
+import OpossumBreaker from "opossum"
+import { breakMs, tripAfter } from "./contenders.js"
+import { collectGarbage, type Contender, measureRounds, scaleStat, sink, timingOf } from "./measure.js"
+import { type Row, type Section, statCell, valueCell } from "./report.js"
+import { effectWorkers, promiseWorkers } from "./throughput.js"
+
+export interface BreakerOptions {
+  readonly callers: number
+  readonly rounds: number
+  /** Calls per round, shared by the callers. */
+  readonly size: number
+  readonly warmup: number
+  readonly keys: number
+  readonly opossumKeys: number
+}
+
+type Key = "effect" | "ours" | "promise" | "cockatiel" | "opossum"
+
+const labels: Record<Key, string> = {
+  effect: "no breaker (fibers)",
+  ours: "resilient-llm CircuitBreaker, one key",
+  promise: "no breaker (async loops)",
+  cockatiel: "cockatiel circuitBreaker, one policy",
+  opossum: "opossum CircuitBreaker, one breaker"
+}
+
+const cockatielBreaker = (): CircuitBreakerPolicy =>
+  circuitBreaker(handleAll, { halfOpenAfter: breakMs, breaker: new ConsecutiveBreaker(tripAfter) })
+
+const opossumBreaker = (): OpossumBreaker<[], number> =>
+  new OpossumBreaker(() => Promise.resolve(1), {
+    timeout: false,
+    resetTimeout: breakMs,
+    errorThresholdPercentage: 50,
+    volumeThreshold: tripAfter
+  })
+
+/** Heap bytes per item of `build(count)`, which must keep what it builds reachable until `release`. */
+const heapPerItem = async (count: number, build: (count: number) => Promise<() => Promise<void>>): Promise<number> => {
+  collectGarbage()
+  const before = process.memoryUsage().heapUsed
+  const release = await build(count)
+  collectGarbage()
+  const after = process.memoryUsage().heapUsed
+  await release()
+  return (after - before) / count
+}
+
+/** Runs benchmark 4. */
+export const breaker = async (options: BreakerOptions): Promise<Section> => {
+  const runtime = ManagedRuntime.make(Logger.replace(Logger.defaultLogger, Logger.none))
+  const scope = await runtime.runPromise(Scope.make())
+  const ours = await runtime.runPromise(
+    Scope.extend(
+      CircuitBreaker.make({ trip: CircuitBreaker.consecutiveFailures(tripAfter), breakDuration: breakMs }),
+      scope
+    )
+  )
+  const cockatiel = cockatielBreaker()
+  const opossum = opossumBreaker()
+  const yieldOnce = Effect.as(Effect.yieldNow(), 1)
+  const resolved = () => Promise.resolve(1)
+
+  const contenders: ReadonlyArray<Contender<Key>> = [
+    { key: "effect", run: (n) => runtime.runPromise(effectWorkers(n, options.callers, yieldOnce)) },
+    {
+      key: "ours",
+      run: (n) => runtime.runPromise(effectWorkers(n, options.callers, ours.protect("model")(yieldOnce)))
+    },
+    { key: "promise", run: (n) => promiseWorkers(n, options.callers, resolved) },
+    { key: "cockatiel", run: (n) => promiseWorkers(n, options.callers, () => cockatiel.execute(resolved)) },
+    { key: "opossum", run: (n) => promiseWorkers(n, options.callers, () => opossum.fire()) }
+  ]
+
+  try {
+    const timings = await measureRounds(contenders, options)
+    const rows: Array<Row> = contenders.map(({ key }) => ({
+      label: labels[key],
+      cells: {
+        rate: statCell(timingOf(timings, key).unitsPerSecond, "calls/s"),
+        cpu: statCell(scaleStat(timingOf(timings, key).cpuNsPerUnit, 1e-3), "µs")
+      }
+    }))
+    const state = await runtime.runPromise(ours.state("model"))
+    if (state !== "closed") throw new Error(`the contended circuit ended ${state}`)
+
+    const oursPerKey = await heapPerItem(options.keys, async (count) => {
+      const keyScope = await runtime.runPromise(Scope.make())
+      const keyed = await runtime.runPromise(Scope.extend(CircuitBreaker.make(), keyScope))
+      await runtime.runPromise(
+        Effect.forEach(
+          Array.from({ length: count }, (_, i) => `model-${i}`),
+          (key) => keyed.protect(key)(Effect.void),
+          {
+            discard: true
+          }
+        )
+      )
+      return async () => {
+        sink((await runtime.runPromise(keyed.snapshot)).length)
+        await runtime.runPromise(Scope.close(keyScope, Exit.void))
+      }
+    })
+    const cockatielPerKey = await heapPerItem(options.keys, async (count) => {
+      const policies = new Map<string, CircuitBreakerPolicy>()
+      for (let i = 0; i < count; i++) {
+        const policy = cockatielBreaker()
+        policies.set(`model-${i}`, policy)
+        sink(await policy.execute(resolved))
+      }
+      return () => {
+        sink(policies.size)
+        return Promise.resolve()
+      }
+    })
+    const opossumPerKey = await heapPerItem(options.opossumKeys, async (count) => {
+      const breakers = new Map<string, OpossumBreaker<[], number>>()
+      for (let i = 0; i < count; i++) {
+        const keyed = opossumBreaker()
+        breakers.set(`model-${i}`, keyed)
+        sink(await keyed.fire())
+      }
+      return () => {
+        for (const keyed of breakers.values()) keyed.shutdown()
+        return Promise.resolve()
+      }
+    })
+    rows.push(
+      { label: `resilient-llm, heap per key (${options.keys} keys)`, cells: { memory: valueCell(oursPerKey, "B") } },
+      { label: `cockatiel, heap per policy (${options.keys})`, cells: { memory: valueCell(cockatielPerKey, "B") } },
+      {
+        label: `opossum, heap per breaker (${options.opossumKeys})`,
+        cells: { memory: valueCell(opossumPerKey, "B") }
+      }
+    )
+    const rate = (key: Key) => timingOf(timings, key).unitsPerSecond.median
+    return {
+      id: "breaker",
+      title: `4. Breaker under contention (${options.callers} concurrent callers, one key) and memory per key`,
+      columns: [
+        { key: "rate", header: "calls/s" },
+        { key: "cpu", header: "CPU per call" },
+        { key: "memory", header: "heap" }
+      ],
+      rows,
+      ratios: [
+        {
+          name: "resilient-llm / cockatiel, calls per second through one key",
+          value: rate("ours") / rate("cockatiel")
+        },
+        { name: "resilient-llm / opossum, calls per second through one key", value: rate("ours") / rate("opossum") },
+        { name: "resilient-llm breaker / the same fibers without it", value: rate("ours") / rate("effect") },
+        { name: "resilient-llm / cockatiel, heap per key", value: oursPerKey / cockatielPerKey }
+      ],
+      notes: [
+        "Each call yields once (Effect.yieldNow; a resolved promise for the others), so the callers interleave and " +
+        "hundreds of calls are in flight on the key at once. The circuit stays closed throughout (checked).",
+        "Ours: admission and outcome are one Ref.modify each, the key's state machine is pure; no lock is taken " +
+        "unless the state changes. cockatiel and opossum are single-threaded object updates with no effect system.",
+        "Heap per key: what one more key (a model name) keeps after one call through it. Ours keeps a Ref with the " +
+        "circuit per key in one breaker; cockatiel and opossum need one breaker object per key."
+      ]
+    }
+  } finally {
+    opossum.shutdown()
+    await runtime.runPromise(Scope.close(scope, Exit.void))
+    await runtime.dispose()
+  }
+}

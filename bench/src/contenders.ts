@@ -1,0 +1,68 @@
+/**
+ * The same resilience stack built with each library, so every benchmark compares like with like:
+ * retry (3 retries, exponential from 250 ms), a 30 s timeout per attempt and a circuit breaker
+ * (5 consecutive failures, 30 s break), around a call that returns a promise. Ours is
+ * `Fallback.chain` over one model with the same options, which adds the fallback layer and its
+ * observability on top.
+ */
+import {
+  circuitBreaker,
+  ConsecutiveBreaker,
+  ExponentialBackoff,
+  handleAll,
+  retry,
+  timeout,
+  TimeoutStrategy,
+  wrap
+} from "cockatiel"
+import type { IPolicy } from "cockatiel"
+import OpossumBreaker from "opossum"
+
+export const attemptTimeoutMs = 30_000
+export const breakMs = 30_000
+export const retries = 3
+export const tripAfter = 5
+
+/** cockatiel: `wrap(retry, circuitBreaker, timeout)`, the order its README recommends. */
+export const cockatielStack = (): IPolicy => {
+  const retryPolicy = retry(handleAll, {
+    maxAttempts: retries,
+    backoff: new ExponentialBackoff({ initialDelay: 250 })
+  })
+  const breakerPolicy = circuitBreaker(handleAll, {
+    halfOpenAfter: breakMs,
+    breaker: new ConsecutiveBreaker(tripAfter)
+  })
+  // Aggressive: stop waiting at the deadline (and abort the signal), as our timeout interrupts.
+  const timeoutPolicy = timeout(attemptTimeoutMs, TimeoutStrategy.Aggressive)
+  return wrap(retryPolicy, breakerPolicy, timeoutPolicy)
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
+ * opossum has a breaker with a timeout but no retry: the retry is the loop its users write
+ * around `fire`.
+ */
+export const opossumStack = <A>(call: () => Promise<A>): {
+  readonly run: () => Promise<A>
+  readonly breaker: OpossumBreaker<[], A>
+} => {
+  const breaker = new OpossumBreaker<[], A>(call, {
+    timeout: attemptTimeoutMs,
+    resetTimeout: breakMs,
+    errorThresholdPercentage: 50,
+    volumeThreshold: tripAfter
+  })
+  const run = async (): Promise<A> => {
+    for (let attempt = 0;; attempt++) {
+      try {
+        return await breaker.fire()
+      } catch (error) {
+        if (attempt >= retries || breaker.opened) throw error
+        await sleep(250 * 2 ** attempt)
+      }
+    }
+  }
+  return { run, breaker }
+}

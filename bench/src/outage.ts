@@ -1,0 +1,240 @@
+/**
+ * Benchmark 5: what an outage costs the callers, in virtual time (`TestClock`, `TestChatClient`),
+ * so the figures are exact and the same on every machine. A primary hangs (each call would take
+ * 10 minutes) while requests arrive at 10 per second; a fallback answers in 200 ms. A hand-written
+ * chain tries the primary with a 30 s timeout every time, then the fallback; ours is
+ * `Fallback.chain` with the same timeout and a circuit breaker (5 consecutive failures, 30 s
+ * break). Also best-of-n: `BestOfN.complete` (candidates and judging in parallel) against asking
+ * and scoring the same models one after another.
+ */
+import { BestOfN, ChatClient, ChatCompletion, CircuitBreaker, Fallback, Judge, LlmError } from "@resilient-llm/core"
+import { TestChatClient } from "@resilient-llm/testing"
+import { Clock, Duration, Effect, Fiber, Layer, Logger, TestClock, TestContext } from "effect"
+import { attemptTimeoutMs, breakMs, tripAfter } from "./contenders.js"
+import { quantile } from "./measure.js"
+import { type Ratio, type Row, type Section, valueCell } from "./report.js"
+
+export interface OutageOptions {
+  readonly requests: number
+  readonly bestOfNModels: number
+}
+
+const arrivalEveryMs = 100
+const fallbackLatencyMs = 200
+const hang = "10 minutes"
+
+const question = "Where is my order?"
+const request = ChatCompletion.prompt(question)
+const messages: ChatCompletion.ChatRequest["messages"] = [{ role: "user", content: question }]
+
+const outageScript: TestChatClient.Script = {
+  primary: [TestChatClient.reply("too late", { delay: hang })],
+  fallback: [TestChatClient.reply("fallback here", { delay: Duration.millis(fallbackLatencyMs) })]
+}
+
+const timeoutError = new LlmError.TimeoutError({ model: "primary", timeout: Duration.millis(attemptTimeoutMs) })
+
+/** The chain people write by hand: the primary with a timeout, then the fallback, every time. */
+const handWritten = ChatClient.create({ model: "primary", messages }).pipe(
+  Effect.timeoutFail({ duration: Duration.millis(attemptTimeoutMs), onTimeout: () => timeoutError }),
+  Effect.orElse(() => ChatClient.create({ model: "fallback", messages }))
+)
+
+export interface OutageFigures {
+  readonly waitsMs: ReadonlyArray<number>
+  readonly primaryCalls: number
+}
+
+/**
+ * Sends `requests` requests, one every 100 ms of virtual time, each through `serve`, and moves the
+ * clock until all have an answer. Each wait is read inside its own fiber, so it is exact.
+ */
+const simulate = <E>(
+  requests: number,
+  serve: Effect.Effect<unknown, E, ChatClient.ChatClient | CircuitBreaker.CircuitBreaker>
+): Effect.Effect<
+  OutageFigures,
+  E,
+  ChatClient.ChatClient | CircuitBreaker.CircuitBreaker | TestChatClient.TestChatClient
+> =>
+  Effect.gen(function*() {
+    const waits = new Array<number>(requests).fill(Number.NaN)
+    const fibers: Array<Fiber.RuntimeFiber<void, E>> = []
+    let done = 0
+    for (let i = 0; i < requests; i++) {
+      const caller = Effect.gen(function*() {
+        yield* Effect.sleep(Duration.millis(i * arrivalEveryMs))
+        const start = yield* Clock.currentTimeMillis
+        yield* serve
+        waits[i] = (yield* Clock.currentTimeMillis) - start
+        done++
+      })
+      fibers.push(yield* Effect.fork(caller))
+    }
+    // generous bound: every request could wait a whole hang and the fallback
+    const steps = Math.ceil((requests * arrivalEveryMs + Duration.toMillis(hang) + 60_000) / arrivalEveryMs)
+    for (let step = 0; step < steps && done < requests; step++) {
+      yield* TestClock.adjust(Duration.millis(arrivalEveryMs))
+    }
+    yield* Fiber.joinAll(fibers)
+    return { waitsMs: waits, primaryCalls: (yield* TestChatClient.callsTo("primary")).length }
+  })
+
+const OutageWorld = Layer.mergeAll(
+  TestChatClient.layer(outageScript),
+  CircuitBreaker.layer({ trip: CircuitBreaker.consecutiveFailures(tripAfter), breakDuration: breakMs }),
+  Logger.replace(Logger.defaultLogger, Logger.none)
+)
+
+/** Runs the outage under a fresh TestClock, with the chain `serve` built from the breaker in context. */
+const underOutage = <E>(
+  requests: number,
+  serve: (breaker: CircuitBreaker.Service) => Effect.Effect<unknown, E, ChatClient.ChatClient>
+): Promise<OutageFigures> =>
+  Effect.runPromise(
+    Effect.flatMap(CircuitBreaker.CircuitBreaker, (breaker) => simulate(requests, serve(breaker))).pipe(
+      Effect.provide(OutageWorld),
+      Effect.provide(TestContext.TestContext)
+    )
+  )
+
+const bestOfNScript = (latencies: ReadonlyArray<number>): TestChatClient.Script =>
+  Object.fromEntries(
+    latencies.map((latency, i) => [
+      `model-${i}`,
+      [TestChatClient.reply(`answer ${"!".repeat(i + 1)}`, { delay: Duration.millis(latency) })]
+    ])
+  )
+
+const judgeLatencyMs = 300
+
+// A judge that takes 300 ms per answer and prefers longer ones.
+const slowJudge = Judge.fromFunction(({ response }) =>
+  Effect.as(Effect.sleep(Duration.millis(judgeLatencyMs)), response.length)
+)
+
+/** Best-of-n, in virtual milliseconds from the call to the ranked answer, parallel and sequential. */
+const bestOfN = (models: number): Promise<{ readonly parallelMs: number; readonly sequentialMs: number }> => {
+  const latencies = Array.from({ length: models }, (_, i) => 800 + ((i * 700) % 1_900))
+  const names = latencies.map((_, i) => `model-${i}`)
+  const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.gen(function*() {
+      const start = yield* Clock.currentTimeMillis
+      const fiber = yield* Effect.fork(Effect.zip(effect, Clock.currentTimeMillis))
+      while (fiber.unsafePoll() === null) yield* TestClock.adjust("10 millis")
+      const [, end] = yield* Fiber.join(fiber)
+      return end - start
+    })
+  const sequential = Effect.gen(function*() {
+    let best = -Infinity
+    for (const model of names) {
+      const completion = yield* ChatClient.create({ model, messages })
+      const score = yield* Judge.score({ prompt: question, response: ChatCompletion.text(completion) })
+      best = Math.max(best, score.value)
+    }
+    return best
+  })
+  return Effect.runPromise(
+    Effect.gen(function*() {
+      const parallelMs = yield* timed(BestOfN.complete(request, { models: names }))
+      const sequentialMs = yield* timed(sequential)
+      return { parallelMs, sequentialMs }
+    }).pipe(
+      Effect.provide(Layer.mergeAll(
+        TestChatClient.layer(bestOfNScript(latencies)),
+        Judge.layer(slowJudge),
+        Logger.replace(Logger.defaultLogger, Logger.none)
+      )),
+      Effect.provide(TestContext.TestContext)
+    )
+  )
+}
+
+const summary = (figures: OutageFigures) => {
+  const waits = figures.waitsMs
+  const total = waits.reduce((sum, wait) => sum + wait, 0)
+  return {
+    totalS: total / 1000,
+    meanMs: total / waits.length,
+    p50Ms: quantile(waits, 0.5),
+    p99Ms: quantile(waits, 0.99),
+    maxMs: Math.max(...waits),
+    slow: waits.filter((wait) => wait > 1_000).length,
+    primaryCalls: figures.primaryCalls
+  }
+}
+
+/** Runs benchmark 5. */
+export const outage = async (options: OutageOptions): Promise<Section> => {
+  const naive = summary(await underOutage(options.requests, () => handWritten))
+  const ours = summary(
+    await underOutage(
+      options.requests,
+      (breaker) => Fallback.chain(["primary", "fallback"], { timeout: attemptTimeoutMs, breaker })(request)
+    )
+  )
+  const best = await bestOfN(options.bestOfNModels)
+  const row = (label: string, figures: ReturnType<typeof summary>): Row => ({
+    label,
+    cells: {
+      total: valueCell(figures.totalS, "s"),
+      mean: valueCell(figures.meanMs, "ms"),
+      p50: valueCell(figures.p50Ms, "ms"),
+      p99: valueCell(figures.p99Ms, "ms"),
+      max: valueCell(figures.maxMs, "ms"),
+      slow: valueCell(figures.slow, ""),
+      primary: valueCell(figures.primaryCalls, "")
+    }
+  })
+  const ratios: Array<Ratio> = [
+    {
+      name: "hand-written / resilient-llm, total time callers waited",
+      value: naive.totalS / ours.totalS,
+      target: "> 1",
+      met: naive.totalS > ours.totalS
+    },
+    { name: "hand-written / resilient-llm, p99 wait", value: naive.p99Ms / ours.p99Ms },
+    {
+      name: `best-of-${options.bestOfNModels}: sequential / BestOfN.complete, wall time`,
+      value: best.sequentialMs / best.parallelMs,
+      target: "> 1",
+      met: best.sequentialMs > best.parallelMs
+    }
+  ]
+  return {
+    id: "outage",
+    title: `5. Outage cost in virtual time: primary hangs, ${options.requests} requests at 10/s, fallback 200 ms`,
+    columns: [
+      { key: "total", header: "total wait" },
+      { key: "mean", header: "mean" },
+      { key: "p50", header: "p50" },
+      { key: "p99", header: "p99" },
+      { key: "max", header: "max" },
+      { key: "slow", header: "waits > 1 s" },
+      { key: "primary", header: "calls to primary" }
+    ],
+    rows: [
+      row("hand-written: primary (30 s timeout), then fallback", naive),
+      row("resilient-llm Fallback.chain + CircuitBreaker", ours),
+      {
+        label: `best-of-${options.bestOfNModels}: BestOfN.complete (parallel)`,
+        cells: { total: valueCell(best.parallelMs / 1000, "s") }
+      },
+      {
+        label: `best-of-${options.bestOfNModels}: ask and score one by one`,
+        cells: { total: valueCell(best.sequentialMs / 1000, "s") }
+      }
+    ],
+    ratios,
+    notes: [
+      "Virtual time under TestClock with TestChatClient: exact, and the same on any machine.",
+      "The breaker learns only from finished attempts: every request that arrives before the first 5 timeouts " +
+      "end (the first 30 s, about 300 requests) still waits 30.2 s, which is why p99 does not move. After that the " +
+      "circuit is open and a request costs the fallback's 200 ms; every 30 s one probe goes to the primary and waits " +
+      "out its timeout. A shorter timeout shortens that first window.",
+      `Best-of-n: candidates answer in 0.8 to 2.6 s, the judge takes ${judgeLatencyMs} ms per answer; BestOfN.complete ` +
+      "asks every model at once and judges each answer as it arrives, so it takes about the slowest candidate plus " +
+      "one judgement."
+    ]
+  }
+}

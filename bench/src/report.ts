@@ -1,0 +1,122 @@
+/**
+ * What a benchmark returns and how it is printed: a section per benchmark, a table of rows, the
+ * ratios it exists to report (each against its target, when it has one) and notes saying what
+ * each side did. The same data is printed as text tables or as JSON.
+ */
+import type { Stat } from "./measure.js"
+
+export type Cell =
+  | { readonly _tag: "Stat"; readonly stat: Stat; readonly unit: string }
+  | { readonly _tag: "Value"; readonly value: number; readonly unit: string }
+  | { readonly _tag: "Text"; readonly text: string }
+
+export const statCell = (stat: Stat, unit: string): Cell => ({ _tag: "Stat", stat, unit })
+export const valueCell = (value: number, unit: string): Cell => ({ _tag: "Value", value, unit })
+export const textCell = (text: string): Cell => ({ _tag: "Text", text })
+
+export interface Column {
+  readonly key: string
+  readonly header: string
+}
+
+export interface Row {
+  readonly label: string
+  readonly cells: Readonly<Record<string, Cell>>
+}
+
+export interface Ratio {
+  readonly name: string
+  readonly value: number
+  /** What the ratio should be, in words (`>= 1`), when there is a target. */
+  readonly target?: string
+  readonly met?: boolean
+}
+
+export interface Section {
+  readonly id: string
+  readonly title: string
+  readonly columns: ReadonlyArray<Column>
+  readonly rows: ReadonlyArray<Row>
+  readonly ratios: ReadonlyArray<Ratio>
+  readonly notes: ReadonlyArray<string>
+}
+
+const significant = (value: number): string => {
+  if (!Number.isFinite(value)) return String(value)
+  const magnitude = Math.abs(value)
+  if (magnitude >= 100_000) return Math.round(value).toLocaleString("en-US")
+  if (magnitude >= 100) return value.toFixed(0)
+  if (magnitude >= 10) return value.toFixed(1)
+  if (magnitude >= 1) return value.toFixed(2)
+  return value.toPrecision(2)
+}
+
+export const formatCell = (cell: Cell | undefined): string => {
+  if (cell === undefined) return ""
+  switch (cell._tag) {
+    case "Text":
+      return cell.text
+    case "Value":
+      return `${significant(cell.value)}${cell.unit === "" ? "" : ` ${cell.unit}`}`
+    case "Stat": {
+      const unit = cell.unit === "" ? "" : ` ${cell.unit}`
+      return `${significant(cell.stat.median)}${unit} ±${Math.round((cell.stat.spread * 100) / 2)}%`
+    }
+  }
+}
+
+const pad = (text: string, width: number, right: boolean): string => right ? text.padStart(width) : text.padEnd(width)
+
+/** A section as a text table, its ratios and its notes. */
+export const formatSection = (section: Section): string => {
+  const headers = ["", ...section.columns.map((column) => column.header)]
+  const lines = section.rows.map((row) => [row.label, ...section.columns.map((c) => formatCell(row.cells[c.key]))])
+  const widths = headers.map((header, i) => Math.max(header.length, ...lines.map((line) => line[i].length)))
+  const render = (cells: ReadonlyArray<string>) => cells.map((cell, i) => pad(cell, widths[i], i > 0)).join("  ")
+  const out = [`## ${section.title}`, "", render(headers), widths.map((w) => "-".repeat(w)).join("  ")]
+  for (const line of lines) out.push(render(line))
+  if (section.ratios.length > 0) {
+    out.push("")
+    for (const ratio of section.ratios) {
+      const target = ratio.target === undefined ? "" : `   target ${ratio.target}: ${ratio.met ? "met" : "NOT met"}`
+      out.push(`  ${ratio.name}: ${significant(ratio.value)}${target}`)
+    }
+  }
+  if (section.notes.length > 0) {
+    out.push("")
+    for (const note of section.notes) out.push(`  - ${note}`)
+  }
+  return out.join("\n")
+}
+
+const cellJson = (cell: Cell): unknown => {
+  switch (cell._tag) {
+    case "Text":
+      return cell.text
+    case "Value":
+      return { value: cell.value, unit: cell.unit }
+    case "Stat":
+      return {
+        median: cell.stat.median,
+        min: cell.stat.min,
+        max: cell.stat.max,
+        spread: cell.stat.spread,
+        rounds: cell.stat.rounds,
+        unit: cell.unit
+      }
+  }
+}
+
+/** A section as plain JSON data: the rows keyed by label, the ratios by name. */
+export const sectionJson = (section: Section): unknown => ({
+  id: section.id,
+  title: section.title,
+  rows: Object.fromEntries(
+    section.rows.map((row) => [
+      row.label,
+      Object.fromEntries(Object.entries(row.cells).map(([key, cell]) => [key, cellJson(cell)]))
+    ])
+  ),
+  ratios: section.ratios,
+  notes: section.notes
+})

@@ -1,0 +1,199 @@
+/**
+ * Benchmark 2: HTTP client throughput. Every client posts the same chat request to the same
+ * loopback server (a child process, `server.ts`) at concurrency 1, 16 and 64: `undici.request`
+ * with `JSON.parse` as the floor, the official `openai` SDK, and our `OpenAiCompatible` client on
+ * `@effect/platform-node`'s undici client (the one the README recommends) and on `fetch` (the
+ * transport the SDK uses), plus ours behind the whole `Fallback.chain` stack. Reported: requests
+ * per second (wall) and CPU time per request of this process, which runs only the clients.
+ */
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import type * as HttpClient from "@effect/platform/HttpClient"
+import { ChatClient, ChatCompletion, CircuitBreaker, Fallback } from "@resilient-llm/core"
+import { OpenAiCompatible } from "@resilient-llm/openai"
+import { Effect, Layer, Logger, ManagedRuntime, Redacted } from "effect"
+import OpenAI from "openai"
+import { Agent, request as undiciRequest } from "undici"
+import { attemptTimeoutMs, breakMs, retries, tripAfter } from "./contenders.js"
+import { startLoopbackServer } from "./loopback.js"
+import { type Contender, measureRounds, scaleStat, sink, timingOf } from "./measure.js"
+import { type Ratio, type Row, type Section, statCell } from "./report.js"
+
+export interface ThroughputOptions {
+  readonly concurrency: ReadonlyArray<number>
+  readonly rounds: number
+  /** Requests per round. */
+  readonly size: number
+  readonly warmup: number
+}
+
+const apiKey = "sk-bench"
+const model = "bench-model"
+const messages = [{ role: "user" as const, content: "Say hello" }]
+
+type Key = "undici" | "openai" | "oursUndici" | "oursFetch" | "oursChain"
+
+const labels: Record<Key, string> = {
+  undici: "undici.request + JSON.parse (floor)",
+  openai: "openai SDK (fetch)",
+  oursUndici: "resilient-llm OpenAiCompatible (undici)",
+  oursFetch: "resilient-llm OpenAiCompatible (fetch)",
+  oursChain: "  + Fallback.chain(timeout, retry, breaker)"
+}
+
+/** Runs `once` `total` times from `concurrency` loops that share the count. */
+export const promiseWorkers = async (
+  total: number,
+  concurrency: number,
+  once: () => Promise<number>
+): Promise<number> => {
+  let started = 0
+  const worker = async () => {
+    while (started < total) {
+      started++
+      sink(await once())
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker))
+  return total
+}
+
+/** The same for an effect: `concurrency` fibers that share the count. */
+export const effectWorkers = <E, R>(
+  total: number,
+  concurrency: number,
+  once: Effect.Effect<number, E, R>
+): Effect.Effect<number, E, R> =>
+  Effect.suspend(() => {
+    let started = 0
+    const worker = Effect.whileLoop({
+      while: () => started < total,
+      body: () => {
+        started++
+        return once
+      },
+      step: sink
+    })
+    return Effect.as(
+      Effect.all(Array.from({ length: Math.min(concurrency, total) }, () => worker), {
+        concurrency: "unbounded",
+        discard: true
+      }),
+      total
+    )
+  })
+
+const clientRuntime = (baseUrl: string, http: Layer.Layer<HttpClient.HttpClient>) =>
+  ManagedRuntime.make(Layer.mergeAll(
+    OpenAiCompatible.layer({ baseUrl, apiKey: Redacted.make(apiKey) }).pipe(Layer.provide(http)),
+    CircuitBreaker.layer({ trip: CircuitBreaker.consecutiveFailures(tripAfter), breakDuration: breakMs }),
+    Logger.replace(Logger.defaultLogger, Logger.none)
+  ))
+
+/** Runs benchmark 2. */
+export const throughput = async (options: ThroughputOptions): Promise<Section> => {
+  const server = await startLoopbackServer({ streamChunks: 10 })
+  const url = `${server.baseUrl}/chat/completions`
+  const agent = new Agent({ keepAliveTimeout: 60_000 })
+  const openai = new OpenAI({ baseURL: server.baseUrl, apiKey })
+  const undiciRuntime = clientRuntime(server.baseUrl, NodeHttpClient.layerUndici)
+  const fetchRuntime = clientRuntime(server.baseUrl, FetchHttpClient.layer)
+  const body = JSON.stringify({ model, messages })
+  const request: ChatCompletion.ChatRequest = { model, messages }
+
+  const rawOnce = async (): Promise<number> => {
+    const response = await undiciRequest(url, {
+      method: "POST",
+      dispatcher: agent,
+      headers: { "content-type": "application/json", authorization: `Bearer ${apiKey}` },
+      body
+    })
+    const json: unknown = await response.body.json()
+    if (response.statusCode !== 200 || typeof json !== "object" || json === null) throw new Error("bad response")
+    return "choices" in json && Array.isArray(json.choices) ? json.choices.length : 0
+  }
+  const openaiOnce = async (): Promise<number> =>
+    (await openai.chat.completions.create({ model, messages })).choices.length
+  const oursOnce = Effect.map(ChatClient.create(request), (completion) => completion.choices.length)
+  const chainOptions = Effect.map(CircuitBreaker.CircuitBreaker, (breaker): Fallback.Options => ({
+    timeout: attemptTimeoutMs,
+    retry: { retries },
+    breaker
+  }))
+  const chainOnce = Effect.flatMap(
+    chainOptions,
+    (chainOptions) =>
+      Effect.map(
+        Fallback.chain([model], chainOptions)(ChatCompletion.prompt("Say hello")),
+        (served) => served.value.choices.length
+      )
+  )
+
+  const contendersAt = (concurrency: number): ReadonlyArray<Contender<Key>> => [
+    { key: "undici", run: (n) => promiseWorkers(n, concurrency, rawOnce) },
+    { key: "openai", run: (n) => promiseWorkers(n, concurrency, openaiOnce) },
+    { key: "oursUndici", run: (n) => undiciRuntime.runPromise(effectWorkers(n, concurrency, oursOnce)) },
+    { key: "oursFetch", run: (n) => fetchRuntime.runPromise(effectWorkers(n, concurrency, oursOnce)) },
+    { key: "oursChain", run: (n) => undiciRuntime.runPromise(effectWorkers(n, concurrency, chainOnce)) }
+  ]
+
+  try {
+    const rows: Array<Row> = []
+    const ratios: Array<Ratio> = []
+    for (const concurrency of options.concurrency) {
+      const contenders = contendersAt(concurrency)
+      const timings = await measureRounds(contenders, options)
+      for (const { key } of contenders) {
+        const timing = timingOf(timings, key)
+        rows.push({
+          label: `c=${concurrency} ${labels[key]}`,
+          cells: {
+            rps: statCell(timing.unitsPerSecond, "req/s"),
+            cpu: statCell(scaleStat(timing.cpuNsPerUnit, 1e-3), "µs")
+          }
+        })
+      }
+      const rps = (key: Key) => timingOf(timings, key).unitsPerSecond.median
+      const cpu = (key: Key) => timingOf(timings, key).cpuNsPerUnit.median
+      ratios.push(
+        {
+          name: `c=${concurrency}: resilient-llm (undici) / openai SDK, requests per second`,
+          value: rps("oursUndici") / rps("openai"),
+          target: ">= 1",
+          met: rps("oursUndici") >= rps("openai")
+        },
+        {
+          name: `c=${concurrency}: resilient-llm (fetch) / openai SDK, requests per second`,
+          value: rps("oursFetch") / rps("openai")
+        },
+        {
+          name: `c=${concurrency}: resilient-llm (undici) / openai SDK, CPU per request`,
+          value: cpu("oursUndici") / cpu("openai")
+        }
+      )
+    }
+    return {
+      id: "throughput",
+      title: "2. HTTP client throughput over loopback (server in a child process)",
+      columns: [
+        { key: "rps", header: "requests/s" },
+        { key: "cpu", header: "client CPU per request" }
+      ],
+      rows,
+      ratios,
+      notes: [
+        "Server: plain node:http in a child process, fixed 300-byte completion, keep-alive; its CPU is not counted. " +
+        "It shares this machine's cores with the client, so requests/s is bounded by both.",
+        "Every client keeps connections alive and parses the JSON. Ours also validates the body with the " +
+        "ChatCompletion schema, maps errors, opens an http.client span per request (Effect's HttpClient) and " +
+        "checks the body size; the SDK retries (twice by default) only on failure, as ours does only in the chain row.",
+        "undici floor: one Agent, no schema, no span."
+      ]
+    }
+  } finally {
+    await undiciRuntime.dispose()
+    await fetchRuntime.dispose()
+    await agent.close()
+    await server.close()
+  }
+}

@@ -1,0 +1,68 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import type { Stat } from "../src/measure.js"
+import type { Cell, Section } from "../src/report.js"
+import { benchmarkIds, plan, runBenchmarks } from "../src/suite.js"
+
+// Every benchmark, a few iterations each: this only proves they still run and report sensible
+// figures. Nothing here depends on how fast the machine is.
+
+const numbersOf = (cell: Cell): ReadonlyArray<number> => {
+  switch (cell._tag) {
+    case "Text":
+      return []
+    case "Value":
+      return [cell.value]
+    case "Stat":
+      return statNumbers(cell.stat)
+  }
+}
+
+const statNumbers = (stat: Stat): ReadonlyArray<number> => [stat.median, stat.min, stat.max, ...stat.rounds]
+
+const required = <A>(value: A | undefined, what: string): A => {
+  if (value === undefined) throw new Error(`missing ${what}`)
+  return value
+}
+
+const section = (sections: ReadonlyArray<Section>, id: string): Section =>
+  required(sections.find((candidate) => candidate.id === id), `section ${id}`)
+
+const value = (found: Section, label: string, column: string): number => {
+  const row = required(found.rows.find((candidate) => candidate.label === label), `row ${label}`)
+  const cell = row.cells[column]
+  assert.isTrue(cell !== undefined && cell._tag === "Value", `${label} / ${column} is a value`)
+  return cell !== undefined && cell._tag === "Value" ? cell.value : Number.NaN
+}
+
+describe("pnpm bench", () => {
+  it.live("runs every benchmark and reports finite, positive figures", () =>
+    Effect.gen(function*() {
+      const run = yield* Effect.promise(() => runBenchmarks(plan("smoke")))
+      assert.deepStrictEqual(run.sections.map((s) => s.id), [...benchmarkIds])
+      for (const found of run.sections) {
+        assert.isAbove(found.rows.length, 0, `${found.id} has rows`)
+        for (const row of found.rows) {
+          for (const [column, cell] of Object.entries(row.cells)) {
+            for (const n of numbersOf(cell)) {
+              assert.isTrue(Number.isFinite(n) && n > 0, `${found.id} / ${row.label} / ${column}: ${n}`)
+            }
+          }
+        }
+        for (const ratio of found.ratios) {
+          assert.isTrue(Number.isFinite(ratio.value) && ratio.value > 0, `${found.id} / ${ratio.name}: ${ratio.value}`)
+        }
+      }
+
+      // The outage comparison's ordering holds in virtual time, whatever the machine.
+      const outage = section(run.sections, "outage")
+      const naive = "hand-written: primary (30 s timeout), then fallback"
+      const ours = "resilient-llm Fallback.chain + CircuitBreaker"
+      assert.isBelow(value(outage, ours, "total"), value(outage, naive, "total"))
+      assert.isAtMost(value(outage, ours, "p99"), value(outage, naive, "p99"))
+      assert.isBelow(value(outage, ours, "primary"), value(outage, naive, "primary"))
+      const parallel = required(outage.rows.find((row) => row.label.includes("BestOfN.complete")), "best-of-n row")
+      const sequential = required(outage.rows.find((row) => row.label.includes("one by one")), "sequential row")
+      assert.isBelow(value(outage, parallel.label, "total"), value(outage, sequential.label, "total"))
+    }), { timeout: 180_000 })
+})
