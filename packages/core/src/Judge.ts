@@ -218,8 +218,11 @@ export interface LlmOptions {
   readonly scale?: Scale
   /** Defaults to 0, so the same answer tends to get the same score. */
   readonly temperature?: number
-  /** Other request fields for the judge call (`max_tokens`, `seed`, provider extensions). */
-  readonly request?: Omit<ChatCompletion.PromptRequest, "messages" | "temperature">
+  /**
+   * Other request fields for the judge call (`max_tokens`, `seed`, provider extensions); the
+   * temperature is the `temperature` option.
+   */
+  readonly request?: ChatCompletion.RequestOptions & { readonly temperature?: never }
 }
 
 /**

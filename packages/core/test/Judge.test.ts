@@ -221,6 +221,10 @@ describe("Judge.llm", () => {
       assert.include(String(request.messages[0].content), "Is the answer polite?")
       assert.include(String(request.messages[0].content), "from 0 (worst) to 1 (best)")
       assert.notInclude(String(request.messages[0].content), "Accuracy")
+      // @ts-expect-error the judge's temperature is its own option, not a request field
+      Judge.llm({ model: "judge-1", request: { temperature: 1 } })
+      // @ts-expect-error request fields keep their types
+      Judge.llm({ model: "judge-1", request: { max_tokens: "4" } })
     }))
 
   it.effect("a reply that is not a number on the scale is a JudgeError with the raw reply", () =>

@@ -16,7 +16,7 @@ import * as ChatCompletion from "../ChatCompletion.js"
 import * as Judge from "../Judge.js"
 import * as LlmError from "../LlmError.js"
 import * as Observability from "../Observability.js"
-import { promptText, withModel } from "./judge.js"
+import { promptText } from "./judge.js"
 
 const blank = (model: string, index: number) => ({
   model,
@@ -106,7 +106,7 @@ export const run = (
   Effect.gen(function*() {
     const client = yield* ChatClient.ChatClient
     const judge = yield* Judge.Judge
-    const prompt = options.judgePrompt ?? promptText(withModel(request, "").messages)
+    const prompt = options.judgePrompt ?? promptText(request.messages)
     const slots = yield* Ref.make<ReadonlyArray<BestOfN.Candidate>>(options.models.map(cancelled))
     const stop = yield* Deferred.make<void>()
     const required = config.required
@@ -122,7 +122,7 @@ export const run = (
       })
 
     const generate = (model: string, index: number) => {
-      const call = client.create(withModel(request, model))
+      const call = client.create(ChatCompletion.withModel(request, model))
       // The deadline is inclusive: an answer arriving exactly at `candidateTimeout` counts, so the
       // timer fires one millisecond past it (otherwise a tie under `TestClock` goes to whichever
       // sleep was registered last).
