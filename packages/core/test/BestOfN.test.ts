@@ -1,82 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { BestOfN, ChatClient, ChatCompletion, Judge, LlmError, Observability } from "@resilient-llm/core"
-import { Cause, Context, Duration, Effect, Exit, Fiber, Layer, Option, Ref, Stream, TestClock } from "effect"
-
-// --- scripted client -----------------------------------------------------------------------------
-// `@resilient-llm/testing` depends on core, so core's tests cannot import its TestChatClient. This is
-// the part of it these tests need, under the same names: per model, outcomes after a delay moved by
-// TestClock, and a record of every call with how it ended, interruption included.
-namespace TestChatClient {
-  export type Outcome =
-    | { readonly _tag: "Reply"; readonly content: string; readonly delay: Duration.DurationInput }
-    | { readonly _tag: "Fail"; readonly error: LlmError.LlmError; readonly delay: Duration.DurationInput }
-    | { readonly _tag: "Hang" }
-  export type Script = Readonly<
-    Record<string, ReadonlyArray<Outcome> | ((index: number, request: ChatCompletion.ChatRequest) => Outcome)>
-  >
-  export interface Call {
-    readonly model: string
-    readonly request: ChatCompletion.ChatRequest
-    readonly startedAt: number
-    readonly result: "pending" | "success" | "failure" | "interrupted"
-  }
-  export class Recorder extends Context.Tag("test/Recorder")<Recorder, Ref.Ref<ReadonlyArray<Call>>>() {}
-  export const reply = (content: string, options?: { readonly delay?: Duration.DurationInput }): Outcome => ({
-    _tag: "Reply",
-    content,
-    delay: options?.delay ?? 0
-  })
-  export const fail = (error: LlmError.LlmError, options?: { readonly delay?: Duration.DurationInput }): Outcome => ({
-    _tag: "Fail",
-    error,
-    delay: options?.delay ?? 0
-  })
-  export const hang: Outcome = { _tag: "Hang" }
-  export const calls = Effect.flatMap(Recorder, Ref.get)
-  export const callsTo = (model: string) => Effect.map(calls, (all) => all.filter((call) => call.model === model))
-  export const layer = (script: Script): Layer.Layer<ChatClient.ChatClient | Recorder> =>
-    Layer.effectContext(Effect.gen(function*() {
-      const log = yield* Ref.make<ReadonlyArray<Call>>([])
-      const settle = (index: number, result: Call["result"]) =>
-        Ref.update(log, (all) => all.map((call, i) => i === index ? { ...call, result } : call))
-      const create = (request: ChatCompletion.ChatRequest) =>
-        Effect.gen(function*() {
-          const startedAt = yield* TestClock.currentTimeMillis
-          const call: Call = { model: request.model, request, startedAt, result: "pending" }
-          const [index, nth] = yield* Ref.modify(log, (all) => {
-            const nth = all.filter((call) => call.model === request.model).length
-            return [[all.length, nth] as const, [...all, call]]
-          })
-          const modelScript = script[request.model]
-          const outcome: Outcome | undefined = typeof modelScript === "function"
-            ? modelScript(nth, request)
-            : modelScript?.[Math.min(nth, modelScript.length - 1)]
-          const play: Effect.Effect<ChatCompletion.ChatCompletion, LlmError.LlmError> = outcome === undefined
-            ? Effect.fail(new LlmError.ModelNotFoundError({ model: request.model }))
-            : outcome._tag === "Hang"
-            ? Effect.never
-            : outcome._tag === "Fail"
-            ? Effect.zipRight(Effect.sleep(outcome.delay), Effect.fail(outcome.error))
-            : Effect.as(
-              Effect.sleep(outcome.delay),
-              ChatCompletion.make({
-                model: request.model,
-                content: outcome.content,
-                usage: { prompt_tokens: 10, completion_tokens: outcome.content.length }
-              })
-            )
-          return yield* play.pipe(
-            Effect.onExit((exit) =>
-              settle(index, Exit.isSuccess(exit) ? "success" : Exit.isInterrupted(exit) ? "interrupted" : "failure")
-            )
-          )
-        })
-      return Context.make(ChatClient.ChatClient, { create, stream: () => Stream.dieMessage("not scripted") }).pipe(
-        Context.add(Recorder, log)
-      )
-    }))
-}
-// -------------------------------------------------------------------------------------------------
+import type { ChatCompletion } from "@resilient-llm/core"
+import { BestOfN, Judge, LlmError, Observability } from "@resilient-llm/core"
+import { TestChatClient } from "@resilient-llm/testing"
+import { Cause, Duration, Effect, Exit, Fiber, Option, TestClock } from "effect"
 
 const messages = [{ role: "user", content: "Name a prime." }]
 const request: ChatCompletion.PromptRequest = { messages }
@@ -85,10 +11,14 @@ const request: ChatCompletion.PromptRequest = { messages }
 const tableJudge = (scores: Readonly<Record<string, number>>, delay: Duration.DurationInput = "500 millis") =>
   Judge.layer(Judge.fromFunction(({ response }) => Effect.as(Effect.sleep(delay), scores[response] ?? 1)))
 
+/** A reply after `delay`, with one output token per character, so each answer's tokens differ. */
+const answer = (content: string, delay: Duration.DurationInput) =>
+  TestChatClient.reply(content, { delay, usage: { prompt_tokens: 10, completion_tokens: content.length } })
+
 const threeCandidates = TestChatClient.layer({
-  fast: [TestChatClient.reply("two", { delay: "1 second" })],
-  medium: [TestChatClient.reply("three", { delay: "2 seconds" })],
-  slow: [TestChatClient.reply("five", { delay: "3 seconds" })]
+  fast: [answer("two", "1 second")],
+  medium: [answer("three", "2 seconds")],
+  slow: [answer("five", "3 seconds")]
 })
 
 /** Moves the clock in 100 ms steps up to `millis`, returning the time at which the fiber was done. */
