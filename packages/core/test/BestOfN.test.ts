@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import type { ChatCompletion } from "@resilient-llm/core"
 import { BestOfN, Judge, LlmError, Observability } from "@resilient-llm/core"
 import { TestChatClient } from "@resilient-llm/testing"
-import { Cause, Duration, Effect, Exit, Fiber, Option, TestClock } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Fiber, Layer, Option, TestClock } from "effect"
 
 const messages = [{ role: "user", content: "Name a prime." }]
 const request: ChatCompletion.PromptRequest = { messages }
@@ -229,6 +229,93 @@ describe("BestOfN.complete", () => {
       Effect.provide(tableJudge({ fine: 6 }, 0))
     ))
 
+  it.effect("judgeTimeout 2 s: a judge hanging on the 1 s candidate is interrupted and fails it at exactly 3 s; the others are scored as usual", () =>
+    Effect.gen(function*() {
+      const interruptedAt: Array<number> = []
+      const judge = Judge.layer(Judge.fromFunction(({ response }) =>
+        response === "two"
+          ? Effect.never.pipe(
+            Effect.onInterrupt(() => Effect.map(Clock.currentTimeMillis, (now) => interruptedAt.push(now)))
+          )
+          : Effect.as(Effect.sleep("500 millis"), 7), { name: "table" }))
+      const fiber = yield* Effect.fork(
+        BestOfN.complete(request, { models: ["fast", "medium"], judgeTimeout: "2 seconds" }).pipe(Effect.provide(judge))
+      )
+      yield* TestClock.adjust("2999 millis")
+      assert.isNull(fiber.unsafePoll(), "still judging the fast candidate at 2.999 s")
+      assert.deepStrictEqual(interruptedAt, [])
+      yield* TestClock.adjust("1 millis")
+      assert.isNotNull(fiber.unsafePoll(), "done at 3 s")
+      assert.deepStrictEqual(interruptedAt, [3000])
+      const report = yield* Fiber.join(fiber)
+      assert.deepStrictEqual(
+        report.candidates.map((c) => [c.model, c.status, c.text, c.score, c.latencyMs, c.judgeLatencyMs]),
+        [
+          ["fast", "judge-failed", "two", undefined, 1000, 2000],
+          ["medium", "scored", "three", 7, 2000, 500]
+        ]
+      )
+      const timedOut = report.candidates[0].error
+      assert.isTrue(timedOut instanceof Judge.JudgeError)
+      if (timedOut instanceof Judge.JudgeError) {
+        assert.strictEqual(timedOut.reason, "TimedOut")
+        assert.strictEqual(timedOut.judge, "table")
+        assert.strictEqual(timedOut.timeout && Duration.toMillis(timedOut.timeout), 2000)
+        assert.strictEqual(timedOut.message, "Judge table did not score within 2s")
+      }
+      assert.strictEqual(report.best.model, "medium")
+      assert.deepStrictEqual(report.ranking.map((c) => c.model), ["medium"])
+    }).pipe(Effect.provide(threeCandidates)))
+
+  it.effect("judgeTimeout is inclusive: a judgement done exactly at it counts, one a millisecond later is cut at it", () =>
+    Effect.gen(function*() {
+      const judge = Judge.layer(
+        Judge.fromFunction(({ response }) =>
+          response === "two" ? Effect.as(Effect.sleep("2 seconds"), 6) : Effect.as(Effect.sleep("2001 millis"), 7)
+        )
+      )
+      const fiber = yield* Effect.fork(
+        BestOfN.complete(request, { models: ["fast", "medium"], judgeTimeout: "2 seconds" }).pipe(Effect.provide(judge))
+      )
+      const doneAt = yield* runUntilDone(fiber, 10_000)
+      assert.strictEqual(doneAt, 4000)
+      const report = yield* Fiber.join(fiber)
+      assert.deepStrictEqual(report.candidates.map((c) => [c.model, c.status, c.score, c.judgeLatencyMs]), [
+        ["fast", "scored", 6, 2000],
+        ["medium", "judge-failed", undefined, 2000]
+      ])
+      assert.strictEqual(
+        report.candidates[1].status === "judge-failed" && report.candidates[1].error.reason,
+        "TimedOut"
+      )
+    }).pipe(Effect.provide(threeCandidates)))
+
+  it.effect("judgeTimeout aborts an LLM judge's call; with no other candidate the call fails at the deadline", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(
+        noCandidates(
+          BestOfN.complete(request, { models: ["fast"], judgeTimeout: "2 seconds" }).pipe(
+            Effect.provide(Layer.orDie(Judge.layerLlm({ model: "judge" })))
+          )
+        )
+      )
+      yield* TestClock.adjust("2999 millis")
+      assert.isNull(fiber.unsafePoll())
+      yield* TestClock.adjust("1 millis")
+      const error = yield* Fiber.join(fiber)
+      assert.deepStrictEqual(error.candidates.map((c) => [c.model, c.status, c.judgeLatencyMs]), [
+        ["fast", "judge-failed", 2000]
+      ])
+      const [timedOut] = error.failures
+      assert.strictEqual(timedOut._tag === "JudgeError" && timedOut.reason, "TimedOut")
+      assert.include(error.message, "fast: Judge judge did not score within 2s")
+      const judgeCalls = yield* TestChatClient.callsTo("judge")
+      assert.deepStrictEqual(judgeCalls.map((c) => [c.startedAt, c.endedAt, c.result]), [[1000, 3000, "interrupted"]])
+    }).pipe(Effect.provide(TestChatClient.layer({
+      fast: [answer("two", "1 second")],
+      judge: [TestChatClient.hang]
+    }))))
+
   it.effect("early stop: a good enough answer interrupts the candidates still running", () =>
     Effect.gen(function*() {
       const fiber = yield* Effect.fork(
@@ -363,7 +450,11 @@ describe("BestOfN.complete", () => {
         [{ candidateTimeout: Number.NaN }, "candidateTimeout"],
         [{ candidateTimeout: 0 }, "candidateTimeout"],
         [{ candidateTimeout: "-5 seconds" }, "candidateTimeout"],
-        [{ earlyStop: { targetScore: Number.NaN } }, "earlyStop.targetScore must be a finite number, got NaN"]
+        [{ earlyStop: { targetScore: Number.NaN } }, "earlyStop.targetScore must be a finite number, got NaN"],
+        [{ judgeTimeout: -1 }, "judgeTimeout must be a positive duration, got -1"],
+        [{ judgeTimeout: 0 }, "judgeTimeout"],
+        [{ judgeTimeout: Number.NaN }, "judgeTimeout"],
+        [{ judgeTimeout: "-5 seconds" }, "judgeTimeout"]
       ]
       for (const [options, reason] of cases) {
         const error = yield* Effect.flip(BestOfN.complete(request, { models: ["fast"], ...options }))
@@ -381,6 +472,7 @@ describe("BestOfN.complete", () => {
         concurrency: "unbounded",
         minCandidates: 1,
         candidateTimeout: 1e308,
+        judgeTimeout: 1e308,
         earlyStop: { targetScore: -1e9 }
       }))
       yield* TestClock.adjust("2 seconds")
