@@ -8,11 +8,28 @@ import type { OutputUnit, Validator } from "@hyperjump/json-schema"
 import { buildSchemaDocument } from "@hyperjump/json-schema/experimental"
 import { setShouldValidateSchema, validate } from "@hyperjump/json-schema/openapi-3-1"
 import { Effect } from "effect"
-import { readFileSync } from "node:fs"
+import { existsSync, readFileSync } from "node:fs"
+import * as path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import YAML from "yaml"
 
-export const specPath = fileURLToPath(new URL("../../../shared/openai-openapi/openapi.yaml", import.meta.url))
+/**
+ * The spec lives in the `shared/` folder beside the repository, never inside it. The nearest
+ * ancestor holding `shared/openai-openapi/openapi.yaml` wins, so the tests find it from a clone, a
+ * git worktree or CI's checkout alike.
+ */
+const findSpec = (): string => {
+  let dir = path.dirname(fileURLToPath(import.meta.url))
+  for (;;) {
+    const candidate = path.join(dir, "shared", "openai-openapi", "openapi.yaml")
+    if (existsSync(candidate)) return candidate
+    const parent = path.dirname(dir)
+    if (parent === dir) throw new Error("shared/openai-openapi/openapi.yaml was not found beside the repository")
+    dir = parent
+  }
+}
+
+export const specPath = findSpec()
 
 const specUrl = pathToFileURL(specPath).href
 
