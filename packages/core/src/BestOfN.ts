@@ -272,7 +272,11 @@ export const complete = (
     if (ranking.length < required) {
       return yield* new NoCandidatesError({ candidates, required })
     }
-    return { best: ranking[0], candidates, ranking }
+    const best = ranking[0]
+    yield* Effect.logInfo(
+      `served by ${best.model} with score ${best.score}, best of ${ranking.length} scored of ${candidates.length}`
+    ).pipe(Effect.annotateLogs({ "llm.model": best.model, "llm.score": best.score, "llm.scored": ranking.length }))
+    return { best, candidates, ranking }
   }).pipe(
     Observability.pattern("best-of-n", { "llm.models": options.models.join(",") })
   )

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import type { ChatCompletion } from "@resilient-llm/core"
 import { BestOfN, Judge, LlmError, Observability } from "@resilient-llm/core"
-import { TestChatClient } from "@resilient-llm/testing"
+import { TestChatClient, TestLogs } from "@resilient-llm/testing"
 import { Cause, Clock, Duration, Effect, Exit, Fiber, Layer, Option, TestClock } from "effect"
 
 const messages = [{ role: "user", content: "Name a prime." }]
@@ -164,8 +164,15 @@ describe("BestOfN.complete", () => {
 
   it.effect("ties go to the model listed first; failures stay in the report", () =>
     Effect.gen(function*() {
-      const report = yield* BestOfN.complete(request, { models: ["broken", "first", "second"] })
+      const logs = TestLogs.make()
+      const report = yield* BestOfN.complete(request, { models: ["broken", "first", "second"] }).pipe(
+        Effect.provide(logs.layer)
+      )
       assert.strictEqual(report.best.model, "first")
+      const served = logs.lines.filter((line) => String(line.message).startsWith("served"))
+      assert.deepStrictEqual(served.map((line) => [line.level, line.message, line.annotations["llm.model"]]), [
+        ["INFO", "served by first with score 8, best of 2 scored of 3", "first"]
+      ])
       assert.deepStrictEqual(report.ranking.map((c) => c.model), ["first", "second"])
       const broken = report.candidates[0]
       assert.strictEqual(broken.status, "failed")

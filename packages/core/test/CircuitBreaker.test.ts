@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { CircuitBreaker, LlmError, Observability } from "@resilient-llm/core"
+import { TestLogs } from "@resilient-llm/testing"
 import {
   Cause,
   Deferred,
@@ -7,8 +8,6 @@ import {
   Effect,
   Exit,
   Fiber,
-  HashMap,
-  Logger,
   Metric,
   MetricLabel,
   Option,
@@ -76,24 +75,6 @@ const refused = <A, E>(call: Effect.Effect<A, E | LlmError.CircuitOpenError>) =>
     error instanceof LlmError.CircuitOpenError
       ? Effect.succeed(error)
       : Effect.dieMessage(`expected CircuitOpenError, got ${String(error)}`))
-
-interface Line {
-  readonly level: string
-  readonly message: unknown
-  readonly annotations: Record<string, unknown>
-}
-
-const collectLogs = () => {
-  const lines: Array<Line> = []
-  const logger = Logger.make(({ annotations, logLevel, message }) => {
-    lines.push({
-      level: logLevel.label,
-      message: Array.isArray(message) ? message[0] : message,
-      annotations: Object.fromEntries(HashMap.toEntries(annotations))
-    })
-  })
-  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
-}
 
 // --- configuration ---------------------------------------------------------------------------------
 
@@ -777,7 +758,7 @@ describe("observability", () => {
     }))
 
   it.scoped("logs each transition annotated with the model: a warning on open, info on close", () => {
-    const { layer, lines } = collectLogs()
+    const { layer, lines } = TestLogs.make()
     return Effect.gen(function*() {
       const key = "logs-breaker-test"
       const breaker = yield* CircuitBreaker.make({

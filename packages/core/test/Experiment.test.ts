@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ChatClient, ChatCompletion, Experiment, LlmError } from "@resilient-llm/core"
-import { TestChatClient } from "@resilient-llm/testing"
+import { TestChatClient, TestLogs } from "@resilient-llm/testing"
 import { Effect, Exit, Fiber, Layer, Option, Random, Scope, Stream, TestClock } from "effect"
 
 /** A reply after `delay` milliseconds, with a token usage (10 in, 5 out unless given). */
@@ -202,12 +202,19 @@ describe("complete", () => {
           if (variantOfKey(experiment, key) === variant) return key
         }
       }
-      const fiber = yield* Effect.fork(Effect.all([
-        experiment.complete(request, { key: keyFor("a") }),
-        Effect.either(experiment.complete(request, { key: keyFor("b") }))
-      ], { concurrency: "unbounded" }))
+      const logs = TestLogs.make()
+      const fiber = yield* Effect.fork(
+        Effect.all([
+          experiment.complete(request, { key: keyFor("a") }),
+          Effect.either(experiment.complete(request, { key: keyFor("b") }))
+        ], { concurrency: "unbounded" }).pipe(Effect.provide(logs.layer))
+      )
       yield* TestClock.adjust("300 millis")
       const [served, failed] = yield* Fiber.join(fiber)
+      const servedLines = logs.lines.filter((line) => String(line.message).startsWith("served"))
+      assert.deepStrictEqual(servedLines.map((line) => [line.message, line.annotations["llm.variant"]]), [
+        ["served by model-a (variant a)", "a"]
+      ])
       assert.strictEqual(served.variant, "a")
       assert.strictEqual(served.model, "model-a")
       assert.strictEqual(served.completion.model, "model-a")

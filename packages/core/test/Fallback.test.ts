@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ChatClient, ChatCompletion, Fallback, LlmError } from "@resilient-llm/core"
-import { TestChatClient } from "@resilient-llm/testing"
+import { TestChatClient, TestLogs } from "@resilient-llm/testing"
 import {
   Cause,
   Duration,
@@ -9,9 +9,7 @@ import {
   Exit,
   FastCheck as fc,
   Fiber,
-  HashMap,
   Layer,
-  Logger,
   Option,
   Ref,
   Stream,
@@ -37,24 +35,6 @@ const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
   if (Option.isNone(failure)) throw new Error(`expected a failure, got ${Cause.pretty(exit.cause)}`)
   return failure.value
 }
-
-interface Line {
-  readonly level: string
-  readonly message: unknown
-  readonly annotations: Record<string, unknown>
-}
-
-const collectLogs = Effect.sync(() => {
-  const lines: Array<Line> = []
-  const logger = Logger.make(({ annotations, logLevel, message }) => {
-    lines.push({
-      level: logLevel.label,
-      message: Array.isArray(message) ? message[0] : message,
-      annotations: Object.fromEntries(HashMap.toEntries(annotations))
-    })
-  })
-  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
-})
 
 /** A breaker stub: refuses the models in `open`, lets the rest through and records how each ended. */
 const stubBreaker = (open: ReadonlyArray<string>) =>
@@ -427,7 +407,7 @@ describe("Fallback.chain", () => {
 
   it.effect("logs the served model and the number of attempts; a failed chain logs one line too", () =>
     Effect.gen(function*() {
-      const { layer, lines } = yield* collectLogs
+      const { layer, lines } = TestLogs.make()
       yield* Fallback.chain(["a", "b"])(request).pipe(Effect.provide(layer))
       const served = lines.filter((line) => line.annotations["llm.attempts"] !== undefined)
       assert.deepStrictEqual(served.map((line) => [line.level, line.message, line.annotations["llm.model"]]), [
@@ -441,13 +421,13 @@ describe("Fallback.chain", () => {
         "served by b after 2 attempts"
       ])
 
-      lines.length = 0
-      yield* Effect.exit(Fallback.chain(["a"])(request).pipe(Effect.provide(layer)))
-      assert.deepStrictEqual(lines.map((line) => [line.level, line.message]), [
+      const failed = TestLogs.make()
+      yield* Effect.exit(Fallback.chain(["a"])(request).pipe(Effect.provide(failed.layer)))
+      assert.deepStrictEqual(failed.lines.map((line) => [line.level, line.message]), [
         ["WARN", "attempt failed"],
         ["WARN", "All 1 model of the fallback chain failed, after 1 attempt: a: Model a failed with HTTP 503"]
       ])
-      assert.strictEqual(lines[1].annotations["llm.reason"], "Exhausted")
+      assert.strictEqual(failed.lines[1].annotations["llm.reason"], "Exhausted")
     }).pipe(Effect.provide(TestChatClient.layer({
       a: [TestChatClient.fail(serverError("a"))],
       b: [TestChatClient.reply("ok")]

@@ -192,6 +192,11 @@ export const make = (
         shadowSlots !== undefined && variant !== config.controlIndex
           ? Effect.zipRight(forkShadow(variant, request), serve(config.controlIndex, request, false))
           : serve(variant, request, false)).pipe(
+          Effect.tap((served) =>
+            Effect.logInfo(`served by ${served.model} (variant ${served.variant})`).pipe(
+              Effect.annotateLogs({ "llm.model": served.model, "llm.variant": served.variant, "llm.call_id": served.callId })
+            )
+          ),
           Observability.pattern("experiment", { "llm.experiment": config.name })
         )
 
