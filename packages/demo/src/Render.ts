@@ -92,12 +92,20 @@ export const colorEnabled = (isTTY: boolean, env: Readonly<Record<string, string
 const ansi = /\x1b\[[0-9;]*m/g
 
 /**
+ * The text without its colour codes.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const strip = (text: string): string => text.replace(ansi, "")
+
+/**
  * The width of a text on screen, colour codes left out.
  *
  * @since 0.1.0
  * @category utils
  */
-export const width = (text: string): number => Array.from(text.replace(ansi, "")).length
+export const width = (text: string): number => Array.from(strip(text)).length
 
 const padEnd = (text: string, size: number) => text + " ".repeat(Math.max(0, size - width(text)))
 const padStart = (text: string, size: number) => " ".repeat(Math.max(0, size - width(text))) + text
