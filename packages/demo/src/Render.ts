@@ -206,8 +206,8 @@ export const sectionStarted = (config: Tour.SectionConfig, s: Style): ReadonlyAr
         heading("fallback", s),
         say(`Fallback.chain(${list(config.models)}): each model in turn until one answers;`),
         say(
-          `${ms(config.timeoutMs)} per attempt, ${config.retries} retry after ${ms(config.retryDelayMs)} for ` +
-            "errors worth retrying (5xx, timeouts), none for a model that does not exist"
+          `${ms(config.timeoutMs)} per attempt, and ${config.retries} retry after ${ms(config.retryDelayMs)} ` +
+            "for errors worth retrying (5xx, timeouts)"
         ),
         ""
       ]
@@ -216,9 +216,10 @@ export const sectionStarted = (config: Tour.SectionConfig, s: Style): ReadonlyAr
         heading("breaker", s),
         say(`Fallback.chain(${list(config.models)}) through a CircuitBreaker, ${ms(config.timeoutMs)} per attempt;`),
         say(
-          `the circuit opens after ${config.trip} consecutive failures, for ${ms(config.firstBreakMs)} ` +
-            "(doubling after a failed probe), then lets one probe through"
+          `the circuit opens after ${config.trip} failures in a row, for ${ms(config.firstBreakMs)} ` +
+            "(doubled after a failed probe),"
         ),
+        say("then lets one call through as a probe"),
         ""
       ]
     case "experiment": {
@@ -284,6 +285,8 @@ const why = (attempt: Tour.Attempt, next: Tour.Attempt | undefined): string => {
       return `no such model (not worth retrying); ${then}`
     case "TimeoutError":
       return `no answer in time, request aborted; ${then}`
+    case "ServerError":
+      return `HTTP ${attempt.status ?? "5xx"} from the provider; ${then}`
     case "CircuitOpenError":
       return `circuit open: skipped at once, nothing sent; ${then}`
     default:
@@ -369,8 +372,8 @@ const breakerSummary = (report: Tour.BreakerReport, s: Style): ReadonlyArray<str
   return [
     "",
     `${indent}${report.config.models[0]}'s circuit: ${first === undefined ? "no transitions" : `${first} → ${order}`}`,
-    `${indent}${report.skipped} requests skipped ${report.config.models[0]} at once while its circuit was open: ` +
-    s.green(`about ${ms(report.savedMs)} of waiting saved`) +
+    `${indent}${report.skipped} requests skipped ${report.config.models[0]} at once while its circuit was open:`,
+    `${indent}${s.green(`about ${ms(report.savedMs)} of waiting saved`)}` +
     ` (a failed call cost ${ms(report.failureCostMs)} while it was closed)`
   ]
 }
@@ -481,10 +484,13 @@ const bestOfNSummary = (report: Tour.BestOfNReport, s: Style): ReadonlyArray<str
       style: s
     }),
     "",
-    report.best === undefined
-      ? `${indent}${s.red(`no answer picked: ${report.error ?? "no candidate was scored"}`)}`
-      : `${indent}${s.bold(`best: ${report.best}`)}. The call took ${ms(report.durationMs)}, about the slowest ` +
-        `candidate (${ms(slowest)}) plus one judge call: candidates run at once and each is judged as it arrives.`
+    ...(report.best === undefined
+      ? [`${indent}${s.red(`no answer picked: ${clip(report.error ?? "no candidate was scored", 200)}`)}`]
+      : [
+        `${indent}${s.bold(`best: ${report.best}`)}. The call took ${ms(report.durationMs)}: about the slowest ` +
+        `candidate (${ms(slowest)}) plus one judge call,`,
+        `${indent}since the candidates run at once and each is judged as soon as it answers.`
+      ])
   ]
 }
 
@@ -540,7 +546,10 @@ export const metrics = (rows: ReadonlyArray<Observability.ModelStats>, s: Style)
  * @category rendering
  */
 export const finished = (report: Tour.Report, s: Style): ReadonlyArray<string> => [
-  s.dim(`Done in ${seconds(report.durationMs)}. \`pnpm demo --json\` prints all of this as JSON; --help for more.`)
+  s.dim(
+    `Done in ${seconds(report.durationMs)}. \`pnpm -s demo --json\` prints the same as JSON; ` +
+      "`pnpm demo --help` lists the options."
+  )
 ]
 
 /**

@@ -72,6 +72,8 @@ export interface Attempt {
   readonly retry: number
   readonly outcome: string
   readonly durationMs: number
+  /** The HTTP status of the failure, when the error has one (`ServerError`, `BadRequestError`, ...). */
+  readonly status: number | undefined
   /** The error's message, on a failure. */
   readonly error: string | undefined
 }
@@ -440,6 +442,7 @@ const attemptOf = (attempt: Fallback.Attempt): Attempt => ({
   retry: attempt.retry,
   outcome: attempt.outcome === "success" ? "success" : attempt.error._tag,
   durationMs: attempt.durationMs,
+  status: attempt.outcome === "failure" && "status" in attempt.error ? attempt.error.status : undefined,
   error: attempt.outcome === "success" ? undefined : attempt.error.message
 })
 
