@@ -231,7 +231,7 @@ export const sectionStarted = (config: Tour.SectionConfig, s: Style): ReadonlyAr
             `weights ${config.variants.map((v) => v.weight).join(":")}, ${config.assignment} by user`
         ),
         say(
-          `${config.requests} requests, ${config.concurrency} at a time; the judge (${config.judge}) scores every answer`
+          `${config.requests} requests, ${config.concurrency} at a time; every answer is scored by ${config.judge}`
         ),
         ""
       ]

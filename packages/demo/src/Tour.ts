@@ -869,13 +869,14 @@ export const fake = (
     )
     yield* emit({ _tag: "Started", mode: "fake", endpoint: provider.url, seed })
     const client = yield* OpenAiCompatible.make({ baseUrl: provider.url, apiKey: Redacted.make(Story.apiKey) })
-    // Warm the connection pool and the code paths (a reply, a 404), so that the first act's
-    // timings are the story's and not a cold start's. Direct calls: they count in no metric.
+    // Warm the connection pool and the code paths (a 404, a fallback, a reply), so that the first
+    // act's timings are the story's and not a cold start's. This runs outside `run`, so its
+    // attempts are not in the run's metrics.
     yield* Effect.forEach(
-      [Story.models.judge, Story.models.judge, Story.models.invalid],
-      (model) => Effect.ignore(client.create({ model, messages: [{ role: "user", content: "warm-up" }] })),
+      Arr.range(1, 3),
+      () => Effect.ignore(Fallback.chain([Story.models.invalid, Story.models.judge])(ChatCompletion.prompt("warm-up"))),
       { concurrency: "unbounded", discard: true }
-    )
+    ).pipe(Effect.provideService(ChatClient.ChatClient, client))
     const setPrimary = (behaviour: FakeProvider.ModelBehaviour) =>
       provider.setModel(Story.models.primary, behaviour).pipe(
         Effect.mapError((cause) => new TourError({ reason: cause.message, cause }))
