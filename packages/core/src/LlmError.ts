@@ -187,8 +187,9 @@ export class BadRequestError extends Data.TaggedError("BadRequestError")<{
 }
 
 /**
- * A circuit breaker refused the call: the model failed too often lately. Nothing was sent.
- * `retryAfter` is how long until the breaker admits a probe.
+ * A circuit breaker refused the call: the model failed too often lately, or an operator isolated
+ * it. Nothing was sent. `retryAfter` is how long until the breaker admits a probe (infinite while
+ * the circuit is isolated).
  *
  * @since 0.1.0
  * @category errors
@@ -198,7 +199,9 @@ export class CircuitOpenError extends Data.TaggedError("CircuitOpenError")<{
   readonly retryAfter: Duration.Duration
 }> {
   override get message(): string {
-    return `The circuit for model ${this.model} is open; retry in ${Duration.format(this.retryAfter)}`
+    return Duration.isFinite(this.retryAfter)
+      ? `The circuit for model ${this.model} is open; retry in ${Duration.format(this.retryAfter)}`
+      : `The circuit for model ${this.model} is isolated until it is reset`
   }
 }
 

@@ -42,3 +42,8 @@ export * as Retry from "./Retry.js"
  * @since 0.1.0
  */
 export * as Fallback from "./Fallback.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as CircuitBreaker from "./CircuitBreaker.js"

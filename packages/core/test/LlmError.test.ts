@@ -40,6 +40,14 @@ describe("LlmError", () => {
     for (const error of all) assert.include(error.message, "m")
   })
 
+  it("an open circuit says when to retry; an isolated one says it waits for a reset", () => {
+    assert.strictEqual(all[10].message, "The circuit for model m is open; retry in 10s")
+    assert.strictEqual(
+      new LlmError.CircuitOpenError({ model: "m", retryAfter: Duration.infinity }).message,
+      "The circuit for model m is isolated until it is reset"
+    )
+  })
+
   it("retryAfter reads the hint of a rate limit only", () => {
     assert.deepStrictEqual(LlmError.retryAfter(all[0]), Option.some(Duration.seconds(7)))
     assert.deepStrictEqual(LlmError.retryAfter(all[2]), Option.none())

@@ -1,0 +1,380 @@
+/**
+ * A circuit breaker per model: when a model keeps failing, the breaker takes it out of rotation so
+ * requests skip it at once (`CircuitOpenError`, nothing sent) instead of waiting for it to fail
+ * again; after a break it lets a few probe calls through, and their success brings the model back.
+ *
+ * ```text
+ *            trip (failures)                break elapsed
+ *   closed ─────────────────▶ open ─────────────────────────▶ half-open
+ *     ▲                        ▲                                  │
+ *     │                        └── a probe fails or runs too long ┤
+ *     └─────────────────── every probe needed succeeds ───────────┘
+ *
+ *   isolate(key): any state ─▶ isolated (refuses everything)   reset(key): any state ─▶ closed
+ * ```
+ *
+ * It is exact where hand-written breakers are not: half-open admits exactly `halfOpenProbes`
+ * calls and refuses the rest; every state change is one atomic `Ref.modify`, so a thousand
+ * fibers on one key cannot race it; an outcome counts only in the period it was admitted in, so a
+ * success that started before the circuit opened cannot close it; the caller's own mistakes
+ * (`BadRequestError`), interruptions and refusals of a nested breaker are not failures; a probe
+ * that hangs reopens the circuit after `maxProbeDuration` instead of holding it half-open; and
+ * every time comes from `Clock`, so `TestClock` drives every transition.
+ *
+ * @example
+ * ```ts
+ * import { ChatClient, CircuitBreaker } from "@resilient-llm/core"
+ * import { Effect, Schedule } from "effect"
+ *
+ * const BreakerLive = CircuitBreaker.layer({
+ *   trip: CircuitBreaker.failureRate({ threshold: 0.5, window: "1 minute", minimumCalls: 20 }),
+ *   // 30 s, then 1 min, 2 min, ... up to 10 min while the model keeps failing its probes
+ *   breakDuration: Schedule.exponential("30 seconds").pipe(Schedule.union(Schedule.spaced("10 minutes")))
+ * })
+ *
+ * const answer = ChatClient.create({ model: "gpt-4o", messages: [{ role: "user", content: "Hello" }] }).pipe(
+ *   CircuitBreaker.protect("gpt-4o")
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import { dual } from "effect/Function"
+import * as Layer from "effect/Layer"
+import type * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as internal from "./internal/circuitBreaker.js"
+import type * as LlmError from "./LlmError.js"
+
+/**
+ * The state of one key's circuit.
+ *
+ * - `closed`: calls run and their outcomes are counted.
+ * - `open`: calls are refused with `CircuitOpenError` until the break has elapsed.
+ * - `half-open`: up to `halfOpenProbes` calls run as probes; the rest are refused.
+ * - `isolated`: forced open by `isolate` until `reset`; calls are refused and nothing probes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type State = "closed" | "open" | "half-open" | "isolated"
+
+/**
+ * Why a circuit changed state.
+ *
+ * | reason | transition |
+ * | --- | --- |
+ * | `consecutive-failures` | closed to open: the failures in a row reached the threshold |
+ * | `failure-rate` | closed to open: the failure rate over the window reached the threshold |
+ * | `break-elapsed` | open to half-open |
+ * | `probes-succeeded` | half-open to closed: every probe needed succeeded |
+ * | `probe-failed` | half-open to open |
+ * | `probe-timed-out` | half-open to open: a probe ran for `maxProbeDuration` |
+ * | `isolated` | any state to isolated, by `isolate` |
+ * | `reset` | any state to closed, by `reset` |
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Reason =
+  | "consecutive-failures"
+  | "failure-rate"
+  | "break-elapsed"
+  | "probes-succeeded"
+  | "probe-failed"
+  | "probe-timed-out"
+  | "isolated"
+  | "reset"
+
+/**
+ * One state change of one key's circuit, as `changes` emits it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Transition {
+  readonly key: string
+  readonly from: State
+  readonly to: State
+  /** When it happened, in epoch milliseconds by `Clock`. */
+  readonly at: number
+  readonly reason: Reason
+  /** On a transition to `open`: how long the circuit stays open before it admits a probe. */
+  readonly breakDuration?: Duration.Duration
+}
+
+/**
+ * Trip when `threshold` counted calls in a row have failed.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConsecutiveFailures {
+  readonly _tag: "ConsecutiveFailures"
+  readonly threshold: number
+}
+
+/**
+ * Trip when, over the last `window` of time, at least `minimumCalls` calls were counted and the
+ * share of them that failed is at least `threshold` (between 0 and 1). The window is kept as
+ * `buckets` slots (default 10) of `window / buckets` each, so an outcome stops counting between
+ * `window - window / buckets` and `window` after it was recorded (exactly `window` after, for an
+ * outcome at the start of a slot), and memory does not grow with traffic.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FailureRate {
+  readonly _tag: "FailureRate"
+  readonly threshold: number
+  readonly window: Duration.DurationInput
+  readonly minimumCalls: number
+  readonly buckets?: number
+}
+
+/**
+ * When a closed circuit opens.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Trip = ConsecutiveFailures | FailureRate
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const consecutiveFailures = (threshold: number): ConsecutiveFailures => ({
+  _tag: "ConsecutiveFailures",
+  threshold
+})
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const failureRate = (options: {
+  readonly threshold: number
+  readonly window: Duration.DurationInput
+  readonly minimumCalls: number
+  readonly buckets?: number
+}): FailureRate => ({ _tag: "FailureRate", ...options })
+
+/**
+ * Options of `CircuitBreaker.make` and `CircuitBreaker.layer`; every one has a default.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** When to open. Default: 5 consecutive failures. */
+  readonly trip?: Trip
+  /**
+   * How long the circuit stays open before it admits probes. A duration is the same every time;
+   * a `Schedule` gives the break of the first opening, then of each reopening after a failed
+   * probe (its delays: `Schedule.exponential("30 seconds")` doubles it), and starts over from its
+   * first delay once the circuit closes. A schedule that ends keeps its last delay. Default: 30
+   * seconds.
+   */
+  readonly breakDuration?: Duration.DurationInput | Schedule.Schedule<unknown, unknown>
+  /**
+   * How many calls half-open admits at once as probes; the circuit closes when that many probes
+   * have succeeded, and reopens at the first one that fails. A probe that ends neither way (a
+   * caller error, an interruption) frees its slot for another call. Default: 1.
+   */
+  readonly halfOpenProbes?: number
+  /**
+   * How long a probe may run: once it has run this long it counts as failed, the circuit reopens
+   * and the slot is freed. The call itself is not interrupted (bound it with a timeout inside
+   * `protect`, as `Fallback.chain`'s per-attempt timeout does); its outcome, when it comes, no
+   * longer counts. `Duration.infinity` waits forever. Default: 1 minute.
+   */
+  readonly maxProbeDuration?: Duration.DurationInput
+  /**
+   * A call that succeeds but takes longer than this counts as a failure. Off by default.
+   */
+  readonly slowCallThreshold?: Duration.DurationInput
+  /**
+   * Which errors of the protected effect count as failures of the model; the others count as
+   * neither success nor failure. Default: `defaultIsFailure`. A defect always counts as a failure,
+   * an interruption never does.
+   */
+  readonly isFailure?: (error: unknown) => boolean
+}
+
+/**
+ * One key's circuit in a `snapshot`, as plain data for a status page.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CircuitStatus {
+  readonly key: string
+  readonly state: State
+  /** When the circuit entered its state (or the key was first used), in epoch milliseconds. */
+  readonly since: number
+  /** Closed: counted calls that failed in a row since the last success. */
+  readonly consecutiveFailures: number
+  /** Closed, failure-rate trip: calls and failures in the window now; 0 otherwise. */
+  readonly windowCalls: number
+  readonly windowFailures: number
+  /** Open: when it admits a probe, in epoch milliseconds. */
+  readonly openUntil: number | undefined
+  /** Open and half-open: the break of the last opening, in milliseconds. */
+  readonly breakMs: number | undefined
+  /** Half-open: probes running now, and probes of this half-open period that succeeded. */
+  readonly probesRunning: number
+  readonly probesSucceeded: number
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Service {
+  /**
+   * Runs the effect through the circuit of `key` (the model name), or fails with
+   * `CircuitOpenError` without running it. Wrap each single attempt, retries included, so every
+   * attempt counts.
+   */
+  readonly protect: (
+    key: string
+  ) => <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | LlmError.CircuitOpenError, R>
+  /** The circuit's state now; `closed` for a key never used. */
+  readonly state: (key: string) => Effect.Effect<State>
+  /** Every key used so far, sorted by key. */
+  readonly snapshot: Effect.Effect<ReadonlyArray<CircuitStatus>>
+  /**
+   * Every transition of every key from the moment the stream is run, in the order they happened.
+   * Each run has its own unbounded buffer: the breaker never waits for a subscriber and a slow
+   * one loses nothing (transitions are rare: a key changes state a few times per break at most).
+   * Nothing is kept while nobody subscribes. The stream ends when the breaker's scope closes.
+   */
+  readonly changes: Stream.Stream<Transition>
+  /** Closes the circuit and forgets its outcomes, those of calls still running included. */
+  readonly reset: (key: string) => Effect.Effect<void>
+  /** Opens the circuit until `reset`: every call is refused and nothing probes. */
+  readonly isolate: (key: string) => Effect.Effect<void>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class CircuitBreaker extends Context.Tag("@resilient-llm/core/CircuitBreaker")<CircuitBreaker, Service>() {}
+
+/**
+ * The options describe no valid breaker.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CircuitBreakerConfigError extends Data.TaggedError("CircuitBreakerConfigError")<{
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `The circuit breaker is misconfigured: ${this.reason}`
+  }
+}
+
+/**
+ * The default `isFailure`: an `LlmError` counts as a failure of the model, except
+ * `BadRequestError` (the request is at fault, and another model would reject it too) and
+ * `CircuitOpenError` (a nested breaker refused the call, so nothing reached the model). Any other
+ * error is the caller's own and does not count.
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const defaultIsFailure: (error: unknown) => boolean = internal.defaultIsFailure
+
+/**
+ * Builds a breaker. Its timers (the end of a break, a probe's deadline) run in the `Scope`, and
+ * closing it ends `changes`. Fails with `CircuitBreakerConfigError` when a threshold, count or
+ * duration is not positive, a rate is outside (0, 1], the window is shorter than one millisecond
+ * per bucket, or the break schedule ends before its first delay.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (options?: Options) => Effect.Effect<Service, CircuitBreakerConfigError, Scope.Scope> = internal.make
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options?: Options): Layer.Layer<CircuitBreaker, CircuitBreakerConfigError> =>
+  Layer.scoped(CircuitBreaker, make(options))
+
+/**
+ * Runs the effect through the circuit of `key` of the `CircuitBreaker` in context.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@resilient-llm/core"
+ * import { Effect } from "effect"
+ *
+ * const call = Effect.succeed("answer")
+ * const a = call.pipe(CircuitBreaker.protect("gpt-4o"))
+ * const b = CircuitBreaker.protect(call, "gpt-4o")
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const protect: {
+  (
+    key: string
+  ): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | LlmError.CircuitOpenError, R | CircuitBreaker>
+  <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    key: string
+  ): Effect.Effect<A, E | LlmError.CircuitOpenError, R | CircuitBreaker>
+} = dual(
+  2,
+  <A, E, R>(self: Effect.Effect<A, E, R>, key: string) =>
+    Effect.flatMap(CircuitBreaker, (breaker) => breaker.protect(key)(self))
+)
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const state = (key: string): Effect.Effect<State, never, CircuitBreaker> =>
+  Effect.flatMap(CircuitBreaker, (breaker) => breaker.state(key))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const snapshot: Effect.Effect<ReadonlyArray<CircuitStatus>, never, CircuitBreaker> = Effect.flatMap(
+  CircuitBreaker,
+  (breaker) => breaker.snapshot
+)
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const changes: Stream.Stream<Transition, never, CircuitBreaker> = Stream.unwrap(
+  Effect.map(CircuitBreaker, (breaker) => breaker.changes)
+)
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const reset = (key: string): Effect.Effect<void, never, CircuitBreaker> =>
+  Effect.flatMap(CircuitBreaker, (breaker) => breaker.reset(key))
+
+/**
+ * @since 0.1.0
+ * @category accessors
+ */
+export const isolate = (key: string): Effect.Effect<void, never, CircuitBreaker> =>
+  Effect.flatMap(CircuitBreaker, (breaker) => breaker.isolate(key))

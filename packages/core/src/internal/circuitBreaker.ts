@@ -1,0 +1,397 @@
+/**
+ * The circuit breaker service: validates the options, keeps one `Ref` of the state machine per
+ * key, applies events to it, and announces every transition (metrics, a log line, `changes`).
+ *
+ * Concurrency. An event is applied with one `Ref.modify`, which is atomic, so concurrent calls on
+ * a key never see or build a half-made state. Most events change no state (a call admitted while
+ * closed, an outcome counted) and go no further. An event that makes a transition is applied
+ * again under one lock per breaker, and its transition is announced before the lock is released:
+ * that way `changes`, the gauge and the log see transitions in the order they were made, and an
+ * opening can step the break `Schedule` (an effect) before it commits. The lock is only ever
+ * taken for transitions, which are rare, so the thousand fibers of a busy key do not queue on it.
+ *
+ * Time. Transitions that time makes (a break elapsing, a probe running too long) are applied by
+ * whatever touches the key first: a call, `state`, `snapshot`, or the timer the breaker starts
+ * for exactly that moment. The timers make `changes` and the gauge timely; the state never
+ * depends on them running on time.
+ *
+ * @internal
+ */
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Metric from "effect/Metric"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
+import * as ScheduleDecision from "effect/ScheduleDecision"
+import * as ScheduleIntervals from "effect/ScheduleIntervals"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as CircuitBreaker from "../CircuitBreaker.js"
+import * as LlmError from "../LlmError.js"
+import * as Observability from "../Observability.js"
+import * as Machine from "./circuitBreakerMachine.js"
+import * as Window from "./circuitBreakerWindow.js"
+
+const DEFAULT_THRESHOLD = 5
+const DEFAULT_BUCKETS = 10
+const DEFAULT_BREAK = Duration.seconds(30)
+const DEFAULT_MAX_PROBE = Duration.minutes(1)
+
+/** @internal */
+export const defaultIsFailure = (error: unknown): boolean =>
+  LlmError.isLlmError(error) && error._tag !== "BadRequestError" && error._tag !== "CircuitOpenError"
+
+const stateOf: Record<Machine.Phase, CircuitBreaker.State> = {
+  Closed: "closed",
+  Open: "open",
+  HalfOpen: "half-open",
+  Isolated: "isolated"
+}
+
+// the `resilient_llm_breaker_state` gauge: an isolated circuit refuses calls, as an open one does
+const gaugeOf: Record<Machine.Phase, number> = { Closed: 0, HalfOpen: 1, Open: 2, Isolated: 2 }
+
+interface Config {
+  readonly settings: Machine.Settings
+  /** Milliseconds, or the schedule of break delays. */
+  readonly breakDuration: number | Schedule.Schedule<unknown, unknown>
+  readonly slowCallMillis: number | undefined
+  readonly isFailure: (error: unknown) => boolean
+}
+
+const isPositiveInteger = (n: unknown): n is number => typeof n === "number" && Number.isInteger(n) && n > 0
+
+const positiveDuration = (
+  name: string,
+  input: unknown,
+  fallback: Duration.Duration | undefined,
+  allowInfinite: boolean
+): number | string => {
+  if (input === undefined) return fallback === undefined ? `${name} is missing` : Duration.toMillis(fallback)
+  const decoded = Duration.decodeUnknown(input)
+  if (Option.isNone(decoded)) return `${name} is not a duration (${String(input)})`
+  const millis = Duration.toMillis(decoded.value)
+  if (!(millis > 0)) return `${name} must be positive, got ${Duration.format(decoded.value)}`
+  if (!allowInfinite && !Number.isFinite(millis)) return `${name} must be finite`
+  return millis
+}
+
+const validateTrip = (trip: CircuitBreaker.Trip): Machine.Trip | string => {
+  if (trip._tag === "ConsecutiveFailures") {
+    return isPositiveInteger(trip.threshold)
+      ? { _tag: "ConsecutiveFailures", threshold: trip.threshold }
+      : `the consecutive failures threshold must be a positive integer, got ${trip.threshold}`
+  }
+  if (!(typeof trip.threshold === "number" && trip.threshold > 0 && trip.threshold <= 1)) {
+    return `the failure rate threshold must be in (0, 1], got ${trip.threshold}`
+  }
+  if (!isPositiveInteger(trip.minimumCalls)) {
+    return `minimumCalls must be a positive integer, got ${trip.minimumCalls}`
+  }
+  const buckets = trip.buckets ?? DEFAULT_BUCKETS
+  if (!isPositiveInteger(buckets)) return `buckets must be a positive integer, got ${buckets}`
+  const window = positiveDuration("the failure rate window", trip.window, undefined, false)
+  if (typeof window === "string") return window
+  if (window / buckets < 1) {
+    return `the failure rate window (${window} ms) must be at least 1 ms per bucket (${buckets} buckets)`
+  }
+  return {
+    _tag: "FailureRate",
+    threshold: trip.threshold,
+    minimumCalls: trip.minimumCalls,
+    bucketMillis: window / buckets,
+    buckets
+  }
+}
+
+const validate = (options: CircuitBreaker.Options): Config | string => {
+  const trip = validateTrip(options.trip ?? CircuitBreaker.consecutiveFailures(DEFAULT_THRESHOLD))
+  if (typeof trip === "string") return trip
+  const halfOpenProbes = options.halfOpenProbes ?? 1
+  if (!isPositiveInteger(halfOpenProbes)) {
+    return `halfOpenProbes must be a positive integer, got ${halfOpenProbes}`
+  }
+  const maxProbeMillis = positiveDuration("maxProbeDuration", options.maxProbeDuration, DEFAULT_MAX_PROBE, true)
+  if (typeof maxProbeMillis === "string") return maxProbeMillis
+  const breakDuration = Schedule.isSchedule(options.breakDuration)
+    ? options.breakDuration
+    : positiveDuration("breakDuration", options.breakDuration, DEFAULT_BREAK, false)
+  if (typeof breakDuration === "string") return breakDuration
+  const slowCallMillis = options.slowCallThreshold === undefined
+    ? undefined
+    : positiveDuration("slowCallThreshold", options.slowCallThreshold, undefined, false)
+  if (typeof slowCallMillis === "string") return slowCallMillis
+  const isFailure = options.isFailure ?? defaultIsFailure
+  if (typeof isFailure !== "function") return "isFailure must be a function"
+  return { settings: { trip, halfOpenProbes, maxProbeMillis }, breakDuration, slowCallMillis, isFailure }
+}
+
+/** How an admitted call ended, for the breaker. */
+const classify = (config: Config, exit: Exit.Exit<unknown, unknown>, durationMillis: number): Machine.Outcome => {
+  if (Exit.isSuccess(exit)) {
+    return config.slowCallMillis !== undefined && durationMillis > config.slowCallMillis ? "failure" : "success"
+  }
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isSome(failure)) return config.isFailure(failure.value) ? "failure" : "neutral"
+  return Cause.isInterruptedOnly(exit.cause) ? "neutral" : "failure"
+}
+
+const logTransition = (transition: CircuitBreaker.Transition): Effect.Effect<void> => {
+  const annotations: Record<string, unknown> = {
+    "llm.model": transition.key,
+    "llm.pattern": "breaker",
+    "breaker.from": transition.from,
+    "breaker.to": transition.to,
+    "breaker.reason": transition.reason
+  }
+  if (transition.breakDuration !== undefined) {
+    annotations["breaker.break_ms"] = Duration.toMillis(transition.breakDuration)
+  }
+  const log = transition.to === "open"
+    ? Effect.logWarning("circuit opened")
+    : transition.to === "isolated"
+    ? Effect.logWarning("circuit isolated")
+    : transition.to === "closed"
+    ? Effect.logInfo("circuit closed")
+    : Effect.logInfo("circuit half-open")
+  return Effect.annotateLogs(log, annotations)
+}
+
+/** @internal */
+export const make = (
+  options: CircuitBreaker.Options = {}
+): Effect.Effect<CircuitBreaker.Service, CircuitBreaker.CircuitBreakerConfigError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const config = validate(options)
+    if (typeof config === "string") return yield* new CircuitBreaker.CircuitBreakerConfigError({ reason: config })
+    const settings = config.settings
+    const breakDuration = config.breakDuration
+
+    // the schedule's first delay, stepped once now: a schedule that ends at once is a configuration
+    // error here rather than a surprise at the first opening, where this delay is the fallback
+    let firstBreakMillis = typeof breakDuration === "number" ? breakDuration : 0
+    if (typeof breakDuration !== "number") {
+      const now = yield* Clock.currentTimeMillis
+      const [, , decision] = yield* breakDuration.step(now, undefined, breakDuration.initial)
+      if (ScheduleDecision.isDone(decision)) {
+        return yield* new CircuitBreaker.CircuitBreakerConfigError({
+          reason: "the breakDuration schedule ends before its first delay"
+        })
+      }
+      firstBreakMillis = Math.max(0, ScheduleIntervals.start(decision.intervals) - now)
+    }
+
+    const scope = yield* Effect.scope
+    const lock = yield* Effect.makeSemaphore(1)
+    const pubsub = yield* Effect.acquireRelease(PubSub.unbounded<CircuitBreaker.Transition>(), PubSub.shutdown)
+    // created on a key's first use and never dropped: one small `Ref` per model name
+    const circuits = new Map<string, Ref.Ref<Machine.Circuit>>()
+
+    const nextBreak = (circuit: Machine.Circuit, now: number): Effect.Effect<Machine.NextBreak> => {
+      if (typeof breakDuration === "number") return Effect.succeed({ millis: breakDuration, schedule: undefined })
+      const previous = Machine.breakState(circuit)
+      const state = previous === undefined ? breakDuration.initial : previous.schedule
+      return Effect.map(
+        breakDuration.step(now, undefined, state),
+        ([after, , decision]) =>
+          ScheduleDecision.isDone(decision)
+            ? { millis: previous?.lastMillis ?? firstBreakMillis, schedule: state }
+            : { millis: Math.max(0, ScheduleIntervals.start(decision.intervals) - now), schedule: after }
+      )
+    }
+
+    const circuitFor = (key: string): Effect.Effect<Ref.Ref<Machine.Circuit>> =>
+      Effect.suspend(() => {
+        const existing = circuits.get(key)
+        if (existing !== undefined) return Effect.succeed(existing)
+        return Effect.map(Clock.currentTimeMillis, (now) => {
+          const created = circuits.get(key) ?? Ref.unsafeMake<Machine.Circuit>(Machine.closed(0, now))
+          circuits.set(key, created)
+          return created
+        })
+      })
+
+    const wake = (key: string, afterMillis: number): Effect.Effect<Fiber.RuntimeFiber<void>> =>
+      Effect.sleep(Duration.millis(afterMillis)).pipe(
+        Effect.zipRight(Effect.suspend(() => {
+          const ref = circuits.get(key)
+          return ref === undefined ? Effect.void : Effect.asVoid(apply(key, ref, Machine.advance(settings)))
+        })),
+        // forked from finalizers and from the lock's uninterruptible section: the timer itself
+        // must stay interruptible, so a probe that ends and the breaker's scope can stop it
+        Effect.interruptible,
+        Effect.forkIn(scope)
+      )
+
+    const announce = (key: string, changes: ReadonlyArray<Machine.Change>, at: number): Effect.Effect<void> =>
+      Effect.forEach(changes, (change) => {
+        const transition: CircuitBreaker.Transition = {
+          key,
+          from: stateOf[change.from],
+          to: stateOf[change.to],
+          at,
+          reason: change.reason,
+          ...(change.breakMillis === undefined ? {} : { breakDuration: Duration.millis(change.breakMillis) })
+        }
+        return Effect.all([
+          Metric.set(Metric.tagged(Observability.breakerState, "model", key), gaugeOf[change.to]),
+          Metric.increment(Metric.taggedWithLabels(Observability.breakerTransitions, [
+            MetricLabel.make("model", key),
+            MetricLabel.make("from", transition.from),
+            MetricLabel.make("to", transition.to)
+          ])),
+          logTransition(transition),
+          // after the breaker's scope closed, publishing would interrupt the caller: skip it
+          Effect.unlessEffect(PubSub.publish(pubsub, transition), PubSub.isShutdown(pubsub)),
+          change.breakMillis === undefined ? Effect.void : wake(key, change.breakMillis)
+        ], { discard: true })
+      }, { discard: true })
+
+    // Applies an event under the lock, announcing its transitions before releasing it. An event
+    // that needs the next break gets it from the schedule and is applied again; only transitions
+    // change the schedule's state, and they all hold the lock, so that break is still the next.
+    const applyLocked = <A>(key: string, ref: Ref.Ref<Machine.Circuit>, event: Machine.Event<A>): Effect.Effect<A> => {
+      type Attempt =
+        | { readonly _tag: "Applied"; readonly step: Machine.Step<A> }
+        | { readonly _tag: "NeedsBreak"; readonly circuit: Machine.Circuit }
+      const attempt = (now: number, next: Machine.NextBreak | undefined): Effect.Effect<A> =>
+        Effect.flatMap(
+          Ref.modify(ref, (circuit): readonly [Attempt, Machine.Circuit] => {
+            const step = event(circuit, now, next)
+            return step === Machine.NeedsBreak
+              ? [{ _tag: "NeedsBreak", circuit }, circuit]
+              : [{ _tag: "Applied", step }, step.circuit]
+          }),
+          (outcome) =>
+            outcome._tag === "Applied"
+              ? Effect.as(announce(key, outcome.step.changes, now), outcome.step.result)
+              : Effect.flatMap(nextBreak(outcome.circuit, now), (found) => attempt(now, found))
+        )
+      return Effect.uninterruptible(
+        lock.withPermits(1)(Effect.flatMap(Clock.currentTimeMillis, (now) => attempt(now, undefined)))
+      )
+    }
+
+    // The fast path: one `Ref.modify`, committed only when the event makes no transition.
+    const apply = <A>(key: string, ref: Ref.Ref<Machine.Circuit>, event: Machine.Event<A>): Effect.Effect<A> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.flatMap(
+          Ref.modify(ref, (circuit): readonly [Machine.Step<A> | undefined, Machine.Circuit] => {
+            const step = event(circuit, now, undefined)
+            return step === Machine.NeedsBreak || step.changes.length > 0 ? [undefined, circuit] : [step, step.circuit]
+          }),
+          (step) => step === undefined ? applyLocked(key, ref, event) : Effect.succeed(step.result)
+        ))
+
+    const refuse = (
+      key: string,
+      refusal: Extract<Machine.Admission, { readonly _tag: "Refused" }>
+    ): Effect.Effect<never, LlmError.CircuitOpenError> => {
+      const attributes: Record<string, unknown> = {
+        "llm.model": key,
+        "llm.breaker.refused": true,
+        "llm.breaker.state": stateOf[refusal.phase]
+      }
+      if (Number.isFinite(refusal.retryAfterMillis)) attributes["llm.breaker.retry_after_ms"] = refusal.retryAfterMillis
+      return Effect.zipRight(
+        Effect.annotateCurrentSpan(attributes),
+        Effect.fail(
+          new LlmError.CircuitOpenError({ model: key, retryAfter: Duration.millis(refusal.retryAfterMillis) })
+        )
+      )
+    }
+
+    const protect = (key: string) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(circuitFor(key), (ref) =>
+          Effect.flatMap(
+            apply(key, ref, Machine.admit(settings)),
+            (admission): Effect.Effect<A, E | LlmError.CircuitOpenError, R> => {
+              if (admission._tag === "Refused") return refuse(key, admission)
+              const ticket = admission.ticket
+              const settle = (exit: Exit.Exit<A, E>) =>
+                Effect.flatMap(
+                  Clock.currentTimeMillis,
+                  (end) =>
+                    apply(key, ref, Machine.complete(settings, ticket, classify(config, exit, end - ticket.startedAt)))
+                )
+              if (ticket.probe === undefined) return Effect.onExit(restore(self), settle)
+              const probe = Effect.zipRight(
+                Effect.annotateCurrentSpan({ "llm.model": key, "llm.breaker.probe": true }),
+                restore(self)
+              )
+              if (!Number.isFinite(settings.maxProbeMillis)) return Effect.onExit(probe, settle)
+              return Effect.flatMap(
+                wake(key, settings.maxProbeMillis),
+                (deadline) => Effect.onExit(probe, (exit) => Effect.zipRight(Fiber.interrupt(deadline), settle(exit)))
+              )
+            }
+          ))
+      )
+
+    const state = (key: string): Effect.Effect<CircuitBreaker.State> =>
+      Effect.suspend(() => {
+        const ref = circuits.get(key)
+        return ref === undefined
+          ? Effect.succeed<CircuitBreaker.State>("closed")
+          : Effect.map(apply(key, ref, Machine.current(settings)), (circuit) => stateOf[circuit._tag])
+      })
+
+    const statusOf = (key: string, circuit: Machine.Circuit, now: number): CircuitBreaker.CircuitStatus => {
+      const trip = settings.trip
+      const window = circuit._tag === "Closed" && trip._tag === "FailureRate"
+        ? Window.totals(circuit.window, Window.bucketIndex(now, trip.bucketMillis), trip.buckets)
+        : { calls: 0, failures: 0 }
+      return {
+        key,
+        state: stateOf[circuit._tag],
+        since: circuit.since,
+        consecutiveFailures: circuit._tag === "Closed" ? circuit.consecutiveFailures : 0,
+        windowCalls: window.calls,
+        windowFailures: window.failures,
+        openUntil: circuit._tag === "Open" ? circuit.until : undefined,
+        breakMs: circuit._tag === "Open" || circuit._tag === "HalfOpen" ? circuit.breakMillis : undefined,
+        probesRunning: circuit._tag === "HalfOpen" ? circuit.probes.length : 0,
+        probesSucceeded: circuit._tag === "HalfOpen" ? circuit.successes : 0
+      }
+    }
+
+    const snapshot: Effect.Effect<ReadonlyArray<CircuitBreaker.CircuitStatus>> = Effect.suspend(() =>
+      Effect.forEach(
+        Array.from(circuits.keys()).sort(),
+        (key) =>
+          Effect.flatMap(circuitFor(key), (ref) =>
+            Effect.zipWith(
+              apply(key, ref, Machine.current(settings)),
+              Clock.currentTimeMillis,
+              (circuit, now) => statusOf(key, circuit, now)
+            ))
+      )
+    )
+
+    const reset = (key: string): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const ref = circuits.get(key)
+        return ref === undefined ? Effect.void : apply(key, ref, Machine.reset(settings))
+      })
+
+    const isolate = (key: string): Effect.Effect<void> =>
+      Effect.flatMap(circuitFor(key), (ref) => apply(key, ref, Machine.isolate(settings)))
+
+    const service: CircuitBreaker.Service = {
+      protect,
+      state,
+      snapshot,
+      changes: Stream.fromPubSub(pubsub),
+      reset,
+      isolate
+    }
+    return service
+  })
