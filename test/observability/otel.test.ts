@@ -5,7 +5,7 @@ import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@o
 import { ChatCompletion, Fallback } from "@resilient-llm/core"
 import { FakeProvider } from "@resilient-llm/testing"
 import { Effect } from "effect"
-import * as Http from "node:http"
+import * as Collector from "../support/Collector.js"
 import * as Fake from "../support/Fake.js"
 import { OpenTelemetryLive, OtlpLive } from "./OpenTelemetry.js"
 
@@ -210,42 +210,10 @@ describe("OpenTelemetry through @effect/opentelemetry", () => {
     }))
 })
 
-interface Export {
-  readonly path: string
-  readonly body: string
-}
-
-/** A bare OTLP/HTTP collector on 127.0.0.1 that keeps what it is sent. */
-const collector = Effect.gen(function*() {
-  const received: Array<Export> = []
-  const server = Http.createServer((req, res) => {
-    const chunks: Array<Buffer> = []
-    req.on("data", (chunk: Buffer) => chunks.push(chunk))
-    req.on("end", () => {
-      received.push({ path: req.url ?? "", body: Buffer.concat(chunks).toString("utf8") })
-      res.writeHead(200, { "content-type": "application/json" }).end("{}")
-    })
-  })
-  const port = yield* Effect.acquireRelease(
-    Effect.async<number>((resume) => {
-      server.listen(0, "127.0.0.1", () => {
-        const address = server.address()
-        resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : 0))
-      })
-    }),
-    () =>
-      Effect.async<void>((resume) => {
-        server.closeAllConnections()
-        server.close(() => resume(Effect.void))
-      })
-  )
-  return { url: `http://127.0.0.1:${port}`, received }
-})
-
 describe("OTLP through @effect/opentelemetry's own exporter", () => {
   it.scopedLive("spans, metrics and the attempt log lines reach an OTLP/HTTP collector", () =>
     Effect.gen(function*() {
-      const otlp = yield* collector
+      const otlp = yield* Collector.make
       const fake = yield* Fake.start({ models: { "gpt-test": {} } })
       yield* Fallback.chain(["no-such-model", "gpt-test"])(ChatCompletion.prompt("hi")).pipe(
         Effect.provide(Fake.client(fake.url)),
