@@ -1,6 +1,6 @@
 /**
  * The README's alert subscriber: every circuit that opens, is isolated or closes again becomes a
- * webhook call. Type-checked here and exercised by `alerts.test.ts`.
+ * webhook call. Type-checked here and exercised by `examples.test.ts`.
  */
 import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClient from "@effect/platform/HttpClient"

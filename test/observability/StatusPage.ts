@@ -1,6 +1,6 @@
 /**
  * The README's status page: `Observability.snapshot` served as JSON by an `@effect/platform` route.
- * Type-checked here and exercised by `status.test.ts`.
+ * Type-checked here and exercised by `examples.test.ts`.
  */
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"

@@ -1,11 +1,84 @@
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as HttpApp from "@effect/platform/HttpApp"
 import { assert, describe, it } from "@effect/vitest"
 import { ChatCompletion, CircuitBreaker, Fallback } from "@resilient-llm/core"
 import { FakeProvider, TestLogs } from "@resilient-llm/testing"
 import { Effect, Layer } from "effect"
+import { readFileSync } from "node:fs"
 import * as Collector from "../support/Collector.js"
 import * as Fake from "../support/Fake.js"
 import { BreakerAlerts } from "./Alerts.js"
+import { StatusRoutes } from "./StatusPage.js"
+
+// The README's observability examples: each is a type-checked file here (StatusPage.ts,
+// OpenTelemetry.ts, Alerts.ts), run over real HTTP below (OpenTelemetry.ts in otel.test.ts), and
+// the README's copies are checked against those files.
+
+// Every line of code in the section's TypeScript blocks (imports and comment lines aside) must be a
+// line of one of those files.
+
+const read = (path: string) => readFileSync(new URL(path, import.meta.url), "utf8")
+
+const section = (readme: string, name: string) => {
+  const start = readme.indexOf(`<!-- section:${name}:start -->`)
+  const end = readme.indexOf(`<!-- section:${name}:end -->`)
+  assert.isAtLeast(start, 0)
+  assert.isAbove(end, start)
+  return readme.slice(start, end)
+}
+
+const codeLines = (code: string) =>
+  code.split("\n").map((line) => line.trim()).filter((line) =>
+    line !== "" && !line.startsWith("//") && !line.startsWith("import ")
+  )
+
+describe("README section observability", () => {
+  it("every TypeScript example is the code of an example file that tsc checks and a test runs", () => {
+    const blocks = [...section(read("../../README.md"), "observability").matchAll(/```ts\n([\s\S]*?)```/g)].map((
+      match
+    ) => match[1])
+    assert.strictEqual(blocks.length, 4, "status page, OpenTelemetry SDK, OTLP, alerts")
+    const sources = new Set(
+      ["./StatusPage.ts", "./OpenTelemetry.ts", "./Alerts.ts"].flatMap((file) => codeLines(read(file)))
+    )
+    for (const block of blocks) {
+      const lines = codeLines(block)
+      assert.isAbove(lines.length, 3)
+      for (const line of lines) assert.isTrue(sources.has(line), `README line not in an example file: ${line}`)
+    }
+  })
+})
+
+describe("Observability.snapshot as a status page", () => {
+  it.scopedLive("serves per-model counts, error rates and latencies of real calls", () =>
+    Effect.gen(function*() {
+      const primary = "status-primary"
+      const backup = "status-backup"
+      const fake = yield* Fake.start({
+        models: { [primary]: { script: [FakeProvider.serverError(503), FakeProvider.ok] }, [backup]: {} }
+      })
+      const complete = Fallback.chain([primary, backup])
+      const served = yield* Effect.forEach(
+        [1, 2, 3],
+        () => Effect.map(complete(ChatCompletion.prompt("hi")), (s) => s.model)
+      ).pipe(Effect.provide(Fake.client(fake.url)))
+      // the first call fails over to the backup, then the primary serves
+      assert.deepStrictEqual(served, [backup, primary, primary])
+
+      const handler = HttpApp.toWebHandler(StatusRoutes)
+      const response = yield* Effect.promise(() => handler(new Request("http://status.local/status/models")))
+      assert.strictEqual(response.status, 200)
+      const rows: ReadonlyArray<Record<string, unknown>> = yield* Effect.promise(() => response.json())
+      const byModel = new Map(rows.map((row) => [row.model, row]))
+      assert.deepInclude(byModel.get(primary), {
+        requests: 3,
+        errorRate: 1 / 3,
+        outcomes: { ServerError: 1, success: 2 }
+      })
+      assert.deepInclude(byModel.get(backup), { requests: 1, errorRate: 0, outcomes: { success: 1 } })
+      assert.isNumber(byModel.get(primary)?.p95Ms)
+    }))
+})
 
 describe("alerts from CircuitBreaker.changes", () => {
   it.scopedLive("a circuit opening is a warning log line and a webhook alert; closing again is another alert", () =>
