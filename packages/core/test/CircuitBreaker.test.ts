@@ -11,6 +11,7 @@ import {
   Metric,
   MetricLabel,
   Option,
+  Queue,
   Schedule,
   Scope,
   Stream,
@@ -842,6 +843,27 @@ describe("changes", () => {
       ])
       assert.deepStrictEqual(slow.map(brief), expected)
       assert.deepStrictEqual(fast.map(brief), expected)
+    }))
+
+  it.scoped("subscribe takes the subscription at once: a transition right after it is not missed", () =>
+    Effect.gen(function*() {
+      const key = "subscribe-now"
+      const breaker = yield* CircuitBreaker.make({ trip: CircuitBreaker.consecutiveFailures(1) })
+      const transitions = yield* breaker.subscribe
+      // no yield, no settle: the very next call trips the circuit
+      yield* Effect.flip(breaker.protect(key)(Effect.fail(serverError(key))))
+      yield* breaker.reset(key)
+      const first = yield* Queue.take(transitions)
+      const second = yield* Queue.take(transitions)
+      assert.deepStrictEqual([first, second].map((t) => [t.key, t.from, t.to]), [
+        [key, "closed", "open"],
+        [key, "open", "closed"]
+      ])
+      assert.strictEqual(yield* Queue.size(transitions), 0)
+      // and through the service in context
+      const viaTag = yield* CircuitBreaker.subscribe.pipe(Effect.provideService(CircuitBreaker.CircuitBreaker, breaker))
+      yield* breaker.isolate(key)
+      assert.strictEqual((yield* Queue.take(viaTag)).to, "isolated")
     }))
 
   it.effect("ends when the breaker's scope closes", () =>

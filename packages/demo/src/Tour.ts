@@ -6,7 +6,7 @@
  *    a hanging model all end with an answer, and the report says which model served and why.
  * 2. **Circuit breaker**: the primary has an outage; the breaker opens after three failures, the
  *    chain skips the primary at once (the time saved is measured), probes it after a break, and
- *    closes when it has recovered. Transitions are read from `CircuitBreaker.changes`.
+ *    closes when it has recovered. Transitions are read from a `CircuitBreaker` subscription.
  * 3. **A/B experiment**: a few hundred requests split between a control and a challenger, every
  *    answer scored by the judge model, and the summary with intervals and verdicts.
  * 4. **Best-of-n**: three models answer the same question, the judge scores each, the best wins.
@@ -135,7 +135,7 @@ export interface BreakerConfig {
 }
 
 /**
- * A state change of a circuit, as read from `CircuitBreaker.changes`; `atMs` is from the start
+ * A state change of a circuit, as read from the breaker's subscription; `atMs` is from the start
  * of the act.
  *
  * @since 0.1.0
@@ -538,7 +538,8 @@ const breakerAct = (
     // Every transition, as it happens: recorded, and reported at once.
     const seen = yield* SubscriptionRef.make<ReadonlyArray<Transition>>([])
     const inFlight = yield* Ref.make<number | undefined>(undefined)
-    yield* breaker.changes.pipe(
+    const subscription = yield* breaker.subscribe
+    yield* Stream.fromQueue(subscription).pipe(
       Stream.runForEach((change) =>
         Effect.flatMap(Ref.get(inFlight), (during) => {
           const transition: Transition = {
@@ -558,8 +559,6 @@ const breakerAct = (
       ),
       Effect.forkScoped
     )
-    // `changes` starts listening when the stream runs: let the subscriber get there first.
-    yield* Effect.yieldNow()
 
     const waitFor = (to: CircuitBreaker.State, count: number) =>
       seen.changes.pipe(

@@ -390,6 +390,7 @@ export const make = (
       state,
       snapshot,
       changes: Stream.fromPubSub(pubsub),
+      subscribe: PubSub.subscribe(pubsub),
       reset,
       isolate
     }

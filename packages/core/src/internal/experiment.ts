@@ -194,7 +194,11 @@ export const make = (
           : serve(variant, request, false)).pipe(
           Effect.tap((served) =>
             Effect.logInfo(`served by ${served.model} (variant ${served.variant})`).pipe(
-              Effect.annotateLogs({ "llm.model": served.model, "llm.variant": served.variant, "llm.call_id": served.callId })
+              Effect.annotateLogs({
+                "llm.model": served.model,
+                "llm.variant": served.variant,
+                "llm.call_id": served.callId
+              })
             )
           ),
           Observability.pattern("experiment", { "llm.experiment": config.name })
