@@ -9,8 +9,9 @@ import { Duration, Effect, Layer, Stream } from "effect"
 
 // a model taken out of rotation (open, isolated) or back in it (closed) is worth a message
 export const BreakerAlerts = (webhookUrl: string) =>
-  Layer.scopedDiscard(
-    CircuitBreaker.changes.pipe(
+  Layer.scopedDiscard(Effect.gen(function*() {
+    const transitions = yield* CircuitBreaker.subscribe // subscribed when the layer is built
+    yield* Stream.fromQueue(transitions).pipe(
       Stream.filter((t) => t.to !== "half-open"),
       Stream.runForEach((t) =>
         HttpClient.post(webhookUrl, {
@@ -31,4 +32,4 @@ export const BreakerAlerts = (webhookUrl: string) =>
       ),
       Effect.forkScoped
     )
-  )
+  }))

@@ -80,7 +80,7 @@ describe("Observability.snapshot as a status page", () => {
     }))
 })
 
-describe("alerts from CircuitBreaker.changes", () => {
+describe("alerts from CircuitBreaker.subscribe", () => {
   it.scopedLive("a circuit opening is a warning log line and a webhook alert; closing again is another alert", () =>
     Effect.gen(function*() {
       const webhook = yield* Collector.make
