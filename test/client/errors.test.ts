@@ -250,6 +250,15 @@ describe("ContextLengthError, ContentFilterError, BadRequestError", () => {
       assert.isTrue(LlmError.isFallbackable(error))
     }))
 
+  it.scopedLive("a 200 whose reply the filter withheld (finish_reason content_filter) is an error, not an empty answer", () =>
+    Effect.gen(function*() {
+      const error = yield* createFailure(FakeProvider.contentFilter("finish_reason"))
+      assert.strictEqual(error._tag, "ContentFilterError")
+      assert.include(error.message, "I can't help with that.", "the provider's refusal is kept")
+      const streamed = yield* streamFailure(FakeProvider.contentFilter("finish_reason"))
+      assert.strictEqual(streamed.error._tag, "ContentFilterError")
+    }))
+
   it.scopedLive("any other 400, with its status and code", () =>
     Effect.gen(function*() {
       const error = yield* createFailure(

@@ -173,9 +173,23 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
       if (Errors.isErrorEnvelope(json)) {
         return yield* Effect.flip(envelopeFailure(model, response, json, "error object in a successful response"))
       }
-      return yield* ChatCompletion.decodeCompletion(json).pipe(
+      const completion = yield* ChatCompletion.decodeCompletion(json).pipe(
         Effect.mapError((error) => decodeFailure(model, `not a chat completion: ${formatSchemaError(error, secrets)}`))
       )
+      const [first] = completion.choices
+      if (first.finish_reason === "content_filter") {
+        // A withheld (or cut) reply is not an answer: a chain falls back instead of serving it.
+        return yield* new LlmError.ContentFilterError({
+          model,
+          detail: Errors.sanitize(
+            first.message.refusal ?? (first.message.content
+              ? `the content filter cut the reply after ${first.message.content.length} characters`
+              : "the content filter withheld the reply"),
+            secrets
+          )
+        })
+      }
+      return completion
     }))
 
   const chunks = (
@@ -273,10 +287,17 @@ export const decodeEventStream = (
           const json = parsed.right
           if (frame.event === "error" || Errors.isErrorEnvelope(json)) return Effect.flip(options.onErrorEvent(json))
           return ChatCompletion.decodeChunk(json).pipe(
-            Effect.mapBoth({
-              onFailure: (error) => decodeFailure(`an event is not a chunk: ${formatSchemaError(error, secrets)}`),
-              onSuccess: (chunk) => [chunk]
-            })
+            Effect.mapError((error) => decodeFailure(`an event is not a chunk: ${formatSchemaError(error, secrets)}`)),
+            Effect.flatMap((chunk) =>
+              chunk.choices.some((choice) => choice.finish_reason === "content_filter")
+                ? Effect.fail(
+                  new LlmError.ContentFilterError({
+                    model,
+                    detail: "the content filter stopped the stream (finish_reason: content_filter)"
+                  })
+                )
+                : Effect.succeed([chunk])
+            )
           )
         }
       }
