@@ -15,7 +15,8 @@ import {
   Schedule,
   Scope,
   Stream,
-  TestClock
+  TestClock,
+  Tracer
 } from "effect"
 
 // --- helpers ---------------------------------------------------------------------------------------
@@ -786,26 +787,56 @@ describe("observability", () => {
     }).pipe(Effect.provide(layer))
   })
 
-  it.scoped("a refused call annotates the current span", () =>
+  it.scoped("a refused call is a span of its own under the caller's, which it leaves alone; a probe marks the spans it opens", () =>
     Effect.gen(function*() {
       const key = "span-breaker-test"
       const breaker = yield* CircuitBreaker.make({
         trip: CircuitBreaker.consecutiveFailures(1),
         breakDuration: "1 second"
       })
+      const ended: Array<Tracer.Span> = []
+      const native = yield* Effect.tracer
+      const recording = Tracer.make({
+        span: (name, parent, context, links, startTime, kind, options) => {
+          const span = native.span(name, parent, context, links, startTime, kind, options)
+          const end = span.end.bind(span)
+          span.end = (endTime, exit) => {
+            ended.push(span)
+            end(endTime, exit)
+          }
+          return span
+        },
+        context: (f) => f()
+      })
       yield* Effect.flip(breaker.protect(key)(Effect.fail(serverError(key))))
       yield* TestClock.adjust("400 millis")
-      const attributes = yield* Effect.gen(function*() {
+      const caller = yield* Effect.gen(function*() {
         yield* Effect.flip(breaker.protect(key)(Effect.void))
-        const span = yield* Effect.currentSpan
-        return Object.fromEntries(span.attributes)
-      }).pipe(Effect.withSpan("caller"))
-      assert.deepStrictEqual(attributes, {
+        return Object.fromEntries((yield* Effect.currentSpan).attributes)
+      }).pipe(Effect.withSpan("caller"), Effect.withTracer(recording))
+      assert.deepStrictEqual(caller, {}, "the caller's span is not labelled with the refused model")
+      const refused = ended.find((span) => span.name === "resilient-llm.breaker.refused")
+      assert.isDefined(refused)
+      const llmAttributes = Array.from(refused!.attributes).filter(([name]) => name.startsWith("llm."))
+      assert.deepStrictEqual(Object.fromEntries(llmAttributes), {
         "llm.model": key,
         "llm.breaker.refused": true,
         "llm.breaker.state": "open",
         "llm.breaker.retry_after_ms": 600
       })
+      const parent = Option.getOrUndefined(refused!.parent)
+      assert.strictEqual(parent?._tag === "Span" ? parent.name : undefined, "caller")
+
+      // after the break the next call is a probe: the span it opens is marked, the caller's is not
+      yield* TestClock.adjust("600 millis")
+      const probeCaller = yield* breaker.protect(key)(
+        Effect.map(Effect.currentSpan, (span) => Object.fromEntries(span.attributes)).pipe(Effect.withSpan("attempt"))
+      ).pipe(
+        Effect.zip(Effect.map(Effect.currentSpan, (span) => Object.fromEntries(span.attributes))),
+        Effect.withSpan("caller"),
+        Effect.withTracer(recording)
+      )
+      assert.deepStrictEqual(probeCaller, [{ "llm.breaker.probe": true }, {}])
     }))
 })
 
