@@ -46,16 +46,19 @@ export interface ChatMessage extends Schema.Schema.Type<typeof ChatMessage> {}
  */
 export const RequestOptions = Schema.Struct(
   {
-    max_tokens: Schema.optional(Schema.Number),
-    temperature: Schema.optional(Schema.Number),
-    top_p: Schema.optional(Schema.Number),
-    stop: Schema.optional(Schema.Union(Schema.String, Schema.Array(Schema.String))),
+    // `null` where the OpenAI spec allows it ("use the default"): passed on as it is.
+    max_tokens: Schema.optional(Schema.NullOr(Schema.Number)),
+    temperature: Schema.optional(Schema.NullOr(Schema.Number)),
+    top_p: Schema.optional(Schema.NullOr(Schema.Number)),
+    stop: Schema.optional(Schema.NullOr(Schema.Union(Schema.String, Schema.Array(Schema.String)))),
     tools: Schema.optional(Schema.Array(Schema.Unknown)),
     tool_choice: Schema.optional(Schema.Unknown),
     response_format: Schema.optional(Schema.Unknown),
-    seed: Schema.optional(Schema.Number),
+    seed: Schema.optional(Schema.NullOr(Schema.Number)),
     user: Schema.optional(Schema.String),
-    stream_options: Schema.optional(Schema.Struct({ include_usage: Schema.optional(Schema.Boolean) }, Extra))
+    stream_options: Schema.optional(
+      Schema.NullOr(Schema.Struct({ include_usage: Schema.optional(Schema.Boolean) }, Extra))
+    )
   },
   Extra
 )

@@ -12,7 +12,7 @@ describe("ChatCompletion.PromptRequest", () => {
       reasoning_effort: "low"
     }
     const messages: ReadonlyArray<ChatCompletion.ChatMessage> = request.messages
-    const temperature: number | undefined = request.temperature
+    const temperature: number | null | undefined = request.temperature
     assert.strictEqual(messages[0].content, "Name a prime.")
     assert.strictEqual(temperature, 0)
     assert.strictEqual(request.reasoning_effort, "low")
@@ -33,6 +33,20 @@ describe("ChatCompletion.PromptRequest", () => {
     assert.isFalse(isPromptRequest(hot))
     assert.isFalse(isPromptRequest(noRole))
     assert.isTrue(isPromptRequest(request))
+  })
+
+  it("accepts null where the OpenAI spec does (temperature, top_p, stop, seed, max_tokens, stream_options)", () => {
+    const defaults: ChatCompletion.PromptRequest = {
+      messages: [{ role: "user", content: "hi" }],
+      temperature: null,
+      top_p: null,
+      stop: null,
+      seed: null,
+      max_tokens: null,
+      stream_options: null
+    }
+    assert.isTrue(Schema.is(ChatCompletion.PromptRequest)(defaults))
+    assert.isFalse(Schema.is(ChatCompletion.PromptRequest)({ ...defaults, user: null }), "user is not nullable")
   })
 })
 

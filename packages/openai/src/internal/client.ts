@@ -97,7 +97,7 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
         // always does, with the caller's `stream_options` kept as given.
         const { stream: _stream, stream_options, ...rest } = encoded
         const payload = streaming
-          ? { ...rest, ...(stream_options === undefined ? {} : { stream_options }), stream: true }
+          ? { ...rest, ...(stream_options == null ? {} : { stream_options }), stream: true }
           : rest
         return Effect.try({ try: () => JSON.stringify(payload), catch: describeCause })
       }),
