@@ -59,7 +59,11 @@ export const arbitrary = (
       case "boolean":
         return fc.boolean()
       case "integer":
-        return fc.integer({ min: numberOr(schema.minimum, 0), max: numberOr(schema.maximum, 2_000_000_000) })
+        // fast-check's integers are 32-bit (wider bounds, like `seed`'s ±2^63, never finish)
+        return fc.integer({
+          min: Math.max(numberOr(schema.minimum, 0), -(2 ** 31)),
+          max: Math.min(numberOr(schema.maximum, 2_000_000_000), 2 ** 31 - 1)
+        })
       case "number":
         return fc.double({
           min: numberOr(schema.minimum, -1e6),
@@ -67,8 +71,12 @@ export const arbitrary = (
           noNaN: true,
           noDefaultInfinity: true
         })
-      case "string":
-        return fc.string({ maxLength: numberOr(schema.maxLength, 24) })
+      case "string": {
+        // Short strings: a `maxLength` of 10 MB is a limit, not a size worth generating (fast-check
+        // would draw lengths up to it).
+        const minLength = numberOr(schema.minLength, 0)
+        return fc.string({ minLength, maxLength: Math.max(minLength, Math.min(numberOr(schema.maxLength, 24), 24)) })
+      }
       case "array": {
         const items = isRecord(schema.items) ? go(schema.items, depth) : fc.jsonValue({ maxDepth: 1 })
         const minLength = numberOr(schema.minItems, 0)

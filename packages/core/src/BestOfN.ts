@@ -3,8 +3,9 @@
  * every answer, and return the best, with a report of every candidate. Candidates run in
  * parallel and each is judged as soon as it arrives, while the others are still generating, so
  * the call takes about as long as the slowest candidate plus one judge call. A candidate that
- * fails, times out or cannot be judged stays in the report with its error; ties go to the model
- * listed first. With `earlyStop`, a good enough answer interrupts the candidates still running.
+ * fails, times out or cannot be judged (in time, with `judgeTimeout`) stays in the report with its
+ * error; ties go to the model listed first. With `earlyStop`, a good enough answer interrupts the
+ * candidates still running.
  *
  * @example
  * ```ts
@@ -13,7 +14,8 @@
  *
  * const program = BestOfN.complete(ChatCompletion.prompt("Explain CRDTs in one paragraph"), {
  *   models: ["gpt-4o", "claude-sonnet", "llama-3.1-70b"],
- *   candidateTimeout: "20 seconds"
+ *   candidateTimeout: "20 seconds",
+ *   judgeTimeout: "10 seconds"
  * }).pipe(
  *   Effect.map((report) => report.best.text),
  *   Effect.provide(Judge.layerLlm({ model: "gpt-4o-mini" }))
@@ -89,7 +91,8 @@ export interface Failed {
 
 /**
  * A candidate that answered but could not be judged: the judge replied with something that is
- * not a score on its scale, or the judge model failed.
+ * not a score on its scale, the judge model failed, or the judge was still scoring after
+ * `judgeTimeout` (a `JudgeError` with reason `TimedOut`).
  *
  * @since 0.1.0
  * @category models
@@ -186,7 +189,8 @@ export class NoCandidatesError extends Data.TaggedError("NoCandidatesError")<{
 /**
  * The options of `BestOfN.complete` describe no best-of-n call: a blank model name, a
  * `minCandidates` or `concurrency` that is not a whole number of at least 1, a `candidateTimeout`
- * that is not a positive duration, or an `earlyStop.targetScore` that is not a finite number.
+ * or `judgeTimeout` that is not a positive duration, or an `earlyStop.targetScore` that is not a
+ * finite number.
  * Nothing was called.
  *
  * @since 0.1.0
@@ -220,6 +224,14 @@ export interface Options {
    */
   readonly candidateTimeout?: Duration.DurationInput
   /**
+   * A judgement still running once more than this (a positive duration) has passed since the
+   * candidate was handed to the judge is interrupted (an LLM judge's request is aborted), and the
+   * candidate is `judge-failed` with a `JudgeError` of reason `TimedOut`; one scored exactly at the
+   * deadline counts. The other candidates are not affected. Unbounded by default: without it, a
+   * judge that hangs holds the whole call.
+   */
+  readonly judgeTimeout?: Duration.DurationInput
+  /**
    * How many candidates must be scored for the call to succeed (a whole number of at least 1);
    * defaults to 1. More than there are models always fails with `NoCandidatesError`.
    */
@@ -242,7 +254,7 @@ export interface Options {
  * `Observability.attempt` of pattern `"best-of-n"`.
  *
  * Cost: one call per candidate and one judge call per answer. Latency: about the slowest
- * candidate (or `candidateTimeout`) plus one judge call.
+ * candidate (or `candidateTimeout`) plus one judge call (or `judgeTimeout`).
  *
  * @since 0.1.0
  * @category constructors
@@ -260,7 +272,11 @@ export const complete = (
     if (ranking.length < required) {
       return yield* new NoCandidatesError({ candidates, required })
     }
-    return { best: ranking[0], candidates, ranking }
+    const best = ranking[0]
+    yield* Effect.logInfo(
+      `served by ${best.model} with score ${best.score}, best of ${ranking.length} scored of ${candidates.length}`
+    ).pipe(Effect.annotateLogs({ "llm.model": best.model, "llm.score": best.score, "llm.scored": ranking.length }))
+    return { best, candidates, ranking }
   }).pipe(
     Observability.pattern("best-of-n", { "llm.models": options.models.join(",") })
   )

@@ -37,6 +37,58 @@ export const ChatMessage = Schema.Struct(
 export interface ChatMessage extends Schema.Schema.Type<typeof ChatMessage> {}
 
 /**
+ * The optional fields of a request, everything but `model` and `messages`, in OpenAI's wire
+ * names. Fields this schema does not name (a provider's own extensions) are kept and sent as they
+ * are. What `ChatCompletion.prompt` takes besides the prompt text.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const RequestOptions = Schema.Struct(
+  {
+    // `null` where the OpenAI spec allows it ("use the default"): passed on as it is.
+    max_tokens: Schema.optional(Schema.NullOr(Schema.Number)),
+    temperature: Schema.optional(Schema.NullOr(Schema.Number)),
+    top_p: Schema.optional(Schema.NullOr(Schema.Number)),
+    stop: Schema.optional(Schema.NullOr(Schema.Union(Schema.String, Schema.Array(Schema.String)))),
+    tools: Schema.optional(Schema.Array(Schema.Unknown)),
+    tool_choice: Schema.optional(Schema.Unknown),
+    response_format: Schema.optional(Schema.Unknown),
+    seed: Schema.optional(Schema.NullOr(Schema.Number)),
+    user: Schema.optional(Schema.String),
+    stream_options: Schema.optional(
+      Schema.NullOr(Schema.Struct({ include_usage: Schema.optional(Schema.Boolean) }, Extra))
+    )
+  },
+  Extra
+)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RequestOptions extends Schema.Schema.Type<typeof RequestOptions> {}
+
+/**
+ * A request before a pattern has chosen its model: what `Fallback.chain`, `Experiment` and
+ * `BestOfN` take. Every field of `ChatRequest` but `model`, with the same types; unknown fields
+ * pass through to the provider untouched.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const PromptRequest = Schema.Struct(
+  { messages: Schema.Array(ChatMessage), ...RequestOptions.fields },
+  Extra
+)
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface PromptRequest extends Schema.Schema.Type<typeof PromptRequest> {}
+
+/**
  * A chat completion request in OpenAI's wire names. Unknown fields (a provider's own extensions)
  * are kept and sent as they are.
  *
@@ -44,20 +96,7 @@ export interface ChatMessage extends Schema.Schema.Type<typeof ChatMessage> {}
  * @category schemas
  */
 export const ChatRequest = Schema.Struct(
-  {
-    model: Schema.String,
-    messages: Schema.Array(ChatMessage),
-    max_tokens: Schema.optional(Schema.Number),
-    temperature: Schema.optional(Schema.Number),
-    top_p: Schema.optional(Schema.Number),
-    stop: Schema.optional(Schema.Union(Schema.String, Schema.Array(Schema.String))),
-    tools: Schema.optional(Schema.Array(Schema.Unknown)),
-    tool_choice: Schema.optional(Schema.Unknown),
-    response_format: Schema.optional(Schema.Unknown),
-    seed: Schema.optional(Schema.Number),
-    user: Schema.optional(Schema.String),
-    stream_options: Schema.optional(Schema.Struct({ include_usage: Schema.optional(Schema.Boolean) }, Extra))
-  },
+  { model: Schema.String, ...PromptRequest.fields },
   Extra
 )
 
@@ -68,13 +107,22 @@ export const ChatRequest = Schema.Struct(
 export interface ChatRequest extends Schema.Schema.Type<typeof ChatRequest> {}
 
 /**
- * A request before a pattern has chosen its model: what `Fallback.chain`, `Experiment` and
- * `BestOfN` take.
+ * The request for one model: `request` with `model` set (replacing any `model` field it carries
+ * among its extra fields). How every pattern turns the prompt it was given into the request it
+ * sends.
+ *
+ * @example
+ * ```ts
+ * import { ChatCompletion } from "@resilient-llm/core"
+ *
+ * const request = ChatCompletion.withModel(ChatCompletion.prompt("Hello", { max_tokens: 64 }), "gpt-4o")
+ * // { messages: [{ role: "user", content: "Hello" }], max_tokens: 64, model: "gpt-4o" }
+ * ```
  *
  * @since 0.1.0
- * @category models
+ * @category constructors
  */
-export type PromptRequest = Omit<ChatRequest, "model">
+export const withModel = (request: PromptRequest, model: string): ChatRequest => ({ ...request, model })
 
 /**
  * A call of a function tool requested by the model; `arguments` is the JSON text the model wrote.
@@ -304,12 +352,19 @@ export const make = (options: {
 })
 
 /**
- * A request with one user message.
+ * A request with one user message, and the other fields of `options`.
+ *
+ * @example
+ * ```ts
+ * import { ChatCompletion } from "@resilient-llm/core"
+ *
+ * const request = ChatCompletion.prompt("Name a prime.", { temperature: 0, max_tokens: 16 })
+ * ```
  *
  * @since 0.1.0
  * @category constructors
  */
-export const prompt = (content: string, options?: Omit<PromptRequest, "messages">): PromptRequest => ({
+export const prompt = (content: string, options?: RequestOptions): PromptRequest => ({
   ...options,
   messages: [{ role: "user", content }]
 })

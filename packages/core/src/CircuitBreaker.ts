@@ -45,6 +45,7 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
+import type * as Queue from "effect/Queue"
 import type * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -256,6 +257,13 @@ export interface Service {
    * Nothing is kept while nobody subscribes. The stream ends when the breaker's scope closes.
    */
   readonly changes: Stream.Stream<Transition>
+  /**
+   * Subscribes now and returns the subscription as a queue: every transition from the moment this
+   * effect completes is in it, in order, until the scope closes. Use it instead of `changes` when
+   * no transition may be missed between starting a subscriber and sending traffic (a stream only
+   * subscribes once it runs, which may be after a forked fiber's first calls).
+   */
+  readonly subscribe: Effect.Effect<Queue.Dequeue<Transition>, never, Scope.Scope>
   /** Closes the circuit and forgets its outcomes, those of calls still running included. */
   readonly reset: (key: string) => Effect.Effect<void>
   /** Opens the circuit until `reset`: every call is refused and nothing probes. */
@@ -364,6 +372,31 @@ export const snapshot: Effect.Effect<ReadonlyArray<CircuitStatus>, never, Circui
 export const changes: Stream.Stream<Transition, never, CircuitBreaker> = Stream.unwrap(
   Effect.map(CircuitBreaker, (breaker) => breaker.changes)
 )
+
+/**
+ * A subscription to the transitions of the `CircuitBreaker` in context, taken at once; see
+ * `Service.subscribe`.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@resilient-llm/core"
+ * import { Effect, Stream } from "effect"
+ *
+ * const alerts = Effect.gen(function*() {
+ *   const transitions = yield* CircuitBreaker.subscribe // nothing from here on is missed
+ *   yield* Stream.fromQueue(transitions).pipe(
+ *     Stream.filter((t) => t.to === "open"),
+ *     Stream.runForEach((t) => Effect.logWarning(`${t.key}: circuit opened (${t.reason})`)),
+ *     Effect.forkScoped
+ *   )
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const subscribe: Effect.Effect<Queue.Dequeue<Transition>, never, CircuitBreaker | Scope.Scope> = Effect
+  .flatMap(CircuitBreaker, (breaker) => breaker.subscribe)
 
 /**
  * @since 0.1.0

@@ -33,9 +33,8 @@ import * as Predicate from "effect/Predicate"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as ChatClient from "./ChatClient.js"
-import type * as ChatCompletion from "./ChatCompletion.js"
+import * as ChatCompletion from "./ChatCompletion.js"
 import * as internal from "./internal/fallback.js"
-import { withModel } from "./internal/judge.js"
 import type * as LlmError from "./LlmError.js"
 import * as Observability from "./Observability.js"
 import type * as Retry from "./Retry.js"
@@ -314,7 +313,7 @@ export const chain = (
 ): Effect.Effect<Served<ChatCompletion.ChatCompletion>, AllModelsFailed, ChatClient.ChatClient> =>
   Effect.flatMap(
     ChatClient.ChatClient,
-    (client) => firstSuccess(models, (model) => client.create(withModel(request, model)), options)
+    (client) => firstSuccess(models, (model) => client.create(ChatCompletion.withModel(request, model)), options)
   )
 
 /**
@@ -367,7 +366,7 @@ export const stream = (
         Scope.Scope
       >(
         models,
-        (model) => internal.firstChunk(client.stream(withModel(request, model))),
+        (model) => internal.firstChunk(client.stream(ChatCompletion.withModel(request, model))),
         options ?? {},
         { "llm.stream": true }
       ).pipe(

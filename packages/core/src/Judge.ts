@@ -23,6 +23,7 @@
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
@@ -100,13 +101,21 @@ export interface Score {
  * - `OutOfScale`: the reply is a number off the scale (`"11"` on 1 to 10);
  * - `ModelFailed`: the judge model's call failed; `cause` is its `LlmError`;
  * - `TooFewJudges`: fewer judges of a panel scored than it needs; `failures` holds their errors;
+ * - `TimedOut`: the judge was still scoring when its time was up (`BestOfN`'s `judgeTimeout`) and
+ *   was interrupted; `timeout` says how long it had;
  * - `InvalidOptions`: the judge was built with options that describe no judge (a scale that is not
  *   a range, a `minJudges` that is not a whole number of at least 1); `detail` says which.
  *
  * @since 0.1.0
  * @category models
  */
-export type JudgeErrorReason = "NotANumber" | "OutOfScale" | "ModelFailed" | "TooFewJudges" | "InvalidOptions"
+export type JudgeErrorReason =
+  | "NotANumber"
+  | "OutOfScale"
+  | "ModelFailed"
+  | "TooFewJudges"
+  | "TimedOut"
+  | "InvalidOptions"
 
 /**
  * A judge could not score an answer. Never replaced by a default score.
@@ -127,6 +136,8 @@ export class JudgeError extends Data.TaggedError("JudgeError")<{
   readonly failures?: ReadonlyArray<JudgeError>
   /** For `TooFewJudges`: how many judges had to score. */
   readonly required?: number
+  /** For `TimedOut`: how long the judge had. */
+  readonly timeout?: Duration.Duration
   /** For `InvalidOptions`: what is wrong with them. */
   readonly detail?: string
 }> {
@@ -142,6 +153,10 @@ export class JudgeError extends Data.TaggedError("JudgeError")<{
         return `Judge ${this.judge} replied ${reply}, which is not${scale}`
       case "ModelFailed":
         return `Judge ${this.judge} could not score: ${this.cause?.message ?? "the model call failed"}`
+      case "TimedOut":
+        return `Judge ${this.judge} did not score ${
+          this.timeout === undefined ? "in time" : `within ${Duration.format(this.timeout)}`
+        }`
       case "InvalidOptions":
         return `Judge ${this.judge} is misconfigured: ${this.detail ?? "invalid options"}`
       case "TooFewJudges": {
@@ -162,6 +177,11 @@ export class JudgeError extends Data.TaggedError("JudgeError")<{
  */
 export interface Service {
   readonly score: (input: ScoreInput) => Effect.Effect<Score, JudgeError>
+  /**
+   * Who judges, as a `JudgeError` raised outside the judge names it (a `TimedOut` error from
+   * `BestOfN`): the model of `Judge.llm`, the name of `Judge.fromFunction` and `Judge.average`.
+   */
+  readonly name?: string
 }
 
 /**
@@ -218,8 +238,11 @@ export interface LlmOptions {
   readonly scale?: Scale
   /** Defaults to 0, so the same answer tends to get the same score. */
   readonly temperature?: number
-  /** Other request fields for the judge call (`max_tokens`, `seed`, provider extensions). */
-  readonly request?: Omit<ChatCompletion.PromptRequest, "messages" | "temperature">
+  /**
+   * Other request fields for the judge call (`max_tokens`, `seed`, provider extensions); the
+   * temperature is the `temperature` option.
+   */
+  readonly request?: ChatCompletion.RequestOptions & { readonly temperature?: never }
 }
 
 /**
@@ -273,7 +296,7 @@ export const llm = (options: LlmOptions): Effect.Effect<Service, JudgeError, Cha
         const result: Score = { value, latencyMs, judge: model, reply }
         return completion.usage ? { ...result, usage: completion.usage } : result
       }).pipe(Observability.attempt({ pattern: "judge", model }))
-    return { score }
+    return { score, name: model }
   })
 
 /**
@@ -310,9 +333,13 @@ export const fromFunction = (
       : Either.right(value)
   }
   if (invalid !== undefined) {
-    return { score: () => Effect.fail(new JudgeError({ reason: "InvalidOptions", judge, detail: invalid })) }
+    return {
+      score: () => Effect.fail(new JudgeError({ reason: "InvalidOptions", judge, detail: invalid })),
+      name: judge
+    }
   }
   return {
+    name: judge,
     score: (input) =>
       Effect.gen(function*() {
         const start = yield* Clock.currentTimeMillis
@@ -357,9 +384,10 @@ export const average = (
   const required = options?.minJudges ?? 1
   if (!Number.isSafeInteger(required) || required < 1) {
     const detail = `minJudges must be a whole number of at least 1, got ${String(required)}`
-    return { score: () => Effect.fail(new JudgeError({ reason: "InvalidOptions", judge: name, detail })) }
+    return { score: () => Effect.fail(new JudgeError({ reason: "InvalidOptions", judge: name, detail })), name }
   }
   return {
+    name,
     score: (input) =>
       Effect.gen(function*() {
         const start = yield* Clock.currentTimeMillis

@@ -1,82 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { BestOfN, ChatClient, ChatCompletion, Judge, LlmError, Observability } from "@resilient-llm/core"
-import { Cause, Context, Duration, Effect, Exit, Fiber, Layer, Option, Ref, Stream, TestClock } from "effect"
-
-// --- scripted client -----------------------------------------------------------------------------
-// `@resilient-llm/testing` depends on core, so core's tests cannot import its TestChatClient. This is
-// the part of it these tests need, under the same names: per model, outcomes after a delay moved by
-// TestClock, and a record of every call with how it ended, interruption included.
-namespace TestChatClient {
-  export type Outcome =
-    | { readonly _tag: "Reply"; readonly content: string; readonly delay: Duration.DurationInput }
-    | { readonly _tag: "Fail"; readonly error: LlmError.LlmError; readonly delay: Duration.DurationInput }
-    | { readonly _tag: "Hang" }
-  export type Script = Readonly<
-    Record<string, ReadonlyArray<Outcome> | ((index: number, request: ChatCompletion.ChatRequest) => Outcome)>
-  >
-  export interface Call {
-    readonly model: string
-    readonly request: ChatCompletion.ChatRequest
-    readonly startedAt: number
-    readonly result: "pending" | "success" | "failure" | "interrupted"
-  }
-  export class Recorder extends Context.Tag("test/Recorder")<Recorder, Ref.Ref<ReadonlyArray<Call>>>() {}
-  export const reply = (content: string, options?: { readonly delay?: Duration.DurationInput }): Outcome => ({
-    _tag: "Reply",
-    content,
-    delay: options?.delay ?? 0
-  })
-  export const fail = (error: LlmError.LlmError, options?: { readonly delay?: Duration.DurationInput }): Outcome => ({
-    _tag: "Fail",
-    error,
-    delay: options?.delay ?? 0
-  })
-  export const hang: Outcome = { _tag: "Hang" }
-  export const calls = Effect.flatMap(Recorder, Ref.get)
-  export const callsTo = (model: string) => Effect.map(calls, (all) => all.filter((call) => call.model === model))
-  export const layer = (script: Script): Layer.Layer<ChatClient.ChatClient | Recorder> =>
-    Layer.effectContext(Effect.gen(function*() {
-      const log = yield* Ref.make<ReadonlyArray<Call>>([])
-      const settle = (index: number, result: Call["result"]) =>
-        Ref.update(log, (all) => all.map((call, i) => i === index ? { ...call, result } : call))
-      const create = (request: ChatCompletion.ChatRequest) =>
-        Effect.gen(function*() {
-          const startedAt = yield* TestClock.currentTimeMillis
-          const call: Call = { model: request.model, request, startedAt, result: "pending" }
-          const [index, nth] = yield* Ref.modify(log, (all) => {
-            const nth = all.filter((call) => call.model === request.model).length
-            return [[all.length, nth] as const, [...all, call]]
-          })
-          const modelScript = script[request.model]
-          const outcome: Outcome | undefined = typeof modelScript === "function"
-            ? modelScript(nth, request)
-            : modelScript?.[Math.min(nth, modelScript.length - 1)]
-          const play: Effect.Effect<ChatCompletion.ChatCompletion, LlmError.LlmError> = outcome === undefined
-            ? Effect.fail(new LlmError.ModelNotFoundError({ model: request.model }))
-            : outcome._tag === "Hang"
-            ? Effect.never
-            : outcome._tag === "Fail"
-            ? Effect.zipRight(Effect.sleep(outcome.delay), Effect.fail(outcome.error))
-            : Effect.as(
-              Effect.sleep(outcome.delay),
-              ChatCompletion.make({
-                model: request.model,
-                content: outcome.content,
-                usage: { prompt_tokens: 10, completion_tokens: outcome.content.length }
-              })
-            )
-          return yield* play.pipe(
-            Effect.onExit((exit) =>
-              settle(index, Exit.isSuccess(exit) ? "success" : Exit.isInterrupted(exit) ? "interrupted" : "failure")
-            )
-          )
-        })
-      return Context.make(ChatClient.ChatClient, { create, stream: () => Stream.dieMessage("not scripted") }).pipe(
-        Context.add(Recorder, log)
-      )
-    }))
-}
-// -------------------------------------------------------------------------------------------------
+import type { ChatCompletion } from "@resilient-llm/core"
+import { BestOfN, Judge, LlmError, Observability } from "@resilient-llm/core"
+import { TestChatClient, TestLogs } from "@resilient-llm/testing"
+import { Cause, Clock, Duration, Effect, Exit, Fiber, Layer, Option, TestClock } from "effect"
 
 const messages = [{ role: "user", content: "Name a prime." }]
 const request: ChatCompletion.PromptRequest = { messages }
@@ -85,10 +11,14 @@ const request: ChatCompletion.PromptRequest = { messages }
 const tableJudge = (scores: Readonly<Record<string, number>>, delay: Duration.DurationInput = "500 millis") =>
   Judge.layer(Judge.fromFunction(({ response }) => Effect.as(Effect.sleep(delay), scores[response] ?? 1)))
 
+/** A reply after `delay`, with one output token per character, so each answer's tokens differ. */
+const answer = (content: string, delay: Duration.DurationInput) =>
+  TestChatClient.reply(content, { delay, usage: { prompt_tokens: 10, completion_tokens: content.length } })
+
 const threeCandidates = TestChatClient.layer({
-  fast: [TestChatClient.reply("two", { delay: "1 second" })],
-  medium: [TestChatClient.reply("three", { delay: "2 seconds" })],
-  slow: [TestChatClient.reply("five", { delay: "3 seconds" })]
+  fast: [answer("two", "1 second")],
+  medium: [answer("three", "2 seconds")],
+  slow: [answer("five", "3 seconds")]
 })
 
 /** Moves the clock in 100 ms steps up to `millis`, returning the time at which the fiber was done. */
@@ -234,8 +164,15 @@ describe("BestOfN.complete", () => {
 
   it.effect("ties go to the model listed first; failures stay in the report", () =>
     Effect.gen(function*() {
-      const report = yield* BestOfN.complete(request, { models: ["broken", "first", "second"] })
+      const logs = TestLogs.make()
+      const report = yield* BestOfN.complete(request, { models: ["broken", "first", "second"] }).pipe(
+        Effect.provide(logs.layer)
+      )
       assert.strictEqual(report.best.model, "first")
+      const served = logs.lines.filter((line) => String(line.message).startsWith("served"))
+      assert.deepStrictEqual(served.map((line) => [line.level, line.message, line.annotations["llm.model"]]), [
+        ["INFO", "served by first with score 8, best of 2 scored of 3", "first"]
+      ])
       assert.deepStrictEqual(report.ranking.map((c) => c.model), ["first", "second"])
       const broken = report.candidates[0]
       assert.strictEqual(broken.status, "failed")
@@ -298,6 +235,93 @@ describe("BestOfN.complete", () => {
       })),
       Effect.provide(tableJudge({ fine: 6 }, 0))
     ))
+
+  it.effect("judgeTimeout 2 s: a judge hanging on the 1 s candidate is interrupted and fails it at exactly 3 s; the others are scored as usual", () =>
+    Effect.gen(function*() {
+      const interruptedAt: Array<number> = []
+      const judge = Judge.layer(Judge.fromFunction(({ response }) =>
+        response === "two"
+          ? Effect.never.pipe(
+            Effect.onInterrupt(() => Effect.map(Clock.currentTimeMillis, (now) => interruptedAt.push(now)))
+          )
+          : Effect.as(Effect.sleep("500 millis"), 7), { name: "table" }))
+      const fiber = yield* Effect.fork(
+        BestOfN.complete(request, { models: ["fast", "medium"], judgeTimeout: "2 seconds" }).pipe(Effect.provide(judge))
+      )
+      yield* TestClock.adjust("2999 millis")
+      assert.isNull(fiber.unsafePoll(), "still judging the fast candidate at 2.999 s")
+      assert.deepStrictEqual(interruptedAt, [])
+      yield* TestClock.adjust("1 millis")
+      assert.isNotNull(fiber.unsafePoll(), "done at 3 s")
+      assert.deepStrictEqual(interruptedAt, [3000])
+      const report = yield* Fiber.join(fiber)
+      assert.deepStrictEqual(
+        report.candidates.map((c) => [c.model, c.status, c.text, c.score, c.latencyMs, c.judgeLatencyMs]),
+        [
+          ["fast", "judge-failed", "two", undefined, 1000, 2000],
+          ["medium", "scored", "three", 7, 2000, 500]
+        ]
+      )
+      const timedOut = report.candidates[0].error
+      assert.isTrue(timedOut instanceof Judge.JudgeError)
+      if (timedOut instanceof Judge.JudgeError) {
+        assert.strictEqual(timedOut.reason, "TimedOut")
+        assert.strictEqual(timedOut.judge, "table")
+        assert.strictEqual(timedOut.timeout && Duration.toMillis(timedOut.timeout), 2000)
+        assert.strictEqual(timedOut.message, "Judge table did not score within 2s")
+      }
+      assert.strictEqual(report.best.model, "medium")
+      assert.deepStrictEqual(report.ranking.map((c) => c.model), ["medium"])
+    }).pipe(Effect.provide(threeCandidates)))
+
+  it.effect("judgeTimeout is inclusive: a judgement done exactly at it counts, one a millisecond later is cut at it", () =>
+    Effect.gen(function*() {
+      const judge = Judge.layer(
+        Judge.fromFunction(({ response }) =>
+          response === "two" ? Effect.as(Effect.sleep("2 seconds"), 6) : Effect.as(Effect.sleep("2001 millis"), 7)
+        )
+      )
+      const fiber = yield* Effect.fork(
+        BestOfN.complete(request, { models: ["fast", "medium"], judgeTimeout: "2 seconds" }).pipe(Effect.provide(judge))
+      )
+      const doneAt = yield* runUntilDone(fiber, 10_000)
+      assert.strictEqual(doneAt, 4000)
+      const report = yield* Fiber.join(fiber)
+      assert.deepStrictEqual(report.candidates.map((c) => [c.model, c.status, c.score, c.judgeLatencyMs]), [
+        ["fast", "scored", 6, 2000],
+        ["medium", "judge-failed", undefined, 2000]
+      ])
+      assert.strictEqual(
+        report.candidates[1].status === "judge-failed" && report.candidates[1].error.reason,
+        "TimedOut"
+      )
+    }).pipe(Effect.provide(threeCandidates)))
+
+  it.effect("judgeTimeout aborts an LLM judge's call; with no other candidate the call fails at the deadline", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.fork(
+        noCandidates(
+          BestOfN.complete(request, { models: ["fast"], judgeTimeout: "2 seconds" }).pipe(
+            Effect.provide(Layer.orDie(Judge.layerLlm({ model: "judge" })))
+          )
+        )
+      )
+      yield* TestClock.adjust("2999 millis")
+      assert.isNull(fiber.unsafePoll())
+      yield* TestClock.adjust("1 millis")
+      const error = yield* Fiber.join(fiber)
+      assert.deepStrictEqual(error.candidates.map((c) => [c.model, c.status, c.judgeLatencyMs]), [
+        ["fast", "judge-failed", 2000]
+      ])
+      const [timedOut] = error.failures
+      assert.strictEqual(timedOut._tag === "JudgeError" && timedOut.reason, "TimedOut")
+      assert.include(error.message, "fast: Judge judge did not score within 2s")
+      const judgeCalls = yield* TestChatClient.callsTo("judge")
+      assert.deepStrictEqual(judgeCalls.map((c) => [c.startedAt, c.endedAt, c.result]), [[1000, 3000, "interrupted"]])
+    }).pipe(Effect.provide(TestChatClient.layer({
+      fast: [answer("two", "1 second")],
+      judge: [TestChatClient.hang]
+    }))))
 
   it.effect("early stop: a good enough answer interrupts the candidates still running", () =>
     Effect.gen(function*() {
@@ -433,7 +457,11 @@ describe("BestOfN.complete", () => {
         [{ candidateTimeout: Number.NaN }, "candidateTimeout"],
         [{ candidateTimeout: 0 }, "candidateTimeout"],
         [{ candidateTimeout: "-5 seconds" }, "candidateTimeout"],
-        [{ earlyStop: { targetScore: Number.NaN } }, "earlyStop.targetScore must be a finite number, got NaN"]
+        [{ earlyStop: { targetScore: Number.NaN } }, "earlyStop.targetScore must be a finite number, got NaN"],
+        [{ judgeTimeout: -1 }, "judgeTimeout must be a positive duration, got -1"],
+        [{ judgeTimeout: 0 }, "judgeTimeout"],
+        [{ judgeTimeout: Number.NaN }, "judgeTimeout"],
+        [{ judgeTimeout: "-5 seconds" }, "judgeTimeout"]
       ]
       for (const [options, reason] of cases) {
         const error = yield* Effect.flip(BestOfN.complete(request, { models: ["fast"], ...options }))
@@ -451,6 +479,7 @@ describe("BestOfN.complete", () => {
         concurrency: "unbounded",
         minCandidates: 1,
         candidateTimeout: 1e308,
+        judgeTimeout: 1e308,
         earlyStop: { targetScore: -1e9 }
       }))
       yield* TestClock.adjust("2 seconds")

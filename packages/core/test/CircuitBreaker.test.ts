@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { CircuitBreaker, LlmError, Observability } from "@resilient-llm/core"
+import { TestLogs } from "@resilient-llm/testing"
 import {
   Cause,
   Deferred,
@@ -7,15 +8,15 @@ import {
   Effect,
   Exit,
   Fiber,
-  HashMap,
-  Logger,
   Metric,
   MetricLabel,
   Option,
+  Queue,
   Schedule,
   Scope,
   Stream,
-  TestClock
+  TestClock,
+  Tracer
 } from "effect"
 
 // --- helpers ---------------------------------------------------------------------------------------
@@ -76,24 +77,6 @@ const refused = <A, E>(call: Effect.Effect<A, E | LlmError.CircuitOpenError>) =>
     error instanceof LlmError.CircuitOpenError
       ? Effect.succeed(error)
       : Effect.dieMessage(`expected CircuitOpenError, got ${String(error)}`))
-
-interface Line {
-  readonly level: string
-  readonly message: unknown
-  readonly annotations: Record<string, unknown>
-}
-
-const collectLogs = () => {
-  const lines: Array<Line> = []
-  const logger = Logger.make(({ annotations, logLevel, message }) => {
-    lines.push({
-      level: logLevel.label,
-      message: Array.isArray(message) ? message[0] : message,
-      annotations: Object.fromEntries(HashMap.toEntries(annotations))
-    })
-  })
-  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
-}
 
 // --- configuration ---------------------------------------------------------------------------------
 
@@ -777,7 +760,7 @@ describe("observability", () => {
     }))
 
   it.scoped("logs each transition annotated with the model: a warning on open, info on close", () => {
-    const { layer, lines } = collectLogs()
+    const { layer, lines } = TestLogs.make()
     return Effect.gen(function*() {
       const key = "logs-breaker-test"
       const breaker = yield* CircuitBreaker.make({
@@ -804,26 +787,56 @@ describe("observability", () => {
     }).pipe(Effect.provide(layer))
   })
 
-  it.scoped("a refused call annotates the current span", () =>
+  it.scoped("a refused call is a span of its own under the caller's, which it leaves alone; a probe marks the spans it opens", () =>
     Effect.gen(function*() {
       const key = "span-breaker-test"
       const breaker = yield* CircuitBreaker.make({
         trip: CircuitBreaker.consecutiveFailures(1),
         breakDuration: "1 second"
       })
+      const ended: Array<Tracer.Span> = []
+      const native = yield* Effect.tracer
+      const recording = Tracer.make({
+        span: (name, parent, context, links, startTime, kind, options) => {
+          const span = native.span(name, parent, context, links, startTime, kind, options)
+          const end = span.end.bind(span)
+          span.end = (endTime, exit) => {
+            ended.push(span)
+            end(endTime, exit)
+          }
+          return span
+        },
+        context: (f) => f()
+      })
       yield* Effect.flip(breaker.protect(key)(Effect.fail(serverError(key))))
       yield* TestClock.adjust("400 millis")
-      const attributes = yield* Effect.gen(function*() {
+      const caller = yield* Effect.gen(function*() {
         yield* Effect.flip(breaker.protect(key)(Effect.void))
-        const span = yield* Effect.currentSpan
-        return Object.fromEntries(span.attributes)
-      }).pipe(Effect.withSpan("caller"))
-      assert.deepStrictEqual(attributes, {
+        return Object.fromEntries((yield* Effect.currentSpan).attributes)
+      }).pipe(Effect.withSpan("caller"), Effect.withTracer(recording))
+      assert.deepStrictEqual(caller, {}, "the caller's span is not labelled with the refused model")
+      const refused = ended.find((span) => span.name === "resilient-llm.breaker.refused")
+      assert.isDefined(refused)
+      const llmAttributes = Array.from(refused!.attributes).filter(([name]) => name.startsWith("llm."))
+      assert.deepStrictEqual(Object.fromEntries(llmAttributes), {
         "llm.model": key,
         "llm.breaker.refused": true,
         "llm.breaker.state": "open",
         "llm.breaker.retry_after_ms": 600
       })
+      const parent = Option.getOrUndefined(refused!.parent)
+      assert.strictEqual(parent?._tag === "Span" ? parent.name : undefined, "caller")
+
+      // after the break the next call is a probe: the span it opens is marked, the caller's is not
+      yield* TestClock.adjust("600 millis")
+      const probeCaller = yield* breaker.protect(key)(
+        Effect.map(Effect.currentSpan, (span) => Object.fromEntries(span.attributes)).pipe(Effect.withSpan("attempt"))
+      ).pipe(
+        Effect.zip(Effect.map(Effect.currentSpan, (span) => Object.fromEntries(span.attributes))),
+        Effect.withSpan("caller"),
+        Effect.withTracer(recording)
+      )
+      assert.deepStrictEqual(probeCaller, [{ "llm.breaker.probe": true }, {}])
     }))
 })
 
@@ -861,6 +874,27 @@ describe("changes", () => {
       ])
       assert.deepStrictEqual(slow.map(brief), expected)
       assert.deepStrictEqual(fast.map(brief), expected)
+    }))
+
+  it.scoped("subscribe takes the subscription at once: a transition right after it is not missed", () =>
+    Effect.gen(function*() {
+      const key = "subscribe-now"
+      const breaker = yield* CircuitBreaker.make({ trip: CircuitBreaker.consecutiveFailures(1) })
+      const transitions = yield* breaker.subscribe
+      // no yield, no settle: the very next call trips the circuit
+      yield* Effect.flip(breaker.protect(key)(Effect.fail(serverError(key))))
+      yield* breaker.reset(key)
+      const first = yield* Queue.take(transitions)
+      const second = yield* Queue.take(transitions)
+      assert.deepStrictEqual([first, second].map((t) => [t.key, t.from, t.to]), [
+        [key, "closed", "open"],
+        [key, "open", "closed"]
+      ])
+      assert.strictEqual(yield* Queue.size(transitions), 0)
+      // and through the service in context
+      const viaTag = yield* CircuitBreaker.subscribe.pipe(Effect.provideService(CircuitBreaker.CircuitBreaker, breaker))
+      yield* breaker.isolate(key)
+      assert.strictEqual((yield* Queue.take(viaTag)).to, "isolated")
     }))
 
   it.effect("ends when the breaker's scope closes", () =>

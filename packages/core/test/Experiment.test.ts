@@ -1,86 +1,16 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ChatClient, ChatCompletion, Experiment, LlmError } from "@resilient-llm/core"
-import { Context, Effect, Exit, Fiber, Layer, Option, Random, Scope, Stream, TestClock } from "effect"
+import { TestChatClient, TestLogs } from "@resilient-llm/testing"
+import { Effect, Exit, Fiber, Layer, Option, Random, Scope, Stream, TestClock } from "effect"
 
-// --- scripted client -----------------------------------------------------------------------------
-// `@resilient-llm/testing` depends on core, so core's tests cannot import its TestChatClient. This is
-// the part of it these tests need: per model, an outcome per call after a delay that TestClock
-// moves, and a record of every call with how it ended.
-namespace TestChatClient {
-  export type Outcome =
-    | {
-      readonly _tag: "Reply"
-      readonly delay: number
-      readonly usage: { readonly prompt_tokens: number; readonly completion_tokens: number }
-    }
-    | { readonly _tag: "Fail"; readonly error: LlmError.LlmError; readonly delay: number }
-    | { readonly _tag: "Hang" }
-  export type Script = Readonly<Record<string, (index: number) => Outcome>>
-  export interface Call {
-    readonly model: string
-    readonly startedAt: number
-    readonly endedAt: number | undefined
-    readonly result: "pending" | "success" | "failure" | "interrupted"
-  }
-  export class Recorder extends Context.Tag("test/ExperimentRecorder")<Recorder, ReadonlyArray<Call>>() {}
-  export const reply = (
-    delay = 0,
-    usage: { readonly prompt_tokens: number; readonly completion_tokens: number } = {
-      prompt_tokens: 10,
-      completion_tokens: 5
-    }
-  ): Outcome => ({ _tag: "Reply", delay, usage })
-  export const fail = (error: LlmError.LlmError, delay = 0): Outcome => ({ _tag: "Fail", error, delay })
-  export const hang: Outcome = { _tag: "Hang" }
-  export const calls = Effect.map(Recorder, (log) => [...log])
-  export const layer = (script: Script): Layer.Layer<ChatClient.ChatClient | Recorder> =>
-    Layer.effectContext(Effect.sync(() => {
-      // plain mutable state, touched only inside `Effect.sync`: the split tests make 10,000s of calls
-      const log: Array<Call> = []
-      const perModel = new Map<string, number>()
-      const create = (request: ChatCompletion.ChatRequest) =>
-        Effect.gen(function*() {
-          const startedAt = yield* TestClock.currentTimeMillis
-          const [index, nth] = yield* Effect.sync(() => {
-            const nth = perModel.get(request.model) ?? 0
-            perModel.set(request.model, nth + 1)
-            log.push({ model: request.model, startedAt, endedAt: undefined, result: "pending" })
-            return [log.length - 1, nth] as const
-          })
-          const modelScript = script[request.model]
-          const outcome = modelScript === undefined ? undefined : modelScript(nth)
-          const play: Effect.Effect<ChatCompletion.ChatCompletion, LlmError.LlmError> = outcome === undefined
-            ? Effect.fail(new LlmError.ModelNotFoundError({ model: request.model }))
-            : outcome._tag === "Hang"
-            ? Effect.never
-            : outcome._tag === "Fail"
-            ? Effect.zipRight(Effect.sleep(outcome.delay), Effect.fail(outcome.error))
-            : Effect.as(
-              Effect.sleep(outcome.delay),
-              ChatCompletion.make({ model: request.model, content: "ok", usage: outcome.usage })
-            )
-          return yield* play.pipe(Effect.onExit((exit) =>
-            Effect.flatMap(TestClock.currentTimeMillis, (endedAt) =>
-              Effect.sync(() => {
-                log[index] = {
-                  ...log[index],
-                  endedAt,
-                  result: Exit.isSuccess(exit) ? "success" : Exit.isInterrupted(exit) ? "interrupted" : "failure"
-                }
-              }))
-          ))
-        })
-      return Context.make(ChatClient.ChatClient, { create, stream: () => Stream.dieMessage("not scripted") }).pipe(
-        Context.add(Recorder, log)
-      )
-    }))
-}
-// -------------------------------------------------------------------------------------------------
+/** A reply after `delay` milliseconds, with a token usage (10 in, 5 out unless given). */
+const answer = (delay = 0, usage: ChatCompletion.Usage = { prompt_tokens: 10, completion_tokens: 5 }) =>
+  TestChatClient.reply("ok", { delay, usage })
 
 const request = ChatCompletion.prompt("Summarize the meeting notes.")
 const instant = TestChatClient.layer({
-  "model-a": () => TestChatClient.reply(),
-  "model-b": () => TestChatClient.reply()
+  "model-a": () => answer(),
+  "model-b": () => answer()
 })
 const seeded = (seed: number) => Effect.withRandom(Random.make(seed))
 
@@ -253,8 +183,8 @@ describe("assignment", () => {
 
 describe("complete", () => {
   const twoModels = TestChatClient.layer({
-    "model-a": () => TestChatClient.reply(300, { prompt_tokens: 7, completion_tokens: 3 }),
-    "model-b": () => TestChatClient.fail(new LlmError.ServerError({ model: "model-b", status: 503 }), 50),
+    "model-a": () => answer(300, { prompt_tokens: 7, completion_tokens: 3 }),
+    "model-b": () => TestChatClient.fail(new LlmError.ServerError({ model: "model-b", status: 503 }), { delay: 50 }),
     "model-h": () => TestChatClient.hang
   })
 
@@ -272,12 +202,19 @@ describe("complete", () => {
           if (variantOfKey(experiment, key) === variant) return key
         }
       }
-      const fiber = yield* Effect.fork(Effect.all([
-        experiment.complete(request, { key: keyFor("a") }),
-        Effect.either(experiment.complete(request, { key: keyFor("b") }))
-      ], { concurrency: "unbounded" }))
+      const logs = TestLogs.make()
+      const fiber = yield* Effect.fork(
+        Effect.all([
+          experiment.complete(request, { key: keyFor("a") }),
+          Effect.either(experiment.complete(request, { key: keyFor("b") }))
+        ], { concurrency: "unbounded" }).pipe(Effect.provide(logs.layer))
+      )
       yield* TestClock.adjust("300 millis")
       const [served, failed] = yield* Fiber.join(fiber)
+      const servedLines = logs.lines.filter((line) => String(line.message).startsWith("served"))
+      assert.deepStrictEqual(servedLines.map((line) => [line.message, line.annotations["llm.variant"]]), [
+        ["served by model-a (variant a)", "a"]
+      ])
       assert.strictEqual(served.variant, "a")
       assert.strictEqual(served.model, "model-a")
       assert.strictEqual(served.completion.model, "model-a")
@@ -393,8 +330,8 @@ const variantOfKey = (experiment: Experiment.Experiment, key: string): string =>
 
 describe("shadow mode", () => {
   const shadowLayer = TestChatClient.layer({
-    "model-a": () => TestChatClient.reply(100),
-    "model-b": () => TestChatClient.reply(10_000, { prompt_tokens: 10, completion_tokens: 50 })
+    "model-a": () => answer(100),
+    "model-b": () => answer(10_000, { prompt_tokens: 10, completion_tokens: 50 })
   })
   const mirrorAll = (concurrency: number) =>
     Experiment.make({
@@ -446,10 +383,10 @@ describe("shadow mode", () => {
       Effect.scoped,
       seeded(1),
       Effect.provide(TestChatClient.layer({
-        "model-a": () => TestChatClient.reply(100),
+        "model-a": () => answer(100),
         "model-b": (n) =>
           n === 0
-            ? TestChatClient.fail(new LlmError.ServerError({ model: "model-b", status: 500 }), 1000)
+            ? TestChatClient.fail(new LlmError.ServerError({ model: "model-b", status: 500 }), { delay: 1000 })
             : TestChatClient.hang
       }))
     ))
@@ -537,7 +474,7 @@ describe("shadow mode", () => {
 
 describe("score", () => {
   const layer = TestChatClient.layer({
-    "model-a": () => TestChatClient.reply(),
+    "model-a": () => answer(),
     "model-b": () => TestChatClient.fail(new LlmError.ServerError({ model: "model-b", status: 502 }))
   })
 
@@ -607,8 +544,8 @@ describe("score", () => {
       Effect.provide(TestChatClient.layer({
         // latencies that make calls finish in another order than they started (few distinct
         // instants, as TestClock yields to the event loop once per instant)
-        "model-a": (n) => TestChatClient.reply(((n * 3) % 5) * 100),
-        "model-b": (n) => TestChatClient.reply(((n * 2) % 7) * 50)
+        "model-a": (n) => answer(((n * 3) % 5) * 100),
+        "model-b": (n) => answer(((n * 2) % 7) * 50)
       }))
     ))
 
@@ -672,7 +609,7 @@ describe("record", () => {
     }).pipe(
       Effect.scoped,
       Effect.provide(TestChatClient.layer({
-        "model-a": () => TestChatClient.reply(0, { prompt_tokens: -40, completion_tokens: 5 })
+        "model-a": () => answer(0, { prompt_tokens: -40, completion_tokens: 5 })
       }))
     ))
 

@@ -1,151 +1,21 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ChatClient, ChatCompletion, Fallback, LlmError } from "@resilient-llm/core"
+import { TestChatClient, TestLogs } from "@resilient-llm/testing"
 import {
   Cause,
-  Chunk,
-  Context,
   Duration,
   Effect,
   Equal,
   Exit,
   FastCheck as fc,
   Fiber,
-  HashMap,
   Layer,
-  Logger,
   Option,
   Ref,
   Stream,
   TestClock,
   type Tracer
 } from "effect"
-
-// --- scripted client -----------------------------------------------------------------------------
-// `@resilient-llm/testing` depends on core, so core's tests cannot import its TestChatClient. This is
-// the part of it these tests need, under the same names: per model, outcomes after a delay moved by
-// TestClock (for `create` and `stream`), and a record of every call with how it ended, interruption
-// included.
-namespace TestChatClient {
-  export type Outcome =
-    | {
-      readonly _tag: "Reply"
-      readonly content: string
-      readonly delay: Duration.DurationInput
-      readonly chunkDelay: Duration.DurationInput
-      readonly failAfterChunks: { readonly chunks: number; readonly error: LlmError.LlmError } | undefined
-    }
-    | { readonly _tag: "Fail"; readonly error: LlmError.LlmError; readonly delay: Duration.DurationInput }
-    | { readonly _tag: "Hang" }
-  export type Script = Readonly<Record<string, ReadonlyArray<Outcome>>>
-  export interface Call {
-    readonly model: string
-    readonly kind: "create" | "stream"
-    readonly startedAt: number
-    readonly endedAt: number | undefined
-    readonly result: "pending" | "success" | "failure" | "interrupted"
-  }
-  export class Recorder extends Context.Tag("test/FallbackRecorder")<Recorder, Ref.Ref<ReadonlyArray<Call>>>() {}
-  export const reply = (content: string, options?: {
-    readonly delay?: Duration.DurationInput
-    readonly chunkDelay?: Duration.DurationInput
-    readonly failAfterChunks?: { readonly chunks: number; readonly error: LlmError.LlmError }
-  }): Outcome => ({
-    _tag: "Reply",
-    content,
-    delay: options?.delay ?? 0,
-    chunkDelay: options?.chunkDelay ?? 0,
-    failAfterChunks: options?.failAfterChunks
-  })
-  export const fail = (error: LlmError.LlmError, options?: { readonly delay?: Duration.DurationInput }): Outcome => ({
-    _tag: "Fail",
-    error,
-    delay: options?.delay ?? 0
-  })
-  export const hang: Outcome = { _tag: "Hang" }
-  export const calls = Effect.flatMap(Recorder, Ref.get)
-  export const callsTo = (model: string) => Effect.map(calls, (all) => all.filter((call) => call.model === model))
-  export const layer = (script: Script): Layer.Layer<ChatClient.ChatClient | Recorder> =>
-    Layer.effectContext(Effect.gen(function*() {
-      const log = yield* Ref.make<ReadonlyArray<Call>>([])
-      const start = (request: ChatCompletion.ChatRequest, kind: Call["kind"]) =>
-        Effect.gen(function*() {
-          const startedAt = yield* TestClock.currentTimeMillis
-          const [index, nth] = yield* Ref.modify(log, (all) => {
-            const nth = all.filter((call) => call.model === request.model).length
-            const call: Call = { model: request.model, kind, startedAt, endedAt: undefined, result: "pending" }
-            return [[all.length, nth] as const, [...all, call]]
-          })
-          const modelScript = script[request.model]
-          const outcome = modelScript?.[Math.min(nth, modelScript.length - 1)]
-          return [index, outcome] as const
-        })
-      const settle = <A>(index: number) => (exit: Exit.Exit<A, LlmError.LlmError>) =>
-        Effect.flatMap(
-          TestClock.currentTimeMillis,
-          (endedAt) =>
-            Ref.update(log, (all) =>
-              all.map((call, i) =>
-                i === index
-                  ? {
-                    ...call,
-                    endedAt,
-                    result: Exit.isSuccess(exit) ? "success" : Exit.isInterrupted(exit) ? "interrupted" : "failure"
-                  }
-                  : call
-              ))
-        )
-      const notFound = (model: string) => new LlmError.ModelNotFoundError({ model, detail: "not in the test script" })
-      const create = (request: ChatCompletion.ChatRequest) =>
-        Effect.flatMap(start(request, "create"), ([index, outcome]) => {
-          const play: Effect.Effect<ChatCompletion.ChatCompletion, LlmError.LlmError> = outcome === undefined
-            ? Effect.fail(notFound(request.model))
-            : outcome._tag === "Hang"
-            ? Effect.never
-            : outcome._tag === "Fail"
-            ? Effect.zipRight(Effect.sleep(outcome.delay), Effect.fail(outcome.error))
-            : Effect.as(
-              Effect.sleep(outcome.delay),
-              ChatCompletion.make({
-                model: request.model,
-                content: outcome.content,
-                usage: { prompt_tokens: 10, completion_tokens: 5 }
-              })
-            )
-          return Effect.onExit(play, settle(index))
-        })
-      const stream = (request: ChatCompletion.ChatRequest) =>
-        Stream.unwrap(Effect.map(start(request, "stream"), ([index, outcome]) => {
-          const chunks: Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError> = outcome === undefined
-            ? Stream.fail(notFound(request.model))
-            : outcome._tag === "Hang"
-            ? Stream.never
-            : outcome._tag === "Fail"
-            ? Stream.fromEffect(Effect.zipRight(Effect.sleep(outcome.delay), Effect.fail(outcome.error)))
-            : (() => {
-              const words = outcome.content.split(/(?<=\s)/)
-              const deltas = words.map((word): ChatCompletion.ChatCompletionChunk => ({
-                id: "chatcmpl-test",
-                model: request.model,
-                choices: [{ index: 0, delta: { content: word }, finish_reason: null }]
-              }))
-              const failure = outcome.failAfterChunks
-              const played = Stream.fromIterable(failure ? deltas.slice(0, failure.chunks) : deltas).pipe(
-                Stream.zipWithIndex,
-                Stream.mapEffect(([chunk, i]) =>
-                  i === 0 ? Effect.succeed(chunk) : Effect.as(Effect.sleep(outcome.chunkDelay), chunk)
-                )
-              )
-              return Stream.concat(
-                Stream.drain(Stream.fromEffect(Effect.sleep(outcome.delay))),
-                failure ? Stream.concat(played, Stream.fail(failure.error)) : played
-              )
-            })()
-          return Stream.ensuringWith(chunks, settle(index))
-        }))
-      return Context.make(ChatClient.ChatClient, { create, stream }).pipe(Context.add(Recorder, log))
-    }))
-}
-// -------------------------------------------------------------------------------------------------
 
 const request = ChatCompletion.prompt("Name a prime.")
 
@@ -165,24 +35,6 @@ const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
   if (Option.isNone(failure)) throw new Error(`expected a failure, got ${Cause.pretty(exit.cause)}`)
   return failure.value
 }
-
-interface Line {
-  readonly level: string
-  readonly message: unknown
-  readonly annotations: Record<string, unknown>
-}
-
-const collectLogs = Effect.sync(() => {
-  const lines: Array<Line> = []
-  const logger = Logger.make(({ annotations, logLevel, message }) => {
-    lines.push({
-      level: logLevel.label,
-      message: Array.isArray(message) ? message[0] : message,
-      annotations: Object.fromEntries(HashMap.toEntries(annotations))
-    })
-  })
-  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
-})
 
 /** A breaker stub: refuses the models in `open`, lets the rest through and records how each ended. */
 const stubBreaker = (open: ReadonlyArray<string>) =>
@@ -555,7 +407,7 @@ describe("Fallback.chain", () => {
 
   it.effect("logs the served model and the number of attempts; a failed chain logs one line too", () =>
     Effect.gen(function*() {
-      const { layer, lines } = yield* collectLogs
+      const { layer, lines } = TestLogs.make()
       yield* Fallback.chain(["a", "b"])(request).pipe(Effect.provide(layer))
       const served = lines.filter((line) => line.annotations["llm.attempts"] !== undefined)
       assert.deepStrictEqual(served.map((line) => [line.level, line.message, line.annotations["llm.model"]]), [
@@ -569,13 +421,13 @@ describe("Fallback.chain", () => {
         "served by b after 2 attempts"
       ])
 
-      lines.length = 0
-      yield* Effect.exit(Fallback.chain(["a"])(request).pipe(Effect.provide(layer)))
-      assert.deepStrictEqual(lines.map((line) => [line.level, line.message]), [
+      const failed = TestLogs.make()
+      yield* Effect.exit(Fallback.chain(["a"])(request).pipe(Effect.provide(failed.layer)))
+      assert.deepStrictEqual(failed.lines.map((line) => [line.level, line.message]), [
         ["WARN", "attempt failed"],
         ["WARN", "All 1 model of the fallback chain failed, after 1 attempt: a: Model a failed with HTTP 503"]
       ])
-      assert.strictEqual(lines[1].annotations["llm.reason"], "Exhausted")
+      assert.strictEqual(failed.lines[1].annotations["llm.reason"], "Exhausted")
     }).pipe(Effect.provide(TestChatClient.layer({
       a: [TestChatClient.fail(serverError("a"))],
       b: [TestChatClient.reply("ok")]
@@ -683,9 +535,6 @@ describe("Fallback.firstSuccess", () => {
 })
 
 describe("Fallback.stream", () => {
-  const collect = <E>(stream: Stream.Stream<ChatCompletion.ChatCompletionChunk, E>) =>
-    Effect.map(Stream.runCollect(stream), (chunks) => Chunk.join(Chunk.map(chunks, ChatCompletion.chunkText), ""))
-
   it.scoped("a failure before the first chunk falls back; the served stream starts with its first chunk", () =>
     Effect.gen(function*() {
       const fiber = yield* Effect.fork(Fallback.stream(["a", "b"])(request))
@@ -693,7 +542,7 @@ describe("Fallback.stream", () => {
       const served = yield* Fiber.join(fiber)
       assert.strictEqual(served.model, "b")
       assert.deepStrictEqual(summary(served.attempts), [["a", 0, "ServerError", 0, 100], ["b", 0, "success", 100, 200]])
-      const text = yield* Effect.fork(collect(served.value))
+      const text = yield* Effect.fork(TestChatClient.collectText(served.value))
       yield* TestClock.adjust("1 second")
       assert.strictEqual(yield* Fiber.join(text), "two three five")
       assert.deepStrictEqual(callSummary(yield* TestChatClient.calls), [
@@ -709,7 +558,7 @@ describe("Fallback.stream", () => {
     Effect.gen(function*() {
       const served = yield* Fallback.stream(["a", "b"])(request)
       assert.strictEqual(served.model, "a")
-      const exit = yield* Effect.exit(collect(served.value))
+      const exit = yield* Effect.exit(TestChatClient.collectText(served.value))
       assertSameError(failureOf(exit), serverError("a"))
       assert.deepStrictEqual(yield* TestChatClient.callsTo("b"), [])
     }).pipe(Effect.provide(TestChatClient.layer({
@@ -731,7 +580,7 @@ describe("Fallback.stream", () => {
       )
       assert.deepStrictEqual(callSummary(yield* TestChatClient.callsTo("a")), [["a", 0, 1000, "interrupted"]])
       // the timeout bounds only the first chunk: a slow stream after it is not cut
-      const text = yield* Effect.fork(collect(served.value))
+      const text = yield* Effect.fork(TestChatClient.collectText(served.value))
       yield* TestClock.adjust("10 seconds")
       assert.strictEqual(yield* Fiber.join(text), "slow but steady")
     }).pipe(Effect.provide(TestChatClient.layer({

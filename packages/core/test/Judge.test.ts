@@ -1,36 +1,16 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ChatClient, ChatCompletion, Judge, LlmError, Observability } from "@resilient-llm/core"
-import { type Duration, Effect, Either, FastCheck, Fiber, Layer, Ref, Stream, TestClock } from "effect"
+import { Judge, LlmError, Observability } from "@resilient-llm/core"
+import { TestChatClient } from "@resilient-llm/testing"
+import { type Duration, Effect, Either, FastCheck, Fiber, Layer, TestClock } from "effect"
 
-// `@resilient-llm/testing` depends on core, so core's tests cannot import its TestChatClient; this
-// client answers each request with `answer(request)` after `delay` and records every request.
-const scriptedClient = (
-  answer: (request: ChatCompletion.ChatRequest) => string | LlmError.LlmError,
-  delay: Duration.DurationInput = "0 millis"
-) =>
-  Effect.gen(function*() {
-    const requests = yield* Ref.make<ReadonlyArray<ChatCompletion.ChatRequest>>([])
-    const client: ChatClient.Service = {
-      create: (request) =>
-        Ref.update(requests, (all) => [...all, request]).pipe(
-          Effect.zipRight(Effect.sleep(delay)),
-          Effect.zipRight(Effect.suspend(() => {
-            const out = answer(request)
-            return typeof out === "string"
-              ? Effect.succeed(
-                ChatCompletion.make({
-                  model: request.model,
-                  content: out,
-                  usage: { prompt_tokens: 50, completion_tokens: 1 }
-                })
-              )
-              : Effect.fail(out)
-          }))
-        ),
-      stream: () => Stream.dieMessage("not scripted")
-    }
-    return { layer: Layer.succeed(ChatClient.ChatClient, client), requests: Ref.get(requests) }
-  })
+/** A judge model's reply, or its failure, after `delay`, with 50 prompt tokens and 1 completion token. */
+const judgeReply = (reply: string | LlmError.LlmError, delay: Duration.DurationInput = 0): TestChatClient.Outcome =>
+  typeof reply === "string"
+    ? TestChatClient.reply(reply, { delay, usage: { prompt_tokens: 50, completion_tokens: 1 } })
+    : TestChatClient.fail(reply, { delay })
+
+/** The requests the judge models were sent, in order. */
+const requests = Effect.map(TestChatClient.calls, (calls) => calls.map((call) => call.request))
 
 const input: Judge.ScoreInput = { prompt: "What is 2 + 2?", response: "4" }
 
@@ -176,10 +156,7 @@ describe("Judge.parseScore", () => {
 describe("Judge.llm", () => {
   it.effect("asks the judge model with the rubric, the scale and the answer, and reads its number", () =>
     Effect.gen(function*() {
-      const { layer, requests } = yield* scriptedClient(() => "8", "700 millis")
-      const fiber = yield* Effect.fork(
-        Effect.flatMap(Judge.llm({ model: "judge-1" }), (judge) => judge.score(input)).pipe(Effect.provide(layer))
-      )
+      const fiber = yield* Effect.fork(Effect.flatMap(Judge.llm({ model: "judge-1" }), (judge) => judge.score(input)))
       yield* TestClock.adjust("700 millis")
       const score = yield* Fiber.join(fiber)
       assert.strictEqual(score.value, 8)
@@ -200,18 +177,17 @@ describe("Judge.llm", () => {
       assert.strictEqual(user.role, "user")
       assert.include(String(user.content), "What is 2 + 2?")
       assert.include(String(user.content), "<response>\n4\n</response>")
-    }))
+    }).pipe(Effect.provide(TestChatClient.layer({ "judge-1": [judgeReply("8", "700 millis")] }))))
 
   it.effect("uses a custom rubric, scale and request fields", () =>
     Effect.gen(function*() {
-      const { layer, requests } = yield* scriptedClient(() => "0.75")
       const judge = yield* Judge.llm({
         model: "judge-1",
         rubric: "Is the answer polite?",
         scale: { min: 0, max: 1 },
         temperature: 0.2,
         request: { max_tokens: 4, seed: 7 }
-      }).pipe(Effect.provide(layer))
+      })
       const score = yield* judge.score(input)
       assert.strictEqual(score.value, 0.75)
       const [request] = yield* requests
@@ -221,7 +197,11 @@ describe("Judge.llm", () => {
       assert.include(String(request.messages[0].content), "Is the answer polite?")
       assert.include(String(request.messages[0].content), "from 0 (worst) to 1 (best)")
       assert.notInclude(String(request.messages[0].content), "Accuracy")
-    }))
+      // @ts-expect-error the judge's temperature is its own option, not a request field
+      Judge.llm({ model: "judge-1", request: { temperature: 1 } })
+      // @ts-expect-error request fields keep their types
+      Judge.llm({ model: "judge-1", request: { max_tokens: "4" } })
+    }).pipe(Effect.provide(TestChatClient.layer({ "judge-1": [judgeReply("0.75")] }))))
 
   it.effect("a reply that is not a number on the scale is a JudgeError with the raw reply", () =>
     Effect.gen(function*() {
@@ -234,9 +214,10 @@ describe("Judge.llm", () => {
           ["8/10", "NotANumber"]
         ] as const
       ) {
-        const { layer } = yield* scriptedClient(() => reply)
         const error = yield* Effect.flip(
-          Effect.flatMap(Judge.llm({ model: "judge-1" }), (judge) => judge.score(input)).pipe(Effect.provide(layer))
+          Effect.flatMap(Judge.llm({ model: "judge-1" }), (judge) => judge.score(input)).pipe(
+            Effect.provide(TestChatClient.layer({ "judge-1": [judgeReply(reply)] }))
+          )
         )
         assert.strictEqual(error._tag, "JudgeError")
         assert.strictEqual(error.reason, reason)
@@ -248,9 +229,10 @@ describe("Judge.llm", () => {
   it.effect("a failure of the judge model is a JudgeError with the LlmError as cause", () =>
     Effect.gen(function*() {
       const outage = new LlmError.ServerError({ model: "judge-1", status: 503 })
-      const { layer } = yield* scriptedClient(() => outage)
       const error = yield* Effect.flip(
-        Effect.flatMap(Judge.llm({ model: "judge-1" }), (judge) => judge.score(input)).pipe(Effect.provide(layer))
+        Effect.flatMap(Judge.llm({ model: "judge-1" }), (judge) => judge.score(input)).pipe(
+          Effect.provide(TestChatClient.layer({ "judge-1": [judgeReply(outage)] }))
+        )
       )
       assert.strictEqual(error.reason, "ModelFailed")
       assert.instanceOf(error.cause, LlmError.ServerError)
@@ -260,8 +242,11 @@ describe("Judge.llm", () => {
 
   it.effect("each judge call is an Observability attempt of the judge model", () =>
     Effect.gen(function*() {
-      const { layer } = yield* scriptedClient((request) => request.messages.length === 2 ? "6" : "x")
-      const judge = yield* Judge.llm({ model: "judge-observed" }).pipe(Effect.provide(layer))
+      const judge = yield* Judge.llm({ model: "judge-observed" }).pipe(
+        Effect.provide(TestChatClient.layer({
+          "judge-observed": (_, request) => judgeReply(request.messages.length === 2 ? "6" : "x")
+        }))
+      )
       yield* judge.score(input)
       yield* judge.score(input)
       const [stats] = yield* Observability.snapshot({ labels: { test: "judge-observability" } })
@@ -271,26 +256,24 @@ describe("Judge.llm", () => {
 
   it.effect("refuses a scale that is not a range with a typed error, before any call", () =>
     Effect.gen(function*() {
-      const { layer, requests } = yield* scriptedClient(() => "5")
       for (
         const scale of [{ min: 10, max: 1 }, { min: 1, max: 1 }, { min: Number.NaN, max: 10 }, {
           min: 0,
           max: Infinity
         }]
       ) {
-        const error = yield* Effect.flip(Judge.llm({ model: "j", scale }).pipe(Effect.provide(layer)))
+        const error = yield* Effect.flip(Judge.llm({ model: "j", scale }))
         assert.strictEqual(error.reason, "InvalidOptions")
         assert.include(error.message, "Judge j is misconfigured: the scale")
       }
       const fromLayer = yield* Effect.flip(
         Judge.score(input).pipe(
-          Effect.provide(Judge.layerLlm({ model: "j", scale: { min: 5, max: 5 } })),
-          Effect.provide(layer)
+          Effect.provide(Judge.layerLlm({ model: "j", scale: { min: 5, max: 5 } }))
         )
       )
       assert.strictEqual(fromLayer.reason, "InvalidOptions")
       assert.deepStrictEqual(yield* requests, [])
-    }))
+    }).pipe(Effect.provide(TestChatClient.layer({ j: [judgeReply("5")] }))))
 })
 
 describe("Judge.fromFunction", () => {
@@ -405,10 +388,9 @@ describe("Judge.average", () => {
 
   it.effect("averages LLM judges over ChatClient", () =>
     Effect.gen(function*() {
-      const { layer } = yield* scriptedClient((request) => request.model === "judge-a" ? "7" : "nine")
       const panel = yield* Effect.all([Judge.llm({ model: "judge-a" }), Judge.llm({ model: "judge-b" })]).pipe(
         Effect.map((judges) => Judge.average(judges)),
-        Effect.provide(layer)
+        Effect.provide(TestChatClient.layer({ "judge-a": [judgeReply("7")], "judge-b": [judgeReply("nine")] }))
       )
       const score = yield* panel.score(input)
       assert.strictEqual(score.value, 7)
@@ -421,9 +403,12 @@ describe("Judge layers", () => {
     Effect.gen(function*() {
       const fromLayer = yield* Judge.score(input).pipe(Effect.provide(Judge.layer(Judge.fromFunction(() => 3))))
       assert.strictEqual(fromLayer.value, 3)
-      const { layer } = yield* scriptedClient(() => "9")
       const fromLlm = yield* Judge.score(input).pipe(
-        Effect.provide(Judge.layerLlm({ model: "judge-1" }).pipe(Layer.provide(layer)))
+        Effect.provide(
+          Judge.layerLlm({ model: "judge-1" }).pipe(
+            Layer.provide(TestChatClient.layer({ "judge-1": [judgeReply("9")] }))
+          )
+        )
       )
       assert.strictEqual(fromLlm.value, 9)
       assert.strictEqual(fromLlm.judge, "judge-1")

@@ -1,30 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
 import { LlmError, Observability } from "@resilient-llm/core"
 import { ChatCompletion } from "@resilient-llm/core"
-import { Duration, Effect, Fiber, HashMap, Logger, TestClock } from "effect"
-
-interface Line {
-  readonly level: string
-  readonly message: unknown
-  readonly annotations: Record<string, unknown>
-}
-
-const collectLogs = Effect.gen(function*() {
-  const lines: Array<Line> = []
-  const logger = Logger.make(({ annotations, logLevel, message }) => {
-    lines.push({
-      level: logLevel.label,
-      message: Array.isArray(message) ? message[0] : message,
-      annotations: Object.fromEntries(HashMap.toEntries(annotations))
-    })
-  })
-  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
-})
+import { TestLogs } from "@resilient-llm/testing"
+import { Duration, Effect, Fiber, TestClock } from "effect"
 
 describe("Observability.attempt", () => {
   it.effect("logs one annotated line per attempt and times it by Clock", () =>
     Effect.gen(function*() {
-      const { layer, lines } = yield* collectLogs
+      const { layer, lines } = TestLogs.make()
       const completion = ChatCompletion.make({
         model: "m1",
         content: "hi",

@@ -345,6 +345,26 @@ const failureCases: ReadonlyArray<FailureCase> = [
     check: rateLimited({}, Option.some(Duration.seconds(4)))
   },
   {
+    name: "200 whose reply the content filter withheld",
+    status: 200,
+    body: {
+      id: "c",
+      model: "gpt-4o",
+      choices: [{ index: 0, message: { role: "assistant", content: null }, finish_reason: "content_filter" }]
+    },
+    check: (error) => assert.include(expectTag(error, "ContentFilterError").detail, "withheld")
+  },
+  {
+    name: "200 whose reply the content filter cut short (Azure)",
+    status: 200,
+    body: {
+      id: "c",
+      model: "gpt-4o",
+      choices: [{ index: 0, message: { role: "assistant", content: "Once upon" }, finish_reason: "content_filter" }]
+    },
+    check: (error) => assert.include(expectTag(error, "ContentFilterError").detail, "cut the reply after 9 characters")
+  },
+  {
     name: "302 redirect",
     status: 302,
     body: "",

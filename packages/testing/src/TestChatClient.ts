@@ -27,6 +27,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as HashMap from "effect/HashMap"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
@@ -77,7 +78,8 @@ export type Script = Readonly<Record<string, ModelScript>>
 
 /**
  * A recorded call: which model, with which request, when it started and ended (by `Clock`), and
- * how it ended.
+ * how it ended. A `"failure"` carries its `LlmError` (a defect is a `"failure"` without one);
+ * `"interrupted"` is a call cut short from outside (a timeout, a lost race, an early stop).
  *
  * @since 0.1.0
  * @category models
@@ -179,55 +181,62 @@ const usageFor = (outcome: Extract<Outcome, { _tag: "Reply" }>): ChatCompletion.
  */
 export const make = (script: Script): Effect.Effect<readonly [ChatClient.Service, Service]> =>
   Effect.gen(function*() {
-    const log = yield* Ref.make<ReadonlyArray<Call>>([])
-    const counters = yield* Ref.make<ReadonlyMap<string, number>>(new Map())
+    // Every call's record is a `Ref` of its own, so starting and settling a call costs the same
+    // however many calls came before it (some tests make tens of thousands).
+    const log = yield* Ref.make<{
+      readonly calls: Chunk.Chunk<Ref.Ref<Call>>
+      readonly perModel: HashMap.HashMap<string, number>
+    }>({ calls: Chunk.empty(), perModel: HashMap.empty() })
 
-    const next = (request: ChatCompletion.ChatRequest) =>
+    /** Records a call as pending; returns its record and its index among the calls to its model. */
+    const start = (request: ChatCompletion.ChatRequest, kind: Call["kind"]) =>
       Effect.gen(function*() {
-        const modelScript = Object.prototype.hasOwnProperty.call(script, request.model)
-          ? script[request.model]
-          : undefined
-        if (modelScript === undefined) {
-          return yield* new LlmError.ModelNotFoundError({ model: request.model, detail: "not in the test script" })
-        }
-        const index = yield* Ref.modify(counters, (m) => {
-          const i = m.get(request.model) ?? 0
-          return [i, new Map(m).set(request.model, i + 1)] as const
-        })
-        if (typeof modelScript === "function") return modelScript(index, request)
-        if (modelScript.length === 0) {
-          return yield* new LlmError.ModelNotFoundError({ model: request.model, detail: "empty test script" })
-        }
-        return modelScript[Math.min(index, modelScript.length - 1)]
-      })
-
-    const record = (request: ChatCompletion.ChatRequest, kind: Call["kind"]) =>
-      Effect.flatMap(Clock.currentTimeMillis, (startedAt) =>
-        Ref.modify(log, (calls) => [calls.length, [...calls, {
+        const startedAt = yield* Clock.currentTimeMillis
+        const call = yield* Ref.make<Call>({
           model: request.model,
           request,
           kind,
           startedAt,
           endedAt: undefined,
-          result: "pending" as const,
+          result: "pending",
           error: undefined
-        }]]))
-
-    const settle = (index: number, result: Call["result"], error?: LlmError.LlmError) =>
-      Effect.flatMap(Clock.currentTimeMillis, (endedAt) =>
-        Ref.update(log, (calls) =>
-          calls.map((call, i) => i === index ? { ...call, endedAt, result, error } : call)))
-
-    const settleExit = (index: number) => <A>(exit: Exit.Exit<A, LlmError.LlmError>) =>
-      Exit.match(exit, {
-        onSuccess: () =>
-          settle(index, "success"),
-        onFailure: (cause) =>
-          Option.match(Cause.failureOption(cause), {
-            onNone: () => settle(index, "interrupted"),
-            onSome: (error) => settle(index, "failure", error)
-          })
+        })
+        const index = yield* Ref.modify(log, ({ calls, perModel }) => {
+          const index = Option.getOrElse(HashMap.get(perModel, request.model), () => 0)
+          return [index, {
+            calls: Chunk.append(calls, call),
+            perModel: HashMap.set(perModel, request.model, index + 1)
+          }]
+        })
+        return [call, index] as const
       })
+
+    const outcomeOf = (
+      request: ChatCompletion.ChatRequest,
+      index: number
+    ): Effect.Effect<Outcome, LlmError.LlmError> => {
+      const modelScript = Object.prototype.hasOwnProperty.call(script, request.model)
+        ? script[request.model]
+        : undefined
+      if (modelScript === undefined) {
+        return Effect.fail(new LlmError.ModelNotFoundError({ model: request.model, detail: "not in the test script" }))
+      }
+      if (typeof modelScript === "function") return Effect.sync(() => modelScript(index, request))
+      if (modelScript.length === 0) {
+        return Effect.fail(new LlmError.ModelNotFoundError({ model: request.model, detail: "empty test script" }))
+      }
+      return Effect.succeed(modelScript[Math.min(index, modelScript.length - 1)])
+    }
+
+    const settle = (call: Ref.Ref<Call>) => <A>(exit: Exit.Exit<A, LlmError.LlmError>) =>
+      Effect.flatMap(Clock.currentTimeMillis, (endedAt) =>
+        Ref.update(call, (recorded): Call => {
+          if (Exit.isSuccess(exit)) return { ...recorded, endedAt, result: "success", error: undefined }
+          const error = Option.getOrUndefined(Cause.failureOption(exit.cause))
+          // a defect is a failure without an `LlmError`, not an interruption
+          const result = error === undefined && Cause.isInterruptedOnly(exit.cause) ? "interrupted" : "failure"
+          return { ...recorded, endedAt, result, error }
+        }))
 
     const play = (outcome: Outcome, model: string): Effect.Effect<ChatCompletion.ChatCompletion, LlmError.LlmError> => {
       switch (outcome._tag) {
@@ -245,23 +254,21 @@ export const make = (script: Script): Effect.Effect<readonly [ChatClient.Service
 
     const client: ChatClient.Service = {
       create: (request) =>
-        Effect.flatMap(record(request, "create"), (index) =>
-          Effect.flatMap(next(request), (outcome) =>
-            play(outcome, request.model)).pipe(
-              Effect.onExit(settleExit(index))
-            )),
+        Effect.flatMap(start(request, "create"), ([call, index]) =>
+          outcomeOf(request, index).pipe(
+            Effect.flatMap((outcome) => play(outcome, request.model)),
+            Effect.onExit(settle(call))
+          )),
       stream: (request) =>
-        Stream.unwrap(Effect.map(record(request, "stream"), (index) => {
-          const chunks = Stream.unwrap(Effect.map(next(request), (outcome) => {
+        Stream.unwrap(Effect.map(start(request, "stream"), ([call, index]) => {
+          const chunks = Stream.unwrap(Effect.map(outcomeOf(request, index), (outcome) => {
             switch (outcome._tag) {
               case "Hang":
                 return Stream.never
               case "Fail":
                 return Stream.fromEffect(Effect.zipRight(Effect.sleep(outcome.delay), Effect.fail(outcome.error)))
               case "Reply": {
-                const words = outcome.content.split(/(?<=\s)/).filter((w) =>
-                  w.length > 0
-                )
+                const words = outcome.content.split(/(?<=\s)/).filter((w) => w.length > 0)
                 const deltas = words.map((word, i): ChatCompletion.ChatCompletionChunk => ({
                   id: "chatcmpl-local",
                   model: request.model,
@@ -285,13 +292,14 @@ export const make = (script: Script): Effect.Effect<readonly [ChatClient.Service
               }
             }
           }))
-          return Stream.ensuringWith(chunks, settleExit(index))
+          return Stream.ensuringWith(chunks, settle(call))
         }))
     }
 
+    const calls = Effect.flatMap(Ref.get(log), (recorded) => Effect.forEach(recorded.calls, Ref.get))
     const recorder: Service = {
-      calls: Ref.get(log),
-      callsTo: (model) => Effect.map(Ref.get(log), (calls) => calls.filter((call) => call.model === model))
+      calls,
+      callsTo: (model) => Effect.map(calls, (all) => all.filter((call) => call.model === model))
     }
     return [client, recorder] as const
   })

@@ -7,3 +7,8 @@ export * as FakeProvider from "./FakeProvider.js"
  * @since 0.1.0
  */
 export * as TestChatClient from "./TestChatClient.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as TestLogs from "./TestLogs.js"

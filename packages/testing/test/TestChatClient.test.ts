@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ChatClient, ChatCompletion, LlmError } from "@resilient-llm/core"
 import { TestChatClient } from "@resilient-llm/testing"
-import { Effect, Exit, Fiber, TestClock } from "effect"
+import { Cause, Effect, Exit, Fiber, TestClock } from "effect"
 
 const request = (model: string): ChatCompletion.ChatRequest => ({ model, messages: [{ role: "user", content: "hi" }] })
 
@@ -68,5 +68,32 @@ describe("TestChatClient", () => {
           failAfterChunks: { chunks: 1, error: new LlmError.ConnectionError({ model: "s", detail: "reset" }) }
         })
       ]
+    }))))
+
+  it.effect("a function script gets the call's index among the calls to its model, and the request", () =>
+    Effect.gen(function*() {
+      const texts = yield* Effect.forEach(
+        ["a", "b", "a", "a", "b"],
+        (model) => Effect.map(ChatClient.create(request(model)), ChatCompletion.text)
+      )
+      assert.deepStrictEqual(texts, ["a0:hi", "b0:hi", "a1:hi", "a2:hi", "b1:hi"])
+      const calls = yield* TestChatClient.calls
+      assert.deepStrictEqual(calls.map((c) => c.model), ["a", "b", "a", "a", "b"])
+    }).pipe(Effect.provide(TestChatClient.layer({
+      a: (index, req) => TestChatClient.reply(`a${index}:${String(req.messages[0]?.content)}`),
+      b: (index, req) => TestChatClient.reply(`b${index}:${String(req.messages[0]?.content)}`)
+    }))))
+
+  it.effect("a defect is recorded as a failure without an error, not as an interruption", () =>
+    Effect.gen(function*() {
+      const exit = yield* Effect.exit(ChatClient.create(request("buggy")))
+      assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
+      const [call] = yield* TestChatClient.calls
+      assert.strictEqual(call.result, "failure")
+      assert.isUndefined(call.error)
+    }).pipe(Effect.provide(TestChatClient.layer({
+      buggy: () => {
+        throw new Error("a bug in the script")
+      }
     }))))
 })

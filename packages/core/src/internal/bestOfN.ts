@@ -16,7 +16,7 @@ import * as ChatCompletion from "../ChatCompletion.js"
 import * as Judge from "../Judge.js"
 import * as LlmError from "../LlmError.js"
 import * as Observability from "../Observability.js"
-import { promptText, withModel } from "./judge.js"
+import { promptText } from "./judge.js"
 
 const blank = (model: string, index: number) => ({
   model,
@@ -51,9 +51,19 @@ export interface Config {
   readonly required: number
   readonly concurrency: number | undefined
   readonly timeout: Duration.Duration | undefined
+  readonly judgeTimeout: Duration.Duration | undefined
 }
 
 const isWholeAtLeastOne = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 1
+
+/** A positive duration read from `input`, or `undefined` when it is none. */
+const positiveDuration = (input: Duration.DurationInput): Duration.Duration | undefined => {
+  // `Duration.decode` throws on what it cannot read, and reads negative and NaN inputs as zero
+  const decoded = Either.try(() => Duration.decodeUnknown(input))
+  return Either.isRight(decoded) && Option.isSome(decoded.right) && Duration.toMillis(decoded.right.value) > 0
+    ? decoded.right.value
+    : undefined
+}
 
 /**
  * The checked options, or why they describe no call.
@@ -72,15 +82,13 @@ export const validate = (options: BestOfN.Options): Config | string => {
   if (concurrency !== undefined && concurrency !== "unbounded" && !isWholeAtLeastOne(concurrency)) {
     return `concurrency must be a whole number of at least 1 or "unbounded", got ${String(concurrency)}`
   }
-  let timeout: Duration.Duration | undefined = undefined
-  if (options.candidateTimeout !== undefined) {
-    // `Duration.decode` throws on what it cannot read, and reads negative and NaN inputs as zero
-    const input = options.candidateTimeout
-    const decoded = Either.try(() => Duration.decodeUnknown(input))
-    if (Either.isLeft(decoded) || Option.isNone(decoded.right) || !(Duration.toMillis(decoded.right.value) > 0)) {
-      return `candidateTimeout must be a positive duration, got ${String(input)}`
-    }
-    timeout = decoded.right.value
+  const timeout = options.candidateTimeout === undefined ? undefined : positiveDuration(options.candidateTimeout)
+  if (options.candidateTimeout !== undefined && timeout === undefined) {
+    return `candidateTimeout must be a positive duration, got ${String(options.candidateTimeout)}`
+  }
+  const judgeTimeout = options.judgeTimeout === undefined ? undefined : positiveDuration(options.judgeTimeout)
+  if (options.judgeTimeout !== undefined && judgeTimeout === undefined) {
+    return `judgeTimeout must be a positive duration, got ${String(options.judgeTimeout)}`
   }
   const target = options.earlyStop?.targetScore
   if (options.earlyStop !== undefined && !(typeof target === "number" && Number.isFinite(target))) {
@@ -89,7 +97,8 @@ export const validate = (options: BestOfN.Options): Config | string => {
   return {
     required,
     concurrency: concurrency === "unbounded" ? undefined : concurrency,
-    timeout
+    timeout,
+    judgeTimeout
   }
 }
 
@@ -106,7 +115,7 @@ export const run = (
   Effect.gen(function*() {
     const client = yield* ChatClient.ChatClient
     const judge = yield* Judge.Judge
-    const prompt = options.judgePrompt ?? promptText(withModel(request, "").messages)
+    const prompt = options.judgePrompt ?? promptText(request.messages)
     const slots = yield* Ref.make<ReadonlyArray<BestOfN.Candidate>>(options.models.map(cancelled))
     const stop = yield* Deferred.make<void>()
     const required = config.required
@@ -114,6 +123,7 @@ export const run = (
       ? Option.none()
       : Option.some(yield* Effect.makeSemaphore(config.concurrency))
     const timeout = config.timeout
+    const judgeTimeout = config.judgeTimeout
 
     const settle = (candidate: BestOfN.Candidate) =>
       Ref.modify(slots, (all) => {
@@ -122,7 +132,7 @@ export const run = (
       })
 
     const generate = (model: string, index: number) => {
-      const call = client.create(withModel(request, model))
+      const call = client.create(ChatCompletion.withModel(request, model))
       // The deadline is inclusive: an answer arriving exactly at `candidateTimeout` counts, so the
       // timer fires one millisecond past it (otherwise a tie under `TestClock` goes to whichever
       // sleep was registered last).
@@ -139,6 +149,27 @@ export const run = (
       )
       return Option.match(permits, { onNone: () => timed, onSome: (semaphore) => semaphore.withPermits(1)(timed) })
     }
+
+    const scoring = (text: string) =>
+      judge.score({ prompt, response: text }).pipe(
+        Effect.filterOrFail(
+          (score) => Number.isFinite(score.value),
+          (score) => new Judge.JudgeError({ reason: "NotANumber", judge: score.judge, reply: String(score.value) })
+        )
+      )
+
+    // The timer is the first side of the race, so it starts, and its sleep is registered, before
+    // the judge's own sleeps: a judge answering exactly at the deadline then wins the tie under
+    // `TestClock` (whose ties go to the sleep registered last), and the deadline is inclusive, as
+    // `candidateTimeout`'s is. The race interrupts the losing judge and waits for it to stop.
+    const judgement = (text: string): Effect.Effect<Judge.Score, Judge.JudgeError> =>
+      judgeTimeout === undefined ? scoring(text) : Effect.raceFirst(
+        Effect.zipRight(
+          Effect.sleep(judgeTimeout),
+          Effect.fail(new Judge.JudgeError({ reason: "TimedOut", judge: judge.name ?? "judge", timeout: judgeTimeout }))
+        ),
+        scoring(text)
+      )
 
     const candidate = (model: string, index: number) =>
       Effect.gen(function*() {
@@ -163,14 +194,7 @@ export const run = (
           tokens: Option.getOrUndefined(ChatCompletion.tokens(completion))
         }
         yield* settle({ ...answered, status: "cancelled" })
-        const [judgeElapsed, judged] = yield* judge.score({ prompt, response: text }).pipe(
-          Effect.filterOrFail(
-            (score) => Number.isFinite(score.value),
-            (score) => new Judge.JudgeError({ reason: "NotANumber", judge: score.judge, reply: String(score.value) })
-          ),
-          Effect.either,
-          Effect.timed
-        )
+        const [judgeElapsed, judged] = yield* judgement(text).pipe(Effect.either, Effect.timed)
         const judgeLatencyMs = Duration.toMillis(judgeElapsed)
         if (Either.isLeft(judged)) {
           yield* settle({ ...answered, status: "judge-failed", judgeLatencyMs, error: judged.left })

@@ -303,12 +303,11 @@ export const make = (
         "llm.breaker.state": stateOf[refusal.phase]
       }
       if (Number.isFinite(refusal.retryAfterMillis)) attributes["llm.breaker.retry_after_ms"] = refusal.retryAfterMillis
-      return Effect.zipRight(
-        Effect.annotateCurrentSpan(attributes),
-        Effect.fail(
-          new LlmError.CircuitOpenError({ model: key, retryAfter: Duration.millis(refusal.retryAfterMillis) })
-        )
-      )
+      // A span of its own: the caller's current span may be a whole fallback chain, whose other
+      // models must not be labelled with this one.
+      return Effect.fail(
+        new LlmError.CircuitOpenError({ model: key, retryAfter: Duration.millis(refusal.retryAfterMillis) })
+      ).pipe(Effect.withSpan("resilient-llm.breaker.refused", { attributes }))
     }
 
     const admit = Machine.admit(settings)
@@ -334,10 +333,8 @@ export const make = (
                   )
                 )
               if (ticket.probe === undefined) return Effect.onExit(restore(self), settle)
-              const probe = Effect.zipRight(
-                Effect.annotateCurrentSpan({ "llm.model": key, "llm.breaker.probe": true }),
-                restore(self)
-              )
+              // Marks the spans the probe opens (its attempt span), not the caller's current one.
+              const probe = Effect.annotateSpans(restore(self), "llm.breaker.probe", true)
               if (!Number.isFinite(settings.maxProbeMillis)) return Effect.onExit(probe, settle)
               return Effect.flatMap(
                 wake(key, settings.maxProbeMillis),
@@ -401,6 +398,7 @@ export const make = (
       state,
       snapshot,
       changes: Stream.fromPubSub(pubsub),
+      subscribe: PubSub.subscribe(pubsub),
       reset,
       isolate
     }

@@ -38,14 +38,6 @@ interface Config {
   readonly minSamples: number
 }
 
-// `PromptRequest` is `Omit` over a type with an index signature, which keeps only the index
-// signature, so TypeScript cannot see `messages` in it; the default is never used at run time.
-const withModel = (request: ChatCompletion.PromptRequest, model: string): ChatCompletion.ChatRequest => ({
-  messages: [],
-  ...request,
-  model
-})
-
 const isPositiveInteger = (n: number): boolean => Number.isInteger(n) && n > 0
 
 const isBlank = (s: unknown): boolean => typeof s !== "string" || s.trim().length === 0
@@ -161,7 +153,7 @@ export const make = (
         const { model, name } = config.variants[variant]
         const callId = yield* Effect.sync(() => recorder.nextCallId())
         const startedAt = yield* Clock.currentTimeMillis
-        const completion = yield* ChatClient.create(withModel(request, model)).pipe(
+        const completion = yield* ChatClient.create(ChatCompletion.withModel(request, model)).pipe(
           Observability.attempt({
             pattern: "experiment",
             model,
@@ -200,6 +192,15 @@ export const make = (
         shadowSlots !== undefined && variant !== config.controlIndex
           ? Effect.zipRight(forkShadow(variant, request), serve(config.controlIndex, request, false))
           : serve(variant, request, false)).pipe(
+          Effect.tap((served) =>
+            Effect.logInfo(`served by ${served.model} (variant ${served.variant})`).pipe(
+              Effect.annotateLogs({
+                "llm.model": served.model,
+                "llm.variant": served.variant,
+                "llm.call_id": served.callId
+              })
+            )
+          ),
           Observability.pattern("experiment", { "llm.experiment": config.name })
         )
 

@@ -5,7 +5,7 @@
  * @internal
  */
 import * as Either from "effect/Either"
-import type { ChatMessage, ChatRequest, PromptRequest } from "../ChatCompletion.js"
+import type { ChatMessage } from "../ChatCompletion.js"
 
 /** @internal */
 export interface Scale {
@@ -89,20 +89,6 @@ const contentText = (content: ChatMessage["content"]): string => {
     typeof part === "object" && part !== null && "text" in part && typeof part.text === "string" ? [part.text] : []
   ).join("\n")
 }
-
-const noMessages: ReadonlyArray<ChatMessage> = []
-
-/**
- * The request for one model. The `messages` default only matters to the type checker: the
- * request's own messages always override it.
- *
- * @internal
- */
-export const withModel = (request: PromptRequest, model: string): ChatRequest => ({
-  messages: noMessages,
-  ...request,
-  model
-})
 
 /**
  * The text a judge reads as "the prompt": a lone user message as it is, a conversation as

@@ -106,7 +106,7 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
         // always does, with the caller's `stream_options` kept as given.
         const { stream: _stream, stream_options, ...rest } = encoded
         const payload = streaming
-          ? { ...rest, ...(stream_options === undefined ? {} : { stream_options }), stream: true }
+          ? { ...rest, ...(stream_options == null ? {} : { stream_options }), stream: true }
           : rest
         return Effect.try({ try: () => JSON.stringify(payload), catch: describeCause })
       }),
@@ -182,9 +182,23 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
       if (Errors.isErrorEnvelope(json)) {
         return yield* Effect.flip(envelopeFailure(model, response, json, "error object in a successful response"))
       }
-      return yield* ChatCompletion.decodeCompletion(json).pipe(
+      const completion = yield* ChatCompletion.decodeCompletion(json).pipe(
         Effect.mapError((error) => decodeFailure(model, `not a chat completion: ${formatSchemaError(error, secrets)}`))
       )
+      const [first] = completion.choices
+      if (first.finish_reason === "content_filter") {
+        // A withheld (or cut) reply is not an answer: a chain falls back instead of serving it.
+        return yield* new LlmError.ContentFilterError({
+          model,
+          detail: Errors.sanitize(
+            first.message.refusal ?? (first.message.content
+              ? `the content filter cut the reply after ${first.message.content.length} characters`
+              : "the content filter withheld the reply"),
+            secrets
+          )
+        })
+      }
+      return completion
     }))
 
   const chunks = (
@@ -299,6 +313,17 @@ export const decodeEventStream = (
                 chunks,
                 end: Effect.sync(() =>
                   decodeFailure(`an event is not a chunk: ${formatSchemaError(decoded.left, secrets)}`)
+                )
+              }
+            }
+            if (decoded.right.choices.some((choice) => choice.finish_reason === "content_filter")) {
+              return {
+                chunks,
+                end: Effect.succeed(
+                  new LlmError.ContentFilterError({
+                    model,
+                    detail: "the content filter stopped the stream (finish_reason: content_filter)"
+                  })
                 )
               }
             }

@@ -1,0 +1,86 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Either, FastCheck } from "effect"
+import * as Cli from "../src/Cli.js"
+import * as Render from "../src/Render.js"
+
+const parsed = (...argv: Array<string>) => Either.getOrThrow(Cli.parse(argv))
+const refused = (...argv: Array<string>) => Either.flip(Cli.parse(argv)).pipe(Either.getOrThrow).reason
+
+describe("Cli.parse", () => {
+  it("runs the fake tour by default", () => {
+    assert.deepStrictEqual(parsed(), {
+      help: false,
+      json: false,
+      verbose: false,
+      seed: Cli.defaultSeed,
+      requests: undefined,
+      models: undefined,
+      judge: undefined
+    })
+  })
+
+  it("reads switches, and values after a space or an equals sign", () => {
+    const options = parsed("--json", "--verbose", "--seed=7", "--requests", "50")
+    assert.deepStrictEqual([options.json, options.verbose, options.seed, options.requests], [true, true, 7, 50])
+    assert.isTrue(parsed("-h").help)
+    assert.isTrue(parsed("--help").help)
+  })
+
+  it("takes a real endpoint's models and judge", () => {
+    const options = parsed("--models", "gpt-4o-mini, gpt-4.1-nano,llama3", "--judge", "gpt-4o")
+    assert.deepStrictEqual(options.models, ["gpt-4o-mini", "gpt-4.1-nano", "llama3"])
+    assert.strictEqual(options.judge, "gpt-4o")
+  })
+
+  it("refuses what it cannot do, saying why", () => {
+    assert.strictEqual(refused("--colour"), `unknown argument "--colour"`)
+    assert.strictEqual(refused("demo"), `unknown argument "demo"`)
+    assert.strictEqual(refused("--json=yes"), `unknown argument "--json=yes"`)
+    assert.strictEqual(refused("--seed"), "--seed needs a value")
+    assert.strictEqual(refused("--models", "--json"), "--models needs a value")
+    assert.strictEqual(refused("--seed", "1", "--seed", "2"), "--seed is given twice")
+    assert.strictEqual(refused("--requests", "0"), `--requests takes a whole number from 1 to 10000, got "0"`)
+    assert.strictEqual(refused("--requests", "1e3"), `--requests takes a whole number from 1 to 10000, got "1e3"`)
+    assert.strictEqual(refused("--seed", "-1"), `--seed takes a whole number from 0 to 2147483647, got "-1"`)
+    assert.strictEqual(refused("--models", "a"), "--models needs at least two different models")
+    assert.strictEqual(refused("--models", "a,a"), "--models needs at least two different models")
+    assert.strictEqual(refused("--models", "a,,b"), "--models has an empty name")
+    assert.strictEqual(refused("--judge", "j"), "--judge goes with --models (the fake has its own judge)")
+    assert.strictEqual(
+      refused("--models", "a,b", "--seed", "3"),
+      "--seed is for the fake provider; it has no effect with --models"
+    )
+  })
+
+  it.prop("reads back any request count in range, and refuses any out of it", [FastCheck.integer()], ([n]) => {
+    const result = Cli.parse(["--requests", String(n)])
+    if (n >= 1 && n <= 10_000) return Either.isRight(result) && result.right.requests === n
+    return Either.isLeft(result)
+  })
+})
+
+describe("Render.colorEnabled", () => {
+  it("colours a terminal, unless NO_COLOR; FORCE_COLOR forces it", () => {
+    assert.isTrue(Render.colorEnabled(true, {}))
+    assert.isFalse(Render.colorEnabled(false, {}))
+    assert.isFalse(Render.colorEnabled(true, { TERM: "dumb" }))
+    assert.isFalse(Render.colorEnabled(true, { NO_COLOR: "1" }))
+    assert.isTrue(Render.colorEnabled(true, { NO_COLOR: "" }))
+    assert.isTrue(Render.colorEnabled(false, { FORCE_COLOR: "1" }))
+    assert.isFalse(Render.colorEnabled(true, { FORCE_COLOR: "0" }))
+    assert.isFalse(Render.colorEnabled(false, { FORCE_COLOR: "1", NO_COLOR: "1" }))
+  })
+})
+
+describe("Render.table", () => {
+  it("aligns columns by their visible width, colour codes left out", () => {
+    const s = Render.style(true)
+    const lines = Render.table(["model", "n"], [[s.green("a"), "1"], ["bbb", "100"]], { right: [1] })
+    assert.include(lines[1], "\x1b[32ma\x1b[39m")
+    assert.deepStrictEqual(lines.map(Render.strip), [
+      "model    n",
+      "a        1",
+      "bbb    100"
+    ])
+  })
+})

@@ -1,0 +1,197 @@
+import { assert, describe, it } from "@effect/vitest"
+import { ChatClient, ChatCompletion } from "@resilient-llm/core"
+import { Effect, FastCheck as fc, Schema, Stream } from "effect"
+import * as Fake from "../support/Fake.js"
+import { loadDocument } from "./openApi.js"
+import { expectConformingRequests, requestErrors } from "./RequestConformance.js"
+import { arbitrary } from "./schemaArbitrary.js"
+
+// Every request body our client sends must be a `CreateChatCompletionRequest` of the official
+// spec. These requests name every field of `ChatRequest`, in every shape the spec gives it; the
+// FakeProvider records what went over the wire and the spec's validator checks each body.
+
+const model = "gpt-test"
+
+const weatherTool = {
+  type: "function",
+  function: {
+    name: "get_weather",
+    description: "The current weather in a city",
+    parameters: {
+      type: "object",
+      properties: { city: { type: "string" }, unit: { type: "string", enum: ["celsius", "fahrenheit"] } },
+      required: ["city", "unit"],
+      additionalProperties: false
+    },
+    strict: true
+  }
+}
+
+const representative: ReadonlyArray<readonly [string, ChatCompletion.ChatRequest]> = [
+  ["one user message", { model, messages: [{ role: "user", content: "Hello" }] }],
+  ["every role, content parts with an image, a tool call and its result", {
+    model,
+    messages: [
+      { role: "developer", content: "Answer in French." },
+      { role: "system", content: [{ type: "text", text: "You are a weather assistant." }] },
+      {
+        role: "user",
+        name: "ada",
+        content: [
+          { type: "text", text: "What is the weather where this photo was taken?" },
+          { type: "image_url", image_url: { url: "data:image/png;base64,iVBORw0KGgo=", detail: "low" } }
+        ]
+      },
+      {
+        role: "assistant",
+        content: null,
+        tool_calls: [{
+          id: "call_1",
+          type: "function",
+          function: { name: "get_weather", arguments: "{\"city\":\"Paris\",\"unit\":\"celsius\"}" }
+        }]
+      },
+      { role: "tool", tool_call_id: "call_1", content: "{\"temperature\":21}" },
+      { role: "assistant", content: "Il fait 21 °C à Paris." },
+      { role: "user", content: "Merci !" }
+    ]
+  }],
+  ["tools with a named tool_choice and every sampling field", {
+    model,
+    messages: [{ role: "user", content: "Weather in Oslo?" }],
+    tools: [weatherTool],
+    tool_choice: { type: "function", function: { name: "get_weather" } },
+    temperature: 0.7,
+    top_p: 0.9,
+    max_tokens: 256,
+    seed: 42,
+    user: "user-1234",
+    stop: "\n\n"
+  }],
+  ["tool_choice as a mode", {
+    model,
+    messages: [{ role: "user", content: "Weather in Lima?" }],
+    tools: [weatherTool],
+    tool_choice: "required"
+  }],
+  ["response_format json_schema, stop as an array, a provider extension", {
+    model,
+    messages: [{ role: "user", content: "Give me a city and its country." }],
+    response_format: {
+      type: "json_schema",
+      json_schema: {
+        name: "city",
+        strict: true,
+        schema: {
+          type: "object",
+          properties: { city: { type: "string" }, country: { type: "string" } },
+          required: ["city", "country"],
+          additionalProperties: false
+        }
+      }
+    },
+    stop: ["END", "STOP"],
+    reasoning_effort: "low"
+  }],
+  ["response_format json_object", {
+    model,
+    messages: [{ role: "system", content: "Reply in JSON." }, { role: "user", content: "A colour." }],
+    response_format: { type: "json_object" },
+    temperature: 0
+  }],
+  ["stream_options.include_usage (dropped by create, kept by stream)", {
+    model,
+    messages: [{ role: "user", content: "Count to three." }],
+    stream_options: { include_usage: true },
+    max_tokens: 16
+  }]
+]
+
+/** What `create` sends: the request without `stream` or `stream_options`. */
+const createBody = (request: ChatCompletion.ChatRequest) => {
+  const { stream: _stream, stream_options: _options, ...rest } = request
+  return rest
+}
+
+/** What `stream` sends: the request with `stream: true`, `stream_options` as given. */
+const streamBody = (request: ChatCompletion.ChatRequest) => ({ ...request, stream: true })
+
+describe("conformance with the OpenAI OpenAPI spec: requests", () => {
+  it.scopedLive("every request our client sends, created or streamed, is a CreateChatCompletionRequest", () =>
+    Effect.gen(function*() {
+      const fake = yield* Fake.start({ models: { [model]: { reply: "ok" } } })
+      yield* Effect.forEach(representative, ([, request]) =>
+        Effect.zipRight(
+          ChatClient.create(request),
+          ChatClient.stream(request).pipe(Stream.runDrain)
+        )).pipe(Effect.provide(Fake.client(fake.url)))
+
+      const received = yield* fake.requests
+      assert.strictEqual(received.length, representative.length * 2)
+      for (const [index, [name, request]] of representative.entries()) {
+        const created = received[index * 2]
+        const streamed = received[index * 2 + 1]
+        assert.deepStrictEqual(created.body, createBody(request), `${name}: the create body is the request`)
+        assert.deepStrictEqual(streamed.body, streamBody(request), `${name}: the stream body is the request`)
+        for (const sent of [created, streamed]) {
+          assert.strictEqual(sent.status, 200, `${name}: the fake accepted it`)
+          assert.deepStrictEqual(yield* requestErrors(sent.body), [], `${name}: ${JSON.stringify(sent.body)}`)
+        }
+      }
+      assert.strictEqual(yield* expectConformingRequests(fake), representative.length * 2)
+    }))
+
+  it.effect("the validator is not vacuous: it refuses bodies that break the spec", () =>
+    Effect.gen(function*() {
+      const invalid: ReadonlyArray<readonly [string, unknown]> = [
+        ["no messages", { model, messages: [] }],
+        ["no model", { messages: [{ role: "user", content: "hi" }] }],
+        ["an unknown role", { model, messages: [{ role: "robot", content: "hi" }] }],
+        ["a tool message without tool_call_id", { model, messages: [{ role: "tool", content: "42" }] }],
+        ["five stop sequences", {
+          model,
+          messages: [{ role: "user", content: "hi" }],
+          stop: ["a", "b", "c", "d", "e"]
+        }],
+        ["a fractional seed", { model, messages: [{ role: "user", content: "hi" }], seed: 1.5 }],
+        ["temperature out of range", { model, messages: [{ role: "user", content: "hi" }], temperature: 3 }],
+        ["an image part without a URL", {
+          model,
+          messages: [{ role: "user", content: [{ type: "image_url", image_url: {} }] }]
+        }]
+      ]
+      for (const [name, body] of invalid) {
+        const errors = yield* requestErrors(body)
+        assert.isAbove(errors.length, 0, `${name} must be refused: ${JSON.stringify(body)}`)
+      }
+    }))
+
+  it.scopedLive(
+    "a request the spec allows and ChatRequest accepts is sent unchanged (generated from the spec)",
+    () =>
+      Effect.gen(function*() {
+        const document = loadDocument()
+        const schema = document.components.schemas["CreateChatCompletionRequest"]
+        assert.isDefined(schema)
+        const isChatRequest = Schema.is(ChatCompletion.ChatRequest)
+        const candidates = fc.sample(arbitrary(document, schema, { maxDepth: 3 }), { numRuns: 150, seed: 20261126 })
+        const requests: Array<ChatCompletion.ChatRequest> = []
+        for (const candidate of candidates) {
+          if (!isChatRequest(candidate) || (yield* requestErrors(candidate)).length > 0) continue
+          // `create` leaves streaming to `stream`: compare like with like
+          requests.push({ ...createBody(candidate), model })
+        }
+        assert.isAtLeast(requests.length, 140, `only ${requests.length} of 150 candidates were usable`)
+        const fake = yield* Fake.start({ models: { [model]: { reply: "ok" } } })
+        yield* Effect.forEach(requests, (request) => Effect.either(ChatClient.create(request))).pipe(
+          Effect.provide(Fake.client(fake.url))
+        )
+        const received = yield* fake.requests
+        assert.strictEqual(received.length, requests.length, "every request was sent")
+        for (const [index, request] of requests.entries()) {
+          assert.deepStrictEqual(received[index].body, JSON.parse(JSON.stringify(request)))
+        }
+      }),
+    60_000
+  )
+})
