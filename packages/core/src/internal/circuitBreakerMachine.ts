@@ -162,7 +162,10 @@ export const closed = (epoch: number, since: number): Closed => ({
   window: undefined
 })
 
-const stay = <A>(circuit: Circuit, result: A): Step<A> => ({ circuit, changes: [], result })
+// Most events change nothing; their steps share one empty list of changes.
+const noChanges: ReadonlyArray<Change> = []
+
+const stay = <A>(circuit: Circuit, result: A): Step<A> => ({ circuit, changes: noChanges, result })
 
 const move = <A>(circuit: Circuit, change: Change, result: A): Step<A> => ({ circuit, changes: [change], result })
 
@@ -246,30 +249,33 @@ export const advance = (settings: Settings): Event<void> => (circuit, now, next)
  * @internal
  */
 export const admit = (settings: Settings): Event<Admission> => (circuit, now, next) =>
-  andThen(advance(settings)(circuit, now, next), (current): Step<Admission> => {
-    switch (current._tag) {
-      case "Closed":
-        return stay(current, { _tag: "Admitted", ticket: { epoch: current.epoch, probe: undefined, startedAt: now } })
-      case "Open":
-        return stay(current, { _tag: "Refused", phase: "Open", retryAfterMillis: current.until - now })
-      case "Isolated":
-        return stay(current, { _tag: "Refused", phase: "Isolated", retryAfterMillis: Infinity })
-      case "HalfOpen": {
-        if (current.probes.length + current.successes < settings.halfOpenProbes) {
-          const probe: Probe = { id: current.nextProbe, startedAt: now }
-          return stay(
-            { ...current, probes: [...current.probes, probe], nextProbe: current.nextProbe + 1 },
-            { _tag: "Admitted", ticket: { epoch: current.epoch, probe: probe.id, startedAt: now } }
-          )
+  // `advance` leaves a closed circuit as it is: the common case needs no step of its own
+  circuit._tag === "Closed"
+    ? stay(circuit, { _tag: "Admitted", ticket: { epoch: circuit.epoch, probe: undefined, startedAt: now } })
+    : andThen(advance(settings)(circuit, now, next), (current): Step<Admission> => {
+      switch (current._tag) {
+        case "Closed":
+          return stay(current, { _tag: "Admitted", ticket: { epoch: current.epoch, probe: undefined, startedAt: now } })
+        case "Open":
+          return stay(current, { _tag: "Refused", phase: "Open", retryAfterMillis: current.until - now })
+        case "Isolated":
+          return stay(current, { _tag: "Refused", phase: "Isolated", retryAfterMillis: Infinity })
+        case "HalfOpen": {
+          if (current.probes.length + current.successes < settings.halfOpenProbes) {
+            const probe: Probe = { id: current.nextProbe, startedAt: now }
+            return stay(
+              { ...current, probes: [...current.probes, probe], nextProbe: current.nextProbe + 1 },
+              { _tag: "Admitted", ticket: { epoch: current.epoch, probe: probe.id, startedAt: now } }
+            )
+          }
+          return stay(current, {
+            _tag: "Refused",
+            phase: "HalfOpen",
+            retryAfterMillis: Math.max(0, probeDeadline(settings, current) - now)
+          })
         }
-        return stay(current, {
-          _tag: "Refused",
-          phase: "HalfOpen",
-          retryAfterMillis: Math.max(0, probeDeadline(settings, current) - now)
-        })
       }
-    }
-  })
+    })
 
 const tripReason = (settings: Settings, circuit: Closed, now: number): Reason | undefined => {
   const trip = settings.trip
@@ -302,6 +308,10 @@ export const complete = (settings: Settings, ticket: Ticket, outcome: Outcome): 
       if (outcome === "neutral") return stay(current, true)
       const failed = outcome === "failure"
       const trip = settings.trip
+      // a success that finds nothing to reset keeps the very same circuit (no new state to store)
+      if (!failed && trip._tag === "ConsecutiveFailures" && current.consecutiveFailures === 0) {
+        return stay(current, true)
+      }
       const counted: Closed = {
         ...current,
         consecutiveFailures: failed ? current.consecutiveFailures + 1 : 0,
