@@ -2,8 +2,10 @@
  * The machine and versions a run measured, printed with every run: figures mean little without
  * them, and this machine is shared, so the load before and after the run is recorded too.
  */
+import { readFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import * as os from "node:os"
+import { dirname, join } from "node:path"
 
 export interface Machine {
   readonly node: string
@@ -17,14 +19,29 @@ export interface Machine {
 
 const require = createRequire(import.meta.url)
 
-const versionOf = (name: string): string => {
+const readVersion = (file: string, name: string): string | undefined => {
   try {
-    const manifest: unknown = require(`${name}/package.json`)
-    if (typeof manifest === "object" && manifest !== null && "version" in manifest) {
-      return String(manifest.version)
+    const manifest: unknown = JSON.parse(readFileSync(file, "utf8"))
+    if (typeof manifest === "object" && manifest !== null && "name" in manifest && manifest.name === name) {
+      return "version" in manifest ? String(manifest.version) : undefined
     }
   } catch {
-    // a package without an exported package.json
+    // no manifest here
+  }
+  return undefined
+}
+
+// From the package's entry point up to its own package.json (some packages do not export it).
+const versionOf = (name: string): string => {
+  try {
+    let dir = dirname(require.resolve(name))
+    for (let depth = 0; depth < 6; depth++) {
+      const found = readVersion(join(dir, "package.json"), name)
+      if (found !== undefined) return found
+      dir = dirname(dir)
+    }
+  } catch {
+    // not resolvable from here
   }
   return "unknown"
 }

@@ -3,7 +3,7 @@
  * contenders taking turns round by round (so a burst of load from another process on this shared
  * machine hits all of them rather than one), and reported as the median round with the spread of
  * the rounds. Every measured call feeds its result into a sink that is checked at the end, so no
- * engine can drop the work as dead code.
+ * engine can drop the work as dead code. Garbage is collected on demand only to measure memory.
  */
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
@@ -100,8 +100,9 @@ export interface Timing {
 
 /**
  * Warms every contender up, then measures `rounds` rounds of `size` units, the contenders in turn
- * within each round. Garbage is collected before each measured round so that a round pays for
- * its own allocations, not for the previous contender's.
+ * within each round. Garbage is not collected by force between rounds: every forced full
+ * collection ages V8's bytecode, and code that sat through a few of them (another contender's
+ * rounds) is flushed and runs cold again, which measured the JIT rather than the code.
  */
 export const measureRounds = async <K extends string>(
   contenders: ReadonlyArray<Contender<K>>,
@@ -117,7 +118,6 @@ export const measureRounds = async <K extends string>(
     // alternate the order, so that no contender always runs right after the same other one
     const order = round % 2 === 0 ? contenders : [...contenders].reverse()
     for (const contender of order) {
-      collectGarbage()
       const cpuBefore = process.cpuUsage()
       const start = process.hrtime.bigint()
       const units = await contender.run(options.size)
