@@ -31,9 +31,9 @@ export const profile: Profile = full
   }
   : {
     name: "reduced",
-    soakRequests: 1_000,
+    soakRequests: 300,
     soakConcurrency: 8,
     interruptedRequests: 200,
     hostileRuns: 40,
-    providerRequests: 200
+    providerRequests: 100
   }

@@ -244,7 +244,7 @@ export const run = (options: Options) =>
       // breaker of its own so that the soak's starts closed.
       const warmUp = Fallback.chain(models, chainOptions(yield* CircuitBreaker.make(settings.breaker)))
       yield* Effect.forEach(
-        Array.from({ length: 50 }, (_, i) => ChatCompletion.prompt(`warm-up #${i}`)),
+        Array.from({ length: 20 }, (_, i) => ChatCompletion.prompt(`warm-up #${i}`)),
         (request) => Effect.exit(warmUp(request)),
         { concurrency: options.concurrency, discard: true }
       )
@@ -300,7 +300,9 @@ export const run = (options: Options) =>
             problem(
               `request ${index} took ${elapsedMs.toFixed(0)} ms: ` +
                 attemptsOf.map((a) =>
-                  `${a.model}#${a.retry} at +${a.startedAt - startMs} ms for ${a.durationMs} ms ${a.error?._tag ?? "ok"}`
+                  `${a.model}#${a.retry} at +${a.startedAt - startMs} ms for ${a.durationMs} ms ${
+                    a.error?._tag ?? "ok"
+                  }`
                 ).join(", ")
             )
           }
@@ -346,8 +348,10 @@ export const run = (options: Options) =>
       const started = yield* Clock.currentTimeMillis
       for (let batch = 0; batch < batches; batch++) {
         const from = batch * batchSize
-        const indices = Array.from({ length: Math.max(0, Math.min(batchSize, options.requests - from)) }, (_, i) =>
-          from + i)
+        const indices = Array.from(
+          { length: Math.max(0, Math.min(batchSize, options.requests - from)) },
+          (_, i) => from + i
+        )
         let floor = Infinity
         const sample = Effect.map(openConnections, (open) => {
           peakOpen = Math.max(peakOpen, open)

@@ -4,7 +4,7 @@ import type { ChatClient } from "@resilient-llm/core"
 import { ChatCompletion, Fallback, LlmError } from "@resilient-llm/core"
 import { OpenAiCompatible } from "@resilient-llm/openai"
 import { FakeProvider } from "@resilient-llm/testing"
-import { Cause, Clock, Duration, Effect, Exit, FastCheck, Option, Runtime, Stream } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, FastCheck, Logger, LogLevel, Option, Runtime, Stream } from "effect"
 import { megabytes, table, Tally } from "./Figures.js"
 import * as Hostile from "./Hostile.js"
 import { profile } from "./Profile.js"
@@ -206,7 +206,10 @@ describe("hostile responses", () => {
             ? [Option.match(attempt.error.retryAfter, { onNone: () => "none", onSome: Duration.format })]
             : []
         )
-        rows.push([`retry-after: ${value}`, `${calls} calls to the limited model, hint ${hints[0]}, served in ${ms} ms`])
+        rows.push([
+          `retry-after: ${value}`,
+          `${calls} calls to the limited model, hint ${hints[0]}, served in ${ms} ms`
+        ])
         assert.strictEqual(served.model, "healthy")
         assert.strictEqual(calls, expectedCalls)
         if (expectedCalls === 1) {
@@ -217,5 +220,5 @@ describe("hostile responses", () => {
         }
       }
       console.log(table("odd retry-after values through a chain (retries 2, maxWait 1 s)", rows))
-    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici), Logger.withMinimumLogLevel(LogLevel.None)))
 })

@@ -15,7 +15,10 @@ const print = (report: Soak.Report, heapLine: string): void => {
     ["failed (AllModelsFailed)", inline(report.failedBy)],
     ["defects / interrupted / hung", `${report.defects} / ${report.interrupted} / ${report.hung}`],
     ...Soak.models.map((model): readonly [string, string] => [`attempts ${model}`, inline(report.attempts[model])]),
-    ["latency p50 / p99 / max", `${latencyMs.p50.toFixed(0)} / ${latencyMs.p99.toFixed(0)} / ${latencyMs.max.toFixed(0)} ms`],
+    [
+      "latency p50 / p99 / max",
+      `${latencyMs.p50.toFixed(0)} / ${latencyMs.p99.toFixed(0)} / ${latencyMs.max.toFixed(0)} ms`
+    ],
     ["deadline, overruns", `${report.deadlineMs} ms, ${report.overruns}`],
     [
       "event loop delay p50 / p99 / max",
@@ -27,7 +30,10 @@ const print = (report: Soak.Report, heapLine: string): void => {
     ["connections", `peak ${c.peakOpen}, open at end ${c.openAtEnd} (idle keep-alive), active at end ${c.activeAtEnd}`],
     ["connections to zero", c.zeroAfterMs < 0 ? "never (10 s)" : `after ${c.zeroAfterMs} ms idle`],
     ["heap", heapLine],
-    ["heap after each batch", heap.afterBatch.map(megabytes).join(", ")],
+    [
+      heap.forced ? "heap after each batch" : "lowest heap during each batch",
+      (heap.forced ? heap.afterBatch : heap.floorPerBatch).map(megabytes).join(", ")
+    ],
     ["unhandled rejections / exceptions", `${report.unhandledRejections} / ${report.uncaughtExceptions}`],
     [
       "scanned for keys",
