@@ -95,6 +95,8 @@ export interface Report {
   readonly attempts: Record<string, Record<string, number>>
   readonly latencyMs: { readonly p50: number; readonly p99: number; readonly max: number }
   readonly deadlineMs: number
+  /** How long after its time limit each timed-out attempt actually ended. */
+  readonly timeoutLateMs: { readonly count: number; readonly p50: number; readonly p99: number; readonly max: number }
   /** How late the event loop ran timers during the soak (`perf_hooks.monitorEventLoopDelay`). */
   readonly eventLoopDelayMs: { readonly p50: number; readonly p99: number; readonly max: number }
   /** Requests that ended more than `deadlineSlack` past their deadline. */
@@ -262,6 +264,7 @@ export const run = (options: Options) =>
       const attempts = new Map<string, Tally>(models.map((model) => [model, new Tally()]))
       const problems: Array<string> = []
       const latencies = new Float64Array(options.requests)
+      const timeoutLateness: Array<number> = []
       const counts = { served: 0, untyped: 0, defects: 0, interrupted: 0, hung: 0, madeUp: 0, overruns: 0 }
       let peakOpen = 0
       const deadlineMs = Duration.toMillis(settings.deadline)
@@ -272,6 +275,9 @@ export const run = (options: Options) =>
       const countAttempts = (list: ReadonlyArray<Fallback.Attempt>) => {
         for (const attempt of list) {
           attempts.get(attempt.model)?.add(attempt.outcome === "success" ? "success" : attempt.error._tag)
+          if (attempt.outcome === "failure" && attempt.error._tag === "TimeoutError") {
+            timeoutLateness.push(attempt.durationMs - Duration.toMillis(attempt.error.timeout))
+          }
           if (attempt.outcome === "failure") {
             for (const text of SecretScan.renderings(attempt.error)) scan.scanError(`${attempt.model} error`, text)
           }
@@ -397,6 +403,12 @@ export const run = (options: Options) =>
         },
         deadlineMs,
         eventLoopDelayMs,
+        timeoutLateMs: {
+          count: timeoutLateness.length,
+          p50: quantile(timeoutLateness, 0.5),
+          p99: quantile(timeoutLateness, 0.99),
+          max: quantile(timeoutLateness, 1)
+        },
         breakerTransitions: transitions.toRecord(),
         connections: { peakOpen, openAtEnd, activeAtEnd, zeroAfterMs },
         heap: { collector: heap.source, forced: heap.forced, afterBatch, floorPerBatch }

@@ -21,6 +21,11 @@ const print = (report: Soak.Report, heapLine: string): void => {
     ],
     ["deadline, overruns", `${report.deadlineMs} ms, ${report.overruns}`],
     [
+      "timeouts ended late by p50 / p99 / max",
+      `${report.timeoutLateMs.p50} / ${report.timeoutLateMs.p99} / ${report.timeoutLateMs.max} ms ` +
+      `(${report.timeoutLateMs.count} timeouts)`
+    ],
+    [
       "event loop delay p50 / p99 / max",
       `${report.eventLoopDelayMs.p50.toFixed(0)} / ${report.eventLoopDelayMs.p99.toFixed(0)} / ${
         report.eventLoopDelayMs.max.toFixed(0)
