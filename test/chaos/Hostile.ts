@@ -228,6 +228,25 @@ const oddRetryAfter: fc.Arbitrary<Case> = fc.oneof(
   label: JSON.stringify(value)
 }))
 
+/** A body over the client's default limit (8 MiB), up to 20 MiB, produced lazily as it is read. */
+const hugeBody: fc.Arbitrary<Case> = fc.record({
+  size: fc.integer({ min: 8 * 1024 * 1024 + 1, max: 20 * 1024 * 1024 }),
+  pattern: fc.constantFrom("a", "{\"choices\":[", " ", "\u00e9")
+}).map(({ pattern, size }) => ({
+  kind: "huge body",
+  outcome: FakeProvider.raw({
+    status: 200,
+    body: FakeProvider.repeatBytes(size, pattern),
+    headers: { "content-type": "application/json" }
+  }),
+  stream: false,
+  check: (error: LlmError.LlmError) =>
+    error._tag === "ResponseDecodeError" && error.detail.includes("exceeds the limit")
+      ? undefined
+      : `expected a ResponseDecodeError for the size, got ${error._tag}: ${error.message}`,
+  label: `${size} bytes of ${JSON.stringify(pattern)}`
+}))
+
 /** Any status from 200 to 599 with any body: the client must classify it, whatever it is. */
 const anyStatus: fc.Arbitrary<Case> = fc.record({
   status: fc.integer({ min: 200, max: 599 }),
@@ -249,5 +268,6 @@ export const hostileResponse: fc.Arbitrary<Case> = fc.oneof(
   cutStream,
   midEvent,
   oddRetryAfter,
-  anyStatus
+  anyStatus,
+  hugeBody
 )

@@ -31,9 +31,9 @@ export const profile: Profile = full
   }
   : {
     name: "reduced",
-    soakRequests: 300,
+    soakRequests: 200,
     soakConcurrency: 8,
-    interruptedRequests: 200,
-    hostileRuns: 40,
-    providerRequests: 100
+    interruptedRequests: 100,
+    hostileRuns: 30,
+    providerRequests: 60
   }

@@ -7,7 +7,7 @@ import { Clock, Effect, Logger, LogLevel, Stream } from "effect"
 import { table } from "./Figures.js"
 
 const latency = { min: "1 millis", max: "3 millis" } as const
-const breakMillis = 150
+const breakMillis = 300
 
 describe("recovery", () => {
   it.scopedLive("a model that goes down and comes back: its breaker opens, probes, closes, and traffic returns", () =>
@@ -28,8 +28,12 @@ describe("recovery", () => {
       })
       const ChatLive = OpenAiCompatible.layer({ baseUrl: fake.url })
       const served: Array<string> = []
+      let refusedWithoutCall = 0
       const one = Effect.suspend(() => complete(ChatCompletion.prompt(`request #${served.length}`))).pipe(
-        Effect.map((result) => served.push(result.model)),
+        Effect.map((result) => {
+          served.push(result.model)
+          refusedWithoutCall += result.attempts.filter((a) => a.error?._tag === "CircuitOpenError").length
+        }),
         Effect.provide(ChatLive)
       )
       const reasonsOfA = () => transitions.filter((t) => t.key === "model-a").map((t) => t.reason)
@@ -49,7 +53,9 @@ describe("recovery", () => {
       // 2. model-a goes down; keep sending until its breaker has failed two probes
       yield* fake.setModel("model-a", { latency, script: () => FakeProvider.serverError(503) })
       const outageStart = served.length
+      const refusedBefore = refusedWithoutCall
       yield* until(() => reasonsOfA().filter((reason) => reason === "probe-failed").length === 2)
+      const refusedDuringOutage = refusedWithoutCall - refusedBefore
       const duringOutage = served.slice(outageStart)
       const failedCalls = (yield* fake.requestsTo("model-a")).filter((r) => r.status === 503).length
 
@@ -62,12 +68,12 @@ describe("recovery", () => {
       const end = yield* Clock.currentTimeMillis
 
       const ofA = transitions.filter((t) => t.key === "model-a")
-      console.log(table("recovery of model-a (trip: 3 consecutive failures, break 150 ms)", [
+      console.log(table(`recovery of model-a (trip: 3 consecutive failures, break ${breakMillis} ms)`, [
         ["healthy", `10 requests, all served by model-a`],
         [
           "outage",
           `${duringOutage.length} requests, all served by model-b; ${failedCalls} calls reached model-a ` +
-          `(3 to trip it, ${failedCalls - 3} probes)`
+          `(3 to trip it, ${failedCalls - 3} probes); ${refusedDuringOutage} attempts refused without a call`
         ],
         ["recovery", `${closedAt - recoveryStart} request(s) until the probe closed it, then 10 served by model-a`],
         ...ofA.map((t): readonly [string, string] => [
@@ -101,7 +107,7 @@ describe("recovery", () => {
       // while it was down, model-a saw only the three calls that tripped it and one call per probe
       assert.strictEqual(failedCalls, 3 + 2)
       assert.deepStrictEqual(duringOutage, Array(duringOutage.length).fill("model-b"))
-      assert.isAbove(duringOutage.length, failedCalls, "requests kept flowing while model-a was out")
+      assert.isAbove(refusedDuringOutage, 0, "while open, the breaker refused model-a without calling it")
       // traffic returned: the probe and everything after it went to model-a
       assert.deepStrictEqual(served.slice(closedAt - 1), Array(11).fill("model-a"))
       assert.strictEqual(yield* breaker.state("model-a"), "closed")
