@@ -27,7 +27,7 @@ const echoes: ReadonlyArray<FakeProvider.Outcome> = [
   FakeProvider.raw({
     status: 429,
     body: errorBody(`rate limit for key ${alphaKey}`, "rate_limit_exceeded"),
-    headers: { "retry-after-ms": "5" }
+    headers: { "retry-after-ms": "5", "x-echo-key": alphaKey, "x-request-id": "req-1" }
   }),
   FakeProvider.raw({ status: 400, body: errorBody("bad request", alphaKey) }),
   FakeProvider.raw({ status: 200, body: JSON.stringify({ model: alphaKey, choices: alphaKey }) }),
