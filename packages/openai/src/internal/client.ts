@@ -37,6 +37,38 @@ export const maxErrorBodyBytes = 64 * 1024
 
 const isSuccess = (status: number): boolean => status >= 200 && status <= 299
 
+/**
+ * `@effect/platform` records every request and response header on the `http.client` span. A
+ * provider may echo a key back under any header name, so every header but plainly safe ones (and
+ * the caller's own plain headers) is recorded as `<redacted>`: what is worth seeing in a trace
+ * (content type, request id, rate-limit state) stays readable.
+ *
+ * @internal
+ */
+export const redactAllHeadersBut = (plain: ReadonlyArray<string>): RegExp => {
+  const escaped = plain.map((name) => name.toLowerCase().replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
+  const safe = [
+    "accept",
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "date",
+    "server",
+    "user-agent",
+    "retry-after",
+    "retry-after-ms",
+    "x-request-id",
+    "request-id",
+    "x-ratelimit-[a-z-]+",
+    "openai-[a-z-]+",
+    ...escaped
+  ]
+  return new RegExp(`^(?!(?:${safe.join("|")})$)`, "i")
+}
+
 const isJsonContentType = (value: string | undefined): boolean =>
   value !== undefined && /^\s*application\/([\w.+-]+\+)?json\b/i.test(value)
 
@@ -57,6 +89,7 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
     if (Redacted.isRedacted(value)) secretHeaders.push([name, value])
     else plainHeaders[name] = value
   }
+  const redactedNames = [...endpoint.redactedHeaderNames, redactAllHeadersBut(Object.keys(plainHeaders))]
 
   // What every request to this endpoint shares, built once; the secrets are not part of it.
   const basePost = HttpClientRequest.post(endpoint.url).pipe(HttpClientRequest.setHeaders(plainHeaders))
@@ -91,12 +124,13 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
     model: string,
     request: HttpClientRequest.HttpClientRequest
   ): Effect.Effect<HttpClientResponse.HttpClientResponse, LlmError.ConnectionError, Scope.Scope> =>
-    endpoint.redactedHeaderNames.length === 0
-      ? Effect.mapError(client.execute(request), (error) => transportFailure(model, error))
-      : client.execute(request).pipe(
-        Effect.mapError((error) => transportFailure(model, error)),
-        Effect.locallyWith(Headers.currentRedactedNames, (names) => [...names, ...endpoint.redactedHeaderNames])
+    client.execute(request).pipe(
+      Effect.mapError((error) => transportFailure(model, error)),
+      Effect.locallyWith(
+        Headers.currentRedactedNames,
+        (names) => [...names, ...redactedNames]
       )
+    )
 
   const encodeBody = (request: ChatCompletion.ChatRequest, streaming: boolean) =>
     ChatCompletion.encodeRequest(request).pipe(

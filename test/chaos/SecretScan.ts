@@ -1,0 +1,132 @@
+/**
+ * Looks for API keys in everything a program emits: every log line (formatted by Effect's logfmt
+ * and JSON loggers, annotations and causes included), every span (name, attributes, events, and
+ * the cause it ended with, as an exporter would record it) and every error text the caller hands
+ * it. Each text is scanned as it is produced and then dropped, so a soak of thousands of requests
+ * can be watched whole without keeping its output in memory.
+ *
+ * A leak is the whole key or any 12-character piece of it: a key cut short is still a leak.
+ */
+import { Cause, type Context, type Exit, Logger, Option, Tracer } from "effect"
+import { inspect } from "node:util"
+
+const pieceLength = 12
+
+export interface Counts {
+  readonly logLines: number
+  readonly spans: number
+  readonly spanAttributes: number
+  readonly errorTexts: number
+  /** Where each leak was found, with the text around it masked. */
+  readonly leaks: ReadonlyArray<string>
+}
+
+export interface SecretScan {
+  /** A logger that scans each line instead of printing it. */
+  readonly logger: Logger.Logger<unknown, void>
+  /** A tracer whose spans are scanned when they end. */
+  readonly tracer: Tracer.Tracer
+  /** Scans a text the caller got hold of, such as an error's message. */
+  readonly scanError: (where: string, text: string) => void
+  readonly counts: () => Counts
+}
+
+const render = (value: unknown): string =>
+  typeof value === "string" ? value : inspect(value, { depth: 8, breakLength: Infinity })
+
+export const make = (secrets: ReadonlyArray<string>): SecretScan => {
+  const needles = secrets.flatMap((secret) => {
+    const pieces = new Set<string>()
+    for (let i = 0; i + pieceLength <= secret.length; i++) pieces.add(secret.slice(i, i + pieceLength))
+    return [...pieces]
+  })
+  let logLines = 0
+  let spans = 0
+  let spanAttributes = 0
+  let errorTexts = 0
+  const leaks: Array<string> = []
+
+  const scan = (where: string, text: string): void => {
+    for (const needle of needles) {
+      if (text.includes(needle)) {
+        // never print the key itself, even in the report of its leak
+        if (leaks.length < 20) leaks.push(`${where}: ${text.split(needle).join("<KEY PIECE>").slice(0, 300)}`)
+        return
+      }
+    }
+  }
+
+  const logger = Logger.make<unknown, void>((options) => {
+    logLines++
+    scan("log line", Logger.logfmtLogger.log(options))
+    scan("log line (json)", Logger.jsonLogger.log(options))
+  })
+
+  let nextId = 0
+  class ScannedSpan implements Tracer.Span {
+    readonly _tag = "Span"
+    readonly spanId: string
+    readonly traceId: string
+    readonly sampled = true
+    status: Tracer.SpanStatus
+    readonly attributes = new Map<string, unknown>()
+    readonly links: Array<Tracer.SpanLink>
+    constructor(
+      readonly name: string,
+      readonly parent: Option.Option<Tracer.AnySpan>,
+      readonly context: Context.Context<never>,
+      links: ReadonlyArray<Tracer.SpanLink>,
+      startTime: bigint,
+      readonly kind: Tracer.SpanKind
+    ) {
+      this.spanId = `span-${nextId++}`
+      this.traceId = Option.match(parent, { onNone: () => `trace-${nextId}`, onSome: (p) => p.traceId })
+      this.links = [...links]
+      this.status = { _tag: "Started", startTime }
+    }
+    end(endTime: bigint, exit: Exit.Exit<unknown, unknown>): void {
+      if (this.status._tag === "Started") this.status = { ...this.status, _tag: "Ended", endTime, exit }
+      spans++
+      scan(`span ${this.name}`, this.name)
+      for (const [key, value] of this.attributes) {
+        spanAttributes++
+        scan(`span ${this.name} attribute ${key}`, `${key}=${render(value)}`)
+      }
+      if (exit._tag === "Failure") scan(`span ${this.name} exit`, Cause.pretty(exit.cause))
+    }
+    attribute(key: string, value: unknown): void {
+      this.attributes.set(key, value)
+    }
+    event(name: string, _startTime: bigint, attributes?: Record<string, unknown>): void {
+      scan(`span ${this.name} event`, `${name} ${render(attributes ?? {})}`)
+    }
+    addLinks(links: ReadonlyArray<Tracer.SpanLink>): void {
+      this.links.push(...links)
+    }
+  }
+
+  const tracer = Tracer.make({
+    span: (name, parent, context, links, startTime, kind) =>
+      new ScannedSpan(name, parent, context, links, startTime, kind),
+    context: (f) => f()
+  })
+
+  return {
+    logger,
+    tracer,
+    scanError: (where, text) => {
+      errorTexts++
+      scan(where, text)
+    },
+    counts: () => ({ logLines, spans, spanAttributes, errorTexts, leaks: [...leaks] })
+  }
+}
+
+/** Every rendering of an error a program might print, log or serialize. */
+export const renderings = (error: unknown): ReadonlyArray<string> => [
+  error instanceof Error ? error.message : "",
+  String(error),
+  JSON.stringify(error) ?? "",
+  inspect(error, { depth: 10 }),
+  Cause.pretty(Cause.fail(error))
+]
