@@ -15,6 +15,7 @@
  *
  * @internal
  */
+import type * as CircuitBreaker from "../CircuitBreaker.js"
 import * as Window from "./circuitBreakerWindow.js"
 
 /** @internal */
@@ -91,15 +92,7 @@ export type Circuit = Closed | Open | HalfOpen | Isolated
 export type Phase = Circuit["_tag"]
 
 /** @internal */
-export type Reason =
-  | "consecutive-failures"
-  | "failure-rate"
-  | "break-elapsed"
-  | "probes-succeeded"
-  | "probe-failed"
-  | "probe-timed-out"
-  | "isolated"
-  | "reset"
+export type Reason = CircuitBreaker.Reason
 
 /** @internal */
 export interface Change {
