@@ -249,6 +249,20 @@ const logOutcome = <A, E, R>(
       )
   })
 
+// Every public chain: the runner, its failure as `AllModelsFailed`, the outcome logged, all inside
+// the pattern's span. `attributes` go on that span and on every attempt's.
+const runChain = <A, E, R>(
+  models: ReadonlyArray<string>,
+  attempt: (model: string) => Effect.Effect<A, E, R>,
+  options: Options<AttemptError<NoInfer<E>>> | undefined,
+  attributes: Record<string, unknown>
+): Effect.Effect<Served<A, AttemptError<E>>, AllModelsFailed<AttemptError<E>>, R> =>
+  internal.run(models, attempt, options ?? {}, attributes).pipe(
+    Effect.mapError((failure) => new AllModelsFailed(failure)),
+    logOutcome,
+    Observability.pattern("fallback", { "llm.models": models.join(","), ...attributes })
+  )
+
 /**
  * The generic chain: calls `attempt` for each model in order until one succeeds, and returns its
  * value with the model and every attempt. A failure moves to the next model when
@@ -282,11 +296,7 @@ export const firstSuccess = <A, E, R>(
   attempt: (model: string) => Effect.Effect<A, E, R>,
   options?: Options<AttemptError<NoInfer<E>>>
 ): Effect.Effect<Served<A, AttemptError<E>>, AllModelsFailed<AttemptError<E>>, R> =>
-  internal.run(models, attempt, options ?? {}, {}).pipe(
-    Effect.mapError((failure) => new AllModelsFailed(failure)),
-    logOutcome,
-    Observability.pattern("fallback", { "llm.models": models.join(",") })
-  )
+  runChain(models, attempt, options, {})
 
 /**
  * The chain over the `ChatClient` in context: a function from a request without a model to the
@@ -360,18 +370,10 @@ export const stream = (
   Effect.flatMap(
     ChatClient.ChatClient,
     (client) =>
-      internal.run<
-        Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError>,
-        LlmError.LlmError,
-        Scope.Scope
-      >(
+      runChain(
         models,
         (model) => internal.firstChunk(client.stream(ChatCompletion.withModel(request, model))),
-        options ?? {},
+        options,
         { "llm.stream": true }
-      ).pipe(
-        Effect.mapError((failure) => new AllModelsFailed(failure)),
-        logOutcome,
-        Observability.pattern("fallback", { "llm.models": models.join(","), "llm.stream": true })
       )
   )
