@@ -54,16 +54,12 @@ export interface Config {
   readonly judgeTimeout: Duration.Duration | undefined
 }
 
-const isWholeAtLeastOne = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 1
+const isWholeAtLeastOne = (n: unknown): n is number => typeof n === "number" && Number.isSafeInteger(n) && n >= 1
 
 /** A positive duration read from `input`, or `undefined` when it is none. */
-const positiveDuration = (input: Duration.DurationInput): Duration.Duration | undefined => {
-  // `Duration.decode` throws on what it cannot read, and reads negative and NaN inputs as zero
-  const decoded = Either.try(() => Duration.decodeUnknown(input))
-  return Either.isRight(decoded) && Option.isSome(decoded.right) && Duration.toMillis(decoded.right.value) > 0
-    ? decoded.right.value
-    : undefined
-}
+const positiveDuration = (input: Duration.DurationInput): Duration.Duration | undefined =>
+  // `decodeUnknown` is `None` where `Duration.decode` would throw; negative and NaN inputs read as zero
+  Option.getOrUndefined(Option.filter(Duration.decodeUnknown(input), (duration) => Duration.toMillis(duration) > 0))
 
 /**
  * The checked options, or why they describe no call.
