@@ -30,6 +30,7 @@ import * as Layer from "effect/Layer"
 import * as ChatClient from "./ChatClient.js"
 import * as ChatCompletion from "./ChatCompletion.js"
 import * as internal from "./internal/judge.js"
+import { isPositiveInteger } from "./internal/options.js"
 import type * as LlmError from "./LlmError.js"
 import * as Observability from "./Observability.js"
 
@@ -382,7 +383,7 @@ export const average = (
 ): Service => {
   const name = options?.name ?? "average"
   const required = options?.minJudges ?? 1
-  if (!Number.isSafeInteger(required) || required < 1) {
+  if (!isPositiveInteger(required)) {
     const detail = `minJudges must be a whole number of at least 1, got ${String(required)}`
     return { score: () => Effect.fail(new JudgeError({ reason: "InvalidOptions", judge: name, detail })), name }
   }

@@ -17,6 +17,7 @@ import * as Judge from "../Judge.js"
 import * as LlmError from "../LlmError.js"
 import * as Observability from "../Observability.js"
 import { promptText } from "./judge.js"
+import { isPositiveInteger } from "./options.js"
 
 const blank = (model: string, index: number) => ({
   model,
@@ -54,8 +55,6 @@ export interface Config {
   readonly judgeTimeout: Duration.Duration | undefined
 }
 
-const isWholeAtLeastOne = (n: unknown): n is number => typeof n === "number" && Number.isSafeInteger(n) && n >= 1
-
 /** A positive duration read from `input`, or `undefined` when it is none. */
 const positiveDuration = (input: Duration.DurationInput): Duration.Duration | undefined =>
   // `decodeUnknown` is `None` where `Duration.decode` would throw; negative and NaN inputs read as zero
@@ -71,11 +70,11 @@ export const validate = (options: BestOfN.Options): Config | string => {
   const blank = options.models.findIndex((model) => typeof model !== "string" || model.trim().length === 0)
   if (blank >= 0) return `model ${blank + 1} of ${options.models.length} has no name`
   const required = options.minCandidates ?? 1
-  if (!isWholeAtLeastOne(required)) {
+  if (!isPositiveInteger(required)) {
     return `minCandidates must be a whole number of at least 1, got ${String(required)}`
   }
   const concurrency = options.concurrency
-  if (concurrency !== undefined && concurrency !== "unbounded" && !isWholeAtLeastOne(concurrency)) {
+  if (concurrency !== undefined && concurrency !== "unbounded" && !isPositiveInteger(concurrency)) {
     return `concurrency must be a whole number of at least 1 or "unbounded", got ${String(concurrency)}`
   }
   const timeout = options.candidateTimeout === undefined ? undefined : positiveDuration(options.candidateTimeout)

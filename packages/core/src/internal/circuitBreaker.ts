@@ -38,6 +38,7 @@ import * as LlmError from "../LlmError.js"
 import * as Observability from "../Observability.js"
 import * as Machine from "./circuitBreakerMachine.js"
 import * as Window from "./circuitBreakerWindow.js"
+import { isPositiveInteger } from "./options.js"
 
 const DEFAULT_THRESHOLD = 5
 const DEFAULT_BUCKETS = 10
@@ -65,8 +66,6 @@ interface Config {
   readonly slowCallMillis: number | undefined
   readonly isFailure: (error: unknown) => boolean
 }
-
-const isPositiveInteger = (n: unknown): n is number => typeof n === "number" && Number.isInteger(n) && n > 0
 
 const positiveDuration = (
   name: string,

@@ -18,6 +18,7 @@ import * as Observability from "../Observability.js"
 import { pick, stickyPoint } from "./experimentAssignment.js"
 import { type CallRecord, type Finished, Recorder, type VariantState } from "./experimentRecorder.js"
 import * as Stats from "./experimentStats.js"
+import { isPositiveInteger } from "./options.js"
 
 const DEFAULT_SAMPLE_SIZE = 1_000
 const DEFAULT_SCORE_WINDOW = 10_000
@@ -37,8 +38,6 @@ interface Config {
   readonly confidence: number
   readonly minSamples: number
 }
-
-const isPositiveInteger = (n: number): boolean => Number.isInteger(n) && n > 0
 
 const isBlank = (s: unknown): boolean => typeof s !== "string" || s.trim().length === 0
 
