@@ -7,14 +7,21 @@
  * interval timer) with garbage collected before and after.
  */
 import { CircuitBreaker } from "@resilient-llm/core"
-import { circuitBreaker, ConsecutiveBreaker, handleAll } from "cockatiel"
 import type { CircuitBreakerPolicy } from "cockatiel"
 import { Effect, Exit, Logger, ManagedRuntime, Scope } from "effect"
 import OpossumBreaker from "opossum"
-import { breakMs, tripAfter } from "./contenders.js"
-import { collectGarbage, type Contender, measureRounds, scaleStat, sink, timingOf } from "./measure.js"
+import { breakerOptions, cockatielBreaker, opossumBreakerOptions } from "./contenders.js"
+import {
+  collectGarbage,
+  type Contender,
+  effectWorkers,
+  measureRounds,
+  promiseWorkers,
+  scaleStat,
+  sink,
+  timingOf
+} from "./measure.js"
 import { type Row, type Section, statCell, valueCell } from "./report.js"
-import { effectWorkers, promiseWorkers } from "./throughput.js"
 
 export interface BreakerOptions {
   readonly callers: number
@@ -36,16 +43,8 @@ const labels: Record<Key, string> = {
   opossum: "opossum CircuitBreaker, one breaker"
 }
 
-const cockatielBreaker = (): CircuitBreakerPolicy =>
-  circuitBreaker(handleAll, { halfOpenAfter: breakMs, breaker: new ConsecutiveBreaker(tripAfter) })
-
 const opossumBreaker = (): OpossumBreaker<[], number> =>
-  new OpossumBreaker(() => Promise.resolve(1), {
-    timeout: false,
-    resetTimeout: breakMs,
-    errorThresholdPercentage: 50,
-    volumeThreshold: tripAfter
-  })
+  new OpossumBreaker(() => Promise.resolve(1), { timeout: false, ...opossumBreakerOptions })
 
 /** Heap bytes per item of `build(count)`, which must keep what it builds reachable until `release`. */
 const heapPerItem = async (count: number, build: (count: number) => Promise<() => Promise<void>>): Promise<number> => {
@@ -63,10 +62,7 @@ export const breaker = async (options: BreakerOptions): Promise<Section> => {
   const runtime = ManagedRuntime.make(Logger.replace(Logger.defaultLogger, Logger.none))
   const scope = await runtime.runPromise(Scope.make())
   const ours = await runtime.runPromise(
-    Scope.extend(
-      CircuitBreaker.make({ trip: CircuitBreaker.consecutiveFailures(tripAfter), breakDuration: breakMs }),
-      scope
-    )
+    Scope.extend(CircuitBreaker.make(breakerOptions), scope)
   )
   const cockatiel = cockatielBreaker()
   const opossum = opossumBreaker()

@@ -5,6 +5,7 @@
  * `Fallback.chain` over one model with the same options, which adds the fallback layer and its
  * observability on top.
  */
+import { CircuitBreaker } from "@resilient-llm/core"
 import {
   circuitBreaker,
   ConsecutiveBreaker,
@@ -15,7 +16,7 @@ import {
   TimeoutStrategy,
   wrap
 } from "cockatiel"
-import type { IPolicy } from "cockatiel"
+import type { CircuitBreakerPolicy, IPolicy } from "cockatiel"
 import OpossumBreaker from "opossum"
 
 export const attemptTimeoutMs = 30_000
@@ -23,16 +24,30 @@ export const breakMs = 30_000
 export const retries = 3
 export const tripAfter = 5
 
+/** Our breaker's options: open after `tripAfter` consecutive failures, for `breakMs`. */
+export const breakerOptions: CircuitBreaker.Options = {
+  trip: CircuitBreaker.consecutiveFailures(tripAfter),
+  breakDuration: breakMs
+}
+
+/** cockatiel's breaker with the same policy. */
+export const cockatielBreaker = (): CircuitBreakerPolicy =>
+  circuitBreaker(handleAll, { halfOpenAfter: breakMs, breaker: new ConsecutiveBreaker(tripAfter) })
+
+/** opossum's breaker options closest to the same policy (it counts a failure rate over a volume). */
+export const opossumBreakerOptions = {
+  resetTimeout: breakMs,
+  errorThresholdPercentage: 50,
+  volumeThreshold: tripAfter
+} as const
+
 /** cockatiel: `wrap(retry, circuitBreaker, timeout)`, the order its README recommends. */
 export const cockatielStack = (): IPolicy => {
   const retryPolicy = retry(handleAll, {
     maxAttempts: retries,
     backoff: new ExponentialBackoff({ initialDelay: 250 })
   })
-  const breakerPolicy = circuitBreaker(handleAll, {
-    halfOpenAfter: breakMs,
-    breaker: new ConsecutiveBreaker(tripAfter)
-  })
+  const breakerPolicy = cockatielBreaker()
   // Aggressive: stop waiting at the deadline (and abort the signal), as our timeout interrupts.
   const timeoutPolicy = timeout(attemptTimeoutMs, TimeoutStrategy.Aggressive)
   return wrap(retryPolicy, breakerPolicy, timeoutPolicy)
@@ -48,12 +63,7 @@ export const opossumStack = <A>(call: () => Promise<A>): {
   readonly run: () => Promise<A>
   readonly breaker: OpossumBreaker<[], A>
 } => {
-  const breaker = new OpossumBreaker<[], A>(call, {
-    timeout: attemptTimeoutMs,
-    resetTimeout: breakMs,
-    errorThresholdPercentage: 50,
-    volumeThreshold: tripAfter
-  })
+  const breaker = new OpossumBreaker<[], A>(call, { timeout: attemptTimeoutMs, ...opossumBreakerOptions })
   const run = async (): Promise<A> => {
     for (let attempt = 0;; attempt++) {
       try {

@@ -5,6 +5,7 @@
  * the rounds. Every measured call feeds its result into a sink that is checked at the end, so no
  * engine can drop the work as dead code. Garbage is collected on demand only to measure memory.
  */
+import { Effect } from "effect"
 import { setFlagsFromString } from "node:v8"
 import { runInNewContext } from "node:vm"
 
@@ -139,6 +140,48 @@ export const measureRounds = async <K extends string>(
   }
   return result
 }
+
+/** Runs `once` `total` times from `concurrency` loops that share the count. */
+export const promiseWorkers = async (
+  total: number,
+  concurrency: number,
+  once: () => Promise<number>
+): Promise<number> => {
+  let started = 0
+  const worker = async () => {
+    while (started < total) {
+      started++
+      sink(await once())
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker))
+  return total
+}
+
+/** The same for an effect: `concurrency` fibers that share the count. */
+export const effectWorkers = <E, R>(
+  total: number,
+  concurrency: number,
+  once: Effect.Effect<number, E, R>
+): Effect.Effect<number, E, R> =>
+  Effect.suspend(() => {
+    let started = 0
+    const worker = Effect.whileLoop({
+      while: () => started < total,
+      body: () => {
+        started++
+        return once
+      },
+      step: sink
+    })
+    return Effect.as(
+      Effect.all(Array.from({ length: Math.min(concurrency, total) }, () => worker), {
+        concurrency: "unbounded",
+        discard: true
+      }),
+      total
+    )
+  })
 
 /** The timing of `key`, which `measureRounds` measured. */
 export const timingOf = <K>(timings: ReadonlyMap<K, Timing>, key: K): Timing => {

@@ -10,7 +10,7 @@
 import { BestOfN, ChatClient, ChatCompletion, CircuitBreaker, Fallback, Judge, LlmError } from "@resilient-llm/core"
 import { TestChatClient } from "@resilient-llm/testing"
 import { Clock, Duration, Effect, Fiber, Layer, Logger, TestClock, TestContext } from "effect"
-import { attemptTimeoutMs, breakMs, tripAfter } from "./contenders.js"
+import { attemptTimeoutMs, breakerOptions } from "./contenders.js"
 import { quantile } from "./measure.js"
 import { type Ratio, type Row, type Section, valueCell } from "./report.js"
 
@@ -82,7 +82,7 @@ const simulate = <E>(
 
 const OutageWorld = Layer.mergeAll(
   TestChatClient.layer(outageScript),
-  CircuitBreaker.layer({ trip: CircuitBreaker.consecutiveFailures(tripAfter), breakDuration: breakMs }),
+  CircuitBreaker.layer(breakerOptions),
   Logger.replace(Logger.defaultLogger, Logger.none)
 )
 

@@ -6,7 +6,7 @@
  */
 import { ChatClient, ChatCompletion, CircuitBreaker, Fallback, Retry } from "@resilient-llm/core"
 import { Effect, Layer, Logger, LogLevel, ManagedRuntime } from "effect"
-import { attemptTimeoutMs, breakMs, cockatielStack, opossumStack, retries, tripAfter } from "./contenders.js"
+import { attemptTimeoutMs, breakerOptions, cockatielStack, opossumStack, retries } from "./contenders.js"
 import { type Contender, measureRounds, sink, type Timing, timingOf } from "./measure.js"
 import { type Ratio, type Row, type Section, statCell, textCell } from "./report.js"
 
@@ -37,7 +37,7 @@ const StubClient = Layer.succeed(ChatClient.ChatClient, {
 // logger that does nothing, so what is measured is the library's work, not the console's.
 const Runtime = Layer.mergeAll(
   StubClient,
-  CircuitBreaker.layer({ trip: CircuitBreaker.consecutiveFailures(tripAfter), breakDuration: breakMs }),
+  CircuitBreaker.layer(breakerOptions),
   Logger.replace(Logger.defaultLogger, Logger.none)
 )
 

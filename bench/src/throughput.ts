@@ -14,9 +14,9 @@ import { OpenAiCompatible } from "@resilient-llm/openai"
 import { Effect, Layer, Logger, ManagedRuntime, Redacted } from "effect"
 import OpenAI from "openai"
 import { Agent, request as undiciRequest } from "undici"
-import { attemptTimeoutMs, breakMs, retries, tripAfter } from "./contenders.js"
+import { attemptTimeoutMs, breakerOptions, retries } from "./contenders.js"
 import { startLoopbackServer } from "./loopback.js"
-import { type Contender, measureRounds, scaleStat, sink, timingOf } from "./measure.js"
+import { type Contender, effectWorkers, measureRounds, promiseWorkers, scaleStat, timingOf } from "./measure.js"
 import { type Ratio, type Row, type Section, statCell } from "./report.js"
 
 export interface ThroughputOptions {
@@ -41,52 +41,10 @@ const labels: Record<Key, string> = {
   oursChain: "  + Fallback.chain(timeout, retry, breaker)"
 }
 
-/** Runs `once` `total` times from `concurrency` loops that share the count. */
-export const promiseWorkers = async (
-  total: number,
-  concurrency: number,
-  once: () => Promise<number>
-): Promise<number> => {
-  let started = 0
-  const worker = async () => {
-    while (started < total) {
-      started++
-      sink(await once())
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker))
-  return total
-}
-
-/** The same for an effect: `concurrency` fibers that share the count. */
-export const effectWorkers = <E, R>(
-  total: number,
-  concurrency: number,
-  once: Effect.Effect<number, E, R>
-): Effect.Effect<number, E, R> =>
-  Effect.suspend(() => {
-    let started = 0
-    const worker = Effect.whileLoop({
-      while: () => started < total,
-      body: () => {
-        started++
-        return once
-      },
-      step: sink
-    })
-    return Effect.as(
-      Effect.all(Array.from({ length: Math.min(concurrency, total) }, () => worker), {
-        concurrency: "unbounded",
-        discard: true
-      }),
-      total
-    )
-  })
-
 const clientRuntime = (baseUrl: string, http: Layer.Layer<HttpClient.HttpClient>) =>
   ManagedRuntime.make(Layer.mergeAll(
     OpenAiCompatible.layer({ baseUrl, apiKey: Redacted.make(apiKey) }).pipe(Layer.provide(http)),
-    CircuitBreaker.layer({ trip: CircuitBreaker.consecutiveFailures(tripAfter), breakDuration: breakMs }),
+    CircuitBreaker.layer(breakerOptions),
     Logger.replace(Logger.defaultLogger, Logger.none)
   ))
 
@@ -115,19 +73,10 @@ export const throughput = async (options: ThroughputOptions): Promise<Section> =
   const openaiOnce = async (): Promise<number> =>
     (await openai.chat.completions.create({ model, messages })).choices.length
   const oursOnce = Effect.map(ChatClient.create(request), (completion) => completion.choices.length)
-  const chainOptions = Effect.map(CircuitBreaker.CircuitBreaker, (breaker): Fallback.Options => ({
-    timeout: attemptTimeoutMs,
-    retry: { retries },
-    breaker
-  }))
-  const chainOnce = Effect.flatMap(
-    chainOptions,
-    (chainOptions) =>
-      Effect.map(
-        Fallback.chain([model], chainOptions)(ChatCompletion.prompt("Say hello")),
-        (served) => served.value.choices.length
-      )
-  )
+  const breaker = await undiciRuntime.runPromise(CircuitBreaker.CircuitBreaker)
+  // built once, as an application would: the chain and its breaker, then one effect run per request
+  const complete = Fallback.chain([model], { timeout: attemptTimeoutMs, retry: { retries }, breaker })
+  const chainOnce = Effect.map(complete(ChatCompletion.prompt("Say hello")), (served) => served.value.choices.length)
 
   const contendersAt = (concurrency: number): ReadonlyArray<Contender<Key>> => [
     { key: "undici", run: (n) => promiseWorkers(n, concurrency, rawOnce) },

@@ -94,7 +94,8 @@ export interface OpenApiDocument {
   readonly components: { readonly schemas: Readonly<Record<string, JsonSchema>> }
 }
 
-const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+/** A JSON object (not an array, not null): what a schema, and the document itself, is. */
+export const isRecord = (u: unknown): u is JsonSchema => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /** The parsed document, for generating instances from its schemas. */
 export const loadDocument = (): OpenApiDocument => {

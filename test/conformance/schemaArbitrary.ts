@@ -7,7 +7,7 @@
  * invalid value through as a conforming one.
  */
 import { FastCheck as fc } from "effect"
-import type { JsonSchema, OpenApiDocument } from "./openApi.js"
+import { isRecord, type JsonSchema, type OpenApiDocument } from "./openApi.js"
 
 export interface Options {
   /** How many `$ref`s deep to follow before generating only required fields. */
@@ -15,8 +15,6 @@ export interface Options {
   /** Whether objects that allow it get a field the schema does not name, as providers add. */
   readonly extraFields?: boolean
 }
-
-const isRecord = (u: unknown): u is JsonSchema => typeof u === "object" && u !== null && !Array.isArray(u)
 
 const schemaArray = (u: unknown): ReadonlyArray<JsonSchema> => Array.isArray(u) ? u.filter(isRecord) : []
 

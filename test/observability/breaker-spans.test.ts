@@ -1,29 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
-import { MetricReader } from "@opentelemetry/sdk-metrics"
-import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { ChatCompletion, CircuitBreaker, Fallback } from "@resilient-llm/core"
 import { TestChatClient } from "@resilient-llm/testing"
 import { Effect, Layer } from "effect"
-import { OpenTelemetryLive } from "./OpenTelemetry.js"
-
-class NoMetrics extends MetricReader {
-  protected override onShutdown() {
-    return Promise.resolve()
-  }
-  protected override onForceFlush() {
-    return Promise.resolve()
-  }
-}
+import * as InMemoryTelemetry from "./InMemoryTelemetry.js"
 
 describe("breaker refusals in a fallback chain's trace", () => {
   it.live("each refused model is a span of its own under the chain's, which names no refused model", () =>
     Effect.gen(function*() {
-      const exporter = new InMemorySpanExporter()
-      const telemetry = OpenTelemetryLive({
-        serviceName: "breaker-spans",
-        spanProcessor: new SimpleSpanProcessor(exporter),
-        metricReader: new NoMetrics()
-      })
+      const { exporter, layer: telemetry } = InMemoryTelemetry.make("breaker-spans")
       const spans = yield* Effect.gen(function*() {
         const breaker = yield* CircuitBreaker.CircuitBreaker
         yield* breaker.isolate("a")

@@ -1,13 +1,14 @@
 import { assert, describe, it } from "@effect/vitest"
 import { SpanStatusCode } from "@opentelemetry/api"
-import { type CollectionResult, DataPointType, MetricReader } from "@opentelemetry/sdk-metrics"
-import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
+import { type CollectionResult, DataPointType } from "@opentelemetry/sdk-metrics"
+import type { ReadableSpan } from "@opentelemetry/sdk-trace-base"
 import { ChatCompletion, Fallback } from "@resilient-llm/core"
 import { FakeProvider } from "@resilient-llm/testing"
 import { Effect } from "effect"
 import * as Collector from "../support/Collector.js"
 import * as Fake from "../support/Fake.js"
-import { OpenTelemetryLive, OtlpLive } from "./OpenTelemetry.js"
+import * as InMemoryTelemetry from "./InMemoryTelemetry.js"
+import { OtlpLive } from "./OpenTelemetry.js"
 
 // The library needs no change to reach OpenTelemetry: its spans and metrics go through the Effect
 // runtime, and @effect/opentelemetry hands them to the OpenTelemetry SDK (or to an OTLP collector).
@@ -15,26 +16,7 @@ import { OpenTelemetryLive, OtlpLive } from "./OpenTelemetry.js"
 const apiKey = "sk-otel-secret-0123456789abcdef"
 const usage = { prompt_tokens: 12, completion_tokens: 5, total_tokens: 17 }
 
-/** A reader the test pulls from, instead of one that exports on a timer. */
-class PullMetricReader extends MetricReader {
-  protected override onShutdown(): Promise<void> {
-    return Promise.resolve()
-  }
-  protected override onForceFlush(): Promise<void> {
-    return Promise.resolve()
-  }
-}
-
-const telemetry = () => {
-  const exporter = new InMemorySpanExporter()
-  const reader = new PullMetricReader()
-  const layer = OpenTelemetryLive({
-    serviceName: "integration-tests",
-    spanProcessor: new SimpleSpanProcessor(exporter),
-    metricReader: reader
-  })
-  return { exporter, reader, layer }
-}
+const telemetry = () => InMemoryTelemetry.make("integration-tests")
 
 const id = (span: ReadableSpan) => span.spanContext().spanId
 const childrenOf = (spans: ReadonlyArray<ReadableSpan>, parent: ReadableSpan) =>

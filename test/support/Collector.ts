@@ -2,8 +2,9 @@
  * A bare HTTP sink on 127.0.0.1 that answers 200 to everything and keeps what it was sent: an
  * OTLP collector or an alert webhook for the tests. It stops with its scope.
  */
-import { Effect, Schedule, type Scope } from "effect"
+import { Effect, type Scope } from "effect"
 import * as Http from "node:http"
+import { eventually } from "./Fake.js"
 
 export interface Received {
   readonly method: string
@@ -42,12 +43,6 @@ export const make: Effect.Effect<Collector, never, Scope.Scope> = Effect.gen(fun
         server.close(() => resume(Effect.void))
       })
   )
-  const awaitRequests = (n: number) =>
-    Effect.sync(() => [...received]).pipe(
-      Effect.filterOrFail((all) => all.length >= n, () => "not yet"),
-      Effect.retry(Schedule.spaced("10 millis")),
-      Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error(`fewer than ${n} requests arrived`) }),
-      Effect.orDie
-    )
+  const awaitRequests = (n: number) => eventually(Effect.sync(() => [...received]), (all) => all.length >= n)
   return { url: `http://127.0.0.1:${port}`, received, awaitRequests }
 })

@@ -6,6 +6,7 @@
  */
 import * as Data from "effect/Data"
 import * as Either from "effect/Either"
+import * as Story from "./Story.js"
 
 /**
  * What the command line asked for.
@@ -46,7 +47,7 @@ export class UsageError extends Data.TaggedError("UsageError")<{
  * @since 0.1.0
  * @category constants
  */
-export const defaultSeed = 42
+export const defaultSeed: number = Story.defaultSeed
 
 /**
  * @since 0.1.0

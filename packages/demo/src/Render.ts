@@ -9,7 +9,7 @@
  *
  * @since 0.1.0
  */
-import type { Experiment, Observability } from "@resilient-llm/core"
+import type { CircuitBreaker, Experiment, Observability } from "@resilient-llm/core"
 import type * as Tour from "./Tour.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -327,7 +327,7 @@ export const request = (
   return [head, ...lines.map((line) => line.trimEnd()), ...error]
 }
 
-const reasons: Record<string, string> = {
+const reasons: Record<CircuitBreaker.Reason, string> = {
   "consecutive-failures": "too many failures in a row",
   "failure-rate": "failure rate",
   "break-elapsed": "break over: the next call is a probe",
@@ -345,7 +345,7 @@ const reasons: Record<string, string> = {
  * @category rendering
  */
 export const transition = (t: Tour.Transition, s: Style): ReadonlyArray<string> => {
-  const reason = reasons[t.reason] ?? t.reason
+  const reason = reasons[t.reason]
   const next = t.breakMs === undefined ? "" : `; next probe in ${ms(t.breakMs)}`
   const during = t.during === undefined ? "" : `during #${t.during}: `
   return [

@@ -22,6 +22,14 @@ import type { ChatCompletion } from "@resilient-llm/core"
 import { FakeProvider } from "@resilient-llm/testing"
 
 /**
+ * The seed the story is told with unless another is given.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const defaultSeed = 42
+
+/**
  * The models of the story, by role.
  *
  * @since 0.1.0

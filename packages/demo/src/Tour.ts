@@ -437,6 +437,11 @@ export type Acts = Pick<Report, "fallback" | "breaker" | "experiment" | "bestOfN
 
 const since = (start: number): Effect.Effect<number> => Effect.map(Clock.currentTimeMillis, (now) => now - start)
 
+/** A pattern's own failure (misconfigured, or the fake could not start) as the tour's, its message kept. */
+const orTourError = <A, E extends { readonly message: string }, R>(
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, TourError, R> => Effect.mapError(effect, (cause) => new TourError({ reason: cause.message, cause }))
+
 const attemptOf = (attempt: Fallback.Attempt): Attempt => ({
   model: attempt.model,
   retry: attempt.retry,
@@ -479,6 +484,8 @@ const serve = (
   })
 
 type Emit = (event: Event) => Effect.Effect<void>
+
+const emitFrom = (onEvent: ((event: Event) => Effect.Effect<void>) | undefined): Emit => onEvent ?? (() => Effect.void)
 
 const fallbackAct = (options: RunOptions, emit: Emit) =>
   Effect.gen(function*() {
@@ -533,7 +540,7 @@ const breakerAct = (
     const breaker = yield* CircuitBreaker.make({
       trip: CircuitBreaker.consecutiveFailures(config.trip),
       breakDuration: Schedule.exponential(Duration.millis(config.firstBreakMs))
-    }).pipe(Effect.mapError((cause) => new TourError({ reason: cause.message, cause })))
+    }).pipe(orTourError)
 
     // Every transition, as it happens: recorded, and reported at once.
     const seen = yield* SubscriptionRef.make<ReadonlyArray<Transition>>([])
@@ -674,7 +681,7 @@ const experimentAct = (
       name: config.name,
       variants: config.variants,
       assignment: config.assignment
-    }).pipe(Effect.mapError((cause) => new TourError({ reason: cause.message, cause })))
+    }).pipe(orTourError)
 
     const done = yield* Ref.make(0)
     const step = Math.max(1, Math.round(config.requests / 40))
@@ -781,10 +788,10 @@ const bestOfNAct = (options: RunOptions, judge: Judge.Service, emit: Emit) =>
  */
 export const run = (options: RunOptions): Effect.Effect<Acts, TourError, ChatClient.ChatClient | Scope.Scope> =>
   Effect.gen(function*() {
-    const emit: Emit = options.onEvent ?? (() => Effect.void)
+    const emit = emitFrom(options.onEvent)
     const runId = `${yield* Clock.currentTimeMillis}-${yield* Random.nextIntBetween(0, 1_000_000_000)}`
     const judge = yield* Judge.llm({ model: options.cast.judge }).pipe(
-      Effect.mapError((cause) => new TourError({ reason: cause.message, cause }))
+      orTourError
     )
     const acts = yield* Effect.gen(function*() {
       const fallback = yield* fallbackAct(options, emit)
@@ -845,8 +852,6 @@ export const fakeTiming: Timing = {
   candidateTimeoutMs: 2_000
 }
 
-const emitFrom = (onEvent: ((event: Event) => Effect.Effect<void>) | undefined): Emit => onEvent ?? (() => Effect.void)
-
 /**
  * The tour against a `FakeProvider` started on 127.0.0.1 for the run, playing the `Story`, over
  * real HTTP through `OpenAiCompatible`. Needs an `HttpClient` (the demo uses
@@ -860,11 +865,11 @@ export const fake = (
   options: FakeOptions = {}
 ): Effect.Effect<Report, TourError, HttpClient.HttpClient | Scope.Scope> =>
   Effect.gen(function*() {
-    const seed = options.seed ?? 42
+    const seed = options.seed ?? Story.defaultSeed
     const emit = emitFrom(options.onEvent)
     const start = yield* Clock.currentTimeMillis
     const provider = yield* FakeProvider.make(Story.config(seed)).pipe(
-      Effect.mapError((cause) => new TourError({ reason: cause.message, cause }))
+      orTourError
     )
     yield* emit({ _tag: "Started", mode: "fake", endpoint: provider.url, seed })
     const client = yield* OpenAiCompatible.make({ baseUrl: provider.url, apiKey: Redacted.make(Story.apiKey) })
@@ -878,7 +883,7 @@ export const fake = (
     ).pipe(Effect.provideService(ChatClient.ChatClient, client))
     const setPrimary = (behaviour: FakeProvider.ModelBehaviour) =>
       provider.setModel(Story.models.primary, behaviour).pipe(
-        Effect.mapError((cause) => new TourError({ reason: cause.message, cause }))
+        orTourError
       )
     const acts = yield* run({
       cast: fakeCast,
