@@ -372,7 +372,7 @@ export const stream = (
     (client) =>
       runChain(
         models,
-        (model) => internal.firstChunk(client.stream(ChatCompletion.withModel(request, model))),
+        (model) => internal.firstChunk(model, client.stream(ChatCompletion.withModel(request, model))),
         options,
         { "llm.stream": true }
       )

@@ -554,6 +554,19 @@ describe("Fallback.stream", () => {
       b: [TestChatClient.reply("two three five", { delay: "200 millis", chunkDelay: "250 millis" })]
     }))))
 
+  it.scoped("a stream that ends without a single chunk is no answer: it falls back, recorded as ResponseDecodeError", () =>
+    Effect.gen(function*() {
+      const served = yield* Fallback.stream(["a", "b"])(request)
+      assert.strictEqual(served.model, "b")
+      const [first] = served.attempts
+      assert.strictEqual(first.error?._tag, "ResponseDecodeError")
+      assert.include(first.error?.message ?? "", "the stream ended before its first chunk")
+      assert.strictEqual(yield* TestChatClient.collectText(served.value), "here")
+    }).pipe(Effect.provide(TestChatClient.layer({
+      a: [TestChatClient.reply("")],
+      b: [TestChatClient.reply("here")]
+    }))))
+
   it.scoped("a failure after the first chunk goes to the caller as it is, without falling back", () =>
     Effect.gen(function*() {
       const served = yield* Fallback.stream(["a", "b"])(request)

@@ -166,11 +166,14 @@ const firstNonEmpty = <A, E>(
  * stream replays that chunk and goes on reading the open one; the stream's scope closes as soon
  * as the returned stream ends, fails or is interrupted (or with the caller's scope, if it is never
  * read). On failure or interruption (a timeout) the scope is closed at once, so a model that was
- * given up on is not left streaming.
+ * given up on is not left streaming. A stream that ends without a single chunk is no answer: it
+ * fails with `ResponseDecodeError`, and a chain moves on, as it would for a completion without
+ * choices.
  *
  * @internal
  */
 export const firstChunk = (
+  model: string,
   stream: Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError>
 ): Effect.Effect<
   Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError>,
@@ -185,7 +188,9 @@ export const firstChunk = (
           Effect.flatMap(firstNonEmpty(pull), (first) =>
             Option.match(first, {
               onNone: () =>
-                Effect.as(Scope.close(scope, Exit.void), Stream.empty),
+                Effect.fail(
+                  new LlmError.ResponseDecodeError({ model, detail: "the stream ended before its first chunk" })
+                ),
               onSome: (chunk) =>
                 Effect.succeed(
                   Stream.concat(Stream.fromChunk(chunk), Stream.repeatEffectChunkOption(pull)).pipe(
