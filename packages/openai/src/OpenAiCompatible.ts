@@ -27,7 +27,7 @@
  *
  * @since 0.1.0
  */
-import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import * as ChatClient from "@resilient-llm/core/ChatClient"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
@@ -123,11 +123,12 @@ export class ProviderConfigError extends Data.TaggedError("ProviderConfigError")
  * @category constructors
  */
 export const make = (options: Options): Effect.Effect<ChatClient.Service, never, HttpClient.HttpClient> =>
-  Effect.flatMap(HttpClient.HttpClient, (client) =>
+  Effect.suspend(() =>
     Either.match(InternalEndpoint.resolveEndpoint(options), {
       onLeft: (reason) => Effect.die(new ProviderConfigError({ provider: undefined, reason })),
-      onRight: (endpoint) => Effect.succeed(InternalClient.make(endpoint, options.transformClient?.(client) ?? client))
-    }))
+      onRight: (endpoint) => InternalClient.fromEndpoint(endpoint, options.transformClient)
+    })
+  )
 
 /**
  * Provides `ChatClient` over one endpoint.
