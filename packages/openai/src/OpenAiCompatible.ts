@@ -27,10 +27,10 @@
  *
  * @since 0.1.0
  */
-import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import * as ChatClient from "@resilient-llm/core/ChatClient"
 import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
+import * as ConfigError from "effect/ConfigError"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -123,11 +123,12 @@ export class ProviderConfigError extends Data.TaggedError("ProviderConfigError")
  * @category constructors
  */
 export const make = (options: Options): Effect.Effect<ChatClient.Service, never, HttpClient.HttpClient> =>
-  Effect.flatMap(HttpClient.HttpClient, (client) =>
+  Effect.suspend(() =>
     Either.match(InternalEndpoint.resolveEndpoint(options), {
       onLeft: (reason) => Effect.die(new ProviderConfigError({ provider: undefined, reason })),
-      onRight: (endpoint) => Effect.succeed(InternalClient.make(endpoint, options.transformClient?.(client) ?? client))
-    }))
+      onRight: (endpoint) => InternalClient.fromEndpoint(endpoint, options.transformClient)
+    })
+  )
 
 /**
  * Provides `ChatClient` over one endpoint.
@@ -152,8 +153,8 @@ export const layer = (options: Options): Layer.Layer<ChatClient.ChatClient, neve
 /**
  * Provides `ChatClient` from configuration: by default `OPENAI_BASE_URL` (default
  * `https://api.openai.com/v1`) and `OPENAI_API_KEY` (read as `Redacted`, optional), from the
- * `ConfigProvider` in context. Pass other `Config`s to read other names. A base URL that is not
- * a valid endpoint is a `ConfigError`.
+ * `ConfigProvider` in context. Pass other `Config`s to read other names. Options that cannot
+ * work (a base URL that is not a valid endpoint, a key with a line break) are a `ConfigError`.
  *
  * @example
  * ```ts
@@ -188,10 +189,15 @@ export const layerConfig = (
     : validUrl(options.baseUrl)
   const apiKey = options?.apiKey ??
     Config.map(Config.option(Config.redacted("OPENAI_API_KEY")), Option.getOrUndefined)
-  return Layer.unwrapEffect(
-    Effect.map(
-      Config.all({ baseUrl, apiKey }),
-      (config) => layer({ ...options, baseUrl: config.baseUrl, apiKey: config.apiKey })
-    )
+  // The whole endpoint is checked here, so a key that cannot be sent (a CRLF .env file leaves a
+  // "\r") fails as a ConfigError, as a bad URL does, rather than as a defect.
+  const endpoint = Config.mapOrFail(Config.all({ baseUrl, apiKey }), (config) =>
+    Either.mapLeft(
+      InternalEndpoint.resolveEndpoint({ ...options, baseUrl: config.baseUrl, apiKey: config.apiKey }),
+      (reason) => ConfigError.InvalidData([], reason)
+    ))
+  return Layer.effect(
+    ChatClient.ChatClient,
+    Effect.flatMap(endpoint, (resolved) => InternalClient.fromEndpoint(resolved, options?.transformClient))
   )
 }

@@ -31,6 +31,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
+import * as InternalClient from "./internal/client.js"
 import * as InternalEndpoint from "./internal/endpoint.js"
 import * as Routing from "./internal/routing.js"
 import * as OpenAiCompatible from "./OpenAiCompatible.js"
@@ -100,8 +101,7 @@ export const make = (
       }
       const resolved = InternalEndpoint.resolveEndpoint(provider)
       if (Either.isLeft(resolved)) return yield* invalid(name, resolved.left)
-      // `OpenAiCompatible.make` cannot fail now: the options were just checked.
-      const target = yield* OpenAiCompatible.make(provider)
+      const target = yield* InternalClient.fromEndpoint(resolved.right, provider.transformClient)
       routes.push({ name, patterns, target })
     }
 

@@ -518,6 +518,20 @@ describe("OpenAiCompatible.layerConfig", () => {
         assert.notInclude(message, "secret")
       }
     }))
+
+  it.effect("an OPENAI_API_KEY that cannot be sent (a CRLF .env file's carriage return) is a ConfigError", () =>
+    Effect.gen(function*() {
+      const exit = yield* Layer.build(OpenAiCompatible.layerConfig()).pipe(
+        Effect.scoped,
+        withConfig([["OPENAI_API_KEY", `${key}\r`]]),
+        Effect.provide(FetchHttpClient.layer),
+        Effect.exit
+      )
+      assert.isTrue(Exit.isFailure(exit) && Cause.isFailType(exit.cause))
+      const message = Exit.isFailure(exit) ? Cause.pretty(exit.cause) : ""
+      assert.include(message, "apiKey contains characters that cannot be sent")
+      assert.notInclude(message, key)
+    }))
 })
 
 describe("OpenAiCompatible.make validation", () => {

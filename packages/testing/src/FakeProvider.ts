@@ -385,7 +385,9 @@ export interface Config {
  * - `authorization`: the `Authorization` header exactly as received;
  * - `status`: the status line served, `undefined` when none was (a hang or a reset before the
  *   headers);
- * - `outcome`: the outcome played, `undefined` for a rejection;
+ * - `outcome`: the outcome played; `undefined` for a rejection, and for a call whose script, reply
+ *   or usage function threw (or gave no valid outcome), which is served as a 500
+ *   `fake_provider_error`;
  * - `rejection`: why the request was turned away before reaching a model, if it was.
  *
  * @since 0.1.0

@@ -180,6 +180,32 @@ describe("FakeProvider seeded faults", () => {
       const [, quiet] = yield* call(fake.url, "quiet")
       assert.isFalse("usage" in JSON.parse(quiet))
     }))
+
+  it.scopedLive("a reply or usage function that throws is a 500, and recorded as one", () =>
+    Effect.gen(function*() {
+      const fake = yield* FakeProvider.make({
+        models: {
+          badReply: {
+            reply: () => {
+              throw new Error("reply boom")
+            }
+          },
+          badUsage: {
+            usage: () => {
+              throw new Error("usage boom")
+            }
+          }
+        }
+      })
+      for (const [model, message] of [["badReply", "reply boom"], ["badUsage", "usage boom"]] as const) {
+        const [status, body] = yield* call(fake.url, model)
+        assert.strictEqual(status, 500)
+        assert.strictEqual(JSON.parse(body).error.type, "fake_provider_error")
+        assert.include(JSON.parse(body).error.message, message)
+        const [received] = yield* fake.requestsTo(model)
+        assert.deepStrictEqual([received.callIndex, received.status, received.outcome], [0, 500, undefined])
+      }
+    }))
 })
 
 describe("FakeProvider setModel", () => {

@@ -66,14 +66,14 @@ export const parseJson = (text: string): Either.Either<unknown, string> => {
     : Either.right(value)
 }
 
+// `decode` without `stream: true` keeps no state between calls, so one decoder serves every body.
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true })
+
 /**
  * Decodes bytes as UTF-8, failing on any invalid sequence instead of replacing it.
  *
  * @internal
  */
-// `decode` without `stream: true` keeps no state between calls, so one decoder serves every body.
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true })
-
 export const decodeUtf8 = (bytes: Uint8Array): Either.Either<string, string> => {
   try {
     return Either.right(strictUtf8.decode(bytes))

@@ -269,6 +269,19 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
   return { create, stream }
 }
 
+/**
+ * The service for an endpoint already resolved, over the `HttpClient` in context (with the
+ * caller's `transformClient` applied): what `OpenAiCompatible.make`, `layerConfig` and
+ * `Providers.make` share once their options are checked.
+ *
+ * @internal
+ */
+export const fromEndpoint = (
+  endpoint: Endpoint,
+  transformClient: ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined
+): Effect.Effect<ChatClient.Service, never, HttpClient.HttpClient> =>
+  Effect.map(HttpClient.HttpClient, (client) => make(endpoint, transformClient?.(client) ?? client))
+
 const decodeChunkEither = Schema.decodeUnknownEither(ChatCompletion.ChatCompletionChunk)
 
 /**

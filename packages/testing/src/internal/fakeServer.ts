@@ -212,65 +212,79 @@ export const make = (
       return authorization === `Bearer ${Redacted.value(config.apiKey)}` ? undefined : Wire.authentication(401)
     }
 
+    /**
+     * The answer a call gives, with the reply and usage functions run once; a throw is a `Left`,
+     * found before the call is recorded so that it is recorded as the 500 it is served as.
+     */
+    const answerOf = (
+      seq: number,
+      receivedAt: number,
+      request: ChatCompletion.ChatRequest,
+      decision: Extract<ModelTable.Decision, { _tag: "Play" }>
+    ): Either.Either<Wire.Answer, string> => {
+      const { behaviour, callIndex, outcome } = decision
+      const content = outcome._tag === "Reply" && outcome.content !== undefined
+        ? Either.right(outcome.content)
+        : userFunction(
+          `the reply function of model ${request.model}`,
+          () => behaviour.reply(request, { model: request.model, index: callIndex })
+        )
+      return Either.flatMap(content, (text) => {
+        const usageSetting = behaviour.usage
+        const usage = usageSetting === false
+          ? Either.right(undefined)
+          : usageSetting === undefined
+          ? Either.right(Wire.defaultUsage(request, text))
+          : typeof usageSetting === "function"
+          ? userFunction(`the usage function of model ${request.model}`, () => usageSetting(request, text))
+          : Either.right(usageSetting)
+        const refused = outcome._tag === "ContentFilter" && outcome.mode === "finish_reason"
+        return Either.map(usage, (usage): Wire.Answer => ({
+          id: `chatcmpl-fake-${seq}`,
+          created: Math.floor(receivedAt / 1000),
+          model: request.model,
+          content: refused ? null : text,
+          finishReason: refused ? "content_filter" : "stop",
+          usage
+        }))
+      })
+    }
+
     interface Play {
       readonly seq: number
-      readonly receivedAt: number
       readonly request: ChatCompletion.ChatRequest
       readonly stream: boolean
       readonly behaviour: NormalisedBehaviour
-      readonly callIndex: number
       readonly outcome: FakeProvider.Outcome
+      readonly answer: Wire.Answer
       readonly socket: Net.Socket
     }
 
     const play = (p: Play): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
       Effect.gen(function*() {
-        const { behaviour, outcome, request, stream } = p
+        const { answer, behaviour, outcome, request, stream } = p
         const headers = requestIdHeader(p.seq)
-        const content = outcome._tag === "Reply" && outcome.content !== undefined
-          ? Either.right(outcome.content)
-          : userFunction(
-            `the reply function of model ${request.model}`,
-            () => behaviour.reply(request, { model: request.model, index: p.callIndex })
-          )
-        if (Either.isLeft(content)) return errorResponse(Wire.fakeFailure(content.left), headers)
-        const usageSetting = behaviour.usage
-        const usage = usageSetting === false
-          ? Either.right(undefined)
-          : usageSetting === undefined
-          ? Either.right(Wire.defaultUsage(request, content.right))
-          : typeof usageSetting === "function"
-          ? userFunction(`the usage function of model ${request.model}`, () => usageSetting(request, content.right))
-          : Either.right(usageSetting)
-        if (Either.isLeft(usage)) return errorResponse(Wire.fakeFailure(usage.left), headers)
-        const refused = outcome._tag === "ContentFilter" && outcome.mode === "finish_reason"
-        const answer: Wire.Answer = {
-          id: `chatcmpl-fake-${p.seq}`,
-          created: Math.floor(p.receivedAt / 1000),
-          model: request.model,
-          content: refused ? null : content.right,
-          finishReason: refused ? "content_filter" : "stop",
-          usage: usage.right
-        }
         const includeUsage = request.stream_options?.include_usage === true
         const events = (): ReadonlyArray<string> => [
-          ...Wire.chunks(answer, refused ? [] : Wire.pieces(content.right, behaviour.chunkSize), includeUsage).map(
-            (chunk) => Wire.event(JSON.stringify(chunk))
-          ),
+          ...Wire.chunks(
+            answer,
+            answer.content === null ? [] : Wire.pieces(answer.content, behaviour.chunkSize),
+            includeUsage
+          ).map((chunk) => Wire.event(JSON.stringify(chunk))),
           Wire.done
         ]
         const completionJson = () => JSON.stringify(Wire.completion(answer))
+        const answered = () =>
+          stream
+            ? sseResponse(sse(events(), behaviour.chunkDelay, Stream.empty), headers)
+            : jsonText(completionJson(), headers)
 
         switch (outcome._tag) {
           case "Reply":
-            return stream
-              ? sseResponse(sse(events(), behaviour.chunkDelay, Stream.empty), headers)
-              : jsonText(completionJson(), headers)
+            return answered()
           case "ContentFilter":
-            if (outcome.mode === "error") return errorResponse(Wire.contentFilter, headers)
-            return stream
-              ? sseResponse(sse(events(), behaviour.chunkDelay, Stream.empty), headers)
-              : jsonText(completionJson(), headers)
+            // a `finish_reason` refusal is an answer whose content is null
+            return outcome.mode === "error" ? errorResponse(Wire.contentFilter, headers) : answered()
           case "ServerError":
             return errorResponse(Wire.serverError(outcome.status, outcome.message), {
               ...outcome.headers,
@@ -373,6 +387,12 @@ export const make = (
           }),
           errorResponse(fields, headers)
         )
+      /** A script, reply or usage function of the test's own that threw or gave no outcome: a 500. */
+      const fakeFailure = (callIndex: number, detail: string) =>
+        Effect.as(
+          record({ callIndex, status: 500, latency: Duration.zero, outcome: undefined, rejection: undefined }),
+          errorResponse(Wire.fakeFailure(detail), headers)
+        )
 
       const unauthorised = authorised(authorization)
       if (unauthorised !== undefined) return yield* reject("unauthorized", unauthorised)
@@ -386,15 +406,10 @@ export const make = (
         case "UnknownModel":
           return yield* reject("model_not_found", Wire.modelNotFound(chatRequest.model))
         case "Invalid":
-          yield* record({
-            callIndex: decision.callIndex,
-            status: 500,
-            latency: Duration.zero,
-            outcome: undefined,
-            rejection: undefined
-          })
-          return errorResponse(Wire.fakeFailure(decision.detail), headers)
+          return yield* fakeFailure(decision.callIndex, decision.detail)
         case "Play": {
+          const answer = answerOf(seq, receivedAt, chatRequest, decision)
+          if (Either.isLeft(answer)) return yield* fakeFailure(decision.callIndex, answer.left)
           yield* record({
             callIndex: decision.callIndex,
             status: statusOf(decision.outcome, stream),
@@ -405,12 +420,11 @@ export const make = (
           if (!Duration.isZero(decision.latency)) yield* Effect.sleep(decision.latency)
           return yield* play({
             seq,
-            receivedAt,
             request: chatRequest,
             stream,
             behaviour: decision.behaviour,
-            callIndex: decision.callIndex,
             outcome: decision.outcome,
+            answer: answer.right,
             socket: NodeHttpServerRequest.toIncomingMessage(request).socket
           })
         }

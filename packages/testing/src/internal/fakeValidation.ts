@@ -144,7 +144,6 @@ export const validateOutcome = (path: string, outcome: FakeProvider.Outcome): Ch
     }
     case "Hang":
     case "ResetConnection":
-      return nonNegativeInteger(`${path}.afterChunks`, outcome.afterChunks)
     case "TruncatedStream":
       return nonNegativeInteger(`${path}.afterChunks`, outcome.afterChunks)
     case "Raw":

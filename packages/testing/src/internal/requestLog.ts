@@ -9,8 +9,9 @@ import * as Effect from "effect/Effect"
 
 /** @internal */
 export interface RequestLog<A> {
-  /** Records an entry and returns its sequence number (0 for the first ever). */
+  /** Takes the next sequence number (0 for the first ever); counted whether or not it is recorded. */
   readonly next: Effect.Effect<number>
+  /** Keeps an entry, dropping the oldest once `capacity` are kept. */
   readonly record: (entry: A) => Effect.Effect<void>
   /** The recorded entries, oldest first. */
   readonly entries: Effect.Effect<ReadonlyArray<A>>
