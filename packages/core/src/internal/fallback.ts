@@ -201,6 +201,8 @@ export const firstChunk = (
                 )
             }))).pipe(
             Scope.extend(scope),
-            Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit))
+            Effect.onExit((exit) =>
+              Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit)
+            )
           ))
   )
