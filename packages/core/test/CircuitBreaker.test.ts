@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { CircuitBreaker, LlmError, Observability } from "@resilient-llm/core"
-import { TestLogs } from "@resilient-llm/testing"
+import { TestLogs, TestSpans } from "@resilient-llm/testing"
 import {
   Cause,
   Deferred,
@@ -15,8 +15,7 @@ import {
   Schedule,
   Scope,
   Stream,
-  TestClock,
-  Tracer
+  TestClock
 } from "effect"
 
 // --- helpers ---------------------------------------------------------------------------------------
@@ -794,20 +793,7 @@ describe("observability", () => {
         trip: CircuitBreaker.consecutiveFailures(1),
         breakDuration: "1 second"
       })
-      const ended: Array<Tracer.Span> = []
-      const native = yield* Effect.tracer
-      const recording = Tracer.make({
-        span: (name, parent, context, links, startTime, kind, options) => {
-          const span = native.span(name, parent, context, links, startTime, kind, options)
-          const end = span.end.bind(span)
-          span.end = (endTime, exit) => {
-            ended.push(span)
-            end(endTime, exit)
-          }
-          return span
-        },
-        context: (f) => f()
-      })
+      const { spans: ended, tracer: recording } = yield* TestSpans.make
       yield* Effect.flip(breaker.protect(key)(Effect.fail(serverError(key))))
       yield* TestClock.adjust("400 millis")
       const caller = yield* Effect.gen(function*() {

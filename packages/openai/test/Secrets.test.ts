@@ -2,7 +2,8 @@ import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { assert, describe, it } from "@effect/vitest"
 import type { ChatCompletion, LlmError } from "@resilient-llm/core"
 import { OpenAiCompatible } from "@resilient-llm/openai"
-import { Cause, Chunk, Effect, Logger, Redacted, Stream, Tracer } from "effect"
+import { TestSpans } from "@resilient-llm/testing"
+import { Cause, Chunk, Effect, Logger, Redacted, Stream } from "effect"
 import { inspect } from "node:util"
 import * as TestServer from "./TestServer.js"
 
@@ -150,26 +151,13 @@ describe("the API key never leaks", () => {
         TestServer.startEvents(res)
         res.end(`${TestServer.event(TestServer.chunk("m", "x"))}data: [DONE]\n\n`)
       })
-      const attributes: Array<readonly [string, unknown]> = []
-      const native = yield* Effect.tracer
-      const recording = Tracer.make({
-        span: (name, parent, context, links, startTime, kind, options) => {
-          const span = native.span(name, parent, context, links, startTime, kind, options)
-          const attribute = span.attribute.bind(span)
-          span.attribute = (k, v) => {
-            attributes.push([k, v])
-            attribute(k, v)
-          }
-          return span
-        },
-        context: (f) => f()
-      })
+      const capture = yield* TestSpans.make
       const chat = yield* OpenAiCompatible.make({
         baseUrl: server.baseUrl,
         apiKey: Redacted.make(key),
         headers: { "api-key": Redacted.make(headerSecret), "x-custom": "visible" }
       })
-      const chunks = yield* chat.stream(request).pipe(Stream.runCollect, Effect.withTracer(recording))
+      const chunks = yield* chat.stream(request).pipe(Stream.runCollect, Effect.withTracer(capture.tracer))
       assert.strictEqual(Chunk.size(chunks), 1)
 
       const [sent] = server.requests
@@ -177,6 +165,7 @@ describe("the API key never leaks", () => {
       assert.deepStrictEqual(carrying, ["authorization"])
       assert.notInclude(sent.body, key)
 
+      const attributes = capture.spans.flatMap((span) => Array.from(span.attributes))
       const headerAttributes = new Map(
         attributes.filter(([k]) => k.startsWith("http.request.header.")).map(([k, v]) => [k, String(v)])
       )

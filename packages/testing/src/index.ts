@@ -12,3 +12,8 @@ export * as TestChatClient from "./TestChatClient.js"
  * @since 0.1.0
  */
 export * as TestLogs from "./TestLogs.js"
+
+/**
+ * @since 0.1.0
+ */
+export * as TestSpans from "./TestSpans.js"
