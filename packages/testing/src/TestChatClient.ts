@@ -32,6 +32,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import * as Stream from "effect/Stream"
+import { pieces } from "./internal/fakeWire.js"
 
 /**
  * One scripted outcome of a call.
@@ -268,7 +269,7 @@ export const make = (script: Script): Effect.Effect<readonly [ChatClient.Service
               case "Fail":
                 return Stream.fromEffect(Effect.zipRight(Effect.sleep(outcome.delay), Effect.fail(outcome.error)))
               case "Reply": {
-                const words = outcome.content.split(/(?<=\s)/).filter((w) => w.length > 0)
+                const words = pieces(outcome.content, "word")
                 const deltas = words.map((word, i): ChatCompletion.ChatCompletionChunk => ({
                   id: "chatcmpl-local",
                   model: request.model,
