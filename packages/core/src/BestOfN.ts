@@ -222,7 +222,7 @@ export interface Options {
    * A candidate still generating once more than this (a positive duration) has passed fails with
    * `TimeoutError` and is interrupted; one answering exactly at the deadline counts.
    */
-  readonly candidateTimeout?: Duration.DurationInput
+  readonly candidateTimeout?: Duration.Input
   /**
    * A judgement still running once more than this (a positive duration) has passed since the
    * candidate was handed to the judge is interrupted (an LLM judge's request is aborted), and the
@@ -230,7 +230,7 @@ export interface Options {
    * deadline counts. The other candidates are not affected. Unbounded by default: without it, a
    * judge that hangs holds the whole call.
    */
-  readonly judgeTimeout?: Duration.DurationInput
+  readonly judgeTimeout?: Duration.Input
   /**
    * How many candidates must be scored for the call to succeed (a whole number of at least 1);
    * defaults to 1. More than there are models always fails with `NoCandidatesError`.

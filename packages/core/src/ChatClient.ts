@@ -24,9 +24,9 @@ export interface Service {
 
 /**
  * @since 0.1.0
- * @category tags
+ * @category services
  */
-export class ChatClient extends Context.Tag("@resilient-llm/core/ChatClient")<ChatClient, Service>() {}
+export class ChatClient extends Context.Service<ChatClient, Service>()("@resilient-llm/core/ChatClient") {}
 
 /**
  * Asks the `ChatClient` in context for a completion.

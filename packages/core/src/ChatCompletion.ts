@@ -7,10 +7,15 @@
  *
  * @since 0.1.0
  */
+import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 
-const Extra = Schema.Record({ key: Schema.String, value: Schema.Unknown })
+// The index signature that keeps the fields a schema does not name, so a provider's own
+// extensions reach it untouched.
+const Extra = [Schema.Record(Schema.String, Schema.Unknown)] as const
+
+const withDefault = <S extends Schema.Top>(value: S["Encoded"]) => Schema.withDecodingDefault<S>(Effect.succeed(value))
 
 /**
  * A message of a request. `content` is a string or an array of content parts (text, images),
@@ -19,14 +24,14 @@ const Extra = Schema.Record({ key: Schema.String, value: Schema.Unknown })
  * @since 0.1.0
  * @category schemas
  */
-export const ChatMessage = Schema.Struct(
-  {
+export const ChatMessage = Schema.StructWithRest(
+  Schema.Struct({
     role: Schema.String,
-    content: Schema.optional(Schema.NullOr(Schema.Union(Schema.String, Schema.Array(Schema.Unknown)))),
+    content: Schema.optional(Schema.NullOr(Schema.Union([Schema.String, Schema.Array(Schema.Unknown)]))),
     name: Schema.optional(Schema.String),
     tool_call_id: Schema.optional(Schema.String),
     tool_calls: Schema.optional(Schema.Array(Schema.Unknown))
-  },
+  }),
   Extra
 )
 
@@ -36,6 +41,22 @@ export const ChatMessage = Schema.Struct(
  */
 export interface ChatMessage extends Schema.Schema.Type<typeof ChatMessage> {}
 
+const requestOptionFields = {
+  // `null` where the OpenAI spec allows it ("use the default"): passed on as it is.
+  max_tokens: Schema.optional(Schema.NullOr(Schema.Number)),
+  temperature: Schema.optional(Schema.NullOr(Schema.Number)),
+  top_p: Schema.optional(Schema.NullOr(Schema.Number)),
+  stop: Schema.optional(Schema.NullOr(Schema.Union([Schema.String, Schema.Array(Schema.String)]))),
+  tools: Schema.optional(Schema.Array(Schema.Unknown)),
+  tool_choice: Schema.optional(Schema.Unknown),
+  response_format: Schema.optional(Schema.Unknown),
+  seed: Schema.optional(Schema.NullOr(Schema.Number)),
+  user: Schema.optional(Schema.String),
+  stream_options: Schema.optional(
+    Schema.NullOr(Schema.StructWithRest(Schema.Struct({ include_usage: Schema.optional(Schema.Boolean) }), Extra))
+  )
+}
+
 /**
  * The optional fields of a request, everything but `model` and `messages`, in OpenAI's wire
  * names. Fields this schema does not name (a provider's own extensions) are kept and sent as they
@@ -44,24 +65,7 @@ export interface ChatMessage extends Schema.Schema.Type<typeof ChatMessage> {}
  * @since 0.1.0
  * @category schemas
  */
-export const RequestOptions = Schema.Struct(
-  {
-    // `null` where the OpenAI spec allows it ("use the default"): passed on as it is.
-    max_tokens: Schema.optional(Schema.NullOr(Schema.Number)),
-    temperature: Schema.optional(Schema.NullOr(Schema.Number)),
-    top_p: Schema.optional(Schema.NullOr(Schema.Number)),
-    stop: Schema.optional(Schema.NullOr(Schema.Union(Schema.String, Schema.Array(Schema.String)))),
-    tools: Schema.optional(Schema.Array(Schema.Unknown)),
-    tool_choice: Schema.optional(Schema.Unknown),
-    response_format: Schema.optional(Schema.Unknown),
-    seed: Schema.optional(Schema.NullOr(Schema.Number)),
-    user: Schema.optional(Schema.String),
-    stream_options: Schema.optional(
-      Schema.NullOr(Schema.Struct({ include_usage: Schema.optional(Schema.Boolean) }, Extra))
-    )
-  },
-  Extra
-)
+export const RequestOptions = Schema.StructWithRest(Schema.Struct(requestOptionFields), Extra)
 
 /**
  * @since 0.1.0
@@ -77,8 +81,8 @@ export interface RequestOptions extends Schema.Schema.Type<typeof RequestOptions
  * @since 0.1.0
  * @category schemas
  */
-export const PromptRequest = Schema.Struct(
-  { messages: Schema.Array(ChatMessage), ...RequestOptions.fields },
+export const PromptRequest = Schema.StructWithRest(
+  Schema.Struct({ messages: Schema.Array(ChatMessage), ...requestOptionFields }),
   Extra
 )
 
@@ -95,8 +99,8 @@ export interface PromptRequest extends Schema.Schema.Type<typeof PromptRequest> 
  * @since 0.1.0
  * @category schemas
  */
-export const ChatRequest = Schema.Struct(
-  { model: Schema.String, ...PromptRequest.fields },
+export const ChatRequest = Schema.StructWithRest(
+  Schema.Struct({ model: Schema.String, ...PromptRequest.schema.fields }),
   Extra
 )
 
@@ -132,7 +136,7 @@ export const withModel = (request: PromptRequest, model: string): ChatRequest =>
  */
 export const FunctionToolCall = Schema.Struct({
   id: Schema.String,
-  type: Schema.optionalWith(Schema.String, { default: () => "function" }),
+  type: Schema.String.pipe(withDefault("function")),
   function: Schema.Struct({ name: Schema.String, arguments: Schema.String })
 })
 
@@ -155,7 +159,7 @@ export const CustomToolCall = Schema.Struct({
  * @since 0.1.0
  * @category schemas
  */
-export const ToolCall = Schema.Union(FunctionToolCall, CustomToolCall)
+export const ToolCall = Schema.Union([FunctionToolCall, CustomToolCall])
 
 /**
  * @since 0.1.0
@@ -200,8 +204,8 @@ export interface Usage extends Schema.Schema.Type<typeof Usage> {}
  * @category schemas
  */
 export const AssistantMessage = Schema.Struct({
-  role: Schema.optionalWith(Schema.String, { default: () => "assistant" }),
-  content: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
+  role: Schema.String.pipe(withDefault("assistant")),
+  content: Schema.NullOr(Schema.String).pipe(withDefault(null)),
   tool_calls: Schema.optional(Schema.Array(ToolCall)),
   refusal: Schema.optional(Schema.NullOr(Schema.String))
 })
@@ -217,9 +221,9 @@ export interface AssistantMessage extends Schema.Schema.Type<typeof AssistantMes
  * @category schemas
  */
 export const Choice = Schema.Struct({
-  index: Schema.optionalWith(Schema.Number, { default: () => 0 }),
+  index: Schema.Number.pipe(withDefault(0)),
   message: AssistantMessage,
-  finish_reason: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null })
+  finish_reason: Schema.NullOr(Schema.String).pipe(withDefault(null))
 })
 
 /**
@@ -236,7 +240,7 @@ export interface Choice extends Schema.Schema.Type<typeof Choice> {}
  * @category schemas
  */
 export const ChatCompletion = Schema.Struct({
-  id: Schema.optionalWith(Schema.String, { default: () => "" }),
+  id: Schema.String.pipe(withDefault("")),
   model: Schema.String,
   choices: Schema.NonEmptyArray(Choice),
   usage: Schema.optional(Schema.NullOr(Usage))
@@ -269,14 +273,14 @@ export const ToolCallDelta = Schema.Struct({
  * @category schemas
  */
 export const ChunkChoice = Schema.Struct({
-  index: Schema.optionalWith(Schema.Number, { default: () => 0 }),
+  index: Schema.Number.pipe(withDefault(0)),
   delta: Schema.Struct({
     role: Schema.optional(Schema.String),
     content: Schema.optional(Schema.NullOr(Schema.String)),
     tool_calls: Schema.optional(Schema.Array(ToolCallDelta)),
     refusal: Schema.optional(Schema.NullOr(Schema.String))
   }),
-  finish_reason: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null })
+  finish_reason: Schema.NullOr(Schema.String).pipe(withDefault(null))
 })
 
 /**
@@ -287,8 +291,8 @@ export const ChunkChoice = Schema.Struct({
  * @category schemas
  */
 export const ChatCompletionChunk = Schema.Struct({
-  id: Schema.optionalWith(Schema.String, { default: () => "" }),
-  model: Schema.optionalWith(Schema.String, { default: () => "" }),
+  id: Schema.String.pipe(withDefault("")),
+  model: Schema.String.pipe(withDefault("")),
   choices: Schema.Array(ChunkChoice),
   usage: Schema.optional(Schema.NullOr(Usage))
 })
@@ -375,7 +379,7 @@ export const prompt = (content: string, options?: RequestOptions): PromptRequest
  * @since 0.1.0
  * @category decoding
  */
-export const decodeCompletion = Schema.decodeUnknown(ChatCompletion)
+export const decodeCompletion = Schema.decodeUnknownEffect(ChatCompletion)
 
 /**
  * Decodes an unknown value (a parsed SSE `data:` payload) as a chunk.
@@ -383,7 +387,7 @@ export const decodeCompletion = Schema.decodeUnknown(ChatCompletion)
  * @since 0.1.0
  * @category decoding
  */
-export const decodeChunk = Schema.decodeUnknown(ChatCompletionChunk)
+export const decodeChunk = Schema.decodeUnknownEffect(ChatCompletionChunk)
 
 /**
  * Encodes a request for the wire, keeping the fields this schema does not name.
@@ -391,4 +395,4 @@ export const decodeChunk = Schema.decodeUnknown(ChatCompletionChunk)
  * @since 0.1.0
  * @category encoding
  */
-export const encodeRequest = Schema.encode(ChatRequest)
+export const encodeRequest = Schema.encodeEffect(ChatRequest)

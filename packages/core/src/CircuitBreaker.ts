@@ -45,7 +45,7 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
-import type * as Queue from "effect/Queue"
+import type * as PubSub from "effect/PubSub"
 import type * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -133,7 +133,7 @@ export interface ConsecutiveFailures {
 export interface FailureRate {
   readonly _tag: "FailureRate"
   readonly threshold: number
-  readonly window: Duration.DurationInput
+  readonly window: Duration.Input
   readonly minimumCalls: number
   readonly buckets?: number
 }
@@ -161,7 +161,7 @@ export const consecutiveFailures = (threshold: number): ConsecutiveFailures => (
  */
 export const failureRate = (options: {
   readonly threshold: number
-  readonly window: Duration.DurationInput
+  readonly window: Duration.Input
   readonly minimumCalls: number
   readonly buckets?: number
 }): FailureRate => ({ _tag: "FailureRate", ...options })
@@ -182,7 +182,7 @@ export interface Options {
    * first delay once the circuit closes. A schedule that ends keeps its last delay. Default: 30
    * seconds.
    */
-  readonly breakDuration?: Duration.DurationInput | Schedule.Schedule<unknown, unknown>
+  readonly breakDuration?: Duration.Input | Schedule.Schedule<unknown, number>
   /**
    * How many calls half-open admits at once as probes; the circuit closes when that many probes
    * have succeeded, and reopens at the first one that fails. A probe that ends neither way (a
@@ -195,11 +195,11 @@ export interface Options {
    * `protect`, as `Fallback.chain`'s per-attempt timeout does); its outcome, when it comes, no
    * longer counts. `Duration.infinity` waits forever. Default: 1 minute.
    */
-  readonly maxProbeDuration?: Duration.DurationInput
+  readonly maxProbeDuration?: Duration.Input
   /**
    * A call that succeeds but takes longer than this counts as a failure. Off by default.
    */
-  readonly slowCallThreshold?: Duration.DurationInput
+  readonly slowCallThreshold?: Duration.Input
   /**
    * Which errors of the protected effect count as failures of the model; the others count as
    * neither success nor failure. Default: `defaultIsFailure`. A defect always counts as a failure,
@@ -258,12 +258,13 @@ export interface Service {
    */
   readonly changes: Stream.Stream<Transition>
   /**
-   * Subscribes now and returns the subscription as a queue: every transition from the moment this
-   * effect completes is in it, in order, until the scope closes. Use it instead of `changes` when
+   * Subscribes now and returns the subscription: every transition from the moment this effect
+   * completes is in it, in order, until the scope closes (read it with `PubSub.take` or
+   * `Stream.fromSubscription`). Use it instead of `changes` when
    * no transition may be missed between starting a subscriber and sending traffic (a stream only
    * subscribes once it runs, which may be after a forked fiber's first calls).
    */
-  readonly subscribe: Effect.Effect<Queue.Dequeue<Transition>, never, Scope.Scope>
+  readonly subscribe: Effect.Effect<PubSub.Subscription<Transition>, never, Scope.Scope>
   /** Closes the circuit and forgets its outcomes, those of calls still running included. */
   readonly reset: (key: string) => Effect.Effect<void>
   /** Opens the circuit until `reset`: every call is refused and nothing probes. */
@@ -272,9 +273,9 @@ export interface Service {
 
 /**
  * @since 0.1.0
- * @category tags
+ * @category services
  */
-export class CircuitBreaker extends Context.Tag("@resilient-llm/core/CircuitBreaker")<CircuitBreaker, Service>() {}
+export class CircuitBreaker extends Context.Service<CircuitBreaker, Service>()("@resilient-llm/core/CircuitBreaker") {}
 
 /**
  * The options describe no valid breaker.
@@ -317,7 +318,7 @@ export const make: (options?: Options) => Effect.Effect<Service, CircuitBreakerC
  * @category layers
  */
 export const layer = (options?: Options): Layer.Layer<CircuitBreaker, CircuitBreakerConfigError> =>
-  Layer.scoped(CircuitBreaker, make(options))
+  Layer.effect(CircuitBreaker, make(options))
 
 /**
  * Runs the effect through the circuit of `key` of the `CircuitBreaker` in context.
@@ -384,7 +385,7 @@ export const changes: Stream.Stream<Transition, never, CircuitBreaker> = Stream.
  *
  * const alerts = Effect.gen(function*() {
  *   const transitions = yield* CircuitBreaker.subscribe // nothing from here on is missed
- *   yield* Stream.fromQueue(transitions).pipe(
+ *   yield* Stream.fromSubscription(transitions).pipe(
  *     Stream.filter((t) => t.to === "open"),
  *     Stream.runForEach((t) => Effect.logWarning(`${t.key}: circuit opened (${t.reason})`)),
  *     Effect.forkScoped
@@ -395,7 +396,7 @@ export const changes: Stream.Stream<Transition, never, CircuitBreaker> = Stream.
  * @since 0.1.0
  * @category accessors
  */
-export const subscribe: Effect.Effect<Queue.Dequeue<Transition>, never, CircuitBreaker | Scope.Scope> = Effect
+export const subscribe: Effect.Effect<PubSub.Subscription<Transition>, never, CircuitBreaker | Scope.Scope> = Effect
   .flatMap(CircuitBreaker, (breaker) => breaker.subscribe)
 
 /**

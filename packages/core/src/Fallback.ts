@@ -213,7 +213,7 @@ export interface Options<E = LlmError.LlmError> {
    * The time limit of each attempt (for `stream`, the time to the first chunk). An attempt past
    * it is interrupted and fails with `TimeoutError`, which is retryable and falls back.
    */
-  readonly timeout?: Duration.DurationInput
+  readonly timeout?: Duration.Input
   /**
    * Retries per model, with `Retry.policy`'s options (`{}` for the defaults: 3 retries from
    * 250 ms). None by default: a failure moves straight to the next model.
@@ -224,7 +224,7 @@ export interface Options<E = LlmError.LlmError> {
    * `timeout` and what is left; no attempt or retry starts once it has passed (a retry whose
    * delay would end past it is skipped, and the next model goes at once).
    */
-  readonly deadline?: Duration.DurationInput
+  readonly deadline?: Duration.Input
   /** Guards every attempt; an open circuit fails it with `CircuitOpenError` and the chain moves on. */
   readonly breaker?: Breaker
 }
@@ -232,22 +232,24 @@ export interface Options<E = LlmError.LlmError> {
 const logOutcome = <A, E, R>(
   self: Effect.Effect<Served<A, E>, AllModelsFailed<E>, R>
 ): Effect.Effect<Served<A, E>, AllModelsFailed<E>, R> =>
-  Effect.tapBoth(self, {
-    onSuccess: (served) =>
-      Effect.zipRight(
+  self.pipe(
+    Effect.tap((served) =>
+      Effect.andThen(
         Effect.annotateCurrentSpan({ "llm.served_model": served.model, "llm.attempts": served.attempts.length }),
         Effect.logInfo(`served by ${served.model} after ${plural(served.attempts.length, "attempt")}`).pipe(
           Effect.annotateLogs({ "llm.model": served.model, "llm.attempts": served.attempts.length })
         )
-      ),
-    onFailure: (error) =>
-      Effect.zipRight(
+      )
+    ),
+    Effect.tapError((error) =>
+      Effect.andThen(
         Effect.annotateCurrentSpan({ "llm.reason": error.reason, "llm.attempts": error.attempts.length }),
         Effect.logWarning(error.message).pipe(
           Effect.annotateLogs({ "llm.attempts": error.attempts.length, "llm.reason": error.reason })
         )
       )
-  })
+    )
+  )
 
 // Every public chain: the runner, its failure as `AllModelsFailed`, the outcome logged, all inside
 // the pattern's span. `attributes` go on that span and on every attempt's.
@@ -337,7 +339,7 @@ export const chain = (
  * handler needs to choose its status and headers. The stream lives in the `Scope` of the call:
  * read it once, inside that scope; the model's connection is released as soon as the stream ends
  * or its reader stops. For a plain stream, use
- * `Stream.unwrapScoped(Effect.map(Fallback.stream(models)(request), (served) => served.value))`.
+ * `Stream.unwrap(Effect.map(Fallback.stream(models)(request), (served) => served.value))`.
  *
  * @example
  * ```ts

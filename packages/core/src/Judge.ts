@@ -25,8 +25,8 @@ import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import * as Result from "effect/Result"
 import * as ChatClient from "./ChatClient.js"
 import * as ChatCompletion from "./ChatCompletion.js"
 import * as internal from "./internal/judge.js"
@@ -189,9 +189,9 @@ export interface Service {
  * The judge in context, used by `BestOfN`.
  *
  * @since 0.1.0
- * @category tags
+ * @category services
  */
-export class Judge extends Context.Tag("@resilient-llm/core/Judge")<Judge, Service>() {}
+export class Judge extends Context.Service<Judge, Service>()("@resilient-llm/core/Judge") {}
 
 /**
  * Scores with the judge in context.
@@ -216,9 +216,9 @@ export const score = (input: ScoreInput): Effect.Effect<Score, JudgeError, Judge
 export const parseScore = (
   reply: string,
   options?: { readonly scale?: Scale; readonly judge?: string }
-): Either.Either<number, JudgeError> => {
+): Result.Result<number, JudgeError> => {
   const scale = options?.scale ?? defaultScale
-  return Either.mapLeft(
+  return Result.mapError(
     internal.parseReply(reply, scale),
     (reason) => new JudgeError({ reason, judge: options?.judge ?? "parser", reply, scale })
   )
@@ -293,7 +293,7 @@ export const llm = (options: LlmOptions): Effect.Effect<Service, JudgeError, Cha
         }).pipe(Effect.mapError((cause) => new JudgeError({ reason: "ModelFailed", judge: model, cause })))
         const latencyMs = (yield* Clock.currentTimeMillis) - start
         const reply = ChatCompletion.text(completion)
-        const value = yield* parseScore(reply, { scale, judge: model })
+        const value = yield* Effect.fromResult(parseScore(reply, { scale, judge: model }))
         const result: Score = { value, latencyMs, judge: model, reply }
         return completion.usage ? { ...result, usage: completion.usage } : result
       }).pipe(Observability.attempt({ pattern: "judge", model }))
@@ -324,14 +324,14 @@ export const fromFunction = (
 ): Service => {
   const judge = options?.name ?? "function"
   const invalid = options?.scale === undefined ? undefined : internal.invalidScale(options.scale)
-  const check = (value: number): Either.Either<number, JudgeError> => {
+  const check = (value: number): Result.Result<number, JudgeError> => {
     if (!Number.isFinite(value)) {
-      return Either.left(new JudgeError({ reason: "NotANumber", judge, reply: String(value) }))
+      return Result.fail(new JudgeError({ reason: "NotANumber", judge, reply: String(value) }))
     }
     const scale = options?.scale
     return scale && (value < scale.min || value > scale.max)
-      ? Either.left(new JudgeError({ reason: "OutOfScale", judge, reply: String(value), scale }))
-      : Either.right(value)
+      ? Result.fail(new JudgeError({ reason: "OutOfScale", judge, reply: String(value), scale }))
+      : Result.succeed(value)
   }
   if (invalid !== undefined) {
     return {
@@ -348,7 +348,7 @@ export const fromFunction = (
           const out = f(input)
           return Effect.isEffect(out) ? out : Effect.succeed(out)
         })
-        const value = yield* check(result)
+        const value = yield* Effect.fromResult(check(result))
         const latencyMs = (yield* Clock.currentTimeMillis) - start
         return { value, latencyMs, judge }
       })
@@ -392,12 +392,12 @@ export const average = (
     score: (input) =>
       Effect.gen(function*() {
         const start = yield* Clock.currentTimeMillis
-        const verdicts = yield* Effect.forEach(judges, (judge) => Effect.either(judge.score(input)), {
+        const verdicts = yield* Effect.forEach(judges, (judge) => Effect.result(judge.score(input)), {
           concurrency: "unbounded"
         })
         const latencyMs = (yield* Clock.currentTimeMillis) - start
-        const scores = verdicts.flatMap((verdict) => Either.isRight(verdict) ? [verdict.right] : [])
-        const failures = verdicts.flatMap((verdict) => Either.isLeft(verdict) ? [verdict.left] : [])
+        const scores = verdicts.flatMap((verdict) => Result.isSuccess(verdict) ? [verdict.success] : [])
+        const failures = verdicts.flatMap((verdict) => Result.isFailure(verdict) ? [verdict.failure] : [])
         if (scores.length < required) {
           return yield* new JudgeError({ reason: "TooFewJudges", judge: name, failures, required })
         }

@@ -18,21 +18,16 @@
  *
  * @since 0.1.0
  */
-import * as Arr from "effect/Array"
 import * as Cause from "effect/Cause"
+import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
-import * as FiberRef from "effect/FiberRef"
-import * as HashSet from "effect/HashSet"
 import * as LogLevel from "effect/LogLevel"
 import * as Metric from "effect/Metric"
-import * as MetricBoundaries from "effect/MetricBoundaries"
-import * as MetricLabel from "effect/MetricLabel"
-import type * as MetricPair from "effect/MetricPair"
-import * as MetricState from "effect/MetricState"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
+import * as References from "effect/References"
 import * as ChatCompletion from "./ChatCompletion.js"
 
 /**
@@ -60,11 +55,10 @@ export const requests = Metric.counter("resilient_llm_requests_total", {
  * @since 0.1.0
  * @category metrics
  */
-export const latency = Metric.histogram(
-  "resilient_llm_latency_ms",
-  MetricBoundaries.exponential({ start: 5, factor: 2, count: 16 }),
-  "Attempt latency in milliseconds by model"
-)
+export const latency = Metric.histogram("resilient_llm_latency_ms", {
+  boundaries: Metric.exponentialBoundaries({ start: 5, factor: 2, count: 16 }),
+  description: "Attempt latency in milliseconds by model"
+})
 
 /**
  * Recent latency quantiles (p50, p95, p99 over the last 10 minutes, at most 1,000 samples) by
@@ -73,11 +67,9 @@ export const latency = Metric.histogram(
  * @since 0.1.0
  * @category metrics
  */
-export const latencySummary = Metric.summary({
-  name: "resilient_llm_latency_summary_ms",
+export const latencySummary = Metric.summary("resilient_llm_latency_summary_ms", {
   maxAge: "10 minutes",
   maxSize: 1000,
-  error: 0.01,
   quantiles: [0.5, 0.95, 0.99],
   description: "Recent attempt latency quantiles in milliseconds by model"
 })
@@ -122,77 +114,65 @@ export const breakerTransitions = Metric.counter("resilient_llm_breaker_transiti
  */
 export const outcomeOf = <A, E>(exit: Exit.Exit<A, E>): string => {
   if (Exit.isSuccess(exit)) return "success"
-  const failure = Cause.failureOption(exit.cause)
+  const failure = Cause.findErrorOption(exit.cause)
   if (Option.isSome(failure)) {
     const error = failure.value
     return Predicate.hasProperty(error, "_tag") && typeof error._tag === "string" ? error._tag : "error"
   }
-  return Cause.isInterruptedOnly(exit.cause) ? "interrupted" : "defect"
+  return Cause.hasInterruptsOnly(exit.cause) ? "interrupted" : "defect"
 }
 
 const usageOf = (value: unknown): Option.Option<{ readonly input: number; readonly output: number }> =>
-  Predicate.hasProperty(value, "usage") && Predicate.isRecord(value.usage) &&
+  Predicate.hasProperty(value, "usage") && Predicate.hasProperty(value.usage, "prompt_tokens") &&
+    Predicate.hasProperty(value.usage, "completion_tokens") &&
     typeof value.usage.prompt_tokens === "number" && typeof value.usage.completion_tokens === "number"
     ? ChatCompletion.tokens({
       usage: { prompt_tokens: value.usage.prompt_tokens, completion_tokens: value.usage.completion_tokens }
     })
     : Option.none()
 
-// The hot path. Every attempt updates five metrics, and `Metric.tagged` builds a new metric per
-// call whose every update builds and hashes a new key to find the registry's hook. The label
-// arrays are kept here instead, one per label set, and given to `unsafeUpdate` as they are: the
-// metric keeps the hook per array, so an update is a lookup. The keys in the registry are the
-// same as `Metric.tagged` makes: our labels, then those of `Effect.tagMetrics`, in that order.
+// The hot path. Every attempt updates five metrics. `Metric.withAttributes` makes a new metric
+// whose series key is computed again whenever the attribute set it sees changes, so one metric per
+// label set is kept here and reused: an update is then a map lookup. The attributes of the fiber
+// (`Metric.CurrentMetricAttributes`) are merged in by Effect, after ours.
 const maxCachedLabelSets = 4096
 
-const labelSets = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
+const labelled = new Map<string, Metric.Metric<number, unknown>>()
 
-const labelSet = (pairs: ReadonlyArray<readonly [string, string]>): ReadonlyArray<MetricLabel.MetricLabel> => {
-  let id = ""
-  for (const [key, value] of pairs) id += `${key}\u0000${value}\u0000`
-  const cached = labelSets.get(id)
+const withLabels = <State>(
+  metric: Metric.Metric<number, State>,
+  labels: Readonly<Record<string, string>>
+): Metric.Metric<number, unknown> => {
+  let id = metric.id
+  for (const key in labels) id += `\u0000${key}\u0000${labels[key]}`
+  const cached = labelled.get(id)
   if (cached !== undefined) return cached
-  const labels = pairs.map(([key, value]) => MetricLabel.make(key, value))
-  if (labelSets.size < maxCachedLabelSets) labelSets.set(id, labels)
-  return labels
+  const made = Metric.withAttributes(metric, labels)
+  if (labelled.size < maxCachedLabelSets) labelled.set(id, made)
+  return made
 }
 
-const withFiberLabels = (
-  labels: ReadonlyArray<MetricLabel.MetricLabel>,
-  fiberLabels: ReadonlyArray<MetricLabel.MetricLabel>
-): ReadonlyArray<MetricLabel.MetricLabel> => fiberLabels.length === 0 ? labels : Arr.union(labels, fiberLabels)
-
 const recordMetrics = (
-  fiberLabels: ReadonlyArray<MetricLabel.MetricLabel>,
+  context: Context.Context<never>,
   model: string,
   pattern: string,
   outcome: string,
   latencyMs: number,
   usage: Option.Option<{ readonly input: number; readonly output: number }>
 ): void => {
-  requests.unsafeUpdate(
-    1,
-    withFiberLabels(labelSet([["model", model], ["pattern", pattern], ["outcome", outcome]]), fiberLabels)
-  )
-  const byModel = withFiberLabels(labelSet([["model", model]]), fiberLabels)
-  latency.unsafeUpdate(latencyMs, byModel)
-  latencySummary.unsafeUpdate(latencyMs, byModel)
+  withLabels(requests, { model, pattern, outcome }).updateUnsafe(1, context)
+  withLabels(latency, { model }).updateUnsafe(latencyMs, context)
+  withLabels(latencySummary, { model }).updateUnsafe(latencyMs, context)
   if (Option.isSome(usage)) {
-    tokens.unsafeUpdate(
-      usage.value.input,
-      withFiberLabels(labelSet([["model", model], ["kind", "input"]]), fiberLabels)
-    )
-    tokens.unsafeUpdate(
-      usage.value.output,
-      withFiberLabels(labelSet([["model", model], ["kind", "output"]]), fiberLabels)
-    )
+    withLabels(tokens, { model, kind: "input" }).updateUnsafe(usage.value.input, context)
+    withLabels(tokens, { model, kind: "output" }).updateUnsafe(usage.value.output, context)
   }
 }
 
 /** Whether a line logged at `level` now would reach a logger; when not, it need not be built. */
-const logs = (fiber: Fiber.RuntimeFiber<unknown, unknown>, level: LogLevel.LogLevel): boolean =>
-  !LogLevel.greaterThan(fiber.getFiberRef(FiberRef.currentMinimumLogLevel), level) &&
-  HashSet.size(fiber.getFiberRef(FiberRef.currentLoggers)) > 0
+const logs = (fiber: Fiber.Fiber<unknown, unknown>, level: LogLevel.LogLevel): boolean =>
+  !LogLevel.isGreaterThan(fiber.getRef(References.MinimumLogLevel), level) &&
+  fiber.getRef(References.CurrentLoggers).size > 0
 
 /**
  * Runs one attempt at a model inside a span named `resilient-llm.<pattern>.attempt`, then logs one
@@ -211,20 +191,15 @@ export const attempt = (options: {
   const { model, pattern } = options
   return Effect.useSpan(
     `resilient-llm.${pattern}.attempt`,
-    {
-      attributes: { "llm.pattern": pattern, "llm.model": model, ...options.attributes },
-      // The captured frame would be this module's, which tells nobody anything, and capturing it
-      // costs a stack trace per attempt.
-      captureStackTrace: false
-    },
+    { attributes: { "llm.pattern": pattern, "llm.model": model, ...options.attributes } },
     (span) =>
       Effect.clockWith((clock) => {
-        const start = clock.unsafeCurrentTimeMillis()
+        const start = clock.currentTimeMillisUnsafe()
         return effect.pipe(
           Effect.onExit((exit) =>
-            Effect.withFiberRuntime((fiber) => {
+            Effect.withFiber((fiber) => {
               const outcome = outcomeOf(exit)
-              const latencyMs = clock.unsafeCurrentTimeMillis() - start
+              const latencyMs = clock.currentTimeMillisUnsafe() - start
               const usage = Exit.isSuccess(exit) ? usageOf(exit.value) : Option.none()
               span.attribute("llm.outcome", outcome)
               span.attribute("llm.latency_ms", latencyMs)
@@ -232,16 +207,18 @@ export const attempt = (options: {
                 span.attribute("llm.tokens.input", usage.value.input)
                 span.attribute("llm.tokens.output", usage.value.output)
               }
-              recordMetrics(fiber.getFiberRef(FiberRef.currentMetricLabels), model, pattern, outcome, latencyMs, usage)
+              recordMetrics(fiber.context, model, pattern, outcome, latencyMs, usage)
               const succeeded = outcome === "success"
-              if (!logs(fiber, succeeded ? LogLevel.Info : LogLevel.Warning)) return Effect.void
+              if (!logs(fiber, succeeded ? "Info" : "Warn")) return Effect.void
               return (succeeded ? Effect.logInfo("attempt succeeded") : Effect.logWarning("attempt failed")).pipe(
                 Effect.annotateLogs({ outcome, latencyMs })
               )
             })
           ),
           Effect.annotateLogs({ "llm.model": model, "llm.pattern": pattern }),
-          Effect.withParentSpan(span)
+          // The captured frame would be this module's, which tells nobody anything, and capturing
+          // it costs a stack trace per attempt.
+          Effect.withParentSpan(span, { captureStackTrace: false })
         )
       })
   )
@@ -258,8 +235,7 @@ export const pattern =
   <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
     effect.pipe(
       Effect.annotateLogs("llm.pattern", name),
-      Effect.withSpan(`resilient-llm.${name}`, {
-        attributes: { "llm.pattern": name, ...attributes },
+      Effect.withSpan(`resilient-llm.${name}`, { attributes: { "llm.pattern": name, ...attributes } }, {
         captureStackTrace: false
       })
     )
@@ -287,8 +263,8 @@ export interface ModelStats {
   readonly p99Ms: number | undefined
 }
 
-const labelsOf = (pair: MetricPair.MetricPair.Untyped): ReadonlyMap<string, string> =>
-  new Map(pair.metricKey.tags.map((label) => [label.key, label.value]))
+const labelsOf = (snapshot: Metric.Metric.Snapshot): ReadonlyMap<string, string> =>
+  new Map(Object.entries(snapshot.attributes ?? {}))
 
 const matches = (labels: ReadonlyMap<string, string>, filter: Readonly<Record<string, string>>): boolean =>
   Object.entries(filter).every(([key, value]) => labels.get(key) === value)
@@ -296,7 +272,7 @@ const matches = (labels: ReadonlyMap<string, string>, filter: Readonly<Record<st
 /**
  * Per-model request counts, error rates and recent latency quantiles, as plain data for a status
  * page or a report. Reads Effect's metric registry. `labels` keeps only the series carrying those
- * extra labels (set with `Effect.tagMetrics`), to look at one tenant, one test or one run.
+ * extra labels (set through `Metric.CurrentMetricAttributes`), to look at one tenant, one test or one run.
  *
  * @since 0.1.0
  * @category accessors
@@ -304,28 +280,25 @@ const matches = (labels: ReadonlyMap<string, string>, filter: Readonly<Record<st
 export const snapshot = (
   options?: { readonly labels?: Readonly<Record<string, string>> }
 ): Effect.Effect<ReadonlyArray<ModelStats>> =>
-  Effect.map(Metric.snapshot, (pairs) => {
+  Effect.map(Metric.snapshot, (snapshots) => {
     const filter = options?.labels ?? {}
     const outcomes = new Map<string, Record<string, number>>()
-    const quantiles = new Map<string, ReadonlyArray<readonly [number, Option.Option<number>]>>()
-    for (const pair of pairs) {
-      const labels = labelsOf(pair)
+    const quantiles = new Map<string, ReadonlyArray<readonly [number, number | undefined]>>()
+    for (const snapshot of snapshots) {
+      const labels = labelsOf(snapshot)
       const model = labels.get("model")
       if (model === undefined || !matches(labels, filter)) continue
-      const state = pair.metricState
-      if (pair.metricKey.name === "resilient_llm_requests_total" && MetricState.isCounterState(state)) {
+      if (snapshot.id === "resilient_llm_requests_total" && snapshot.type === "Counter") {
         const outcome = labels.get("outcome") ?? "unknown"
         const counts = outcomes.get(model) ?? {}
-        counts[outcome] = (counts[outcome] ?? 0) + Number(state.count)
+        counts[outcome] = (counts[outcome] ?? 0) + Number(snapshot.state.count)
         outcomes.set(model, counts)
-      } else if (pair.metricKey.name === "resilient_llm_latency_summary_ms" && MetricState.isSummaryState(state)) {
-        quantiles.set(model, state.quantiles)
+      } else if (snapshot.id === "resilient_llm_latency_summary_ms" && snapshot.type === "Summary") {
+        quantiles.set(model, snapshot.state.quantiles)
       }
     }
-    const quantile = (model: string, q: number): number | undefined => {
-      const found = quantiles.get(model)?.find(([at]) => at === q)
-      return found ? Option.getOrUndefined(found[1]) : undefined
-    }
+    const quantile = (model: string, q: number): number | undefined =>
+      quantiles.get(model)?.find(([at]) => at === q)?.[1]
     return Array.from(outcomes.entries()).sort(([a], [b]) => a.localeCompare(b)).map(([model, counts]): ModelStats => {
       const total = Object.values(counts).reduce((sum, n) => sum + n, 0)
       const successes = counts["success"] ?? 0

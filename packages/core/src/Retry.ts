@@ -35,11 +35,11 @@ import type * as LlmError from "./LlmError.js"
  */
 export interface ScheduleOptions {
   /** The first delay; default 250 ms. */
-  readonly base?: Duration.DurationInput
+  readonly base?: Duration.Input
   /** Each delay is the previous one times `factor`; default 2. */
   readonly factor?: number
   /** No delay is longer than this, jitter included; default 10 s. `retryAfter` may exceed it. */
-  readonly maxDelay?: Duration.DurationInput
+  readonly maxDelay?: Duration.Input
   /** How many retries after the first attempt; default 3 (so at most 4 attempts). */
   readonly retries?: number
   /**
@@ -64,7 +64,7 @@ export interface Options<E = unknown> extends ScheduleOptions {
    * The longest `retryAfter` worth waiting for; default 10 s. A `RateLimitError` asking for more
    * ends the retries at once with that error, so a fallback chain moves on instead of sleeping.
    */
-  readonly maxWait?: Duration.DurationInput
+  readonly maxWait?: Duration.Input
 }
 
 /**
@@ -75,7 +75,7 @@ export interface Options<E = unknown> extends ScheduleOptions {
  */
 export interface TimeoutOptions {
   readonly model: string
-  readonly timeout: Duration.DurationInput
+  readonly timeout: Duration.Input
 }
 
 /**
@@ -151,5 +151,5 @@ export const withTimeout: {
 } = dual(
   2,
   <A, E, R>(self: Effect.Effect<A, E, R>, options: TimeoutOptions): Effect.Effect<A, E | LlmError.TimeoutError, R> =>
-    internal.timeout(self, options.model, Duration.decode(options.timeout))
+    internal.timeout(self, options.model, Duration.fromInputUnsafe(options.timeout))
 )

@@ -7,9 +7,10 @@
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
+import * as Result from "effect/Result"
+import * as Semaphore from "effect/Semaphore"
 import type * as BestOfN from "../BestOfN.js"
 import * as ChatClient from "../ChatClient.js"
 import * as ChatCompletion from "../ChatCompletion.js"
@@ -17,7 +18,7 @@ import * as Judge from "../Judge.js"
 import * as LlmError from "../LlmError.js"
 import * as Observability from "../Observability.js"
 import { promptText } from "./judge.js"
-import { isPositiveInteger } from "./options.js"
+import { decodeDuration, isPositiveInteger } from "./options.js"
 
 const blank = (model: string, index: number) => ({
   model,
@@ -56,9 +57,8 @@ export interface Config {
 }
 
 /** A positive duration read from `input`, or `undefined` when it is none. */
-const positiveDuration = (input: Duration.DurationInput): Duration.Duration | undefined =>
-  // `decodeUnknown` is `None` where `Duration.decode` would throw; negative and NaN inputs read as zero
-  Option.getOrUndefined(Option.filter(Duration.decodeUnknown(input), (duration) => Duration.toMillis(duration) > 0))
+const positiveDuration = (input: unknown): Duration.Duration | undefined =>
+  Option.getOrUndefined(Option.filter(decodeDuration(input), (duration) => Duration.toMillis(duration) > 0))
 
 /**
  * The checked options, or why they describe no call.
@@ -116,7 +116,7 @@ export const run = (
     const required = config.required
     const permits = config.concurrency === undefined
       ? Option.none()
-      : Option.some(yield* Effect.makeSemaphore(config.concurrency))
+      : Option.some(yield* Semaphore.make(config.concurrency))
     const timeout = config.timeout
     const judgeTimeout = config.judgeTimeout
 
@@ -132,14 +132,14 @@ export const run = (
       // timer fires one millisecond past it (otherwise a tie under `TestClock` goes to whichever
       // sleep was registered last).
       const bounded = timeout === undefined ? call : call.pipe(
-        Effect.timeoutFail({
+        Effect.timeoutOrElse({
           duration: Duration.sum(timeout, Duration.millis(1)),
-          onTimeout: () => new LlmError.TimeoutError({ model, timeout })
+          orElse: () => Effect.fail(new LlmError.TimeoutError({ model, timeout }))
         })
       )
       const timed = bounded.pipe(
         Observability.attempt({ pattern: "best-of-n", model, attributes: { "llm.candidate": index } }),
-        Effect.either,
+        Effect.result,
         Effect.timed
       )
       return Option.match(permits, { onNone: () => timed, onSome: (semaphore) => semaphore.withPermits(1)(timed) })
@@ -159,7 +159,7 @@ export const run = (
     // `candidateTimeout`'s is. The race interrupts the losing judge and waits for it to stop.
     const judgement = (text: string): Effect.Effect<Judge.Score, Judge.JudgeError> =>
       judgeTimeout === undefined ? scoring(text) : Effect.raceFirst(
-        Effect.zipRight(
+        Effect.andThen(
           Effect.sleep(judgeTimeout),
           Effect.fail(new Judge.JudgeError({ reason: "TimedOut", judge: judge.name ?? "judge", timeout: judgeTimeout }))
         ),
@@ -170,16 +170,16 @@ export const run = (
       Effect.gen(function*() {
         const [elapsed, generated] = yield* generate(model, index)
         const latencyMs = Duration.toMillis(elapsed)
-        if (Either.isLeft(generated)) {
+        if (Result.isFailure(generated)) {
           yield* settle({
             ...blank(model, index),
             status: "failed",
             latencyMs,
-            error: generated.left
+            error: generated.failure
           })
           return
         }
-        const completion = generated.right
+        const completion = generated.success
         const text = ChatCompletion.text(completion)
         const answered = {
           ...blank(model, index),
@@ -189,17 +189,17 @@ export const run = (
           tokens: Option.getOrUndefined(ChatCompletion.tokens(completion))
         }
         yield* settle({ ...answered, status: "cancelled" })
-        const [judgeElapsed, judged] = yield* judgement(text).pipe(Effect.either, Effect.timed)
+        const [judgeElapsed, judged] = yield* judgement(text).pipe(Effect.result, Effect.timed)
         const judgeLatencyMs = Duration.toMillis(judgeElapsed)
-        if (Either.isLeft(judged)) {
-          yield* settle({ ...answered, status: "judge-failed", judgeLatencyMs, error: judged.left })
+        if (Result.isFailure(judged)) {
+          yield* settle({ ...answered, status: "judge-failed", judgeLatencyMs, error: judged.failure })
           return
         }
         const all = yield* settle({
           ...answered,
           status: "scored",
-          score: judged.right.value,
-          judgement: judged.right,
+          score: judged.success.value,
+          judgement: judged.success,
           judgeLatencyMs
         })
         if (options.earlyStop !== undefined && shouldStop(all, required, options.earlyStop.targetScore)) {

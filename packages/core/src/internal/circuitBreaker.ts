@@ -24,21 +24,19 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
-import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
-import * as ScheduleDecision from "effect/ScheduleDecision"
-import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import type * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
 import * as CircuitBreaker from "../CircuitBreaker.js"
 import * as LlmError from "../LlmError.js"
 import * as Observability from "../Observability.js"
 import * as Machine from "./circuitBreakerMachine.js"
 import * as Window from "./circuitBreakerWindow.js"
-import { isPositiveInteger } from "./options.js"
+import { decodeDuration, isPositiveInteger } from "./options.js"
 
 const DEFAULT_THRESHOLD = 5
 const DEFAULT_BUCKETS = 10
@@ -62,7 +60,7 @@ const gaugeOf: Record<Machine.Phase, number> = { Closed: 0, HalfOpen: 1, Open: 2
 interface Config {
   readonly settings: Machine.Settings
   /** Milliseconds, or the schedule of break delays. */
-  readonly breakDuration: number | Schedule.Schedule<unknown, unknown>
+  readonly breakDuration: number | Schedule.Schedule<unknown, number>
   readonly slowCallMillis: number | undefined
   readonly isFailure: (error: unknown) => boolean
 }
@@ -74,7 +72,7 @@ const positiveDuration = (
   allowInfinite: boolean
 ): number | string => {
   if (input === undefined) return fallback === undefined ? `${name} is missing` : Duration.toMillis(fallback)
-  const decoded = Duration.decodeUnknown(input)
+  const decoded = decodeDuration(input)
   if (Option.isNone(decoded)) return `${name} is not a duration (${String(input)})`
   const millis = Duration.toMillis(decoded.value)
   if (!(millis > 0)) return `${name} must be positive, got ${Duration.format(decoded.value)}`
@@ -137,9 +135,9 @@ const classify = (config: Config, exit: Exit.Exit<unknown, unknown>, durationMil
   if (Exit.isSuccess(exit)) {
     return config.slowCallMillis !== undefined && durationMillis > config.slowCallMillis ? "failure" : "success"
   }
-  const failure = Cause.failureOption(exit.cause)
+  const failure = Cause.findErrorOption(exit.cause)
   if (Option.isSome(failure)) return config.isFailure(failure.value) ? "failure" : "neutral"
-  return Cause.isInterruptedOnly(exit.cause) ? "neutral" : "failure"
+  return Cause.hasInterruptsOnly(exit.cause) ? "neutral" : "failure"
 }
 
 const logTransition = (transition: CircuitBreaker.Transition): Effect.Effect<void> => {
@@ -173,36 +171,55 @@ export const make = (
     const settings = config.settings
     const breakDuration = config.breakDuration
 
-    // the schedule's first delay, stepped once now: a schedule that ends at once is a configuration
-    // error here rather than a surprise at the first opening, where this delay is the fallback
-    let firstBreakMillis = typeof breakDuration === "number" ? breakDuration : 0
+    // The break of opening number `openings` (from 1) since the circuit last closed: the schedule
+    // is stepped from its start that many times, its input the opening's number, against a clock
+    // that moves by each delay, so a schedule that measures elapsed time sees the time spent open.
+    // A Schedule's state lives in its step function, so a circuit keeps only its count of openings
+    // (a number, not a closure per key) and a break is the same however often it is computed.
+    // Undefined when the schedule ends before that opening.
+    const scheduledBreak = (
+      schedule: Schedule.Schedule<unknown, number>,
+      openings: number,
+      now: number
+    ): Effect.Effect<number | undefined> =>
+      Effect.flatMap(Schedule.toStep(schedule), (step) => {
+        const loop = (opening: number, at: number, last: number | undefined): Effect.Effect<number | undefined> =>
+          opening > openings ? Effect.succeed(last) : Effect.flatMap(
+            Effect.exit(step(at, opening)),
+            (exit) => {
+              if (Exit.isFailure(exit)) return Effect.succeed(last)
+              const millis = Math.max(0, Duration.toMillis(exit.value[1]))
+              return loop(opening + 1, at + millis, millis)
+            }
+          )
+        return loop(1, now, undefined)
+      })
+
+    // the schedule's first delay, computed once now: a schedule that ends at once is a configuration
+    // error here rather than a surprise at the first opening
     if (typeof breakDuration !== "number") {
-      const now = yield* Clock.currentTimeMillis
-      const [, , decision] = yield* breakDuration.step(now, undefined, breakDuration.initial)
-      if (ScheduleDecision.isDone(decision)) {
+      const first = yield* scheduledBreak(breakDuration, 1, yield* Clock.currentTimeMillis)
+      if (first === undefined) {
         return yield* new CircuitBreaker.CircuitBreakerConfigError({
           reason: "the breakDuration schedule ends before its first delay"
         })
       }
-      firstBreakMillis = Math.max(0, ScheduleIntervals.start(decision.intervals) - now)
     }
 
     const scope = yield* Effect.scope
-    const lock = yield* Effect.makeSemaphore(1)
+    const lock = yield* Semaphore.make(1)
     const pubsub = yield* Effect.acquireRelease(PubSub.unbounded<CircuitBreaker.Transition>(), PubSub.shutdown)
     // created on a key's first use and never dropped: one small `Ref` per model name
     const circuits = new Map<string, Ref.Ref<Machine.Circuit>>()
 
     const nextBreak = (circuit: Machine.Circuit, now: number): Effect.Effect<Machine.NextBreak> => {
-      if (typeof breakDuration === "number") return Effect.succeed({ millis: breakDuration, schedule: undefined })
       const previous = Machine.breakState(circuit)
-      const state = previous === undefined ? breakDuration.initial : previous.schedule
+      const openings = (previous?.openings ?? 0) + 1
+      if (typeof breakDuration === "number") return Effect.succeed({ millis: breakDuration, openings })
+      // a schedule that has ended keeps its last delay
       return Effect.map(
-        breakDuration.step(now, undefined, state),
-        ([after, , decision]) =>
-          ScheduleDecision.isDone(decision)
-            ? { millis: previous?.lastMillis ?? firstBreakMillis, schedule: state }
-            : { millis: Math.max(0, ScheduleIntervals.start(decision.intervals) - now), schedule: after }
+        scheduledBreak(breakDuration, openings, now),
+        (millis) => ({ millis: millis ?? previous?.lastMillis ?? 0, openings })
       )
     }
 
@@ -211,15 +228,15 @@ export const make = (
         const existing = circuits.get(key)
         if (existing !== undefined) return Effect.succeed(existing)
         return Effect.map(Clock.currentTimeMillis, (now) => {
-          const created = circuits.get(key) ?? Ref.unsafeMake<Machine.Circuit>(Machine.closed(0, now))
+          const created = circuits.get(key) ?? Ref.makeUnsafe<Machine.Circuit>(Machine.closed(0, now))
           circuits.set(key, created)
           return created
         })
       })
 
-    const wake = (key: string, afterMillis: number): Effect.Effect<Fiber.RuntimeFiber<void>> =>
+    const wake = (key: string, afterMillis: number): Effect.Effect<Fiber.Fiber<void>> =>
       Effect.sleep(Duration.millis(afterMillis)).pipe(
-        Effect.zipRight(Effect.suspend(() => {
+        Effect.andThen(Effect.suspend(() => {
           const ref = circuits.get(key)
           return ref === undefined ? Effect.void : Effect.asVoid(apply(key, ref, Machine.advance(settings)))
         })),
@@ -240,15 +257,18 @@ export const make = (
           ...(change.breakMillis === undefined ? {} : { breakDuration: Duration.millis(change.breakMillis) })
         }
         return Effect.all([
-          Metric.set(Metric.tagged(Observability.breakerState, "model", key), gaugeOf[change.to]),
-          Metric.increment(Metric.taggedWithLabels(Observability.breakerTransitions, [
-            MetricLabel.make("model", key),
-            MetricLabel.make("from", transition.from),
-            MetricLabel.make("to", transition.to)
-          ])),
+          Metric.update(Metric.withAttributes(Observability.breakerState, { model: key }), gaugeOf[change.to]),
+          Metric.update(
+            Metric.withAttributes(Observability.breakerTransitions, {
+              model: key,
+              from: transition.from,
+              to: transition.to
+            }),
+            1
+          ),
           logTransition(transition),
           // after the breaker's scope closed, publishing would interrupt the caller: skip it
-          Effect.unlessEffect(PubSub.publish(pubsub, transition), PubSub.isShutdown(pubsub)),
+          Effect.suspend(() => PubSub.isShutdownUnsafe(pubsub) ? Effect.void : PubSub.publish(pubsub, transition)),
           change.breakMillis === undefined ? Effect.void : wake(key, change.breakMillis)
         ], { discard: true })
       }, { discard: true })
@@ -282,7 +302,7 @@ export const make = (
     // read from the calling fiber's `Clock` without an effect of its own: this runs twice per call.
     const apply = <A>(key: string, ref: Ref.Ref<Machine.Circuit>, event: Machine.Event<A>): Effect.Effect<A> =>
       Effect.clockWith((clock) => {
-        const now = clock.unsafeCurrentTimeMillis()
+        const now = clock.currentTimeMillisUnsafe()
         return Effect.flatMap(
           Ref.modify(ref, (circuit): readonly [Machine.Step<A> | undefined, Machine.Circuit] => {
             const step = event(circuit, now, undefined)
@@ -306,7 +326,7 @@ export const make = (
       // models must not be labelled with this one.
       return Effect.fail(
         new LlmError.CircuitOpenError({ model: key, retryAfter: Duration.millis(refusal.retryAfterMillis) })
-      ).pipe(Effect.withSpan("resilient-llm.breaker.refused", { attributes }))
+      ).pipe(Effect.withSpan("resilient-llm.breaker.refused", { attributes }, { captureStackTrace: false }))
     }
 
     const admit = Machine.admit(settings)
@@ -327,7 +347,7 @@ export const make = (
                     Machine.complete(
                       settings,
                       ticket,
-                      classify(config, exit, clock.unsafeCurrentTimeMillis() - ticket.startedAt)
+                      classify(config, exit, clock.currentTimeMillisUnsafe() - ticket.startedAt)
                     )
                   )
                 )
@@ -337,7 +357,7 @@ export const make = (
               if (!Number.isFinite(settings.maxProbeMillis)) return Effect.onExit(probe, settle)
               return Effect.flatMap(
                 wake(key, settings.maxProbeMillis),
-                (deadline) => Effect.onExit(probe, (exit) => Effect.zipRight(Fiber.interrupt(deadline), settle(exit)))
+                (deadline) => Effect.onExit(probe, (exit) => Effect.andThen(Fiber.interrupt(deadline), settle(exit)))
               )
             }
           ))

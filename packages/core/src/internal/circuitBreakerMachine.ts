@@ -7,7 +7,7 @@
  *
  * Opening needs the next break duration, which comes from a `Schedule`, an effect. An event that
  * would open the circuit without being given one returns `NeedsBreak` and changes nothing; the
- * service steps the schedule and applies the event again.
+ * service computes the break for the circuit's next opening and applies the event again.
  *
  * Every transition increments the circuit's `epoch`. A call carries the epoch it was admitted in,
  * and its outcome counts only while the circuit is still in that epoch: a success from before the
@@ -60,8 +60,8 @@ export interface Open {
   readonly since: number
   readonly until: number
   readonly breakMillis: number
-  /** The break schedule's state, to step from when the circuit opens again before it closes. */
-  readonly schedule: unknown
+  /** How many times the circuit has opened since it was last closed, this time included. */
+  readonly openings: number
 }
 
 /** @internal */
@@ -75,7 +75,7 @@ export interface HalfOpen {
   readonly successes: number
   readonly nextProbe: number
   readonly breakMillis: number
-  readonly schedule: unknown
+  readonly openings: number
 }
 
 /** @internal */
@@ -110,10 +110,10 @@ export interface Step<A> {
   readonly result: A
 }
 
-/** The next break duration and the schedule's state after it. @internal */
+/** The next break duration, and how many openings it is the break of. @internal */
 export interface NextBreak {
   readonly millis: number
-  readonly schedule: unknown
+  readonly openings: number
 }
 
 /** @internal */
@@ -190,7 +190,7 @@ const open = <A>(
       since: now,
       until: now + next.millis,
       breakMillis: next.millis,
-      schedule: next.schedule
+      openings: next.openings
     },
     { from: from._tag, to: "Open", reason, breakMillis: next.millis },
     result
@@ -223,7 +223,7 @@ export const advance = (settings: Settings): Event<void> => (circuit, now, next)
         successes: 0,
         nextProbe: 0,
         breakMillis: circuit.breakMillis,
-        schedule: circuit.schedule
+        openings: circuit.openings
       },
       { from: "Open", to: "HalfOpen", reason: "break-elapsed", breakMillis: undefined },
       undefined
@@ -364,10 +364,10 @@ export const isolate = (settings: Settings): Event<void> => (circuit, now, next)
       )
   )
 
-/** The schedule state to step from for the circuit's next break, and the last break taken. @internal */
-export const breakState = (circuit: Circuit): { readonly schedule: unknown; readonly lastMillis: number } | undefined =>
+/** The openings since the circuit last closed, and the last break taken. @internal */
+export const breakState = (circuit: Circuit): { readonly openings: number; readonly lastMillis: number } | undefined =>
   circuit._tag === "Open" || circuit._tag === "HalfOpen"
-    ? { schedule: circuit.schedule, lastMillis: circuit.breakMillis }
+    ? { openings: circuit.openings, lastMillis: circuit.breakMillis }
     : undefined
 
 /** The circuit as of now, brought up to date. @internal */

@@ -11,6 +11,7 @@ import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import type * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
 import * as ChatClient from "../ChatClient.js"
 import * as ChatCompletion from "../ChatCompletion.js"
 import * as Experiment from "../Experiment.js"
@@ -109,7 +110,7 @@ export const make = (
     const recorder = new Recorder(config.name, config.variants, config.sampleSize, config.scoreWindow)
     const shadowSlots = config.shadowConcurrency === undefined
       ? undefined
-      : yield* Effect.makeSemaphore(config.shadowConcurrency)
+      : yield* Semaphore.make(config.shadowConcurrency)
 
     const choose = (key: string | undefined): Effect.Effect<number> => {
       if (config.assignment === "sticky" && key !== undefined) {
@@ -117,7 +118,7 @@ export const make = (
       }
       const draw = Effect.map(Random.next, (u) => pick(config.weights, u))
       return config.assignment === "sticky"
-        ? Effect.zipRight(Effect.sync(() => recorder.unkeyed += 1), draw)
+        ? Effect.andThen(Effect.sync(() => recorder.unkeyed += 1), draw)
         : draw
     }
 
@@ -189,7 +190,7 @@ export const make = (
     const complete = (request: ChatCompletion.PromptRequest, callOptions?: { readonly key?: string }) =>
       Effect.flatMap(choose(callOptions?.key), (variant) =>
         shadowSlots !== undefined && variant !== config.controlIndex
-          ? Effect.zipRight(forkShadow(variant, request), serve(config.controlIndex, request, false))
+          ? Effect.andThen(forkShadow(variant, request), serve(config.controlIndex, request, false))
           : serve(variant, request, false)).pipe(
           Effect.tap((served) =>
             Effect.logInfo(`served by ${served.model} (variant ${served.variant})`).pipe(

@@ -6,14 +6,14 @@
  *
  * @internal
  */
+import type * as Arr from "effect/Array"
 import * as Cause from "effect/Cause"
-import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
+import * as Pull from "effect/Pull"
+import * as Result from "effect/Result"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as ChatCompletion from "../ChatCompletion.js"
@@ -59,9 +59,9 @@ export const run = <A, E, R>(
     Effect.gen(function*() {
       type Err = Fallback.AttemptError<E>
       const shouldFallback: (error: Err) => boolean = options.shouldFallback ?? LlmError.isFallbackable
-      const timeout = options.timeout === undefined ? undefined : Duration.decode(options.timeout)
-      const deadline = options.deadline === undefined ? undefined : Duration.decode(options.deadline)
-      const startedAt = clock.unsafeCurrentTimeMillis()
+      const timeout = options.timeout === undefined ? undefined : Duration.fromInputUnsafe(options.timeout)
+      const deadline = options.deadline === undefined ? undefined : Duration.fromInputUnsafe(options.deadline)
+      const startedAt = clock.currentTimeMillisUnsafe()
       const deadlineAt = deadline === undefined ? undefined : startedAt + Duration.toMillis(deadline)
       const attempts: Array<Fallback.Attempt<Err>> = []
       // Set when the deadline cut a retry short, so an exhausted chain still says the deadline ended it.
@@ -69,7 +69,7 @@ export const run = <A, E, R>(
 
       const end = (reason: Fallback.Reason, stoppedBy: Err | undefined, untried: ReadonlyArray<string>) =>
         Effect.suspend((): Effect.Effect<never, Failure<Err>> => {
-          const now = clock.unsafeCurrentTimeMillis()
+          const now = clock.currentTimeMillisUnsafe()
           const pastDeadline = deadlineAt !== undefined && now >= deadlineAt
           return Effect.fail({
             models,
@@ -87,14 +87,14 @@ export const run = <A, E, R>(
             model,
             retry: retryNumber,
             startedAt: start,
-            durationMs: clock.unsafeCurrentTimeMillis() - start
+            durationMs: clock.currentTimeMillisUnsafe() - start
           }
           if (Exit.isSuccess(exit)) {
             attempts.push({ ...facts, outcome: "success", error: undefined })
             return
           }
           // Interruption and defects end the chain itself; only failures are attempts to report.
-          const failure = Cause.failureOption(exit.cause)
+          const failure = Cause.findErrorOption(exit.cause)
           if (Option.isSome(failure)) attempts.push({ ...facts, outcome: "failure", error: failure.value })
         })
 
@@ -102,7 +102,7 @@ export const run = <A, E, R>(
         let tries = 0
         const once = Effect.suspend(() => {
           const retryNumber = tries++
-          const start = clock.unsafeCurrentTimeMillis()
+          const start = clock.currentTimeMillisUnsafe()
           const remaining = deadlineAt === undefined ? undefined : Duration.millis(Math.max(0, deadlineAt - start))
           const limit = timeout === undefined
             ? remaining
@@ -138,28 +138,20 @@ export const run = <A, E, R>(
       if (models.length === 0) return yield* end("NoModels", undefined, [])
       for (let index = 0; index < models.length; index++) {
         const model = models[index]
-        if (deadlineAt !== undefined && clock.unsafeCurrentTimeMillis() >= deadlineAt) {
+        if (deadlineAt !== undefined && clock.currentTimeMillisUnsafe() >= deadlineAt) {
           return yield* end("DeadlineReached", undefined, models.slice(index))
         }
-        const result = yield* Effect.either(tryModel(model))
-        if (Either.isRight(result)) {
-          return { value: result.right, model, attempts: [...attempts] }
+        const result = yield* Effect.result(tryModel(model))
+        if (Result.isSuccess(result)) {
+          return { value: result.success, model, attempts: [...attempts] }
         }
-        if (!shouldFallback(result.left)) {
-          return yield* end("NotFallbackable", result.left, models.slice(index + 1))
+        if (!shouldFallback(result.failure)) {
+          return yield* end("NotFallbackable", result.failure, models.slice(index + 1))
         }
       }
       return yield* end("Exhausted", undefined, [])
     })
   )
-
-const firstNonEmpty = <A, E>(
-  pull: Effect.Effect<Chunk.Chunk<A>, Option.Option<E>>
-): Effect.Effect<Option.Option<Chunk.Chunk<A>>, E> =>
-  Effect.matchEffect(pull, {
-    onFailure: Option.match({ onNone: () => Effect.succeedNone, onSome: Effect.fail }),
-    onSuccess: (chunk) => Chunk.isEmpty(chunk) ? firstNonEmpty(pull) : Effect.succeedSome(chunk)
-  })
 
 /**
  * Opens `stream` in a scope of its own and waits for its first chunk. On success the returned
@@ -183,26 +175,24 @@ export const firstChunk = (
   Effect.flatMap(
     Effect.scope,
     (parent) =>
-      Effect.flatMap(Scope.fork(parent, ExecutionStrategy.sequential), (scope) =>
+      Effect.flatMap(Scope.fork(parent, "sequential"), (scope) =>
         Effect.flatMap(Stream.toPull(stream), (pull) =>
-          Effect.flatMap(firstNonEmpty(pull), (first) =>
-            Option.match(first, {
-              onNone: () =>
-                Effect.fail(
-                  new LlmError.ResponseDecodeError({ model, detail: "the stream ended before its first chunk" })
-                ),
-              onSome: (chunk) =>
-                Effect.succeed(
-                  Stream.concat(Stream.fromChunk(chunk), Stream.repeatEffectChunkOption(pull)).pipe(
-                    Stream.ensuringWith((exit) =>
-                      Scope.close(scope, exit)
-                    )
+          Pull.matchEffect(pull, {
+            onSuccess: (chunk: Arr.NonEmptyReadonlyArray<ChatCompletion.ChatCompletionChunk>) =>
+              Effect.succeed(
+                Stream.concat(Stream.fromArray(chunk), Stream.fromPull(Effect.succeed(pull))).pipe(
+                  Stream.onExit((exit) =>
+                    Scope.close(scope, exit)
                   )
                 )
-            }))).pipe(
-            Scope.extend(scope),
-            Effect.onExit((exit) =>
-              Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit)
-            )
+              ),
+            onFailure: Effect.failCause,
+            onDone: () =>
+              Effect.fail(
+                new LlmError.ResponseDecodeError({ model, detail: "the stream ended before its first chunk" })
+              )
+          })).pipe(
+            Scope.provide(scope),
+            Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit))
           ))
   )

@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import * as Either from "effect/Either"
+import * as Result from "effect/Result"
 import type { ChatMessage } from "../ChatCompletion.js"
 
 /** @internal */
@@ -42,12 +42,12 @@ export type ParseFailure = "NotANumber" | "OutOfScale"
  *
  * @internal
  */
-export const parseReply = (reply: string, scale: Scale): Either.Either<number, ParseFailure> => {
+export const parseReply = (reply: string, scale: Scale): Result.Result<number, ParseFailure> => {
   const trimmed = reply.trim()
-  if (!decimal.test(trimmed)) return Either.left("NotANumber")
+  if (!decimal.test(trimmed)) return Result.fail("NotANumber")
   // `+ 0` turns -0 into 0, so a score never carries a sign that no comparison can see
   const value = Number(trimmed) + 0
-  return value >= scale.min && value <= scale.max ? Either.right(value) : Either.left("OutOfScale")
+  return value >= scale.min && value <= scale.max ? Result.succeed(value) : Result.fail("OutOfScale")
 }
 
 /** @internal */

@@ -5,11 +5,13 @@
  *
  * @internal
  */
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Ref from "effect/Ref"
+import * as Pull from "effect/Pull"
+import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
 import * as LlmError from "../LlmError.js"
 import type * as Retry from "../Retry.js"
@@ -37,35 +39,59 @@ const jitterBounds = (
   return Option.some({ min: Math.min(min, max), max: Math.max(min, max) })
 }
 
+/** A step's output and delay are the same: the wait before the next retry. */
+const wait = (delay: Duration.Duration): Effect.Effect<[Duration.Duration, Duration.Duration]> =>
+  Effect.succeed([delay, delay])
+
+interface Backoff {
+  /** The delay before retry number `attempt` (from 1), or none when the retries are spent. */
+  readonly delay: (attempt: number) => Effect.Effect<Option.Option<Duration.Duration>>
+}
+
+const makeBackoff = (options: Retry.ScheduleOptions): Backoff => {
+  const baseMillis = Duration.toMillis(Duration.fromInputUnsafe(options.base ?? defaults.base))
+  const factor = nonNegative(options.factor, defaults.factor)
+  const maxDelayMillis = Duration.toMillis(Duration.fromInputUnsafe(options.maxDelay ?? defaults.maxDelay))
+  const retries = Math.floor(nonNegative(options.retries, defaults.retries))
+  const bounds = jitterBounds(options.jitter)
+  // The cap applies after the jitter, so no delay ever exceeds `maxDelay`; whole milliseconds
+  // keep virtual times and logs exact.
+  const capped = (millis: number) => Option.some(Duration.millis(Math.floor(Math.min(millis, maxDelayMillis))))
+  return {
+    delay: (attempt) => {
+      if (attempt > retries) return Effect.succeed(Option.none())
+      const exponential = baseMillis * Math.pow(factor, attempt - 1)
+      return Option.match(bounds, {
+        onNone: () => Effect.succeed(capped(exponential)),
+        onSome: ({ max, min }) => Effect.map(Random.nextBetween(min, max), (jitter) => capped(exponential * jitter))
+      })
+    }
+  }
+}
+
 /**
  * The backoff alone: its input is ignored, its output is the delay before the next retry.
  *
  * @internal
  */
 export const backoff = (options: Retry.ScheduleOptions = {}): Schedule.Schedule<Duration.Duration, unknown> => {
-  const base = Duration.decode(options.base ?? defaults.base)
-  const factor = nonNegative(options.factor, defaults.factor)
-  const maxDelay = Duration.decode(options.maxDelay ?? defaults.maxDelay)
-  const retries = Math.floor(nonNegative(options.retries, defaults.retries))
-  const exponential = Schedule.exponential(base, factor)
-  const jittered = Option.match(jitterBounds(options.jitter), {
-    onNone: () => exponential,
-    onSome: (bounds) => Schedule.jitteredWith(exponential, bounds)
-  })
-  return jittered.pipe(
-    // The cap applies after the jitter, so no delay ever exceeds `maxDelay`; whole milliseconds
-    // keep virtual times and logs exact.
-    Schedule.modifyDelay((_, delay) => Duration.millis(Math.floor(Duration.toMillis(Duration.min(delay, maxDelay))))),
-    Schedule.intersect(Schedule.recurs(retries)),
-    Schedule.delays
+  const { delay } = makeBackoff(options)
+  return Schedule.fromStepWithMetadata(
+    Effect.succeed((meta: Schedule.InputMetadata<unknown>) =>
+      Effect.flatMap(delay(meta.attempt), (next) =>
+        Option.match(next, {
+          onNone: () => Cause.done(Duration.zero),
+          onSome: wait
+        }))
+    )
   )
 }
 
 /**
- * The whole policy: the backoff, given the error as input. It stops on an error `while` rejects
- * and on a `retryAfter` longer than `maxWait`; otherwise it waits at least `retryAfter`. With
- * `deadlineAt` (epoch millis by `Clock`), it also stops when the next retry would start at or
- * after it, and reports that through `onDeadline`.
+ * The whole policy, one step per failed attempt with its error as input. It stops on an error
+ * `while` rejects and on a `retryAfter` longer than `maxWait`; otherwise it waits the backoff's
+ * delay, and at least `retryAfter`. With `deadline` (epoch millis by `Clock`), it also stops when
+ * the next retry would start at or after it, and then runs `onStop`.
  *
  * @internal
  */
@@ -74,50 +100,50 @@ export const policy = <E>(
   deadline?: { readonly at: number; readonly onStop: Effect.Effect<void> }
 ): Schedule.Schedule<Duration.Duration, E> => {
   const shouldRetry: (error: E) => boolean = options.while ?? LlmError.isRetryable
-  const maxWait = Duration.decode(options.maxWait ?? defaults.maxWait)
-  const waitsTooLong = (error: E): boolean =>
-    Option.exists(LlmError.retryAfter(error), (after) => Duration.greaterThan(after, maxWait))
-  const schedule = backoff(options).pipe(
-    Schedule.intersect(Schedule.identity<E>()),
-    Schedule.whileInput((error: E) => shouldRetry(error) && !waitsTooLong(error)),
-    Schedule.modifyDelay(([, error], delay) =>
-      Option.match(LlmError.retryAfter(error), {
-        onNone: () => delay,
-        onSome: (after) => Duration.max(delay, after)
+  const maxWait = Duration.fromInputUnsafe(options.maxWait ?? defaults.maxWait)
+  const { delay } = makeBackoff(options)
+  const stop = Cause.done(Duration.zero)
+  return Schedule.fromStepWithMetadata(Effect.succeed((meta: Schedule.InputMetadata<E>) => {
+    const error = meta.input
+    const retryAfter = LlmError.retryAfter(error)
+    if (!shouldRetry(error) || Option.exists(retryAfter, (after) => Duration.isGreaterThan(after, maxWait))) {
+      return stop
+    }
+    return Effect.flatMap(delay(meta.attempt), (next) => {
+      if (Option.isNone(next)) return stop
+      const wait = Option.match(retryAfter, {
+        onNone: () => next.value,
+        onSome: (after) => Duration.max(next.value, after)
       })
-    ),
-    Schedule.delays
-  )
-  if (deadline === undefined) return schedule
-  return Schedule.checkEffect(
-    schedule,
-    (_, delay) =>
-      Effect.flatMap(
+      const step = Effect.succeed([wait, wait] as [Duration.Duration, Duration.Duration])
+      if (deadline === undefined) return step
+      return Effect.flatMap(
         Clock.currentTimeMillis,
-        (now) => now + Duration.toMillis(delay) < deadline.at ? Effect.succeed(true) : Effect.as(deadline.onStop, false)
+        (now) => now + Duration.toMillis(wait) < deadline.at ? step : Effect.andThen(deadline.onStop, stop)
       )
-  )
+    })
+  }))
 }
 
 /**
- * `Effect.retry(self, policy())`, except that the policy and its driver are made only once `self`
- * has failed: an attempt that succeeds at once, the common case, pays for neither. Each retry
- * runs with the driver's `Schedule.CurrentIterationMetadata`, as under `Effect.retry`; the first
- * try runs without one, and so reads the default metadata, which is the driver's initial value.
+ * `Effect.retry(self, policy())`, except that the policy and its step function are made only once
+ * `self` has failed: an attempt that succeeds at once, the common case, pays for neither. Each
+ * retry runs with the step's `Schedule.CurrentMetadata`, as under `Effect.retry`; the first try
+ * runs with the default metadata.
  *
  * @internal
  */
 export const retrying = <A, E, R, Out, R2>(
   self: Effect.Effect<A, E, R>,
-  policy: () => Schedule.Schedule<Out, E, R2>
+  policy: () => Schedule.Schedule<Out, E, never, R2>
 ): Effect.Effect<A, E, R | R2> =>
-  Effect.catchAll(self, (first) =>
-    Effect.flatMap(Schedule.driver(policy()), (driver) => {
-      const again = Effect.provideServiceEffect(self, Schedule.CurrentIterationMetadata, Ref.get(driver.iterationMeta))
+  Effect.catch(self, (first) =>
+    Effect.flatMap(Schedule.toStepWithMetadata(policy()), (step) => {
       const loop = (error: E): Effect.Effect<A, E, R | R2> =>
-        Effect.matchEffect(driver.next(error), {
-          onFailure: () => Effect.fail(error),
-          onSuccess: () => Effect.catchAll(again, loop)
+        Pull.matchEffect(step(error), {
+          onSuccess: (meta) => Effect.catch(Effect.provideService(self, Schedule.CurrentMetadata, meta), loop),
+          onFailure: Effect.failCause,
+          onDone: () => Effect.fail(error)
         })
       return loop(first)
     }))
@@ -132,7 +158,7 @@ export const timeout = <A, E, R>(
   model: string,
   limit: Duration.Duration
 ): Effect.Effect<A, E | LlmError.TimeoutError, R> =>
-  Effect.timeoutFail(self, {
+  Effect.timeoutOrElse(self, {
     duration: limit,
-    onTimeout: () => new LlmError.TimeoutError({ model, timeout: limit })
+    orElse: () => Effect.fail(new LlmError.TimeoutError({ model, timeout: limit }))
   })
