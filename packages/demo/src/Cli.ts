@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import * as Data from "effect/Data"
-import * as Either from "effect/Either"
+import * as Result from "effect/Result"
 import * as Story from "./Story.js"
 
 /**
@@ -92,11 +92,11 @@ Examples:
 const flagsWithValue = new Set(["--seed", "--requests", "--models", "--judge"])
 const switches = new Set(["--json", "--verbose", "--help", "-h"])
 
-const wholeNumber = (flag: string, value: string, min: number, max: number): Either.Either<number, UsageError> => {
+const wholeNumber = (flag: string, value: string, min: number, max: number): Result.Result<number, UsageError> => {
   const n = /^\d+$/.test(value) ? Number(value) : Number.NaN
   return Number.isSafeInteger(n) && n >= min && n <= max
-    ? Either.right(n)
-    : Either.left(new UsageError({ reason: `${flag} takes a whole number from ${min} to ${max}, got "${value}"` }))
+    ? Result.succeed(n)
+    : Result.fail(new UsageError({ reason: `${flag} takes a whole number from ${min} to ${max}, got "${value}"` }))
 }
 
 /**
@@ -106,7 +106,7 @@ const wholeNumber = (flag: string, value: string, min: number, max: number): Eit
  * @since 0.1.0
  * @category parsing
  */
-export const parse = (argv: ReadonlyArray<string>): Either.Either<Options, UsageError> => {
+export const parse = (argv: ReadonlyArray<string>): Result.Result<Options, UsageError> => {
   const values = new Map<string, string>()
   const seen = new Set<string>()
   for (let i = 0; i < argv.length; i++) {
@@ -118,35 +118,35 @@ export const parse = (argv: ReadonlyArray<string>): Either.Either<Options, Usage
     } else if (flagsWithValue.has(flag)) {
       const value = flag === arg ? argv[++i] : arg.slice(eq + 1)
       if (value === undefined || (flag === arg && value.startsWith("--"))) {
-        return Either.left(new UsageError({ reason: `${flag} needs a value` }))
+        return Result.fail(new UsageError({ reason: `${flag} needs a value` }))
       }
-      if (values.has(flag)) return Either.left(new UsageError({ reason: `${flag} is given twice` }))
+      if (values.has(flag)) return Result.fail(new UsageError({ reason: `${flag} is given twice` }))
       values.set(flag, value)
     } else {
-      return Either.left(new UsageError({ reason: `unknown argument "${arg}"` }))
+      return Result.fail(new UsageError({ reason: `unknown argument "${arg}"` }))
     }
   }
-  return Either.gen(function*() {
+  return Result.gen(function*() {
     const models = values.get("--models")?.split(",").map((model) => model.trim())
     if (models !== undefined) {
       if (models.some((model) => model === "")) {
-        return yield* Either.left(new UsageError({ reason: "--models has an empty name" }))
+        return yield* Result.fail(new UsageError({ reason: "--models has an empty name" }))
       }
       if (new Set(models).size < 2) {
-        return yield* Either.left(new UsageError({ reason: "--models needs at least two different models" }))
+        return yield* Result.fail(new UsageError({ reason: "--models needs at least two different models" }))
       }
       if (values.has("--seed")) {
-        return yield* Either.left(
+        return yield* Result.fail(
           new UsageError({ reason: "--seed is for the fake provider; it has no effect with --models" })
         )
       }
     }
     const judge = values.get("--judge")
     if (judge !== undefined && models === undefined) {
-      return yield* Either.left(new UsageError({ reason: "--judge goes with --models (the fake has its own judge)" }))
+      return yield* Result.fail(new UsageError({ reason: "--judge goes with --models (the fake has its own judge)" }))
     }
     if (judge !== undefined && judge.trim() === "") {
-      return yield* Either.left(new UsageError({ reason: "--judge needs a model name" }))
+      return yield* Result.fail(new UsageError({ reason: "--judge needs a model name" }))
     }
     const seedText = values.get("--seed")
     const seed = seedText === undefined ? defaultSeed : yield* wholeNumber("--seed", seedText, 0, 2 ** 31 - 1)

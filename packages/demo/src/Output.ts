@@ -111,7 +111,7 @@ export const make = (options: Options): Effect.Effect<Output, never, Scope.Scope
     const event = (e: Tour.Event): Effect.Effect<void> => {
       switch (e._tag) {
         case "SectionStarted":
-          return Effect.zipRight(
+          return Effect.andThen(
             setSection(e.number, e.config.section),
             options.full
               ? print(Render.event(e, s))
@@ -120,7 +120,7 @@ export const make = (options: Options): Effect.Effect<Output, never, Scope.Scope
               : print([`${e.number}/4 ${titles[e.config.section]}`])
           )
         case "SectionSkipped":
-          return Effect.zipRight(
+          return Effect.andThen(
             setSection(e.number, e.skipped.section),
             options.full ? print(Render.event(e, s)) : print([`${e.number}/4 ${titles[e.skipped.section]}: skipped`])
           )

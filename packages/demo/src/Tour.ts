@@ -18,7 +18,6 @@
  *
  * @since 0.1.0
  */
-import type * as HttpClient from "@effect/platform/HttpClient"
 import {
   BestOfN,
   ChatClient,
@@ -34,14 +33,15 @@ import { FakeProvider } from "@resilient-llm/testing"
 import * as Arr from "effect/Array"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
-import * as ConfigError from "effect/ConfigError"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import type * as HttpClient from "effect/http/HttpClient"
+import * as Metric from "effect/Metric"
 import * as Random from "effect/Random"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
+import * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -459,10 +459,10 @@ const serve = (
 ): Effect.Effect<Request, never, ChatClient.ChatClient> =>
   Effect.gen(function*() {
     const start = yield* Clock.currentTimeMillis
-    const result = yield* Effect.either(chain(ChatCompletion.prompt(prompt)))
+    const result = yield* Effect.result(chain(ChatCompletion.prompt(prompt)))
     const durationMs = yield* since(start)
-    return Either.match(result, {
-      onRight: (served): Request => ({
+    return Result.match(result, {
+      onSuccess: (served): Request => ({
         number,
         prompt,
         servedBy: served.model,
@@ -471,7 +471,7 @@ const serve = (
         attempts: served.attempts.map(attemptOf),
         error: undefined
       }),
-      onLeft: (failure): Request => ({
+      onFailure: (failure): Request => ({
         number,
         prompt,
         servedBy: undefined,
@@ -546,7 +546,7 @@ const breakerAct = (
     const seen = yield* SubscriptionRef.make<ReadonlyArray<Transition>>([])
     const inFlight = yield* Ref.make<number | undefined>(undefined)
     const subscription = yield* breaker.subscribe
-    yield* Stream.fromQueue(subscription).pipe(
+    yield* Stream.fromSubscription(subscription).pipe(
       Stream.runForEach((change) =>
         Effect.flatMap(Ref.get(inFlight), (during) => {
           const transition: Transition = {
@@ -558,7 +558,7 @@ const breakerAct = (
             breakMs: change.breakDuration === undefined ? undefined : Duration.toMillis(change.breakDuration),
             during
           }
-          return Effect.zipRight(
+          return Effect.andThen(
             SubscriptionRef.update(seen, (all) => [...all, transition]),
             emit({ _tag: "Transition", transition })
           )
@@ -568,13 +568,14 @@ const breakerAct = (
     )
 
     const waitFor = (to: CircuitBreaker.State, count: number) =>
-      seen.changes.pipe(
+      SubscriptionRef.changes(seen).pipe(
         Stream.filter((all) => all.filter((t) => t.key === primary && t.to === to).length >= count),
         Stream.take(1),
         Stream.runDrain,
-        Effect.timeoutFail({
+        Effect.timeoutOrElse({
           duration: Duration.millis(config.firstBreakMs * 8 + 5_000),
-          onTimeout: () => new TourError({ reason: `the circuit of ${primary} never became ${to} (${count})` })
+          orElse: () =>
+            Effect.fail(new TourError({ reason: `the circuit of ${primary} never became ${to} (${count})` }))
         })
       )
 
@@ -583,7 +584,7 @@ const breakerAct = (
       Effect.flatMap(
         since(start),
         (atMs) =>
-          Effect.zipRight(
+          Effect.andThen(
             Ref.update(steps, Arr.append<Step>({ kind: "note", atMs, text })),
             emit({ _tag: "Note", text })
           )
@@ -591,7 +592,7 @@ const breakerAct = (
     const chain = Fallback.chain(config.models, { timeout: Duration.millis(config.timeoutMs), breaker })
     const counter = yield* Ref.make(0)
     const request = (times: number) =>
-      Effect.repeatN(
+      Effect.repeat(
         Effect.gen(function*() {
           const number = yield* Ref.updateAndGet(counter, (n) => n + 1)
           yield* Ref.set(inFlight, number)
@@ -602,7 +603,7 @@ const breakerAct = (
           yield* Ref.update(steps, Arr.append<Step>({ kind: "request", atMs, request: served, state }))
           yield* emit({ _tag: "Request", section: "breaker", request: served, state })
         }),
-        times - 1
+        { times: times - 1 }
       )
 
     yield* note(`${primary} stops answering: every call hangs until the client gives up`)
@@ -750,10 +751,10 @@ const bestOfNAct = (options: RunOptions, judge: Judge.Service, emit: Emit) =>
     const result = yield* BestOfN.complete(ChatCompletion.prompt(config.prompt), {
       models: config.models,
       candidateTimeout: Duration.millis(config.candidateTimeoutMs)
-    }).pipe(Effect.provideService(Judge.Judge, judge), Effect.either)
+    }).pipe(Effect.provideService(Judge.Judge, judge), Effect.result)
     const durationMs = yield* since(start)
-    const report: BestOfNReport = Either.match(result, {
-      onRight: (picked) => ({
+    const report: BestOfNReport = Result.match(result, {
+      onSuccess: (picked) => ({
         section: "bestOfN",
         status: "ran",
         config,
@@ -763,7 +764,7 @@ const bestOfNAct = (options: RunOptions, judge: Judge.Service, emit: Emit) =>
         best: picked.best.model,
         error: undefined
       }),
-      onLeft: (error) => ({
+      onFailure: (error) => ({
         section: "bestOfN",
         status: "ran",
         config,
@@ -799,7 +800,7 @@ export const run = (options: RunOptions): Effect.Effect<Acts, TourError, ChatCli
       const experiment = yield* experimentAct(options, judge, emit)
       const bestOfN = yield* bestOfNAct(options, judge, emit)
       return { fallback, breaker, experiment, bestOfN }
-    }).pipe(Effect.tagMetrics("demo_run", runId))
+    }).pipe(Effect.updateService(Metric.CurrentMetricAttributes, (attributes) => ({ ...attributes, demo_run: runId })))
     const metrics = yield* Observability.snapshot({ labels: { demo_run: runId } })
     return { ...acts, metrics }
   })
@@ -947,7 +948,7 @@ export const live = (options: LiveOptions): Effect.Effect<Report, TourError, Htt
     }
     const emit = emitFrom(options.onEvent)
     const start = yield* Clock.currentTimeMillis
-    const endpoint = yield* Config.string("OPENAI_BASE_URL").pipe(
+    const endpoint = yield* Config.String("OPENAI_BASE_URL").pipe(
       Config.withDefault("https://api.openai.com/v1"),
       Effect.mapError((cause) => new TourError({ reason: `OPENAI_BASE_URL: ${cause.message}`, cause }))
     )
@@ -972,7 +973,7 @@ export const live = (options: LiveOptions): Effect.Effect<Report, TourError, Htt
     }).pipe(
       Effect.provide(OpenAiCompatible.layerConfig()),
       Effect.mapError((error) =>
-        ConfigError.isConfigError(error)
+        error instanceof Config.ConfigError
           ? new TourError({ reason: `invalid endpoint configuration: ${error.message}`, cause: error })
           : error
       )

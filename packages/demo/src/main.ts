@@ -10,9 +10,10 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
-import * as LogLevel from "effect/LogLevel"
 import * as Predicate from "effect/Predicate"
+import * as References from "effect/References"
 import * as Cli from "./Cli.js"
 import * as Output from "./Output.js"
 import * as Render from "./Render.js"
@@ -29,7 +30,7 @@ for (const stream of [process.stdout, process.stderr]) {
 const write = (stream: NodeJS.WriteStream, text: string) => Effect.sync(() => void stream.write(text))
 
 const program = Effect.gen(function*() {
-  const options = yield* Cli.parse(process.argv.slice(2))
+  const options = yield* Effect.fromResult(Cli.parse(process.argv.slice(2)))
   if (options.help) return yield* write(process.stdout, Cli.help)
 
   // The human report goes to stdout; with --json, stdout holds only the JSON and progress goes to stderr.
@@ -49,11 +50,11 @@ const program = Effect.gen(function*() {
 
   // The library logs every attempt; keep those lines out of the report unless asked for.
   const logging = options.verbose
-    ? Logger.replace(
-      Logger.defaultLogger,
-      Logger.prettyLogger({ stderr: true, colors: Render.colorEnabled(process.stderr.isTTY === true, process.env) })
+    ? Layer.merge(
+      Logger.layer([Logger.consolePretty({ colors: Render.colorEnabled(process.stderr.isTTY === true, process.env) })]),
+      Layer.succeed(Logger.LogToStderr, true)
     )
-    : Logger.minimumLogLevel(LogLevel.None)
+    : Layer.succeed(References.MinimumLogLevel, "None")
   const tour = options.models === undefined
     ? Tour.fake({ seed: options.seed, requests: options.requests, onEvent: output.event })
     : Tour.live({ models: options.models, judge: options.judge, requests: options.requests, onEvent: output.event })
@@ -67,8 +68,8 @@ const program = Effect.gen(function*() {
 }).pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici))
 
 const main = program.pipe(
-  Effect.tapErrorCause((cause) => {
-    const failure = Cause.failureOption(cause)
+  Effect.tapCause((cause) => {
+    const failure = Cause.findErrorOption(cause)
     if (failure._tag === "Some") {
       const error = failure.value
       return write(
@@ -78,17 +79,16 @@ const main = program.pipe(
           : `The demo failed: ${error.message}\n`
       )
     }
-    return Cause.isInterruptedOnly(cause) ? Effect.void : write(process.stderr, `${Cause.pretty(cause)}\n`)
+    return Cause.hasInterruptsOnly(cause) ? Effect.void : write(process.stderr, `${Cause.pretty(cause)}\n`)
   })
 )
 
 NodeRuntime.runMain(main, {
   disableErrorReporting: true,
-  disablePrettyLogger: true,
   teardown: (exit, onExit) => {
     if (Exit.isSuccess(exit)) return onExit(0)
-    if (Cause.isInterruptedOnly(exit.cause)) return onExit(130)
-    const failure = Cause.failureOption(exit.cause)
+    if (Cause.hasInterruptsOnly(exit.cause)) return onExit(130)
+    const failure = Cause.findErrorOption(exit.cause)
     onExit(failure._tag === "Some" && Predicate.isTagged(failure.value, "UsageError") ? 2 : 1)
   }
 })

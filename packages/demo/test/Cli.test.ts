@@ -1,10 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Either, FastCheck } from "effect"
+import { Result, Schema } from "effect"
 import * as Cli from "../src/Cli.js"
 import * as Render from "../src/Render.js"
 
-const parsed = (...argv: Array<string>) => Either.getOrThrow(Cli.parse(argv))
-const refused = (...argv: Array<string>) => Either.flip(Cli.parse(argv)).pipe(Either.getOrThrow).reason
+const parsed = (...argv: Array<string>) => Result.getOrThrow(Cli.parse(argv))
+const refused = (...argv: Array<string>) => Result.flip(Cli.parse(argv)).pipe(Result.getOrThrow).reason
 
 describe("Cli.parse", () => {
   it("runs the fake tour by default", () => {
@@ -52,10 +52,10 @@ describe("Cli.parse", () => {
     )
   })
 
-  it.prop("reads back any request count in range, and refuses any out of it", [FastCheck.integer()], ([n]) => {
+  it.prop("reads back any request count in range, and refuses any out of it", [Schema.Int], ([n]) => {
     const result = Cli.parse(["--requests", String(n)])
-    if (n >= 1 && n <= 10_000) return Either.isRight(result) && result.right.requests === n
-    return Either.isLeft(result)
+    if (n >= 1 && n <= 10_000) return Result.isSuccess(result) && result.success.requests === n
+    return Result.isFailure(result)
   })
 })
 

@@ -1,10 +1,9 @@
-import * as NodeCommandExecutor from "@effect/platform-node/NodeCommandExecutor"
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import * as Command from "@effect/platform/Command"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { assert, describe, it } from "@effect/vitest"
 import { FakeProvider } from "@resilient-llm/testing"
-import { ConfigProvider, Effect, Layer, Logger, LogLevel, Ref, Stream } from "effect"
+import { ConfigProvider, Effect, Ref, References, Stream } from "effect"
+import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import { fileURLToPath } from "node:url"
 import * as Render from "../src/Render.js"
 import * as Tour from "../src/Tour.js"
@@ -137,7 +136,9 @@ describe("Tour.fake", () => {
       for (const line of ["served by backup", "primary's circuit closed → open", "best: slow", "Per-model metrics"]) {
         assert.include(text, line)
       }
-    }).pipe(Effect.provide(NodeHttpClient.layerUndici), Logger.withMinimumLogLevel(LogLevel.None)), { timeout: 60_000 })
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici), Effect.provideService(References.MinimumLogLevel, "None")), {
+    timeout: 60_000
+  })
 })
 
 describe("Tour.live", () => {
@@ -148,8 +149,9 @@ describe("Tour.live", () => {
         models: { "model-a": {}, "model-b": {}, "judge-x": { reply: "7" } }
       })
       const report = yield* Tour.live({ models: ["model-a", "model-b"], judge: "judge-x", requests: 6 }).pipe(
-        Effect.withConfigProvider(
-          ConfigProvider.fromMap(new Map([["OPENAI_BASE_URL", endpoint.url], ["OPENAI_API_KEY", "sk-endpoint"]]))
+        Effect.provideService(
+          ConfigProvider.ConfigProvider,
+          ConfigProvider.fromUnknown({ OPENAI_BASE_URL: endpoint.url, OPENAI_API_KEY: "sk-endpoint" })
         )
       )
       assert.strictEqual(report.mode, "live")
@@ -170,21 +172,23 @@ describe("Tour.live", () => {
       const received = yield* endpoint.requests
       assert.isAbove(received.length, 10)
       assert.isTrue(received.every((r) => r.rejection !== "unauthorized"))
-    }).pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici), Logger.withMinimumLogLevel(LogLevel.None)))
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(NodeHttpClient.layerUndici),
+      Effect.provideService(References.MinimumLogLevel, "None")
+    ))
 })
 
 describe("pnpm demo --json", () => {
   it.live("prints one JSON document on stdout with the report", () =>
     Effect.gen(function*() {
-      const command = Command.make(
+      const command = ChildProcess.make(
         process.execPath,
-        `${root}node_modules/tsx/dist/cli.mjs`,
-        "packages/demo/src/main.ts",
-        "--json",
-        "--requests",
-        "20"
-      ).pipe(Command.workingDirectory(root), Command.env({ NO_COLOR: "1" }))
-      const child = yield* Command.start(command)
+        [`${root}node_modules/tsx/dist/cli.mjs`, "packages/demo/src/main.ts", "--json", "--requests", "20"],
+        { cwd: root, env: { NO_COLOR: "1" }, extendEnv: true }
+      )
+      const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
+      const child = yield* spawner.spawn(command)
       const text = (stream: Stream.Stream<Uint8Array, unknown>) => stream.pipe(Stream.decodeText(), Stream.mkString)
       const [stdout, , exitCode] = yield* Effect.all([text(child.stdout), text(child.stderr), child.exitCode], {
         concurrency: "unbounded"
@@ -200,6 +204,6 @@ describe("pnpm demo --json", () => {
       assert.deepStrictEqual(report.metrics.map((m) => m.model), storyModels)
     }).pipe(
       Effect.scoped,
-      Effect.provide(NodeCommandExecutor.layer.pipe(Layer.provide(NodeFileSystem.layer)))
+      Effect.provide(NodeServices.layer)
     ), { timeout: 90_000 })
 })

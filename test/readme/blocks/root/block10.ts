@@ -1,0 +1,22 @@
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { Observability } from "@resilient-llm/core"
+import { Effect } from "effect"
+
+// one row per model: request count, error rate, outcomes by tag, recent latency quantiles
+export const modelStatus = Observability.snapshot().pipe(
+  Effect.map((models) =>
+    models.map((m) => ({
+      model: m.model,
+      requests: m.requests,
+      errorRate: m.errorRate,
+      outcomes: m.outcomes, // { success: 812, RateLimitError: 9, TimeoutError: 2 }
+      p50Ms: m.p50Ms,
+      p95Ms: m.p95Ms
+    }))
+  )
+)
+
+export const StatusRoutes = HttpRouter.empty.pipe(
+  HttpRouter.get("/status/models", Effect.flatMap(modelStatus, (rows) => HttpServerResponse.json(rows)))
+)

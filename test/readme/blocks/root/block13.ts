@@ -1,0 +1,33 @@
+import * as HttpBody from "@effect/platform/HttpBody"
+import * as HttpClient from "@effect/platform/HttpClient"
+import { CircuitBreaker } from "@resilient-llm/core"
+import { Duration, Effect, Layer, Stream } from "effect"
+
+// a model taken out of rotation (open, isolated) or back in it (closed) is worth a message
+export const BreakerAlerts = (webhookUrl: string) =>
+  Layer.scopedDiscard(Effect.gen(function*() {
+    const transitions = yield* CircuitBreaker.subscribe // subscribed when the layer is built
+    yield* Stream.fromQueue(transitions).pipe(
+      Stream.filter((t) => t.to !== "half-open"),
+      Stream.runForEach((t) =>
+        HttpClient.post(webhookUrl, {
+          body: HttpBody.unsafeJson({
+            text: t.to === "closed"
+              ? `${t.key} is back in rotation`
+              : `${t.key} is out of rotation (${t.reason})`,
+            model: t.key,
+            state: t.to,
+            reason: t.reason,
+            at: new Date(t.at).toISOString(),
+            nextProbeInMs: t.breakDuration === undefined ? null : Duration.toMillis(t.breakDuration)
+          })
+        }).pipe(
+          Effect.timeout("5 seconds"),
+          Effect.catchAllCause(Effect.logError) // a failed alert is logged; the subscriber goes on
+        )
+      ),
+      Effect.forkScoped
+    )
+  }))
+
+// BreakerAlerts("https://hooks.example.com/llm").pipe(Layer.provideMerge(BreakerLive), Layer.provide(NodeHttpClient.layerUndici))
