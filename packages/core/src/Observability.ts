@@ -319,3 +319,26 @@ export const snapshot = (
       }
     })
   })
+
+/**
+ * Adds labels (a tenant, a feature, a run) to every metric the effect updates, this library's and
+ * any other, by merging them into Effect's `Metric.CurrentMetricAttributes`; a label given again
+ * replaces the outer one. What `Effect.tagMetrics` did in Effect 3. `snapshot({ labels })` then
+ * reads only those series.
+ *
+ * @example
+ * ```ts
+ * import { ChatCompletion, Fallback, Observability } from "@resilient-llm/core"
+ *
+ * const forTenant = (tenant: string) =>
+ *   Fallback.chain(["gpt-4o", "claude-sonnet"])(ChatCompletion.prompt("Hello")).pipe(
+ *     Observability.withMetricLabels({ tenant })
+ *   )
+ * ```
+ *
+ * @since 0.2.0
+ * @category combinators
+ */
+export const withMetricLabels =
+  (labels: Readonly<Record<string, string>>) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.updateService(effect, Metric.CurrentMetricAttributes, (current) => ({ ...current, ...labels }))

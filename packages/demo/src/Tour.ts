@@ -37,7 +37,6 @@ import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as HttpClient from "effect/http/HttpClient"
-import * as Metric from "effect/Metric"
 import * as Random from "effect/Random"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
@@ -800,7 +799,7 @@ export const run = (options: RunOptions): Effect.Effect<Acts, TourError, ChatCli
       const experiment = yield* experimentAct(options, judge, emit)
       const bestOfN = yield* bestOfNAct(options, judge, emit)
       return { fallback, breaker, experiment, bestOfN }
-    }).pipe(Effect.updateService(Metric.CurrentMetricAttributes, (attributes) => ({ ...attributes, demo_run: runId })))
+    }).pipe(Observability.withMetricLabels({ demo_run: runId }))
     const metrics = yield* Observability.snapshot({ labels: { demo_run: runId } })
     return { ...acts, metrics }
   })
