@@ -13,7 +13,7 @@
  *
  * Time: latency and chunk delays are `Effect.sleep` in the server's own fibers, which run with
  * the services of the fiber that started the server. Start it from a live runtime (`it.live`,
- * `it.scopedLive`, `NodeRuntime.runMain`); under `TestClock` its sleeps never end.
+ * `NodeRuntime.runMain`); under `TestClock` its sleeps never end.
  *
  * @example
  * ```ts
@@ -46,10 +46,10 @@ import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
+import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as bodies from "./internal/fakeBodies.js"
@@ -68,8 +68,8 @@ import * as validation from "./internal/fakeValidation.js"
  * @category models
  */
 export type Latency =
-  | Duration.DurationInput
-  | { readonly min: Duration.DurationInput; readonly max: Duration.DurationInput }
+  | Duration.Input
+  | { readonly min: Duration.Input; readonly max: Duration.Input }
 
 /**
  * The hint a 429 carries:
@@ -84,7 +84,7 @@ export type Latency =
  */
 export type RetryAfter =
   | { readonly seconds: number }
-  | { readonly date: Duration.DurationInput }
+  | { readonly date: Duration.Input }
   | { readonly millis: number }
   | { readonly header: string; readonly value: string }
 
@@ -252,8 +252,8 @@ export interface ResetConnection extends OutcomeOptions {
 }
 
 /**
- * Exactly this status, these headers and this body, whatever the request asked for.
- * `content-type` is `application/json` unless `headers` says otherwise.
+ * Exactly this status (a final one, 200 to 599), these headers and this body, whatever the
+ * request asked for. `content-type` is `application/json` unless `headers` says otherwise.
  *
  * @since 0.1.0
  * @category models
@@ -340,7 +340,7 @@ export interface ModelBehaviour {
   readonly latency?: Latency
   readonly reply?: string | ((request: ChatCompletion.ChatRequest, call: CallInfo) => string)
   readonly chunkSize?: "word" | number
-  readonly chunkDelay?: Duration.DurationInput
+  readonly chunkDelay?: Duration.Input
   readonly usage?:
     | ChatCompletion.Usage
     | false
@@ -372,7 +372,7 @@ export interface Config {
   readonly apiKey?: string | Redacted.Redacted<string>
   readonly maxRecordedRequests?: number
   readonly port?: number
-  readonly keepAliveTimeout?: Duration.DurationInput
+  readonly keepAliveTimeout?: Duration.Input
 }
 
 /**
@@ -467,9 +467,9 @@ export interface Service {
 
 /**
  * @since 0.1.0
- * @category tags
+ * @category services
  */
-export class FakeProvider extends Context.Tag("@resilient-llm/testing/FakeProvider")<FakeProvider, Service>() {}
+export class FakeProvider extends Context.Service<FakeProvider, Service>()("@resilient-llm/testing/FakeProvider") {}
 
 // ---------------------------------------------------------------------------------------------
 // constructors: outcomes
@@ -727,11 +727,11 @@ const invalid = (detail: string) => new FakeProviderError({ reason: "InvalidConf
  * @since 0.1.0
  * @category constructors
  */
-export const make = (config: Config): Effect.Effect<Service, FakeProviderError, Scope.Scope> =>
-  Effect.gen(function*() {
+export const make = Effect.fnUntraced(
+  function*(config: Config): Effect.fn.Return<Service, FakeProviderError, Scope.Scope> {
     const checked = validation.validateConfig(config)
-    if (Either.isLeft(checked)) return yield* invalid(checked.left)
-    const server = yield* internal.make(checked.right).pipe(
+    if (Result.isFailure(checked)) return yield* invalid(checked.failure)
+    const server = yield* internal.make(checked.success).pipe(
       Effect.mapError((error) =>
         new FakeProviderError({
           reason: "Listen",
@@ -752,12 +752,13 @@ export const make = (config: Config): Effect.Effect<Service, FakeProviderError, 
       setModel: (name, behaviour) =>
         behaviour === undefined
           ? server.setModel(name, Option.none())
-          : Either.match(validation.validateBehaviour(name, behaviour), {
-            onLeft: (detail) => Effect.fail(invalid(detail)),
-            onRight: (normalised) => server.setModel(name, Option.some(normalised))
+          : Result.match(validation.validateBehaviour(name, behaviour), {
+            onFailure: (detail) => Effect.fail(invalid(detail)),
+            onSuccess: (normalised) => server.setModel(name, Option.some(normalised))
           })
     }
-  })
+  }
+)
 
 /**
  * Provides a running `FakeProvider` for the lifetime of the layer.
@@ -766,7 +767,7 @@ export const make = (config: Config): Effect.Effect<Service, FakeProviderError, 
  * @category layers
  */
 export const layer = (config: Config): Layer.Layer<FakeProvider, FakeProviderError> =>
-  Layer.scoped(FakeProvider, make(config))
+  Layer.effect(FakeProvider, make(config))
 
 // ---------------------------------------------------------------------------------------------
 // accessors
@@ -778,9 +779,8 @@ export const layer = (config: Config): Layer.Layer<FakeProvider, FakeProviderErr
  * @since 0.1.0
  * @category accessors
  */
-export const requests: Effect.Effect<ReadonlyArray<Received>, never, FakeProvider> = Effect.flatMap(
-  FakeProvider,
-  (fake) => fake.requests
+export const requests: Effect.Effect<ReadonlyArray<Received>, never, FakeProvider> = FakeProvider.use((fake) =>
+  fake.requests
 )
 
 /**
@@ -790,7 +790,7 @@ export const requests: Effect.Effect<ReadonlyArray<Received>, never, FakeProvide
  * @category accessors
  */
 export const requestsTo = (model: string): Effect.Effect<ReadonlyArray<Received>, never, FakeProvider> =>
-  Effect.flatMap(FakeProvider, (fake) => fake.requestsTo(model))
+  FakeProvider.use((fake) => fake.requestsTo(model))
 
 /**
  * Replaces, adds or (with `undefined`) removes a model of the `FakeProvider` in context.
@@ -801,5 +801,4 @@ export const requestsTo = (model: string): Effect.Effect<ReadonlyArray<Received>
 export const setModel = (
   name: string,
   behaviour: ModelBehaviour | undefined
-): Effect.Effect<void, FakeProviderError, FakeProvider> =>
-  Effect.flatMap(FakeProvider, (fake) => fake.setModel(name, behaviour))
+): Effect.Effect<void, FakeProviderError, FakeProvider> => FakeProvider.use((fake) => fake.setModel(name, behaviour))

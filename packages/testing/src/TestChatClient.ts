@@ -80,7 +80,8 @@ export type Script = Readonly<Record<string, ModelScript>>
 /**
  * A recorded call: which model, with which request, when it started and ended (by `Clock`), and
  * how it ended. A `"failure"` carries its `LlmError` (a defect is a `"failure"` without one);
- * `"interrupted"` is a call cut short from outside (a timeout, a lost race, an early stop).
+ * `"interrupted"` is a call cut short from outside (a timeout, a lost race, an early stop); a
+ * stream whose consumer stops reading early is a `"success"`: nothing went wrong with the call.
  *
  * @since 0.1.0
  * @category models
@@ -100,16 +101,16 @@ export interface Call {
  * @category constructors
  */
 export const reply = (content: string, options?: {
-  readonly delay?: Duration.DurationInput
+  readonly delay?: Duration.Input
   readonly usage?: ChatCompletion.Usage
-  readonly chunkDelay?: Duration.DurationInput
+  readonly chunkDelay?: Duration.Input
   readonly failAfterChunks?: { readonly chunks: number; readonly error: LlmError.LlmError }
 }): Outcome => ({
   _tag: "Reply",
   content,
-  delay: Duration.decode(options?.delay ?? Duration.zero),
+  delay: Duration.fromInputUnsafe(options?.delay ?? Duration.zero),
   usage: options?.usage,
-  chunkDelay: Duration.decode(options?.chunkDelay ?? Duration.zero),
+  chunkDelay: Duration.fromInputUnsafe(options?.chunkDelay ?? Duration.zero),
   failAfterChunks: options?.failAfterChunks
 })
 
@@ -117,10 +118,10 @@ export const reply = (content: string, options?: {
  * @since 0.1.0
  * @category constructors
  */
-export const fail = (error: LlmError.LlmError, options?: { readonly delay?: Duration.DurationInput }): Outcome => ({
+export const fail = (error: LlmError.LlmError, options?: { readonly delay?: Duration.Input }): Outcome => ({
   _tag: "Fail",
   error,
-  delay: Duration.decode(options?.delay ?? Duration.zero)
+  delay: Duration.fromInputUnsafe(options?.delay ?? Duration.zero)
 })
 
 /**
@@ -143,9 +144,11 @@ export interface Service {
 
 /**
  * @since 0.1.0
- * @category tags
+ * @category services
  */
-export class TestChatClient extends Context.Tag("@resilient-llm/testing/TestChatClient")<TestChatClient, Service>() {}
+export class TestChatClient
+  extends Context.Service<TestChatClient, Service>()("@resilient-llm/testing/TestChatClient")
+{}
 
 /**
  * Every call recorded by the `TestChatClient` in context.
@@ -153,9 +156,8 @@ export class TestChatClient extends Context.Tag("@resilient-llm/testing/TestChat
  * @since 0.1.0
  * @category accessors
  */
-export const calls: Effect.Effect<ReadonlyArray<Call>, never, TestChatClient> = Effect.flatMap(
-  TestChatClient,
-  (recorder) => recorder.calls
+export const calls: Effect.Effect<ReadonlyArray<Call>, never, TestChatClient> = TestChatClient.use((recorder) =>
+  recorder.calls
 )
 
 /**
@@ -165,7 +167,7 @@ export const calls: Effect.Effect<ReadonlyArray<Call>, never, TestChatClient> = 
  * @category accessors
  */
 export const callsTo = (model: string): Effect.Effect<ReadonlyArray<Call>, never, TestChatClient> =>
-  Effect.flatMap(TestChatClient, (recorder) => recorder.callsTo(model))
+  TestChatClient.use((recorder) => recorder.callsTo(model))
 
 const usageFor = (outcome: Extract<Outcome, { _tag: "Reply" }>): ChatCompletion.Usage =>
   outcome.usage ?? {
@@ -180,130 +182,138 @@ const usageFor = (outcome: Extract<Outcome, { _tag: "Reply" }>): ChatCompletion.
  * @since 0.1.0
  * @category constructors
  */
-export const make = (script: Script): Effect.Effect<readonly [ChatClient.Service, Service]> =>
-  Effect.gen(function*() {
-    // Every call's record is a `Ref` of its own, so starting and settling a call costs the same
-    // however many calls came before it (some tests make tens of thousands).
-    const log = yield* Ref.make<{
-      readonly calls: Chunk.Chunk<Ref.Ref<Call>>
-      readonly perModel: HashMap.HashMap<string, number>
-    }>({ calls: Chunk.empty(), perModel: HashMap.empty() })
+export const make = Effect.fnUntraced(function*(
+  script: Script
+): Effect.fn.Return<readonly [ChatClient.Service, Service]> {
+  // Every call's record is a `Ref` of its own, so starting and settling a call costs the same
+  // however many calls came before it (some tests make tens of thousands).
+  const log = yield* Ref.make<{
+    readonly calls: Chunk.Chunk<Ref.Ref<Call>>
+    readonly perModel: HashMap.HashMap<string, number>
+  }>({ calls: Chunk.empty(), perModel: HashMap.empty() })
 
-    /** Records a call as pending; returns its record and its index among the calls to its model. */
-    const start = (request: ChatCompletion.ChatRequest, kind: Call["kind"]) =>
-      Effect.gen(function*() {
-        const startedAt = yield* Clock.currentTimeMillis
-        const call = yield* Ref.make<Call>({
-          model: request.model,
-          request,
-          kind,
-          startedAt,
-          endedAt: undefined,
-          result: "pending",
-          error: undefined
-        })
-        const index = yield* Ref.modify(log, ({ calls, perModel }) => {
-          const index = Option.getOrElse(HashMap.get(perModel, request.model), () => 0)
-          return [index, {
-            calls: Chunk.append(calls, call),
-            perModel: HashMap.set(perModel, request.model, index + 1)
-          }]
-        })
-        return [call, index] as const
-      })
-
-    const outcomeOf = (
-      request: ChatCompletion.ChatRequest,
-      index: number
-    ): Effect.Effect<Outcome, LlmError.LlmError> => {
-      const modelScript = Object.prototype.hasOwnProperty.call(script, request.model)
-        ? script[request.model]
-        : undefined
-      if (modelScript === undefined) {
-        return Effect.fail(new LlmError.ModelNotFoundError({ model: request.model, detail: "not in the test script" }))
-      }
-      if (typeof modelScript === "function") return Effect.sync(() => modelScript(index, request))
-      if (modelScript.length === 0) {
-        return Effect.fail(new LlmError.ModelNotFoundError({ model: request.model, detail: "empty test script" }))
-      }
-      return Effect.succeed(modelScript[Math.min(index, modelScript.length - 1)])
-    }
-
-    const settle = (call: Ref.Ref<Call>) => <A>(exit: Exit.Exit<A, LlmError.LlmError>) =>
-      Effect.flatMap(Clock.currentTimeMillis, (endedAt) =>
-        Ref.update(call, (recorded): Call => {
-          if (Exit.isSuccess(exit)) return { ...recorded, endedAt, result: "success", error: undefined }
-          const error = Option.getOrUndefined(Cause.failureOption(exit.cause))
-          // a defect is a failure without an `LlmError`, not an interruption
-          const result = error === undefined && Cause.isInterruptedOnly(exit.cause) ? "interrupted" : "failure"
-          return { ...recorded, endedAt, result, error }
-        }))
-
-    const play = (outcome: Outcome, model: string): Effect.Effect<ChatCompletion.ChatCompletion, LlmError.LlmError> => {
-      switch (outcome._tag) {
-        case "Hang":
-          return Effect.never
-        case "Fail":
-          return Effect.zipRight(Effect.sleep(outcome.delay), Effect.fail(outcome.error))
-        case "Reply":
-          return Effect.as(
-            Effect.sleep(outcome.delay),
-            ChatCompletion.make({ model, content: outcome.content, usage: usageFor(outcome) })
-          )
-      }
-    }
-
-    const client: ChatClient.Service = {
-      create: (request) =>
-        Effect.flatMap(start(request, "create"), ([call, index]) =>
-          outcomeOf(request, index).pipe(
-            Effect.flatMap((outcome) => play(outcome, request.model)),
-            Effect.onExit(settle(call))
-          )),
-      stream: (request) =>
-        Stream.unwrap(Effect.map(start(request, "stream"), ([call, index]) => {
-          const chunks = Stream.unwrap(Effect.map(outcomeOf(request, index), (outcome) => {
-            switch (outcome._tag) {
-              case "Hang":
-                return Stream.never
-              case "Fail":
-                return Stream.fromEffect(Effect.zipRight(Effect.sleep(outcome.delay), Effect.fail(outcome.error)))
-              case "Reply": {
-                const words = pieces(outcome.content, "word")
-                const deltas = words.map((word, i): ChatCompletion.ChatCompletionChunk => ({
-                  id: "chatcmpl-local",
-                  model: request.model,
-                  choices: [{
-                    index: 0,
-                    delta: i === 0 ? { role: "assistant", content: word } : { content: word },
-                    finish_reason: i === words.length - 1 ? "stop" : null
-                  }]
-                }))
-                const failure = outcome.failAfterChunks
-                const played = Stream.fromIterable(failure ? deltas.slice(0, failure.chunks) : deltas).pipe(
-                  Stream.zipWithIndex,
-                  Stream.mapEffect(([chunk, i]) =>
-                    i === 0 ? Effect.succeed(chunk) : Effect.as(Effect.sleep(outcome.chunkDelay), chunk)
-                  )
-                )
-                return Stream.concat(
-                  Stream.fromEffect(Effect.sleep(outcome.delay)).pipe(Stream.drain),
-                  failure ? Stream.concat(played, Stream.fail(failure.error)) : played
-                )
-              }
-            }
-          }))
-          return Stream.ensuringWith(chunks, settle(call))
-        }))
-    }
-
-    const calls = Effect.flatMap(Ref.get(log), (recorded) => Effect.forEach(recorded.calls, Ref.get))
-    const recorder: Service = {
-      calls,
-      callsTo: (model) => Effect.map(calls, (all) => all.filter((call) => call.model === model))
-    }
-    return [client, recorder] as const
+  /** Records a call as pending; returns its record and its index among the calls to its model. */
+  const start = Effect.fnUntraced(function*(request: ChatCompletion.ChatRequest, kind: Call["kind"]) {
+    const startedAt = yield* Clock.currentTimeMillis
+    const call = yield* Ref.make<Call>({
+      model: request.model,
+      request,
+      kind,
+      startedAt,
+      endedAt: undefined,
+      result: "pending",
+      error: undefined
+    })
+    const index = yield* Ref.modify(log, ({ calls, perModel }) => {
+      const index = Option.getOrElse(HashMap.get(perModel, request.model), () => 0)
+      return [index, {
+        calls: Chunk.append(calls, call),
+        perModel: HashMap.set(perModel, request.model, index + 1)
+      }]
+    })
+    return [call, index] as const
   })
+
+  const outcomeOf = (
+    request: ChatCompletion.ChatRequest,
+    index: number
+  ): Effect.Effect<Outcome, LlmError.LlmError> => {
+    const modelScript = Object.prototype.hasOwnProperty.call(script, request.model)
+      ? script[request.model]
+      : undefined
+    if (modelScript === undefined) {
+      return Effect.fail(new LlmError.ModelNotFoundError({ model: request.model, detail: "not in the test script" }))
+    }
+    if (typeof modelScript === "function") return Effect.sync(() => modelScript(index, request))
+    if (modelScript.length === 0) {
+      return Effect.fail(new LlmError.ModelNotFoundError({ model: request.model, detail: "empty test script" }))
+    }
+    return Effect.succeed(modelScript[Math.min(index, modelScript.length - 1)])
+  }
+
+  const settle = (call: Ref.Ref<Call>) => <A>(exit: Exit.Exit<A, LlmError.LlmError>) =>
+    Effect.flatMap(Clock.currentTimeMillis, (endedAt) =>
+      Ref.update(call, (recorded): Call => {
+        if (Exit.isSuccess(exit)) return { ...recorded, endedAt, result: "success", error: undefined }
+        const error = Option.getOrUndefined(Cause.findErrorOption(exit.cause))
+        // a defect is a failure without an `LlmError`, not an interruption
+        const result = error === undefined && Cause.hasInterruptsOnly(exit.cause) ? "interrupted" : "failure"
+        return { ...recorded, endedAt, result, error }
+      }))
+
+  const play = (outcome: Outcome, model: string): Effect.Effect<ChatCompletion.ChatCompletion, LlmError.LlmError> => {
+    switch (outcome._tag) {
+      case "Hang":
+        return Effect.never
+      case "Fail":
+        return Effect.andThen(Effect.sleep(outcome.delay), Effect.fail(outcome.error))
+      case "Reply":
+        return Effect.as(
+          Effect.sleep(outcome.delay),
+          ChatCompletion.make({ model, content: outcome.content, usage: usageFor(outcome) })
+        )
+    }
+  }
+
+  const streamed = (
+    request: ChatCompletion.ChatRequest,
+    outcome: Outcome
+  ): Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError> => {
+    switch (outcome._tag) {
+      case "Hang":
+        return Stream.never
+      case "Fail":
+        return Stream.fromEffect(Effect.andThen(Effect.sleep(outcome.delay), Effect.fail(outcome.error)))
+      case "Reply": {
+        const words = pieces(outcome.content, "word")
+        const deltas = words.map((word, i): ChatCompletion.ChatCompletionChunk => ({
+          id: "chatcmpl-local",
+          model: request.model,
+          choices: [{
+            index: 0,
+            delta: i === 0 ? { role: "assistant", content: word } : { content: word },
+            finish_reason: i === words.length - 1 ? "stop" : null
+          }]
+        }))
+        const failure = outcome.failAfterChunks
+        const played = Stream.fromIterable(failure ? deltas.slice(0, failure.chunks) : deltas).pipe(
+          Stream.zipWithIndex,
+          Stream.mapEffect(([chunk, i]) =>
+            i === 0 ? Effect.succeed(chunk) : Effect.as(Effect.sleep(outcome.chunkDelay), chunk)
+          )
+        )
+        return Stream.concat(
+          Stream.fromEffectDrain(Effect.sleep(outcome.delay)),
+          failure ? Stream.concat(played, Stream.fail(failure.error)) : played
+        )
+      }
+    }
+  }
+
+  const client: ChatClient.Service = {
+    create: (request) =>
+      Effect.flatMap(start(request, "create"), ([call, index]) =>
+        outcomeOf(request, index).pipe(
+          Effect.flatMap((outcome) => play(outcome, request.model)),
+          Effect.onExit(settle(call))
+        )),
+    stream: (request) =>
+      Stream.unwrap(
+        Effect.map(start(request, "stream"), ([call, index]) =>
+          Stream.unwrap(Effect.map(outcomeOf(request, index), (outcome) =>
+            streamed(request, outcome))).pipe(
+              Stream.onExit(settle(call))
+            ))
+      )
+  }
+
+  const calls = Effect.flatMap(Ref.get(log), (recorded) => Effect.forEach(recorded.calls, Ref.get))
+  const recorder: Service = {
+    calls,
+    callsTo: (model) => Effect.map(calls, (all) => all.filter((call) => call.model === model))
+  }
+  return [client, recorder] as const
+})
 
 /**
  * Provides a scripted `ChatClient` and the `TestChatClient` recorder of its calls.
@@ -326,4 +336,4 @@ export const layer = (script: Script): Layer.Layer<ChatClient.ChatClient | TestC
 export const collectText = <E, R>(
   stream: Stream.Stream<ChatCompletion.ChatCompletionChunk, E, R>
 ): Effect.Effect<string, E, R> =>
-  Effect.map(Stream.runCollect(stream), (chunks) => Chunk.join(Chunk.map(chunks, ChatCompletion.chunkText), ""))
+  Effect.map(Stream.runCollect(stream), (chunks) => chunks.map(ChatCompletion.chunkText).join(""))

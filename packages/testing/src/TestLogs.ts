@@ -1,7 +1,8 @@
 /**
- * Captures the log lines an effect writes, for assertions. `it.effect` removes the logger, so a
- * test that checks what the library logs (which model served, a circuit opening) provides the
- * capturing layer instead; each line keeps its level, message and annotations as data.
+ * Captures the log lines an effect writes, for assertions. Under `it.effect` the default logger
+ * writes to a `TestConsole`, as text, so a test that checks what the library logs (which model
+ * served, a circuit opening) provides the capturing layer instead; each line keeps its level,
+ * message and annotations as data.
  *
  * @example
  * ```ts
@@ -17,12 +18,14 @@
  *
  * @since 0.1.0
  */
-import * as HashMap from "effect/HashMap"
-import type * as Layer from "effect/Layer"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
+import * as References from "effect/References"
 
 /**
- * One captured line. `message` is the first value logged (the text, for `Effect.log("...")`).
+ * One captured line. `level` is the upper-case label (`"INFO"`, `"WARN"`, `"ERROR"`); `message`
+ * is the first value logged (the text, for `Effect.log("...")`).
  *
  * @since 0.1.0
  * @category models
@@ -41,7 +44,7 @@ export interface Line {
  */
 export interface TestLogs {
   readonly lines: ReadonlyArray<Line>
-  /** Replaces the default logger with the capturing one. */
+  /** Replaces the default logger with the capturing one; the other loggers (the tracer's) stay. */
   readonly layer: Layer.Layer<never>
 }
 
@@ -53,12 +56,22 @@ export interface TestLogs {
  */
 export const make = (): TestLogs => {
   const lines: Array<Line> = []
-  const logger = Logger.make(({ annotations, logLevel, message }) => {
+  const logger = Logger.make(({ fiber, logLevel, message }) => {
     lines.push({
-      level: logLevel.label,
+      // Effect 4 names levels "Info", "Warn"; the capture keeps the labels tests were written
+      // against ("INFO", "WARN")
+      level: logLevel.toUpperCase(),
       message: Array.isArray(message) ? message[0] : message,
-      annotations: Object.fromEntries(HashMap.toEntries(annotations))
+      annotations: { ...fiber.getRef(References.CurrentLogAnnotations) }
     })
   })
-  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
+  const layer = Layer.effect(
+    Logger.CurrentLoggers,
+    Effect.map(Logger.CurrentLoggers, (current) => {
+      // a log line still becomes an event of the current span, as without the capture
+      const loggers = new Set([...current].filter((existing) => existing !== Logger.defaultLogger))
+      return loggers.add(logger)
+    })
+  )
+  return { lines, layer }
 }

@@ -28,7 +28,7 @@ import * as Tracer from "effect/Tracer"
  */
 export interface TestSpans {
   readonly spans: ReadonlyArray<Tracer.Span>
-  /** Give it to `Effect.withTracer` (or `Layer.setTracer`). */
+  /** Give it to `Effect.withTracer` (or provide it as the `Tracer.Tracer` reference). */
   readonly tracer: Tracer.Tracer
 }
 
@@ -41,8 +41,8 @@ export interface TestSpans {
 export const make: Effect.Effect<TestSpans> = Effect.map(Effect.tracer, (inner) => {
   const spans: Array<Tracer.Span> = []
   const tracer = Tracer.make({
-    span: (name, parent, context, links, startTime, kind, options) => {
-      const span = inner.span(name, parent, context, links, startTime, kind, options)
+    span: (options) => {
+      const span = inner.span(options)
       const end = span.end.bind(span)
       span.end = (endTime, exit) => {
         spans.push(span)
@@ -50,7 +50,7 @@ export const make: Effect.Effect<TestSpans> = Effect.map(Effect.tracer, (inner) 
       }
       return span
     },
-    context: (f, fiber) => inner.context(f, fiber)
+    context: inner.context
   })
   return { spans, tracer }
 })

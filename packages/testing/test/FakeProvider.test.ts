@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { FakeProvider } from "@resilient-llm/testing"
-import { Duration, Effect, Schedule, Stream } from "effect"
+import { Duration, Effect, Fiber, Schedule, Stream } from "effect"
 
 // Real HTTP on 127.0.0.1: every test runs live (the server's latencies are real sleeps).
 
@@ -60,13 +60,13 @@ const errorOf = (body: string) => {
 const eventually = <A>(effect: Effect.Effect<A>, predicate: (a: A) => boolean) =>
   effect.pipe(
     Effect.repeat({ until: predicate, schedule: Schedule.spaced("10 millis") }),
-    Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error("condition never held") })
+    Effect.timeoutOrElse({ duration: "5 seconds", orElse: () => Effect.fail(new Error("condition never held")) })
   )
 
 const start = (config: FakeProvider.Config) => FakeProvider.make(config)
 
 describe("FakeProvider protocol", () => {
-  it.scopedLive("answers a chat completion in OpenAI's shape, with usage and the model that answered", () =>
+  it.live("answers a chat completion in OpenAI's shape, with usage and the model that answered", () =>
     Effect.gen(function*() {
       const fake = yield* start({ models: { "gpt-4o": {} } })
       assert.match(fake.url, /^http:\/\/127\.0\.0\.1:\d+\/v1$/)
@@ -88,7 +88,7 @@ describe("FakeProvider protocol", () => {
       assert.deepStrictEqual(body.usage, { prompt_tokens: 3, completion_tokens: 3, total_tokens: 6 })
     }))
 
-  it.scopedLive("streams well-formed SSE: role, pieces, finish reason, usage on request, then [DONE]", () =>
+  it.live("streams well-formed SSE: role, pieces, finish reason, usage on request, then [DONE]", () =>
     Effect.gen(function*() {
       const fake = yield* start({
         models: {
@@ -130,7 +130,27 @@ describe("FakeProvider protocol", () => {
       )
     }))
 
-  it.scopedLive("lists its models, and answers unknown models and routes with OpenAI error bodies", () =>
+  it.live("a reply function sees the request as sent, fields the schema does not know included", () =>
+    Effect.gen(function*() {
+      const fake = yield* start({
+        models: { m: { reply: (request) => JSON.stringify([request.reasoning_effort, request.metadata]) } }
+      })
+      const response = yield* Effect.tryPromise(() =>
+        fetch(`${fake.url}/chat/completions`, {
+          method: "POST",
+          body: JSON.stringify({
+            model: "m",
+            messages: [{ role: "user", content: "hi" }],
+            reasoning_effort: "low",
+            metadata: { team: "search" }
+          })
+        })
+      )
+      const body = JSON.parse(yield* text(response))
+      assert.deepStrictEqual(JSON.parse(body.choices[0].message.content), ["low", { team: "search" }])
+    }))
+
+  it.live("lists its models, and answers unknown models and routes with OpenAI error bodies", () =>
     Effect.gen(function*() {
       const fake = yield* start({ models: { a: {}, b: {} } })
       const list = JSON.parse(yield* text(yield* Effect.tryPromise(() => fetch(`${fake.url}/models`))))
@@ -158,7 +178,7 @@ describe("FakeProvider protocol", () => {
       assert.isUndefined(received.callIndex)
     }))
 
-  it.scopedLive("rejects a body that is not JSON or not a chat request with a 400", () =>
+  it.live("rejects a body that is not JSON or not a chat request with a 400", () =>
     Effect.gen(function*() {
       const fake = yield* start({ models: { m: {} } })
       const send = (body: string) =>
@@ -176,7 +196,7 @@ describe("FakeProvider protocol", () => {
       ])
     }))
 
-  it.scopedLive("waits the model's latency before answering, or an outcome's own", () =>
+  it.live("waits the model's latency before answering, or an outcome's own", () =>
     Effect.gen(function*() {
       const fake = yield* start({
         models: {
@@ -194,7 +214,7 @@ describe("FakeProvider protocol", () => {
       assert.deepStrictEqual(requests.map((r) => Duration.toMillis(r.latency)), [150, 10])
     }))
 
-  it.scopedLive("spaces the events of a stream by chunkDelay", () =>
+  it.live("spaces the events of a stream by chunkDelay", () =>
     Effect.gen(function*() {
       const fake = yield* start({ models: { m: { reply: "a b c", chunkDelay: "40 millis" } } })
       const sent = performance.now()
@@ -216,7 +236,7 @@ describe("FakeProvider protocol", () => {
 })
 
 describe("FakeProvider faults", () => {
-  it.scopedLive("server errors carry their status and an OpenAI error body", () =>
+  it.live("server errors carry their status and an OpenAI error body", () =>
     Effect.gen(function*() {
       const statuses = [500, 502, 503, 529] as const
       const fake = yield* start({
@@ -234,7 +254,7 @@ describe("FakeProvider faults", () => {
       assert.deepStrictEqual(requests.map((r) => r.outcome?._tag), Array(4).fill("ServerError"))
     }))
 
-  it.scopedLive("429 carries retry-after in seconds, as an HTTP date, as retry-after-ms, verbatim, or not at all", () =>
+  it.live("429 carries retry-after in seconds, as an HTTP date, as retry-after-ms, verbatim, or not at all", () =>
     Effect.gen(function*() {
       const fake = yield* start({
         models: {
@@ -270,7 +290,7 @@ describe("FakeProvider faults", () => {
       assert.isNull(responses[4].get("retry-after-ms"))
     }))
 
-  it.scopedLive("client errors: 401, 403, context length, content filter, other 400s", () =>
+  it.live("client errors: 401, 403, context length, content filter, other 400s", () =>
     Effect.gen(function*() {
       const fake = yield* start({
         models: {
@@ -302,7 +322,7 @@ describe("FakeProvider faults", () => {
       ])
     }))
 
-  it.scopedLive("a content filter refusal can also come as a 200 with finish_reason content_filter", () =>
+  it.live("a content filter refusal can also come as a 200 with finish_reason content_filter", () =>
     Effect.gen(function*() {
       const fake = yield* start({ models: { m: { script: () => FakeProvider.contentFilter("finish_reason") } } })
       const body = JSON.parse(yield* text(yield* post(fake.url, { model: "m" })))
@@ -314,7 +334,7 @@ describe("FakeProvider faults", () => {
       assert.strictEqual(data[data.length - 1], "[DONE]")
     }))
 
-  it.scopedLive("malformed JSON and wrong shape, as JSON and as SSE", () =>
+  it.live("malformed JSON and wrong shape, as JSON and as SSE", () =>
     Effect.gen(function*() {
       const fake = yield* start({
         models: {
@@ -337,7 +357,7 @@ describe("FakeProvider faults", () => {
       assert.isFalse("choices" in JSON.parse(shapeSse.data[0]))
     }))
 
-  it.scopedLive("a truncated stream stops without [DONE], after n events or in the middle of one", () =>
+  it.live("a truncated stream stops without [DONE], after n events or in the middle of one", () =>
     Effect.gen(function*() {
       const fake = yield* start({
         models: {
@@ -373,7 +393,7 @@ describe("FakeProvider faults", () => {
       assert.throws(() => JSON.parse(json))
     }))
 
-  it.scopedLive("a reset connection fails the request; mid-stream, after the events already sent", () =>
+  it.live("a reset connection fails the request; mid-stream, after the events already sent", () =>
     Effect.gen(function*() {
       const fake = yield* start({
         models: {
@@ -384,7 +404,7 @@ describe("FakeProvider faults", () => {
         }
       })
       const before = yield* Effect.flip(post(fake.url, { model: "m" }))
-      assert.strictEqual(causeCode(before.error), "ECONNRESET")
+      assert.strictEqual(causeCode(before.cause), "ECONNRESET")
 
       const response = yield* post(fake.url, { model: "m", stream: true })
       assert.strictEqual(response.status, 200)
@@ -398,7 +418,7 @@ describe("FakeProvider faults", () => {
           received += decoder.decode(value, { stream: true })
         }
       }))
-      assert.oneOf(causeCode(failure.error), ["ECONNRESET", "UND_ERR_SOCKET"])
+      assert.oneOf(causeCode(failure.cause), ["ECONNRESET", "UND_ERR_SOCKET"])
       const { data } = parseSse(received)
       assert.strictEqual(data.length, 2)
       const requests = yield* fake.requests
@@ -406,7 +426,7 @@ describe("FakeProvider faults", () => {
       yield* eventually(fake.openConnections, (n) => n === 0)
     }))
 
-  it.scopedLive("a hang never answers, and releases everything when the client aborts", () =>
+  it.live("a hang never answers, and releases everything when the client aborts", () =>
     Effect.gen(function*() {
       const fake = yield* start({
         models: {
@@ -414,11 +434,11 @@ describe("FakeProvider faults", () => {
         }
       })
       const controller = new AbortController()
-      const pending = yield* Effect.fork(Effect.either(post(fake.url, { model: "m" }, controller.signal)))
+      const pending = yield* Effect.forkChild(Effect.result(post(fake.url, { model: "m" }, controller.signal)))
       yield* eventually(fake.activeRequests, (n) => n === 1)
       assert.strictEqual(yield* fake.openConnections, 1)
       controller.abort()
-      const result = yield* pending.await
+      const result = yield* Fiber.await(pending)
       assert.strictEqual(result._tag, "Success")
       yield* eventually(Effect.zip(fake.openConnections, fake.activeRequests), ([c, a]) => c === 0 && a === 0)
 
@@ -439,7 +459,7 @@ describe("FakeProvider faults", () => {
       assert.deepStrictEqual(requests.map((r) => [r.outcome?._tag, r.status]), [["Hang", undefined], ["Hang", 200]])
     }))
 
-  it.scopedLive("raw responses: exact status, headers and bytes, invalid UTF-8 and odd headers included", () =>
+  it.live("raw responses: exact status, headers and bytes, invalid UTF-8 and odd headers included", () =>
     Effect.gen(function*() {
       const bytes = new Uint8Array([0x7b, 0xff, 0xfe, 0x22, 0xc3, 0x28, 0x7d])
       const fake = yield* start({
@@ -464,7 +484,7 @@ describe("FakeProvider faults", () => {
       assert.strictEqual(yield* text(yield* post(fake.url, { model: "m" })), "[[[[[]]]]]")
     }))
 
-  it.scopedLive("a 20 MB raw body arrives whole; a gigabyte one is produced only as fast as the client reads", () =>
+  it.live("a 20 MB raw body arrives whole; a gigabyte one is produced only as fast as the client reads", () =>
     Effect.gen(function*() {
       let produced = 0
       const counted = FakeProvider.repeatBytes(1024 * 1024 * 1024, "xyz").pipe(

@@ -1,7 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ChatClient, ChatCompletion, LlmError } from "@resilient-llm/core"
 import { TestChatClient } from "@resilient-llm/testing"
-import { Cause, Effect, Exit, Fiber, TestClock } from "effect"
+import { Cause, Effect, Exit, Fiber, Stream } from "effect"
+import { TestClock } from "effect/testing"
 
 const request = (model: string): ChatCompletion.ChatRequest => ({ model, messages: [{ role: "user", content: "hi" }] })
 
@@ -9,9 +10,9 @@ describe("TestChatClient", () => {
   it.effect("a 10-minute scripted latency completes when TestClock moves, in no real time", () =>
     Effect.gen(function*() {
       const realStart = performance.now()
-      const fiber = yield* Effect.fork(ChatClient.create(request("slow")))
+      const fiber = yield* Effect.forkChild(ChatClient.create(request("slow")))
       yield* TestClock.adjust("9 minutes")
-      assert.isNull(fiber.unsafePoll())
+      assert.isUndefined(fiber.pollUnsafe())
       yield* TestClock.adjust("1 minute")
       const completion = yield* Fiber.join(fiber)
       assert.strictEqual(ChatCompletion.text(completion), "eventually")
@@ -46,12 +47,31 @@ describe("TestChatClient", () => {
 
   it.effect("records an interrupted hang", () =>
     Effect.gen(function*() {
-      const fiber = yield* Effect.fork(ChatClient.create(request("h")))
+      const fiber = yield* Effect.forkChild(ChatClient.create(request("h")))
       yield* TestClock.adjust("1 hour")
       yield* Fiber.interrupt(fiber)
       const [call] = yield* TestChatClient.calls
       assert.strictEqual(call.result, "interrupted")
     }).pipe(Effect.provide(TestChatClient.layer({ h: [TestChatClient.hang] }))))
+
+  it.effect("a call cut short by a timeout is recorded as interrupted, when the timeout fires", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.forkChild(ChatClient.create(request("slow")).pipe(Effect.timeout("1 second")))
+      yield* TestClock.adjust("1 second")
+      const error = yield* Effect.flip(Fiber.join(fiber))
+      assert.isTrue(Cause.isTimeoutError(error))
+      // the timeout interrupts the call and waits for it to stop, so the record is settled already
+      const [call] = yield* TestChatClient.calls
+      assert.deepStrictEqual([call.result, call.startedAt, call.endedAt], ["interrupted", 0, 1_000])
+    }).pipe(Effect.provide(TestChatClient.layer({ slow: [TestChatClient.reply("late", { delay: "1 minute" })] }))))
+
+  it.effect("a stream its consumer stops reading is recorded as a success, not as an interruption", () =>
+    Effect.gen(function*() {
+      const text = yield* TestChatClient.collectText(ChatClient.stream(request("s")).pipe(Stream.take(1)))
+      assert.strictEqual(text, "one ")
+      const [call] = yield* TestChatClient.calls
+      assert.strictEqual(call.result, "success")
+    }).pipe(Effect.provide(TestChatClient.layer({ s: [TestChatClient.reply("one two three")] }))))
 
   it.effect("streams word by word and can fail midway", () =>
     Effect.gen(function*() {
@@ -87,7 +107,7 @@ describe("TestChatClient", () => {
   it.effect("a defect is recorded as a failure without an error, not as an interruption", () =>
     Effect.gen(function*() {
       const exit = yield* Effect.exit(ChatClient.create(request("buggy")))
-      assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
+      assert.isTrue(Exit.isFailure(exit) && Cause.hasDies(exit.cause))
       const [call] = yield* TestChatClient.calls
       assert.strictEqual(call.result, "failure")
       assert.isUndefined(call.error)

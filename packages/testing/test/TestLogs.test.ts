@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { TestLogs } from "@resilient-llm/testing"
-import { Effect } from "effect"
+import { TestLogs, TestSpans } from "@resilient-llm/testing"
+import { Effect, Tracer } from "effect"
 
 describe("TestLogs", () => {
   it.effect("captures each line's level, first message and annotations, per capture", () =>
@@ -16,5 +16,20 @@ describe("TestLogs", () => {
         { level: "WARN", message: "circuit opened", annotations: { "llm.model": "gpt-4o" } }
       ])
       assert.deepStrictEqual(second.lines.map((line) => [line.level, line.message]), [["INFO", "served"]])
+    }))
+
+  it.effect("replaces only the default logger: a captured line still becomes an event of its span", () =>
+    Effect.gen(function*() {
+      const logs = TestLogs.make()
+      const capture = yield* TestSpans.make
+      yield* Effect.logInfo("served").pipe(
+        Effect.withSpan("attempt"),
+        Effect.withTracer(capture.tracer),
+        Effect.provide(logs.layer)
+      )
+      const [span] = capture.spans
+      if (!(span instanceof Tracer.NativeSpan)) return assert.fail("expected Effect's own span")
+      assert.deepStrictEqual(span.events.map(([name]) => name), ["served"])
+      assert.deepStrictEqual(logs.lines.map((line) => line.message), ["served"])
     }))
 })

@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import * as Option from "effect/Option"
+import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 
 const encoder = new TextEncoder()
@@ -24,11 +24,13 @@ const fill = (pattern: Uint8Array, size: number, offset = 0): Uint8Array => {
  */
 const blocks = (block: Uint8Array, count: number, tail: Uint8Array): Stream.Stream<Uint8Array> =>
   Stream.unfold(0, (i) =>
-    i < count
-      ? Option.some([block, i + 1] as const)
-      : i === count && tail.length > 0
-      ? Option.some([tail, i + 1] as const)
-      : Option.none()).pipe(Stream.rechunk(1))
+    Effect.succeed(
+      i < count
+        ? [block, i + 1] as const
+        : i === count && tail.length > 0
+        ? [tail, i + 1] as const
+        : undefined
+    ))
 
 /** @internal */
 export const repeatBytes = (

@@ -9,9 +9,9 @@
 import type * as ChatCompletion from "@resilient-llm/core/ChatCompletion"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
+import * as Result from "effect/Result"
 import * as SynchronizedRef from "effect/SynchronizedRef"
 import type * as FakeProvider from "../FakeProvider.js"
 import type { LatencyRange, NormalisedBehaviour } from "./fakeValidation.js"
@@ -43,97 +43,108 @@ export interface ModelTable {
   readonly names: Effect.Effect<ReadonlyArray<string>>
 }
 
-const freshState = (seed: number, name: string, behaviour: NormalisedBehaviour): ModelState => ({
-  behaviour,
-  calls: 0,
-  // string seeds hash deterministically; one generator per purpose keeps the fault sequence
-  // independent of the latency configuration
-  faults: Random.make(`${seed}/${name}/faults`),
-  latency: Random.make(`${seed}/${name}/latency`)
+/** A generator of its own for `seed`: string seeds hash deterministically. */
+const seeded = (seed: string): Effect.Effect<Random.Random> => Random.withSeed(Random.Random, seed)
+
+const freshState = Effect.fnUntraced(function*(seed: number, name: string, behaviour: NormalisedBehaviour) {
+  return {
+    behaviour,
+    calls: 0,
+    // one generator per purpose keeps the fault sequence independent of the latency configuration
+    faults: yield* seeded(`${seed}/${name}/faults`),
+    latency: yield* seeded(`${seed}/${name}/latency`)
+  } satisfies ModelState
 })
 
 const drawLatency = (random: Random.Random, range: LatencyRange): Effect.Effect<Duration.Duration> =>
   range.minMillis === range.maxMillis
     ? Effect.succeed(Duration.millis(range.minMillis))
-    : Effect.map(random.nextRange(range.minMillis, range.maxMillis), Duration.millis)
+    : Random.nextBetween(range.minMillis, range.maxMillis).pipe(
+      Effect.map(Duration.millis),
+      Effect.provideService(Random.Random, random)
+    )
 
 const drawFault = (
   random: Random.Random,
   faults: ReadonlyArray<FakeProvider.FaultRate>
 ): Effect.Effect<FakeProvider.Outcome | undefined> =>
-  faults.length === 0 ? Effect.succeed(undefined) : Effect.map(random.next, (u) => {
-    let cumulative = 0
-    for (const { fault, rate } of faults) {
-      cumulative += rate
-      if (u < cumulative) return fault
-    }
-    return undefined
-  })
+  faults.length === 0 ? Effect.succeed(undefined) : Random.next.pipe(
+    Effect.map((u) => {
+      let cumulative = 0
+      for (const { fault, rate } of faults) {
+        cumulative += rate
+        if (u < cumulative) return fault
+      }
+      return undefined
+    }),
+    Effect.provideService(Random.Random, random)
+  )
 
-/** The script's outcome for this call, if it has one; a throwing or invalid script is a `Left`. */
+/** The script's outcome for this call, if it has one; a throwing or invalid script is a failure. */
 const scripted = (
   behaviour: NormalisedBehaviour,
   index: number,
   request: ChatCompletion.ChatRequest
-): Either.Either<FakeProvider.Outcome | undefined, string> => {
+): Result.Result<FakeProvider.Outcome | undefined, string> => {
   const script = behaviour.script
-  if (script === undefined) return Either.right(undefined)
-  if (typeof script !== "function") return Either.right(index < script.length ? script[index] : undefined)
+  if (script === undefined) return Result.succeed(undefined)
+  if (typeof script !== "function") return Result.succeed(index < script.length ? script[index] : undefined)
   let outcome: FakeProvider.Outcome | undefined
   try {
     outcome = script(index, request)
   } catch (error) {
-    return Either.left(`the script of model ${request.model} threw at call ${index}: ${String(error)}`)
+    return Result.fail(`the script of model ${request.model} threw at call ${index}: ${String(error)}`)
   }
-  if (outcome === undefined) return Either.right(undefined)
-  return Either.map(validateOutcome(`script(${index})`, outcome), () => outcome)
+  if (outcome === undefined) return Result.succeed(undefined)
+  return Result.map(validateOutcome(`script(${index})`, outcome), () => outcome)
 }
 
 /** @internal */
-export const make = (
+export const make = Effect.fnUntraced(function*(
   seed: number,
   initial: ReadonlyMap<string, NormalisedBehaviour>
-): Effect.Effect<ModelTable> =>
-  Effect.map(
-    SynchronizedRef.make<ReadonlyMap<string, ModelState>>(
-      new Map([...initial].map(([name, behaviour]) => [name, freshState(seed, name, behaviour)]))
-    ),
-    (ref): ModelTable => ({
-      decide: (request) =>
-        SynchronizedRef.modifyEffect(
-          ref,
-          (models): Effect.Effect<readonly [Decision, ReadonlyMap<string, ModelState>]> => {
-            const state = models.get(request.model)
-            if (state === undefined) return Effect.succeed([{ _tag: "UnknownModel" } as const, models] as const)
-            const callIndex = state.calls
-            const next = new Map(models).set(request.model, { ...state, calls: callIndex + 1 })
-            return Effect.gen(function*() {
-              const fromScript = scripted(state.behaviour, callIndex, request)
-              if (Either.isLeft(fromScript)) {
-                return [{ _tag: "Invalid", callIndex, detail: fromScript.left } as const, next] as const
-              }
-              const outcome: FakeProvider.Outcome = fromScript.right ??
-                (yield* drawFault(state.faults, state.behaviour.faults)) ??
-                { _tag: "Reply", content: undefined }
-              const range = outcome.latency === undefined
-                ? Either.right(state.behaviour.latency)
-                : latencyOf(outcome.latency)
-              if (Either.isLeft(range)) {
-                return [{ _tag: "Invalid", callIndex, detail: range.left } as const, next] as const
-              }
-              const latency = yield* drawLatency(state.latency, range.right)
-              const decision: Decision = { _tag: "Play", behaviour: state.behaviour, callIndex, outcome, latency }
-              return [decision, next] as const
-            })
-          }
-        ),
-      set: (name, behaviour) =>
-        SynchronizedRef.update(ref, (models) => {
-          const next = new Map(models)
-          if (Option.isSome(behaviour)) next.set(name, freshState(seed, name, behaviour.value))
-          else next.delete(name)
-          return next
-        }),
-      names: Effect.map(SynchronizedRef.get(ref), (models) => [...models.keys()])
-    })
-  )
+): Effect.fn.Return<ModelTable> {
+  const states = new Map<string, ModelState>()
+  for (const [name, behaviour] of initial) states.set(name, yield* freshState(seed, name, behaviour))
+  const ref = yield* SynchronizedRef.make<ReadonlyMap<string, ModelState>>(states)
+  return {
+    decide: (request) =>
+      SynchronizedRef.modifyEffect(
+        ref,
+        (models): Effect.Effect<readonly [Decision, ReadonlyMap<string, ModelState>]> => {
+          const state = models.get(request.model)
+          if (state === undefined) return Effect.succeed([{ _tag: "UnknownModel" } as const, models] as const)
+          const callIndex = state.calls
+          const next = new Map(models).set(request.model, { ...state, calls: callIndex + 1 })
+          return Effect.gen(function*() {
+            const fromScript = scripted(state.behaviour, callIndex, request)
+            if (Result.isFailure(fromScript)) {
+              return [{ _tag: "Invalid", callIndex, detail: fromScript.failure } as const, next] as const
+            }
+            const outcome: FakeProvider.Outcome = fromScript.success ??
+              (yield* drawFault(state.faults, state.behaviour.faults)) ??
+              { _tag: "Reply", content: undefined }
+            const range = outcome.latency === undefined
+              ? Result.succeed(state.behaviour.latency)
+              : latencyOf(outcome.latency)
+            if (Result.isFailure(range)) {
+              return [{ _tag: "Invalid", callIndex, detail: range.failure } as const, next] as const
+            }
+            const latency = yield* drawLatency(state.latency, range.success)
+            const decision: Decision = { _tag: "Play", behaviour: state.behaviour, callIndex, outcome, latency }
+            return [decision, next] as const
+          })
+        }
+      ),
+    set: (name, behaviour) =>
+      SynchronizedRef.updateEffect(ref, (models) => {
+        const next = new Map(models)
+        if (Option.isNone(behaviour)) {
+          next.delete(name)
+          return Effect.succeed(next)
+        }
+        return Effect.map(freshState(seed, name, behaviour.value), (state) => next.set(name, state))
+      }),
+    names: Effect.map(SynchronizedRef.get(ref), (models) => [...models.keys()])
+  }
+})
