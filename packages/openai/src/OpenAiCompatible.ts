@@ -1,6 +1,6 @@
 /**
  * A `ChatClient` over one OpenAI-compatible endpoint (`POST {baseUrl}/chat/completions`), on the
- * `HttpClient` of `@effect/platform`: OpenAI itself, Azure OpenAI, Groq, Together, OpenRouter,
+ * `HttpClient` of `effect/http`: OpenAI itself, Azure OpenAI, Groq, Together, OpenRouter,
  * Mistral, DeepSeek, the OpenAI-compatible endpoints of Anthropic and Gemini, vLLM, Ollama,
  * LM Studio, llama.cpp.
  *
@@ -27,16 +27,17 @@
  *
  * @since 0.1.0
  */
-import type * as HttpClient from "@effect/platform/HttpClient"
 import * as ChatClient from "@resilient-llm/core/ChatClient"
 import * as Config from "effect/Config"
-import * as ConfigError from "effect/ConfigError"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import type * as HttpClient from "effect/http/HttpClient"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import * as SchemaIssue from "effect/SchemaIssue"
 import * as InternalClient from "./internal/client.js"
 import * as InternalEndpoint from "./internal/endpoint.js"
 
@@ -124,9 +125,9 @@ export class ProviderConfigError extends Data.TaggedError("ProviderConfigError")
  */
 export const make = (options: Options): Effect.Effect<ChatClient.Service, never, HttpClient.HttpClient> =>
   Effect.suspend(() =>
-    Either.match(InternalEndpoint.resolveEndpoint(options), {
-      onLeft: (reason) => Effect.die(new ProviderConfigError({ provider: undefined, reason })),
-      onRight: (endpoint) => InternalClient.fromEndpoint(endpoint, options.transformClient)
+    Result.match(InternalEndpoint.resolveEndpoint(options), {
+      onFailure: (reason) => Effect.die(new ProviderConfigError({ provider: undefined, reason })),
+      onSuccess: (endpoint) => InternalClient.fromEndpoint(endpoint, options.transformClient)
     })
   )
 
@@ -167,7 +168,7 @@ export const layer = (options: Options): Layer.Layer<ChatClient.ChatClient, neve
  * // other variables
  * const Together = OpenAiCompatible.layerConfig({
  *   baseUrl: Config.succeed("https://api.together.xyz/v1"),
- *   apiKey: Config.redacted("TOGETHER_API_KEY")
+ *   apiKey: Config.Redacted("TOGETHER_API_KEY")
  * })
  * ```
  *
@@ -179,25 +180,31 @@ export const layerConfig = (
     readonly baseUrl?: Config.Config<string> | undefined
     readonly apiKey?: Config.Config<Redacted.Redacted<string> | undefined> | undefined
   }
-): Layer.Layer<ChatClient.ChatClient, ConfigError.ConfigError, HttpClient.HttpClient> => {
-  const validUrl = Config.validate({
-    message: "must be an http(s) URL without credentials",
-    validation: (url: string) => Either.isRight(InternalEndpoint.resolveEndpoint({ baseUrl: url }))
-  })
-  const baseUrl = options?.baseUrl === undefined
-    ? Config.withDefault(validUrl(Config.string("OPENAI_BASE_URL")), defaultBaseUrl)
-    : validUrl(options.baseUrl)
+): Layer.Layer<ChatClient.ChatClient, Config.ConfigError, HttpClient.HttpClient> => {
+  const baseUrl = options?.baseUrl ??
+    Config.schema(BaseUrl, "OPENAI_BASE_URL").pipe(Config.withDefault(defaultBaseUrl))
   const apiKey = options?.apiKey ??
-    Config.map(Config.option(Config.redacted("OPENAI_API_KEY")), Option.getOrUndefined)
+    Config.map(Config.option(Config.Redacted("OPENAI_API_KEY")), Option.getOrUndefined)
   // The whole endpoint is checked here, so a key that cannot be sent (a CRLF .env file leaves a
   // "\r") fails as a ConfigError, as a bad URL does, rather than as a defect.
-  const endpoint = Config.mapOrFail(Config.all({ baseUrl, apiKey }), (config) =>
-    Either.mapLeft(
+  const endpoint = Config.mapEffect(Config.all({ baseUrl, apiKey }), (config) =>
+    Result.match(
       InternalEndpoint.resolveEndpoint({ ...options, baseUrl: config.baseUrl, apiKey: config.apiKey }),
-      (reason) => ConfigError.InvalidData([], reason)
+      { onFailure: (reason) => Effect.fail(invalidConfig(reason)), onSuccess: Effect.succeed }
     ))
   return Layer.effect(
     ChatClient.ChatClient,
     Effect.flatMap(endpoint, (resolved) => InternalClient.fromEndpoint(resolved, options?.transformClient))
   )
 }
+
+/** A base URL an endpoint can be built on; a failure names the variable, never the URL. */
+const BaseUrl = Schema.String.check(
+  Schema.makeFilter((url) =>
+    Result.isSuccess(InternalEndpoint.resolveEndpoint({ baseUrl: url })) ||
+    "must be an http(s) URL without credentials"
+  )
+)
+
+const invalidConfig = (reason: string): Config.ConfigError =>
+  new Config.ConfigError(new Schema.SchemaError(new SchemaIssue.InvalidValue({ message: reason })))

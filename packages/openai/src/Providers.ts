@@ -10,9 +10,9 @@
  * import { Providers } from "@resilient-llm/openai"
  * import { Config, Effect, Layer } from "effect"
  *
- * const ChatLive = Layer.unwrapEffect(Effect.gen(function*() {
- *   const openAiKey = yield* Config.redacted("OPENAI_API_KEY")
- *   const anthropicKey = yield* Config.redacted("ANTHROPIC_API_KEY")
+ * const ChatLive = Layer.unwrap(Effect.gen(function*() {
+ *   const openAiKey = yield* Config.Redacted("OPENAI_API_KEY")
+ *   const anthropicKey = yield* Config.Redacted("ANTHROPIC_API_KEY")
  *   return Providers.layer([
  *     { name: "openai", baseUrl: "https://api.openai.com/v1", apiKey: openAiKey, models: ["gpt-*", "o3*"] },
  *     { name: "anthropic", baseUrl: "https://api.anthropic.com/v1", apiKey: anthropicKey, models: ["claude-*"] },
@@ -23,13 +23,13 @@
  *
  * @since 0.1.0
  */
-import type * as HttpClient from "@effect/platform/HttpClient"
 import * as ChatClient from "@resilient-llm/core/ChatClient"
 import type * as ChatCompletion from "@resilient-llm/core/ChatCompletion"
 import * as LlmError from "@resilient-llm/core/LlmError"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import type * as HttpClient from "effect/http/HttpClient"
 import * as Layer from "effect/Layer"
+import * as Result from "effect/Result"
 import * as Stream from "effect/Stream"
 import * as InternalClient from "./internal/client.js"
 import * as InternalEndpoint from "./internal/endpoint.js"
@@ -100,8 +100,8 @@ export const make = (
         patterns.push(pattern)
       }
       const resolved = InternalEndpoint.resolveEndpoint(provider)
-      if (Either.isLeft(resolved)) return yield* invalid(name, resolved.left)
-      const target = yield* InternalClient.fromEndpoint(resolved.right, provider.transformClient)
+      if (Result.isFailure(resolved)) return yield* invalid(name, resolved.failure)
+      const target = yield* InternalClient.fromEndpoint(resolved.success, provider.transformClient)
       routes.push({ name, patterns, target })
     }
 

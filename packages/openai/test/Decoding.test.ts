@@ -27,7 +27,7 @@ const decodeFailure = (error: LlmError.LlmError): string => {
 }
 
 describe("decoding what providers send", () => {
-  it.scopedLive("OpenAI: extra fields (refusal, annotations, token details, service_tier) are tolerated", () =>
+  it.live("OpenAI: extra fields (refusal, annotations, token details, service_tier) are tolerated", () =>
     Effect.gen(function*() {
       const completion = yield* createWith(fixture("openai.json"))
       assert.strictEqual(completion.id, "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG")
@@ -37,7 +37,17 @@ describe("decoding what providers send", () => {
       assert.deepStrictEqual(completion.usage, { prompt_tokens: 14, completion_tokens: 8, total_tokens: 22 })
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("OpenAI: a tool call with content null", () =>
+  // Effect 4's Struct, like Effect 3's, ignores keys it does not name on decode, and leaves them
+  // out of the value: callers see the fields of ChatCompletion and nothing a provider added.
+  it.live("unknown fields, top-level and nested, are tolerated and left out of the decoded completion", () =>
+    Effect.gen(function*() {
+      const completion = yield* createWith(fixture("openai.json"))
+      assert.deepStrictEqual(Object.keys(completion).sort(), ["choices", "id", "model", "usage"])
+      assert.deepStrictEqual(Object.keys(completion.choices[0]).sort(), ["finish_reason", "index", "message"])
+      assert.deepStrictEqual(Object.keys(completion.choices[0].message).sort(), ["content", "refusal", "role"])
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+  it.live("OpenAI: a tool call with content null", () =>
     Effect.gen(function*() {
       const completion = yield* createWith(fixture("openai-tool-call.json"))
       const message = completion.choices[0].message
@@ -51,7 +61,7 @@ describe("decoding what providers send", () => {
       assert.strictEqual(completion.choices[0].finish_reason, "tool_calls")
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("Anthropic's OpenAI-compatible endpoint", () =>
+  it.live("Anthropic's OpenAI-compatible endpoint", () =>
     Effect.gen(function*() {
       const completion = yield* createWith(fixture("anthropic-compat.json"))
       assert.strictEqual(completion.model, "claude-sonnet-4-20250514")
@@ -59,7 +69,7 @@ describe("decoding what providers send", () => {
       assert.deepStrictEqual(completion.usage, { prompt_tokens: 19, completion_tokens: 11, total_tokens: 30 })
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("Gemini's OpenAI-compatible endpoint: no id", () =>
+  it.live("Gemini's OpenAI-compatible endpoint: no id", () =>
     Effect.gen(function*() {
       const completion = yield* createWith(fixture("gemini-compat.json"))
       assert.strictEqual(completion.id, "")
@@ -67,7 +77,7 @@ describe("decoding what providers send", () => {
       assert.strictEqual(ChatCompletion.text(completion), "Paris.\n")
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("a vLLM / llama.cpp style server: no usage, content null, tool call without type, extra fields", () =>
+  it.live("a vLLM / llama.cpp style server: no usage, content null, tool call without type, extra fields", () =>
     Effect.gen(function*() {
       const completion = yield* createWith(fixture("local-server.json"))
       assert.isUndefined(completion.usage)
@@ -79,7 +89,7 @@ describe("decoding what providers send", () => {
       }])
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("Ollama: no usage", () =>
+  it.live("Ollama: no usage", () =>
     Effect.gen(function*() {
       const completion = yield* createWith(fixture("ollama.json"))
       assert.strictEqual(ChatCompletion.text(completion), "Bonjour !")
@@ -107,7 +117,7 @@ describe("decoding failures are typed", () => {
     ]
   ]
   for (const [name, body, expected] of cases) {
-    it.scopedLive(`${name} is a ResponseDecodeError`, () =>
+    it.live(`${name} is a ResponseDecodeError`, () =>
       Effect.gen(function*() {
         const error = yield* Effect.flip(createWith(body))
         const detail = decodeFailure(error)
@@ -116,7 +126,7 @@ describe("decoding failures are typed", () => {
       }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
   }
 
-  it.scopedLive("nesting up to the limit is accepted", () =>
+  it.live("nesting up to the limit is accepted", () =>
     Effect.gen(function*() {
       const nested = `${"[".repeat(50)}${"]".repeat(50)}`
       const completion = yield* createWith(
@@ -129,7 +139,7 @@ describe("decoding failures are typed", () => {
 describe("maxResponseBytes", () => {
   const body = JSON.stringify(TestServer.completion("m", "x".repeat(1000)))
 
-  it.scopedLive("a body of exactly the limit is read; one byte less is refused", () =>
+  it.live("a body of exactly the limit is read; one byte less is refused", () =>
     Effect.gen(function*() {
       const size = Buffer.byteLength(body)
       const completion = yield* createWith(body, { maxResponseBytes: size })
@@ -138,7 +148,7 @@ describe("maxResponseBytes", () => {
       assert.include(decodeFailure(error), `exceeds the limit of ${size - 1} bytes`)
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("a larger content-length is refused before the body is read, and the connection closed", () =>
+  it.live("a larger content-length is refused before the body is read, and the connection closed", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make((_, res) => {
         res.writeHead(200, { "content-type": "application/json", "content-length": String(100 * 1024 * 1024) })
@@ -150,7 +160,7 @@ describe("maxResponseBytes", () => {
       yield* server.awaitConnections((open) => open === 0)
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("an endless chunked body is refused once the limit is passed, and the connection closed", () =>
+  it.live("an endless chunked body is refused once the limit is passed, and the connection closed", () =>
     Effect.gen(function*() {
       let written = 0
       const piece = "x".repeat(64 * 1024)

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, FastCheck as fc, Option, Redacted } from "effect"
+import { Arbitrary, Duration, Option, Redacted, Schema } from "effect"
 import * as Errors from "../src/internal/errors.js"
 import * as Routing from "../src/internal/routing.js"
 
@@ -45,7 +45,11 @@ describe("parseRetryAfter", () => {
 
   it.prop(
     "any header values give no hint or a finite hint within the clamp",
-    { ms: fc.option(fc.string()), after: fc.option(fc.string()), nowMillis: fc.integer({ min: 0, max: 2 ** 42 }) },
+    {
+      ms: Schema.NullOr(Schema.String),
+      after: Schema.NullOr(Schema.String),
+      nowMillis: Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 2 ** 42 }))
+    },
     ({ after, ms, nowMillis }) => {
       const headers: Record<string, string> = {}
       if (ms !== null) headers["retry-after-ms"] = ms
@@ -124,7 +128,7 @@ describe("readProviderError", () => {
     )
   })
 
-  it.prop("never throws on any JSON value", { json: fc.jsonValue() }, ({ json }) => {
+  it.prop("never throws on any JSON value", { json: Schema.Json }, ({ json }) => {
     const error = Errors.readProviderError(json)
     assert.isTrue(error.message === undefined || typeof error.message === "string")
   })
@@ -173,18 +177,24 @@ describe("model patterns", () => {
     })
   }
 
+  /** Strings of up to `maxLength` of the given characters. */
+  const stringOf = (alphabet: ReadonlyArray<string>, maxLength: number): Arbitrary.Arbitrary<string> =>
+    Arbitrary.array(Arbitrary.schema(Schema.Literals(alphabet)), { maxLength }).pipe(
+      Arbitrary.map((characters) => characters.join(""))
+    )
+
   const globToRegExp = (pattern: string) =>
     new RegExp(`^${pattern.split("*").map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`, "s")
 
   it.prop(
     "matching agrees with the equivalent regular expression",
     {
-      pattern: fc.stringOf(fc.constantFrom("a", "b", "*", "-", "."), { maxLength: 8 }),
-      model: fc.stringOf(fc.constantFrom("a", "b", "-", "."), { maxLength: 10 })
+      pattern: stringOf(["a", "b", "*", "-", "."], 8),
+      model: stringOf(["a", "b", "-", "."], 10)
     },
     ({ model, pattern }) => {
       assert.strictEqual(Routing.compile(pattern).matches(model), globToRegExp(pattern).test(model))
     },
-    { fastCheck: { numRuns: 2000 } }
+    { arbitrary: { runs: 2000 } }
   )
 })

@@ -1,10 +1,11 @@
-import { FetchHttpClient, HttpClient, HttpClientResponse } from "@effect/platform"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { assert, describe, it } from "@effect/vitest"
 import type { LlmError } from "@resilient-llm/core"
 import { ChatClient, ChatCompletion } from "@resilient-llm/core"
 import { OpenAiCompatible } from "@resilient-llm/openai"
-import { Cause, Config, ConfigProvider, Duration, Effect, Exit, Layer, Option, Redacted, TestClock } from "effect"
+import { Cause, Config, ConfigProvider, Duration, Effect, Exit, Layer, Option, Redacted, Result } from "effect"
+import { FetchHttpClient, HttpClient, HttpClientResponse } from "effect/http"
+import { TestClock } from "effect/testing"
 import type * as Http from "node:http"
 import * as TestServer from "./TestServer.js"
 
@@ -31,6 +32,10 @@ const answering = (status: number, body: unknown, headers: Http.OutgoingHttpHead
     }
   })
 
+/** A failure with one typed error: no defect, no interruption. */
+const isFailureOnly = (cause: Cause.Cause<unknown>): boolean =>
+  cause.reasons.length === 1 && Cause.isFailReason(cause.reasons[0])
+
 const failureOf = (status: number, body: unknown, headers: Http.OutgoingHttpHeaders = {}) =>
   Effect.gen(function*() {
     const server = yield* answering(status, body, headers)
@@ -39,7 +44,7 @@ const failureOf = (status: number, body: unknown, headers: Http.OutgoingHttpHead
   })
 
 describe("OpenAiCompatible.create", () => {
-  it.scopedLive("posts the encoded request with the key and decodes the completion", () =>
+  it.live("posts the encoded request with the key and decodes the completion", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make((_, res) =>
         TestServer.json(res, 200, TestServer.completion("gpt-4o", "hello"))
@@ -71,7 +76,7 @@ describe("OpenAiCompatible.create", () => {
       })
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("keeps the base URL's query string and accepts a full /chat/completions URL", () =>
+  it.live("keeps the base URL's query string and accepts a full /chat/completions URL", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make((_, res) => TestServer.json(res, 200, TestServer.completion("m", "ok")))
       const origin = `http://127.0.0.1:${server.port}`
@@ -85,7 +90,7 @@ describe("OpenAiCompatible.create", () => {
       assert.isUndefined(server.requests[0].headers.authorization)
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("sends secret headers, and an empty key as no key", () =>
+  it.live("sends secret headers, and an empty key as no key", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make((_, res) => TestServer.json(res, 200, TestServer.completion("m", "ok")))
       const chat = yield* OpenAiCompatible.make({
@@ -125,12 +130,12 @@ const openAiError = (message: string, type: string, code: string | null = null) 
   error: { message, type, param: null, code }
 })
 
-const rateLimited = (headers: Http.OutgoingHttpHeaders, expected: Option.Option<Duration.DurationInput>) =>
+const rateLimited = (headers: Http.OutgoingHttpHeaders, expected: Option.Option<Duration.Input>) =>
 (
   error: LlmError.LlmError
 ) => {
   const e = expectTag(error, "RateLimitError")
-  assert.deepStrictEqual(e.retryAfter, Option.map(expected, Duration.decode), JSON.stringify(headers))
+  assert.deepStrictEqual(e.retryAfter, Option.map(expected, Duration.fromInputUnsafe), JSON.stringify(headers))
 }
 
 const failureCases: ReadonlyArray<FailureCase> = [
@@ -375,14 +380,14 @@ const failureCases: ReadonlyArray<FailureCase> = [
 
 describe("OpenAiCompatible error mapping", () => {
   for (const c of failureCases) {
-    it.scopedLive(c.name, () =>
+    it.live(c.name, () =>
       Effect.gen(function*() {
         const error = yield* failureOf(c.status, c.body, c.headers)
         c.check(error)
       }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
   }
 
-  it.scoped("retry-after as an HTTP date counts from Clock, and a past date is zero", () =>
+  it.effect("retry-after as an HTTP date counts from Clock, and a past date is zero", () =>
     Effect.gen(function*() {
       const now = Date.UTC(2025, 5, 1, 12, 0, 0)
       yield* TestClock.setTime(now)
@@ -397,11 +402,11 @@ describe("OpenAiCompatible error mapping", () => {
   for (
     const [name, layer] of [
       ["undici", NodeHttpClient.layerUndici],
-      ["node:http", NodeHttpClient.layer],
+      ["node:http", NodeHttpClient.layerNodeHttp],
       ["fetch", FetchHttpClient.layer]
     ] as const
   ) {
-    it.scopedLive(`a refused connection is a ConnectionError (${name})`, () =>
+    it.live(`a refused connection is a ConnectionError (${name})`, () =>
       Effect.gen(function*() {
         const port = yield* Effect.scoped(Effect.map(TestServer.make(() => {}), (s) => s.port))
         const chat = yield* OpenAiCompatible.make({ baseUrl: `http://127.0.0.1:${port}/v1`, apiKey })
@@ -410,15 +415,15 @@ describe("OpenAiCompatible error mapping", () => {
       }).pipe(Effect.provide(layer)))
   }
 
-  it.scopedLive("a DNS failure is a ConnectionError", () =>
+  it.live("a DNS failure is a ConnectionError", () =>
     Effect.gen(function*() {
       const chat = yield* OpenAiCompatible.make({ baseUrl: "http://provider.invalid/v1", apiKey })
       const error = yield* Effect.flip(chat.create(request()))
       assert.include(expectTag(error, "ConnectionError").detail, "ENOTFOUND")
     }).pipe(
-      Effect.provide(NodeHttpClient.layerWithoutAgent),
+      Effect.provide(NodeHttpClient.layerNodeHttpNoAgent),
       // resolution fails here, whatever the machine's resolver does with .invalid
-      Effect.provide(NodeHttpClient.makeAgentLayer({
+      Effect.provide(NodeHttpClient.layerAgentOptions({
         lookup: (hostname, _options, callback) =>
           process.nextTick(() =>
             callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: "ENOTFOUND" }), "", 4)
@@ -426,7 +431,7 @@ describe("OpenAiCompatible error mapping", () => {
       }))
     ))
 
-  it.scopedLive("a connection reset before the response is a ConnectionError", () =>
+  it.live("a connection reset before the response is a ConnectionError", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make((_, res) => {
         res.socket?.destroy()
@@ -436,7 +441,7 @@ describe("OpenAiCompatible error mapping", () => {
       expectTag(error, "ConnectionError")
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("a connection reset while reading the body is a ConnectionError", () =>
+  it.live("a connection reset while reading the body is a ConnectionError", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make((_, res) => {
         res.writeHead(200, { "content-type": "application/json", "content-length": "1000" })
@@ -448,11 +453,22 @@ describe("OpenAiCompatible error mapping", () => {
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 })
 
+describe("OpenAiCompatible with a transformClient", () => {
+  it.live("a status the transformed client fails with (filterStatusOk) is still mapped from its response", () =>
+    Effect.gen(function*() {
+      const server = yield* answering(429, openAiError("slow down", "rate_limit_error"), { "retry-after": "3" })
+      const chat = yield* client(server, { transformClient: HttpClient.filterStatusOk })
+      const error = yield* Effect.flip(chat.create(request()))
+      assert.deepStrictEqual(expectTag(error, "RateLimitError").retryAfter, Option.some(Duration.seconds(3)))
+      assert.strictEqual(expectTag(error, "RateLimitError").detail, "slow down")
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+})
+
 describe("OpenAiCompatible.layerConfig", () => {
   const withConfig = (entries: ReadonlyArray<readonly [string, string]>) =>
-    Effect.withConfigProvider(ConfigProvider.fromMap(new Map(entries)))
+    Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env: Object.fromEntries(entries) }))
 
-  it.scopedLive("reads OPENAI_BASE_URL and OPENAI_API_KEY", () =>
+  it.live("reads OPENAI_BASE_URL and OPENAI_API_KEY", () =>
     Effect.gen(function*() {
       const server = yield* answering(200, TestServer.completion("gpt-4o", "configured"))
       const completion = yield* ChatClient.create(request()).pipe(
@@ -463,7 +479,7 @@ describe("OpenAiCompatible.layerConfig", () => {
       assert.strictEqual(server.requests[0].headers.authorization, `Bearer ${key}`)
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("without OPENAI_API_KEY sends no authorization", () =>
+  it.live("without OPENAI_API_KEY sends no authorization", () =>
     Effect.gen(function*() {
       const server = yield* answering(200, TestServer.completion("gpt-4o", "ok"))
       yield* ChatClient.create(request()).pipe(
@@ -473,13 +489,13 @@ describe("OpenAiCompatible.layerConfig", () => {
       assert.isUndefined(server.requests[0].headers.authorization)
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("reads other names when given other Configs", () =>
+  it.live("reads other names when given other Configs", () =>
     Effect.gen(function*() {
       const server = yield* answering(200, TestServer.completion("gpt-4o", "ok"))
       yield* ChatClient.create(request()).pipe(
         Effect.provide(OpenAiCompatible.layerConfig({
-          baseUrl: Config.string("GROQ_BASE_URL"),
-          apiKey: Config.redacted("GROQ_API_KEY")
+          baseUrl: Config.String("GROQ_BASE_URL"),
+          apiKey: Config.Redacted("GROQ_API_KEY")
         })),
         withConfig([["GROQ_BASE_URL", server.baseUrl], ["GROQ_API_KEY", "gsk-123"], ["OPENAI_API_KEY", key]])
       )
@@ -512,7 +528,7 @@ describe("OpenAiCompatible.layerConfig", () => {
           Effect.provide(FetchHttpClient.layer),
           Effect.exit
         )
-        assert.isTrue(Exit.isFailure(exit) && Cause.isFailType(exit.cause), baseUrl)
+        assert.isTrue(Exit.isFailure(exit) && isFailureOnly(exit.cause), baseUrl)
         const message = Exit.isFailure(exit) ? Cause.pretty(exit.cause) : ""
         assert.include(message, "OPENAI_BASE_URL")
         assert.notInclude(message, "secret")
@@ -527,7 +543,7 @@ describe("OpenAiCompatible.layerConfig", () => {
         Effect.provide(FetchHttpClient.layer),
         Effect.exit
       )
-      assert.isTrue(Exit.isFailure(exit) && Cause.isFailType(exit.cause))
+      assert.isTrue(Exit.isFailure(exit) && isFailureOnly(exit.cause))
       const message = Exit.isFailure(exit) ? Cause.pretty(exit.cause) : ""
       assert.include(message, "apiKey contains characters that cannot be sent")
       assert.notInclude(message, key)
@@ -558,9 +574,9 @@ describe("OpenAiCompatible.make validation", () => {
       Effect.gen(function*() {
         const exit = yield* Effect.exit(OpenAiCompatible.make(options))
         if (Exit.isSuccess(exit)) return assert.fail("expected a defect")
-        const defect = Cause.dieOption(exit.cause)
-        assert.isTrue(Option.isSome(defect))
-        const error = Option.getOrThrow(defect)
+        const defect = Cause.findDefect(exit.cause)
+        if (Result.isFailure(defect)) return assert.fail("expected a defect")
+        const error = defect.success
         assert.instanceOf(error, OpenAiCompatible.ProviderConfigError)
         assert.include(error.message, reason)
         assert.notInclude(error.message, key)

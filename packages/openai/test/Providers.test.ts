@@ -1,9 +1,9 @@
-import { FetchHttpClient } from "@effect/platform"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { assert, describe, it } from "@effect/vitest"
 import { ChatClient, ChatCompletion } from "@resilient-llm/core"
 import { OpenAiCompatible, Providers } from "@resilient-llm/openai"
-import { Chunk, Effect, Exit, Layer, Redacted, Stream } from "effect"
+import { Effect, Exit, Layer, Redacted, Stream } from "effect"
+import { FetchHttpClient } from "effect/http"
 import * as TestServer from "./TestServer.js"
 
 const openAiKey = "sk-openai-1111111111111111"
@@ -27,7 +27,7 @@ const modelsSeen = (server: TestServer.TestServer) =>
   server.requests.map((r) => typeof r.json === "object" && r.json !== null && "model" in r.json ? r.json.model : "?")
 
 describe("Providers.layer", () => {
-  it.scopedLive("routes by exact name and glob, each key only to its own provider", () =>
+  it.live("routes by exact name and glob, each key only to its own provider", () =>
     Effect.gen(function*() {
       const openai = yield* echoing
       const local = yield* echoing
@@ -73,7 +73,7 @@ describe("Providers.layer", () => {
       }
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("streams are routed the same way", () =>
+  it.live("streams are routed the same way", () =>
     Effect.gen(function*() {
       const a = yield* echoing
       const b = yield* echoing
@@ -82,12 +82,12 @@ describe("Providers.layer", () => {
         { name: "b", baseUrl: b.baseUrl, models: ["claude-*"] }
       ])
       const chunks = yield* chat.stream(request("claude-haiku")).pipe(Stream.runCollect)
-      assert.deepStrictEqual(Chunk.toReadonlyArray(chunks).map(ChatCompletion.chunkText), ["streamed by claude-haiku"])
+      assert.deepStrictEqual(chunks.map(ChatCompletion.chunkText), ["streamed by claude-haiku"])
       assert.deepStrictEqual(modelsSeen(b), ["claude-haiku"])
       assert.strictEqual(a.requests.length, 0)
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("the first provider that matches wins, so a catch-all goes last", () =>
+  it.live("the first provider that matches wins, so a catch-all goes last", () =>
     Effect.gen(function*() {
       const specific = yield* echoing
       const fallback = yield* echoing
@@ -101,7 +101,7 @@ describe("Providers.layer", () => {
       assert.deepStrictEqual(modelsSeen(fallback), ["mistral-large"])
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("a model no provider serves is a ModelNotFoundError, and nothing is sent", () =>
+  it.live("a model no provider serves is a ModelNotFoundError, and nothing is sent", () =>
     Effect.gen(function*() {
       const a = yield* echoing
       const chat = yield* Providers.make([{ name: "a", baseUrl: a.baseUrl, models: ["gpt-*"] }])

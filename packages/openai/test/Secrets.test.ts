@@ -3,7 +3,8 @@ import { assert, describe, it } from "@effect/vitest"
 import type { ChatCompletion, LlmError } from "@resilient-llm/core"
 import { OpenAiCompatible } from "@resilient-llm/openai"
 import { TestSpans } from "@resilient-llm/testing"
-import { Cause, Chunk, Effect, Logger, Redacted, Stream } from "effect"
+import { Cause, Effect, Logger, Redacted, Stream } from "effect"
+import { HttpClient } from "effect/http"
 import { inspect } from "node:util"
 import * as TestServer from "./TestServer.js"
 
@@ -32,11 +33,14 @@ const assertClean = (texts: ReadonlyArray<string>, context: string) => {
   }
 }
 
-/** A logger that keeps what the logfmt and JSON loggers would print. */
+/** A logger that keeps what the logfmt, JSON and plain loggers would print. */
 const capturingLogger = (lines: Array<string>) =>
   Logger.make((options) => {
-    lines.push(Logger.logfmtLogger.log(options), Logger.jsonLogger.log(options), Logger.stringLogger.log(options))
+    lines.push(Logger.formatLogFmt.log(options), Logger.formatJson.log(options), Logger.formatSimple.log(options))
   })
+
+/** Replaces every logger with one that captures into `lines`. */
+const capturing = (lines: Array<string>) => Logger.layer([capturingLogger(lines)])
 
 type Scenario = readonly [name: string, handler: TestServer.Handler, kind: "create" | "stream"]
 
@@ -92,7 +96,7 @@ const scenarios: ReadonlyArray<Scenario> = [
 
 describe("the API key never leaks", () => {
   for (const [name, handler, kind] of scenarios) {
-    it.scopedLive(`${name}: not in the error, its renderings, or the logs`, () =>
+    it.live(`${name}: not in the error, its renderings, or the logs`, () =>
       Effect.gen(function*() {
         const server = yield* TestServer.make(handler)
         const chat = yield* OpenAiCompatible.make({
@@ -110,16 +114,16 @@ describe("the API key never leaks", () => {
 
         const lines: Array<string> = []
         yield* Effect.logError("model call failed", Cause.fail(error)).pipe(
-          Effect.zipRight(Effect.logWarning(error)),
-          Effect.zipRight(Effect.annotateLogs(Effect.log("failed"), "error", error)),
-          Effect.provide(Logger.replace(Logger.defaultLogger, capturingLogger(lines)))
+          Effect.andThen(Effect.logWarning(error)),
+          Effect.andThen(Effect.annotateLogs(Effect.log("failed"), "error", error)),
+          Effect.provide(capturing(lines))
         )
         assert.isAbove(lines.length, 0)
         assertClean(lines, `${name} (logs)`)
       }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
   }
 
-  it.scopedLive("other bearer tokens and sk- keys in provider text are masked too", () =>
+  it.live("other bearer tokens and sk- keys in provider text are masked too", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make((_, res) =>
         TestServer.json(res, 401, {
@@ -134,23 +138,22 @@ describe("the API key never leaks", () => {
       assert.notInclude(error.message, "AbCdEfGh")
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("a key in the options is <redacted> when the options are logged or inspected", () =>
+  it.live("a key in the options is <redacted> when the options are logged or inspected", () =>
     Effect.gen(function*() {
       const options: OpenAiCompatible.Options = { baseUrl: "http://x", apiKey: Redacted.make(key) }
       const lines: Array<string> = []
-      yield* Effect.log("client options", options).pipe(
-        Effect.provide(Logger.replace(Logger.defaultLogger, capturingLogger(lines)))
-      )
+      yield* Effect.log("client options", options).pipe(Effect.provide(capturing(lines)))
       assertClean([...lines, inspect(options), JSON.stringify(options), String(options.apiKey)], "options")
       assert.include(inspect(options), "<redacted>")
     }))
 
-  it.scopedLive("the key goes in the Authorization header only, and spans show it redacted", () =>
+  const streamOnce = TestServer.make((_, res) => {
+    TestServer.startEvents(res)
+    res.end(`${TestServer.event(TestServer.chunk("m", "x"))}data: [DONE]\n\n`)
+  })
+
+  const spanAttributes = (server: TestServer.TestServer) =>
     Effect.gen(function*() {
-      const server = yield* TestServer.make((_, res) => {
-        TestServer.startEvents(res)
-        res.end(`${TestServer.event(TestServer.chunk("m", "x"))}data: [DONE]\n\n`)
-      })
       const capture = yield* TestSpans.make
       const chat = yield* OpenAiCompatible.make({
         baseUrl: server.baseUrl,
@@ -158,20 +161,57 @@ describe("the API key never leaks", () => {
         headers: { "api-key": Redacted.make(headerSecret), "x-custom": "visible" }
       })
       const chunks = yield* chat.stream(request).pipe(Stream.runCollect, Effect.withTracer(capture.tracer))
-      assert.strictEqual(Chunk.size(chunks), 1)
+      assert.strictEqual(chunks.length, 1)
+      return capture.spans.flatMap((span) => Array.from(span.attributes))
+    })
+
+  it.live("the key goes in the Authorization header only, and spans that record headers show it redacted", () =>
+    Effect.gen(function*() {
+      const server = yield* streamOnce
+      // Effect 4 records headers on the client span only when a TracerHeaderFilter asks for them.
+      const attributes = yield* spanAttributes(server).pipe(
+        Effect.provideService(HttpClient.TracerHeaderFilter, () => true)
+      )
 
       const [sent] = server.requests
       const carrying = Object.entries(sent.headers).filter(([, v]) => String(v).includes(key)).map(([k]) => k)
       assert.deepStrictEqual(carrying, ["authorization"])
       assert.notInclude(sent.body, key)
 
-      const attributes = capture.spans.flatMap((span) => Array.from(span.attributes))
       const headerAttributes = new Map(
         attributes.filter(([k]) => k.startsWith("http.request.header.")).map(([k, v]) => [k, String(v)])
       )
       assert.strictEqual(headerAttributes.get("http.request.header.authorization"), "<redacted>")
       assert.strictEqual(headerAttributes.get("http.request.header.api-key"), "<redacted>")
       assert.strictEqual(headerAttributes.get("http.request.header.x-custom"), "visible")
+      assert.strictEqual(headerAttributes.get("http.request.header.accept"), "text/event-stream")
+      assertClean(attributes.map(([k, v]) => `${k}=${String(v)}`), "span attributes")
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+  it.live("a header the provider sends back is redacted in spans unless it is plainly safe", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make((_, res) => {
+        TestServer.startEvents(res, { "x-echo": key, "x-request-id": "req-1" })
+        res.end(`${TestServer.event(TestServer.chunk("m", "x"))}data: [DONE]\n\n`)
+      })
+      const attributes = yield* spanAttributes(server).pipe(
+        Effect.provideService(HttpClient.TracerHeaderFilter, () => true)
+      )
+      const headerAttributes = new Map(
+        attributes.filter(([k]) => k.startsWith("http.response.header.")).map(([k, v]) => [k, String(v)])
+      )
+      assert.strictEqual(headerAttributes.get("http.response.header.x-echo"), "<redacted>")
+      assert.strictEqual(headerAttributes.get("http.response.header.x-request-id"), "req-1")
+      assert.strictEqual(headerAttributes.get("http.response.header.content-type"), "text/event-stream")
+      assertClean(attributes.map(([k, v]) => `${k}=${String(v)}`), "span attributes")
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+  it.live("by default, spans record no headers at all", () =>
+    Effect.gen(function*() {
+      const server = yield* streamOnce
+      const attributes = yield* spanAttributes(server)
+      assert.isAbove(attributes.length, 0)
+      assert.deepStrictEqual(attributes.filter(([k]) => k.includes(".header.")), [])
       assertClean(attributes.map(([k, v]) => `${k}=${String(v)}`), "span attributes")
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 })

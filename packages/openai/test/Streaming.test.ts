@@ -2,7 +2,7 @@ import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { assert, describe, it } from "@effect/vitest"
 import { ChatCompletion, type LlmError } from "@resilient-llm/core"
 import { OpenAiCompatible } from "@resilient-llm/openai"
-import { Chunk, Duration, Effect, Either, Option, Redacted, Stream } from "effect"
+import { Duration, Effect, Option, Redacted, Result, Stream } from "effect"
 import type * as Http from "node:http"
 import * as TestServer from "./TestServer.js"
 
@@ -38,7 +38,7 @@ const streamFrom = (
 ) =>
   Effect.flatMap(
     OpenAiCompatible.make({ baseUrl: server.baseUrl, apiKey: Redacted.make("sk-stream"), ...options }),
-    (chat) => chat.stream(request(extra)).pipe(Stream.runCollect, Effect.map(Chunk.toReadonlyArray))
+    (chat) => Stream.runCollect(chat.stream(request(extra)))
   )
 
 /** The chunks a stream delivered, then how it ended. */
@@ -47,12 +47,11 @@ const outcome = (server: TestServer.TestServer, options: Partial<OpenAiCompatibl
     OpenAiCompatible.make({ baseUrl: server.baseUrl, ...options }),
     (chat) =>
       chat.stream(request()).pipe(
-        Stream.either,
+        Stream.result,
         Stream.runCollect,
-        Effect.map((items) => {
-          const all = Chunk.toReadonlyArray(items)
-          const texts = all.flatMap((item) => Either.isRight(item) ? [ChatCompletion.chunkText(item.right)] : [])
-          const error = all.flatMap((item) => Either.isLeft(item) ? [item.left] : [])[0]
+        Effect.map((all) => {
+          const texts = all.flatMap((item) => Result.isSuccess(item) ? [ChatCompletion.chunkText(item.success)] : [])
+          const error = all.flatMap((item) => Result.isFailure(item) ? [item.failure] : [])[0]
           return { texts, error }
         })
       )
@@ -111,7 +110,7 @@ const isTag = <T extends LlmError.LlmError["_tag"]>(
 ): error is Extract<LlmError.LlmError, { _tag: T }> => error._tag === tag
 
 describe("OpenAiCompatible.stream", () => {
-  it.scopedLive("asks for a stream, keeps stream_options, and decodes every chunk up to [DONE]", () =>
+  it.live("asks for a stream, keeps stream_options, and decodes every chunk up to [DONE]", () =>
     Effect.gen(function*() {
       const server = yield* serving([openAiStream])
       const chunks = yield* streamFrom(server, { stream_options: { include_usage: true } })
@@ -126,13 +125,13 @@ describe("OpenAiCompatible.stream", () => {
       })
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("events split byte by byte across TCP writes, multi-byte characters included", () =>
+  it.live("events split byte by byte across TCP writes, multi-byte characters included", () =>
     Effect.gen(function*() {
       const server = yield* serving(bytesOf(openAiStream))
       expectTexts(yield* streamFrom(server))
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("multi-line data, comments, keep-alive lines, CRLF, named events and retry fields", () =>
+  it.live("multi-line data, comments, keep-alive lines, CRLF, named events and retry fields", () =>
     Effect.gen(function*() {
       const pretty = JSON.stringify(TestServer.chunk(model, "multi"), null, 2).split("\n")
       const server = yield* serving(bytesOf(
@@ -153,14 +152,14 @@ describe("OpenAiCompatible.stream", () => {
       assert.deepStrictEqual(chunks.map(ChatCompletion.chunkText), ["a", "multi", "crlf", "no space"])
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("a final [DONE] without its blank line still ends the stream", () =>
+  it.live("a final [DONE] without its blank line still ends the stream", () =>
     Effect.gen(function*() {
       const server = yield* serving([TestServer.event(TestServer.chunk(model, "x")), "data: [DONE]"])
       const chunks = yield* streamFrom(server)
       assert.deepStrictEqual(chunks.map(ChatCompletion.chunkText), ["x"])
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("stops reading at [DONE] and closes the connection, whatever follows", () =>
+  it.live("stops reading at [DONE] and closes the connection, whatever follows", () =>
     Effect.gen(function*() {
       const server = yield* serving(
         [TestServer.event(TestServer.chunk(model, "x")), "data: [DONE]\n\n", "data: not json at all\n\n"],
@@ -171,7 +170,7 @@ describe("OpenAiCompatible.stream", () => {
       yield* server.awaitConnections((open) => open === 0)
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("a stream that ends before [DONE] is a ResponseDecodeError after the chunks it sent", () =>
+  it.live("a stream that ends before [DONE] is a ResponseDecodeError after the chunks it sent", () =>
     Effect.gen(function*() {
       const server = yield* serving([TestServer.event(TestServer.chunk(model, "a")), TestServer.event(finishChunk)])
       const { error, texts } = yield* outcome(server)
@@ -179,7 +178,7 @@ describe("OpenAiCompatible.stream", () => {
       assert.include(expectTag(error, "ResponseDecodeError").detail, "ended before [DONE]")
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("a stream cut inside an event is a ResponseDecodeError", () =>
+  it.live("a stream cut inside an event is a ResponseDecodeError", () =>
     Effect.gen(function*() {
       const server = yield* serving([TestServer.event(TestServer.chunk(model, "a")), "data: {\"id\":\"c1\",\"choi"])
       const { error, texts } = yield* outcome(server)
@@ -187,7 +186,7 @@ describe("OpenAiCompatible.stream", () => {
       assert.include(expectTag(error, "ResponseDecodeError").detail, "not valid JSON")
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("a connection reset mid-stream is a ConnectionError", () =>
+  it.live("a connection reset mid-stream is a ConnectionError", () =>
     Effect.gen(function*() {
       const server = yield* TestServer.make(async (_, res) => {
         TestServer.startEvents(res)
@@ -199,7 +198,7 @@ describe("OpenAiCompatible.stream", () => {
       expectTag(error, "ConnectionError")
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("invalid UTF-8 in the stream is a ResponseDecodeError", () =>
+  it.live("invalid UTF-8 in the stream is a ResponseDecodeError", () =>
     Effect.gen(function*() {
       const server = yield* serving([
         TestServer.event(TestServer.chunk(model, "a")),
@@ -209,7 +208,7 @@ describe("OpenAiCompatible.stream", () => {
       assert.include(expectTag(error, "ResponseDecodeError").detail, "UTF-8")
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("an event that is JSON but not a chunk is a ResponseDecodeError", () =>
+  it.live("an event that is JSON but not a chunk is a ResponseDecodeError", () =>
     Effect.gen(function*() {
       const server = yield* serving([
         TestServer.event({ id: "x", object: "chat.completion.chunk" }),
@@ -219,7 +218,7 @@ describe("OpenAiCompatible.stream", () => {
       assert.include(expectTag(error, "ResponseDecodeError").detail, "choices")
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 
-  it.scopedLive("an event longer than maxResponseBytes is refused without waiting for its end", () =>
+  it.live("an event longer than maxResponseBytes is refused without waiting for its end", () =>
     Effect.gen(function*() {
       const server = yield* serving([TestServer.event(TestServer.chunk(model, "a")), `data: "${"x".repeat(8192)}`], {
         hold: true
@@ -240,7 +239,7 @@ describe("OpenAiCompatible.stream errors", () => {
       return result.error
     })
 
-  it.scopedLive("an error object mid-stream is mapped like an HTTP error", () =>
+  it.live("an error object mid-stream is mapped like an HTTP error", () =>
     Effect.gen(function*() {
       const rate = yield* midStream(
         TestServer.event({ error: { message: "Rate limit reached", type: "rate_limit_error" } })
@@ -307,7 +306,7 @@ describe("OpenAiCompatible.stream errors", () => {
     ]
   ]
   for (const [status, headers, body, check] of statusCases) {
-    it.scopedLive(`HTTP ${status} on a stream request is mapped like create`, () =>
+    it.live(`HTTP ${status} on a stream request is mapped like create`, () =>
       Effect.gen(function*() {
         const server = yield* TestServer.make((_, res) => TestServer.json(res, status, body, headers))
         const { error, texts } = yield* outcome(server)
@@ -316,7 +315,7 @@ describe("OpenAiCompatible.stream errors", () => {
       }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
   }
 
-  it.scopedLive("a JSON answer to a stream request: an error object is mapped, a completion is refused", () =>
+  it.live("a JSON answer to a stream request: an error object is mapped, a completion is refused", () =>
     Effect.gen(function*() {
       const erroring = yield* TestServer.make((_, res) =>
         TestServer.json(res, 200, { error: { message: "no quota", code: "insufficient_quota" } })

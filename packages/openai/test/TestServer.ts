@@ -73,20 +73,20 @@ export const make = (handler: Handler): Effect.Effect<TestServer, never, Scope.S
       })
     })
     const port = yield* Effect.acquireRelease(
-      Effect.async<number>((resume) => {
+      Effect.callback<number>((resume) => {
         server.listen(0, "127.0.0.1", () => {
           const address = server.address()
           resume(Effect.succeed(typeof address === "object" && address !== null ? address.port : 0))
         })
       }),
       () =>
-        Effect.async<void>((resume) => {
+        Effect.callback<void>((resume) => {
           server.closeAllConnections()
           server.close(() => resume(Effect.void))
         })
     )
     const awaitCondition = (condition: () => boolean) =>
-      Effect.async<void>((resume) => {
+      Effect.callback<void>((resume) => {
         if (condition()) return resume(Effect.void)
         const check = () => {
           if (condition()) {

@@ -6,13 +6,13 @@
  *
  * @internal
  */
-import type * as HttpClientError from "@effect/platform/HttpClientError"
-import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as LlmError from "@resilient-llm/core/LlmError"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import type * as HttpClientError from "effect/http/HttpClientError"
+import type * as HttpClientResponse from "effect/http/HttpClientResponse"
 import * as Predicate from "effect/Predicate"
 import type * as Redacted from "effect/Redacted"
+import * as Result from "effect/Result"
 import * as Stream from "effect/Stream"
 import { sanitize } from "./errors.js"
 
@@ -48,22 +48,22 @@ const describeThrown = (u: unknown): string =>
   u instanceof Error ? u.message : Predicate.isString(u) ? u : "unknown error"
 
 /**
- * Parses JSON text; `Left` says what was wrong, as a predicate ("is empty", "is not valid JSON
+ * Parses JSON text; a failure says what was wrong, as a predicate ("is empty", "is not valid JSON
  * (...)", "nests deeper than 64 levels") for the caller to name its subject.
  *
  * @internal
  */
-export const parseJson = (text: string): Either.Either<unknown, string> => {
-  if (text.trim().length === 0) return Either.left("is empty")
+export const parseJson = (text: string): Result.Result<unknown, string> => {
+  if (text.trim().length === 0) return Result.fail("is empty")
   let value: unknown
   try {
     value = JSON.parse(text)
   } catch (e) {
-    return Either.left(`is not valid JSON (${describeThrown(e)})`)
+    return Result.fail(`is not valid JSON (${describeThrown(e)})`)
   }
   return depthExceeds(value, maxJsonDepth)
-    ? Either.left(`nests deeper than ${maxJsonDepth} levels`)
-    : Either.right(value)
+    ? Result.fail(`nests deeper than ${maxJsonDepth} levels`)
+    : Result.succeed(value)
 }
 
 // `decode` without `stream: true` keeps no state between calls, so one decoder serves every body.
@@ -74,11 +74,11 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true })
  *
  * @internal
  */
-export const decodeUtf8 = (bytes: Uint8Array): Either.Either<string, string> => {
+export const decodeUtf8 = (bytes: Uint8Array): Result.Result<string, string> => {
   try {
-    return Either.right(strictUtf8.decode(bytes))
+    return Result.succeed(strictUtf8.decode(bytes))
   } catch {
-    return Either.left("is not valid UTF-8")
+    return Result.fail("is not valid UTF-8")
   }
 }
 
@@ -99,12 +99,15 @@ const concat = (chunks: ReadonlyArray<Uint8Array>, size: number): Uint8Array => 
  */
 export const bodyReadFailure = (
   model: string,
-  error: HttpClientError.ResponseError,
+  error: HttpClientError.HttpClientError,
   secrets: ReadonlyArray<Redacted.Redacted<string>>
 ): LlmError.ConnectionError =>
   new LlmError.ConnectionError({
     model,
-    detail: sanitize(`the connection broke while reading the response (${describeCause(error.cause)})`, secrets)
+    detail: sanitize(
+      `the connection broke while reading the response (${describeCause(error.reason.cause)})`,
+      secrets
+    )
   })
 
 /**
@@ -156,7 +159,7 @@ export const readLimited = (
     const chunks: Array<Uint8Array> = []
     return response.stream.pipe(
       Stream.mapError((error) => bodyReadFailure(model, error, options.secrets)),
-      Stream.runFoldEffect(0, (size, chunk): Effect.Effect<number, LlmError.ResponseDecodeError> => {
+      Stream.runFoldEffect(() => 0, (size, chunk): Effect.Effect<number, LlmError.ResponseDecodeError> => {
         const next = size + chunk.byteLength
         if (next > maxBytes) return Effect.fail(tooLarge(model, maxBytes))
         chunks.push(chunk)
@@ -178,14 +181,19 @@ export const readPrefix = (
 ): Effect.Effect<Uint8Array | undefined> =>
   Effect.suspend(() => {
     const chunks: Array<Uint8Array> = []
+    let size = 0
     return response.stream.pipe(
-      Stream.runFoldWhile(0, (size) => size < maxBytes, (size, chunk) => {
-        const room = maxBytes - size
-        const taken = chunk.byteLength > room ? chunk.subarray(0, room) : chunk
-        chunks.push(taken)
-        return size + taken.byteLength
-      }),
-      Effect.map((size): Uint8Array | undefined => concat(chunks, size)),
+      // Nothing past the limit is waited for: the caller's scope then aborts the request.
+      Stream.runForEachWhile((chunk) =>
+        Effect.sync(() => {
+          const room = maxBytes - size
+          const taken = chunk.byteLength > room ? chunk.subarray(0, room) : chunk
+          chunks.push(taken)
+          size += taken.byteLength
+          return size < maxBytes
+        })
+      ),
+      Effect.map((): Uint8Array | undefined => concat(chunks, size)),
       Effect.orElseSucceed(() => undefined)
     )
   })

@@ -5,21 +5,24 @@
  *
  * @internal
  */
-import * as Headers from "@effect/platform/Headers"
-import * as HttpClient from "@effect/platform/HttpClient"
-import type * as HttpClientError from "@effect/platform/HttpClientError"
-import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import type * as ChatClient from "@resilient-llm/core/ChatClient"
 import * as ChatCompletion from "@resilient-llm/core/ChatCompletion"
 import * as LlmError from "@resilient-llm/core/LlmError"
+import * as Arr from "effect/Array"
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import * as Headers from "effect/http/Headers"
+import * as HttpClient from "effect/http/HttpClient"
+import type * as HttpClientError from "effect/http/HttpClientError"
+import * as HttpClientRequest from "effect/http/HttpClientRequest"
+import type * as HttpClientResponse from "effect/http/HttpClientResponse"
 import * as Option from "effect/Option"
-import * as ParseResult from "effect/ParseResult"
+import * as Pull from "effect/Pull"
 import * as Redacted from "effect/Redacted"
+import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
+import * as SchemaIssue from "effect/SchemaIssue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { bodyReadFailure, decodeUtf8, describeCause, parseJson, readLimited, readPrefix } from "./body.js"
@@ -38,7 +41,8 @@ export const maxErrorBodyBytes = 64 * 1024
 const isSuccess = (status: number): boolean => status >= 200 && status <= 299
 
 /**
- * `@effect/platform` records every request and response header on the `http.client` span. A
+ * Which headers a span shows as `<redacted>`. Effect records headers on the HTTP client's span only
+ * when `HttpClient.TracerHeaderFilter` lets it (by default it records none); when it does, a
  * provider may echo a key back under any header name, so every header but plainly safe ones (and
  * the caller's own plain headers) is recorded as `<redacted>`: what is worth seeing in a trace
  * (content type, request id, rate-limit state) stays readable.
@@ -90,6 +94,7 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
     else plainHeaders[name] = value
   }
   const redactedNames = [...endpoint.redactedHeaderNames, redactAllHeadersBut(Object.keys(plainHeaders))]
+  const withRedactedNames = (names: ReadonlyArray<string | RegExp>) => [...names, ...redactedNames]
 
   // What every request to this endpoint shares, built once; the secrets are not part of it.
   const basePost = HttpClientRequest.post(endpoint.url).pipe(HttpClientRequest.setHeaders(plainHeaders))
@@ -111,25 +116,32 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
     return request
   }
 
-  const transportFailure = (model: string, error: HttpClientError.HttpClientError): LlmError.ConnectionError =>
-    new LlmError.ConnectionError({
-      model,
-      detail: Errors.sanitize(
-        error.reason === "InvalidUrl" ? "the request URL is invalid" : describeCause(error.cause),
-        secrets
-      )
-    })
+  const transportFailure = (model: string, error: HttpClientError.HttpClientError): LlmError.ConnectionError => {
+    const { reason } = error
+    const detail = reason._tag === "InvalidUrlError"
+      ? "the request URL is invalid"
+      : reason.cause === undefined
+      ? reason.description ?? "transport failure"
+      : describeCause(reason.cause)
+    return new LlmError.ConnectionError({ model, detail: Errors.sanitize(detail, secrets) })
+  }
 
+  /**
+   * The response, whatever its status. A `transformClient` may turn statuses into failures
+   * (`HttpClient.filterStatusOk`, or what `retryTransient` gives up on); their response is taken
+   * back, so it is mapped like any other status instead of passing for a broken connection.
+   */
   const execute = (
     model: string,
     request: HttpClientRequest.HttpClientRequest
   ): Effect.Effect<HttpClientResponse.HttpClientResponse, LlmError.ConnectionError, Scope.Scope> =>
     client.execute(request).pipe(
-      Effect.mapError((error) => transportFailure(model, error)),
-      Effect.locallyWith(
-        Headers.currentRedactedNames,
-        (names) => [...names, ...redactedNames]
-      )
+      Effect.catch((error) =>
+        error.reason._tag === "StatusCodeError"
+          ? Effect.succeed(error.reason.response)
+          : Effect.fail(transportFailure(model, error))
+      ),
+      Effect.updateService(Headers.CurrentRedactedNames, withRedactedNames)
     )
 
   const encodeBody = (request: ChatCompletion.ChatRequest, streaming: boolean) =>
@@ -174,9 +186,9 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
   const statusFailure = (model: string, response: HttpClientResponse.HttpClientResponse) =>
     Effect.flatMap(readPrefix(response, maxErrorBodyBytes), (bytes) => {
       const text = bytes === undefined ? "" : new TextDecoder().decode(bytes)
-      const error = Either.match(parseJson(text), {
-        onLeft: () => Errors.fromText(text),
-        onRight: Errors.readProviderError
+      const error = Result.match(parseJson(text), {
+        onFailure: () => Errors.fromText(text),
+        onSuccess: Errors.readProviderError
       })
       return classifyAt(model, response, error, { status: response.status })
     })
@@ -198,16 +210,19 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
   const readJson = (model: string, response: HttpClientResponse.HttpClientResponse) =>
     readLimited(response, { model, maxBytes: endpoint.maxResponseBytes, secrets }).pipe(
       Effect.flatMap((bytes) =>
-        Either.flatMap(decodeUtf8(bytes), parseJson).pipe(
-          Either.mapLeft((reason) => decodeFailure(model, `the body ${reason}`))
+        Result.flatMap(decodeUtf8(bytes), parseJson).pipe(
+          Result.mapError((reason) => decodeFailure(model, `the body ${reason}`)),
+          Effect.fromResult
         )
       )
     )
 
-  const create = (
-    request: ChatCompletion.ChatRequest
-  ): Effect.Effect<ChatCompletion.ChatCompletion, LlmError.LlmError> =>
-    Effect.scoped(Effect.gen(function*() {
+  const create = Effect.fnUntraced(
+    function*(request: ChatCompletion.ChatRequest): Effect.fn.Return<
+      ChatCompletion.ChatCompletion,
+      LlmError.LlmError,
+      Scope.Scope
+    > {
       const model = request.model
       const body = yield* encodeBody(request, false)
       const response = yield* execute(model, buildRequest(body, "application/json"))
@@ -233,7 +248,9 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
         })
       }
       return completion
-    }))
+    },
+    Effect.scoped
+  )
 
   const chunks = (
     model: string,
@@ -246,25 +263,31 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
       onErrorEvent: (json) => envelopeFailure(model, response, json, "error event in the stream")
     })
 
+  /** Sends a stream request; the stream's scope (see `Stream.unwrap`) is the request's. */
+  const openStream = Effect.fnUntraced(function*(request: ChatCompletion.ChatRequest): Effect.fn.Return<
+    Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError>,
+    LlmError.LlmError,
+    Scope.Scope
+  > {
+    const model = request.model
+    const body = yield* encodeBody(request, true)
+    const response = yield* execute(model, buildRequest(body, "text/event-stream"))
+    if (!isSuccess(response.status)) return yield* Effect.flip(statusFailure(model, response))
+    if (isJsonContentType(response.headers["content-type"])) {
+      // Asked for a stream, got JSON: an error object is mapped; anything else is not a stream.
+      const json = yield* readJson(model, response)
+      return yield* Effect.fail(
+        Errors.isErrorEnvelope(json)
+          ? yield* envelopeFailure(model, response, json, "error object instead of a stream")
+          : decodeFailure(model, "expected an event stream (stream: true) but got a JSON body")
+      )
+    }
+    return chunks(model, response)
+  })
+
   const stream = (
     request: ChatCompletion.ChatRequest
-  ): Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError> =>
-    Stream.unwrapScoped(Effect.gen(function*() {
-      const model = request.model
-      const body = yield* encodeBody(request, true)
-      const response = yield* execute(model, buildRequest(body, "text/event-stream"))
-      if (!isSuccess(response.status)) return yield* Effect.flip(statusFailure(model, response))
-      if (isJsonContentType(response.headers["content-type"])) {
-        // Asked for a stream, got JSON: an error object is mapped; anything else is not a stream.
-        const json = yield* readJson(model, response)
-        return yield* Effect.fail(
-          Errors.isErrorEnvelope(json)
-            ? yield* envelopeFailure(model, response, json, "error object instead of a stream")
-            : decodeFailure(model, "expected an event stream (stream: true) but got a JSON body")
-        )
-      }
-      return chunks(model, response)
-    }))
+  ): Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError> => Stream.unwrap(openStream(request))
 
   return { create, stream }
 }
@@ -280,9 +303,11 @@ export const fromEndpoint = (
   endpoint: Endpoint,
   transformClient: ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined
 ): Effect.Effect<ChatClient.Service, never, HttpClient.HttpClient> =>
-  Effect.map(HttpClient.HttpClient, (client) => make(endpoint, transformClient?.(client) ?? client))
+  Effect.map(Effect.service(HttpClient.HttpClient), (client) => make(endpoint, transformClient?.(client) ?? client))
 
-const decodeChunkEither = Schema.decodeUnknownEither(ChatCompletion.ChatCompletionChunk)
+const decodeChunkResult = Schema.decodeUnknownResult(ChatCompletion.ChatCompletionChunk)
+
+const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
 
 /**
  * The first issues of a schema failure, one line each (`choices.0.message: Expected ...`),
@@ -290,14 +315,16 @@ const decodeChunkEither = Schema.decodeUnknownEither(ChatCompletion.ChatCompleti
  * never get here), and would it throw, a plain description is used instead.
  */
 const formatSchemaError = (
-  error: ParseResult.ParseError,
+  error: Schema.SchemaError,
   secrets: ReadonlyArray<Redacted.Redacted<string>>
 ): string => {
   try {
-    const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
+    const { issues } = formatIssues(error.issue)
     const lines = issues.slice(0, 3).map((issue) => {
-      const path = issue.path.length === 0 ? "the value" : issue.path.map(String).join(".")
-      return issue._tag === "Missing" ? `${path} is missing` : `${path}: ${issue.message}`
+      const path = issue.path === undefined || issue.path.length === 0
+        ? "the value"
+        : issue.path.map((segment) => String(typeof segment === "object" ? segment.key : segment)).join(".")
+      return `${path}: ${issue.message}`
     })
     const more = issues.length > 3 ? ` (and ${issues.length - 3} more)` : ""
     return Errors.sanitize(`${lines.join("; ")}${more}`, secrets)
@@ -305,6 +332,8 @@ const formatSchemaError = (
     return "the value does not have the expected shape"
   }
 }
+
+type ChunkPull = Pull.Pull<Arr.NonEmptyReadonlyArray<ChatCompletion.ChatCompletionChunk>, LlmError.LlmError>
 
 /**
  * The chunks of an event stream's body, up to `[DONE]`; reading stops there, so the caller's scope
@@ -324,74 +353,77 @@ export const decodeEventStream = (
     readonly onErrorEvent: (json: unknown) => Effect.Effect<LlmError.LlmError>
   }
 ): Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError> =>
-  Stream.suspend(() => {
-    const { model, secrets } = options
-    const decodeFailure = (detail: string) =>
-      new LlmError.ResponseDecodeError({ model, detail: Errors.sanitize(detail, secrets) })
-    const reader = makeFrameReader(options.maxEventSize)
-    // The frames of one network read, decoded in one synchronous pass (a read holds hundreds of
-    // events; an effect per event cost more than the decoding): the chunks decoded, and what ended
-    // the stream, if something in this read did. Nothing after the first frame that ends it counts.
-    const decodeRead = (frames: ReadonlyArray<Frame>): {
-      readonly chunks: ReadonlyArray<ChatCompletion.ChatCompletionChunk>
-      readonly end: "Done" | Effect.Effect<LlmError.LlmError> | undefined
-    } => {
-      const chunks: Array<ChatCompletion.ChatCompletionChunk> = []
-      for (const frame of frames) {
-        switch (frame._tag) {
-          case "Done":
-            return { chunks, end: "Done" }
-          case "End":
-            return { chunks, end: Effect.succeed(decodeFailure("the stream ended before [DONE]")) }
-          case "Invalid":
-            return { chunks, end: Effect.succeed(decodeFailure(frame.detail)) }
-          case "Data": {
-            const parsed = parseJson(frame.data)
-            if (Either.isLeft(parsed)) {
-              return { chunks, end: Effect.succeed(decodeFailure(`an event's data ${parsed.left}`)) }
-            }
-            const json = parsed.right
-            if (frame.event === "error" || Errors.isErrorEnvelope(json)) {
-              return { chunks, end: options.onErrorEvent(json) }
-            }
-            const decoded = decodeChunkEither(json)
-            if (Either.isLeft(decoded)) {
-              return {
-                chunks,
-                end: Effect.sync(() =>
-                  decodeFailure(`an event is not a chunk: ${formatSchemaError(decoded.left, secrets)}`)
-                )
+  Stream.transformPull(body, (pullReads) =>
+    Effect.sync(() => {
+      const { model, secrets } = options
+      const decodeFailure = (detail: string) =>
+        new LlmError.ResponseDecodeError({ model, detail: Errors.sanitize(detail, secrets) })
+      const reader = makeFrameReader(options.maxEventSize)
+      // The frames of the reads pulled at once, decoded in one synchronous pass (a read holds
+      // hundreds of events; an effect per event cost more than the decoding): the chunks decoded,
+      // and what ended the stream, if something in them did. Nothing after the first frame that
+      // ends it counts.
+      const decodeFrames = (frames: ReadonlyArray<Frame>): {
+        readonly chunks: Array<ChatCompletion.ChatCompletionChunk>
+        readonly end: "Done" | Effect.Effect<LlmError.LlmError> | undefined
+      } => {
+        const chunks: Array<ChatCompletion.ChatCompletionChunk> = []
+        for (const frame of frames) {
+          switch (frame._tag) {
+            case "Done":
+              return { chunks, end: "Done" }
+            case "End":
+              return { chunks, end: Effect.succeed(decodeFailure("the stream ended before [DONE]")) }
+            case "Invalid":
+              return { chunks, end: Effect.succeed(decodeFailure(frame.detail)) }
+            case "Data": {
+              const parsed = parseJson(frame.data)
+              if (Result.isFailure(parsed)) {
+                return { chunks, end: Effect.succeed(decodeFailure(`an event's data ${parsed.failure}`)) }
               }
-            }
-            if (decoded.right.choices.some((choice) => choice.finish_reason === "content_filter")) {
-              return {
-                chunks,
-                end: Effect.succeed(
-                  new LlmError.ContentFilterError({
-                    model,
-                    detail: "the content filter stopped the stream (finish_reason: content_filter)"
-                  })
-                )
+              const json = parsed.success
+              if (frame.event === "error" || Errors.isErrorEnvelope(json)) {
+                return { chunks, end: options.onErrorEvent(json) }
               }
+              const decoded = decodeChunkResult(json)
+              if (Result.isFailure(decoded)) {
+                const issue = decoded.failure
+                return {
+                  chunks,
+                  end: Effect.sync(() => decodeFailure(`an event is not a chunk: ${formatSchemaError(issue, secrets)}`))
+                }
+              }
+              if (decoded.success.choices.some((choice) => choice.finish_reason === "content_filter")) {
+                return {
+                  chunks,
+                  end: Effect.succeed(
+                    new LlmError.ContentFilterError({
+                      model,
+                      detail: "the content filter stopped the stream (finish_reason: content_filter)"
+                    })
+                  )
+                }
+              }
+              chunks.push(decoded.success)
             }
-            chunks.push(decoded.right)
           }
         }
+        return { chunks, end: undefined }
       }
-      return { chunks, end: undefined }
-    }
-    const toChunks = (
-      frames: ReadonlyArray<Frame>
-    ): Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError> => {
-      const { chunks, end } = decodeRead(frames)
-      const decoded = Stream.fromIterable(chunks)
-      return end === undefined || end === "Done" ? decoded : Stream.concat(decoded, Stream.fromEffect(Effect.flip(end)))
-    }
-    return body.pipe(
-      Stream.map(reader.feed),
-      Stream.concat(Stream.fromEffect(Effect.sync(reader.end))),
-      // Stop pulling the body after the read that holds [DONE], the end, or a fault.
-      Stream.takeUntil((frames) => frames.some((frame) => frame._tag !== "Data")),
-      Stream.flatMap(toChunks)
-    )
-  })
+
+      // Once something ended the stream, every later pull gets it and the body is not pulled
+      // again: the stream ends, and its scope aborts the request.
+      let ended: Pull.Pull<never, LlmError.LlmError> | undefined
+      const pullFrames = pullReads.pipe(
+        Effect.map((reads) => reads.length === 1 ? reader.feed(reads[0]) : reads.flatMap(reader.feed)),
+        Pull.catchDone(() => Effect.sync(reader.end))
+      )
+      const emit = (frames: ReadonlyArray<Frame>): ChunkPull => {
+        const { chunks, end } = decodeFrames(frames)
+        if (end !== undefined) ended = end === "Done" ? Cause.done() : Effect.flatMap(end, Effect.fail)
+        // A read of comments, keep-alives or half an event decodes to nothing: pull the next one.
+        return Arr.isArrayNonEmpty(chunks) ? Effect.succeed(chunks) : pull
+      }
+      const pull: ChunkPull = Effect.suspend(() => ended ?? Effect.flatMap(pullFrames, emit))
+      return pull
+    }))

@@ -4,8 +4,8 @@
  *
  * @internal
  */
-import * as Either from "effect/Either"
 import * as Redacted from "effect/Redacted"
+import * as Result from "effect/Result"
 
 /**
  * @internal
@@ -67,7 +67,7 @@ const headerName = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const headerValue = /^[\t\x20-\x7e\x80-\xff]*$/
 
 /**
- * Checks endpoint options; `Left` is the reason they are invalid (never containing a secret).
+ * Checks endpoint options; a failure is the reason they are invalid (never containing a secret).
  *
  * - `baseUrl` must be an absolute `http:` or `https:` URL without credentials (those belong in
  *   `apiKey` or `headers`, where they stay redacted). Requests go to `baseUrl` + `/chat/completions`
@@ -81,19 +81,19 @@ const headerValue = /^[\t\x20-\x7e\x80-\xff]*$/
  *
  * @internal
  */
-export const resolveEndpoint = (options: EndpointOptions): Either.Either<Endpoint, string> => {
+export const resolveEndpoint = (options: EndpointOptions): Result.Result<Endpoint, string> => {
   let base: URL
   try {
     base = new URL(options.baseUrl)
   } catch {
     // The URL itself is not repeated: it could hold a key in its query string.
-    return Either.left("baseUrl is not a valid absolute URL (it must start with http:// or https://)")
+    return Result.fail("baseUrl is not a valid absolute URL (it must start with http:// or https://)")
   }
   if (base.protocol !== "http:" && base.protocol !== "https:") {
-    return Either.left(`baseUrl must use http: or https:, not ${base.protocol}`)
+    return Result.fail(`baseUrl must use http: or https:, not ${base.protocol}`)
   }
   if (base.username !== "" || base.password !== "") {
-    return Either.left("baseUrl must not contain credentials; pass them as apiKey or headers, which stay redacted")
+    return Result.fail("baseUrl must not contain credentials; pass them as apiKey or headers, which stay redacted")
   }
   const url = new URL(base.href)
   url.hash = ""
@@ -102,14 +102,14 @@ export const resolveEndpoint = (options: EndpointOptions): Either.Either<Endpoin
 
   const maxResponseBytes = options.maxResponseBytes ?? defaultMaxResponseBytes
   if (!Number.isSafeInteger(maxResponseBytes) || maxResponseBytes < 1) {
-    return Either.left(`maxResponseBytes must be a positive integer, got ${String(maxResponseBytes)}`)
+    return Result.fail(`maxResponseBytes must be a positive integer, got ${String(maxResponseBytes)}`)
   }
 
   const apiKey = options.apiKey !== undefined && Redacted.value(options.apiKey).trim().length > 0
     ? options.apiKey
     : undefined
   if (apiKey !== undefined && !headerValue.test(Redacted.value(apiKey))) {
-    return Either.left("apiKey contains characters that cannot be sent in an HTTP header (a line break?)")
+    return Result.fail("apiKey contains characters that cannot be sent in an HTTP header (a line break?)")
   }
 
   const headers: Array<readonly [string, string | Redacted.Redacted<string>]> = []
@@ -118,17 +118,17 @@ export const resolveEndpoint = (options: EndpointOptions): Either.Either<Endpoin
   const seen = new Set<string>()
   for (const [rawName, value] of Object.entries(options.headers ?? {})) {
     const name = rawName.toLowerCase()
-    if (!headerName.test(rawName)) return Either.left(`header name ${JSON.stringify(truncate(rawName))} is invalid`)
-    if (seen.has(name)) return Either.left(`header ${rawName} is set twice (header names are case-insensitive)`)
+    if (!headerName.test(rawName)) return Result.fail(`header name ${JSON.stringify(truncate(rawName))} is invalid`)
+    if (seen.has(name)) return Result.fail(`header ${rawName} is set twice (header names are case-insensitive)`)
     seen.add(name)
-    if (reservedHeaders.has(name)) return Either.left(`header ${rawName} is set by the client and cannot be overridden`)
+    if (reservedHeaders.has(name)) return Result.fail(`header ${rawName} is set by the client and cannot be overridden`)
     if (name === "authorization" && apiKey !== undefined) {
-      return Either.left("both apiKey and an authorization header are set; use one")
+      return Result.fail("both apiKey and an authorization header are set; use one")
     }
     const secret = Redacted.isRedacted(value) || sensitiveHeaders.has(name)
     const plain = Redacted.isRedacted(value) ? Redacted.value(value) : value
     if (!headerValue.test(plain)) {
-      return Either.left(`the value of header ${rawName} contains characters that cannot be sent (a line break?)`)
+      return Result.fail(`the value of header ${rawName} contains characters that cannot be sent (a line break?)`)
     }
     if (secret) {
       const redacted = Redacted.isRedacted(value) ? value : Redacted.make(value)
@@ -140,7 +140,7 @@ export const resolveEndpoint = (options: EndpointOptions): Either.Either<Endpoin
     }
   }
 
-  return Either.right({
+  return Result.succeed({
     url: url.href,
     origin: url.origin,
     apiKey,

@@ -177,12 +177,12 @@ const fromErrorObject = (error: object): ProviderError => {
  */
 export const readProviderError = (body: unknown): ProviderError => {
   const root = Array.isArray(body) ? body[0] : body
-  if (!Predicate.isRecord(root)) return emptyProviderError
+  if (!Predicate.isObject(root)) return emptyProviderError
   const error = root["error"]
   if (typeof error === "string" && error.length > 0) {
     return { ...emptyProviderError, message: error }
   }
-  if (Predicate.isRecord(error)) return fromErrorObject(error)
+  if (Predicate.isObject(error)) return fromErrorObject(error)
   return fromErrorObject(root)
 }
 
@@ -194,7 +194,7 @@ export const readProviderError = (body: unknown): ProviderError => {
  */
 export const isErrorEnvelope = (body: unknown): boolean => {
   const root = Array.isArray(body) && body.length === 1 ? body[0] : body
-  return Predicate.isRecord(root) && root["error"] !== undefined && root["error"] !== null &&
+  return Predicate.isObject(root) && root["error"] !== undefined && root["error"] !== null &&
     root["choices"] === undefined
 }
 
@@ -238,8 +238,9 @@ const parseDelay = (value: string, unitMillis: number): Option.Option<Duration.D
 const parseHttpDate = (value: string, nowMillis: number): Option.Option<Duration.Duration> => {
   const trimmed = value.trim()
   // An IMF-fixdate is 29 characters; a long or letterless value is not a date (`Date.parse("5")`
-  // would read a bare number as a year).
-  if (trimmed.length > 64 || !/[a-z]/i.test(trimmed)) return Option.none()
+  // would read a bare number as a year), nor is one with five digits in a row: HTTP dates have
+  // four-digit years, and V8 reads `01 Jan 10000` as a date all the same.
+  if (trimmed.length > 64 || !/[a-z]/i.test(trimmed) || /\d{5}/.test(trimmed)) return Option.none()
   const at = Date.parse(trimmed)
   return Number.isNaN(at) ? Option.none() : clampMillis(Math.max(0, at - nowMillis))
 }

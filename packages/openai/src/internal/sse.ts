@@ -1,11 +1,11 @@
 /**
  * Server-sent events from raw bytes, as an OpenAI-compatible stream uses them: strict UTF-8 decoded
- * incrementally (a character split across network reads is kept whole), lines parsed by
- * `@effect/experimental`'s SSE parser, and each event reduced to a `Frame`.
+ * incrementally (a character split across network reads is kept whole), lines parsed by Effect's
+ * SSE parser (`effect/encoding/Sse`), and each event reduced to a `Frame`.
  *
  * @internal
  */
-import * as Sse from "@effect/experimental/Sse"
+import * as Sse from "effect/encoding/Sse"
 
 /**
  * What an event means to a chat stream:
@@ -51,43 +51,33 @@ const end: Frame = { _tag: "End" }
  * - An event longer than `maxEventSize` characters, or bytes that are not UTF-8, yield `Invalid`
  *   (after the events completed before it in the same read, for an oversized event).
  *
+ * The parser is used directly rather than through `Sse.decode`: that channel fails the stream
+ * with a `Retry` at the first `retry:` field, which a chat stream must ignore, and it would cost a
+ * channel step per read where this reader is a plain function.
+ *
  * @internal
  */
 export const makeFrameReader = (maxEventSize: number): FrameReader => {
   const decoder = new TextDecoder("utf-8", { fatal: true })
   let events: Array<Sse.Event> = []
+  // Effect 4's parser keeps a CRLF split across two reads whole and scans each read once, so
+  // neither needs the workarounds the Effect 3 parser did (see EventStream.test.ts). It checks
+  // `maxEventSize` only against what is still pending when a read ends, though: an event that
+  // starts and ends within one read is dispatched whatever its size, so the limit is enforced
+  // here as well, on every event dispatched.
+  let oversized = false
   const parser = Sse.makeParser((event) => {
-    if (event._tag === "Event") events.push(event)
+    if (event._tag !== "Event" || oversized) return
+    if (event.data.length > maxEventSize) oversized = true
+    else events.push(event)
   }, { maxEventSize })
-  // The parser forgets a trailing "\r" between two `feed` calls and would read a CRLF split across
-  // reads as two line breaks (ending an event early); the "\n" of such a pair is dropped here.
-  let pendingCarriageReturn = false
 
   const invalid = (detail: string): Frame => ({ _tag: "Invalid", detail })
+  const tooLarge = () => invalid(`a server-sent event exceeds the limit of ${maxEventSize} characters`)
 
-  // The parser scans its whole pending buffer from the start for every line it reads, so a read
-  // of many events (a 64 KiB network read holds hundreds) costs the square of its length. Fed one
-  // line at a time, its buffer stays one line long. A piece ends just after its "\n", so a CRLF
-  // is never split here, and the size limit is checked after every line rather than only at the
-  // end of a read.
-  const feedLines = (text: string): Sse.SseError | undefined => {
-    let start = 0
-    while (start < text.length) {
-      const newline = text.indexOf("\n", start)
-      const end = newline === -1 ? text.length : newline + 1
-      const error = parser.feed(start === 0 && end === text.length ? text : text.slice(start, end))
-      if (error !== undefined) return error
-      start = end
-    }
-    return undefined
-  }
-
-  const feedText = (input: string): ReadonlyArray<Frame> => {
-    let text = input
+  const feedText = (text: string): ReadonlyArray<Frame> => {
     if (text.length === 0) return []
-    if (pendingCarriageReturn && text.startsWith("\n")) text = text.slice(1)
-    pendingCarriageReturn = input.endsWith("\r")
-    const error = feedLines(text)
+    const error = parser.feed(text)
     const frames: Array<Frame> = []
     for (const event of events) {
       if (event.event !== "message" && event.event !== "error") continue
@@ -96,7 +86,7 @@ export const makeFrameReader = (maxEventSize: number): FrameReader => {
       frames.push(data === "[DONE]" ? done : { _tag: "Data", event: event.event, data: event.data })
     }
     events = []
-    if (error !== undefined) frames.push(invalid(`a server-sent event exceeds the limit of ${maxEventSize} characters`))
+    if (oversized || error !== undefined) frames.push(tooLarge())
     return frames
   }
 
