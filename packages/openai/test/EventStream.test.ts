@@ -112,15 +112,13 @@ describe("Effect 4's SSE parser, which makeFrameReader builds on", () => {
 
   // Effect 3's parser rescanned its whole pending buffer for every line, so one read of many
   // events cost the square of its length; our reader fed it one line at a time. Effect 4's scans
-  // each read once: 80,000 events in one 8 MiB read take milliseconds (a rescan per line would
-  // take minutes).
-  it("parses one read of many events in linear time", () => {
+  // each read once, so the reader hands it whole reads. (How long that takes is a benchmark's
+  // business, not a test's; a rescan per line would take minutes here, past the test's timeout.)
+  it("parses one read of many events", () => {
     const read = `data: {"pad":"${"x".repeat(90)}"}\n\n`.repeat(80_000)
-    const started = performance.now()
-    const { events } = parse([read], 1 << 30)
-    const elapsed = performance.now() - started
+    const { errors, events } = parse([read], 1 << 30)
     assert.strictEqual(events.length, 80_000)
-    assert.isBelow(elapsed, 5_000)
+    assert.deepStrictEqual(errors, [])
   })
 
   // Still true in 4.1: the limit is checked only against what a read leaves pending, so an event
