@@ -8,9 +8,9 @@
  */
 import { CircuitBreaker } from "@resilient-llm/core"
 import type { CircuitBreakerPolicy } from "cockatiel"
-import { Effect, Exit, Logger, ManagedRuntime, Scope } from "effect"
+import { Effect, Layer, ManagedRuntime } from "effect"
 import OpossumBreaker from "opossum"
-import { breakerOptions, cockatielBreaker, opossumBreakerOptions } from "./contenders.js"
+import { breakerOptions, cockatielBreaker, DiscardLogs, opossumBreakerOptions } from "./contenders.js"
 import {
   collectGarbage,
   type Contender,
@@ -59,14 +59,12 @@ const heapPerItem = async (count: number, build: (count: number) => Promise<() =
 
 /** Runs benchmark 4. */
 export const breaker = async (options: BreakerOptions): Promise<Section> => {
-  const runtime = ManagedRuntime.make(Logger.replace(Logger.defaultLogger, Logger.none))
-  const scope = await runtime.runPromise(Scope.make())
-  const ours = await runtime.runPromise(
-    Scope.extend(CircuitBreaker.make(breakerOptions), scope)
-  )
+  // The breaker lives as long as the runtime: disposing it closes the breaker's scope.
+  const runtime = ManagedRuntime.make(Layer.mergeAll(CircuitBreaker.layer(breakerOptions), DiscardLogs))
+  const ours = await runtime.runPromise(CircuitBreaker.CircuitBreaker)
   const cockatiel = cockatielBreaker()
   const opossum = opossumBreaker()
-  const yieldOnce = Effect.as(Effect.yieldNow(), 1)
+  const yieldOnce = Effect.as(Effect.yieldNow, 1)
   const resolved = () => Promise.resolve(1)
 
   const contenders: ReadonlyArray<Contender<Key>> = [
@@ -83,6 +81,7 @@ export const breaker = async (options: BreakerOptions): Promise<Section> => {
   try {
     const timings = await measureRounds(contenders, options)
     const rows: Array<Row> = contenders.map(({ key }) => ({
+      key,
       label: labels[key],
       cells: {
         rate: statCell(timingOf(timings, key).unitsPerSecond, "calls/s"),
@@ -93,20 +92,18 @@ export const breaker = async (options: BreakerOptions): Promise<Section> => {
     if (state !== "closed") throw new Error(`the contended circuit ended ${state}`)
 
     const oursPerKey = await heapPerItem(options.keys, async (count) => {
-      const keyScope = await runtime.runPromise(Scope.make())
-      const keyed = await runtime.runPromise(Scope.extend(CircuitBreaker.make(), keyScope))
-      await runtime.runPromise(
+      // a breaker of its own, with the default options, for as long as its runtime
+      const keyed = ManagedRuntime.make(Layer.mergeAll(CircuitBreaker.layer(), DiscardLogs))
+      await keyed.runPromise(
         Effect.forEach(
           Array.from({ length: count }, (_, i) => `model-${i}`),
-          (key) => keyed.protect(key)(Effect.void),
-          {
-            discard: true
-          }
+          (key) => CircuitBreaker.protect(Effect.void, key),
+          { discard: true }
         )
       )
       return async () => {
-        sink((await runtime.runPromise(keyed.snapshot)).length)
-        await runtime.runPromise(Scope.close(keyScope, Exit.void))
+        sink((await keyed.runPromise(CircuitBreaker.snapshot)).length)
+        await keyed.dispose()
       }
     })
     const cockatielPerKey = await heapPerItem(options.keys, async (count) => {
@@ -134,9 +131,18 @@ export const breaker = async (options: BreakerOptions): Promise<Section> => {
       }
     })
     rows.push(
-      { label: `resilient-llm, heap per key (${options.keys} keys)`, cells: { memory: valueCell(oursPerKey, "B") } },
-      { label: `cockatiel, heap per policy (${options.keys})`, cells: { memory: valueCell(cockatielPerKey, "B") } },
       {
+        key: "oursHeapPerKey",
+        label: `resilient-llm, heap per key (${options.keys} keys)`,
+        cells: { memory: valueCell(oursPerKey, "B") }
+      },
+      {
+        key: "cockatielHeapPerKey",
+        label: `cockatiel, heap per policy (${options.keys})`,
+        cells: { memory: valueCell(cockatielPerKey, "B") }
+      },
+      {
+        key: "opossumHeapPerKey",
         label: `opossum, heap per breaker (${options.opossumKeys})`,
         cells: { memory: valueCell(opossumPerKey, "B") }
       }
@@ -171,7 +177,6 @@ export const breaker = async (options: BreakerOptions): Promise<Section> => {
     }
   } finally {
     opossum.shutdown()
-    await runtime.runPromise(Scope.close(scope, Exit.void))
     await runtime.dispose()
   }
 }

@@ -3,7 +3,7 @@
  * retry (3 retries, exponential from 250 ms), a 30 s timeout per attempt and a circuit breaker
  * (5 consecutive failures, 30 s break), around a call that returns a promise. Ours is
  * `Fallback.chain` over one model with the same options, which adds the fallback layer and its
- * observability on top.
+ * observability on top. Every Effect runtime here also gets `DiscardLogs`.
  */
 import { CircuitBreaker } from "@resilient-llm/core"
 import {
@@ -17,12 +17,22 @@ import {
   wrap
 } from "cockatiel"
 import type { CircuitBreakerPolicy, IPolicy } from "cockatiel"
+import type { Layer } from "effect"
+import { Logger } from "effect"
 import OpossumBreaker from "opossum"
 
 export const attemptTimeoutMs = 30_000
 export const breakMs = 30_000
 export const retries = 3
 export const tripAfter = 5
+
+/**
+ * The loggers of every Effect runtime in the benchmarks: one that drops each record. Our code still
+ * builds its log records (it skips them only when no logger is installed, or below the minimum
+ * level), so what is measured is the library's work, not the console's. `Logger.layer([])` would
+ * install no logger at all, and measure less than a real application pays.
+ */
+export const DiscardLogs: Layer.Layer<never> = Logger.layer([Logger.make(() => {})])
 
 /** Our breaker's options: open after `tripAfter` consecutive failures, for `breakMs`. */
 export const breakerOptions: CircuitBreaker.Options = {

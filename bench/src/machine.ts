@@ -59,7 +59,7 @@ export const machine = (): Machine => ({
   memoryGiB: Math.round(os.totalmem() / 2 ** 30),
   loadAverage: loadAverage(),
   versions: Object.fromEntries(
-    ["effect", "@effect/platform", "@effect/platform-node", "cockatiel", "opossum", "openai", "undici"].map((name) => [
+    ["effect", "@effect/platform-node", "cockatiel", "opossum", "openai", "undici"].map((name) => [
       name,
       versionOf(name)
     ])

@@ -9,8 +9,9 @@
  */
 import { BestOfN, ChatClient, ChatCompletion, CircuitBreaker, Fallback, Judge, LlmError } from "@resilient-llm/core"
 import { TestChatClient } from "@resilient-llm/testing"
-import { Clock, Duration, Effect, Fiber, Layer, Logger, TestClock, TestContext } from "effect"
-import { attemptTimeoutMs, breakerOptions } from "./contenders.js"
+import { Clock, Duration, Effect, Fiber, Layer } from "effect"
+import { TestClock } from "effect/testing"
+import { attemptTimeoutMs, breakerOptions, DiscardLogs } from "./contenders.js"
 import { quantile } from "./measure.js"
 import { type Ratio, type Row, type Section, valueCell } from "./report.js"
 
@@ -36,8 +37,8 @@ const timeoutError = new LlmError.TimeoutError({ model: "primary", timeout: Dura
 
 /** The chain people write by hand: the primary with a timeout, then the fallback, every time. */
 const handWritten = ChatClient.create({ model: "primary", messages }).pipe(
-  Effect.timeoutFail({ duration: Duration.millis(attemptTimeoutMs), onTimeout: () => timeoutError }),
-  Effect.orElse(() => ChatClient.create({ model: "fallback", messages }))
+  Effect.timeoutOrElse({ duration: Duration.millis(attemptTimeoutMs), orElse: () => Effect.fail(timeoutError) }),
+  Effect.catch(() => ChatClient.create({ model: "fallback", messages }))
 )
 
 export interface OutageFigures {
@@ -49,42 +50,42 @@ export interface OutageFigures {
  * Sends `requests` requests, one every 100 ms of virtual time, each through `serve`, and moves the
  * clock until all have an answer. Each wait is read inside its own fiber, so it is exact.
  */
-const simulate = <E>(
+const simulate = Effect.fnUntraced(function*<E>(
   requests: number,
   serve: Effect.Effect<unknown, E, ChatClient.ChatClient | CircuitBreaker.CircuitBreaker>
-): Effect.Effect<
+): Effect.fn.Return<
   OutageFigures,
   E,
   ChatClient.ChatClient | CircuitBreaker.CircuitBreaker | TestChatClient.TestChatClient
-> =>
-  Effect.gen(function*() {
-    const waits = new Array<number>(requests).fill(Number.NaN)
-    const fibers: Array<Fiber.RuntimeFiber<void, E>> = []
-    let done = 0
-    for (let i = 0; i < requests; i++) {
-      const caller = Effect.gen(function*() {
-        yield* Effect.sleep(Duration.millis(i * arrivalEveryMs))
-        const start = yield* Clock.currentTimeMillis
-        yield* serve
-        waits[i] = (yield* Clock.currentTimeMillis) - start
-        done++
-      })
-      fibers.push(yield* Effect.fork(caller))
-    }
-    // generous bound: every request could wait a whole hang and the fallback
-    const steps = Math.ceil((requests * arrivalEveryMs + Duration.toMillis(hang) + 60_000) / arrivalEveryMs)
-    for (let step = 0; step < steps && done < requests; step++) {
-      yield* TestClock.adjust(Duration.millis(arrivalEveryMs))
-    }
-    yield* Fiber.joinAll(fibers)
-    return { waitsMs: waits, primaryCalls: (yield* TestChatClient.callsTo("primary")).length }
-  })
+> {
+  const waits = new Array<number>(requests).fill(Number.NaN)
+  const fibers: Array<Fiber.Fiber<void, E>> = []
+  let done = 0
+  for (let i = 0; i < requests; i++) {
+    const caller = Effect.gen(function*() {
+      yield* Effect.sleep(Duration.millis(i * arrivalEveryMs))
+      const start = yield* Clock.currentTimeMillis
+      yield* serve
+      waits[i] = (yield* Clock.currentTimeMillis) - start
+      done++
+    })
+    fibers.push(yield* Effect.forkChild(caller))
+  }
+  // generous bound: every request could wait a whole hang and the fallback
+  const steps = Math.ceil((requests * arrivalEveryMs + Duration.toMillis(hang) + 60_000) / arrivalEveryMs)
+  for (let step = 0; step < steps && done < requests; step++) {
+    yield* TestClock.adjust(Duration.millis(arrivalEveryMs))
+  }
+  yield* Fiber.joinAll(fibers)
+  return { waitsMs: waits, primaryCalls: (yield* TestChatClient.callsTo("primary")).length }
+})
 
+// The TestClock is built first and given to the others, so the breaker's timers follow it too.
 const OutageWorld = Layer.mergeAll(
   TestChatClient.layer(outageScript),
   CircuitBreaker.layer(breakerOptions),
-  Logger.replace(Logger.defaultLogger, Logger.none)
-)
+  DiscardLogs
+).pipe(Layer.provideMerge(TestClock.layer()))
 
 /** Runs the outage under a fresh TestClock, with the chain `serve` built from the breaker in context. */
 const underOutage = <E>(
@@ -93,8 +94,7 @@ const underOutage = <E>(
 ): Promise<OutageFigures> =>
   Effect.runPromise(
     Effect.flatMap(CircuitBreaker.CircuitBreaker, (breaker) => simulate(requests, serve(breaker))).pipe(
-      Effect.provide(OutageWorld),
-      Effect.provide(TestContext.TestContext)
+      Effect.provide(OutageWorld)
     )
   )
 
@@ -117,14 +117,13 @@ const slowJudge = Judge.fromFunction(({ response }) =>
 const bestOfN = (models: number): Promise<{ readonly parallelMs: number; readonly sequentialMs: number }> => {
   const latencies = Array.from({ length: models }, (_, i) => 800 + ((i * 700) % 1_900))
   const names = latencies.map((_, i) => `model-${i}`)
-  const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-    Effect.gen(function*() {
-      const start = yield* Clock.currentTimeMillis
-      const fiber = yield* Effect.fork(Effect.zip(effect, Clock.currentTimeMillis))
-      while (fiber.unsafePoll() === null) yield* TestClock.adjust("10 millis")
-      const [, end] = yield* Fiber.join(fiber)
-      return end - start
-    })
+  const timed = Effect.fnUntraced(function*<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.fn.Return<number, E, R> {
+    const start = yield* Clock.currentTimeMillis
+    const fiber = yield* Effect.forkChild(Effect.zip(effect, Clock.currentTimeMillis))
+    while (fiber.pollUnsafe() === undefined) yield* TestClock.adjust("10 millis")
+    const [, end] = yield* Fiber.join(fiber)
+    return end - start
+  })
   const sequential = Effect.gen(function*() {
     let best = -Infinity
     for (const model of names) {
@@ -140,12 +139,11 @@ const bestOfN = (models: number): Promise<{ readonly parallelMs: number; readonl
       const sequentialMs = yield* timed(sequential)
       return { parallelMs, sequentialMs }
     }).pipe(
-      Effect.provide(Layer.mergeAll(
-        TestChatClient.layer(bestOfNScript(latencies)),
-        Judge.layer(slowJudge),
-        Logger.replace(Logger.defaultLogger, Logger.none)
-      )),
-      Effect.provide(TestContext.TestContext)
+      Effect.provide(
+        Layer.mergeAll(TestChatClient.layer(bestOfNScript(latencies)), Judge.layer(slowJudge), DiscardLogs).pipe(
+          Layer.provideMerge(TestClock.layer())
+        )
+      )
     )
   )
 }
@@ -174,7 +172,8 @@ export const outage = async (options: OutageOptions): Promise<Section> => {
     )
   )
   const best = await bestOfN(options.bestOfNModels)
-  const row = (label: string, figures: ReturnType<typeof summary>): Row => ({
+  const row = (key: string, label: string, figures: ReturnType<typeof summary>): Row => ({
+    key,
     label,
     cells: {
       total: valueCell(figures.totalS, "s"),
@@ -214,13 +213,15 @@ export const outage = async (options: OutageOptions): Promise<Section> => {
       { key: "primary", header: "calls to primary" }
     ],
     rows: [
-      row("hand-written: primary (30 s timeout), then fallback", naive),
-      row("resilient-llm Fallback.chain + CircuitBreaker", ours),
+      row("handWritten", "hand-written: primary (30 s timeout), then fallback", naive),
+      row("ours", "resilient-llm Fallback.chain + CircuitBreaker", ours),
       {
+        key: "bestOfNParallel",
         label: `best-of-${options.bestOfNModels}: BestOfN.complete (parallel)`,
         cells: { total: valueCell(best.parallelMs / 1000, "s") }
       },
       {
+        key: "bestOfNSequential",
         label: `best-of-${options.bestOfNModels}: ask and score one by one`,
         cells: { total: valueCell(best.sequentialMs / 1000, "s") }
       }

@@ -5,8 +5,8 @@
  * call in each world (a resolved promise; an `Effect.succeed`).
  */
 import { ChatClient, ChatCompletion, CircuitBreaker, Fallback, Retry } from "@resilient-llm/core"
-import { Effect, Layer, Logger, LogLevel, ManagedRuntime } from "effect"
-import { attemptTimeoutMs, breakerOptions, cockatielStack, opossumStack, retries } from "./contenders.js"
+import { Effect, Layer, ManagedRuntime, References, Stream } from "effect"
+import { attemptTimeoutMs, breakerOptions, cockatielStack, DiscardLogs, opossumStack, retries } from "./contenders.js"
 import { type Contender, measureRounds, sink, type Timing, timingOf } from "./measure.js"
 import { type Ratio, type Row, type Section, statCell, textCell } from "./report.js"
 
@@ -30,16 +30,12 @@ const primaryRequest: ChatCompletion.ChatRequest = {
 
 const StubClient = Layer.succeed(ChatClient.ChatClient, {
   create: () => Effect.succeed(completion),
-  stream: () => Effect.die("the overhead benchmark does not stream")
+  stream: () => Stream.die("the overhead benchmark does not stream")
 })
 
 // Logs are produced (two lines per call: the attempt and the served summary) and dropped by a
 // logger that does nothing, so what is measured is the library's work, not the console's.
-const Runtime = Layer.mergeAll(
-  StubClient,
-  CircuitBreaker.layer(breakerOptions),
-  Logger.replace(Logger.defaultLogger, Logger.none)
-)
+const Runtime = Layer.mergeAll(StubClient, CircuitBreaker.layer(breakerOptions), DiscardLogs)
 
 type Key =
   | "promise"
@@ -83,12 +79,13 @@ export const overhead = async (options: OverheadOptions): Promise<Section> => {
   const cockatiel = cockatielStack()
   const opossum = opossumStack(call)
 
-  const effectLoop =
-    <A>(once: Effect.Effect<A, unknown, ChatClient.ChatClient>, use: (a: A) => number) => (n: number) =>
-      runtime.runPromise(Effect.gen(function*() {
-        for (let i = 0; i < n; i++) sink(use(yield* once))
-        return n
-      }))
+  const effectLoop = <A, E>(once: Effect.Effect<A, E, ChatClient.ChatClient>, use: (a: A) => number) => {
+    const loop = Effect.fnUntraced(function*(n: number) {
+      for (let i = 0; i < n; i++) sink(use(yield* once))
+      return n
+    })
+    return (n: number) => runtime.runPromise(loop(n))
+  }
 
   const promiseLoop = <A>(once: () => Promise<A>, use: (a: A) => number) => async (n: number) => {
     for (let i = 0; i < n; i++) sink(use(await once()))
@@ -106,7 +103,7 @@ export const overhead = async (options: OverheadOptions): Promise<Section> => {
     { key: "ours", run: effectLoop(complete(request), served) },
     {
       key: "oursQuiet",
-      run: effectLoop(complete(request).pipe(Logger.withMinimumLogLevel(LogLevel.Warning)), served)
+      run: effectLoop(complete(request).pipe(Effect.provideService(References.MinimumLogLevel, "Warn")), served)
     },
     { key: "oursRunPromise", run: promiseLoop(() => runtime.runPromise(complete(request)), served) },
     { key: "effectPrimitives", run: effectLoop(Effect.flatMap(ChatClient.ChatClient, primitives), choices) }
@@ -119,6 +116,7 @@ export const overhead = async (options: OverheadOptions): Promise<Section> => {
     // for a core, which says more about the neighbours than about the code.
     const ns = (key: Key) => of(key).cpuNsPerUnit.median
     const rows: Array<Row> = contenders.map(({ key }) => ({
+      key,
       label: labels[key],
       cells: {
         cpu: statCell(of(key).cpuNsPerUnit, "ns"),
@@ -164,7 +162,7 @@ export const overhead = async (options: OverheadOptions): Promise<Section> => {
         "and an AbortController per call.",
         "opossum: rolling counts and latency percentiles (its metrics), events; no logs or traces; a timer per call.",
         "Each contender runs the same number of calls per round in its own world: an async loop of awaits, or an " +
-        "Effect.gen loop of yields; 'over bare call' subtracts the bare call of the same world."
+        "Effect generator loop of yields (Effect.fnUntraced); 'over bare call' subtracts the bare call of the same world."
       ]
     }
   } finally {

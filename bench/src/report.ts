@@ -20,6 +20,11 @@ export interface Column {
 }
 
 export interface Row {
+  /**
+   * What the row measures, stable across label edits and sizes (`oursUndici.c16`): the Effect 3
+   * comparison (`compare.ts`) finds a row's figures by it.
+   */
+  readonly key: string
   readonly label: string
   readonly cells: Readonly<Record<string, Cell>>
 }
@@ -41,7 +46,8 @@ export interface Section {
   readonly notes: ReadonlyArray<string>
 }
 
-const significant = (value: number): string => {
+/** A number as the tables print it: three significant digits, thousands separated from 100,000. */
+export const significant = (value: number): string => {
   if (!Number.isFinite(value)) return String(value)
   const magnitude = Math.abs(value)
   if (magnitude >= 100_000) return Math.round(value).toLocaleString("en-US")
@@ -51,17 +57,22 @@ const significant = (value: number): string => {
   return value.toPrecision(2)
 }
 
+/** Half the range of the rounds, relative to the median, in percent: the `±` of a figure. */
+export const plusMinusPercent = (stat: Stat): number => Math.round((stat.spread * 100) / 2)
+
+/** A figure as the tables print it: `296,239 ns ±23%`, or `436 B` when it has no rounds. */
+export const formatFigure = (value: number, unit: string, plusMinus?: number): string =>
+  `${significant(value)}${unit === "" ? "" : ` ${unit}`}${plusMinus === undefined ? "" : ` ±${plusMinus}%`}`
+
 export const formatCell = (cell: Cell | undefined): string => {
   if (cell === undefined) return ""
   switch (cell._tag) {
     case "Text":
       return cell.text
     case "Value":
-      return `${significant(cell.value)}${cell.unit === "" ? "" : ` ${cell.unit}`}`
-    case "Stat": {
-      const unit = cell.unit === "" ? "" : ` ${cell.unit}`
-      return `${significant(cell.stat.median)}${unit} ±${Math.round((cell.stat.spread * 100) / 2)}%`
-    }
+      return formatFigure(cell.value, cell.unit)
+    case "Stat":
+      return formatFigure(cell.stat.median, cell.unit, plusMinusPercent(cell.stat))
   }
 }
 

@@ -9,9 +9,10 @@
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { ChatClient, ChatCompletion } from "@resilient-llm/core"
 import { OpenAiCompatible } from "@resilient-llm/openai"
-import { Effect, Layer, Logger, ManagedRuntime, Redacted, Stream } from "effect"
+import { Effect, Layer, ManagedRuntime, Redacted, Stream } from "effect"
 import OpenAI from "openai"
 import { Agent, request as undiciRequest } from "undici"
+import { DiscardLogs } from "./contenders.js"
 import { startLoopbackServer } from "./loopback.js"
 import { type Contender, measureRounds, scaleStat, sink, timingOf } from "./measure.js"
 import { type Row, type Section, statCell } from "./report.js"
@@ -75,7 +76,7 @@ export const streaming = async (options: StreamingOptions): Promise<Section> => 
     OpenAiCompatible.layer({ baseUrl: server.baseUrl, apiKey: Redacted.make(apiKey) }).pipe(
       Layer.provide(NodeHttpClient.layerUndici)
     ),
-    Logger.replace(Logger.defaultLogger, Logger.none)
+    DiscardLogs
   ))
   const body = JSON.stringify({ model, messages, stream: true })
   const request: ChatCompletion.ChatRequest = { model, messages }
@@ -104,12 +105,17 @@ export const streaming = async (options: StreamingOptions): Promise<Section> => 
   }
   const oursOnce = Stream.runFold(
     ChatClient.stream(request),
-    { chunks: 0, characters: 0 },
+    () => ({ chunks: 0, characters: 0 }),
     (acc, chunk) => ({ chunks: acc.chunks + 1, characters: acc.characters + ChatCompletion.chunkText(chunk).length })
   ).pipe(Effect.map(({ characters, chunks }) => {
     sink(characters)
     return chunks
   }))
+  const oursStreams = Effect.fnUntraced(function*(streams: number) {
+    let chunks = 0
+    for (let i = 0; i < streams; i++) chunks += yield* oursOnce
+    return chunks
+  })
 
   const sequentially = async (streams: number, once: () => Promise<number>): Promise<number> => {
     let chunks = 0
@@ -120,20 +126,13 @@ export const streaming = async (options: StreamingOptions): Promise<Section> => 
   const contenders: ReadonlyArray<Contender<Key>> = [
     { key: "undici", run: (n) => sequentially(streamsFor(n), undiciOnce) },
     { key: "openai", run: (n) => sequentially(streamsFor(n), openaiOnce) },
-    {
-      key: "ours",
-      run: (n) =>
-        runtime.runPromise(Effect.gen(function*() {
-          let chunks = 0
-          for (let i = 0; i < streamsFor(n); i++) chunks += yield* oursOnce
-          return chunks
-        }))
-    }
+    { key: "ours", run: (n) => runtime.runPromise(oursStreams(streamsFor(n))) }
   ]
 
   try {
     const timings = await measureRounds(contenders, options)
     const rows: Array<Row> = contenders.map(({ key }) => ({
+      key,
       label: labels[key],
       cells: {
         rate: statCell(timingOf(timings, key).unitsPerSecond, "chunks/s"),
@@ -159,7 +158,7 @@ export const streaming = async (options: StreamingOptions): Promise<Section> => 
       ],
       notes: [
         "Each chunk is a real-sized OpenAI chunk (about 190 bytes); the server writes the whole stream at once.",
-        "Ours decodes strict UTF-8, parses SSE with @effect/experimental's parser, checks each event's size, " +
+        "Ours decodes strict UTF-8, parses SSE with Effect's parser (effect/encoding/Sse), checks each event's size, " +
         "validates every chunk with the ChatCompletionChunk schema and stops at [DONE]; the SDK parses SSE and JSON " +
         "without validation."
       ]

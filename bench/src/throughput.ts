@@ -7,14 +7,14 @@
  * per second (wall) and CPU time per request of this process, which runs only the clients.
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
-import type * as HttpClient from "@effect/platform/HttpClient"
 import { ChatClient, ChatCompletion, CircuitBreaker, Fallback } from "@resilient-llm/core"
 import { OpenAiCompatible } from "@resilient-llm/openai"
-import { Effect, Layer, Logger, ManagedRuntime, Redacted } from "effect"
+import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
+import * as FetchHttpClient from "effect/http/FetchHttpClient"
+import type * as HttpClient from "effect/http/HttpClient"
 import OpenAI from "openai"
 import { Agent, request as undiciRequest } from "undici"
-import { attemptTimeoutMs, breakerOptions, retries } from "./contenders.js"
+import { attemptTimeoutMs, breakerOptions, DiscardLogs, retries } from "./contenders.js"
 import { startLoopbackServer } from "./loopback.js"
 import { type Contender, effectWorkers, measureRounds, promiseWorkers, scaleStat, timingOf } from "./measure.js"
 import { type Ratio, type Row, type Section, statCell } from "./report.js"
@@ -45,7 +45,7 @@ const clientRuntime = (baseUrl: string, http: Layer.Layer<HttpClient.HttpClient>
   ManagedRuntime.make(Layer.mergeAll(
     OpenAiCompatible.layer({ baseUrl, apiKey: Redacted.make(apiKey) }).pipe(Layer.provide(http)),
     CircuitBreaker.layer(breakerOptions),
-    Logger.replace(Logger.defaultLogger, Logger.none)
+    DiscardLogs
   ))
 
 /** Runs benchmark 2. */
@@ -95,6 +95,7 @@ export const throughput = async (options: ThroughputOptions): Promise<Section> =
       for (const { key } of contenders) {
         const timing = timingOf(timings, key)
         rows.push({
+          key: `${key}.c${concurrency}`,
           label: `c=${concurrency} ${labels[key]}`,
           cells: {
             rps: statCell(timing.unitsPerSecond, "req/s"),

@@ -1,5 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { effect3 } from "../src/baseline.js"
+import { compare, formatComparison } from "../src/compare.js"
 import type { Stat } from "../src/measure.js"
 import type { Cell, Section } from "../src/report.js"
 import { benchmarkIds, plan, runBenchmarks } from "../src/suite.js"
@@ -64,5 +66,30 @@ describe("pnpm bench", () => {
       const parallel = required(outage.rows.find((row) => row.label.includes("BestOfN.complete")), "best-of-n row")
       const sequential = required(outage.rows.find((row) => row.label.includes("one by one")), "sequential row")
       assert.isBelow(value(outage, parallel.label, "total"), value(outage, sequential.label, "total"))
+
+      // The Effect 3 figures find their rows by key: every one has an "after" in this run, except the
+      // throughput rows at concurrencies the smoke size does not run.
+      const comparison = compare(effect3, run)
+      assert.deepStrictEqual(
+        [...new Set(comparison.sections.map((s) => s.id))],
+        ["overhead", "throughput", "streaming", "breaker"]
+      )
+      const concurrency = plan("smoke").throughput.concurrency
+      for (const compared of comparison.sections) {
+        for (const row of compared.rows) {
+          if (compared.id === "throughput" && !concurrency.some((c) => row.key.endsWith(`.c${c}`))) continue
+          assert.isAbove(row.figures.length, 0, `${compared.id} / ${row.key} has figures`)
+          for (const figure of row.figures) {
+            const ratio = figure.ratio
+            assert.isTrue(
+              ratio !== undefined && Number.isFinite(ratio) && ratio > 0,
+              `${compared.id} / ${row.key} / ${figure.column}: after / before ${ratio}`
+            )
+          }
+        }
+      }
+      const table = formatComparison(comparison)
+      for (const compared of comparison.sections) assert.include(table, compared.title)
+      assert.include(table, "Not comparable")
     }), { timeout: 180_000 })
 })
