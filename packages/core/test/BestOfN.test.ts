@@ -2,17 +2,18 @@ import { assert, describe, it } from "@effect/vitest"
 import type { ChatCompletion } from "@resilient-llm/core"
 import { BestOfN, Judge, LlmError, Observability } from "@resilient-llm/core"
 import { TestChatClient, TestLogs } from "@resilient-llm/testing"
-import { Cause, Clock, Duration, Effect, Exit, Fiber, Layer, Option, TestClock } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Fiber, Layer, Metric, Option } from "effect"
+import { TestClock } from "effect/testing"
 
 const messages = [{ role: "user", content: "Name a prime." }]
 const request: ChatCompletion.PromptRequest = { messages }
 
 /** A judge that takes `delay` and scores by a table of answers. */
-const tableJudge = (scores: Readonly<Record<string, number>>, delay: Duration.DurationInput = "500 millis") =>
+const tableJudge = (scores: Readonly<Record<string, number>>, delay: Duration.Input = "500 millis") =>
   Judge.layer(Judge.fromFunction(({ response }) => Effect.as(Effect.sleep(delay), scores[response] ?? 1)))
 
 /** A reply after `delay`, with one output token per character, so each answer's tokens differ. */
-const answer = (content: string, delay: Duration.DurationInput) =>
+const answer = (content: string, delay: Duration.Input) =>
   TestChatClient.reply(content, { delay, usage: { prompt_tokens: 10, completion_tokens: content.length } })
 
 const threeCandidates = TestChatClient.layer({
@@ -22,11 +23,11 @@ const threeCandidates = TestChatClient.layer({
 })
 
 /** Moves the clock in 100 ms steps up to `millis`, returning the time at which the fiber was done. */
-const runUntilDone = <A, E>(fiber: Fiber.RuntimeFiber<A, E>, millis: number) =>
+const runUntilDone = <A, E>(fiber: Fiber.Fiber<A, E>, millis: number) =>
   Effect.gen(function*() {
     for (let now = 0; now <= millis; now += 100) {
       if (now > 0) yield* TestClock.adjust("100 millis")
-      if (fiber.unsafePoll() !== null) return now
+      if (fiber.pollUnsafe() !== undefined) return now
     }
     return undefined
   })
@@ -37,17 +38,17 @@ const noCandidates = <R>(
 ) =>
   Effect.flatMap(
     Effect.flip(effect),
-    (error) => error._tag === "NoCandidatesError" ? Effect.succeed(error) : Effect.dieMessage(error.message)
+    (error) => error._tag === "NoCandidatesError" ? Effect.succeed(error) : Effect.die(new Error(error.message))
   )
 
 describe("BestOfN.complete", () => {
   it.effect("scores each candidate as it arrives: 1 s, 2 s, 3 s and a 0.5 s judge take 3.5 s", () =>
     Effect.gen(function*() {
-      const fiber = yield* Effect.fork(BestOfN.complete(request, { models: ["fast", "medium", "slow"] }))
+      const fiber = yield* Effect.forkChild(BestOfN.complete(request, { models: ["fast", "medium", "slow"] }))
       yield* TestClock.adjust("3400 millis")
-      assert.isNull(fiber.unsafePoll(), "not done at 3.4 s")
+      assert.isUndefined(fiber.pollUnsafe(), "not done at 3.4 s")
       yield* TestClock.adjust("100 millis")
-      assert.isNotNull(fiber.unsafePoll(), "done at 3.5 s")
+      assert.isDefined(fiber.pollUnsafe(), "done at 3.5 s")
       const report = yield* Fiber.join(fiber)
       assert.strictEqual(report.best.model, "slow")
       assert.strictEqual(report.best.text, "five")
@@ -70,14 +71,14 @@ describe("BestOfN.complete", () => {
 
   it.effect("the same call stepped 100 ms at a time is done at exactly 3.5 s, not 4.5 s or 6 s", () =>
     Effect.gen(function*() {
-      const fiber = yield* Effect.fork(BestOfN.complete(request, { models: ["fast", "medium", "slow"] }))
+      const fiber = yield* Effect.forkChild(BestOfN.complete(request, { models: ["fast", "medium", "slow"] }))
       const doneAt = yield* runUntilDone(fiber, 7000)
       assert.strictEqual(doneAt, 3500)
     }).pipe(Effect.provide(threeCandidates), Effect.provide(tableJudge({}))))
 
   it.effect("candidateTimeout 2 s: the 3 s candidate times out and is interrupted, the 2 s one counts, the call ends at 2.5 s", () =>
     Effect.gen(function*() {
-      const fiber = yield* Effect.fork(
+      const fiber = yield* Effect.forkChild(
         BestOfN.complete(request, { models: ["fast", "medium", "slow"], candidateTimeout: "2 seconds" })
       )
       const doneAt = yield* runUntilDone(fiber, 7000)
@@ -112,7 +113,7 @@ describe("BestOfN.complete", () => {
           return TestChatClient.reply(answer === undefined ? "1" : replies[answer], { delay: "500 millis" })
         }
       }
-      const fiber = yield* Effect.fork(
+      const fiber = yield* Effect.forkChild(
         BestOfN.complete(request, { models }).pipe(
           Effect.provide(Judge.layerLlm({ model: "judge" })),
           Effect.provide(TestChatClient.layer(script))
@@ -149,12 +150,12 @@ describe("BestOfN.complete", () => {
         seen.push(input)
         return 5
       }))
-      yield* BestOfN.complete(request, { models: ["fast"] }).pipe(Effect.provide(judge), Effect.fork)
+      yield* BestOfN.complete(request, { models: ["fast"] }).pipe(Effect.provide(judge), Effect.forkChild)
       yield* TestClock.adjust("1 second")
       assert.deepStrictEqual(seen, [{ prompt: "Name a prime.", response: "two" }])
       yield* BestOfN.complete(request, { models: ["fast"], judgePrompt: "custom" }).pipe(
         Effect.provide(judge),
-        Effect.fork
+        Effect.forkChild
       )
       yield* TestClock.adjust("1 second")
       assert.deepStrictEqual(seen[1], { prompt: "custom", response: "two" })
@@ -245,14 +246,14 @@ describe("BestOfN.complete", () => {
             Effect.onInterrupt(() => Effect.map(Clock.currentTimeMillis, (now) => interruptedAt.push(now)))
           )
           : Effect.as(Effect.sleep("500 millis"), 7), { name: "table" }))
-      const fiber = yield* Effect.fork(
+      const fiber = yield* Effect.forkChild(
         BestOfN.complete(request, { models: ["fast", "medium"], judgeTimeout: "2 seconds" }).pipe(Effect.provide(judge))
       )
       yield* TestClock.adjust("2999 millis")
-      assert.isNull(fiber.unsafePoll(), "still judging the fast candidate at 2.999 s")
+      assert.isUndefined(fiber.pollUnsafe(), "still judging the fast candidate at 2.999 s")
       assert.deepStrictEqual(interruptedAt, [])
       yield* TestClock.adjust("1 millis")
-      assert.isNotNull(fiber.unsafePoll(), "done at 3 s")
+      assert.isDefined(fiber.pollUnsafe(), "done at 3 s")
       assert.deepStrictEqual(interruptedAt, [3000])
       const report = yield* Fiber.join(fiber)
       assert.deepStrictEqual(
@@ -281,7 +282,7 @@ describe("BestOfN.complete", () => {
           response === "two" ? Effect.as(Effect.sleep("2 seconds"), 6) : Effect.as(Effect.sleep("2001 millis"), 7)
         )
       )
-      const fiber = yield* Effect.fork(
+      const fiber = yield* Effect.forkChild(
         BestOfN.complete(request, { models: ["fast", "medium"], judgeTimeout: "2 seconds" }).pipe(Effect.provide(judge))
       )
       const doneAt = yield* runUntilDone(fiber, 10_000)
@@ -299,7 +300,7 @@ describe("BestOfN.complete", () => {
 
   it.effect("judgeTimeout aborts an LLM judge's call; with no other candidate the call fails at the deadline", () =>
     Effect.gen(function*() {
-      const fiber = yield* Effect.fork(
+      const fiber = yield* Effect.forkChild(
         noCandidates(
           BestOfN.complete(request, { models: ["fast"], judgeTimeout: "2 seconds" }).pipe(
             Effect.provide(Layer.orDie(Judge.layerLlm({ model: "judge" })))
@@ -307,7 +308,7 @@ describe("BestOfN.complete", () => {
         )
       )
       yield* TestClock.adjust("2999 millis")
-      assert.isNull(fiber.unsafePoll())
+      assert.isUndefined(fiber.pollUnsafe())
       yield* TestClock.adjust("1 millis")
       const error = yield* Fiber.join(fiber)
       assert.deepStrictEqual(error.candidates.map((c) => [c.model, c.status, c.judgeLatencyMs]), [
@@ -325,7 +326,7 @@ describe("BestOfN.complete", () => {
 
   it.effect("early stop: a good enough answer interrupts the candidates still running", () =>
     Effect.gen(function*() {
-      const fiber = yield* Effect.fork(
+      const fiber = yield* Effect.forkChild(
         BestOfN.complete(request, { models: ["slow", "fast", "stuck"], earlyStop: { targetScore: 8 } })
       )
       const doneAt = yield* runUntilDone(fiber, 5000)
@@ -353,7 +354,7 @@ describe("BestOfN.complete", () => {
 
   it.effect("early stop waits for minCandidates and interrupts a judge still scoring", () =>
     Effect.gen(function*() {
-      const fiber = yield* Effect.fork(
+      const fiber = yield* Effect.forkChild(
         BestOfN.complete(request, {
           models: ["fast", "medium", "slow", "stuck"],
           minCandidates: 2,
@@ -382,7 +383,7 @@ describe("BestOfN.complete", () => {
       const judge = Judge.layer(Judge.fromFunction(({ response }) =>
         response === "quick" ? Effect.as(Effect.sleep("100 millis"), 9) : Effect.as(Effect.sleep("10 seconds"), 10)
       ))
-      const fiber = yield* Effect.fork(
+      const fiber = yield* Effect.forkChild(
         BestOfN.complete(request, { models: ["thorough", "quick"], earlyStop: { targetScore: 9 } }).pipe(
           Effect.provide(judge)
         )
@@ -404,7 +405,7 @@ describe("BestOfN.complete", () => {
 
   it.effect("without a target reached, early stop changes nothing", () =>
     Effect.gen(function*() {
-      const fiber = yield* Effect.fork(
+      const fiber = yield* Effect.forkChild(
         BestOfN.complete(request, { models: ["fast", "medium", "slow"], earlyStop: { targetScore: 10 } })
       )
       const doneAt = yield* runUntilDone(fiber, 5000)
@@ -415,7 +416,7 @@ describe("BestOfN.complete", () => {
 
   it.effect("concurrency bounds the candidate calls in flight; judging takes no slot", () =>
     Effect.gen(function*() {
-      const fiber = yield* Effect.fork(
+      const fiber = yield* Effect.forkChild(
         BestOfN.complete(request, { models: ["fast", "medium", "slow"], concurrency: 1 })
       )
       // generation in sequence: 1 s + 2 s + 3 s, then the last judge call
@@ -431,10 +432,10 @@ describe("BestOfN.complete", () => {
     Effect.gen(function*() {
       const exit = yield* Effect.exit(
         BestOfN.complete(request, { models: ["fast", "stuck"], earlyStop: { targetScore: 5 } }).pipe(
-          Effect.provide(Judge.layer(Judge.fromFunction(() => Effect.dieMessage("judge bug"))))
-        ).pipe(Effect.fork, Effect.tap(() => TestClock.adjust("1 second")), Effect.flatMap(Fiber.join))
+          Effect.provide(Judge.layer(Judge.fromFunction(() => Effect.die(new Error("judge bug")))))
+        ).pipe(Effect.forkChild, Effect.tap(() => TestClock.adjust("1 second")), Effect.flatMap(Fiber.join))
       )
-      assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
+      assert.isTrue(Exit.isFailure(exit) && Cause.hasDies(exit.cause))
       const [stuck] = yield* TestChatClient.callsTo("stuck")
       assert.strictEqual(stuck.result, "interrupted")
     }).pipe(Effect.provide(TestChatClient.layer({
@@ -469,12 +470,12 @@ describe("BestOfN.complete", () => {
         assert.include(error.message, `Best-of-n is misconfigured: ${reason}`)
       }
       // what a caller without the types could pass
-      const untyped: { candidateTimeout: Duration.DurationInput } = JSON.parse("{\"candidateTimeout\":\"soon\"}")
+      const untyped: { candidateTimeout: Duration.Input } = JSON.parse("{\"candidateTimeout\":\"soon\"}")
       const unreadable = yield* Effect.flip(BestOfN.complete(request, { models: ["fast"], ...untyped }))
       assert.include(unreadable.message, "candidateTimeout must be a positive duration, got soon")
       assert.deepStrictEqual(yield* TestChatClient.calls, [])
       // the edges that are fine
-      const fiber = yield* Effect.fork(BestOfN.complete(request, {
+      const fiber = yield* Effect.forkChild(BestOfN.complete(request, {
         models: ["fast"],
         concurrency: "unbounded",
         minCandidates: 1,
@@ -494,7 +495,7 @@ describe("BestOfN.complete", () => {
       ])
       const report = yield* BestOfN.complete(request, { models: ["fast", "medium"] }).pipe(
         Effect.provide(Judge.layer(panel)),
-        Effect.fork
+        Effect.forkChild
       )
       yield* TestClock.adjust("2 seconds")
       const result = yield* Fiber.join(report)
@@ -515,14 +516,14 @@ describe("BestOfN.complete", () => {
           return 5
         })
       )
-      yield* BestOfN.complete(request, { models: ["fast"] }).pipe(Effect.provide(Judge.layer(judge)), Effect.fork)
+      yield* BestOfN.complete(request, { models: ["fast"] }).pipe(Effect.provide(Judge.layer(judge)), Effect.forkChild)
       yield* TestClock.adjust("1 second")
       assert.deepStrictEqual(spans, ["resilient-llm.best-of-n"])
     }).pipe(Effect.provide(threeCandidates)))
 
   it.effect("reports each candidate attempt under the best-of-n pattern", () =>
     Effect.gen(function*() {
-      const fiber = yield* Effect.fork(BestOfN.complete(request, { models: ["fast", "medium"] }))
+      const fiber = yield* Effect.forkChild(BestOfN.complete(request, { models: ["fast", "medium"] }))
       yield* TestClock.adjust("3 seconds")
       yield* Fiber.join(fiber)
       const stats = yield* Observability.snapshot({ labels: { test: "best-of-n-observability" } })
@@ -530,6 +531,7 @@ describe("BestOfN.complete", () => {
     }).pipe(
       Effect.provide(threeCandidates),
       Effect.provide(tableJudge({})),
-      Effect.tagMetrics("test", "best-of-n-observability")
+      Observability.withMetricLabels({ test: "best-of-n-observability" }),
+      Effect.provideService(Metric.MetricRegistry, new Map())
     ))
 })

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ChatCompletion } from "@resilient-llm/core"
-import { Effect, Schema } from "effect"
+import { Effect, Option, Schema } from "effect"
 
 describe("ChatCompletion.PromptRequest", () => {
   it("keeps every named field of a request but model, with its type, and lets extra fields through", () => {
@@ -86,6 +86,70 @@ describe("ChatCompletion.withModel", () => {
         messages: [{ role: "user", content: "hi" }],
         seed: 7,
         user_tier: "free"
+      })
+    }))
+})
+
+describe("ChatCompletion.decodeCompletion", () => {
+  it.effect("tolerates what providers differ in: extra fields, no usage, no id, content null", () =>
+    Effect.gen(function*() {
+      const completion = yield* ChatCompletion.decodeCompletion({
+        object: "chat.completion",
+        created: 1_700_000_000,
+        system_fingerprint: "fp_1",
+        model: "m",
+        choices: [{ message: { content: null, annotations: [] }, logprobs: null }]
+      })
+      // the fields the schema names, with their defaults; the others are left out
+      assert.deepStrictEqual(completion, {
+        id: "",
+        model: "m",
+        choices: [{ index: 0, message: { role: "assistant", content: null }, finish_reason: null }]
+      })
+      assert.strictEqual(ChatCompletion.text(completion), "")
+      assert.isTrue(Option.isNone(ChatCompletion.tokens(completion)))
+      // an explicit `undefined` reads as absent
+      const undefinedFields = yield* ChatCompletion.decodeCompletion({
+        id: undefined,
+        model: "m",
+        choices: [{ message: { role: undefined, content: "hi" }, finish_reason: undefined }]
+      })
+      assert.deepStrictEqual(undefinedFields.choices[0], {
+        index: 0,
+        message: { role: "assistant", content: "hi" },
+        finish_reason: null
+      })
+      assert.strictEqual(undefinedFields.id, "")
+    }))
+
+  it.effect("fails on what would break a caller: no choices, or none at all", () =>
+    Effect.gen(function*() {
+      for (const body of [{ model: "m", choices: [] }, { model: "m" }, { choices: [{ message: {} }] }]) {
+        const error = yield* Effect.flip(ChatCompletion.decodeCompletion(body))
+        assert.strictEqual(error._tag, "SchemaError", JSON.stringify(body))
+      }
+    }))
+
+  it.effect("a chunk and a request decode the same way: defaults for the chunk, extensions kept in the request", () =>
+    Effect.gen(function*() {
+      const chunk = yield* ChatCompletion.decodeChunk({
+        choices: [{ delta: { content: "a", extra: 2 }, logprobs: null }],
+        obfuscation: "x"
+      })
+      assert.deepStrictEqual(chunk, {
+        id: "",
+        model: "",
+        choices: [{ index: 0, delta: { content: "a" }, finish_reason: null }]
+      })
+      const request = yield* Schema.decodeUnknownEffect(ChatCompletion.ChatRequest)({
+        model: "m",
+        messages: [{ role: "user", content: "hi", cache_control: { type: "ephemeral" } }],
+        reasoning_effort: "low"
+      })
+      assert.deepStrictEqual(request, {
+        model: "m",
+        messages: [{ role: "user", content: "hi", cache_control: { type: "ephemeral" } }],
+        reasoning_effort: "low"
       })
     }))
 })

@@ -1,22 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { CircuitBreaker, LlmError, Observability } from "@resilient-llm/core"
 import { TestLogs, TestSpans } from "@resilient-llm/testing"
-import {
-  Cause,
-  Deferred,
-  Duration,
-  Effect,
-  Exit,
-  Fiber,
-  Metric,
-  MetricLabel,
-  Option,
-  Queue,
-  Schedule,
-  Scope,
-  Stream,
-  TestClock
-} from "effect"
+import { Cause, Deferred, Duration, Effect, Exit, Fiber, Metric, Option, PubSub, Schedule, Scope, Stream } from "effect"
+import { TestClock } from "effect/testing"
 
 // --- helpers ---------------------------------------------------------------------------------------
 
@@ -68,14 +54,22 @@ const stub = (key: string) => {
 const gated = (counts: { runs: number }, gate: Deferred.Deferred<void>) =>
   Effect.sync(() => {
     counts.runs += 1
-  }).pipe(Effect.zipRight(Deferred.await(gate)), Effect.as("late"))
+  }).pipe(Effect.andThen(Deferred.await(gate)), Effect.as("late"))
 
 /** Runs a call that the breaker must refuse, and returns its `CircuitOpenError`. */
 const refused = <A, E>(call: Effect.Effect<A, E | LlmError.CircuitOpenError>) =>
   Effect.flatMap(Effect.flip(call), (error) =>
     error instanceof LlmError.CircuitOpenError
       ? Effect.succeed(error)
-      : Effect.dieMessage(`expected CircuitOpenError, got ${String(error)}`))
+      : Effect.die(new Error(`expected CircuitOpenError, got ${String(error)}`)))
+
+/** A break schedule that waits `delays` in turn, then ends. */
+const breaksOf = (...delays: ReadonlyArray<Duration.Input>): Schedule.Schedule<Duration.Duration> =>
+  Schedule.fromStepWithMetadata(Effect.succeed((meta: Schedule.InputMetadata<unknown>) => {
+    if (meta.attempt > delays.length) return Cause.done(Duration.zero)
+    const delay = Duration.fromInputUnsafe(delays[meta.attempt - 1])
+    return Effect.succeed<[Duration.Duration, Duration.Duration]>([delay, delay])
+  }))
 
 // --- configuration ---------------------------------------------------------------------------------
 
@@ -88,7 +82,7 @@ describe("CircuitBreaker.make", () => {
       assert.include(error.message, "misconfigured")
     })
 
-  it.scoped("rejects options that describe no breaker, saying which", () =>
+  it.effect("rejects options that describe no breaker, saying which", () =>
     Effect.gen(function*() {
       yield* rejects({ trip: CircuitBreaker.consecutiveFailures(0) }, "consecutive failures threshold")
       yield* rejects({ trip: CircuitBreaker.consecutiveFailures(2.5) }, "positive integer")
@@ -121,10 +115,10 @@ describe("CircuitBreaker.make", () => {
       yield* rejects({ breakDuration: Duration.infinity }, "breakDuration must be finite")
       yield* rejects({ maxProbeDuration: "0 seconds" }, "maxProbeDuration")
       yield* rejects({ slowCallThreshold: -5 }, "slowCallThreshold")
-      yield* rejects({ breakDuration: Schedule.stop }, "schedule ends before its first delay")
+      yield* rejects({ breakDuration: Schedule.recurs(0) }, "schedule ends before its first delay")
     }))
 
-  it.scoped("accepts the defaults and an infinite maxProbeDuration", () =>
+  it.effect("accepts the defaults and an infinite maxProbeDuration", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make()
       assert.strictEqual(yield* breaker.state("never-used"), "closed")
@@ -135,7 +129,7 @@ describe("CircuitBreaker.make", () => {
 // --- trip strategies -------------------------------------------------------------------------------
 
 describe("consecutive failures", () => {
-  it.scoped("opens, refuses, half-opens and closes at exact virtual times", () =>
+  it.effect("opens, refuses, half-opens and closes at exact virtual times", () =>
     Effect.gen(function*() {
       const key = "consecutive-timeline"
       const breaker = yield* CircuitBreaker.make({
@@ -181,7 +175,7 @@ describe("consecutive failures", () => {
       assert.isTrue(seen.every((t) => t.key === key))
     }))
 
-  it.scoped("reopens when the probe fails, for another break", () =>
+  it.effect("reopens when the probe fails, for another break", () =>
     Effect.gen(function*() {
       const key = "consecutive-reopen"
       const breaker = yield* CircuitBreaker.make({
@@ -209,7 +203,7 @@ describe("consecutive failures", () => {
 describe("failure rate", () => {
   const rate = CircuitBreaker.failureRate({ threshold: 0.5, window: "10 seconds", minimumCalls: 4 })
 
-  it.scoped("needs the minimum number of calls, then opens at the threshold", () =>
+  it.effect("needs the minimum number of calls, then opens at the threshold", () =>
     Effect.gen(function*() {
       const key = "rate-threshold"
       const breaker = yield* CircuitBreaker.make({ trip: rate, breakDuration: "30 seconds" })
@@ -235,7 +229,7 @@ describe("failure rate", () => {
       assert.deepStrictEqual(seen.map(brief), [["closed", "open", 3_000, "failure-rate", 30_000]])
     }))
 
-  it.scoped("forgets outcomes once they leave the window", () =>
+  it.effect("forgets outcomes once they leave the window", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({ trip: rate, breakDuration: "30 seconds" })
       const seen = yield* subscribe(breaker)
@@ -269,7 +263,7 @@ describe("failure rate", () => {
       ])
     }))
 
-  it.scoped("forgets slot by slot as time passes", () =>
+  it.effect("forgets slot by slot as time passes", () =>
     Effect.gen(function*() {
       const key = "rate-slots"
       const breaker = yield* CircuitBreaker.make({
@@ -298,7 +292,7 @@ describe("failure rate", () => {
 /** A breaker whose `key` is half-open: one failure at t = 0 trips it, for `breakDuration` (1 second). */
 const halfOpen = (
   key: string,
-  options: CircuitBreaker.Options & { readonly breakDuration?: Duration.DurationInput } = {}
+  options: CircuitBreaker.Options & { readonly breakDuration?: Duration.Input } = {}
 ) =>
   Effect.gen(function*() {
     const breakDuration = options.breakDuration ?? "1 second"
@@ -316,7 +310,7 @@ const halfOpen = (
 
 describe("half-open", () => {
   for (const probes of [1, 3]) {
-    it.scoped(`lets exactly ${probes} of 1,000 concurrent calls reach the model`, () =>
+    it.effect(`lets exactly ${probes} of 1,000 concurrent calls reach the model`, () =>
       Effect.gen(function*() {
         const key = `half-open-1000-${probes}`
         const { breaker } = yield* halfOpen(key, { halfOpenProbes: probes })
@@ -326,7 +320,7 @@ describe("half-open", () => {
           Array.from({ length: 1_000 }, (_, i) => i),
           () => Effect.exit(breaker.protect(key)(gated(counts, gate))),
           { concurrency: "unbounded" }
-        ).pipe(Effect.fork)
+        ).pipe(Effect.forkChild)
         yield* settle
         assert.strictEqual(counts.runs, probes)
         const [status] = yield* breaker.snapshot
@@ -335,7 +329,7 @@ describe("half-open", () => {
         const exits = yield* Fiber.join(calls)
         const served = exits.filter(Exit.isSuccess)
         const refusals = exits.flatMap((exit) =>
-          Exit.isFailure(exit) ? Option.toArray(Cause.failureOption(exit.cause)) : []
+          Exit.isFailure(exit) ? Option.toArray(Cause.findErrorOption(exit.cause)) : []
         )
         assert.strictEqual(served.length, probes)
         assert.strictEqual(refusals.length, 1_000 - probes)
@@ -347,7 +341,7 @@ describe("half-open", () => {
       }))
   }
 
-  it.scoped("closes only when every probe needed has succeeded, and reopens at the first failure", () =>
+  it.effect("closes only when every probe needed has succeeded, and reopens at the first failure", () =>
     Effect.gen(function*() {
       const key = "half-open-all-probes"
       const { breaker, seen } = yield* halfOpen(key, { halfOpenProbes: 2 })
@@ -373,7 +367,7 @@ describe("half-open", () => {
       ])
     }))
 
-  it.scoped("a caller error or an interruption frees the probe slot without closing", () =>
+  it.effect("a caller error or an interruption frees the probe slot without closing", () =>
     Effect.gen(function*() {
       const key = "half-open-neutral"
       const { breaker, seen } = yield* halfOpen(key)
@@ -383,7 +377,7 @@ describe("half-open", () => {
 
       const counts = { runs: 0 }
       const gate = yield* Deferred.make<void>()
-      const probe = yield* Effect.fork(breaker.protect(key)(gated(counts, gate)))
+      const probe = yield* Effect.forkChild(breaker.protect(key)(gated(counts, gate)))
       yield* settle
       assert.strictEqual(counts.runs, 1)
       yield* refused(breaker.protect(key)(Effect.succeed(0))) // the one slot is taken
@@ -401,19 +395,19 @@ describe("half-open", () => {
       assert.deepStrictEqual(seen.map((t) => t.to), ["open", "half-open", "closed"])
     }))
 
-  it.scoped("a probe that hangs reopens the circuit after maxProbeDuration and frees its slot", () =>
+  it.effect("a probe that hangs reopens the circuit after maxProbeDuration and frees its slot", () =>
     Effect.gen(function*() {
       const key = "half-open-hang"
       const { breaker, seen } = yield* halfOpen(key, { breakDuration: "10 seconds", maxProbeDuration: "5 seconds" })
       const counts = { runs: 0 }
       const gate = yield* Deferred.make<void>()
-      const hanging = yield* Effect.fork(breaker.protect(key)(gated(counts, gate)))
+      const hanging = yield* Effect.forkChild(breaker.protect(key)(gated(counts, gate)))
       yield* TestClock.adjust("4999 millis")
       const refusal = yield* refused(breaker.protect(key)(Effect.succeed(0)))
       assert.strictEqual(Duration.toMillis(refusal.retryAfter), 1) // the probe's deadline
       yield* TestClock.adjust("1 millis") // t = 15 s: the probe has run 5 seconds
       assert.strictEqual(yield* breaker.state(key), "open")
-      assert.isTrue(Option.isNone(yield* Fiber.poll(hanging))) // the call itself is left running
+      assert.isUndefined(hanging.pollUnsafe()) // the call itself is left running
 
       // it finally succeeds: its caller gets the value, but it no longer counts
       yield* Deferred.succeed(gate, undefined)
@@ -439,7 +433,7 @@ describe("half-open", () => {
 // --- pitfalls --------------------------------------------------------------------------------------
 
 describe("outcomes from an earlier period", () => {
-  it.scoped("a success that started before the circuit opened neither closes it nor cuts its break", () =>
+  it.effect("a success that started before the circuit opened neither closes it nor cuts its break", () =>
     Effect.gen(function*() {
       const key = "late-success"
       const breaker = yield* CircuitBreaker.make({
@@ -450,10 +444,10 @@ describe("outcomes from an earlier period", () => {
       const counts = { runs: 0 }
       const duringOpen = yield* Deferred.make<void>()
       const duringHalfOpen = yield* Deferred.make<void>()
-      const slow = yield* Effect.fork(breaker.protect(key)(gated(counts, duringOpen)))
-      const slower = yield* Effect.fork(breaker.protect(key)(gated(counts, duringHalfOpen)))
-      const slowFailure = yield* Effect.fork(
-        breaker.protect(key)(Effect.zipRight(Effect.sleep("12 seconds"), Effect.fail(serverError(key))))
+      const slow = yield* Effect.forkChild(breaker.protect(key)(gated(counts, duringOpen)))
+      const slower = yield* Effect.forkChild(breaker.protect(key)(gated(counts, duringHalfOpen)))
+      const slowFailure = yield* Effect.forkChild(
+        breaker.protect(key)(Effect.andThen(Effect.sleep("12 seconds"), Effect.fail(serverError(key))))
       )
       yield* settle
       assert.strictEqual(counts.runs, 2)
@@ -483,7 +477,7 @@ describe("outcomes from an earlier period", () => {
 })
 
 describe("every attempt counts", () => {
-  it.scoped("a retry around protect makes each attempt a failure; a retry inside it makes one", () =>
+  it.effect("a retry around protect makes each attempt a failure; a retry inside it makes one", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({ trip: CircuitBreaker.consecutiveFailures(3) })
       const outside = stub("retry-outside")
@@ -516,7 +510,7 @@ describe("the breaker contract of Fallback.chain", () => {
     ) => <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | LlmError.CircuitOpenError, R>
   }
 
-  it.scoped("retry(protect(timeout(attempt))): a hanging attempt times out, counts, and trips the circuit", () =>
+  it.effect("retry(protect(timeout(attempt))): a hanging attempt times out, counts, and trips the circuit", () =>
     Effect.gen(function*() {
       const key = "contract"
       const breaker: Breaker = yield* CircuitBreaker.make({ trip: CircuitBreaker.consecutiveFailures(3) })
@@ -526,14 +520,14 @@ describe("the breaker contract of Fallback.chain", () => {
         return Effect.never
       })
       const attempt = hang.pipe(
-        Effect.timeoutFail({
+        Effect.timeoutOrElse({
           duration: "2 seconds",
-          onTimeout: () => new LlmError.TimeoutError({ model: key, timeout: Duration.seconds(2) })
+          orElse: () => Effect.fail(new LlmError.TimeoutError({ model: key, timeout: Duration.seconds(2) }))
         }),
         breaker.protect(key),
         Effect.retry({ times: 5, while: LlmError.isRetryable })
       )
-      const call = yield* Effect.fork(Effect.flip(attempt))
+      const call = yield* Effect.forkChild(Effect.flip(attempt))
       yield* TestClock.adjust("6 seconds")
       const error = yield* Fiber.join(call)
       // three timeouts trip the circuit; the fourth attempt is refused, and a refusal is not retried
@@ -546,7 +540,7 @@ describe("the breaker contract of Fallback.chain", () => {
 })
 
 describe("isFailure", () => {
-  it.scoped("by default counts model failures and defects, not caller errors or nested refusals", () =>
+  it.effect("by default counts model failures and defects, not caller errors or nested refusals", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({ trip: CircuitBreaker.consecutiveFailures(2) })
       const neutral: ReadonlyArray<unknown> = [
@@ -561,12 +555,12 @@ describe("isFailure", () => {
       for (const error of [new LlmError.TimeoutError({ model: "m", timeout: Duration.seconds(1) }), serverError("m")]) {
         assert.isTrue(CircuitBreaker.defaultIsFailure(error))
       }
-      yield* Effect.exit(breaker.protect("defect")(Effect.dieMessage("boom")))
-      yield* Effect.exit(breaker.protect("defect")(Effect.dieMessage("boom")))
+      yield* Effect.exit(breaker.protect("defect")(Effect.die(new Error("boom"))))
+      yield* Effect.exit(breaker.protect("defect")(Effect.die(new Error("boom"))))
       assert.strictEqual(yield* breaker.state("defect"), "open")
     }))
 
-  it.scoped("takes a predicate of its own", () =>
+  it.effect("takes a predicate of its own", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({
         trip: CircuitBreaker.consecutiveFailures(2),
@@ -582,14 +576,15 @@ describe("isFailure", () => {
 })
 
 describe("slowCallThreshold", () => {
-  it.scoped("counts a success slower than the threshold as a failure", () =>
+  it.effect("counts a success slower than the threshold as a failure", () =>
     Effect.gen(function*() {
       const key = "slow"
       const breaker = yield* CircuitBreaker.make({
         trip: CircuitBreaker.consecutiveFailures(2),
         slowCallThreshold: "2 seconds"
       })
-      const call = (ms: number) => Effect.fork(breaker.protect(key)(Effect.as(Effect.sleep(Duration.millis(ms)), ms)))
+      const call = (ms: number) =>
+        Effect.forkChild(breaker.protect(key)(Effect.as(Effect.sleep(Duration.millis(ms)), ms)))
       const onTime = yield* call(2_000)
       yield* TestClock.adjust("2 seconds")
       assert.strictEqual(yield* Fiber.join(onTime), 2_000)
@@ -607,13 +602,13 @@ describe("slowCallThreshold", () => {
 // --- break durations -------------------------------------------------------------------------------
 
 describe("breakDuration", () => {
-  it.scoped("grows by its schedule while probes fail, and starts over once the circuit closes", () =>
+  it.effect("grows by its schedule while probes fail, and starts over once the circuit closes", () =>
     Effect.gen(function*() {
       const key = "growing"
       const breaker = yield* CircuitBreaker.make({
         trip: CircuitBreaker.consecutiveFailures(1),
         // 10 s, 20 s, 40 s, then capped at 40 s
-        breakDuration: Schedule.exponential("10 seconds").pipe(Schedule.union(Schedule.spaced("40 seconds")))
+        breakDuration: Schedule.min([Schedule.exponential("10 seconds"), Schedule.spaced("40 seconds")])
       })
       const seen = yield* subscribe(breaker)
       const fail = Effect.flip(breaker.protect(key)(Effect.fail(serverError(key))))
@@ -636,12 +631,12 @@ describe("breakDuration", () => {
       ])
     }))
 
-  it.scoped("keeps the last delay of a schedule that ends", () =>
+  it.effect("keeps the last delay of a schedule that ends", () =>
     Effect.gen(function*() {
       const key = "ending"
       const breaker = yield* CircuitBreaker.make({
         trip: CircuitBreaker.consecutiveFailures(1),
-        breakDuration: Schedule.fromDelays("1 second", "3 seconds")
+        breakDuration: breaksOf("1 second", "3 seconds")
       })
       const seen = yield* subscribe(breaker)
       const fail = Effect.flip(breaker.protect(key)(Effect.fail(serverError(key))))
@@ -658,7 +653,7 @@ describe("breakDuration", () => {
 // --- reset and isolate -----------------------------------------------------------------------------
 
 describe("reset and isolate", () => {
-  it.scoped("isolate refuses every call until reset, and nothing probes meanwhile", () =>
+  it.effect("isolate refuses every call until reset, and nothing probes meanwhile", () =>
     Effect.gen(function*() {
       const key = "isolated"
       const breaker = yield* CircuitBreaker.make({ breakDuration: "1 second" })
@@ -681,7 +676,7 @@ describe("reset and isolate", () => {
       ])
     }))
 
-  it.scoped("reset closes an open circuit and forgets outcomes, those of running calls included", () =>
+  it.effect("reset closes an open circuit and forgets outcomes, those of running calls included", () =>
     Effect.gen(function*() {
       const key = "reset"
       const breaker = yield* CircuitBreaker.make({
@@ -689,8 +684,8 @@ describe("reset and isolate", () => {
         breakDuration: "1 minute"
       })
       const seen = yield* subscribe(breaker)
-      const running = yield* Effect.fork(
-        breaker.protect(key)(Effect.zipRight(Effect.sleep("1 second"), Effect.fail(serverError(key))))
+      const running = yield* Effect.forkChild(
+        breaker.protect(key)(Effect.andThen(Effect.sleep("1 second"), Effect.fail(serverError(key))))
       )
       yield* settle
       yield* Effect.flip(breaker.protect(key)(Effect.fail(serverError(key))))
@@ -717,18 +712,14 @@ describe("reset and isolate", () => {
 
 describe("observability", () => {
   const gauge = (key: string) =>
-    Effect.map(Metric.value(Metric.tagged(Observability.breakerState, "model", key)), (state) => state.value)
+    Effect.map(Metric.value(Metric.withAttributes(Observability.breakerState, { model: key })), (state) => state.value)
   const transitions = (key: string, from: string, to: string) =>
     Effect.map(
-      Metric.value(Metric.taggedWithLabels(Observability.breakerTransitions, [
-        MetricLabel.make("model", key),
-        MetricLabel.make("from", from),
-        MetricLabel.make("to", to)
-      ])),
+      Metric.value(Metric.withAttributes(Observability.breakerTransitions, { model: key, from, to })),
       (state) => state.count
     )
 
-  it.scoped("updates the state gauge and the transition counter on every transition", () =>
+  it.effect("updates the state gauge and the transition counter on every transition", () =>
     Effect.gen(function*() {
       const key = "metrics-breaker-test"
       const breaker = yield* CircuitBreaker.make({
@@ -756,9 +747,9 @@ describe("observability", () => {
       assert.strictEqual(yield* transitions(key, "half-open", "closed"), 1)
       assert.strictEqual(yield* transitions(key, "closed", "isolated"), 1)
       assert.strictEqual(yield* transitions(key, "open", "closed"), 0)
-    }))
+    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
 
-  it.scoped("logs each transition annotated with the model: a warning on open, info on close", () => {
+  it.effect("logs each transition annotated with the model: a warning on open, info on close", () => {
     const { layer, lines } = TestLogs.make()
     return Effect.gen(function*() {
       const key = "logs-breaker-test"
@@ -786,7 +777,7 @@ describe("observability", () => {
     }).pipe(Effect.provide(layer))
   })
 
-  it.scoped("a refused call is a span of its own under the caller's, which it leaves alone; a probe marks the spans it opens", () =>
+  it.effect("a refused call is a span of its own under the caller's, which it leaves alone; a probe marks the spans it opens", () =>
     Effect.gen(function*() {
       const key = "span-breaker-test"
       const breaker = yield* CircuitBreaker.make({
@@ -829,7 +820,7 @@ describe("observability", () => {
 // --- changes and snapshot --------------------------------------------------------------------------
 
 describe("changes", () => {
-  it.scoped("a slow subscriber neither blocks the breaker nor loses or reorders transitions", () =>
+  it.effect("a slow subscriber neither blocks the breaker nor loses or reorders transitions", () =>
     Effect.gen(function*() {
       const key = "slow-subscriber"
       const breaker = yield* CircuitBreaker.make({
@@ -839,7 +830,7 @@ describe("changes", () => {
       const gate = yield* Deferred.make<void>()
       const slow: Array<CircuitBreaker.Transition> = []
       yield* breaker.changes.pipe(
-        Stream.runForEach((t) => Effect.zipRight(Deferred.await(gate), Effect.sync(() => slow.push(t)))),
+        Stream.runForEach((t) => Effect.andThen(Deferred.await(gate), Effect.sync(() => slow.push(t)))),
         Effect.forkScoped
       )
       const fast = yield* subscribe(breaker)
@@ -862,7 +853,7 @@ describe("changes", () => {
       assert.deepStrictEqual(fast.map(brief), expected)
     }))
 
-  it.scoped("subscribe takes the subscription at once: a transition right after it is not missed", () =>
+  it.effect("subscribe takes the subscription at once: a transition right after it is not missed", () =>
     Effect.gen(function*() {
       const key = "subscribe-now"
       const breaker = yield* CircuitBreaker.make({ trip: CircuitBreaker.consecutiveFailures(1) })
@@ -870,24 +861,24 @@ describe("changes", () => {
       // no yield, no settle: the very next call trips the circuit
       yield* Effect.flip(breaker.protect(key)(Effect.fail(serverError(key))))
       yield* breaker.reset(key)
-      const first = yield* Queue.take(transitions)
-      const second = yield* Queue.take(transitions)
+      const first = yield* PubSub.take(transitions)
+      const second = yield* PubSub.take(transitions)
       assert.deepStrictEqual([first, second].map((t) => [t.key, t.from, t.to]), [
         [key, "closed", "open"],
         [key, "open", "closed"]
       ])
-      assert.strictEqual(yield* Queue.size(transitions), 0)
+      assert.strictEqual(yield* PubSub.remaining(transitions), 0)
       // and through the service in context
       const viaTag = yield* CircuitBreaker.subscribe.pipe(Effect.provideService(CircuitBreaker.CircuitBreaker, breaker))
       yield* breaker.isolate(key)
-      assert.strictEqual((yield* Queue.take(viaTag)).to, "isolated")
+      assert.strictEqual((yield* PubSub.take(viaTag)).to, "isolated")
     }))
 
   it.effect("ends when the breaker's scope closes", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
-      const breaker = yield* Scope.extend(CircuitBreaker.make(), scope)
-      const collected = yield* Effect.fork(Stream.runCollect(breaker.changes))
+      const breaker = yield* CircuitBreaker.make().pipe(Scope.provide(scope))
+      const collected = yield* Effect.forkChild(Stream.runCollect(breaker.changes))
       yield* settle
       yield* breaker.isolate("scoped")
       yield* Scope.close(scope, Exit.void)
@@ -898,7 +889,7 @@ describe("changes", () => {
       yield* refused(breaker.protect("after-close")(Effect.void))
     }))
 
-  it.scoped("is reachable through the CircuitBreaker service in context", () =>
+  it.effect("is reachable through the CircuitBreaker service in context", () =>
     Effect.gen(function*() {
       const key = "accessors"
       const seen: Array<CircuitBreaker.Transition> = []
@@ -921,7 +912,7 @@ describe("changes", () => {
 })
 
 describe("snapshot", () => {
-  it.scoped("reports every key used, sorted, as plain data", () =>
+  it.effect("reports every key used, sorted, as plain data", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({
         trip: CircuitBreaker.consecutiveFailures(2),

@@ -1,18 +1,20 @@
 import { assert, describe, it } from "@effect/vitest"
 import { CircuitBreaker, LlmError } from "@resilient-llm/core"
 import {
+  Arbitrary,
   Cause,
+  Clock,
   Deferred,
   Duration,
   Effect,
   Exit,
-  FastCheck as fc,
   Fiber,
   Option,
   Schedule,
-  Stream,
-  TestClock
+  Schema,
+  Stream
 } from "effect"
+import { TestClock } from "effect/testing"
 
 // A reference model of the breaker's state machine, written for this test alone: plain mutable
 // fields, outcomes kept as a list of (time, failed) rather than a ring of slots, and time-driven
@@ -181,59 +183,91 @@ class Model {
   }
 }
 
-const configArbitrary: fc.Arbitrary<Config> = fc.record({
-  trip: fc.oneof(
-    fc.record({ _tag: fc.constant("ConsecutiveFailures" as const), threshold: fc.integer({ min: 1, max: 4 }) }),
-    fc.record({
-      _tag: fc.constant("FailureRate" as const),
-      threshold: fc.constantFrom(0.25, 0.5, 0.75, 1),
-      buckets: fc.integer({ min: 1, max: 4 }),
-      bucketMs: fc.constantFrom(100, 250, 1_000),
-      minimumCalls: fc.integer({ min: 1, max: 5 })
-    })
-  ),
-  breaks: fc.array(fc.integer({ min: 1, max: 15 }).map((n) => n * 100), { minLength: 1, maxLength: 3 }),
-  halfOpenProbes: fc.constantFrom(1, 1, 2, 3),
-  maxProbeMs: fc.integer({ min: 1, max: 20 }).map((n) => n * 100)
+const intBetween = (minimum: number, maximum: number): Arbitrary.Arbitrary<number> =>
+  Arbitrary.schema(Schema.Int.check(Schema.isBetween({ minimum, maximum })))
+
+/**
+ * One of `choices`, each as likely as its weight. The draw is a union member, which is picked
+ * uniformly (a bounded integer is not: it favours its bounds).
+ */
+const weighted = <A>(
+  choices: ReadonlyArray<readonly [weight: number, arbitrary: Arbitrary.Arbitrary<A>]>
+): Arbitrary.Arbitrary<A> => {
+  const total = choices.reduce((sum, [weight]) => sum + weight, 0)
+  const draws = Arbitrary.schema(Schema.Literals(Array.from({ length: total }, (_, i) => i)))
+  return Arbitrary.flatMap(draws, (drawn) => {
+    let upTo = 0
+    for (const [weight, arbitrary] of choices) {
+      upTo += weight
+      if (drawn < upTo) return arbitrary
+    }
+    return choices[choices.length - 1][1]
+  })
+}
+
+/** One of `values`; a value listed twice is twice as likely. */
+const oneOf = <A>(values: ReadonlyArray<A>): Arbitrary.Arbitrary<A> =>
+  weighted(values.map((value) => [1, Arbitrary.Constant(value)] as const))
+
+const hundreds = (minimum: number, maximum: number) => intBetween(minimum, maximum).pipe(Arbitrary.map((n) => n * 100))
+
+const configArbitrary: Arbitrary.Arbitrary<Config> = Arbitrary.all({
+  trip: weighted<Config["trip"]>([
+    [1, Arbitrary.all({ _tag: Arbitrary.Constant("ConsecutiveFailures"), threshold: intBetween(1, 4) })],
+    [
+      1,
+      Arbitrary.all({
+        _tag: Arbitrary.Constant("FailureRate"),
+        threshold: oneOf([0.25, 0.5, 0.75, 1]),
+        buckets: intBetween(1, 4),
+        bucketMs: oneOf([100, 250, 1_000]),
+        minimumCalls: intBetween(1, 5)
+      })
+    ]
+  ]),
+  breaks: Arbitrary.array(hundreds(1, 15), { minLength: 1, maxLength: 3 }),
+  halfOpenProbes: oneOf([1, 1, 2, 3]),
+  maxProbeMs: hundreds(1, 20)
 })
 
-const outcomeArbitrary = fc.constantFrom<Outcome>(
-  "success",
-  "success",
-  "failure",
-  "failure",
-  "bad-request",
-  "interrupt"
-)
+const outcomeArbitrary = oneOf<Outcome>(["success", "success", "failure", "failure", "bad-request", "interrupt"])
 
-const commandArbitrary: fc.Arbitrary<Command> = fc.oneof(
-  { weight: 24, arbitrary: fc.record({ _tag: fc.constant("Call" as const), outcome: outcomeArbitrary }) },
-  {
-    weight: 12,
-    arbitrary: fc.record({
-      _tag: fc.constant("Start" as const),
-      count: fc.oneof(fc.constant(1), fc.integer({ min: 2, max: 6 })),
+const commandArbitrary: Arbitrary.Arbitrary<Command> = weighted<Command>([
+  [24, Arbitrary.all({ _tag: Arbitrary.Constant("Call"), outcome: outcomeArbitrary })],
+  [
+    12,
+    Arbitrary.all({
+      _tag: Arbitrary.Constant("Start"),
+      count: weighted([[1, Arbitrary.Constant(1)], [1, intBetween(2, 6)]]),
       outcome: outcomeArbitrary
     })
-  },
-  { weight: 16, arbitrary: fc.record({ _tag: fc.constant("Finish" as const), pick: fc.nat() }) },
-  {
-    weight: 16,
-    arbitrary: fc.record({
-      _tag: fc.constant("Advance" as const),
+  ],
+  [16, Arbitrary.all({ _tag: Arbitrary.Constant("Finish"), pick: intBetween(0, 2 ** 31 - 1) })],
+  [
+    16,
+    Arbitrary.all({
+      _tag: Arbitrary.Constant("Advance"),
       // multiples of 100 land on break ends and probe deadlines exactly
-      ms: fc.oneof(fc.integer({ min: 1, max: 2_000 }), fc.integer({ min: 1, max: 20 }).map((n) => n * 100))
+      ms: weighted([[1, intBetween(1, 2_000)], [1, hundreds(1, 20)]])
     })
-  },
-  { weight: 5, arbitrary: fc.constant<Command>({ _tag: "Reset" }) },
-  { weight: 1, arbitrary: fc.constant<Command>({ _tag: "Isolate" }) }
-)
+  ],
+  [5, Arbitrary.Constant({ _tag: "Reset" })],
+  [1, Arbitrary.Constant({ _tag: "Isolate" })]
+])
+
+/** A break schedule that waits `delays` in turn, then ends (the breaker keeps the last one). */
+const breaksOf = (delays: ReadonlyArray<number>): Schedule.Schedule<Duration.Duration> =>
+  Schedule.fromStepWithMetadata(Effect.succeed((meta: Schedule.InputMetadata<unknown>) => {
+    if (meta.attempt > delays.length) return Cause.done(Duration.zero)
+    const delay = Duration.millis(delays[meta.attempt - 1])
+    return Effect.succeed<[Duration.Duration, Duration.Duration]>([delay, delay])
+  }))
 
 interface Call {
   readonly id: number
   readonly outcome: Outcome
   readonly gate: Deferred.Deferred<void>
-  readonly fiber: Fiber.RuntimeFiber<
+  readonly fiber: Fiber.Fiber<
     string,
     LlmError.ServerError | LlmError.BadRequestError | LlmError.CircuitOpenError
   >
@@ -244,7 +278,7 @@ const key = "model-checked"
 describe("CircuitBreaker against a reference model", () => {
   it.effect.prop(
     "agrees on admissions, refusals, states and transitions; never runs while open; never over-admits probes",
-    [configArbitrary, fc.array(commandArbitrary, { minLength: 30, maxLength: 60 })],
+    [configArbitrary, Arbitrary.array(commandArbitrary, { minLength: 30, maxLength: 60 })],
     ([config, commands]) =>
       Effect.gen(function*() {
         const breaker = yield* CircuitBreaker.make({
@@ -258,7 +292,7 @@ describe("CircuitBreaker against a reference model", () => {
             }),
           breakDuration: config.breaks.length === 1
             ? Duration.millis(config.breaks[0])
-            : Schedule.fromDelays(Duration.millis(config.breaks[0]), ...config.breaks.slice(1).map(Duration.millis)),
+            : breaksOf(config.breaks),
           halfOpenProbes: config.halfOpenProbes,
           maxProbeDuration: Duration.millis(config.maxProbeMs)
         })
@@ -275,7 +309,7 @@ describe("CircuitBreaker against a reference model", () => {
         // starts `count` calls at once and checks which the breaker admits against the model
         const start = (count: number, outcome: Outcome) =>
           Effect.gen(function*() {
-            const now = yield* TestClock.currentTimeMillis
+            const now = yield* Clock.currentTimeMillis
             const expected = model.admissions(count, now)
             const phaseAtStart = model.phase
             const burst = yield* Effect.forEach(Array.from({ length: count }), () =>
@@ -302,16 +336,17 @@ describe("CircuitBreaker against a reference model", () => {
                   }
                   return "ok"
                 })
-                const fiber = yield* Effect.fork(breaker.protect(key)(body))
+                const fiber = yield* Effect.forkChild(breaker.protect(key)(body))
                 return { id, gate, started, fiber, outcome }
               }))
             const admitted: Array<Call> = []
             for (const call of burst) {
               yield* Effect.race(Deferred.await(call.started), Effect.asVoid(Fiber.await(call.fiber)))
-              const poll = yield* Fiber.poll(call.fiber)
-              if (Option.isSome(poll)) {
-                const exit = poll.value
-                const error = Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
+              const exit = call.fiber.pollUnsafe()
+              if (exit !== undefined) {
+                const error = Exit.isFailure(exit)
+                  ? Option.getOrUndefined(Cause.findErrorOption(exit.cause))
+                  : undefined
                 assert.instanceOf(error, LlmError.CircuitOpenError)
                 if (error instanceof LlmError.CircuitOpenError) {
                   assert.strictEqual(Duration.toMillis(error.retryAfter), expected.retryAfter)
@@ -333,11 +368,11 @@ describe("CircuitBreaker against a reference model", () => {
               yield* Deferred.succeed(call.gate, undefined)
               yield* Fiber.await(call.fiber)
             }
-            model.finish(call.id, call.outcome, yield* TestClock.currentTimeMillis)
+            model.finish(call.id, call.outcome, yield* Clock.currentTimeMillis)
           })
 
         for (const command of commands) {
-          const now = yield* TestClock.currentTimeMillis
+          const now = yield* Clock.currentTimeMillis
           switch (command._tag) {
             case "Call": {
               for (const call of yield* start(1, command.outcome)) yield* finish(call)
@@ -370,7 +405,7 @@ describe("CircuitBreaker against a reference model", () => {
               break
             }
           }
-          const after = yield* TestClock.currentTimeMillis
+          const after = yield* Clock.currentTimeMillis
           model.advanceTo(after)
           assert.strictEqual(yield* breaker.state(key), model.phase, `state at ${after} after ${command._tag}`)
           for (const status of yield* breaker.snapshot) {
@@ -397,6 +432,7 @@ describe("CircuitBreaker against a reference model", () => {
           model.transitions
         )
       }).pipe(Effect.scoped),
-    { fastCheck: { numRuns: 60 } }
+    // `size` lets the command lists grow to their maximum length, as fast-check's did
+    { arbitrary: { runs: 60, size: 60 } }
   )
 })

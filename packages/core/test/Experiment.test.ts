@@ -1,7 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ChatClient, ChatCompletion, Experiment, LlmError } from "@resilient-llm/core"
 import { TestChatClient, TestLogs } from "@resilient-llm/testing"
-import { Effect, Exit, Fiber, Layer, Option, Random, Scope, Stream, TestClock } from "effect"
+import { Effect, Exit, Fiber, Layer, Option, Random, Result, Scope, Stream } from "effect"
+import { TestClock } from "effect/testing"
 
 /** A reply after `delay` milliseconds, with a token usage (10 in, 5 out unless given). */
 const answer = (delay = 0, usage: ChatCompletion.Usage = { prompt_tokens: 10, completion_tokens: 5 }) =>
@@ -12,7 +13,7 @@ const instant = TestChatClient.layer({
   "model-a": () => answer(),
   "model-b": () => answer()
 })
-const seeded = (seed: number) => Effect.withRandom(Random.make(seed))
+const seeded = (seed: number) => Random.withSeed(seed)
 
 describe("Experiment.make", () => {
   const variant = (name: string, weight: number) => ({ name, model: `model-${name}`, weight })
@@ -203,10 +204,10 @@ describe("complete", () => {
         }
       }
       const logs = TestLogs.make()
-      const fiber = yield* Effect.fork(
+      const fiber = yield* Effect.forkChild(
         Effect.all([
           experiment.complete(request, { key: keyFor("a") }),
-          Effect.either(experiment.complete(request, { key: keyFor("b") }))
+          Effect.result(experiment.complete(request, { key: keyFor("b") }))
         ], { concurrency: "unbounded" }).pipe(Effect.provide(logs.layer))
       )
       yield* TestClock.adjust("300 millis")
@@ -218,10 +219,10 @@ describe("complete", () => {
       assert.strictEqual(served.variant, "a")
       assert.strictEqual(served.model, "model-a")
       assert.strictEqual(served.completion.model, "model-a")
-      assert.strictEqual(failed._tag, "Left")
-      if (failed._tag === "Left") {
-        assert.strictEqual(failed.left._tag, "ServerError")
-        assert.strictEqual(failed.left.model, "model-b")
+      assert.isTrue(Result.isFailure(failed))
+      if (Result.isFailure(failed)) {
+        assert.strictEqual(failed.failure._tag, "ServerError")
+        assert.strictEqual(failed.failure.model, "model-b")
       }
       const summary = yield* experiment.summary
       const [a, b] = summary.variants
@@ -248,7 +249,7 @@ describe("complete", () => {
         assignment: "random",
         variants: [{ name: "h", model: "model-h", weight: 1 }]
       })
-      const fiber = yield* Effect.fork(experiment.complete(request))
+      const fiber = yield* Effect.forkChild(experiment.complete(request))
       yield* TestClock.adjust("1 second")
       yield* Fiber.interrupt(fiber)
       const [h] = (yield* experiment.summary).variants
@@ -273,7 +274,7 @@ describe("complete", () => {
             ])
             return ChatCompletion.make({ model: req.model, content: "ok" })
           }),
-        stream: () => Stream.dieMessage("not scripted")
+        stream: () => Stream.die(new Error("not scripted"))
       })
       const experiment = yield* Experiment.make({
         name: "traced",
@@ -345,10 +346,10 @@ describe("shadow mode", () => {
   it.effect("the control answers at its own pace; the challenger runs on the same request and is recorded", () =>
     Effect.gen(function*() {
       const experiment = yield* mirrorAll(4)
-      const fiber = yield* Effect.fork(experiment.complete(request))
+      const fiber = yield* Effect.forkChild(experiment.complete(request))
       yield* TestClock.adjust("100 millis")
-      const exit = fiber.unsafePoll()
-      assert.isNotNull(exit, "the caller has its answer at 100 ms, not at 10 s")
+      const exit = fiber.pollUnsafe()
+      assert.isDefined(exit, "the caller has its answer at 100 ms, not at 10 s")
       const served = yield* Fiber.join(fiber)
       assert.strictEqual(served.variant, "control")
       assert.strictEqual(served.model, "model-a")
@@ -371,9 +372,9 @@ describe("shadow mode", () => {
   it.effect("a failing or hanging challenger never delays or fails the caller", () =>
     Effect.gen(function*() {
       const experiment = yield* mirrorAll(4)
-      const fiber = yield* Effect.fork(Effect.all([experiment.complete(request), experiment.complete(request)]))
+      const fiber = yield* Effect.forkChild(Effect.all([experiment.complete(request), experiment.complete(request)]))
       yield* TestClock.adjust("200 millis")
-      assert.isNotNull(fiber.unsafePoll())
+      assert.isDefined(fiber.pollUnsafe())
       const served = yield* Fiber.join(fiber)
       assert.deepStrictEqual(served.map((s) => s.variant), ["control", "control"])
       yield* TestClock.adjust("1 second")
@@ -394,7 +395,7 @@ describe("shadow mode", () => {
   it.effect("when every shadow slot is busy, a shadow call is dropped and counted, not queued", () =>
     Effect.gen(function*() {
       const experiment = yield* mirrorAll(2)
-      const fiber = yield* Effect.fork(
+      const fiber = yield* Effect.forkChild(
         Effect.forEach(Array.from({ length: 5 }), () => experiment.complete(request), { concurrency: "unbounded" })
       )
       yield* TestClock.adjust("100 millis")
@@ -406,7 +407,7 @@ describe("shadow mode", () => {
       assert.strictEqual(calls.filter((c) => c.model === "model-b").length, 2, "only two shadow calls were made")
       // once the slots free up, new requests are mirrored again
       yield* TestClock.adjust("10 seconds")
-      yield* Effect.fork(experiment.complete(request))
+      yield* Effect.forkChild(experiment.complete(request))
       yield* TestClock.adjust("10 seconds")
       summary = yield* experiment.summary
       assert.deepStrictEqual([summary.variants[1].calls, summary.shadowDropped], [3, 3])
@@ -425,7 +426,7 @@ describe("shadow mode", () => {
           weight: 1
         }]
       })
-      const fiber = yield* Effect.fork(Effect.all([experiment.complete(request), experiment.complete(request)]))
+      const fiber = yield* Effect.forkChild(Effect.all([experiment.complete(request), experiment.complete(request)]))
       yield* TestClock.adjust("200 millis")
       const [first, second] = yield* Fiber.join(fiber)
       // the two shadow calls finish after both callers' calls, and are recorded
@@ -441,8 +442,8 @@ describe("shadow mode", () => {
   it.effect("closing the experiment's scope interrupts shadow calls still running", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
-      const experiment = yield* Scope.extend(mirrorAll(2), scope)
-      yield* Effect.fork(experiment.complete(request))
+      const experiment = yield* mirrorAll(2).pipe(Scope.provide(scope))
+      yield* Effect.forkChild(experiment.complete(request))
       yield* TestClock.adjust("100 millis")
       yield* Scope.close(scope, Exit.void)
       const [control, challenger] = (yield* experiment.summary).variants
@@ -522,7 +523,7 @@ describe("score", () => {
       })
       // 60 callers at once, each scoring its answer the moment it has it, while the others are
       // still being served and recorded; the window (10) is far smaller than the traffic
-      const fiber = yield* Effect.fork(Effect.forEach(
+      const fiber = yield* Effect.forkChild(Effect.forEach(
         Array.from({ length: 60 }, (_, i) => i),
         (i) =>
           experiment.complete(request).pipe(

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Experiment } from "@resilient-llm/core"
-import { Effect, FastCheck as fc, Random } from "effect"
+import { Arbitrary, Effect, Random, Schema } from "effect"
 import { fmix32, fnv1a32, pick, stickyPoint } from "../src/internal/experimentAssignment.js"
 import { Recorder } from "../src/internal/experimentRecorder.js"
 import * as Stats from "../src/internal/experimentStats.js"
@@ -26,6 +26,10 @@ const twoPass = (xs: ReadonlyArray<number>) => {
   const variance = xs.reduce((sum, x) => sum + (x - mean) ** 2, 0) / (xs.length - 1)
   return { n: xs.length, mean, variance }
 }
+
+const intBetween = (minimum: number, maximum: number) => Schema.Int.check(Schema.isBetween({ minimum, maximum }))
+const doubleBetween = (minimum: number, maximum: number, options?: { readonly exclusiveMaximum?: boolean }) =>
+  Schema.Finite.check(Schema.isBetween({ minimum, maximum, ...options }))
 
 const closeTo = (actual: number | undefined, expected: number, tolerance = 1e-6, what = "") =>
   assert.isTrue(
@@ -57,7 +61,7 @@ describe("Student's t and normal quantiles", () => {
 
   it.prop(
     "match the closed forms for 1 and 2 degrees of freedom",
-    [fc.double({ min: 0.001, max: 0.999, noNaN: true })],
+    [doubleBetween(0.001, 0.999)],
     ([p]) => {
       closeTo(
         Stats.studentTQuantile(p, 1),
@@ -71,7 +75,7 @@ describe("Student's t and normal quantiles", () => {
 
   it.prop(
     "invert the distribution function, for any real df",
-    [fc.double({ min: 0.01, max: 0.99, noNaN: true }), fc.double({ min: 0.5, max: 500, noNaN: true })],
+    [doubleBetween(0.01, 0.99), doubleBetween(0.5, 500)],
     ([p, df]) => {
       closeTo(Stats.studentTCdf(Stats.studentTQuantile(p, df), df), p, 1e-9)
     }
@@ -79,10 +83,10 @@ describe("Student's t and normal quantiles", () => {
 })
 
 describe("Welch interval", () => {
-  const side = fc.record({
-    n: fc.integer({ min: 2, max: 10_000 }),
-    mean: fc.double({ min: -1e6, max: 1e6, noNaN: true }),
-    variance: fc.double({ min: 1e-6, max: 1e6, noNaN: true })
+  const side = Schema.Struct({
+    n: intBetween(2, 10_000),
+    mean: doubleBetween(-1e6, 1e6),
+    variance: doubleBetween(1e-6, 1e6)
   })
 
   it.prop(
@@ -115,7 +119,7 @@ describe("Welch interval", () => {
 describe("Welford moments", () => {
   it.prop(
     "equal the two-pass mean and variance",
-    [fc.array(fc.double({ min: -1e6, max: 1e6, noNaN: true }), { minLength: 2, maxLength: 300 })],
+    [Schema.Array(doubleBetween(-1e6, 1e6)).check(Schema.isBetweenLength(2, 300))],
     ([xs]) => {
       const moments = Stats.emptyMoments()
       for (const x of xs) Stats.addMoment(moments, x)
@@ -147,9 +151,9 @@ describe("percentiles", () => {
   it.effect.prop(
     "of the reservoir lie within the recorded range, and the reservoir keeps its size",
     [
-      fc.array(fc.integer({ min: 0, max: 100_000 }), { minLength: 1, maxLength: 400 }),
-      fc.integer({ min: 1, max: 50 }),
-      fc.integer()
+      Schema.Array(intBetween(0, 100_000)).check(Schema.isBetweenLength(1, 400)),
+      intBetween(1, 50),
+      Schema.Int
     ],
     ([latencies, sampleSize, seed]) =>
       Effect.gen(function*() {
@@ -168,7 +172,7 @@ describe("percentiles", () => {
           assert.isTrue(p !== undefined && p >= min && p <= max, `${p} outside [${min}, ${max}]`)
         }
         assert.isTrue((a.latency.p50 ?? 0) <= (a.latency.p95 ?? 0))
-      }).pipe(Effect.scoped, Effect.withRandom(Random.make(seed)))
+      }).pipe(Effect.scoped, Random.withSeed(seed))
   )
 })
 
@@ -188,9 +192,11 @@ describe("sticky hash", () => {
   it.prop(
     "maps a key to the same point in [0, 1) every time, and to a variant with weight",
     [
-      fc.string(),
-      fc.string(),
-      fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 1, maxLength: 6 }).filter((ws) => ws.some((w) => w > 0))
+      Schema.String,
+      Schema.String,
+      Arbitrary.schema(Schema.Array(intBetween(0, 5)).check(Schema.isBetweenLength(1, 6))).pipe(
+        Arbitrary.filter((ws) => ws.some((w) => w > 0))
+      )
     ],
     ([name, key, weights]) => {
       const point = stickyPoint(name, key)
@@ -205,8 +211,8 @@ describe("sticky hash", () => {
   it.prop(
     "picks in weight order as the point grows",
     [
-      fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
-      fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true })
+      doubleBetween(0, 1, { exclusiveMaximum: true }),
+      doubleBetween(0, 1, { exclusiveMaximum: true })
     ],
     ([u, v]) => {
       const weights = [2, 0, 1, 3]
@@ -327,7 +333,7 @@ describe("Experiment.summary", () => {
       assert.include(vsD.latency.reason, "too few samples")
       assert.include(vsB.latency.reason, "contains 0")
       assert.include(vsC.latency.reason, "excludes 0")
-    }).pipe(Effect.scoped, Effect.withRandom(Random.make(11))))
+    }).pipe(Effect.scoped, Random.withSeed(11)))
 
   it.effect("Welch's df is fractional for unequal sizes and spreads (values from SciPy)", () =>
     Effect.gen(function*() {
@@ -352,7 +358,7 @@ describe("Experiment.summary", () => {
       closeTo(vsB.latency.lower, -24.85199453832151, 1e-6)
       closeTo(vsB.latency.upper, 27.85199453832151, 1e-6)
       assert.strictEqual(vsB.latency.verdict, "inconclusive")
-    }).pipe(Effect.scoped, Effect.withRandom(Random.make(3))))
+    }).pipe(Effect.scoped, Random.withSeed(3)))
 
   it.effect("constant samples give an exact difference; no data gives no interval", () =>
     Effect.gen(function*() {
@@ -380,7 +386,7 @@ describe("Experiment.summary", () => {
         undefined,
         "inconclusive"
       ])
-    }).pipe(Effect.scoped, Effect.withRandom(Random.make(1))))
+    }).pipe(Effect.scoped, Random.withSeed(1)))
 })
 
 describe("Recorder", () => {

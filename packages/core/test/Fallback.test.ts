@@ -2,20 +2,21 @@ import { assert, describe, it } from "@effect/vitest"
 import { ChatClient, ChatCompletion, Fallback, LlmError } from "@resilient-llm/core"
 import { TestChatClient, TestLogs } from "@resilient-llm/testing"
 import {
+  Arbitrary,
   Cause,
   Duration,
   Effect,
   Equal,
   Exit,
-  FastCheck as fc,
   Fiber,
   Layer,
   Option,
   Ref,
+  Schema,
   Stream,
-  TestClock,
   type Tracer
 } from "effect"
+import { TestClock } from "effect/testing"
 
 const request = ChatCompletion.prompt("Name a prime.")
 
@@ -31,7 +32,7 @@ const assertSameError = (actual: unknown, expected: unknown) =>
 
 const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
   if (Exit.isSuccess(exit)) throw new Error("expected a failure")
-  const failure = Cause.failureOption(exit.cause)
+  const failure = Cause.findErrorOption(exit.cause)
   if (Option.isNone(failure)) throw new Error(`expected a failure, got ${Cause.pretty(exit.cause)}`)
   return failure.value
 }
@@ -42,7 +43,7 @@ const stubBreaker = (open: ReadonlyArray<string>) =>
     const breaker: Fallback.Breaker = {
       protect: (key) => (self) =>
         open.includes(key)
-          ? Effect.zipRight(
+          ? Effect.andThen(
             Ref.update(seen, (all) => [...all, [key, "refused"] as const]),
             Effect.fail(new LlmError.CircuitOpenError({ model: key, retryAfter: Duration.seconds(30) }))
           )
@@ -53,7 +54,7 @@ const stubBreaker = (open: ReadonlyArray<string>) =>
                 key,
                 Exit.isSuccess(exit)
                   ? "success"
-                  : Option.match(Cause.failureOption(exit.cause), {
+                  : Option.match(Cause.findErrorOption(exit.cause), {
                     onNone: () => "interrupted",
                     onSome: (error) =>
                       typeof error === "object" && error !== null && "_tag" in error ? String(error._tag) : "error"
@@ -67,7 +68,7 @@ const stubBreaker = (open: ReadonlyArray<string>) =>
 describe("Fallback.chain", () => {
   it.effect("tries models in order and serves the first success, with every attempt recorded", () =>
     Effect.gen(function*() {
-      const fiber = yield* Effect.fork(Fallback.chain(["a", "b", "c", "d"])(request))
+      const fiber = yield* Effect.forkChild(Fallback.chain(["a", "b", "c", "d"])(request))
       yield* TestClock.adjust("1 second")
       const served = yield* Fiber.join(fiber)
       assert.strictEqual(served.model, "c")
@@ -153,7 +154,7 @@ describe("Fallback.chain", () => {
 
   it.effect("the per-attempt timeout fires at exactly its time, interrupts the attempt, and the chain moves on", () =>
     Effect.gen(function*() {
-      const fiber = yield* Effect.fork(Fallback.chain(["slow", "fast"], { timeout: "2 seconds" })(request))
+      const fiber = yield* Effect.forkChild(Fallback.chain(["slow", "fast"], { timeout: "2 seconds" })(request))
       yield* TestClock.adjust("1999 millis")
       assert.deepStrictEqual(callSummary(yield* TestChatClient.calls), [["slow", 0, undefined, "pending"]])
       yield* TestClock.adjust("1 millis")
@@ -182,7 +183,7 @@ describe("Fallback.chain", () => {
 
   it.effect("retries each model by the schedule, every try an attempt with its retry number", () =>
     Effect.gen(function*() {
-      const fiber = yield* Effect.fork(
+      const fiber = yield* Effect.forkChild(
         Fallback.chain(["a", "b"], { retry: { retries: 2, jitter: false } })(request)
       )
       yield* TestClock.adjust("10 seconds")
@@ -203,7 +204,7 @@ describe("Fallback.chain", () => {
   it.effect("a retryAfter above maxWait moves on to the next model at once", () =>
     Effect.gen(function*() {
       const limited = new LlmError.RateLimitError({ model: "a", retryAfter: Option.some(Duration.minutes(1)) })
-      const fiber = yield* Effect.fork(
+      const fiber = yield* Effect.forkChild(
         Fallback.chain(["a", "b"], { retry: { maxWait: "10 seconds" } })(request)
       )
       yield* TestClock.adjust("0 millis")
@@ -224,11 +225,11 @@ describe("Fallback.chain", () => {
   describe("deadline", () => {
     it.effect("the last attempt gets only what is left, and no attempt starts after the deadline", () =>
       Effect.gen(function*() {
-        const fiber = yield* Effect.fork(
+        const fiber = yield* Effect.forkChild(
           Fallback.chain(["a", "b", "c", "d"], { timeout: "4 seconds", deadline: "10 seconds" })(request)
         )
         yield* TestClock.adjust("9999 millis")
-        assert.isNull(fiber.unsafePoll())
+        assert.isUndefined(fiber.pollUnsafe())
         yield* TestClock.adjust("1 millis")
         const error = failureOf(yield* Fiber.await(fiber))
         assert.strictEqual(error.reason, "DeadlineReached")
@@ -258,7 +259,7 @@ describe("Fallback.chain", () => {
 
     it.effect("the README's timeline: timeout, retry and deadline together", () =>
       Effect.gen(function*() {
-        const fiber = yield* Effect.fork(
+        const fiber = yield* Effect.forkChild(
           Fallback.chain(["a", "b", "c"], {
             timeout: "4 seconds",
             retry: { retries: 1, jitter: false },
@@ -285,7 +286,7 @@ describe("Fallback.chain", () => {
 
     it.effect("a retry whose delay would end past the deadline is skipped, and the next model gets the rest", () =>
       Effect.gen(function*() {
-        const fiber = yield* Effect.fork(
+        const fiber = yield* Effect.forkChild(
           Fallback.chain(["a", "b"], { deadline: "1 second", retry: { jitter: false } })(request)
         )
         yield* TestClock.adjust("1 second")
@@ -309,7 +310,7 @@ describe("Fallback.chain", () => {
     it.effect("an open circuit skips its model at once, recorded as CircuitOpenError; every retry passes the breaker", () =>
       Effect.gen(function*() {
         const { breaker, seen } = yield* stubBreaker(["a"])
-        const fiber = yield* Effect.fork(
+        const fiber = yield* Effect.forkChild(
           Fallback.chain(["a", "b"], { breaker, retry: { retries: 3, jitter: false } })(request)
         )
         yield* TestClock.adjust("10 seconds")
@@ -336,7 +337,7 @@ describe("Fallback.chain", () => {
     it.effect("a timeout reaches the breaker as a failure", () =>
       Effect.gen(function*() {
         const { breaker, seen } = yield* stubBreaker([])
-        const fiber = yield* Effect.fork(Fallback.chain(["a", "b"], { breaker, timeout: "1 second" })(request))
+        const fiber = yield* Effect.forkChild(Fallback.chain(["a", "b"], { breaker, timeout: "1 second" })(request))
         yield* TestClock.adjust("1 second")
         yield* Fiber.join(fiber)
         assert.deepStrictEqual(yield* seen, [["a", "TimeoutError"], ["b", "success"]])
@@ -348,7 +349,7 @@ describe("Fallback.chain", () => {
 
   it.effect("interrupting the chain interrupts the attempt in flight, and no attempt starts after it", () =>
     Effect.gen(function*() {
-      const fiber = yield* Effect.fork(
+      const fiber = yield* Effect.forkChild(
         Fallback.chain(["a", "b", "c"], { timeout: "5 seconds", retry: { jitter: false } })(request)
       )
       yield* TestClock.adjust("6 seconds")
@@ -388,11 +389,11 @@ describe("Fallback.chain", () => {
               ? Effect.fail(serverError(req.model))
               : Effect.succeed(ChatCompletion.make({ model: req.model, content: "ok" }))
           }),
-        stream: () => Stream.dieMessage("not scripted")
+        stream: () => Stream.die(new Error("not scripted"))
       })
       const served = yield* Fallback.chain(["a"], { retry: { jitter: false } })(request).pipe(
         Effect.provide(spying),
-        Effect.fork,
+        Effect.forkChild,
         Effect.tap(() => TestClock.adjust("250 millis")),
         Effect.flatMap(Fiber.join)
       )
@@ -469,10 +470,13 @@ describe("Fallback.firstSuccess", () => {
     }))
 
   // Random outcome scripts: per model, a list of tries that fail (retryably or not) or succeed.
-  const tryArb = fc.constantFrom("ok", "retryable", "final")
+  const tryArb = Arbitrary.schema(Schema.Literals(["ok", "retryable", "final"]))
   it.effect.prop(
     "serves the first model whose script succeeds within its retries, after trying the others in order",
-    [fc.array(fc.array(tryArb, { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 5 }), fc.nat(3)],
+    [
+      Arbitrary.array(Arbitrary.array(tryArb, { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 5 }),
+      Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 3 }))
+    ],
     ([scripts, retries]) =>
       Effect.gen(function*() {
         const models = scripts.map((_, i) => `m${i}`)
@@ -491,7 +495,7 @@ describe("Fallback.firstSuccess", () => {
                   : new LlmError.ModelNotFoundError({ model })
               )
           })
-        const fiber = yield* Effect.fork(
+        const fiber = yield* Effect.forkChild(
           Effect.exit(Fallback.firstSuccess(models, attempt, { retry: { retries, jitter: false } }))
         )
         yield* TestClock.adjust("1 hour")
@@ -530,19 +534,19 @@ describe("Fallback.firstSuccess", () => {
         const starts = attempts.map((a) => a.startedAt)
         assert.deepStrictEqual(starts, [...starts].sort((x, y) => x - y), "attempts are in time order")
       }),
-    { fastCheck: { numRuns: 50 } }
+    { arbitrary: { runs: 50 } }
   )
 })
 
 describe("Fallback.stream", () => {
-  it.scoped("a failure before the first chunk falls back; the served stream starts with its first chunk", () =>
+  it.effect("a failure before the first chunk falls back; the served stream starts with its first chunk", () =>
     Effect.gen(function*() {
-      const fiber = yield* Effect.fork(Fallback.stream(["a", "b"])(request))
+      const fiber = yield* Effect.forkChild(Fallback.stream(["a", "b"])(request))
       yield* TestClock.adjust("300 millis")
       const served = yield* Fiber.join(fiber)
       assert.strictEqual(served.model, "b")
       assert.deepStrictEqual(summary(served.attempts), [["a", 0, "ServerError", 0, 100], ["b", 0, "success", 100, 200]])
-      const text = yield* Effect.fork(TestChatClient.collectText(served.value))
+      const text = yield* Effect.forkChild(TestChatClient.collectText(served.value))
       yield* TestClock.adjust("1 second")
       assert.strictEqual(yield* Fiber.join(text), "two three five")
       assert.deepStrictEqual(callSummary(yield* TestChatClient.calls), [
@@ -554,7 +558,7 @@ describe("Fallback.stream", () => {
       b: [TestChatClient.reply("two three five", { delay: "200 millis", chunkDelay: "250 millis" })]
     }))))
 
-  it.scoped("a stream that ends without a single chunk is no answer: it falls back, recorded as ResponseDecodeError", () =>
+  it.effect("a stream that ends without a single chunk is no answer: it falls back, recorded as ResponseDecodeError", () =>
     Effect.gen(function*() {
       const served = yield* Fallback.stream(["a", "b"])(request)
       assert.strictEqual(served.model, "b")
@@ -567,7 +571,7 @@ describe("Fallback.stream", () => {
       b: [TestChatClient.reply("here")]
     }))))
 
-  it.scoped("a failure after the first chunk goes to the caller as it is, without falling back", () =>
+  it.effect("a failure after the first chunk goes to the caller as it is, without falling back", () =>
     Effect.gen(function*() {
       const served = yield* Fallback.stream(["a", "b"])(request)
       assert.strictEqual(served.model, "a")
@@ -579,11 +583,11 @@ describe("Fallback.stream", () => {
       b: [TestChatClient.reply("never asked")]
     }))))
 
-  it.scoped("the time-to-first-chunk timeout interrupts the silent stream and falls back", () =>
+  it.effect("the time-to-first-chunk timeout interrupts the silent stream and falls back", () =>
     Effect.gen(function*() {
-      const fiber = yield* Effect.fork(Fallback.stream(["a", "b"], { timeout: "1 second" })(request))
+      const fiber = yield* Effect.forkChild(Fallback.stream(["a", "b"], { timeout: "1 second" })(request))
       yield* TestClock.adjust("999 millis")
-      assert.isNull(fiber.unsafePoll())
+      assert.isUndefined(fiber.pollUnsafe())
       yield* TestClock.adjust("1 millis")
       const served = yield* Fiber.join(fiber)
       assert.strictEqual(served.model, "b")
@@ -593,7 +597,7 @@ describe("Fallback.stream", () => {
       )
       assert.deepStrictEqual(callSummary(yield* TestChatClient.callsTo("a")), [["a", 0, 1000, "interrupted"]])
       // the timeout bounds only the first chunk: a slow stream after it is not cut
-      const text = yield* Effect.fork(TestChatClient.collectText(served.value))
+      const text = yield* Effect.forkChild(TestChatClient.collectText(served.value))
       yield* TestClock.adjust("10 seconds")
       assert.strictEqual(yield* Fiber.join(text), "slow but steady")
     }).pipe(Effect.provide(TestChatClient.layer({
@@ -601,7 +605,7 @@ describe("Fallback.stream", () => {
       b: [TestChatClient.reply("slow but steady", { chunkDelay: "3 seconds" })]
     }))))
 
-  it.scoped("every model failing before its first chunk is AllModelsFailed", () =>
+  it.effect("every model failing before its first chunk is AllModelsFailed", () =>
     Effect.gen(function*() {
       const error = failureOf(yield* Effect.exit(Fallback.stream(["a", "b"])(request)))
       assert.strictEqual(error.reason, "Exhausted")

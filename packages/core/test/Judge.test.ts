@@ -1,10 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Judge, LlmError, Observability } from "@resilient-llm/core"
 import { TestChatClient } from "@resilient-llm/testing"
-import { type Duration, Effect, Either, FastCheck, Fiber, Layer, TestClock } from "effect"
+import { Arbitrary, type Duration, Effect, Fiber, Layer, Metric, Result, Schema } from "effect"
+import { TestClock } from "effect/testing"
 
 /** A judge model's reply, or its failure, after `delay`, with 50 prompt tokens and 1 completion token. */
-const judgeReply = (reply: string | LlmError.LlmError, delay: Duration.DurationInput = 0): TestChatClient.Outcome =>
+const judgeReply = (reply: string | LlmError.LlmError, delay: Duration.Input = 0): TestChatClient.Outcome =>
   typeof reply === "string"
     ? TestChatClient.reply(reply, { delay, usage: { prompt_tokens: 50, completion_tokens: 1 } })
     : TestChatClient.fail(reply, { delay })
@@ -16,11 +17,11 @@ const input: Judge.ScoreInput = { prompt: "What is 2 + 2?", response: "4" }
 
 describe("Judge.parseScore", () => {
   it("reads a lone number, ignoring surrounding whitespace", () => {
-    assert.deepStrictEqual(Judge.parseScore("8"), Either.right(8))
-    assert.deepStrictEqual(Judge.parseScore(" 8.5\n"), Either.right(8.5))
-    assert.deepStrictEqual(Judge.parseScore("\t10 "), Either.right(10))
-    assert.deepStrictEqual(Judge.parseScore("1"), Either.right(1))
-    assert.deepStrictEqual(Judge.parseScore("-0.5", { scale: { min: -1, max: 1 } }), Either.right(-0.5))
+    assert.deepStrictEqual(Judge.parseScore("8"), Result.succeed(8))
+    assert.deepStrictEqual(Judge.parseScore(" 8.5\n"), Result.succeed(8.5))
+    assert.deepStrictEqual(Judge.parseScore("\t10 "), Result.succeed(10))
+    assert.deepStrictEqual(Judge.parseScore("1"), Result.succeed(1))
+    assert.deepStrictEqual(Judge.parseScore("-0.5", { scale: { min: -1, max: 1 } }), Result.succeed(-0.5))
   })
 
   it("the rule at its edges: plain ASCII decimals, zeros anywhere, whitespace only around", () => {
@@ -36,11 +37,11 @@ describe("Judge.parseScore", () => {
       ["8\u2028", 8]
     ]
     for (const [reply, value] of accepted) {
-      assert.deepStrictEqual(Judge.parseScore(reply), Either.right(value), JSON.stringify(reply))
+      assert.deepStrictEqual(Judge.parseScore(reply), Result.succeed(value), JSON.stringify(reply))
     }
     // "-0" is 0, without the sign
     const zero = Judge.parseScore("-0", { scale: { min: 0, max: 1 } })
-    assert.isTrue(Either.isRight(zero) && Object.is(zero.right, 0))
+    assert.isTrue(Result.isSuccess(zero) && Object.is(zero.success, 0))
     const rejected = [
       "8.",
       ".5",
@@ -59,7 +60,7 @@ describe("Judge.parseScore", () => {
       "1".padEnd(400, "0") // digits beyond a double: Infinity, on no scale
     ]
     for (const reply of rejected) {
-      assert.isTrue(Either.isLeft(Judge.parseScore(reply, { scale: { min: 0, max: 1e308 } })), JSON.stringify(reply))
+      assert.isTrue(Result.isFailure(Judge.parseScore(reply, { scale: { min: 0, max: 1e308 } })), JSON.stringify(reply))
     }
   })
 
@@ -86,34 +87,36 @@ describe("Judge.parseScore", () => {
     ]
     for (const [reply, reason] of cases) {
       const result = Judge.parseScore(reply, { judge: "j" })
-      assert.isTrue(Either.isLeft(result), `${JSON.stringify(reply)} should be rejected`)
-      if (Either.isLeft(result)) {
-        assert.strictEqual(result.left.reason, reason, JSON.stringify(reply))
-        assert.strictEqual(result.left.reply, reply)
-        assert.strictEqual(result.left.judge, "j")
+      assert.isTrue(Result.isFailure(result), `${JSON.stringify(reply)} should be rejected`)
+      if (Result.isFailure(result)) {
+        assert.strictEqual(result.failure.reason, reason, JSON.stringify(reply))
+        assert.strictEqual(result.failure.reply, reply)
+        assert.strictEqual(result.failure.judge, "j")
       }
     }
   })
 
   it("says what was wrong in its message", () => {
-    const error = Either.getLeft(Judge.parseScore("11", { judge: "gpt-judge" }))
+    const error = Result.getFailure(Judge.parseScore("11", { judge: "gpt-judge" }))
     assert.isTrue(error._tag === "Some")
     if (error._tag === "Some") {
       assert.strictEqual(error.value.message, "Judge gpt-judge replied \"11\", which is not on the scale 1 to 10")
     }
   })
 
-  const scales = FastCheck.tuple(FastCheck.integer({ min: -1000, max: 1000 }), FastCheck.integer({ min: 1, max: 1000 }))
-    .map(([min, width]) => ({ min, max: min + width }))
-  const whitespace = FastCheck.array(FastCheck.constantFrom(" ", "\n", "\t", "\r"), { maxLength: 4 })
-    .map((chars) => chars.join(""))
+  const intBetween = (minimum: number, maximum: number) => Schema.Int.check(Schema.isBetween({ minimum, maximum }))
+  const scales = Arbitrary.all([Arbitrary.schema(intBetween(-1000, 1000)), Arbitrary.schema(intBetween(1, 1000))]).pipe(
+    Arbitrary.map(([min, width]) => ({ min, max: min + width }))
+  )
+  const whitespace = Arbitrary.array(Arbitrary.schema(Schema.Literals([" ", "\n", "\t", "\r"])), { maxLength: 4 })
+    .pipe(Arbitrary.map((chars) => chars.join("")))
 
   it.prop(
     "any number within the scale, with whitespace around it, parses to itself",
     {
       scale: scales,
-      position: FastCheck.double({ min: 0, max: 1, noNaN: true }),
-      digits: FastCheck.integer({ min: 0, max: 6 }),
+      position: Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 1 })),
+      digits: intBetween(0, 6),
       before: whitespace,
       after: whitespace
     },
@@ -122,17 +125,19 @@ describe("Judge.parseScore", () => {
       const expected = Number(formatted)
       if (expected < scale.min || expected > scale.max) return true
       const parsed = Judge.parseScore(`${before}${formatted}${after}`, { scale })
-      return Either.isRight(parsed) && Object.is(parsed.right + 0, expected + 0)
+      return Result.isSuccess(parsed) && Object.is(parsed.success + 0, expected + 0)
     }
   )
 
   it.prop(
     "a number with anything more than whitespace around it is rejected",
     {
-      score: FastCheck.integer({ min: 1, max: 10 }).map(String),
+      score: Arbitrary.schema(intBetween(1, 10)).pipe(Arbitrary.map(String)),
       // at least one character that cannot belong to a plain decimal
-      extra: FastCheck.string({ minLength: 1, maxLength: 12 }).filter((s) => /[^\d.\s-]/.test(s)),
-      where: FastCheck.constantFrom("before", "after", "after a space", "inside")
+      extra: Arbitrary.schema(Schema.String.check(Schema.isBetweenLength(1, 12))).pipe(
+        Arbitrary.filter((s) => /[^\d.\s-]/.test(s))
+      ),
+      where: Schema.Literals(["before", "after", "after a space", "inside"])
     },
     ({ extra, score, where }) => {
       const reply = where === "before"
@@ -142,21 +147,23 @@ describe("Judge.parseScore", () => {
         : where === "after a space"
         ? `${score} ${extra}`
         : `${score.slice(0, 1)}${extra}${score.slice(1)}`
-      return Either.isLeft(Judge.parseScore(reply))
+      return Result.isFailure(Judge.parseScore(reply))
     }
   )
 
   it.prop(
     "two numbers are not one",
-    { a: FastCheck.integer({ min: 1, max: 10 }), b: FastCheck.integer({ min: 1, max: 10 }) },
-    ({ a, b }) => Either.isLeft(Judge.parseScore(`${a} ${b}`)) && Either.isLeft(Judge.parseScore(`${a}\n${b}`))
+    { a: intBetween(1, 10), b: intBetween(1, 10) },
+    ({ a, b }) => Result.isFailure(Judge.parseScore(`${a} ${b}`)) && Result.isFailure(Judge.parseScore(`${a}\n${b}`))
   )
 })
 
 describe("Judge.llm", () => {
   it.effect("asks the judge model with the rubric, the scale and the answer, and reads its number", () =>
     Effect.gen(function*() {
-      const fiber = yield* Effect.fork(Effect.flatMap(Judge.llm({ model: "judge-1" }), (judge) => judge.score(input)))
+      const fiber = yield* Effect.forkChild(
+        Effect.flatMap(Judge.llm({ model: "judge-1" }), (judge) => judge.score(input))
+      )
       yield* TestClock.adjust("700 millis")
       const score = yield* Fiber.join(fiber)
       assert.strictEqual(score.value, 8)
@@ -252,7 +259,10 @@ describe("Judge.llm", () => {
       const [stats] = yield* Observability.snapshot({ labels: { test: "judge-observability" } })
       assert.strictEqual(stats.model, "judge-observed")
       assert.strictEqual(stats.successes, 2)
-    }).pipe(Effect.tagMetrics("test", "judge-observability")))
+    }).pipe(
+      Observability.withMetricLabels({ test: "judge-observability" }),
+      Effect.provideService(Metric.MetricRegistry, new Map())
+    ))
 
   it.effect("refuses a scale that is not a range with a typed error, before any call", () =>
     Effect.gen(function*() {
@@ -289,9 +299,9 @@ describe("Judge.fromFunction", () => {
   it.effect("scores with an Effect, timing it by Clock", () =>
     Effect.gen(function*() {
       const judge = Judge.fromFunction(() => Effect.as(Effect.sleep("500 millis"), 7))
-      const fiber = yield* Effect.fork(judge.score(input))
+      const fiber = yield* Effect.forkChild(judge.score(input))
       yield* TestClock.adjust("499 millis")
-      assert.isNull(fiber.unsafePoll())
+      assert.isUndefined(fiber.pollUnsafe())
       yield* TestClock.adjust("1 millis")
       const score = yield* Fiber.join(fiber)
       assert.strictEqual(score.value, 7)
@@ -326,7 +336,7 @@ describe("Judge.fromFunction", () => {
 })
 
 describe("Judge.average", () => {
-  const fixed = (value: number, delay: Duration.DurationInput, name: string) =>
+  const fixed = (value: number, delay: Duration.Input, name: string) =>
     Judge.fromFunction(() => Effect.as(Effect.sleep(delay), value), { name })
   const broken = (name: string) =>
     Judge.fromFunction(() => Effect.fail(new Judge.JudgeError({ reason: "NotANumber", judge: name, reply: "eight" })), {
@@ -336,7 +346,7 @@ describe("Judge.average", () => {
   it.effect("asks every judge at once and takes the mean", () =>
     Effect.gen(function*() {
       const panel = Judge.average([fixed(6, "1 second", "a"), fixed(9, "2 seconds", "b")])
-      const fiber = yield* Effect.fork(panel.score(input))
+      const fiber = yield* Effect.forkChild(panel.score(input))
       yield* TestClock.adjust("2 seconds")
       const score = yield* Fiber.join(fiber)
       assert.strictEqual(score.value, 7.5)

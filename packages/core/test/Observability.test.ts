@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { LlmError, Observability } from "@resilient-llm/core"
-import { ChatCompletion } from "@resilient-llm/core"
+import { ChatCompletion, LlmError, Observability } from "@resilient-llm/core"
 import { TestLogs } from "@resilient-llm/testing"
-import { Duration, Effect, Fiber, TestClock } from "effect"
+import { Duration, Effect, Fiber, Metric } from "effect"
+import { TestClock } from "effect/testing"
 
 describe("Observability.attempt", () => {
   it.effect("logs one annotated line per attempt and times it by Clock", () =>
@@ -17,9 +17,9 @@ describe("Observability.attempt", () => {
         Effect.as(completion),
         Observability.attempt({ pattern: "fallback", model: "m1" }),
         Effect.provide(layer),
-        Effect.fork,
+        Effect.forkChild,
         Effect.tap(() => TestClock.adjust("250 millis")),
-        Effect.flatMap((fiber) => fiber.await)
+        Effect.flatMap(Fiber.await)
       )
       yield* Effect.fail(new LlmError.ServerError({ model: "m2", status: 503 })).pipe(
         Observability.attempt({ pattern: "fallback", model: "m2" }),
@@ -46,10 +46,12 @@ describe("Observability.snapshot", () => {
       yield* run("a", Effect.succeed(1))
       yield* run("a", Effect.succeed(1))
       yield* run("a", Effect.fail(new LlmError.TimeoutError({ model: "a", timeout: Duration.seconds(1) })))
-      const hanging = yield* Effect.fork(run("a", Effect.never))
+      const hanging = yield* Effect.forkChild(run("a", Effect.never))
       yield* TestClock.adjust("1 second")
       yield* Fiber.interrupt(hanging)
       yield* run("b", Effect.fail(new LlmError.ModelNotFoundError({ model: "b" })))
+      // an attempt labelled for another run: in the registry, but not in this run's figures
+      yield* run("c", Effect.succeed(1)).pipe(Observability.withMetricLabels({ run: "other-run" }))
       const stats = yield* Observability.snapshot({ labels: { run: "snapshot-test" } })
       assert.deepStrictEqual(stats.map((s) => [s.model, s.requests, s.successes, s.errors, s.interrupted]), [
         ["a", 4, 2, 1, 1],
@@ -61,5 +63,16 @@ describe("Observability.snapshot", () => {
       assert.isTrue(typeof stats[0].p50Ms === "number")
       const other = yield* Observability.snapshot({ labels: { run: "nothing-here" } })
       assert.deepStrictEqual(other, [])
-    }).pipe(Effect.tagMetrics("run", "snapshot-test")))
+      const otherRun = yield* Observability.snapshot({ labels: { run: "other-run" } })
+      assert.deepStrictEqual(otherRun.map((s) => [s.model, s.requests]), [["c", 1]])
+      assert.deepStrictEqual((yield* Observability.snapshot()).map((s) => [s.model, s.requests]), [
+        ["a", 4],
+        ["b", 1],
+        ["c", 1]
+      ])
+    }).pipe(
+      Observability.withMetricLabels({ run: "snapshot-test" }),
+      // a registry of its own: what other tests recorded is not in it
+      Effect.provideService(Metric.MetricRegistry, new Map())
+    ))
 })

@@ -1,23 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { LlmError, Retry } from "@resilient-llm/core"
-import type { Schedule } from "effect"
-import {
-  Duration,
-  Effect,
-  Exit,
-  FastCheck as fc,
-  Fiber,
-  Option,
-  Random,
-  Ref,
-  ScheduleDecision,
-  ScheduleIntervals,
-  TestClock
-} from "effect"
+import { Clock, Duration, Effect, Exit, Fiber, Option, Pull, Random, Ref, Schedule, Schema } from "effect"
+import { TestClock } from "effect/testing"
 
 const serverError = new LlmError.ServerError({ model: "m", status: 503 })
-const rateLimited = (retryAfter: Duration.DurationInput) =>
-  new LlmError.RateLimitError({ model: "m", retryAfter: Option.some(Duration.decode(retryAfter)) })
+const rateLimited = (retryAfter: Duration.Input) =>
+  new LlmError.RateLimitError({ model: "m", retryAfter: Option.some(Duration.fromInputUnsafe(retryAfter)) })
 
 /**
  * An attempt that plays `outcomes` in order (the last repeats) and records the virtual time at
@@ -27,7 +15,7 @@ const scripted = (outcomes: ReadonlyArray<LlmError.LlmError | "ok">) =>
   Effect.gen(function*() {
     const starts = yield* Ref.make<ReadonlyArray<number>>([])
     const attempt = Effect.gen(function*() {
-      const now = yield* TestClock.currentTimeMillis
+      const now = yield* Clock.currentTimeMillis
       const n = yield* Ref.modify(starts, (all) => [all.length, [...all, now]])
       const outcome = outcomes[Math.min(n, outcomes.length - 1)]
       return outcome === "ok" ? yield* Effect.succeed("ok") : yield* Effect.fail(outcome)
@@ -37,24 +25,29 @@ const scripted = (outcomes: ReadonlyArray<LlmError.LlmError | "ok">) =>
 
 /**
  * The delays a schedule chooses for `inputs`, by stepping it without sleeping, until it is done.
- * Each delay is read from the decision and checked against the schedule's output.
+ * Each step's delay is checked against the schedule's output, which is the same delay.
  */
 const delaysOf = <E>(schedule: Schedule.Schedule<Duration.Duration, E>, inputs: ReadonlyArray<E>) =>
   Effect.gen(function*() {
-    let state = schedule.initial
+    const step = yield* Schedule.toStep(schedule)
     let now = 0
     const delays: Array<number> = []
     for (const input of inputs) {
-      const [next, out, decision] = yield* schedule.step(now, input, state)
-      if (ScheduleDecision.isDone(decision)) break
-      const start = ScheduleIntervals.start(decision.intervals)
-      assert.strictEqual(Duration.toMillis(out), start - now)
-      delays.push(start - now)
-      state = next
-      now = start
+      const next = yield* Pull.matchEffect(step(now, input), {
+        onSuccess: ([out, delay]) => Effect.succeed(Option.some([out, delay] as const)),
+        onFailure: Effect.failCause,
+        onDone: () => Effect.succeedNone
+      })
+      if (Option.isNone(next)) break
+      const [out, delay] = next.value
+      assert.strictEqual(Duration.toMillis(out), Duration.toMillis(delay))
+      delays.push(Duration.toMillis(delay))
+      now += Duration.toMillis(delay)
     }
     return delays
   })
+
+const intBetween = (minimum: number, maximum: number) => Schema.Int.check(Schema.isBetween({ minimum, maximum }))
 
 describe("Retry.schedule", () => {
   it.effect("without jitter: 250 ms, then doubling, capped, for `retries` recurrences", () =>
@@ -72,13 +65,13 @@ describe("Retry.schedule", () => {
 
   it.effect.prop(
     "with jitter: each delay within [0.8, 1.2) of its base and under the cap, the same for the same seed",
-    [fc.integer(), fc.integer({ min: 1, max: 8 })],
+    [Schema.Int, intBetween(1, 8)],
     ([seed, retries]) =>
       Effect.gen(function*() {
         const schedule = Retry.schedule({ retries, maxDelay: "5 seconds" })
         const inputs = Array.from({ length: retries + 1 }, (_, i) => i)
-        const first = yield* delaysOf(schedule, inputs).pipe(Effect.withRandom(Random.make(seed)))
-        const again = yield* delaysOf(schedule, inputs).pipe(Effect.withRandom(Random.make(seed)))
+        const first = yield* delaysOf(schedule, inputs).pipe(Random.withSeed(seed))
+        const again = yield* delaysOf(schedule, inputs).pipe(Random.withSeed(seed))
         assert.deepStrictEqual(first, again)
         assert.strictEqual(first.length, retries)
         first.forEach((delay, i) => {
@@ -88,7 +81,7 @@ describe("Retry.schedule", () => {
           assert.isAtMost(delay, 5000)
         })
       }),
-    { fastCheck: { numRuns: 30 } }
+    { arbitrary: { runs: 30 } }
   )
 
   it.effect("custom jitter bounds are honoured", () =>
@@ -96,7 +89,7 @@ describe("Retry.schedule", () => {
       const delays = yield* delaysOf(
         Retry.schedule({ base: "1 second", factor: 1, retries: 50, jitter: { min: 0.5, max: 0.6 } }),
         Array.from({ length: 51 }, (_, i) => i)
-      ).pipe(Effect.withRandom(Random.make(7)))
+      ).pipe(Random.withSeed(7))
       assert.isTrue(delays.every((d) => d >= 500 && d < 600), delays.join(","))
       assert.isAbove(new Set(delays).size, 1)
     }))
@@ -106,10 +99,10 @@ describe("Retry.withRetry", () => {
   it.effect("retries at 250 ms, 750 ms and 1750 ms of virtual time, then fails with the last error", () =>
     Effect.gen(function*() {
       const { attempt, starts } = yield* scripted([serverError])
-      const fiber = yield* Effect.fork(attempt.pipe(Retry.withRetry({ jitter: false })))
+      const fiber = yield* Effect.forkChild(attempt.pipe(Retry.withRetry({ jitter: false })))
       yield* TestClock.adjust("1749 millis")
       assert.deepStrictEqual(yield* starts, [0, 250, 750])
-      assert.isNull(fiber.unsafePoll())
+      assert.isUndefined(fiber.pollUnsafe())
       yield* TestClock.adjust("1 millis")
       assert.deepStrictEqual(yield* starts, [0, 250, 750, 1750])
       const exit = yield* Fiber.await(fiber)
@@ -118,16 +111,16 @@ describe("Retry.withRetry", () => {
 
   it.effect("with a seeded jitter, the attempts start at the times the seed gives, each inside its bounds", () =>
     Effect.gen(function*() {
-      // a fresh generator per run: a `Random` keeps its state
+      // a fresh generator per run: a seeded `Random` keeps its state
       const run = () =>
         Effect.gen(function*() {
           const { attempt, starts } = yield* scripted([serverError])
-          const fiber = yield* Effect.fork(attempt.pipe(Retry.withRetry()))
+          const fiber = yield* Effect.forkChild(attempt.pipe(Retry.withRetry()))
           yield* TestClock.adjust("10 seconds")
           yield* Fiber.await(fiber)
           const times = yield* starts
           return times.slice(1).map((t, i) => t - times[i])
-        }).pipe(Effect.withRandom(Random.make("seed-42")))
+        }).pipe(Random.withSeed("seed-42"))
       const gaps = yield* run()
       assert.strictEqual(gaps.length, 3)
       assert.deepStrictEqual(yield* run(), gaps, "the same seed gives the same delays")
@@ -141,7 +134,7 @@ describe("Retry.withRetry", () => {
   it.effect("waits a RateLimitError's 7 s retryAfter exactly, never sooner", () =>
     Effect.gen(function*() {
       const { attempt, starts } = yield* scripted([rateLimited("7 seconds"), "ok"])
-      const fiber = yield* Effect.fork(attempt.pipe(Retry.withRetry()))
+      const fiber = yield* Effect.forkChild(attempt.pipe(Retry.withRetry()))
       yield* TestClock.adjust("6999 millis")
       assert.deepStrictEqual(yield* starts, [0])
       yield* TestClock.adjust("1 millis")
@@ -152,7 +145,7 @@ describe("Retry.withRetry", () => {
   it.effect("a retryAfter shorter than the backoff waits the backoff", () =>
     Effect.gen(function*() {
       const { attempt, starts } = yield* scripted([rateLimited("100 millis"), "ok"])
-      const fiber = yield* Effect.fork(attempt.pipe(Retry.withRetry({ jitter: false })))
+      const fiber = yield* Effect.forkChild(attempt.pipe(Retry.withRetry({ jitter: false })))
       yield* TestClock.adjust("1 second")
       yield* Fiber.join(fiber)
       assert.deepStrictEqual(yield* starts, [0, 250])
@@ -162,7 +155,7 @@ describe("Retry.withRetry", () => {
     Effect.gen(function*() {
       const error = rateLimited("30 seconds")
       const { attempt, starts } = yield* scripted([error, "ok"])
-      const fiber = yield* Effect.fork(attempt.pipe(Retry.withRetry({ maxWait: "10 seconds" })))
+      const fiber = yield* Effect.forkChild(attempt.pipe(Retry.withRetry({ maxWait: "10 seconds" })))
       yield* TestClock.adjust("0 millis")
       assert.deepStrictEqual(yield* Fiber.await(fiber), Exit.fail(error))
       assert.deepStrictEqual(yield* starts, [0])
@@ -176,7 +169,7 @@ describe("Retry.withRetry", () => {
       assert.deepStrictEqual(yield* first.starts, [0])
 
       const second = yield* scripted([auth, "ok"])
-      const fiber = yield* Effect.fork(
+      const fiber = yield* Effect.forkChild(
         second.attempt.pipe(
           Retry.withRetry({ jitter: false, while: (e: LlmError.LlmError) => e._tag === "AuthenticationError" })
         )
@@ -195,7 +188,7 @@ describe("Retry.withRetry", () => {
   it.effect("a delay longer than maxDelay is capped, but a retryAfter is not", () =>
     Effect.gen(function*() {
       const { attempt, starts } = yield* scripted([serverError, rateLimited("3 seconds"), serverError, "ok"])
-      const fiber = yield* Effect.fork(
+      const fiber = yield* Effect.forkChild(
         attempt.pipe(Retry.withRetry({ base: "2 seconds", maxDelay: "1 second", jitter: false }))
       )
       yield* TestClock.adjust("1 minute")
@@ -209,9 +202,9 @@ describe("Retry.withTimeout", () => {
     Effect.gen(function*() {
       const interrupted = yield* Ref.make(false)
       const attempt = Effect.never.pipe(Effect.onInterrupt(() => Ref.set(interrupted, true)))
-      const fiber = yield* Effect.fork(attempt.pipe(Retry.withTimeout({ model: "m", timeout: "3 seconds" })))
+      const fiber = yield* Effect.forkChild(attempt.pipe(Retry.withTimeout({ model: "m", timeout: "3 seconds" })))
       yield* TestClock.adjust("2999 millis")
-      assert.isNull(fiber.unsafePoll())
+      assert.isUndefined(fiber.pollUnsafe())
       assert.isFalse(yield* Ref.get(interrupted))
       yield* TestClock.adjust("1 millis")
       const exit = yield* Fiber.await(fiber)
@@ -221,21 +214,32 @@ describe("Retry.withTimeout", () => {
 
   it.effect("an attempt that answers in time is untouched", () =>
     Effect.gen(function*() {
-      const fiber = yield* Effect.fork(
+      const fiber = yield* Effect.forkChild(
         Retry.withTimeout(Effect.as(Effect.sleep("2 seconds"), 42), { model: "m", timeout: "3 seconds" })
       )
       yield* TestClock.adjust("2 seconds")
       assert.strictEqual(yield* Fiber.join(fiber), 42)
     }))
 
+  it.effect("an attempt that answers exactly at its timeout is served, not cut", () =>
+    Effect.gen(function*() {
+      // Under Effect 4's TestClock, sleeps ending at the same instant wake in the order they were
+      // registered, and the attempt's starts before the timer's (Effect 3 woke the timer first)
+      const fiber = yield* Effect.forkChild(
+        Retry.withTimeout(Effect.as(Effect.sleep("3 seconds"), 42), { model: "m", timeout: "3 seconds" })
+      )
+      yield* TestClock.adjust("3 seconds")
+      assert.strictEqual(yield* Fiber.join(fiber), 42)
+    }))
+
   it.effect("inside withRetry, each attempt gets the whole timeout, and timeouts are retried", () =>
     Effect.gen(function*() {
       const starts = yield* Ref.make<ReadonlyArray<number>>([])
-      const attempt = Effect.zipRight(
-        Effect.flatMap(TestClock.currentTimeMillis, (now) => Ref.update(starts, (all) => [...all, now])),
+      const attempt = Effect.andThen(
+        Effect.flatMap(Clock.currentTimeMillis, (now) => Ref.update(starts, (all) => [...all, now])),
         Effect.never
       )
-      const fiber = yield* Effect.fork(
+      const fiber = yield* Effect.forkChild(
         attempt.pipe(
           Retry.withTimeout({ model: "m", timeout: "1 second" }),
           Retry.withRetry({ retries: 2, jitter: false })

@@ -130,7 +130,7 @@ export const run = (
       const call = client.create(ChatCompletion.withModel(request, model))
       // The deadline is inclusive: an answer arriving exactly at `candidateTimeout` counts, so the
       // timer fires one millisecond past it (otherwise a tie under `TestClock` goes to whichever
-      // sleep was registered last).
+      // sleep was registered first).
       const bounded = timeout === undefined ? call : call.pipe(
         Effect.timeoutOrElse({
           duration: Duration.sum(timeout, Duration.millis(1)),
@@ -153,17 +153,17 @@ export const run = (
         )
       )
 
-    // The timer is the first side of the race, so it starts, and its sleep is registered, before
-    // the judge's own sleeps: a judge answering exactly at the deadline then wins the tie under
-    // `TestClock` (whose ties go to the sleep registered last), and the deadline is inclusive, as
+    // The judge is the first side of the race, so it starts, and its sleeps are registered, before
+    // the timer's: a judge answering exactly at the deadline then wins the tie under `TestClock`
+    // (whose ties go to the sleep registered first), and the deadline is inclusive, as
     // `candidateTimeout`'s is. The race interrupts the losing judge and waits for it to stop.
     const judgement = (text: string): Effect.Effect<Judge.Score, Judge.JudgeError> =>
       judgeTimeout === undefined ? scoring(text) : Effect.raceFirst(
+        scoring(text),
         Effect.andThen(
           Effect.sleep(judgeTimeout),
           Effect.fail(new Judge.JudgeError({ reason: "TimedOut", judge: judge.name ?? "judge", timeout: judgeTimeout }))
-        ),
-        scoring(text)
+        )
       )
 
     const candidate = (model: string, index: number) =>
