@@ -6,7 +6,8 @@
  */
 import type { LlmError } from "@resilient-llm/core"
 import { FakeProvider } from "@resilient-llm/testing"
-import { Duration, FastCheck as fc, Option, Predicate } from "effect"
+import { Duration, Option, Predicate } from "effect"
+import * as fc from "fast-check"
 
 export interface Case {
   readonly kind: string
@@ -71,15 +72,15 @@ const randomBytes: fc.Arbitrary<Case> = fc.record({
 const slots: ReadonlyArray<readonly [path: ReadonlyArray<string | number>, accepts: (u: unknown) => boolean]> = [
   [["model"], Predicate.isString],
   [["id"], Predicate.isString],
-  [["choices"], (u) => Array.isArray(u) && u.length > 0 && Predicate.isRecord(u[0])],
-  [["choices", 0], Predicate.isRecord],
+  [["choices"], (u) => Array.isArray(u) && u.length > 0 && Predicate.isObject(u[0])],
+  [["choices", 0], Predicate.isObject],
   [["choices", 0, "index"], Predicate.isNumber],
-  [["choices", 0, "message"], Predicate.isRecord],
+  [["choices", 0, "message"], Predicate.isObject],
   [["choices", 0, "message", "content"], (u) => u === null || Predicate.isString(u)],
   [["choices", 0, "message", "role"], Predicate.isString],
   [["choices", 0, "message", "tool_calls"], Array.isArray],
   [["choices", 0, "finish_reason"], (u) => u === null || Predicate.isString(u)],
-  [["usage"], (u) => u === null || Predicate.isRecord(u)],
+  [["usage"], (u) => u === null || Predicate.isObject(u)],
   [["usage", "prompt_tokens"], Predicate.isNumber],
   [["usage", "completion_tokens"], Predicate.isNumber]
 ]
@@ -90,7 +91,7 @@ const setAt = (value: unknown, path: ReadonlyArray<string | number>, replacement
   if (Array.isArray(value) && typeof head === "number") {
     return value.map((item, i) => i === head ? setAt(item, rest, replacement) : item)
   }
-  if (Predicate.isRecord(value) && typeof head === "string") {
+  if (Predicate.isObject(value) && typeof head === "string") {
     return { ...value, [head]: setAt(value[head], rest, replacement) }
   }
   return value

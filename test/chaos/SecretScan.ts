@@ -7,7 +7,7 @@
  *
  * A leak is the whole key or any 12-character piece of it: a key cut short is still a leak.
  */
-import { Cause, type Context, type Exit, Logger, Option, Tracer } from "effect"
+import { Cause, type Exit, Logger, Tracer } from "effect"
 import { inspect } from "node:util"
 
 const pieceLength = 12
@@ -58,34 +58,14 @@ export const make = (secrets: ReadonlyArray<string>): SecretScan => {
 
   const logger = Logger.make<unknown, void>((options) => {
     logLines++
-    scan("log line", Logger.logfmtLogger.log(options))
-    scan("log line (json)", Logger.jsonLogger.log(options))
+    scan("log line", Logger.formatLogFmt.log(options))
+    scan("log line (json)", Logger.formatJson.log(options))
   })
 
-  let nextId = 0
-  class ScannedSpan implements Tracer.Span {
-    readonly _tag = "Span"
-    readonly spanId: string
-    readonly traceId: string
-    readonly sampled = true
-    status: Tracer.SpanStatus
-    readonly attributes = new Map<string, unknown>()
-    readonly links: Array<Tracer.SpanLink>
-    constructor(
-      readonly name: string,
-      readonly parent: Option.Option<Tracer.AnySpan>,
-      readonly context: Context.Context<never>,
-      links: ReadonlyArray<Tracer.SpanLink>,
-      startTime: bigint,
-      readonly kind: Tracer.SpanKind
-    ) {
-      this.spanId = `span-${nextId++}`
-      this.traceId = Option.match(parent, { onNone: () => `trace-${nextId}`, onSome: (p) => p.traceId })
-      this.links = [...links]
-      this.status = { _tag: "Started", startTime }
-    }
-    end(endTime: bigint, exit: Exit.Exit<unknown, unknown>): void {
-      if (this.status._tag === "Started") this.status = { ...this.status, _tag: "Ended", endTime, exit }
+  // Effect's own span, scanned as it ends; its events are scanned as they are added.
+  class ScannedSpan extends Tracer.NativeSpan {
+    override end(endTime: bigint, exit: Exit.Exit<unknown, unknown>): void {
+      super.end(endTime, exit)
       spans++
       scan(`span ${this.name}`, this.name)
       for (const [key, value] of this.attributes) {
@@ -94,22 +74,13 @@ export const make = (secrets: ReadonlyArray<string>): SecretScan => {
       }
       if (exit._tag === "Failure") scan(`span ${this.name} exit`, Cause.pretty(exit.cause))
     }
-    attribute(key: string, value: unknown): void {
-      this.attributes.set(key, value)
-    }
-    event(name: string, _startTime: bigint, attributes?: Record<string, unknown>): void {
+    override event(name: string, startTime: bigint, attributes?: Record<string, unknown>): void {
+      super.event(name, startTime, attributes)
       scan(`span ${this.name} event`, `${name} ${render(attributes ?? {})}`)
-    }
-    addLinks(links: ReadonlyArray<Tracer.SpanLink>): void {
-      this.links.push(...links)
     }
   }
 
-  const tracer = Tracer.make({
-    span: (name, parent, context, links, startTime, kind) =>
-      new ScannedSpan(name, parent, context, links, startTime, kind),
-    context: (f) => f()
-  })
+  const tracer = Tracer.make({ span: (options) => new ScannedSpan(options) })
 
   return {
     logger,

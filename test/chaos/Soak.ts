@@ -17,21 +17,7 @@ import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { ChatCompletion, CircuitBreaker, Fallback, LlmError } from "@resilient-llm/core"
 import { Providers } from "@resilient-llm/openai"
 import { FakeProvider } from "@resilient-llm/testing"
-import {
-  Cause,
-  Clock,
-  Duration,
-  Effect,
-  Exit,
-  Fiber,
-  FiberRef,
-  HashSet,
-  Logger,
-  LogLevel,
-  Option,
-  Redacted,
-  Stream
-} from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Fiber, Logger, Option, Redacted, References, Stream } from "effect"
 import { monitorEventLoopDelay } from "node:perf_hooks"
 import { quantile, Tally } from "./Figures.js"
 import * as HeapProbe from "./HeapProbe.js"
@@ -133,12 +119,12 @@ const replyOf = (model: string, request: ChatCompletion.ChatRequest): string =>
   `${model} answers: ${String(request.messages.at(-1)?.content)}`
 
 /** Polls `condition` every 20 ms until it holds: the milliseconds that took, or -1 after `within`. */
-export const waitFor = (condition: Effect.Effect<boolean>, within: Duration.DurationInput): Effect.Effect<number> =>
+export const waitFor = (condition: Effect.Effect<boolean>, within: Duration.Input): Effect.Effect<number> =>
   Effect.gen(function*() {
     const start = yield* Clock.currentTimeMillis
     while (!(yield* condition)) yield* Effect.sleep("20 millis")
     return (yield* Clock.currentTimeMillis) - start
-  }).pipe(Effect.timeoutTo({ duration: within, onTimeout: () => -1, onSuccess: (ms) => ms }))
+  }).pipe(Effect.timeoutOrElse({ duration: within, orElse: () => Effect.succeed(-1) }))
 
 /** Counts what reaches `process` unhandled while the scope is open. */
 export const watchProcess = Effect.acquireRelease(
@@ -256,7 +242,7 @@ export const run = (options: Options) =>
       yield* Effect.forkScoped(
         Stream.runForEach(breaker.changes, (t) => Effect.sync(() => transitions.add(`${t.key} ${t.from}→${t.to}`)))
       )
-      yield* Effect.yieldNow()
+      yield* Effect.yieldNow
       const complete = Fallback.chain(models, chainOptions(breaker))
 
       const servedBy = new Tally()
@@ -289,7 +275,7 @@ export const run = (options: Options) =>
           const prompt = `ticket #${index}`
           const start = yield* Clock.currentTimeNanos
           const exit = yield* complete(ChatCompletion.prompt(prompt)).pipe(
-            Effect.timeoutFail({ duration: settings.hungAfter, onTimeout: () => "hung" as const }),
+            Effect.timeoutOrElse({ duration: settings.hungAfter, orElse: () => Effect.fail("hung" as const) }),
             Effect.exit
           )
           const elapsedMs = Number((yield* Clock.currentTimeNanos) - start) / 1e6
@@ -298,7 +284,7 @@ export const run = (options: Options) =>
             counts.overruns++
             const attemptsOf = Exit.isSuccess(exit)
               ? exit.value.attempts
-              : Option.match(Cause.failureOption(exit.cause), {
+              : Option.match(Cause.findErrorOption(exit.cause), {
                 onNone: () => [],
                 onSome: (error) => error === "hung" ? [] : error.attempts
               })
@@ -320,7 +306,7 @@ export const run = (options: Options) =>
             if (ChatCompletion.text(served.value) !== `${served.model} answers: ${prompt}`) counts.madeUp++
             return
           }
-          const failure = Cause.failureOption(exit.cause)
+          const failure = Cause.findErrorOption(exit.cause)
           if (Option.isSome(failure)) {
             const error = failure.value
             if (error === "hung") {
@@ -334,7 +320,7 @@ export const run = (options: Options) =>
               counts.untyped++
               problem(`request ${index} failed with an error that is not an LlmError: ${error.message}`)
             }
-          } else if (Cause.isInterruptedOnly(exit.cause)) {
+          } else if (Cause.hasInterruptsOnly(exit.cause)) {
             counts.interrupted++
             problem(`request ${index} was interrupted`)
           } else {
@@ -363,7 +349,7 @@ export const run = (options: Options) =>
           peakOpen = Math.max(peakOpen, open)
           floor = Math.min(floor, process.memoryUsage().heapUsed)
         })
-        const sampler = yield* Effect.forkScoped(Effect.forever(Effect.zipRight(sample, Effect.sleep("50 millis"))))
+        const sampler = yield* Effect.forkScoped(Effect.forever(Effect.andThen(sample, Effect.sleep("50 millis"))))
         yield* Effect.forEach(indices, one, { concurrency: options.concurrency, discard: true })
         yield* Fiber.interrupt(sampler)
         floorPerBatch.push(floor)
@@ -420,8 +406,8 @@ export const run = (options: Options) =>
       Effect.provide(NodeHttpClient.layerUndici),
       Effect.withTracer(scan.tracer),
       // the scanner is the only logger: nothing is printed, every line is read
-      Effect.locally(FiberRef.currentLoggers, HashSet.make(scan.logger)),
-      Logger.withMinimumLogLevel(LogLevel.All)
+      Effect.provideService(Logger.CurrentLoggers, new Set([scan.logger])),
+      Effect.provideService(References.MinimumLogLevel, "All")
     )
     const figures = yield* soak
 

@@ -4,7 +4,8 @@ import type { ChatClient } from "@resilient-llm/core"
 import { ChatCompletion, Fallback, LlmError } from "@resilient-llm/core"
 import { OpenAiCompatible } from "@resilient-llm/openai"
 import { FakeProvider } from "@resilient-llm/testing"
-import { Cause, Clock, Duration, Effect, Exit, FastCheck, Logger, LogLevel, Option, Runtime, Stream } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Option, References, Stream } from "effect"
+import * as fc from "fast-check"
 import { megabytes, table, Tally } from "./Figures.js"
 import * as Hostile from "./Hostile.js"
 import { profile } from "./Profile.js"
@@ -29,13 +30,13 @@ const play = (fake: FakeProvider.Service, client: ChatClient.Service, kase: Host
       ? Stream.runDrain(client.stream(request))
       : client.create(request)
     const exit = yield* call.pipe(
-      Effect.timeoutFail({ duration: bound, onTimeout: () => "hung" as const }),
+      Effect.timeoutOrElse({ duration: bound, orElse: () => Effect.fail("hung" as const) }),
       Effect.exit
     )
     const ms = (yield* Clock.currentTimeMillis) - start
     const played = (outcome: string, complaint: string | undefined): Played => ({ outcome, ms, complaint })
     if (Exit.isSuccess(exit)) return played("success", "the call succeeded: a completion the provider never sent")
-    const failure = Cause.failureOption(exit.cause)
+    const failure = Cause.findErrorOption(exit.cause)
     if (Option.isNone(failure)) return played("defect", `the call died: ${Cause.pretty(exit.cause)}`)
     const error = failure.value
     if (error === "hung") return played("hung", `no outcome within ${Duration.format(bound)}`)
@@ -44,13 +45,13 @@ const play = (fake: FakeProvider.Service, client: ChatClient.Service, kase: Host
   })
 
 describe("hostile responses", () => {
-  it.scopedLive(
+  it.live(
     `${profile.hostileRuns} generated hostile responses each end as a typed LlmError, never a hang or a completion`,
     () =>
       Effect.gen(function*() {
         const fake = yield* FakeProvider.make({ models: { hostile: {} } })
         const client = yield* OpenAiCompatible.make({ baseUrl: fake.url })
-        const runtime = yield* Effect.runtime<never>()
+        const context = yield* Effect.context<never>()
         const outcomes = new Map<string, Tally>()
         let slowest = 0
 
@@ -64,8 +65,8 @@ describe("hostile responses", () => {
         })
         assert.strictEqual(control.outcome, "success")
 
-        const property = FastCheck.asyncProperty(Hostile.hostileResponse, async (kase) => {
-          const played = await Runtime.runPromise(runtime)(play(fake, client, kase))
+        const property = fc.asyncProperty(Hostile.hostileResponse, async (kase) => {
+          const played = await Effect.runPromiseWith(context)(play(fake, client, kase))
           const tally = outcomes.get(kase.kind) ?? new Tally()
           tally.add(played.outcome)
           outcomes.set(kase.kind, tally)
@@ -74,7 +75,7 @@ describe("hostile responses", () => {
             throw new Error(`${kase.kind} (${kase.label}): ${played.complaint}`)
           }
         })
-        yield* Effect.promise(() => FastCheck.assert(property, { numRuns: profile.hostileRuns }))
+        yield* Effect.promise(() => fc.assert(property, { numRuns: profile.hostileRuns }))
 
         const idle = yield* waitFor(Effect.map(fake.activeRequests, (n) => n === 0), "5 seconds")
         console.log(table(`hostile responses (${profile.name}): ${profile.hostileRuns} runs, each bounded by 5 s`, [
@@ -127,7 +128,7 @@ describe("hostile responses", () => {
       const limit = options.maxResponseBytes ?? OpenAiCompatible.defaultMaxResponseBytes
       const start = yield* Clock.currentTimeMillis
       const error = yield* client.create({ ...request, model: "huge" }).pipe(
-        Effect.timeoutFail({ duration: bound, onTimeout: () => "hung" as const }),
+        Effect.timeoutOrElse({ duration: bound, orElse: () => Effect.fail("hung" as const) }),
         Effect.flip
       )
       const ms = (yield* Clock.currentTimeMillis) - start
@@ -168,7 +169,7 @@ describe("hostile responses", () => {
       assert.isAtMost(chunkedDefault.produced, chunkedDefault.limit + buffered + slack)
     }))
 
-  it.scopedLive("in a chain, a retry-after a year ahead moves on at once; -1 and NaN leave the backoff in charge", () =>
+  it.live("in a chain, a retry-after a year ahead moves on at once; -1 and NaN leave the backoff in charge", () =>
     Effect.gen(function*() {
       const fake = yield* FakeProvider.make({ models: { healthy: {} } })
       const ChatLive = OpenAiCompatible.layer({ baseUrl: fake.url })
@@ -196,7 +197,7 @@ describe("hostile responses", () => {
         })
         const start = yield* Clock.currentTimeMillis
         const served = yield* complete(ChatCompletion.prompt("hi")).pipe(
-          Effect.timeoutFail({ duration: bound, onTimeout: () => "hung" }),
+          Effect.timeoutOrElse({ duration: bound, orElse: () => Effect.fail("hung") }),
           Effect.provide(ChatLive)
         )
         const ms = (yield* Clock.currentTimeMillis) - start
@@ -221,5 +222,5 @@ describe("hostile responses", () => {
         }
       }
       console.log(table("odd retry-after values through a chain (retries 2, maxWait 1 s)", rows))
-    }).pipe(Effect.provide(NodeHttpClient.layerUndici), Logger.withMinimumLogLevel(LogLevel.None)))
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici), Effect.provideService(References.MinimumLogLevel, "None")))
 })

@@ -3,7 +3,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { ChatCompletion, CircuitBreaker, Fallback } from "@resilient-llm/core"
 import { OpenAiCompatible } from "@resilient-llm/openai"
 import { FakeProvider } from "@resilient-llm/testing"
-import { Clock, Effect, Fiber, Logger, LogLevel } from "effect"
+import { Clock, Effect, Fiber, References } from "effect"
 import { table } from "./Figures.js"
 import { profile } from "./Profile.js"
 import { waitFor } from "./Soak.js"
@@ -11,7 +11,7 @@ import { waitFor } from "./Soak.js"
 const probes = 2
 
 describe("interruption", () => {
-  it.scopedLive(
+  it.live(
     `${profile.interruptedRequests} requests in flight, two of them half-open probes, are interrupted: ` +
       "every connection closes, no attempt starts afterwards, no probe slot stays taken",
     () =>
@@ -46,7 +46,7 @@ describe("interruption", () => {
         const before = yield* fake.requestCount
         const fibers = yield* Effect.forEach(
           Array.from({ length: n }, (_, i) => i),
-          (i) => Effect.fork(request(i))
+          (i) => Effect.forkChild(request(i))
         )
         const allInFlight = yield* waitFor(Effect.map(fake.activeRequests, (active) => active === n), "60 seconds")
         const inFlight = yield* fake.activeRequests
@@ -102,7 +102,7 @@ describe("interruption", () => {
         assert.strictEqual(stateAfterProbe, "closed")
       }).pipe(
         Effect.provide(NodeHttpClient.layerUndici),
-        Logger.withMinimumLogLevel(LogLevel.None)
+        Effect.provideService(References.MinimumLogLevel, "None")
       ),
     { timeout: 3 * 60_000 }
   )

@@ -3,14 +3,14 @@ import { assert, describe, it } from "@effect/vitest"
 import { ChatCompletion, CircuitBreaker, Fallback } from "@resilient-llm/core"
 import { OpenAiCompatible } from "@resilient-llm/openai"
 import { FakeProvider } from "@resilient-llm/testing"
-import { Clock, Effect, Logger, LogLevel, Stream } from "effect"
+import { Clock, Effect, References, Stream } from "effect"
 import { table } from "./Figures.js"
 
 const latency = { min: "1 millis", max: "3 millis" } as const
 const breakMillis = 300
 
 describe("recovery", () => {
-  it.scopedLive("a model that goes down and comes back: its breaker opens, probes, closes, and traffic returns", () =>
+  it.live("a model that goes down and comes back: its breaker opens, probes, closes, and traffic returns", () =>
     Effect.gen(function*() {
       const fake = yield* FakeProvider.make({ models: { "model-a": { latency }, "model-b": { latency } } })
       const breaker = yield* CircuitBreaker.make({
@@ -114,6 +114,6 @@ describe("recovery", () => {
       assert.strictEqual(yield* breaker.state("model-b"), "closed")
     }).pipe(
       Effect.provide(NodeHttpClient.layerUndici),
-      Logger.withMinimumLogLevel(LogLevel.None)
+      Effect.provideService(References.MinimumLogLevel, "None")
     ))
 })

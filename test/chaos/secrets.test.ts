@@ -3,7 +3,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { ChatCompletion, Fallback } from "@resilient-llm/core"
 import { Providers } from "@resilient-llm/openai"
 import { FakeProvider } from "@resilient-llm/testing"
-import { Cause, Effect, Exit, FiberRef, HashSet, Logger, LogLevel, Option, Redacted } from "effect"
+import { Cause, Effect, Exit, Logger, Option, Redacted, References } from "effect"
 import { inline, table, Tally } from "./Figures.js"
 import { profile } from "./Profile.js"
 import * as SecretScan from "./SecretScan.js"
@@ -36,7 +36,7 @@ const echoes: ReadonlyArray<FakeProvider.Outcome> = [
 ]
 
 describe("secrets", () => {
-  it.scopedLive(
+  it.live(
     `two providers, one echoing its key back in every error: across ${profile.providerRequests} requests no key ` +
       "reaches a log line, a span or an error, and each server sees only its own key",
     () =>
@@ -67,7 +67,7 @@ describe("secrets", () => {
               const exit = yield* Effect.exit(complete(ChatCompletion.prompt(`question #${i}`)))
               const attempts = Exit.isSuccess(exit)
                 ? exit.value.attempts
-                : Option.match(Cause.failureOption(exit.cause), { onNone: () => [], onSome: (e) => e.attempts })
+                : Option.match(Cause.findErrorOption(exit.cause), { onNone: () => [], onSome: (e) => e.attempts })
               outcomes.add(Exit.isSuccess(exit) ? `served by ${exit.value.model}` : "failed")
               if (Exit.isFailure(exit)) {
                 for (const text of SecretScan.renderings(Cause.squash(exit.cause))) scan.scanError("chain", text)
@@ -83,8 +83,8 @@ describe("secrets", () => {
         ).pipe(
           Effect.provide(ChatLive),
           Effect.withTracer(scan.tracer),
-          Effect.locally(FiberRef.currentLoggers, HashSet.make(scan.logger)),
-          Logger.withMinimumLogLevel(LogLevel.All)
+          Effect.provideService(Logger.CurrentLoggers, new Set([scan.logger])),
+          Effect.provideService(References.MinimumLogLevel, "All")
         )
 
         const authorizations = (fake: FakeProvider.Service) =>

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ChatClient, LlmError } from "@resilient-llm/core"
 import { FakeProvider } from "@resilient-llm/testing"
-import { Chunk, Duration, Effect, Exit, Option, Stream } from "effect"
+import { Duration, Effect, Exit, Option, Stream } from "effect"
 import * as Fake from "../support/Fake.js"
 
 // Every row of the LlmError table an HTTP response can produce, from a FakeProvider fault, through
@@ -37,7 +37,7 @@ const streamFailure = (outcome: FakeProvider.Outcome) =>
 const seconds = (d: Option.Option<Duration.Duration>) => Option.map(d, Duration.toSeconds)
 
 describe("RateLimitError", () => {
-  it.scopedLive("429 with retry-after in seconds", () =>
+  it.live("429 with retry-after in seconds", () =>
     Effect.gen(function*() {
       const error = yield* createFailure(FakeProvider.rateLimited({ retryAfter: { seconds: 7 } }))
       assert.strictEqual(error._tag, "RateLimitError")
@@ -46,7 +46,7 @@ describe("RateLimitError", () => {
       assert.isTrue(LlmError.isRetryable(error))
     }))
 
-  it.scopedLive("429 with retry-after as an HTTP date", () =>
+  it.live("429 with retry-after as an HTTP date", () =>
     Effect.gen(function*() {
       const error = yield* createFailure(FakeProvider.rateLimited({ retryAfter: { date: "30 seconds" } }))
       assert.strictEqual(error._tag, "RateLimitError")
@@ -57,14 +57,14 @@ describe("RateLimitError", () => {
       assert.isAtMost(Option.getOrThrow(hint), 30)
     }))
 
-  it.scopedLive("429 with retry-after-ms", () =>
+  it.live("429 with retry-after-ms", () =>
     Effect.gen(function*() {
       const error = yield* createFailure(FakeProvider.rateLimited({ retryAfter: { millis: 1500 } }))
       assert.strictEqual(error._tag, "RateLimitError")
       assert.deepStrictEqual(LlmError.retryAfter(error), Option.some(Duration.millis(1500)))
     }))
 
-  it.scopedLive("429 without a hint", () =>
+  it.live("429 without a hint", () =>
     Effect.gen(function*() {
       const error = yield* createFailure(FakeProvider.rateLimited())
       assert.strictEqual(error._tag, "RateLimitError")
@@ -74,7 +74,7 @@ describe("RateLimitError", () => {
 
 describe("ServerError", () => {
   for (const status of [500, 502, 503, 529] as const) {
-    it.scopedLive(`HTTP ${status}`, () =>
+    it.live(`HTTP ${status}`, () =>
       Effect.gen(function*() {
         const error = yield* createFailure(FakeProvider.serverError(status))
         assert.strictEqual(error._tag, "ServerError")
@@ -84,7 +84,7 @@ describe("ServerError", () => {
       }))
   }
 
-  it.scopedLive("HTTP 503 on a streamed request fails the stream before any chunk", () =>
+  it.live("HTTP 503 on a streamed request fails the stream before any chunk", () =>
     Effect.gen(function*() {
       const { delivered, error } = yield* streamFailure(FakeProvider.serverError(503))
       assert.strictEqual(delivered, "")
@@ -93,7 +93,7 @@ describe("ServerError", () => {
 })
 
 describe("ConnectionError", () => {
-  it.scopedLive("a reset before the response", () =>
+  it.live("a reset before the response", () =>
     Effect.gen(function*() {
       const error = yield* createFailure(FakeProvider.resetConnection())
       assert.strictEqual(error._tag, "ConnectionError")
@@ -101,7 +101,7 @@ describe("ConnectionError", () => {
       assert.isTrue(LlmError.isRetryable(error))
     }))
 
-  it.scopedLive("a reset in the middle of a stream, after the chunks already sent", () =>
+  it.live("a reset in the middle of a stream, after the chunks already sent", () =>
     Effect.gen(function*() {
       const { delivered, error } = yield* streamFailure(FakeProvider.resetConnection({ afterChunks: 3 }))
       assert.strictEqual(error._tag, "ConnectionError")
@@ -109,7 +109,7 @@ describe("ConnectionError", () => {
       assert.strictEqual(delivered, "one two ")
     }))
 
-  it.scopedLive("a refused port (the fake has stopped)", () =>
+  it.live("a refused port (the fake has stopped)", () =>
     Effect.gen(function*() {
       const url = yield* Effect.scoped(Effect.map(Fake.start({ models: { [model]: {} } }), (fake) => fake.url))
       const error = yield* ChatClient.create(Fake.request(model)).pipe(Effect.flip, Effect.provide(Fake.client(url)))
@@ -119,27 +119,27 @@ describe("ConnectionError", () => {
 })
 
 describe("ResponseDecodeError", () => {
-  it.scopedLive("a 200 whose body is not JSON", () =>
+  it.live("a 200 whose body is not JSON", () =>
     Effect.gen(function*() {
       const error = yield* createFailure(FakeProvider.malformedJson())
       assert.strictEqual(error._tag, "ResponseDecodeError")
       assert.isTrue(LlmError.isRetryable(error))
     }))
 
-  it.scopedLive("a 200 with JSON of the wrong shape (no choices)", () =>
+  it.live("a 200 with JSON of the wrong shape (no choices)", () =>
     Effect.gen(function*() {
       const error = yield* createFailure(FakeProvider.wrongShape())
       assert.strictEqual(error._tag, "ResponseDecodeError")
       assert.include(error.message, "choices")
     }))
 
-  it.scopedLive("a JSON body cut in half", () =>
+  it.live("a JSON body cut in half", () =>
     Effect.gen(function*() {
       const error = yield* createFailure(FakeProvider.truncatedStream())
       assert.strictEqual(error._tag, "ResponseDecodeError")
     }))
 
-  it.scopedLive("a stream that ends without [DONE], after the chunks it sent", () =>
+  it.live("a stream that ends without [DONE], after the chunks it sent", () =>
     Effect.gen(function*() {
       const { delivered, error } = yield* streamFailure(FakeProvider.truncatedStream({ afterChunks: 3 }))
       assert.strictEqual(error._tag, "ResponseDecodeError")
@@ -147,7 +147,7 @@ describe("ResponseDecodeError", () => {
       assert.strictEqual(delivered, "one two ")
     }))
 
-  it.scopedLive("a stream cut in the middle of an event", () =>
+  it.live("a stream cut in the middle of an event", () =>
     Effect.gen(function*() {
       const { delivered, error } = yield* streamFailure(
         FakeProvider.truncatedStream({ afterChunks: 2, midEvent: true })
@@ -156,7 +156,7 @@ describe("ResponseDecodeError", () => {
       assert.strictEqual(delivered, "one ")
     }))
 
-  it.scopedLive("a streamed event that is not JSON", () =>
+  it.live("a streamed event that is not JSON", () =>
     Effect.gen(function*() {
       const { error } = yield* streamFailure(FakeProvider.malformedJson())
       assert.strictEqual(error._tag, "ResponseDecodeError")
@@ -166,7 +166,7 @@ describe("ResponseDecodeError", () => {
 describe("AuthenticationError", () => {
   const apiKey = "sk-fake-the-right-key-0123456789"
 
-  it.scopedLive("401 from the fake's apiKey for a wrong key, which no error repeats", () =>
+  it.live("401 from the fake's apiKey for a wrong key, which no error repeats", () =>
     Effect.gen(function*() {
       const fake = yield* Fake.start({ apiKey, models: { [model]: {} } })
       const wrongKey = "sk-fake-a-wrong-key-9876543210"
@@ -187,7 +187,7 @@ describe("AuthenticationError", () => {
       }
     }))
 
-  it.scopedLive("401 when no key is sent", () =>
+  it.live("401 when no key is sent", () =>
     Effect.gen(function*() {
       const fake = yield* Fake.start({ apiKey, models: { [model]: {} } })
       const error = yield* ChatClient.create(Fake.request(model)).pipe(
@@ -199,7 +199,7 @@ describe("AuthenticationError", () => {
       assert.strictEqual(received.authorization, undefined)
     }))
 
-  it.scopedLive("the right key is served", () =>
+  it.live("the right key is served", () =>
     Effect.gen(function*() {
       const fake = yield* Fake.start({ apiKey, models: { [model]: {} } })
       const completion = yield* ChatClient.create(Fake.request(model)).pipe(
@@ -208,7 +208,7 @@ describe("AuthenticationError", () => {
       assert.strictEqual(completion.model, model)
     }))
 
-  it.scopedLive("403", () =>
+  it.live("403", () =>
     Effect.gen(function*() {
       const error = yield* createFailure(FakeProvider.authenticationError(403))
       assert.strictEqual(error._tag, "AuthenticationError")
@@ -217,7 +217,7 @@ describe("AuthenticationError", () => {
 })
 
 describe("ModelNotFoundError", () => {
-  it.scopedLive("the fake's 404 model_not_found for a model it does not serve", () =>
+  it.live("the fake's 404 model_not_found for a model it does not serve", () =>
     Effect.gen(function*() {
       const fake = yield* Fake.start({ models: { [model]: {} } })
       const error = yield* ChatClient.create(Fake.request("no-such-model")).pipe(
@@ -235,7 +235,7 @@ describe("ModelNotFoundError", () => {
 })
 
 describe("ContextLengthError, ContentFilterError, BadRequestError", () => {
-  it.scopedLive("400 context_length_exceeded", () =>
+  it.live("400 context_length_exceeded", () =>
     Effect.gen(function*() {
       const error = yield* createFailure(FakeProvider.contextLengthExceeded())
       assert.strictEqual(error._tag, "ContextLengthError")
@@ -243,14 +243,14 @@ describe("ContextLengthError, ContentFilterError, BadRequestError", () => {
       assert.isTrue(LlmError.isFallbackable(error))
     }))
 
-  it.scopedLive("400 content_filter", () =>
+  it.live("400 content_filter", () =>
     Effect.gen(function*() {
       const error = yield* createFailure(FakeProvider.contentFilter())
       assert.strictEqual(error._tag, "ContentFilterError")
       assert.isTrue(LlmError.isFallbackable(error))
     }))
 
-  it.scopedLive("a 200 whose reply the filter withheld (finish_reason content_filter) is an error, not an empty answer", () =>
+  it.live("a 200 whose reply the filter withheld (finish_reason content_filter) is an error, not an empty answer", () =>
     Effect.gen(function*() {
       const error = yield* createFailure(FakeProvider.contentFilter("finish_reason"))
       assert.strictEqual(error._tag, "ContentFilterError")
@@ -259,7 +259,7 @@ describe("ContextLengthError, ContentFilterError, BadRequestError", () => {
       assert.strictEqual(streamed.error._tag, "ContentFilterError")
     }))
 
-  it.scopedLive("any other 400, with its status and code", () =>
+  it.live("any other 400, with its status and code", () =>
     Effect.gen(function*() {
       const error = yield* createFailure(
         FakeProvider.badRequest({ code: "invalid_value", param: "temperature", message: "temperature is too high" })
@@ -273,7 +273,7 @@ describe("ContextLengthError, ContentFilterError, BadRequestError", () => {
       assert.isFalse(LlmError.isFallbackable(error))
     }))
 
-  it.scopedLive("a 422 keeps its status", () =>
+  it.live("a 422 keeps its status", () =>
     Effect.gen(function*() {
       const error = yield* createFailure(FakeProvider.badRequest({ status: 422, code: "unprocessable" }))
       assert.strictEqual(error._tag, "BadRequestError")
@@ -292,13 +292,13 @@ describe("every fault over a stream is the same error as over create", () => {
     [FakeProvider.wrongShape(), "ResponseDecodeError"],
     [FakeProvider.resetConnection(), "ConnectionError"]
   ]
-  it.scopedLive("stream", () =>
+  it.live("stream", () =>
     Effect.gen(function*() {
       const fake = yield* Fake.start({ models: { [model]: { script: faults.map(([fault]) => fault) } } })
       const tags = yield* Effect.forEach(faults, () =>
         ChatClient.stream(Fake.request(model)).pipe(
           Stream.runCollect,
-          Effect.map(Chunk.size),
+          Effect.map((chunks) => chunks.length),
           Effect.flip,
           Effect.map((error) => error._tag)
         )).pipe(Effect.provide(Fake.client(fake.url)))

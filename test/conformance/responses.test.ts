@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ChatCompletion } from "@resilient-llm/core"
-import { Effect, Either, FastCheck as fc } from "effect"
+import { Effect, Result } from "effect"
+import * as fc from "fast-check"
 import { loadDocument, validator } from "./openApi.js"
 import { arbitrary } from "./schemaArbitrary.js"
 
@@ -31,15 +32,15 @@ describe("conformance with the OpenAI OpenAPI spec: responses", () => {
         let refused = 0
         for (const body of valid) {
           assert.isTrue(hasChoices(body))
-          const result = yield* Effect.either(ChatCompletion.decodeCompletion(body))
+          const result = yield* Effect.result(ChatCompletion.decodeCompletion(body))
           if (hasChoices(body) && body.choices.length === 0) {
             // The spec allows it; for a caller a completion with nothing in it is a failure, typed.
-            assert.isTrue(Either.isLeft(result), "a completion without choices must not decode")
+            assert.isTrue(Result.isFailure(result), "a completion without choices must not decode")
             refused++
             continue
           }
-          if (Either.isLeft(result)) assert.fail(`${JSON.stringify(body)}\n${result.left.message}`)
-          const completion = result.right
+          if (Result.isFailure(result)) assert.fail(`${JSON.stringify(body)}\n${result.failure.message}`)
+          const completion = result.success
           const raw = JSON.parse(JSON.stringify(body))
           assert.strictEqual(completion.id, raw.id)
           assert.strictEqual(completion.model, raw.model)
@@ -59,11 +60,11 @@ describe("conformance with the OpenAI OpenAPI spec: responses", () => {
       Effect.gen(function*() {
         const { valid } = yield* conforming("CreateChatCompletionStreamResponse", 300, 7)
         for (const body of valid) {
-          const result = yield* Effect.either(ChatCompletion.decodeChunk(body))
-          if (Either.isLeft(result)) assert.fail(`${JSON.stringify(body)}\n${result.left.message}`)
+          const result = yield* Effect.result(ChatCompletion.decodeChunk(body))
+          if (Result.isFailure(result)) assert.fail(`${JSON.stringify(body)}\n${result.failure.message}`)
           const raw = JSON.parse(JSON.stringify(body))
-          assert.strictEqual(result.right.choices.length, raw.choices.length)
-          assert.strictEqual(ChatCompletion.chunkText(result.right), raw.choices[0]?.delta.content ?? "")
+          assert.strictEqual(result.success.choices.length, raw.choices.length)
+          assert.strictEqual(ChatCompletion.chunkText(result.success), raw.choices[0]?.delta.content ?? "")
         }
       }),
     60_000

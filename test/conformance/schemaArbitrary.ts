@@ -6,7 +6,7 @@
  * values the standard validator accepts, so a mistake here can cost coverage but never let an
  * invalid value through as a conforming one.
  */
-import { FastCheck as fc } from "effect"
+import * as fc from "fast-check"
 import { isRecord, type JsonSchema, type OpenApiDocument } from "./openApi.js"
 
 export interface Options {

@@ -9,7 +9,7 @@ import * as Fake from "../support/Fake.js"
 const prompt = ChatCompletion.prompt("Which model answers?")
 
 describe("Fallback.chain against FakeProvider", () => {
-  it.scopedLive("a model the provider does not serve fails with ModelNotFoundError and the next one serves", () =>
+  it.live("a model the provider does not serve fails with ModelNotFoundError and the next one serves", () =>
     Effect.gen(function*() {
       const fake = yield* Fake.start({ models: { "gpt-test": { reply: "gpt-test here." } } })
       const served = yield* Fallback.chain(["no-such-model", "gpt-test"])(prompt).pipe(
@@ -29,7 +29,7 @@ describe("Fallback.chain against FakeProvider", () => {
       ])
     }))
 
-  it.scopedLive("a 503 is retried on the same model, which then serves; the backup is never called", () =>
+  it.live("a 503 is retried on the same model, which then serves; the backup is never called", () =>
     Effect.gen(function*() {
       const fake = yield* Fake.start({
         models: { "gpt-test": { script: [FakeProvider.serverError(503)] }, "backup": {} }
@@ -51,7 +51,7 @@ describe("Fallback.chain against FakeProvider", () => {
       assert.deepStrictEqual(yield* fake.requestsTo("backup"), [])
     }))
 
-  it.scopedLive("a retried 429 waits for its retry-after-ms, then falls back when retries run out", () =>
+  it.live("a retried 429 waits for its retry-after-ms, then falls back when retries run out", () =>
     Effect.gen(function*() {
       const fake = yield* Fake.start({
         models: {
@@ -71,7 +71,7 @@ describe("Fallback.chain against FakeProvider", () => {
       assert.isAtLeast(second.startedAt - (first.startedAt + first.durationMs), 60, "the hint was honoured")
     }))
 
-  it.scopedLive("a hanging model times out, its HTTP request is released, and the next model serves", () =>
+  it.live("a hanging model times out, its HTTP request is released, and the next model serves", () =>
     Effect.gen(function*() {
       const fake = yield* Fake.start({ models: { "slow": { script: [FakeProvider.hang()] }, "gpt-test": {} } })
       const served = yield* Fallback.chain(["slow", "gpt-test"], { timeout: "150 millis" })(prompt).pipe(
@@ -83,7 +83,7 @@ describe("Fallback.chain against FakeProvider", () => {
       assert.strictEqual(yield* Fake.eventually(fake.activeRequests, (n) => n === 0), 0)
     }))
 
-  it.scopedLive("a 400 stops the chain: the request is at fault, no other model is asked", () =>
+  it.live("a 400 stops the chain: the request is at fault, no other model is asked", () =>
     Effect.gen(function*() {
       const fake = yield* Fake.start({
         models: { "gpt-test": { script: [FakeProvider.badRequest({ code: "invalid_value" })] }, "backup": {} }
@@ -102,7 +102,7 @@ describe("Fallback.chain against FakeProvider", () => {
       assert.deepStrictEqual(yield* fake.requestsTo("backup"), [])
     }))
 
-  it.scopedLive("every model failing over HTTP is AllModelsFailed with each attempt's error in order", () =>
+  it.live("every model failing over HTTP is AllModelsFailed with each attempt's error in order", () =>
     Effect.gen(function*() {
       const fake = yield* Fake.start({
         models: {

@@ -2,20 +2,20 @@
  * The README's alert subscriber: every circuit that opens, is isolated or closes again becomes a
  * webhook call. Type-checked here and exercised by `examples.test.ts`.
  */
-import * as HttpBody from "@effect/platform/HttpBody"
-import * as HttpClient from "@effect/platform/HttpClient"
 import { CircuitBreaker } from "@resilient-llm/core"
 import { Duration, Effect, Layer, Stream } from "effect"
+import * as HttpBody from "effect/http/HttpBody"
+import * as HttpClient from "effect/http/HttpClient"
 
 // a model taken out of rotation (open, isolated) or back in it (closed) is worth a message
 export const BreakerAlerts = (webhookUrl: string) =>
-  Layer.scopedDiscard(Effect.gen(function*() {
+  Layer.effectDiscard(Effect.gen(function*() {
     const transitions = yield* CircuitBreaker.subscribe // subscribed when the layer is built
-    yield* Stream.fromQueue(transitions).pipe(
+    yield* Stream.fromSubscription(transitions).pipe(
       Stream.filter((t) => t.to !== "half-open"),
       Stream.runForEach((t) =>
         HttpClient.post(webhookUrl, {
-          body: HttpBody.unsafeJson({
+          body: HttpBody.jsonUnsafe({
             text: t.to === "closed"
               ? `${t.key} is back in rotation`
               : `${t.key} is out of rotation (${t.reason})`,
@@ -27,7 +27,7 @@ export const BreakerAlerts = (webhookUrl: string) =>
           })
         }).pipe(
           Effect.timeout("5 seconds"),
-          Effect.catchAllCause(Effect.logError) // a failed alert is logged; the subscriber goes on
+          Effect.catchCause(Effect.logError) // a failed alert is logged; the subscriber goes on
         )
       ),
       Effect.forkScoped

@@ -3,14 +3,14 @@
  * code is the tested code. Nothing in resilient-llm is configured: the spans and metrics every
  * pattern emits reach OpenTelemetry through the Effect runtime these layers install.
  */
-import * as OtelMetrics from "@effect/opentelemetry/Metrics"
-import * as Otlp from "@effect/opentelemetry/Otlp"
+import * as OtelMetrics from "@effect/opentelemetry/OtelMetrics"
+import * as OtelTracer from "@effect/opentelemetry/OtelTracer"
 import * as Resource from "@effect/opentelemetry/Resource"
-import * as Tracer from "@effect/opentelemetry/Tracer"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import type { MetricReader } from "@opentelemetry/sdk-metrics"
 import { BasicTracerProvider, type SpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Effect, Layer } from "effect"
+import * as Otlp from "effect/observability/Otlp"
 
 // README: with the OpenTelemetry SDK you already run (any span processor and metric reader:
 // BatchSpanProcessor + an OTLP exporter, PeriodicExportingMetricReader, Prometheus...)
@@ -19,8 +19,8 @@ export const OpenTelemetryLive = (options: {
   readonly spanProcessor: SpanProcessor
   readonly metricReader: MetricReader
 }) => {
-  const TracerProviderLive = Layer.scoped(
-    Tracer.OtelTracerProvider,
+  const TracerProviderLive = Layer.effect(
+    OtelTracer.OtelTracerProvider,
     Effect.flatMap(Resource.Resource, (resource) =>
       Effect.acquireRelease(
         Effect.sync(() => new BasicTracerProvider({ resource, spanProcessors: [options.spanProcessor] })),
@@ -28,7 +28,7 @@ export const OpenTelemetryLive = (options: {
       ))
   )
   return Layer.mergeAll(
-    Tracer.layer.pipe(Layer.provide(TracerProviderLive)), // Effect spans become OpenTelemetry spans
+    OtelTracer.layer.pipe(Layer.provide(TracerProviderLive)), // Effect spans become OpenTelemetry spans
     OtelMetrics.layer(() => options.metricReader) // Effect metrics are read by the reader
   ).pipe(Layer.provide(Resource.layer({ serviceName: options.serviceName })))
 }

@@ -1,9 +1,9 @@
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import * as HttpApp from "@effect/platform/HttpApp"
 import { assert, describe, it } from "@effect/vitest"
 import { ChatCompletion, CircuitBreaker, Fallback } from "@resilient-llm/core"
 import { FakeProvider, TestLogs } from "@resilient-llm/testing"
-import { Effect, Layer } from "effect"
+import { Context, Effect, Layer, Metric } from "effect"
+import * as HttpRouter from "effect/http/HttpRouter"
 import { readFileSync } from "node:fs"
 import * as Collector from "../support/Collector.js"
 import * as Fake from "../support/Fake.js"
@@ -50,7 +50,7 @@ describe("README section observability", () => {
 })
 
 describe("Observability.snapshot as a status page", () => {
-  it.scopedLive("serves per-model counts, error rates and latencies of real calls", () =>
+  it.live("serves per-model counts, error rates and latencies of real calls", () =>
     Effect.gen(function*() {
       const primary = "status-primary"
       const backup = "status-backup"
@@ -65,10 +65,19 @@ describe("Observability.snapshot as a status page", () => {
       // the first call fails over to the backup, then the primary serves
       assert.deepStrictEqual(served, [backup, primary, primary])
 
-      const handler = HttpApp.toWebHandler(StatusRoutes)
-      const response = yield* Effect.promise(() => handler(new Request("http://status.local/status/models")))
-      assert.strictEqual(response.status, 200)
-      const rows: ReadonlyArray<Record<string, unknown>> = yield* Effect.promise(() => response.json())
+      // Effect 4 keeps the metric registry in the context: the route must run with the registry the
+      // calls updated (this test's own), so the web handler is given it with each request.
+      const registry = yield* Metric.MetricRegistry
+      const { dispose, handler } = HttpRouter.toWebHandler(StatusRoutes, { disableLogger: true })
+      yield* Effect.addFinalizer(() => Effect.promise(dispose))
+      const statusPage = (context?: Context.Context<never>) =>
+        Effect.promise(async () => {
+          const response = await handler(new Request("http://status.local/status/models"), context)
+          const rows: ReadonlyArray<Record<string, unknown>> = await response.json()
+          return { status: response.status, rows }
+        })
+      const { rows, status } = yield* statusPage(Context.make(Metric.MetricRegistry, registry))
+      assert.strictEqual(status, 200)
       const byModel = new Map(rows.map((row) => [row.model, row]))
       assert.deepInclude(byModel.get(primary), {
         requests: 3,
@@ -77,11 +86,16 @@ describe("Observability.snapshot as a status page", () => {
       })
       assert.deepInclude(byModel.get(backup), { requests: 1, errorRate: 0, outcomes: { success: 1 } })
       assert.isNumber(byModel.get(primary)?.p95Ms)
-    }))
+
+      // without it, the route reads the runtime's default registry, where these calls are not
+      const elsewhere = yield* statusPage()
+      assert.strictEqual(elsewhere.status, 200)
+      assert.notInclude(elsewhere.rows.map((row) => row.model), primary)
+    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
 })
 
 describe("alerts from CircuitBreaker.subscribe", () => {
-  it.scopedLive("a circuit opening is a warning log line and a webhook alert; closing again is another alert", () =>
+  it.live("a circuit opening is a warning log line and a webhook alert; closing again is another alert", () =>
     Effect.gen(function*() {
       const webhook = yield* Collector.make
       const fake = yield* Fake.start({

@@ -1,7 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ChatCompletion, CircuitBreaker, Fallback } from "@resilient-llm/core"
 import { TestChatClient } from "@resilient-llm/testing"
-import { Clock, Effect, Fiber, Layer, TestClock } from "effect"
+import { Clock, Effect, Fiber, Layer } from "effect"
+import { TestClock } from "effect/testing"
 
 const request = ChatCompletion.prompt("Where is my order?")
 
@@ -24,8 +25,8 @@ const BreakerLive = CircuitBreaker.layer({
 const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.gen(function*() {
     const start = yield* Clock.currentTimeMillis
-    const fiber = yield* Effect.fork(Effect.zip(effect, Clock.currentTimeMillis))
-    while (fiber.unsafePoll() === null) yield* TestClock.adjust("1 second")
+    const fiber = yield* Effect.forkChild(Effect.zip(effect, Clock.currentTimeMillis))
+    while (fiber.pollUnsafe() === undefined) yield* TestClock.adjust("1 second")
     const [result, end] = yield* Fiber.join(fiber)
     return { result, elapsedMs: end - start }
   })

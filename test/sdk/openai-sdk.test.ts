@@ -13,7 +13,7 @@ const model = "gpt-test"
 const sdk = (fake: FakeProvider.Service) => new OpenAI({ baseURL: fake.url, apiKey, maxRetries: 0, timeout: 5_000 })
 
 describe("the official openai SDK against FakeProvider", () => {
-  it.scopedLive("a completion", () =>
+  it.live("a completion", () =>
     Effect.gen(function*() {
       const usage = { prompt_tokens: 9, completion_tokens: 3, total_tokens: 12 }
       const fake = yield* Fake.start({ apiKey, models: { [model]: { reply: "Hello from the fake.", usage } } })
@@ -35,7 +35,7 @@ describe("the official openai SDK against FakeProvider", () => {
       assert.strictEqual(received.status, 200)
     }))
 
-  it.scopedLive("a stream, iterated with the SDK and assembled", () =>
+  it.live("a stream, iterated with the SDK and assembled", () =>
     Effect.gen(function*() {
       const reply = "A streamed answer arrives word by word."
       const fake = yield* Fake.start({ apiKey, models: { [model]: { reply, chunkDelay: "1 millis" } } })
@@ -65,7 +65,7 @@ describe("the official openai SDK against FakeProvider", () => {
       assert.isTrue(received.stream)
     }))
 
-  it.scopedLive("a 429 is the SDK's own RateLimitError, with the retry-after header", () =>
+  it.live("a 429 is the SDK's own RateLimitError, with the retry-after header", () =>
     Effect.gen(function*() {
       const fake = yield* Fake.start({
         apiKey,
@@ -83,7 +83,7 @@ describe("the official openai SDK against FakeProvider", () => {
       assert.strictEqual(yield* fake.requestCount, 1, "maxRetries: 0 means one request")
     }))
 
-  it.scopedLive("an unknown model is the SDK's NotFoundError, a wrong key its AuthenticationError", () =>
+  it.live("an unknown model is the SDK's NotFoundError, a wrong key its AuthenticationError", () =>
     Effect.gen(function*() {
       const fake = yield* Fake.start({ apiKey, models: { [model]: {} } })
       const attempt = (client: OpenAI, name: string) =>
@@ -98,7 +98,7 @@ describe("the official openai SDK against FakeProvider", () => {
       assert.instanceOf(unauthorised, OpenAI.AuthenticationError)
     }))
 
-  it.scopedLive("the SDK lists the fake's models", () =>
+  it.live("the SDK lists the fake's models", () =>
     Effect.gen(function*() {
       const fake = yield* Fake.start({ apiKey, models: { [model]: {}, "claude-test": {} } })
       const ids = yield* Effect.promise(async () => {

@@ -2,7 +2,7 @@
  * What the HTTP tests share: a `FakeProvider` whose received requests are checked against the
  * OpenAI spec when its scope closes, and our client pointed at it over undici.
  *
- * Run these tests live (`it.scopedLive`): the fake's latencies are real sleeps.
+ * Run these tests live (`it.live`): the fake's latencies are real sleeps.
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import type { ChatClient, ChatCompletion } from "@resilient-llm/core"
@@ -45,6 +45,9 @@ export const eventually = <A>(effect: Effect.Effect<A>, predicate: (a: A) => boo
   effect.pipe(
     Effect.filterOrFail(predicate, () => "not yet"),
     Effect.retry(Schedule.spaced("10 millis")),
-    Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error("the condition never held within 5 s") }),
+    Effect.timeoutOrElse({
+      duration: "5 seconds",
+      orElse: () => Effect.fail(new Error("the condition never held within 5 s"))
+    }),
     Effect.orDie
   )

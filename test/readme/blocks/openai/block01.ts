@@ -1,4 +1,4 @@
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { NodeHttpClient } from "@effect/platform-node"
 import { ChatClient, ChatCompletion } from "@resilient-llm/core"
 import { OpenAiCompatible } from "@resilient-llm/openai"
 import { Effect, Layer } from "effect"

@@ -14,9 +14,9 @@ const Groq = OpenAiCompatible.layer({
 const FromEnv = OpenAiCompatible.layerConfig()
 
 // several providers, routed by model name: first provider with a matching pattern wins
-const Routed = Layer.unwrapEffect(Effect.gen(function*() {
-  const openAiKey = yield* Config.redacted("OPENAI_API_KEY")
-  const anthropicKey = yield* Config.redacted("ANTHROPIC_API_KEY")
+const Routed = Layer.unwrap(Effect.gen(function*() {
+  const openAiKey = yield* Config.Redacted("OPENAI_API_KEY")
+  const anthropicKey = yield* Config.Redacted("ANTHROPIC_API_KEY")
   return Providers.layer([
     { name: "openai", baseUrl: "https://api.openai.com/v1", apiKey: openAiKey, models: ["gpt-*", "o3*"] },
     { name: "anthropic", baseUrl: "https://api.anthropic.com/v1", apiKey: anthropicKey, models: ["claude-*"] },

@@ -1,11 +1,12 @@
-import { HttpRouter, HttpServerResponse } from "@effect/platform"
 import { CircuitBreaker } from "@resilient-llm/core"
 import { Effect } from "effect"
+import { HttpRouter, HttpServerResponse } from "effect/http"
 
-const StatusRoute = HttpRouter.get(
+const StatusRoute = HttpRouter.add(
+  "GET",
   "/status/models",
   Effect.map(CircuitBreaker.snapshot, (circuits) =>
-    HttpServerResponse.unsafeJson(circuits.map((c) => ({
+    HttpServerResponse.jsonUnsafe(circuits.map((c) => ({
       model: c.key,
       state: c.state,
       since: new Date(c.since).toISOString(),

@@ -1,7 +1,7 @@
-import * as HttpRouter from "@effect/platform/HttpRouter"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Observability } from "@resilient-llm/core"
 import { Effect } from "effect"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
 
 // one row per model: request count, error rate, outcomes by tag, recent latency quantiles
 export const modelStatus = Observability.snapshot().pipe(
@@ -17,6 +17,8 @@ export const modelStatus = Observability.snapshot().pipe(
   )
 )
 
-export const StatusRoutes = HttpRouter.empty.pipe(
-  HttpRouter.get("/status/models", Effect.flatMap(modelStatus, (rows) => HttpServerResponse.json(rows)))
+export const StatusRoutes = HttpRouter.add(
+  "GET",
+  "/status/models",
+  Effect.flatMap(modelStatus, (rows) => HttpServerResponse.json(rows))
 )

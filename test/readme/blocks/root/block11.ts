@@ -1,6 +1,6 @@
-import * as OtelMetrics from "@effect/opentelemetry/Metrics"
+import * as OtelMetrics from "@effect/opentelemetry/OtelMetrics"
+import * as OtelTracer from "@effect/opentelemetry/OtelTracer"
 import * as Resource from "@effect/opentelemetry/Resource"
-import * as Tracer from "@effect/opentelemetry/Tracer"
 import type { MetricReader } from "@opentelemetry/sdk-metrics"
 import { BasicTracerProvider, type SpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Effect, Layer } from "effect"
@@ -10,8 +10,8 @@ export const OpenTelemetryLive = (options: {
   readonly spanProcessor: SpanProcessor
   readonly metricReader: MetricReader
 }) => {
-  const TracerProviderLive = Layer.scoped(
-    Tracer.OtelTracerProvider,
+  const TracerProviderLive = Layer.effect(
+    OtelTracer.OtelTracerProvider,
     Effect.flatMap(Resource.Resource, (resource) =>
       Effect.acquireRelease(
         Effect.sync(() => new BasicTracerProvider({ resource, spanProcessors: [options.spanProcessor] })),
@@ -19,7 +19,7 @@ export const OpenTelemetryLive = (options: {
       ))
   )
   return Layer.mergeAll(
-    Tracer.layer.pipe(Layer.provide(TracerProviderLive)), // Effect spans become OpenTelemetry spans
+    OtelTracer.layer.pipe(Layer.provide(TracerProviderLive)), // Effect spans become OpenTelemetry spans
     OtelMetrics.layer(() => options.metricReader) // Effect metrics are read by the reader
   ).pipe(Layer.provide(Resource.layer({ serviceName: options.serviceName })))
 }

@@ -1,11 +1,12 @@
 import { assert, it } from "@effect/vitest"
 import { ChatClient, ChatCompletion, LlmError } from "@resilient-llm/core"
 import { TestChatClient } from "@resilient-llm/testing"
-import { Effect, Fiber, TestClock } from "effect"
+import { Effect, Fiber } from "effect"
+import { TestClock } from "effect/testing"
 
 it.effect("falls over after a slow failure", () =>
   Effect.gen(function*() {
-    const fiber = yield* Effect.fork(ChatClient.create({ model: "gpt-4o", ...ChatCompletion.prompt("hi") }))
+    const fiber = yield* Effect.forkChild(ChatClient.create({ model: "gpt-4o", ...ChatCompletion.prompt("hi") }))
     yield* TestClock.adjust("2 seconds")
     const error = yield* Effect.flip(Fiber.join(fiber))
     assert.strictEqual(error._tag, "ServerError")

@@ -1,3 +1,16 @@
-const logs = TestLogs.make()
-const served = yield* Fallback.chain(["a", "b"])(request).pipe(Effect.provide(logs.layer))
-// logs.lines ends with { level: "INFO", message: "served by b after 2 attempts", annotations: { "llm.model": "b", ... } }
+import { assert, it } from "@effect/vitest"
+import { ChatCompletion, Fallback, LlmError } from "@resilient-llm/core"
+import { TestChatClient, TestLogs } from "@resilient-llm/testing"
+import { Effect } from "effect"
+
+it.effect("logs the model that served", () =>
+  Effect.gen(function*() {
+    const logs = TestLogs.make()
+    yield* Fallback.chain(["a", "b"])(ChatCompletion.prompt("hi")).pipe(Effect.provide(logs.layer))
+    const served = logs.lines[logs.lines.length - 1]
+    assert.deepStrictEqual([served.level, served.message], ["INFO", "served by b after 2 attempts"])
+    assert.strictEqual(served.annotations["llm.model"], "b")
+  }).pipe(Effect.provide(TestChatClient.layer({
+    a: [TestChatClient.fail(new LlmError.ServerError({ model: "a", status: 503 }))],
+    b: [TestChatClient.reply("ok")]
+  }))))
