@@ -17,6 +17,8 @@ export interface Counts {
   readonly spans: number
   readonly spanAttributes: number
   readonly errorTexts: number
+  /** Span attributes that record an HTTP response header (only when a `TracerHeaderFilter` asks). */
+  readonly headerAttributes: number
   /** Where each leak was found, with the text around it masked. */
   readonly leaks: ReadonlyArray<string>
 }
@@ -43,6 +45,7 @@ export const make = (secrets: ReadonlyArray<string>): SecretScan => {
   let logLines = 0
   let spans = 0
   let spanAttributes = 0
+  let headerAttributes = 0
   let errorTexts = 0
   const leaks: Array<string> = []
 
@@ -70,6 +73,7 @@ export const make = (secrets: ReadonlyArray<string>): SecretScan => {
       scan(`span ${this.name}`, this.name)
       for (const [key, value] of this.attributes) {
         spanAttributes++
+        if (key.startsWith("http.response.header.")) headerAttributes++
         scan(`span ${this.name} attribute ${key}`, `${key}=${render(value)}`)
       }
       if (exit._tag === "Failure") scan(`span ${this.name} exit`, Cause.pretty(exit.cause))
@@ -89,7 +93,7 @@ export const make = (secrets: ReadonlyArray<string>): SecretScan => {
       errorTexts++
       scan(where, text)
     },
-    counts: () => ({ logLines, spans, spanAttributes, errorTexts, leaks: [...leaks] })
+    counts: () => ({ logLines, spans, spanAttributes, headerAttributes, errorTexts, leaks: [...leaks] })
   }
 }
 

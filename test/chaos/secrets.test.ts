@@ -4,6 +4,7 @@ import { ChatCompletion, Fallback } from "@resilient-llm/core"
 import { Providers } from "@resilient-llm/openai"
 import { FakeProvider } from "@resilient-llm/testing"
 import { Cause, Effect, Exit, Logger, Option, Redacted, References } from "effect"
+import * as HttpClient from "effect/http/HttpClient"
 import { inline, table, Tally } from "./Figures.js"
 import { profile } from "./Profile.js"
 import * as SecretScan from "./SecretScan.js"
@@ -83,6 +84,9 @@ describe("secrets", () => {
         ).pipe(
           Effect.provide(ChatLive),
           Effect.withTracer(scan.tracer),
+          // Effect 4 records no response header on a span unless asked; ask for all of them, so
+          // that an echoed key would reach a span attribute if the client did not redact it
+          Effect.provideService(HttpClient.TracerHeaderFilter, () => true),
           Effect.provideService(Logger.CurrentLoggers, new Set([scan.logger])),
           Effect.provideService(References.MinimumLogLevel, "All")
         )
@@ -111,7 +115,8 @@ describe("secrets", () => {
           ["beta saw", inline(seenByBeta)],
           [
             "scanned",
-            `${counts.logLines} log lines, ${counts.spans} spans (${counts.spanAttributes} attributes), ` +
+            `${counts.logLines} log lines, ${counts.spans} spans (${counts.spanAttributes} attributes, ` +
+            `${counts.headerAttributes} of them response headers), ` +
             `${counts.errorTexts} error texts`
           ],
           ["leaks", counts.leaks.length === 0 ? "none" : counts.leaks.join("\n")]
@@ -120,6 +125,7 @@ describe("secrets", () => {
         assert.deepStrictEqual(counts.leaks, [])
         assert.isAbove(counts.logLines, profile.providerRequests)
         assert.isAbove(counts.spanAttributes, profile.providerRequests)
+        assert.isAbove(counts.headerAttributes, profile.providerRequests, "response headers reach the spans")
         assert.isAbove(counts.errorTexts, profile.providerRequests)
         // every kind of echo was played and mapped
         for (const tag of ["AuthenticationError", "ServerError", "RateLimitError", "ResponseDecodeError"]) {
