@@ -36,35 +36,24 @@
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import * as internal from "./internal/config.js"
 
-const isPositiveDuration = (input: string | number): boolean => {
-  const duration = Duration.fromInput(input as Duration.Input)
-  return Option.isSome(duration) && Duration.isFinite(duration.value) && Duration.toMillis(duration.value) > 0
-}
-
 /**
- * A positive duration: a number of milliseconds (`1500`) or a string such as `"30 seconds"`,
- * `"250 millis"`, `"2 minutes"`.
+ * A positive duration, read from a string such as `"30 seconds"`, `"250 millis"`, `"2 minutes"`,
+ * or from a number of milliseconds (`1500`).
  *
  * @since 0.1.0
  * @category schemas
  */
-export const DurationInput = Schema.Union([Schema.String, Schema.Number]).check(
-  Schema.makeFilter((input: string | number) =>
-    isPositiveDuration(input) ||
-    `expected a positive duration such as "30 seconds", "250 millis" or a number of milliseconds`
+export const DurationInput = Schema.Union([Schema.DurationFromString, Schema.DurationFromMillis]).check(
+  Schema.makeFilter((duration: Duration.Duration) =>
+    (Duration.isFinite(duration) && Duration.toMillis(duration) > 0) || durationExpected
   )
 )
 
-/**
- * @since 0.1.0
- * @category models
- */
-export type DurationInput = typeof DurationInput.Type
+const durationExpected = `expected a positive duration such as "30 seconds", "250 millis" or a number of milliseconds`
 
 const PositiveInt = Schema.Number.check(Schema.isInt(), Schema.isGreaterThan(0))
 const Rate = Schema.Number.check(Schema.isBetween({ minimum: 0, maximum: 1 }))
@@ -433,7 +422,7 @@ export const parse = (
   options?: { readonly source?: string }
 ): Effect.Effect<Config, GatewayConfigError> =>
   Effect.suspend(() =>
-    Result.match(internal.parse(Config, text), {
+    Result.match(internal.parse(Config, text, { "Expected a valid Duration string": durationExpected }), {
       onFailure: (issues) => Effect.fail(new GatewayConfigError({ source: options?.source ?? "(text)", issues })),
       onSuccess: Effect.succeed
     })

@@ -64,6 +64,19 @@ const toIssue = (document: Yaml.Document, lines: Yaml.LineCounter, issue: PathIs
   return { line: position?.line, column: position?.col, field: fieldOf(issue.path), message: issue.message }
 }
 
+/**
+ * Where a field is in a configuration's text: its line and column (when the text has it), and its
+ * path as a field name. For mistakes found after parsing, when the configuration is built.
+ *
+ * @internal
+ */
+export const locate = (text: string, path: ReadonlyArray<PropertyKey>): Omit<GatewayConfig.Issue, "message"> => {
+  const lines = new Yaml.LineCounter()
+  const document = Yaml.parseDocument(text, { lineCounter: lines })
+  const { message: _, ...located } = toIssue(document, lines, { path, message: "" })
+  return located
+}
+
 /** `*` stands for any run of characters; nothing else is special. */
 const globMatches = (pattern: string, name: string): boolean => {
   if (!pattern.includes("*")) return pattern === name
@@ -243,7 +256,8 @@ const crossCheck = (config: GatewayConfig.Config): ReadonlyArray<PathIssue> => {
  */
 export const parse = (
   schema: Schema.Codec<GatewayConfig.Config, unknown>,
-  text: string
+  text: string,
+  messages: Readonly<Record<string, string>>
 ): Result.Result<GatewayConfig.Config, ReadonlyArray<GatewayConfig.Issue>> => {
   const lines = new Yaml.LineCounter()
   const document = Yaml.parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
@@ -260,7 +274,9 @@ export const parse = (
     return Result.fail(located(
       formatter(decoded.failure.issue).issues.map((issue): PathIssue => ({
         path: (issue.path ?? []).map(segmentOf),
-        message: issue.message === "Expected no excess property" ? "unknown field" : issue.message
+        message: issue.message === "Expected no excess property"
+          ? "unknown field"
+          : messages[issue.message] ?? issue.message
       }))
     ))
   }
