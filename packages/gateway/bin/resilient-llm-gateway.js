@@ -2,6 +2,7 @@
 // Runs the gateway's command: from the compiled build in a published package, or from the
 // TypeScript source through tsx inside this repository.
 import { existsSync } from "node:fs"
+import { URL } from "node:url"
 
 const source = new URL("../src/bin.ts", import.meta.url)
 if (existsSync(source)) {
