@@ -8,9 +8,11 @@
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as ChatCompletion from "@resilient-llm/core/ChatCompletion"
+import * as LlmError from "@resilient-llm/core/LlmError"
 import * as ByteSize from "effect/ByteSize"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -86,6 +88,7 @@ const requestProblem = (error: Schema.SchemaError): Errors.ApiError => {
 }
 
 const encoder = new TextEncoder()
+const cutError = new LlmError.ServerError({ model: "gateway", status: 503, detail: "the gateway is shutting down" })
 const done = encoder.encode("data: [DONE]\n\n")
 const event = (payload: unknown) => encoder.encode(`data: ${JSON.stringify(payload)}\n\n`)
 
@@ -216,6 +219,15 @@ export const make = (
       )
     }
 
+    // --- shutdown ----------------------------------------------------------------------------
+    // Completed once `shutdownTimeout` has passed since shutdown began: the requests still running
+    // then answer 503 in OpenAI's shape (a stream ends with an error event), their provider calls
+    // are cancelled, and the server can finish closing.
+    const cut = Deferred.makeUnsafe<void>()
+    let draining = false
+    const shutdownTimeout = server.shutdownTimeout ?? defaults.shutdownTimeout
+    const drainingHeaders = () => draining ? { connection: "close" } : undefined
+
     // --- the chat completion path ------------------------------------------------------------
 
     const clock = yield* Clock.Clock
@@ -228,7 +240,7 @@ export const make = (
       history.record(virtual, latency, status === 429 || status >= 500)
     }
 
-    const chat = Effect.gen(function*() {
+    const handleChat = Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
       const started = clock.currentTimeMillisUnsafe()
       const generation = yield* acquire
@@ -355,6 +367,7 @@ export const make = (
           })
         ),
         Stream.concat(Stream.succeed(done)),
+        Stream.interruptWhen(Effect.andThen(Deferred.await(cut), Effect.fail(cutError))),
         // Part of the answer has been sent with a 200: a failure now can only be an error event,
         // which the official SDKs raise as an APIError.
         Stream.catch((error) => Stream.succeed(event(Errors.body(Errors.fromFailure(virtual, error)))))
@@ -369,6 +382,14 @@ export const make = (
         }
       }))
     })
+
+    const chat = Effect.raceFirst(
+      handleChat,
+      Effect.as(Deferred.await(cut), Errors.toResponse(Errors.draining, { connection: "close" }))
+    ).pipe(Effect.map((response) => {
+      const headers = drainingHeaders()
+      return headers === undefined ? response : HttpServerResponse.setHeaders(response, headers)
+    }))
 
     // --- the other routes --------------------------------------------------------------------
 
@@ -509,7 +530,8 @@ export const make = (
     const httpServer = yield* NodeHttpServer.make(() => nodeServer, {
       host,
       port: options.port ?? server.port ?? defaults.port,
-      gracefulShutdownTimeout: server.shutdownTimeout ?? defaults.shutdownTimeout
+      // our own cut comes first (see `cut`); this is the last resort
+      gracefulShutdownTimeout: Duration.sum(shutdownTimeout, Duration.seconds(5))
     }).pipe(
       Effect.mapError((error): StartFailure => ({
         _tag: "StartFailure",
@@ -520,6 +542,23 @@ export const make = (
     const address = nodeServer.address()
     const port = address !== null && typeof address === "object" ? address.port : 0
     yield* httpServer.serve(app)
+    // Added after `serve`, so it runs first at shutdown, before the server's own close: idle
+    // keep-alive connections are closed (now and as requests finish) so the drain waits for
+    // requests, not sockets, and the cut is armed.
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        draining = true
+        nodeServer.closeIdleConnections()
+        const idle = setInterval(() => nodeServer.closeIdleConnections(), 50)
+        const timer = setTimeout(() => Deferred.doneUnsafe(cut, Effect.void), Duration.toMillis(shutdownTimeout))
+        nodeServer.once("close", () => {
+          clearInterval(idle)
+          clearTimeout(timer)
+        })
+        idle.unref()
+        timer.unref()
+      })
+    )
     yield* Effect.logInfo(`gateway listening on http://${host}:${port}`).pipe(
       Effect.annotateLogs({ "gateway.generation": current.id })
     )
