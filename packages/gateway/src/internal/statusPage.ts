@@ -41,7 +41,7 @@ const chartHeight = 180
 const pad = { left: 48, right: 12, top: 12, bottom: 24 }
 
 /** A line chart of some series over time, with gaps where a value is missing. */
-const lineChart = (title: string, series: ReadonlyArray<Series>, format: (n: number) => string, yMin?: number) => {
+const lineChart = (title: string, series: ReadonlyArray<Series>, format: (n: number) => string, yMax?: number) => {
   const all = series.flatMap((s) => s.values)
   const xs = all.map(([at]) => at)
   const ys = all.flatMap(([, v]) => v === undefined ? [] : [v])
@@ -55,8 +55,8 @@ const lineChart = (title: string, series: ReadonlyArray<Series>, format: (n: num
   const x0 = Math.min(...xs)
   const x1 = Math.max(...xs)
   const top = Math.max(...ys)
-  const y0 = yMin ?? 0
-  const y1 = top <= y0 ? y0 + 1 : top * 1.1
+  const y0 = 0
+  const y1 = yMax ?? (top <= 0 ? 1 : top * 1.1)
   const w = chartWidth - pad.left - pad.right
   const h = chartHeight - pad.top - pad.bottom
   const px = (at: number) => pad.left + (x1 === x0 ? w : ((at - x0) / (x1 - x0)) * w)
@@ -67,7 +67,8 @@ const lineChart = (title: string, series: ReadonlyArray<Series>, format: (n: num
     return `<line x1="${pad.left}" x2="${chartWidth - pad.right}" y1="${y}" y2="${y}" class="grid"/>` +
       `<text x="${pad.left - 6}" y="${y + 4}" text-anchor="end">${escape(format(v))}</text>`
   }).join("")
-  const lines = series.map((s) => {
+  // drawn last to first, so the first series (p50) is on top where lines meet
+  const lines = [...series].reverse().map((s) => {
     // a missing value breaks the line: the interval had no request
     const runs: Array<Array<string>> = [[]]
     for (const [at, v] of s.values) {
@@ -187,7 +188,8 @@ const modelSection = (model: Gateway.ModelStatus, from: number, to: number) => {
         values: pointValues(d.points, (p) => p.requests === 0 ? undefined : p.errorRate)
       }))
     ],
-    (n) => `${(n * 100).toFixed(0)}%`
+    (n) => `${(n * 100).toFixed(0)}%`,
+    1
   )
   return `<section class="model" id="model-${escape(model.name)}">` +
     `<h2>${escape(model.name)} <span class="pattern">${escape(model.pattern)}</span></h2>` +
@@ -226,7 +228,11 @@ export const render = (status: Gateway.Status): string => {
     `<title>resilient-llm gateway</title><style>${style}</style></head><body>` +
     `<h1>resilient-llm gateway</h1>` +
     `<div class="meta">configuration generation ${status.generation} · ${status.inFlight} in flight · ` +
-    `one point per ${fixed(status.historyIntervalMs / 1000, 1)} s · updated ${time(status.now)} UTC</div>` +
+    `one point per ${
+      status.historyIntervalMs >= 1000
+        ? `${fixed(status.historyIntervalMs / 1000, 1)} s`
+        : `${status.historyIntervalMs} ms`
+    } · updated ${time(status.now)} UTC</div>` +
     status.models.map((model) => modelSection(model, window, status.now)).join("") +
     `</body></html>`
 }
