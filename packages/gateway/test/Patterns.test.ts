@@ -217,6 +217,47 @@ ${keys()}`,
     })))
 })
 
+describe("Gateway: provider keys", () => {
+  it.live("a provider's key goes to that provider only, and never reaches a client, even when the provider refuses it", () =>
+    quiet(Effect.gen(function*() {
+      const providerKey = "sk-provider-secret-0123456789"
+      const fake = yield* FakeProvider.make({ apiKey: providerKey, models: { m: { reply: "ok" } } })
+      const config = (variable: string) =>
+        `providers:
+  upstream:
+    baseUrl: ${fake.url}
+    apiKeyEnv: ${variable}
+    models: [m]
+models:
+  chat: { fallback: [m] }
+${keys()}`
+      const deps = yield* Layer.build(GatewayDeps)
+      const env = ConfigProvider.fromUnknown({ RIGHT_KEY: providerKey, WRONG_KEY: "sk-provider-wrong-9876543210" })
+      const gateway = yield* Gateway.make({ text: config("RIGHT_KEY"), port: 0 }).pipe(
+        Effect.provideContext(deps),
+        Effect.provideService(ConfigProvider.ConfigProvider, env)
+      )
+      const served = yield* post(gateway, { model: "chat", ...hi })
+      assert.strictEqual(served.status, 200)
+      const [received] = yield* fake.requests
+      assert.strictEqual(received.authorization, `Bearer ${providerKey}`)
+      const wrong = yield* Gateway.make({ text: config("WRONG_KEY"), port: 0 }).pipe(
+        Effect.provideContext(deps),
+        Effect.provideService(ConfigProvider.ConfigProvider, env)
+      )
+      const refused = yield* post(wrong, { model: "chat", ...hi })
+      assert.strictEqual(refused.status, 502)
+      assert.strictEqual(errorOf(refused.json).code, "upstream_misconfigured")
+      assert.strictEqual(refused.headers.get("x-should-retry"), "false")
+      for (const response of [served, refused]) {
+        const seen = `${response.text} ${JSON.stringify([...response.headers])}`
+        assert.notInclude(seen, "sk-provider")
+        assert.notInclude(seen, "0123456789")
+        assert.notInclude(seen, "9876543210")
+      }
+    })))
+})
+
 describe("Gateway: experiments and best-of-n", () => {
   const config = `providers:
   local:
