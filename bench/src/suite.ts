@@ -4,6 +4,7 @@
  * committed figures come from.
  */
 import { breaker, type BreakerOptions } from "./breaker.js"
+import { gateway, type GatewayOptions } from "./gateway.js"
 import { currentLoad, type Machine, machine } from "./machine.js"
 import { sinkValue } from "./measure.js"
 import { outage, type OutageOptions } from "./outage.js"
@@ -12,7 +13,7 @@ import type { Section } from "./report.js"
 import { streaming, type StreamingOptions } from "./streaming.js"
 import { throughput, type ThroughputOptions } from "./throughput.js"
 
-export const benchmarkIds = ["overhead", "throughput", "streaming", "breaker", "outage"] as const
+export const benchmarkIds = ["overhead", "throughput", "streaming", "breaker", "outage", "gateway"] as const
 
 export type BenchmarkId = (typeof benchmarkIds)[number]
 
@@ -26,6 +27,7 @@ export interface Plan {
   readonly streaming: StreamingOptions
   readonly breaker: BreakerOptions
   readonly outage: OutageOptions
+  readonly gateway: GatewayOptions
 }
 
 const sizes: Record<Mode, Omit<Plan, "mode" | "benchmarks">> = {
@@ -34,21 +36,24 @@ const sizes: Record<Mode, Omit<Plan, "mode" | "benchmarks">> = {
     throughput: { concurrency: [1, 4], rounds: 2, size: 20, warmup: 10 },
     streaming: { chunksPerStream: 50, rounds: 2, size: 100, warmup: 50 },
     breaker: { callers: 50, rounds: 2, size: 500, warmup: 200, keys: 5_000, opossumKeys: 200 },
-    outage: { requests: 500, bestOfNModels: 3 }
+    outage: { requests: 500, bestOfNModels: 3 },
+    gateway: { concurrency: [1, 64], rounds: 2, size: 64, warmup: 64 }
   },
   quick: {
     overhead: { rounds: 5, size: 2_000, warmup: 2_000 },
     throughput: { concurrency: [1, 16, 64], rounds: 3, size: 500, warmup: 300 },
     streaming: { chunksPerStream: 1_000, rounds: 3, size: 20_000, warmup: 10_000 },
     breaker: { callers: 1_000, rounds: 3, size: 50_000, warmup: 20_000, keys: 20_000, opossumKeys: 2_000 },
-    outage: { requests: 1_000, bestOfNModels: 4 }
+    outage: { requests: 1_000, bestOfNModels: 4 },
+    gateway: { concurrency: [1, 64], rounds: 5, size: 1_000, warmup: 1_000 }
   },
   full: {
     overhead: { rounds: 9, size: 10_000, warmup: 20_000 },
     throughput: { concurrency: [1, 16, 64], rounds: 5, size: 2_000, warmup: 2_000 },
     streaming: { chunksPerStream: 1_000, rounds: 7, size: 50_000, warmup: 30_000 },
     breaker: { callers: 1_000, rounds: 7, size: 200_000, warmup: 100_000, keys: 100_000, opossumKeys: 10_000 },
-    outage: { requests: 1_000, bestOfNModels: 4 }
+    outage: { requests: 1_000, bestOfNModels: 4 },
+    gateway: { concurrency: [1, 64], rounds: 9, size: 3_000, warmup: 3_000 }
   }
 }
 
@@ -79,6 +84,8 @@ const runOne = (id: BenchmarkId, chosen: Plan): Promise<Section> => {
       return breaker(chosen.breaker)
     case "outage":
       return outage(chosen.outage)
+    case "gateway":
+      return gateway(chosen.gateway)
   }
 }
 

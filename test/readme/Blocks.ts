@@ -18,6 +18,7 @@ export const readmes: ReadonlyArray<{ readonly path: string; readonly folder: st
   { path: "packages/core/README.md", folder: "core" },
   { path: "packages/openai/README.md", folder: "openai" },
   { path: "packages/testing/README.md", folder: "testing" },
+  { path: "packages/gateway/README.md", folder: "gateway" },
   { path: "packages/demo/README.md", folder: "demo" },
   { path: "bench/README.md", folder: "bench" }
 ]

@@ -1,0 +1,230 @@
+/**
+ * Benchmark 6: what the gateway adds to a request. The same chat request goes to the same loopback
+ * provider (`server.ts`, a child process) directly, and through the gateway (`pnpm gateway`, a
+ * second child process, with one virtual model whose fallback chain has that provider's model
+ * behind a breaker and a 30 s timeout), at concurrency 1 and 64, from an undici client in this
+ * process. Each round sends `size` requests each way, the two taking turns; a round's figure is
+ * the p50 latency through the gateway minus the p50 latency direct. The target (issue 19): under
+ * 0.3 ms at p50. Published figures for the same measure: Bifrost 0.44 ms, Portkey 2.37 ms,
+ * LiteLLM 4.34 ms (each on its own hardware and load).
+ */
+import { fork } from "node:child_process"
+import { createHash } from "node:crypto"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { createRequire } from "node:module"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { Agent, request } from "undici"
+import { startLoopbackServer } from "./loopback.js"
+import { quantile, sink, type Stat, stat } from "./measure.js"
+import { type Ratio, type Row, type Section, statCell, textCell } from "./report.js"
+
+export interface GatewayOptions {
+  readonly concurrency: ReadonlyArray<number>
+  readonly rounds: number
+  /** Requests per round, each way. */
+  readonly size: number
+  readonly warmup: number
+}
+
+/** The target of issue 19, in milliseconds of p50 latency added. */
+export const targetMs = 0.3
+
+const published = "published p50 overhead: Bifrost 0.44 ms, Portkey 2.37 ms, LiteLLM 4.34 ms"
+
+const gatewayKey = "sk-bench-gateway"
+const packageDir = fileURLToPath(new URL("..", import.meta.url))
+const gatewayBin = createRequire(import.meta.url).resolve("@resilient-llm/gateway/bin")
+
+interface Running {
+  readonly url: string
+  readonly close: () => Promise<void>
+}
+
+/** Starts `pnpm gateway` in a child process on a free port, in front of `providerUrl`. */
+const startGateway = (providerUrl: string): Promise<Running> =>
+  new Promise((resolve, reject) => {
+    const dir = mkdtempSync(join(tmpdir(), "bench-gateway-"))
+    const config = join(dir, "gateway.yaml")
+    writeFileSync(
+      config,
+      `server:
+  port: 0
+  logLevel: warn
+  reload: false
+providers:
+  upstream:
+    baseUrl: ${providerUrl}
+    models: [bench-model]
+models:
+  bench:
+    fallback: [bench-model]
+    timeout: 30 seconds
+keys:
+  - name: bench
+    sha256: ${createHash("sha256").update(gatewayKey).digest("hex")}
+    models: ["*"]
+`
+    )
+    const child = fork(gatewayBin, ["--config", config], {
+      cwd: packageDir,
+      execArgv: ["--import", "tsx"],
+      stdio: ["ignore", "ignore", "pipe", "ipc"]
+    })
+    const exited = new Promise<void>((done) => child.once("exit", () => done()))
+    let stderr = ""
+    const timer = setTimeout(() => {
+      child.kill()
+      reject(new Error(`the gateway did not start within 60 s: ${stderr}`))
+    }, 60_000)
+    child.once("exit", (code) => {
+      clearTimeout(timer)
+      reject(new Error(`the gateway exited with code ${code}: ${stderr}`))
+    })
+    child.stderr?.on("data", (data: Buffer) => {
+      stderr += data.toString("utf8")
+      const match = /resilient-llm gateway on (http:\/\/[^\s]+)/.exec(stderr)
+      if (match === null) return
+      clearTimeout(timer)
+      child.stderr?.removeAllListeners("data")
+      child.stderr?.resume()
+      resolve({
+        url: match[1],
+        close: async () => {
+          child.kill("SIGTERM")
+          const killer = setTimeout(() => child.kill("SIGKILL"), 10_000)
+          await exited
+          clearTimeout(killer)
+          rmSync(dir, { recursive: true, force: true })
+        }
+      })
+    })
+  })
+
+/** Sends `total` requests from `concurrency` loops and returns each one's latency in ms. */
+const latencies = async (total: number, concurrency: number, once: () => Promise<number>): Promise<Array<number>> => {
+  const measured: Array<number> = []
+  let started = 0
+  const worker = async () => {
+    while (started < total) {
+      started++
+      const start = process.hrtime.bigint()
+      sink(await once())
+      measured.push(Number(process.hrtime.bigint() - start) / 1e6)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker))
+  return measured
+}
+
+/** Runs benchmark 6. */
+export const gateway = async (options: GatewayOptions): Promise<Section> => {
+  const provider = await startLoopbackServer({ streamChunks: 10 })
+  const running = await startGateway(provider.baseUrl)
+  const agent = new Agent({ keepAliveTimeout: 60_000, connections: 256 })
+  const post = (url: string, body: string, key: string) => async (): Promise<number> => {
+    const response = await request(url, {
+      method: "POST",
+      dispatcher: agent,
+      headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+      body
+    })
+    const json: unknown = await response.body.json()
+    if (response.statusCode !== 200 || typeof json !== "object" || json === null) {
+      throw new Error(`status ${response.statusCode}: ${JSON.stringify(json)}`)
+    }
+    return "choices" in json && Array.isArray(json.choices) ? json.choices.length : 0
+  }
+  const messages = [{ role: "user", content: "Say hello" }]
+  const direct = post(
+    `${provider.baseUrl}/chat/completions`,
+    JSON.stringify({ model: "bench-model", messages }),
+    "sk-bench"
+  )
+  const viaGateway = post(
+    `${running.url}/v1/chat/completions`,
+    JSON.stringify({ model: "bench", messages }),
+    gatewayKey
+  )
+
+  try {
+    const rows: Array<Row> = []
+    const ratios: Array<Ratio> = []
+    const notes: Array<string> = []
+    for (const concurrency of options.concurrency) {
+      await latencies(options.warmup, concurrency, direct)
+      await latencies(options.warmup, concurrency, viaGateway)
+      const p50 = { direct: [] as Array<number>, gateway: [] as Array<number> }
+      const p99 = { direct: [] as Array<number>, gateway: [] as Array<number> }
+      for (let round = 0; round < options.rounds; round++) {
+        // take turns, the other way round every other round
+        const order = round % 2 === 0 ? (["direct", "gateway"] as const) : (["gateway", "direct"] as const)
+        for (const side of order) {
+          const measured = await latencies(options.size, concurrency, side === "direct" ? direct : viaGateway)
+          p50[side].push(quantile(measured, 0.5))
+          p99[side].push(quantile(measured, 0.99))
+        }
+      }
+      const added: Stat = stat(p50.gateway.map((g, i) => g - p50.direct[i]))
+      const addedP99: Stat = stat(p99.gateway.map((g, i) => g - p99.direct[i]))
+      const perRound = added.rounds.map((ms) => ms / targetMs)
+      rows.push(
+        {
+          key: `direct.c${concurrency}`,
+          label: `c=${concurrency} direct to the provider`,
+          cells: { p50: statCell(stat(p50.direct), "ms"), p99: statCell(stat(p99.direct), "ms") }
+        },
+        {
+          key: `gateway.c${concurrency}`,
+          label: `c=${concurrency} through the gateway`,
+          cells: { p50: statCell(stat(p50.gateway), "ms"), p99: statCell(stat(p99.gateway), "ms") }
+        },
+        {
+          key: `added.c${concurrency}`,
+          label: `c=${concurrency} added by the gateway`,
+          cells: {
+            p50: textCell(`${added.median.toFixed(3)} ms (rounds ${added.min.toFixed(3)} to ${added.max.toFixed(3)})`),
+            p99: textCell(`${addedP99.median.toFixed(3)} ms`)
+          }
+        }
+      )
+      ratios.push({
+        name: `c=${concurrency}: p50 added by the gateway / ${targetMs} ms target (median round)`,
+        value: added.median / targetMs,
+        target: "< 1",
+        met: added.median < targetMs
+      })
+      notes.push(
+        `c=${concurrency}: per-round ratios to the ${targetMs} ms target: ${
+          perRound.map((r) => r.toFixed(2)).join(", ")
+        } (${perRound.filter((r) => r < 1).length} of ${perRound.length} rounds under it)`
+      )
+    }
+    return {
+      id: "gateway",
+      title: "6. What the gateway adds per request (loopback; provider and gateway in child processes)",
+      columns: [
+        { key: "p50", header: "p50 latency" },
+        { key: "p99", header: "p99 latency" }
+      ],
+      rows,
+      ratios,
+      notes: [
+        ...notes,
+        `Target (issue 19): under ${targetMs} ms added at p50; ${published}.`,
+        "Provider: plain node:http in a child process, a fixed 300-byte completion. Gateway: `pnpm gateway` " +
+        "(tsx, TypeScript source) in another child process, its log level at warn, one virtual model: a fallback " +
+        "chain of the provider's model with a 30 s timeout and the default breaker, through Providers on undici. " +
+        "Client: undici with keep-alive in this process. All three share this machine's cores.",
+        "Through the gateway a request also pays a second loopback HTTP exchange (client to gateway), its key's " +
+        "SHA-256, the body's JSON parsing and schema check, the chain (span, metrics, breaker, timeout), and the " +
+        "completion's schema decoding and JSON encoding."
+      ]
+    }
+  } finally {
+    await agent.close()
+    await running.close()
+    await provider.close()
+  }
+}

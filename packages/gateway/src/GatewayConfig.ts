@@ -1,0 +1,438 @@
+/**
+ * The gateway's configuration file, in YAML or JSON: the providers it talks to (their keys read
+ * from the environment, never written in the file), the deployments of each logical model, the
+ * virtual models clients ask for (a fallback chain, an experiment or a best-of-n, each with its
+ * breaker, retry and timeout), and the gateway keys clients authenticate with. The schemas below
+ * are the whole format; `parse` reads a file's text and checks it against them and against itself
+ * (every name it refers to exists), and a mistake is a `GatewayConfigError` whose every issue names
+ * the line, the column and the field.
+ *
+ * @example
+ * ```ts
+ * import { GatewayConfig } from "@resilient-llm/gateway"
+ * import { Effect } from "effect"
+ *
+ * const config = GatewayConfig.parse(`
+ * providers:
+ *   local:
+ *     fake:
+ *       models:
+ *         fast: { reply: "Hello!" }
+ * deployments:
+ *   fast: { provider: local }
+ * models:
+ *   chat:
+ *     fallback: [fast]
+ *     timeout: 5 seconds
+ * keys:
+ *   - name: dev
+ *     sha256: 0b006f9beb977623c3f78ec1be7fe09519ecfab87240f4f263e4164f76667e55
+ *     models: ["*"]
+ * `, { source: "gateway.yaml" }).pipe(Effect.map((config) => Object.keys(config.models)))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import * as internal from "./internal/config.js"
+
+/**
+ * A positive duration, read from a string such as `"30 seconds"`, `"250 millis"`, `"2 minutes"`,
+ * or from a number of milliseconds (`1500`).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const DurationInput = Schema.Union([Schema.DurationFromString, Schema.DurationFromMillis]).check(
+  Schema.makeFilter((duration: Duration.Duration) =>
+    (Duration.isFinite(duration) && Duration.toMillis(duration) > 0) || durationExpected
+  )
+)
+
+const durationExpected = `expected a positive duration such as "30 seconds", "250 millis" or a number of milliseconds`
+
+const PositiveInt = Schema.Number.check(Schema.isInt(), Schema.isGreaterThan(0))
+const Rate = Schema.Number.check(Schema.isBetween({ minimum: 0, maximum: 1 }))
+const Name = Schema.String.check(Schema.isNonEmpty())
+const EnvName = Schema.String.check(
+  Schema.makeFilter((s: string) =>
+    /^[A-Za-z_][A-Za-z0-9_]*$/.test(s) || "expected the name of an environment variable, such as OPENAI_API_KEY"
+  )
+)
+
+/**
+ * How the gateway listens, drains, samples its status history and watches its file.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Server = Schema.Struct({
+  /** Default `127.0.0.1`. */
+  host: Schema.optionalKey(Name),
+  /** Default 8787; 0 picks a free port. */
+  port: Schema.optionalKey(Schema.Number.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: 65535 }))),
+  /** How long shutdown waits for requests in flight before it cuts them; default 30 seconds. */
+  shutdownTimeout: Schema.optionalKey(DurationInput),
+  /** The largest request body accepted; default 4 MiB. */
+  maxBodyBytes: Schema.optionalKey(PositiveInt),
+  /** Serve `/status` and `/status/data`; default true. */
+  statusPage: Schema.optionalKey(Schema.Boolean),
+  /** The status history: one point per `interval` (default 10 seconds), `points` kept (default 360). */
+  history: Schema.optionalKey(Schema.Struct({
+    interval: Schema.optionalKey(DurationInput),
+    points: Schema.optionalKey(PositiveInt)
+  })),
+  /** How often the file is checked for changes; default 1 second. `false` never reloads. */
+  reload: Schema.optionalKey(Schema.Union([Schema.Literal(false), Schema.Struct({ interval: DurationInput })])),
+  /** The least severe log line written; default `info`. */
+  logLevel: Schema.optionalKey(Schema.Literals(["all", "debug", "info", "warn", "error", "none"]))
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Server extends Schema.Schema.Type<typeof Server> {}
+
+/**
+ * A model of the built-in fake provider: its answer, its latency and random faults.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const FakeModel = Schema.Struct({
+  reply: Schema.optionalKey(Schema.String),
+  /** A fixed latency, or a range drawn from per call. */
+  latency: Schema.optionalKey(
+    Schema.Union([DurationInput, Schema.Struct({ min: DurationInput, max: DurationInput })])
+  ),
+  /** The pause between streamed chunks. */
+  chunkDelay: Schema.optionalKey(DurationInput),
+  /** The share of calls answered with each fault; together at most 1. */
+  faults: Schema.optionalKey(Schema.Struct({
+    serverError: Schema.optionalKey(Rate),
+    rateLimited: Schema.optionalKey(Rate),
+    hang: Schema.optionalKey(Rate),
+    malformed: Schema.optionalKey(Rate)
+  }))
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface FakeModel extends Schema.Schema.Type<typeof FakeModel> {}
+
+/**
+ * A provider: an OpenAI-compatible endpoint, or `fake`, a `FakeProvider` the gateway starts on
+ * 127.0.0.1 (no key, no network). `apiKeyEnv` and `secretHeadersEnv` name environment variables;
+ * the key itself is never in the file, and goes only to `baseUrl`. `models` lists names or globs
+ * (`gpt-*`) that virtual models may use directly, without a deployment.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Provider = Schema.Struct({
+  baseUrl: Schema.optionalKey(Name),
+  apiKeyEnv: Schema.optionalKey(EnvName),
+  headers: Schema.optionalKey(Schema.Record(Schema.String, Schema.String)),
+  secretHeadersEnv: Schema.optionalKey(Schema.Record(Schema.String, EnvName)),
+  maxResponseBytes: Schema.optionalKey(PositiveInt),
+  models: Schema.optionalKey(Schema.Array(Name)),
+  fake: Schema.optionalKey(Schema.Struct({
+    seed: Schema.optionalKey(Schema.Number.check(Schema.isInt())),
+    models: Schema.Record(Name, FakeModel)
+  }))
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Provider extends Schema.Schema.Type<typeof Provider> {}
+
+/**
+ * One deployment of a logical model: the provider that serves it, the provider's own name for
+ * the model (default: the logical name), and its weight among the logical model's deployments.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Deployment = Schema.Struct({
+  provider: Name,
+  model: Schema.optionalKey(Name),
+  weight: Schema.optionalKey(Schema.Number.check(Schema.isGreaterThan(0), Schema.isFinite()))
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Deployment extends Schema.Schema.Type<typeof Deployment> {}
+
+/**
+ * Retries per model, as `Retry.Options`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const RetryOptions = Schema.Struct({
+  retries: Schema.optionalKey(Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0))),
+  base: Schema.optionalKey(DurationInput),
+  factor: Schema.optionalKey(Schema.Number.check(Schema.isGreaterThanOrEqualTo(1))),
+  maxDelay: Schema.optionalKey(DurationInput),
+  maxWait: Schema.optionalKey(DurationInput),
+  jitter: Schema.optionalKey(Schema.Boolean)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RetryOptions extends Schema.Schema.Type<typeof RetryOptions> {}
+
+/**
+ * A circuit breaker per deployment of the virtual model, as `CircuitBreaker.Options`: trip on
+ * `consecutiveFailures` (default 5) or on a `failureRate`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const BreakerOptions = Schema.Struct({
+  consecutiveFailures: Schema.optionalKey(PositiveInt),
+  failureRate: Schema.optionalKey(Schema.Struct({
+    threshold: Schema.Number.check(Schema.isGreaterThan(0), Schema.isLessThanOrEqualTo(1)),
+    window: DurationInput,
+    minimumCalls: PositiveInt
+  })),
+  breakDuration: Schema.optionalKey(DurationInput),
+  halfOpenProbes: Schema.optionalKey(PositiveInt),
+  maxProbeDuration: Schema.optionalKey(DurationInput),
+  slowCallThreshold: Schema.optionalKey(DurationInput)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface BreakerOptions extends Schema.Schema.Type<typeof BreakerOptions> {}
+
+/**
+ * An A/B experiment between models. Sticky assignment keys on the request's `user` field, or on
+ * the gateway key's name when it has none.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ExperimentOptions = Schema.Struct({
+  name: Schema.optionalKey(Name),
+  assignment: Schema.optionalKey(Schema.Literals(["random", "sticky"])),
+  variants: Schema.Array(Schema.Struct({
+    name: Name,
+    model: Name,
+    weight: Schema.Number.check(Schema.isGreaterThanOrEqualTo(0), Schema.isFinite())
+  })),
+  control: Schema.optionalKey(Name),
+  shadow: Schema.optionalKey(Schema.Boolean),
+  minSamples: Schema.optionalKey(Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(2)))
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ExperimentOptions extends Schema.Schema.Type<typeof ExperimentOptions> {}
+
+/**
+ * Best-of-n: every model answers, the judge model scores each answer, the best is served.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const BestOfNOptions = Schema.Struct({
+  models: Schema.Array(Name),
+  judge: Schema.Struct({
+    model: Name,
+    rubric: Schema.optionalKey(Schema.String),
+    scale: Schema.optionalKey(Schema.Struct({ min: Schema.Finite, max: Schema.Finite }))
+  }),
+  candidateTimeout: Schema.optionalKey(DurationInput),
+  judgeTimeout: Schema.optionalKey(DurationInput),
+  minCandidates: Schema.optionalKey(PositiveInt),
+  concurrency: Schema.optionalKey(PositiveInt)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface BestOfNOptions extends Schema.Schema.Type<typeof BestOfNOptions> {}
+
+/**
+ * A virtual model: the name clients send as `model`, and the pattern behind it (exactly one of
+ * `fallback`, `experiment`, `bestOfN`), with the options every attempt at a deployment gets:
+ * `timeout` per attempt, `retry` per model, a `breaker` per deployment, and `deadline` for the
+ * whole request.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const VirtualModel = Schema.Struct({
+  description: Schema.optionalKey(Schema.String),
+  fallback: Schema.optionalKey(Schema.Array(Name)),
+  experiment: Schema.optionalKey(ExperimentOptions),
+  bestOfN: Schema.optionalKey(BestOfNOptions),
+  timeout: Schema.optionalKey(DurationInput),
+  deadline: Schema.optionalKey(DurationInput),
+  retry: Schema.optionalKey(Schema.Union([Schema.Literal(false), RetryOptions])),
+  breaker: Schema.optionalKey(Schema.Union([Schema.Literal(false), BreakerOptions]))
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface VirtualModel extends Schema.Schema.Type<typeof VirtualModel> {}
+
+/**
+ * A budget of a gateway key over each `period` (fixed windows from the epoch): requests, and
+ * tokens as providers report them. A key past its budget gets a 429 `insufficient_quota` until
+ * the next window.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Budget = Schema.Struct({
+  requests: Schema.optionalKey(PositiveInt),
+  tokens: Schema.optionalKey(PositiveInt),
+  period: DurationInput
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Budget extends Schema.Schema.Type<typeof Budget> {}
+
+/**
+ * A gateway key: a name for logs and metrics, the key itself from an environment variable
+ * (`keyEnv`) or as its SHA-256 in hex (`sha256`), never in clear in the file, the virtual models
+ * it may use (`"*"` for all), and an optional budget.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const GatewayKey = Schema.Struct({
+  name: Name,
+  keyEnv: Schema.optionalKey(EnvName),
+  sha256: Schema.optionalKey(Schema.String.check(
+    Schema.makeFilter((s: string) => /^[0-9a-f]{64}$/.test(s) || "expected 64 lowercase hexadecimal digits")
+  )),
+  models: Schema.Array(Name),
+  budget: Schema.optionalKey(Budget)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface GatewayKey extends Schema.Schema.Type<typeof GatewayKey> {}
+
+/**
+ * The whole file.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Config = Schema.Struct({
+  server: Schema.optionalKey(Server),
+  providers: Schema.Record(Name, Provider),
+  deployments: Schema.optionalKey(Schema.Record(Name, Schema.Union([Deployment, Schema.Array(Deployment)]))),
+  models: Schema.Record(Name, VirtualModel),
+  keys: Schema.optionalKey(Schema.Array(GatewayKey)),
+  /** Serve every request without a key. Off by default; for local development only. */
+  allowUnauthenticated: Schema.optionalKey(Schema.Boolean)
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Config extends Schema.Schema.Type<typeof Config> {}
+
+/**
+ * One mistake in a configuration: where it is (line and column from 1, when the file has the
+ * field), the field's path (`models.chat.timeout`), and what is wrong.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Issue {
+  readonly line: number | undefined
+  readonly column: number | undefined
+  readonly field: string
+  readonly message: string
+}
+
+/**
+ * A configuration that cannot run: not YAML or JSON, not in the schema's shape, or referring to
+ * something it does not declare. `issues` lists every mistake found, each with its line and field.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class GatewayConfigError extends Data.TaggedError("GatewayConfigError")<{
+  readonly source: string
+  readonly issues: ReadonlyArray<Issue>
+}> {
+  override get message(): string {
+    return `Invalid gateway configuration ${this.source}:\n${
+      this.issues.map((issue) => `  ${formatIssue(issue)}`).join("\n")
+    }`
+  }
+}
+
+/**
+ * One issue as `line:column field: message`.
+ *
+ * @since 0.1.0
+ * @category formatting
+ */
+export const formatIssue = (issue: Issue): string => {
+  const where = issue.line === undefined ? "" : `line ${issue.line}, column ${issue.column ?? 1}: `
+  return `${where}${issue.field === "" ? "(the file)" : issue.field}: ${issue.message}`
+}
+
+/**
+ * Reads a configuration from its text (YAML, of which JSON is a part) and checks it: the shape
+ * (unknown fields are mistakes, so a misspelt option is not silently ignored), then the references
+ * (every model a pattern, a judge or a key names is declared; every deployment's provider exists;
+ * a provider is an endpoint or a fake, not both; a key has exactly one of `keyEnv` and `sha256`).
+ * Environment variables are not read here: `Gateway` reads them when it builds the providers.
+ *
+ * @since 0.1.0
+ * @category parsing
+ */
+export const parse = (
+  text: string,
+  options?: { readonly source?: string }
+): Effect.Effect<Config, GatewayConfigError> =>
+  Effect.suspend(() =>
+    Result.match(internal.parse(Config, text, { "Expected a valid Duration string": durationExpected }), {
+      onFailure: (issues) => Effect.fail(new GatewayConfigError({ source: options?.source ?? "(text)", issues })),
+      onSuccess: Effect.succeed
+    })
+  )
+
+/**
+ * The logical models a configuration declares: each deployment's name, and the names its
+ * providers' `models` patterns match (only exact names are listed).
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const deploymentsOf = (config: Config): ReadonlyArray<string> => internal.deploymentNames(config)

@@ -1,0 +1,285 @@
+/**
+ * Reading a configuration: YAML (or JSON) to a document that remembers where each node is, the
+ * schema's decoding with every issue kept, then the checks of references across sections. Every
+ * issue is placed on the line of the field it is about (or of the nearest enclosing field that the
+ * file has).
+ *
+ * @internal
+ */
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import * as SchemaIssue from "effect/SchemaIssue"
+import * as Yaml from "yaml"
+import type * as GatewayConfig from "../GatewayConfig.js"
+
+type Path = ReadonlyArray<PropertyKey>
+
+interface PathIssue {
+  readonly path: Path
+  readonly message: string
+}
+
+const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
+
+const segmentOf = (segment: PropertyKey | { readonly key: PropertyKey }): PropertyKey =>
+  typeof segment === "object" && segment !== null ? segment.key : segment
+
+const fieldOf = (path: Path): string =>
+  path.reduce<string>(
+    (field, segment) =>
+      typeof segment === "number"
+        ? `${field}[${segment}]`
+        : field === ""
+        ? String(segment)
+        : `${field}.${String(segment)}`,
+    ""
+  )
+
+/** The offset of the field at `path`: its key where it has one, else its value; or the nearest ancestor's. */
+const offsetOf = (document: Yaml.Document, path: Path): number | undefined => {
+  let node: unknown = document.contents
+  let offset: number | undefined = Yaml.isNode(node) ? node.range?.[0] : undefined
+  for (const segment of path) {
+    if (Yaml.isMap(node)) {
+      const pair = node.items.find((item) => Yaml.isScalar(item.key) && String(item.key.value) === String(segment))
+      if (pair === undefined) return offset
+      const at = Yaml.isNode(pair.key) ? pair.key.range?.[0] : undefined
+      offset = at ?? offset
+      node = pair.value
+    } else if (Yaml.isSeq(node) && typeof segment === "number") {
+      const item = node.items[segment]
+      if (!Yaml.isNode(item)) return offset
+      offset = item.range?.[0] ?? offset
+      node = item
+    } else {
+      return offset
+    }
+  }
+  return offset
+}
+
+const toIssue = (document: Yaml.Document, lines: Yaml.LineCounter, issue: PathIssue): GatewayConfig.Issue => {
+  const offset = offsetOf(document, issue.path)
+  const position = offset === undefined ? undefined : lines.linePos(offset)
+  return { line: position?.line, column: position?.col, field: fieldOf(issue.path), message: issue.message }
+}
+
+/**
+ * Where a field is in a configuration's text: its line and column (when the text has it), and its
+ * path as a field name. For mistakes found after parsing, when the configuration is built.
+ *
+ * @internal
+ */
+export const locate = (text: string, path: ReadonlyArray<PropertyKey>): Omit<GatewayConfig.Issue, "message"> => {
+  const lines = new Yaml.LineCounter()
+  const document = Yaml.parseDocument(text, { lineCounter: lines })
+  const { message: _, ...located } = toIssue(document, lines, { path, message: "" })
+  return located
+}
+
+/** `*` stands for any run of characters; nothing else is special. */
+const globMatches = (pattern: string, name: string): boolean => {
+  if (!pattern.includes("*")) return pattern === name
+  const parts = pattern.split("*")
+  const first = parts[0]
+  const last = parts[parts.length - 1]
+  if (name.length < first.length + last.length || !name.startsWith(first) || !name.endsWith(last)) return false
+  let position = first.length
+  const end = name.length - last.length
+  for (const part of parts.slice(1, -1)) {
+    if (part.length === 0) continue
+    const found = name.indexOf(part, position)
+    if (found < 0 || found + part.length > end) return false
+    position = found + part.length
+  }
+  return true
+}
+
+/** The model patterns a provider serves directly: its `models`, or a fake's model names. */
+export const providerPatterns = (provider: GatewayConfig.Provider): ReadonlyArray<string> =>
+  provider.fake !== undefined ? Object.keys(provider.fake.models) : provider.models ?? []
+
+/** @internal */
+export const deploymentNames = (config: GatewayConfig.Config): ReadonlyArray<string> => {
+  const names = new Set(Object.keys(config.deployments ?? {}))
+  for (const provider of Object.values(config.providers)) {
+    for (const pattern of providerPatterns(provider)) if (!pattern.includes("*")) names.add(pattern)
+  }
+  return [...names].sort()
+}
+
+/** Whether a pattern may call `model`: a declared deployment, or a name a provider serves. */
+export const isServable = (config: GatewayConfig.Config, model: string): boolean =>
+  (config.deployments !== undefined && Object.hasOwn(config.deployments, model)) ||
+  Object.values(config.providers).some((provider) => providerPatterns(provider).some((p) => globMatches(p, model)))
+
+const isHttpUrl = (value: string): boolean => {
+  try {
+    const url = new URL(value)
+    return (url.protocol === "http:" || url.protocol === "https:") && url.username === "" && url.password === ""
+  } catch {
+    return false
+  }
+}
+
+/** The checks the schema cannot make: references between sections, and choices of exactly one. */
+const crossCheck = (config: GatewayConfig.Config): ReadonlyArray<PathIssue> => {
+  const issues: Array<PathIssue> = []
+  const add = (path: Path, message: string) => issues.push({ path, message })
+  const servable = (path: Path, model: string) => {
+    if (!isServable(config, model)) {
+      add(path, `no deployment or provider serves "${model}" (declare it under deployments, or in a provider's models)`)
+    }
+  }
+
+  const providers = Object.entries(config.providers)
+  if (providers.length === 0) add(["providers"], "declare at least one provider")
+  for (const [name, provider] of providers) {
+    const at = ["providers", name]
+    if (provider.fake !== undefined) {
+      for (const field of ["baseUrl", "apiKeyEnv", "headers", "secretHeadersEnv", "models"] as const) {
+        if (provider[field] !== undefined) add([...at, field], "a fake provider takes no endpoint options")
+      }
+      if (Object.keys(provider.fake.models).length === 0) add([...at, "fake", "models"], "declare at least one model")
+    } else if (provider.baseUrl === undefined) {
+      add(at, "a provider needs a baseUrl, or fake: for the built-in fake provider")
+    } else if (!isHttpUrl(provider.baseUrl)) {
+      add([...at, "baseUrl"], "expected an http(s) URL without credentials")
+    }
+    for (const [header] of Object.entries(provider.headers ?? {})) {
+      if (header.toLowerCase() === "authorization") {
+        add([...at, "headers", header], "keys never go in the file: use apiKeyEnv or secretHeadersEnv")
+      }
+    }
+  }
+
+  for (const [name, entry] of Object.entries(config.deployments ?? {})) {
+    const list = Array.isArray(entry) ? entry : [entry]
+    if (list.length === 0) add(["deployments", name], "declare at least one deployment")
+    list.forEach((deployment, index) => {
+      const at = Array.isArray(entry) ? ["deployments", name, index] : ["deployments", name]
+      if (!Object.hasOwn(config.providers, deployment.provider)) {
+        add([...at, "provider"], `no provider is named "${deployment.provider}"`)
+      }
+    })
+  }
+
+  const virtual = Object.entries(config.models)
+  if (virtual.length === 0) add(["models"], "declare at least one virtual model")
+  for (const [name, model] of virtual) {
+    const at = ["models", name]
+    const patterns = (["fallback", "experiment", "bestOfN"] as const).filter((p) => model[p] !== undefined)
+    if (patterns.length !== 1) {
+      add(
+        at,
+        patterns.length === 0
+          ? "give it a pattern: fallback, experiment or bestOfN"
+          : `give it one pattern, not ${patterns.join(" and ")}`
+      )
+    }
+    if (model.fallback !== undefined) {
+      if (model.fallback.length === 0) add([...at, "fallback"], "list at least one model")
+      model.fallback.forEach((m, i) => servable([...at, "fallback", i], m))
+    }
+    if (model.experiment !== undefined) {
+      const experiment = model.experiment
+      if (experiment.variants.length === 0) add([...at, "experiment", "variants"], "list at least one variant")
+      const seen = new Set<string>()
+      experiment.variants.forEach((variant, i) => {
+        if (seen.has(variant.name)) add([...at, "experiment", "variants", i, "name"], `"${variant.name}" is used twice`)
+        seen.add(variant.name)
+        servable([...at, "experiment", "variants", i, "model"], variant.model)
+      })
+      if (experiment.variants.length > 0 && experiment.variants.every((v) => v.weight === 0)) {
+        add([...at, "experiment", "variants"], "every weight is zero, so no variant gets traffic")
+      }
+      if (experiment.control !== undefined && !seen.has(experiment.control)) {
+        add([...at, "experiment", "control"], `no variant is named "${experiment.control}"`)
+      }
+    }
+    if (model.bestOfN !== undefined) {
+      const bestOfN = model.bestOfN
+      if (bestOfN.models.length === 0) add([...at, "bestOfN", "models"], "list at least one model")
+      bestOfN.models.forEach((m, i) => servable([...at, "bestOfN", "models", i], m))
+      servable([...at, "bestOfN", "judge", "model"], bestOfN.judge.model)
+      if (bestOfN.minCandidates !== undefined && bestOfN.minCandidates > bestOfN.models.length) {
+        add([...at, "bestOfN", "minCandidates"], `more than the ${bestOfN.models.length} models listed`)
+      }
+      const scale = bestOfN.judge.scale
+      if (scale !== undefined && !(scale.min < scale.max)) {
+        add([...at, "bestOfN", "judge", "scale"], "min must be below max")
+      }
+    }
+    const breaker = model.breaker
+    if (breaker !== undefined && breaker !== false) {
+      if (breaker.consecutiveFailures !== undefined && breaker.failureRate !== undefined) {
+        add([...at, "breaker"], "trip on consecutiveFailures or on failureRate, not both")
+      }
+    }
+  }
+
+  const keys = config.keys ?? []
+  if (keys.length === 0 && config.allowUnauthenticated !== true) {
+    add(
+      config.keys === undefined ? [] : ["keys"],
+      "no gateway keys: declare keys, or set allowUnauthenticated: true for local development"
+    )
+  }
+  const keyNames = new Set<string>()
+  const hashes = new Set<string>()
+  keys.forEach((key, i) => {
+    const at = ["keys", i]
+    if (keyNames.has(key.name)) add([...at, "name"], `"${key.name}" is used twice`)
+    keyNames.add(key.name)
+    if ((key.keyEnv === undefined) === (key.sha256 === undefined)) {
+      add(at, "give the key as keyEnv (an environment variable) or as sha256 (its hash), exactly one")
+    }
+    if (key.sha256 !== undefined) {
+      if (hashes.has(key.sha256)) add([...at, "sha256"], "another key has the same hash")
+      hashes.add(key.sha256)
+    }
+    if (key.models.length === 0) add([...at, "models"], `list the virtual models it may use, or "*"`)
+    key.models.forEach((m, j) => {
+      if (m !== "*" && !Object.hasOwn(config.models, m)) add([...at, "models", j], `no virtual model is named "${m}"`)
+    })
+    if (key.budget !== undefined && key.budget.requests === undefined && key.budget.tokens === undefined) {
+      add([...at, "budget"], "a budget needs requests, tokens or both")
+    }
+  })
+  return issues
+}
+
+/**
+ * Reads and checks a configuration's text; every issue found, or the configuration.
+ *
+ * @internal
+ */
+export const parse = (
+  schema: Schema.Codec<GatewayConfig.Config, unknown>,
+  text: string,
+  messages: Readonly<Record<string, string>>
+): Result.Result<GatewayConfig.Config, ReadonlyArray<GatewayConfig.Issue>> => {
+  const lines = new Yaml.LineCounter()
+  const document = Yaml.parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
+  if (document.errors.length > 0) {
+    return Result.fail(document.errors.map((error) => {
+      const position = lines.linePos(error.pos[0])
+      return { line: position.line, column: position.col, field: "", message: error.message.split("\n")[0] }
+    }))
+  }
+  const located = (issues: ReadonlyArray<PathIssue>) => issues.map((issue) => toIssue(document, lines, issue))
+  const json: unknown = document.toJS({ maxAliasCount: 100 })
+  const decoded = Schema.decodeUnknownResult(schema)(json ?? {}, { onExcessProperty: "error", errors: "all" })
+  if (Result.isFailure(decoded)) {
+    return Result.fail(located(
+      formatter(decoded.failure.issue).issues.map((issue): PathIssue => ({
+        path: (issue.path ?? []).map(segmentOf),
+        message: issue.message === "Expected no excess property"
+          ? "unknown field"
+          : messages[issue.message] ?? issue.message
+      }))
+    ))
+  }
+  const issues = crossCheck(decoded.success)
+  return issues.length > 0 ? Result.fail(located(issues)) : Result.succeed(decoded.success)
+}
