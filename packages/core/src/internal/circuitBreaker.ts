@@ -43,9 +43,17 @@ const DEFAULT_BUCKETS = 10
 const DEFAULT_BREAK = Duration.seconds(30)
 const DEFAULT_MAX_PROBE = Duration.minutes(1)
 
+// Errors that say the model was not at fault: the request was (another model would refuse it
+// too), or nothing reached the model (a nested breaker refused the call).
+const notTheModels: ReadonlySet<string> = new Set<LlmError.LlmError["_tag"]>([
+  "BadRequestError",
+  "ContextLengthError",
+  "ContentFilterError",
+  "CircuitOpenError"
+])
+
 /** @internal */
-export const defaultIsFailure = (error: unknown): boolean =>
-  LlmError.isLlmError(error) && error._tag !== "BadRequestError" && error._tag !== "CircuitOpenError"
+export const defaultIsFailure = (error: unknown): boolean => !(LlmError.isLlmError(error) && notTheModels.has(error._tag))
 
 const stateOf: Record<Machine.Phase, CircuitBreaker.State> = {
   Closed: "closed",
