@@ -566,8 +566,12 @@ describe("isFailure", () => {
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({ trip: CircuitBreaker.consecutiveFailures(3) })
       for (let i = 0; i < 3; i++) {
-        yield* Effect.flip(breaker.protect("healthy")(Effect.fail(new LlmError.ContextLengthError({ model: "healthy" }))))
-        yield* Effect.flip(breaker.protect("healthy")(Effect.fail(new LlmError.ContentFilterError({ model: "healthy" }))))
+        yield* Effect.flip(
+          breaker.protect("healthy")(Effect.fail(new LlmError.ContextLengthError({ model: "healthy" })))
+        )
+        yield* Effect.flip(
+          breaker.protect("healthy")(Effect.fail(new LlmError.ContentFilterError({ model: "healthy" })))
+        )
       }
       assert.strictEqual(yield* breaker.state("healthy"), "closed")
       assert.strictEqual((yield* breaker.snapshot)[0].consecutiveFailures, 0)

@@ -53,7 +53,8 @@ const notTheModels: ReadonlySet<string> = new Set<LlmError.LlmError["_tag"]>([
 ])
 
 /** @internal */
-export const defaultIsFailure = (error: unknown): boolean => !(LlmError.isLlmError(error) && notTheModels.has(error._tag))
+export const defaultIsFailure = (error: unknown): boolean =>
+  !(LlmError.isLlmError(error) && notTheModels.has(error._tag))
 
 const stateOf: Record<Machine.Phase, CircuitBreaker.State> = {
   Closed: "closed",
