@@ -198,7 +198,7 @@ export type AttemptError<E> = E | LlmError.TimeoutError | LlmError.CircuitOpenEr
  * How a chain treats each attempt and the whole call. Each try at a model runs as
  * `retry(breaker.protect(model)(observed(timeout(attempt(model)))))`: every single attempt,
  * retries included, goes through the breaker and counts for it, and a timeout is a failure like
- * any other.
+ * any other. (For `stream`, the breaker's `protect` lasts until the stream ends.)
  *
  * @since 0.1.0
  * @category models
@@ -222,11 +222,29 @@ export interface Options<E = LlmError.LlmError> {
   /**
    * A budget for the whole chain, from its start. An attempt's time limit is the smaller of
    * `timeout` and what is left; no attempt or retry starts once it has passed (a retry whose
-   * delay would end past it is skipped, and the next model goes at once).
+   * delay would end past it is skipped, and the next model goes at once). For `stream` it bounds
+   * the stream's life too: at the deadline a stream still open fails with `TimeoutError` and its
+   * connection is closed.
    */
   readonly deadline?: Duration.Input
   /** Guards every attempt; an open circuit fails it with `CircuitOpenError` and the chain moves on. */
   readonly breaker?: Breaker
+}
+
+/**
+ * The options of `Fallback.stream`: those of a chain, and a bound on the silence of a stream.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StreamOptions extends Options {
+  /**
+   * The longest wait for a chunk, the first included. Before the first chunk it is one more
+   * limit on the attempt (with `timeout` and the deadline), and the chain falls back; after it,
+   * a stream that sends nothing for this long fails with `TimeoutError` and its connection is
+   * closed. Keep-alive comments a provider sends while it thinks are not chunks. None by default.
+   */
+  readonly idleTimeout?: Duration.Input
 }
 
 const logOutcome = <A, E, R>(
@@ -252,17 +270,17 @@ const logOutcome = <A, E, R>(
   )
 
 // Every public chain: the runner, its failure as `AllModelsFailed`, the outcome logged, all inside
-// the pattern's span. `attributes` go on that span and on every attempt's.
-const runChain = <A, E, R>(
+// the pattern's span. The kind's attributes go on that span and on every attempt's.
+const runChain = <B, A, E, R>(
   models: ReadonlyArray<string>,
-  attempt: (model: string) => Effect.Effect<A, E, R>,
+  attempt: (model: string) => Effect.Effect<B, E, R>,
   options: Options<AttemptError<NoInfer<E>>> | undefined,
-  attributes: Record<string, unknown>
+  kind: internal.Kind<B, A, AttemptError<E>, R>
 ): Effect.Effect<Served<A, AttemptError<E>>, AllModelsFailed<AttemptError<E>>, R> =>
-  internal.run(models, attempt, options ?? {}, attributes).pipe(
+  internal.run(models, attempt, options ?? {}, kind).pipe(
     Effect.mapError((failure) => new AllModelsFailed(failure)),
     logOutcome,
-    Observability.pattern("fallback", { "llm.models": models.join(","), ...attributes })
+    Observability.pattern("fallback", { "llm.models": models.join(","), ...kind.attributes })
   )
 
 /**
@@ -298,7 +316,7 @@ export const firstSuccess = <A, E, R>(
   attempt: (model: string) => Effect.Effect<A, E, R>,
   options?: Options<AttemptError<NoInfer<E>>>
 ): Effect.Effect<Served<A, AttemptError<E>>, AllModelsFailed<AttemptError<E>>, R> =>
-  runChain(models, attempt, options, {})
+  runChain(models, attempt, options, internal.effects({}))
 
 /**
  * The chain over the `ChatClient` in context: a function from a request without a model to the
@@ -333,7 +351,23 @@ export const chain = (
  * effect succeeds as soon as one model has sent its first chunk, with that model, the attempts so
  * far, and the whole stream (first chunk included) as `value`. From then on the stream belongs to
  * the caller, and a failure in it reaches the caller as it is, without falling back, since part
- * of an answer has already been seen. `timeout` bounds the time to the first chunk.
+ * of an answer has already been seen.
+ *
+ * Time: `timeout` bounds the time to the first chunk; `idleTimeout` bounds every wait for a chunk,
+ * the first included; `deadline` bounds the whole call, the stream's life included. Past a limit
+ * before the first chunk the attempt fails with `TimeoutError` and the chain moves on; past one
+ * after it, the stream fails with `TimeoutError`. Either way the model's connection is closed, at
+ * the deadline even if nobody is reading.
+ *
+ * The report and the breaker. `attempts` is made when the first chunk arrives, so the serving
+ * attempt is a `success` that says who served the first chunk, and its `durationMs` is the time
+ * to it. The breaker judges the model on the whole stream: it admits the attempt when the stream
+ * opens and counts its outcome when the stream ends, so a stream that fails after its first chunk
+ * (a model error, `idleTimeout`, the deadline) is a failure of the model, though its attempt is
+ * reported as served. A stream read to the end, or stopped early by its reader, is a success; one
+ * never read before the scope closes counts for nothing. The stream ends once the breaker has
+ * counted it. (A breaker's `slowCallThreshold` and `maxProbeDuration` therefore measure the whole
+ * stream: keep them above the longest stream you expect.)
  *
  * Knowing the model (and whether any model answered) before reading the stream is what an HTTP
  * handler needs to choose its status and headers. The stream lives in the `Scope` of the call:
@@ -347,9 +381,11 @@ export const chain = (
  * import { Effect, Stream } from "effect"
  *
  * const program = Effect.gen(function*() {
- *   const served = yield* Fallback.stream(["gpt-4o", "claude-sonnet"], { timeout: "5 seconds" })(
- *     ChatCompletion.prompt("Tell me a story")
- *   )
+ *   const served = yield* Fallback.stream(["gpt-4o", "claude-sonnet"], {
+ *     timeout: "5 seconds", // to the first chunk
+ *     idleTimeout: "20 seconds", // between chunks
+ *     deadline: "2 minutes" // the whole call, streaming included
+ *   })(ChatCompletion.prompt("Tell me a story"))
  *   yield* Effect.log(`streaming from ${served.model}`)
  *   yield* Stream.runForEach(served.value, (chunk) => Effect.log(ChatCompletion.chunkText(chunk)))
  * }).pipe(Effect.scoped)
@@ -360,7 +396,7 @@ export const chain = (
  */
 export const stream = (
   models: ReadonlyArray<string>,
-  options?: Options
+  options?: StreamOptions
 ) =>
 (
   request: ChatCompletion.PromptRequest
@@ -374,8 +410,14 @@ export const stream = (
     (client) =>
       runChain(
         models,
-        (model) => internal.firstChunk(model, client.stream(ChatCompletion.withModel(request, model))),
+        (model) => internal.openStream(model, client.stream(ChatCompletion.withModel(request, model))),
         options,
-        { "llm.stream": true }
+        {
+          attributes: { "llm.stream": true },
+          serve: internal.serveStream(
+            options?.idleTimeout === undefined ? undefined : Duration.fromInputUnsafe(options.idleTimeout)
+          ),
+          firstLimit: options?.idleTimeout === undefined ? undefined : Duration.fromInputUnsafe(options.idleTimeout)
+        }
       )
   )

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ChatClient, ChatCompletion, Fallback, LlmError } from "@resilient-llm/core"
+import { ChatClient, ChatCompletion, CircuitBreaker, Fallback, LlmError } from "@resilient-llm/core"
 import { TestChatClient, TestLogs } from "@resilient-llm/testing"
 import {
   Arbitrary,
@@ -604,6 +604,161 @@ describe("Fallback.stream", () => {
       a: [TestChatClient.reply("too late", { delay: "5 seconds" })],
       b: [TestChatClient.reply("slow but steady", { chunkDelay: "3 seconds" })]
     }))))
+
+  describe("the breaker sees the whole stream", () => {
+    it.effect("a model whose streams all break after the first chunk opens its circuit", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ trip: CircuitBreaker.consecutiveFailures(3) })
+        const complete = Fallback.stream(["a", "b"], { breaker })
+        for (let i = 0; i < 3; i++) {
+          const served = yield* complete(request)
+          assert.strictEqual(served.model, "a")
+          assert.deepStrictEqual(summary(served.attempts), [["a", 0, "success", 0, 0]])
+          assertSameError(failureOf(yield* Effect.exit(TestChatClient.collectText(served.value))), serverError("a"))
+        }
+        assert.strictEqual(yield* breaker.state("a"), "open")
+        const served = yield* complete(request)
+        assert.strictEqual(served.model, "b")
+        assert.deepStrictEqual(served.attempts.map((a) => [a.model, a.outcome, a.error?._tag]), [
+          ["a", "failure", "CircuitOpenError"],
+          ["b", "success", undefined]
+        ])
+        assert.strictEqual((yield* TestChatClient.callsTo("a")).length, 3)
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(TestChatClient.layer({
+          a: [TestChatClient.reply("one two", { failAfterChunks: { chunks: 1, error: serverError("a") } })],
+          b: [TestChatClient.reply("fine")]
+        }))
+      ))
+
+    it.effect("the outcome is reported when the stream ends: read to the end, stopped by its reader, or failed", () =>
+      Effect.gen(function*() {
+        const { breaker, seen } = yield* stubBreaker([])
+        const complete = Fallback.stream(["a"], { breaker })
+        const whole = yield* complete(request)
+        assert.deepStrictEqual(yield* seen, [], "nothing is reported at the first chunk")
+        assert.strictEqual(yield* TestChatClient.collectText(whole.value), "one two three")
+        assert.deepStrictEqual(yield* seen, [["a", "success"]])
+        const stopped = yield* complete(request)
+        yield* Stream.runDrain(Stream.take(stopped.value, 1))
+        assert.deepStrictEqual((yield* seen).slice(1), [["a", "success"]])
+        const broken = yield* complete(request)
+        yield* Effect.exit(Stream.runDrain(broken.value))
+        assert.deepStrictEqual((yield* seen).slice(2), [["a", "ServerError"]])
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(TestChatClient.layer({
+          a: [
+            TestChatClient.reply("one two three"),
+            TestChatClient.reply("one two three"),
+            TestChatClient.reply("one two", { failAfterChunks: { chunks: 1, error: serverError("a") } })
+          ]
+        }))
+      ))
+
+    it.effect("a stream never read is neutral: its outcome is an interruption when the caller's scope closes", () =>
+      Effect.gen(function*() {
+        const { breaker, seen } = yield* stubBreaker([])
+        yield* Effect.scoped(Fallback.stream(["a"], { breaker })(request))
+        assert.deepStrictEqual(yield* seen, [["a", "interrupted"]])
+        // and its connection was closed with the scope
+        assert.deepStrictEqual(callSummary(yield* TestChatClient.calls).map(([model, , endedAt]) => [model, endedAt]), [
+          ["a", 0]
+        ])
+      }).pipe(
+        Effect.provide(TestChatClient.layer({ a: [TestChatClient.reply("one two", { chunkDelay: "1 second" })] }))
+      ))
+  })
+
+  describe("deadline and idleTimeout", () => {
+    it.effect("the deadline bounds the stream's whole life: a stream gone quiet fails with TimeoutError at it", () =>
+      Effect.gen(function*() {
+        const served = yield* Fallback.stream(["a", "b"], { deadline: "10 seconds" })(request)
+        assert.strictEqual(served.model, "a")
+        const text = yield* Effect.forkChild(Effect.exit(TestChatClient.collectText(served.value)))
+        yield* TestClock.adjust("9999 millis")
+        assert.isUndefined(text.pollUnsafe())
+        yield* TestClock.adjust("1 millis")
+        assertSameError(
+          failureOf(yield* Fiber.join(text)),
+          new LlmError.TimeoutError({ model: "a", timeout: Duration.seconds(10) })
+        )
+        // the model's connection is closed at the deadline
+        assert.deepStrictEqual(callSummary(yield* TestChatClient.calls), [["a", 0, 10_000, "interrupted"]])
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(TestChatClient.layer({ a: [TestChatClient.reply("one two", { chunkDelay: "1 hour" })] }))
+      ))
+
+    it.effect("a stream nobody reads is closed at the deadline, and reading it then fails at once", () =>
+      Effect.gen(function*() {
+        const { breaker, seen } = yield* stubBreaker([])
+        const served = yield* Fallback.stream(["a"], { deadline: "10 seconds", breaker })(request)
+        yield* TestClock.adjust("10 seconds")
+        assert.deepStrictEqual(callSummary(yield* TestChatClient.calls), [["a", 0, 10_000, "interrupted"]])
+        assert.deepStrictEqual(yield* seen, [["a", "TimeoutError"]])
+        assertSameError(
+          failureOf(yield* Effect.exit(TestChatClient.collectText(served.value))),
+          new LlmError.TimeoutError({ model: "a", timeout: Duration.seconds(10) })
+        )
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(TestChatClient.layer({ a: [TestChatClient.reply("one two", { chunkDelay: "1 second" })] }))
+      ))
+
+    it.effect("idleTimeout bounds every wait for a chunk: a quiet first chunk falls back, a quiet stream fails", () =>
+      Effect.gen(function*() {
+        const { breaker, seen } = yield* stubBreaker([])
+        const complete = Fallback.stream(["a", "b"], { idleTimeout: "2 seconds", breaker })
+        const fiber = yield* Effect.forkChild(complete(request))
+        yield* TestClock.adjust("2 seconds")
+        const served = yield* Fiber.join(fiber)
+        assert.strictEqual(served.model, "b")
+        assertSameError(
+          served.attempts[0].error,
+          new LlmError.TimeoutError({ model: "a", timeout: Duration.seconds(2) })
+        )
+        // chunks 1.5 s apart: each gap is within the limit, though the whole stream takes 3 s
+        const whole = yield* Effect.forkChild(TestChatClient.collectText(served.value))
+        yield* TestClock.adjust("3 seconds")
+        assert.strictEqual(yield* Fiber.join(whole), "one two three")
+        // chunks 3 s apart: the first gap is cut at 2 s (after a, still too slow, timed out again)
+        const second = yield* Effect.forkChild(complete(request))
+        yield* TestClock.adjust("2 seconds")
+        const quiet = yield* Fiber.join(second)
+        assert.strictEqual(quiet.model, "b")
+        const text = yield* Effect.forkChild(Effect.exit(TestChatClient.collectText(quiet.value)))
+        yield* TestClock.adjust("1999 millis")
+        assert.isUndefined(text.pollUnsafe())
+        yield* TestClock.adjust("1 millis")
+        assertSameError(
+          failureOf(yield* Fiber.join(text)),
+          new LlmError.TimeoutError({ model: "b", timeout: Duration.seconds(2) })
+        )
+        assert.deepStrictEqual(yield* seen, [
+          ["a", "TimeoutError"],
+          ["b", "success"],
+          ["a", "TimeoutError"],
+          ["b", "TimeoutError"]
+        ])
+        assert.deepStrictEqual(callSummary(yield* TestChatClient.calls), [
+          ["a", 0, 2000, "interrupted"],
+          ["b", 2000, 5000, "success"],
+          ["a", 5000, 7000, "interrupted"],
+          ["b", 7000, 9000, "interrupted"]
+        ])
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(TestChatClient.layer({
+          a: [TestChatClient.reply("too late", { delay: "5 seconds" })],
+          b: [
+            TestChatClient.reply("one two three", { chunkDelay: "1500 millis" }),
+            TestChatClient.reply("one two", { chunkDelay: "3 seconds" })
+          ]
+        }))
+      ))
+  })
 
   it.effect("every model failing before its first chunk is AllModelsFailed", () =>
     Effect.gen(function*() {
