@@ -89,6 +89,7 @@ describe("Fallback.chain against FakeProvider", () => {
         models: { "gpt-test": { script: [FakeProvider.badRequest({ code: "invalid_value" })] }, "backup": {} }
       })
       const failure = yield* Fallback.chain(["gpt-test", "backup"])(prompt).pipe(
+        Effect.catchTag("FallbackConfigError", (error) => Effect.die(error)),
         Effect.flip,
         Effect.provide(Fake.client(fake.url))
       )
@@ -112,6 +113,7 @@ describe("Fallback.chain against FakeProvider", () => {
         }
       })
       const failure = yield* Fallback.chain(["a", "b", "c"])(prompt).pipe(
+        Effect.catchTag("FallbackConfigError", (error) => Effect.die(error)),
         Effect.flip,
         Effect.provide(Fake.client(fake.url))
       )

@@ -173,6 +173,25 @@ export class AllModelsFailed<E = LlmError.LlmError> extends Data.TaggedError("Al
 }
 
 /**
+ * The models or options describe no chain: a model without a name, a `timeout`, `deadline` or
+ * `idleTimeout` that is not a positive duration (`"soon"`, `-1000`, `NaN`), `retry` options that
+ * `Retry` refuses (their names prefixed `retry.`), a `shouldFallback` that is not a function, a
+ * `breaker` without `protect`. `reason` says which and what it got. The options are checked once,
+ * when the chain is built, and every call of a misconfigured chain fails with this error at once,
+ * before any model is called; it is not an `AllModelsFailed`, since no model was at fault.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class FallbackConfigError extends Data.TaggedError("FallbackConfigError")<{
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `The fallback chain is misconfigured: ${this.reason}`
+  }
+}
+
+/**
  * What `Fallback` needs of a circuit breaker: a way to guard one attempt at a model. A guarded
  * attempt fails with `CircuitOpenError`, without running, while the model's circuit is open. The
  * `CircuitBreaker` service satisfies it.
@@ -248,8 +267,8 @@ export interface StreamOptions extends Options {
 }
 
 const logOutcome = <A, E, R>(
-  self: Effect.Effect<Served<A, E>, AllModelsFailed<E>, R>
-): Effect.Effect<Served<A, E>, AllModelsFailed<E>, R> =>
+  self: Effect.Effect<Served<A, E>, AllModelsFailed<E> | FallbackConfigError, R>
+): Effect.Effect<Served<A, E>, AllModelsFailed<E> | FallbackConfigError, R> =>
   self.pipe(
     Effect.tap((served) =>
       Effect.andThen(
@@ -259,14 +278,15 @@ const logOutcome = <A, E, R>(
         )
       )
     ),
-    Effect.tapError((error) =>
-      Effect.andThen(
-        Effect.annotateCurrentSpan({ "llm.reason": error.reason, "llm.attempts": error.attempts.length }),
-        Effect.logWarning(error.message).pipe(
-          Effect.annotateLogs({ "llm.attempts": error.attempts.length, "llm.reason": error.reason })
-        )
+    Effect.tapError((error) => {
+      const annotations = error._tag === "AllModelsFailed"
+        ? { "llm.reason": error.reason, "llm.attempts": error.attempts.length }
+        : { "llm.reason": "Misconfigured", "llm.attempts": 0 }
+      return Effect.andThen(
+        Effect.annotateCurrentSpan(annotations),
+        Effect.logWarning(error.message).pipe(Effect.annotateLogs(annotations))
       )
-    )
+    })
   )
 
 // Every public chain: the runner, its failure as `AllModelsFailed`, the outcome logged, all inside
@@ -274,20 +294,22 @@ const logOutcome = <A, E, R>(
 const runChain = <B, A, E, R>(
   models: ReadonlyArray<string>,
   attempt: (model: string) => Effect.Effect<B, E, R>,
-  options: Options<AttemptError<NoInfer<E>>> | undefined,
+  config: internal.Config<AttemptError<E>> | string,
   kind: internal.Kind<B, A, AttemptError<E>, R>
-): Effect.Effect<Served<A, AttemptError<E>>, AllModelsFailed<AttemptError<E>>, R> =>
-  internal.run(models, attempt, options ?? {}, kind).pipe(
-    Effect.mapError((failure) => new AllModelsFailed(failure)),
-    logOutcome,
-    Observability.pattern("fallback", { "llm.models": models.join(","), ...kind.attributes })
-  )
+): Effect.Effect<Served<A, AttemptError<E>>, AllModelsFailed<AttemptError<E>> | FallbackConfigError, R> =>
+  (typeof config === "string"
+    ? Effect.fail(new FallbackConfigError({ reason: config }))
+    : Effect.mapError(internal.run(models, attempt, config, kind), (failure) => new AllModelsFailed(failure))).pipe(
+      logOutcome,
+      Observability.pattern("fallback", { "llm.models": String(models), ...kind.attributes })
+    )
 
 /**
  * The generic chain: calls `attempt` for each model in order until one succeeds, and returns its
  * value with the model and every attempt. A failure moves to the next model when
  * `shouldFallback` allows it and ends the chain otherwise. Fails with `AllModelsFailed`, which
- * holds every attempt; an empty `models` fails with reason `NoModels`.
+ * holds every attempt; an empty `models` fails with reason `NoModels`. Models or options that
+ * describe no chain fail it with `FallbackConfigError` before any attempt.
  *
  * The defaults of `shouldFallback` and `retry.while` read `LlmError`s: an error of another kind
  * neither falls back nor is retried unless those options say so.
@@ -315,12 +337,17 @@ export const firstSuccess = <A, E, R>(
   models: ReadonlyArray<string>,
   attempt: (model: string) => Effect.Effect<A, E, R>,
   options?: Options<AttemptError<NoInfer<E>>>
-): Effect.Effect<Served<A, AttemptError<E>>, AllModelsFailed<AttemptError<E>>, R> =>
-  runChain(models, attempt, options, internal.effects({}))
+): Effect.Effect<Served<A, AttemptError<E>>, AllModelsFailed<AttemptError<E>> | FallbackConfigError, R> =>
+  runChain(models, attempt, internal.check(models, options, false), internal.effects({}))
 
 /**
  * The chain over the `ChatClient` in context: a function from a request without a model to the
  * first completion served by one of `models`, tried in order.
+ *
+ * The models and options are checked once, here. Since `chain` returns a function, not an
+ * effect, a misconfigured chain cannot fail now: every call of it fails at once with
+ * `FallbackConfigError`, before calling any model. That error is apart from `AllModelsFailed`,
+ * so code that handles an outage (a cached answer, a 503) does not hide a configuration bug.
  *
  * @example
  * ```ts
@@ -328,7 +355,7 @@ export const firstSuccess = <A, E, R>(
  *
  * const complete = Fallback.chain(["gpt-4o", "claude-sonnet"], { timeout: "15 seconds", retry: {} })
  * const served = complete(ChatCompletion.prompt("Hello"))
- * // Effect<Served<ChatCompletion>, AllModelsFailed, ChatClient>
+ * // Effect<Served<ChatCompletion>, AllModelsFailed | FallbackConfigError, ChatClient>
  * ```
  *
  * @since 0.1.0
@@ -337,14 +364,26 @@ export const firstSuccess = <A, E, R>(
 export const chain = (
   models: ReadonlyArray<string>,
   options?: Options
-) =>
-(
-  request: ChatCompletion.PromptRequest
-): Effect.Effect<Served<ChatCompletion.ChatCompletion>, AllModelsFailed, ChatClient.ChatClient> =>
-  Effect.flatMap(
-    ChatClient.ChatClient,
-    (client) => firstSuccess(models, (model) => client.create(ChatCompletion.withModel(request, model)), options)
-  )
+) => {
+  const config = internal.check<AttemptError<LlmError.LlmError>>(models, options, false)
+  return (
+    request: ChatCompletion.PromptRequest
+  ): Effect.Effect<
+    Served<ChatCompletion.ChatCompletion>,
+    AllModelsFailed | FallbackConfigError,
+    ChatClient.ChatClient
+  > =>
+    Effect.flatMap(
+      ChatClient.ChatClient,
+      (client) =>
+        runChain<ChatCompletion.ChatCompletion, ChatCompletion.ChatCompletion, LlmError.LlmError, never>(
+          models,
+          (model) => client.create(ChatCompletion.withModel(request, model)),
+          config,
+          internal.effects({})
+        )
+    )
+}
 
 /**
  * The chain for streamed completions. It falls back only until the first chunk arrives: the
@@ -397,27 +436,28 @@ export const chain = (
 export const stream = (
   models: ReadonlyArray<string>,
   options?: StreamOptions
-) =>
-(
-  request: ChatCompletion.PromptRequest
-): Effect.Effect<
-  Served<Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError>>,
-  AllModelsFailed,
-  ChatClient.ChatClient | Scope.Scope
-> =>
-  Effect.flatMap(
-    ChatClient.ChatClient,
-    (client) =>
-      runChain(
-        models,
-        (model) => internal.openStream(model, client.stream(ChatCompletion.withModel(request, model))),
-        options,
-        {
-          attributes: { "llm.stream": true },
-          serve: internal.serveStream(
-            options?.idleTimeout === undefined ? undefined : Duration.fromInputUnsafe(options.idleTimeout)
-          ),
-          firstLimit: options?.idleTimeout === undefined ? undefined : Duration.fromInputUnsafe(options.idleTimeout)
-        }
-      )
-  )
+) => {
+  const config = internal.check<AttemptError<LlmError.LlmError>>(models, options, true)
+  return (
+    request: ChatCompletion.PromptRequest
+  ): Effect.Effect<
+    Served<Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError>>,
+    AllModelsFailed | FallbackConfigError,
+    ChatClient.ChatClient | Scope.Scope
+  > =>
+    Effect.flatMap(
+      ChatClient.ChatClient,
+      (client) =>
+        runChain<
+          internal.Opened,
+          Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError>,
+          LlmError.LlmError,
+          Scope.Scope
+        >(
+          models,
+          (model) => internal.openStream(model, client.stream(ChatCompletion.withModel(request, model))),
+          config,
+          { attributes: { "llm.stream": true }, serve: internal.serveStream }
+        )
+    )
+}

@@ -85,7 +85,7 @@ describe("CircuitBreaker.make", () => {
   it.effect("rejects options that describe no breaker, saying which", () =>
     Effect.gen(function*() {
       yield* rejects({ trip: CircuitBreaker.consecutiveFailures(0) }, "consecutive failures threshold")
-      yield* rejects({ trip: CircuitBreaker.consecutiveFailures(2.5) }, "positive integer")
+      yield* rejects({ trip: CircuitBreaker.consecutiveFailures(2.5) }, "a whole number of at least 1, got 2.5")
       yield* rejects(
         { trip: CircuitBreaker.failureRate({ threshold: 0, window: "1 minute", minimumCalls: 5 }) },
         "(0, 1]"
@@ -100,7 +100,7 @@ describe("CircuitBreaker.make", () => {
       )
       yield* rejects(
         { trip: CircuitBreaker.failureRate({ threshold: 0.5, window: 0, minimumCalls: 5 }) },
-        "window must be positive"
+        "window must be a positive duration, got 0"
       )
       yield* rejects(
         { trip: CircuitBreaker.failureRate({ threshold: 0.5, window: "5 millis", minimumCalls: 5 }) },
@@ -111,11 +111,16 @@ describe("CircuitBreaker.make", () => {
         "buckets"
       )
       yield* rejects({ halfOpenProbes: 0 }, "halfOpenProbes")
-      yield* rejects({ breakDuration: 0 }, "breakDuration must be positive")
-      yield* rejects({ breakDuration: Duration.infinity }, "breakDuration must be finite")
+      yield* rejects({ breakDuration: 0 }, "breakDuration must be a positive duration, got 0")
+      yield* rejects({ breakDuration: Duration.infinity }, "breakDuration must be a finite duration")
       yield* rejects({ maxProbeDuration: "0 seconds" }, "maxProbeDuration")
-      yield* rejects({ slowCallThreshold: -5 }, "slowCallThreshold")
+      yield* rejects({ slowCallThreshold: -5 }, "slowCallThreshold must be a positive duration, got -5")
       yield* rejects({ breakDuration: Schedule.recurs(0) }, "schedule ends before its first delay")
+      // what a caller without the types could pass
+      const untyped = <A>(json: string): A => JSON.parse(json)
+      yield* rejects(untyped("{\"breakDuration\":\"soon\"}"), "breakDuration must be a positive duration, got soon")
+      yield* rejects({ maxProbeDuration: Number.NaN }, "maxProbeDuration must be a positive duration, got NaN")
+      yield* rejects(untyped("{\"isFailure\":\"all\"}"), "isFailure must be a function, got all")
     }))
 
   it.effect("accepts the defaults and an infinite maxProbeDuration", () =>

@@ -476,7 +476,7 @@ const serve = (
         servedBy: undefined,
         reply: undefined,
         durationMs,
-        attempts: failure.attempts.map(attemptOf),
+        attempts: failure._tag === "AllModelsFailed" ? failure.attempts.map(attemptOf) : [],
         error: failure.message
       })
     })

@@ -18,7 +18,7 @@ import * as Judge from "../Judge.js"
 import * as LlmError from "../LlmError.js"
 import * as Observability from "../Observability.js"
 import { promptText } from "./judge.js"
-import { decodeDuration, isPositiveInteger } from "./options.js"
+import { count, finite, isPositiveInteger, optionalDuration, show } from "./options.js"
 
 const blank = (model: string, index: number) => ({
   model,
@@ -56,10 +56,6 @@ export interface Config {
   readonly judgeTimeout: Duration.Duration | undefined
 }
 
-/** A positive duration read from `input`, or `undefined` when it is none. */
-const positiveDuration = (input: unknown): Duration.Duration | undefined =>
-  Option.getOrUndefined(Option.filter(decodeDuration(input), (duration) => Duration.toMillis(duration) > 0))
-
 /**
  * The checked options, or why they describe no call.
  *
@@ -69,25 +65,19 @@ export const validate = (options: BestOfN.Options): Config | string => {
   if (!Array.isArray(options.models)) return "models must be a list of model names"
   const blank = options.models.findIndex((model) => typeof model !== "string" || model.trim().length === 0)
   if (blank >= 0) return `model ${blank + 1} of ${options.models.length} has no name`
-  const required = options.minCandidates ?? 1
-  if (!isPositiveInteger(required)) {
-    return `minCandidates must be a whole number of at least 1, got ${String(required)}`
-  }
+  const required = count("minCandidates", options.minCandidates ?? 1)
+  if (typeof required === "string") return required
   const concurrency = options.concurrency
   if (concurrency !== undefined && concurrency !== "unbounded" && !isPositiveInteger(concurrency)) {
-    return `concurrency must be a whole number of at least 1 or "unbounded", got ${String(concurrency)}`
+    return `concurrency must be a whole number of at least 1 or "unbounded", got ${show(concurrency)}`
   }
-  const timeout = options.candidateTimeout === undefined ? undefined : positiveDuration(options.candidateTimeout)
-  if (options.candidateTimeout !== undefined && timeout === undefined) {
-    return `candidateTimeout must be a positive duration, got ${String(options.candidateTimeout)}`
-  }
-  const judgeTimeout = options.judgeTimeout === undefined ? undefined : positiveDuration(options.judgeTimeout)
-  if (options.judgeTimeout !== undefined && judgeTimeout === undefined) {
-    return `judgeTimeout must be a positive duration, got ${String(options.judgeTimeout)}`
-  }
-  const target = options.earlyStop?.targetScore
-  if (options.earlyStop !== undefined && !(typeof target === "number" && Number.isFinite(target))) {
-    return `earlyStop.targetScore must be a finite number, got ${String(target)}`
+  const timeout = optionalDuration("candidateTimeout", options.candidateTimeout, { infinite: true })
+  if (typeof timeout === "string") return timeout
+  const judgeTimeout = optionalDuration("judgeTimeout", options.judgeTimeout, { infinite: true })
+  if (typeof judgeTimeout === "string") return judgeTimeout
+  if (options.earlyStop !== undefined) {
+    const target = finite("earlyStop.targetScore", options.earlyStop.targetScore)
+    if (typeof target === "string") return target
   }
   return {
     required,

@@ -24,6 +24,7 @@ import type * as ChatCompletion from "../ChatCompletion.js"
 import type * as Fallback from "../Fallback.js"
 import * as LlmError from "../LlmError.js"
 import * as Observability from "../Observability.js"
+import { optionalDuration, optionalFunction, show } from "./options.js"
 import * as retry from "./retry.js"
 
 /**
@@ -63,19 +64,20 @@ export type Serve<B, A, Err, R> = (attempt: {
   /** The chain's deadline in epoch milliseconds by `Clock`, and the deadline itself. */
   readonly deadlineAt: number | undefined
   readonly deadline: Duration.Duration | undefined
+  /** A stream's `idleTimeout`. */
+  readonly idleTimeout: Duration.Duration | undefined
   readonly clock: Clock.Clock
 }) => Effect.Effect<A, Err, R>
 
 /**
- * What a kind of chain adds to the runner: attributes for every attempt's span, how an attempt is
- * served, and a bound on the wait for the first value (a stream's `idleTimeout`).
+ * What a kind of chain adds to the runner: attributes for every attempt's span, and how an
+ * attempt is served.
  *
  * @internal
  */
 export interface Kind<B, A, Err, R> {
   readonly attributes: Record<string, unknown>
   readonly serve: Serve<B, A, Err, R>
-  readonly firstLimit: Duration.Duration | undefined
 }
 
 /**
@@ -85,9 +87,78 @@ export interface Kind<B, A, Err, R> {
  */
 export const effects = <A, Err, R>(attributes: Record<string, unknown>): Kind<A, A, Err, R> => ({
   attributes,
-  serve: ({ first, protect }) => protect(first),
-  firstLimit: undefined
+  serve: ({ first, protect }) => protect(first)
 })
+
+/**
+ * A chain's options, checked; an infinite duration is no limit.
+ *
+ * @internal
+ */
+export interface Config<Err> {
+  readonly shouldFallback: (error: Err) => boolean
+  readonly timeout: Duration.Duration | undefined
+  readonly deadline: Duration.Duration | undefined
+  readonly idleTimeout: Duration.Duration | undefined
+  readonly retry: retry.Config<Err> | undefined
+  readonly breaker: Fallback.Breaker | undefined
+}
+
+const finiteOrNone = (
+  name: string,
+  input: Duration.Input | undefined
+): Duration.Duration | undefined | string => {
+  const checked = optionalDuration(name, input, { infinite: true })
+  return typeof checked === "object" && !Duration.isFinite(checked) ? undefined : checked
+}
+
+/**
+ * Checks a chain's models and options (`idleTimeout` only for a stream). Returns why they
+ * describe no chain, or the config. An empty list of models is a chain: it fails with
+ * `NoModels` when it runs.
+ *
+ * @internal
+ */
+export const check = <Err>(
+  models: ReadonlyArray<string>,
+  options: (Fallback.Options<Err> & { readonly idleTimeout?: Duration.Input }) | undefined,
+  stream: boolean
+): Config<Err> | string => {
+  const list: unknown = models
+  if (!Array.isArray(list)) return `models must be a list of model names, got ${show(list)}`
+  const unnamed = list.findIndex((model) => typeof model !== "string" || model.trim() === "")
+  if (unnamed >= 0) return `model ${unnamed + 1} of ${list.length} has no name`
+  const given = options ?? {}
+  const raw: unknown = given
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    return `options must be an object, got ${show(raw)}`
+  }
+  const notAFunction = optionalFunction("shouldFallback", given.shouldFallback)
+  if (notAFunction !== undefined) return notAFunction
+  const timeout = finiteOrNone("timeout", given.timeout)
+  if (typeof timeout === "string") return timeout
+  const deadline = finiteOrNone("deadline", given.deadline)
+  if (typeof deadline === "string") return deadline
+  const idleTimeout = stream ? finiteOrNone("idleTimeout", given.idleTimeout) : undefined
+  if (typeof idleTimeout === "string") return idleTimeout
+  const retryConfig = given.retry === undefined ? undefined : retry.check(given.retry, "retry.")
+  if (typeof retryConfig === "string") return retryConfig
+  const breaker: unknown = given.breaker
+  if (
+    breaker !== undefined &&
+    !(typeof breaker === "object" && breaker !== null && "protect" in breaker && typeof breaker.protect === "function")
+  ) {
+    return `breaker must have a protect function, got ${show(breaker)}`
+  }
+  return {
+    shouldFallback: given.shouldFallback ?? LlmError.isFallbackable,
+    timeout,
+    deadline,
+    idleTimeout,
+    retry: retryConfig,
+    breaker: given.breaker
+  }
+}
 
 const minimum = (
   a: Duration.Duration | undefined,
@@ -102,7 +173,7 @@ const minimum = (
 export const run = <B, A, E, R>(
   models: ReadonlyArray<string>,
   attempt: (model: string) => Effect.Effect<B, E, R>,
-  options: Fallback.Options<Fallback.AttemptError<NoInfer<E>>>,
+  config: Config<Fallback.AttemptError<E>>,
   kind: Kind<B, A, Fallback.AttemptError<E>, R>
 ): Effect.Effect<
   Fallback.Served<A, Fallback.AttemptError<E>>,
@@ -114,9 +185,7 @@ export const run = <B, A, E, R>(
   Effect.clockWith((clock) =>
     Effect.gen(function*() {
       type Err = Fallback.AttemptError<E>
-      const shouldFallback: (error: Err) => boolean = options.shouldFallback ?? LlmError.isFallbackable
-      const timeout = options.timeout === undefined ? undefined : Duration.fromInputUnsafe(options.timeout)
-      const deadline = options.deadline === undefined ? undefined : Duration.fromInputUnsafe(options.deadline)
+      const { deadline, idleTimeout, shouldFallback, timeout } = config
       const startedAt = clock.currentTimeMillisUnsafe()
       const deadlineAt = deadline === undefined ? undefined : startedAt + Duration.toMillis(deadline)
       const attempts: Array<Fallback.Attempt<Err>> = []
@@ -160,7 +229,7 @@ export const run = <B, A, E, R>(
           const retryNumber = tries++
           const start = clock.currentTimeMillisUnsafe()
           const remaining = deadlineAt === undefined ? undefined : Duration.millis(Math.max(0, deadlineAt - start))
-          const limit = minimum(minimum(timeout, kind.firstLimit), remaining)
+          const limit = minimum(minimum(timeout, idleTimeout), remaining)
           const call = attempt(model)
           const bounded: Effect.Effect<B, Err, R> = limit === undefined ? call : retry.timeout(call, model, limit)
           const observed = Observability.attempt({
@@ -168,16 +237,16 @@ export const run = <B, A, E, R>(
             model,
             attributes: { ...kind.attributes, "llm.retry": retryNumber, "llm.attempt": attempts.length + 1 }
           })(bounded)
-          const breaker = options.breaker
+          const breaker = config.breaker
           const protect: Protect<Err> = breaker === undefined ? identity : (self) => breaker.protect(model)(self)
-          const served = kind.serve({ model, first: observed, protect, deadlineAt, deadline, clock })
+          const served = kind.serve({ model, first: observed, protect, deadlineAt, deadline, idleTimeout, clock })
           return Effect.onExit(served, record(model, retryNumber, start))
         })
-        const retryOptions = options.retry
-        if (retryOptions === undefined) return once
+        const retryConfig = config.retry
+        if (retryConfig === undefined) return once
         return retry.retrying(once, () =>
           retry.policy<Err>(
-            retryOptions,
+            retryConfig,
             deadlineAt === undefined ? undefined : {
               at: deadlineAt,
               onStop: Effect.sync(() => {
@@ -266,10 +335,9 @@ export const openStream = (
  *
  * @internal
  */
-export const serveStream = (
-  idleTimeout: Duration.Duration | undefined
-): Serve<Opened, Stream.Stream<Chunk, LlmError.LlmError>, LlmError.LlmError, Scope.Scope> =>
-({ clock, deadline, deadlineAt, first, model, protect }) =>
+export const serveStream: Serve<Opened, Stream.Stream<Chunk, LlmError.LlmError>, LlmError.LlmError, Scope.Scope> = (
+  { clock, deadline, deadlineAt, first, idleTimeout, model, protect }
+) =>
   Effect.gen(function*() {
     const parent = yield* Effect.scope
     const handoff = yield* Deferred.make<Stream.Stream<Chunk, LlmError.LlmError>, LlmError.LlmError>()
