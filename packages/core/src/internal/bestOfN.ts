@@ -15,10 +15,10 @@ import type * as BestOfN from "../BestOfN.js"
 import * as ChatClient from "../ChatClient.js"
 import * as ChatCompletion from "../ChatCompletion.js"
 import * as Judge from "../Judge.js"
-import * as LlmError from "../LlmError.js"
 import * as Observability from "../Observability.js"
 import { promptText } from "./judge.js"
 import { count, finite, isPositiveInteger, optionalDuration, show } from "./options.js"
+import * as retry from "./retry.js"
 
 const blank = (model: string, index: number) => ({
   model,
@@ -118,15 +118,9 @@ export const run = (
 
     const generate = (model: string, index: number) => {
       const call = client.create(ChatCompletion.withModel(request, model))
-      // The deadline is inclusive: an answer arriving exactly at `candidateTimeout` counts, so the
-      // timer fires one millisecond past it (otherwise a tie under `TestClock` goes to whichever
-      // sleep was registered first).
-      const bounded = timeout === undefined ? call : call.pipe(
-        Effect.timeoutOrElse({
-          duration: Duration.sum(timeout, Duration.millis(1)),
-          orElse: () => Effect.fail(new LlmError.TimeoutError({ model, timeout }))
-        })
-      )
+      // Exactly `candidateTimeout`: under Effect 4, `timeoutOrElse` lets an answer arriving at the
+      // limit itself win (the tests pin it), so the deadline is inclusive without padding.
+      const bounded = timeout === undefined ? call : retry.timeout(call, model, timeout)
       const timed = bounded.pipe(
         Observability.attempt({ pattern: "best-of-n", model, attributes: { "llm.candidate": index } }),
         Effect.result,
