@@ -275,6 +275,8 @@ export const run = (options: Options) =>
           const prompt = `ticket #${index}`
           const start = yield* Clock.currentTimeNanos
           const exit = yield* complete(ChatCompletion.prompt(prompt)).pipe(
+            // the soak's own options are fixed: a config error would be a bug of the harness
+            Effect.catchTag("FallbackConfigError", (error) => Effect.die(error)),
             Effect.timeoutOrElse({ duration: settings.hungAfter, orElse: () => Effect.fail("hung" as const) }),
             Effect.exit
           )

@@ -65,7 +65,11 @@ describe("secrets", () => {
           Array.from({ length: profile.providerRequests }, (_, i) => i),
           (i) =>
             Effect.gen(function*() {
-              const exit = yield* Effect.exit(complete(ChatCompletion.prompt(`question #${i}`)))
+              const exit = yield* Effect.exit(
+                complete(ChatCompletion.prompt(`question #${i}`)).pipe(
+                  Effect.catchTag("FallbackConfigError", (error) => Effect.die(error))
+                )
+              )
               const attempts = Exit.isSuccess(exit)
                 ? exit.value.attempts
                 : Option.match(Cause.findErrorOption(exit.cause), { onNone: () => [], onSome: (e) => e.attempts })

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ChatCompletion, Fallback } from "@resilient-llm/core"
 import { FakeProvider } from "@resilient-llm/testing"
-import { Effect, Option } from "effect"
+import { Duration, Effect, Option, Schedule, Stream } from "effect"
 import * as Fake from "../support/Fake.js"
 
 // Fallback.chain over real HTTP: OpenAiCompatible against FakeProvider.
@@ -89,6 +89,7 @@ describe("Fallback.chain against FakeProvider", () => {
         models: { "gpt-test": { script: [FakeProvider.badRequest({ code: "invalid_value" })] }, "backup": {} }
       })
       const failure = yield* Fallback.chain(["gpt-test", "backup"])(prompt).pipe(
+        Effect.catchTag("FallbackConfigError", (error) => Effect.die(error)),
         Effect.flip,
         Effect.provide(Fake.client(fake.url))
       )
@@ -112,6 +113,7 @@ describe("Fallback.chain against FakeProvider", () => {
         }
       })
       const failure = yield* Fallback.chain(["a", "b", "c"])(prompt).pipe(
+        Effect.catchTag("FallbackConfigError", (error) => Effect.die(error)),
         Effect.flip,
         Effect.provide(Fake.client(fake.url))
       )
@@ -123,4 +125,45 @@ describe("Fallback.chain against FakeProvider", () => {
       ])
       assert.include(failure.message, "a: Model a failed with HTTP 529")
     }))
+})
+
+describe("Fallback.stream against FakeProvider", () => {
+  const encoder = new TextEncoder()
+  const chunk = JSON.stringify({
+    id: "chatcmpl-1",
+    object: "chat.completion.chunk",
+    created: 0,
+    model: "talker",
+    choices: [{ index: 0, delta: { role: "assistant", content: "Once" }, finish_reason: null }]
+  })
+  // One chunk, then only keep-alive comments, for ever: the stream neither ends nor goes quiet.
+  const keepAlive = FakeProvider.raw({
+    status: 200,
+    headers: { "content-type": "text/event-stream" },
+    body: Stream.concat(
+      Stream.make(encoder.encode(`data: ${chunk}\n\n`)),
+      Stream.repeat(Stream.make(encoder.encode(": keep-alive\n\n")), Schedule.spaced("50 millis"))
+    )
+  })
+
+  for (
+    const [name, options, limit] of [
+      ["deadline", { deadline: "400 millis" }, 400],
+      ["idleTimeout", { idleTimeout: "300 millis" }, 300]
+    ] as const
+  ) {
+    it.live(`a stream kept alive by comments after its first chunk fails at its ${name} and is closed`, () =>
+      Effect.gen(function*() {
+        const fake = yield* Fake.start({ models: { talker: { script: () => keepAlive } } })
+        const error = yield* Effect.gen(function*() {
+          const served = yield* Fallback.stream(["talker"], options)(prompt)
+          assert.strictEqual(served.model, "talker")
+          return yield* Effect.flip(Stream.runDrain(served.value))
+        }).pipe(Effect.scoped, Effect.provide(Fake.client(fake.url)))
+        assert.strictEqual(error._tag, "TimeoutError")
+        assert.strictEqual(error._tag === "TimeoutError" ? Duration.toMillis(error.timeout) : undefined, limit)
+        // the connection was closed: the server is no longer writing
+        assert.strictEqual(yield* Fake.eventually(fake.activeRequests, (n) => n === 0), 0)
+      }))
+  }
 })

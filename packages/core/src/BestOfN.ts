@@ -220,7 +220,8 @@ export interface Options {
   readonly concurrency?: number | "unbounded"
   /**
    * A candidate still generating once more than this (a positive duration) has passed fails with
-   * `TimeoutError` and is interrupted; one answering exactly at the deadline counts.
+   * `TimeoutError` and is interrupted, at exactly this time; one answering exactly at the deadline
+   * counts.
    */
   readonly candidateTimeout?: Duration.Input
   /**

@@ -16,10 +16,11 @@
  * It is exact where hand-written breakers are not: half-open admits exactly `halfOpenProbes`
  * calls and refuses the rest; every state change is one atomic `Ref.modify`, so a thousand
  * fibers on one key cannot race it; an outcome counts only in the period it was admitted in, so a
- * success that started before the circuit opened cannot close it; the caller's own mistakes
- * (`BadRequestError`), interruptions and refusals of a nested breaker are not failures; a probe
- * that hangs reopens the circuit after `maxProbeDuration` instead of holding it half-open; and
- * every time comes from `Clock`, so `TestClock` drives every transition.
+ * success that started before the circuit opened cannot close it; the request's own faults
+ * (`BadRequestError`, `ContextLengthError`, `ContentFilterError`), interruptions and refusals of
+ * a nested breaker are not failures, while a timeout inside `protect` (ours or `Effect.timeout`'s)
+ * is; a probe that hangs reopens the circuit after `maxProbeDuration` instead of holding it
+ * half-open; and every time comes from `Clock`, so `TestClock` drives every transition.
  *
  * @example
  * ```ts
@@ -202,8 +203,9 @@ export interface Options {
   readonly slowCallThreshold?: Duration.Input
   /**
    * Which errors of the protected effect count as failures of the model; the others count as
-   * neither success nor failure. Default: `defaultIsFailure`. A defect always counts as a failure,
-   * an interruption never does.
+   * neither success nor failure. Default: `defaultIsFailure`, which counts every error but the
+   * request's faults (`BadRequestError`, `ContextLengthError`, `ContentFilterError`) and a nested
+   * breaker's `CircuitOpenError`. A defect always counts as a failure, an interruption never does.
    */
   readonly isFailure?: (error: unknown) => boolean
 }
@@ -292,10 +294,31 @@ export class CircuitBreakerConfigError extends Data.TaggedError("CircuitBreakerC
 }
 
 /**
- * The default `isFailure`: an `LlmError` counts as a failure of the model, except
- * `BadRequestError` (the request is at fault, and another model would reject it too) and
- * `CircuitOpenError` (a nested breaker refused the call, so nothing reached the model). Any other
- * error is the caller's own and does not count.
+ * The default `isFailure`: every error counts as a failure of the model except the `LlmError`s
+ * that say it was not at fault.
+ *
+ * | error | counts |
+ * | --- | --- |
+ * | `RateLimitError`, `TimeoutError`, `ServerError`, `ConnectionError`, `ResponseDecodeError`, `AuthenticationError`, `ModelNotFoundError` | yes |
+ * | `BadRequestError`, `ContextLengthError`, `ContentFilterError` | no: the request is at fault, and another model would refuse it too |
+ * | `CircuitOpenError` | no: a nested breaker refused the call, so nothing reached the model |
+ * | any other error: `Cause.TimeoutError` from `Effect.timeout`, your own error from `Effect.timeoutOrElse`, another client's error | yes |
+ *
+ * Whatever runs inside `protect` is taken to be the call to the model, so an error the breaker
+ * cannot place counts against it: a hang cut by any timeout is a failure, as it should be. Keep
+ * your own checks of the request outside `protect`, or pass an `isFailure` that knows their
+ * errors (defects always count, interruptions never do).
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@resilient-llm/core"
+ *
+ * class InvalidPrompt extends Error {}
+ *
+ * const BreakerLive = CircuitBreaker.layer({
+ *   isFailure: (error) => !(error instanceof InvalidPrompt) && CircuitBreaker.defaultIsFailure(error)
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category predicates

@@ -232,6 +232,12 @@ export type Verdict = "better" | "worse" | "inconclusive"
  * A challenger against the control on one measure: the difference (challenger minus control) with
  * its confidence interval. For latency and error rate lower is better; for score higher is.
  *
+ * The intervals: Welch's t for the means (latency, score), with the Welch–Satterthwaite degrees
+ * of freedom; Newcombe's hybrid score interval (Wilson's interval for each rate, combined) for the
+ * error rate, which keeps its coverage near 0, where error rates live, and is asymmetric there:
+ * 0 errors in 1,000 calls against 4 in 1,000 is `inconclusive`, as Fisher's exact test agrees
+ * (p = 0.125).
+ *
  * @since 0.1.0
  * @category models
  */
@@ -244,7 +250,7 @@ export interface Comparison {
   /** The interval's bounds; `undefined` when it cannot be computed (fewer than two observations). */
   readonly lower: number | undefined
   readonly upper: number | undefined
-  /** Welch–Satterthwaite degrees of freedom for means; `undefined` for the error rate (normal). */
+  /** Welch–Satterthwaite degrees of freedom for means; `undefined` for the error rate (a score interval). */
   readonly df: number | undefined
   readonly verdict: Verdict
   /** Why the verdict is what it is, in a sentence. */

@@ -173,6 +173,25 @@ export class AllModelsFailed<E = LlmError.LlmError> extends Data.TaggedError("Al
 }
 
 /**
+ * The models or options describe no chain: a model without a name, a `timeout`, `deadline` or
+ * `idleTimeout` that is not a positive duration (`"soon"`, `-1000`, `NaN`), `retry` options that
+ * `Retry` refuses (their names prefixed `retry.`), a `shouldFallback` that is not a function, a
+ * `breaker` without `protect`. `reason` says which and what it got. The options are checked once,
+ * when the chain is built, and every call of a misconfigured chain fails with this error at once,
+ * before any model is called; it is not an `AllModelsFailed`, since no model was at fault.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class FallbackConfigError extends Data.TaggedError("FallbackConfigError")<{
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `The fallback chain is misconfigured: ${this.reason}`
+  }
+}
+
+/**
  * What `Fallback` needs of a circuit breaker: a way to guard one attempt at a model. A guarded
  * attempt fails with `CircuitOpenError`, without running, while the model's circuit is open. The
  * `CircuitBreaker` service satisfies it.
@@ -198,7 +217,7 @@ export type AttemptError<E> = E | LlmError.TimeoutError | LlmError.CircuitOpenEr
  * How a chain treats each attempt and the whole call. Each try at a model runs as
  * `retry(breaker.protect(model)(observed(timeout(attempt(model)))))`: every single attempt,
  * retries included, goes through the breaker and counts for it, and a timeout is a failure like
- * any other.
+ * any other. (For `stream`, the breaker's `protect` lasts until the stream ends.)
  *
  * @since 0.1.0
  * @category models
@@ -222,16 +241,34 @@ export interface Options<E = LlmError.LlmError> {
   /**
    * A budget for the whole chain, from its start. An attempt's time limit is the smaller of
    * `timeout` and what is left; no attempt or retry starts once it has passed (a retry whose
-   * delay would end past it is skipped, and the next model goes at once).
+   * delay would end past it is skipped, and the next model goes at once). For `stream` it bounds
+   * the stream's life too: at the deadline a stream still open fails with `TimeoutError` and its
+   * connection is closed.
    */
   readonly deadline?: Duration.Input
   /** Guards every attempt; an open circuit fails it with `CircuitOpenError` and the chain moves on. */
   readonly breaker?: Breaker
 }
 
+/**
+ * The options of `Fallback.stream`: those of a chain, and a bound on the silence of a stream.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StreamOptions extends Options {
+  /**
+   * The longest wait for a chunk, the first included. Before the first chunk it is one more
+   * limit on the attempt (with `timeout` and the deadline), and the chain falls back; after it,
+   * a stream that sends nothing for this long fails with `TimeoutError` and its connection is
+   * closed. Keep-alive comments a provider sends while it thinks are not chunks. None by default.
+   */
+  readonly idleTimeout?: Duration.Input
+}
+
 const logOutcome = <A, E, R>(
-  self: Effect.Effect<Served<A, E>, AllModelsFailed<E>, R>
-): Effect.Effect<Served<A, E>, AllModelsFailed<E>, R> =>
+  self: Effect.Effect<Served<A, E>, AllModelsFailed<E> | FallbackConfigError, R>
+): Effect.Effect<Served<A, E>, AllModelsFailed<E> | FallbackConfigError, R> =>
   self.pipe(
     Effect.tap((served) =>
       Effect.andThen(
@@ -241,35 +278,38 @@ const logOutcome = <A, E, R>(
         )
       )
     ),
-    Effect.tapError((error) =>
-      Effect.andThen(
-        Effect.annotateCurrentSpan({ "llm.reason": error.reason, "llm.attempts": error.attempts.length }),
-        Effect.logWarning(error.message).pipe(
-          Effect.annotateLogs({ "llm.attempts": error.attempts.length, "llm.reason": error.reason })
-        )
+    Effect.tapError((error) => {
+      const annotations = error._tag === "AllModelsFailed"
+        ? { "llm.reason": error.reason, "llm.attempts": error.attempts.length }
+        : { "llm.reason": "Misconfigured", "llm.attempts": 0 }
+      return Effect.andThen(
+        Effect.annotateCurrentSpan(annotations),
+        Effect.logWarning(error.message).pipe(Effect.annotateLogs(annotations))
       )
-    )
+    })
   )
 
 // Every public chain: the runner, its failure as `AllModelsFailed`, the outcome logged, all inside
-// the pattern's span. `attributes` go on that span and on every attempt's.
-const runChain = <A, E, R>(
+// the pattern's span. The kind's attributes go on that span and on every attempt's.
+const runChain = <B, A, E, R>(
   models: ReadonlyArray<string>,
-  attempt: (model: string) => Effect.Effect<A, E, R>,
-  options: Options<AttemptError<NoInfer<E>>> | undefined,
-  attributes: Record<string, unknown>
-): Effect.Effect<Served<A, AttemptError<E>>, AllModelsFailed<AttemptError<E>>, R> =>
-  internal.run(models, attempt, options ?? {}, attributes).pipe(
-    Effect.mapError((failure) => new AllModelsFailed(failure)),
-    logOutcome,
-    Observability.pattern("fallback", { "llm.models": models.join(","), ...attributes })
-  )
+  attempt: (model: string) => Effect.Effect<B, E, R>,
+  config: internal.Config<AttemptError<E>> | string,
+  kind: internal.Kind<B, A, AttemptError<E>, R>
+): Effect.Effect<Served<A, AttemptError<E>>, AllModelsFailed<AttemptError<E>> | FallbackConfigError, R> =>
+  (typeof config === "string"
+    ? Effect.fail(new FallbackConfigError({ reason: config }))
+    : Effect.mapError(internal.run(models, attempt, config, kind), (failure) => new AllModelsFailed(failure))).pipe(
+      logOutcome,
+      Observability.pattern("fallback", { "llm.models": String(models), ...kind.attributes })
+    )
 
 /**
  * The generic chain: calls `attempt` for each model in order until one succeeds, and returns its
  * value with the model and every attempt. A failure moves to the next model when
  * `shouldFallback` allows it and ends the chain otherwise. Fails with `AllModelsFailed`, which
- * holds every attempt; an empty `models` fails with reason `NoModels`.
+ * holds every attempt; an empty `models` fails with reason `NoModels`. Models or options that
+ * describe no chain fail it with `FallbackConfigError` before any attempt.
  *
  * The defaults of `shouldFallback` and `retry.while` read `LlmError`s: an error of another kind
  * neither falls back nor is retried unless those options say so.
@@ -297,12 +337,17 @@ export const firstSuccess = <A, E, R>(
   models: ReadonlyArray<string>,
   attempt: (model: string) => Effect.Effect<A, E, R>,
   options?: Options<AttemptError<NoInfer<E>>>
-): Effect.Effect<Served<A, AttemptError<E>>, AllModelsFailed<AttemptError<E>>, R> =>
-  runChain(models, attempt, options, {})
+): Effect.Effect<Served<A, AttemptError<E>>, AllModelsFailed<AttemptError<E>> | FallbackConfigError, R> =>
+  runChain(models, attempt, internal.check(models, options, false), internal.effects({}))
 
 /**
  * The chain over the `ChatClient` in context: a function from a request without a model to the
  * first completion served by one of `models`, tried in order.
+ *
+ * The models and options are checked once, here. Since `chain` returns a function, not an
+ * effect, a misconfigured chain cannot fail now: every call of it fails at once with
+ * `FallbackConfigError`, before calling any model. That error is apart from `AllModelsFailed`,
+ * so code that handles an outage (a cached answer, a 503) does not hide a configuration bug.
  *
  * @example
  * ```ts
@@ -310,7 +355,7 @@ export const firstSuccess = <A, E, R>(
  *
  * const complete = Fallback.chain(["gpt-4o", "claude-sonnet"], { timeout: "15 seconds", retry: {} })
  * const served = complete(ChatCompletion.prompt("Hello"))
- * // Effect<Served<ChatCompletion>, AllModelsFailed, ChatClient>
+ * // Effect<Served<ChatCompletion>, AllModelsFailed | FallbackConfigError, ChatClient>
  * ```
  *
  * @since 0.1.0
@@ -319,21 +364,49 @@ export const firstSuccess = <A, E, R>(
 export const chain = (
   models: ReadonlyArray<string>,
   options?: Options
-) =>
-(
-  request: ChatCompletion.PromptRequest
-): Effect.Effect<Served<ChatCompletion.ChatCompletion>, AllModelsFailed, ChatClient.ChatClient> =>
-  Effect.flatMap(
-    ChatClient.ChatClient,
-    (client) => firstSuccess(models, (model) => client.create(ChatCompletion.withModel(request, model)), options)
-  )
+) => {
+  const config = internal.check<AttemptError<LlmError.LlmError>>(models, options, false)
+  return (
+    request: ChatCompletion.PromptRequest
+  ): Effect.Effect<
+    Served<ChatCompletion.ChatCompletion>,
+    AllModelsFailed | FallbackConfigError,
+    ChatClient.ChatClient
+  > =>
+    Effect.flatMap(
+      ChatClient.ChatClient,
+      (client) =>
+        runChain<ChatCompletion.ChatCompletion, ChatCompletion.ChatCompletion, LlmError.LlmError, never>(
+          models,
+          (model) => client.create(ChatCompletion.withModel(request, model)),
+          config,
+          internal.effects({})
+        )
+    )
+}
 
 /**
  * The chain for streamed completions. It falls back only until the first chunk arrives: the
  * effect succeeds as soon as one model has sent its first chunk, with that model, the attempts so
  * far, and the whole stream (first chunk included) as `value`. From then on the stream belongs to
  * the caller, and a failure in it reaches the caller as it is, without falling back, since part
- * of an answer has already been seen. `timeout` bounds the time to the first chunk.
+ * of an answer has already been seen.
+ *
+ * Time: `timeout` bounds the time to the first chunk; `idleTimeout` bounds every wait for a chunk,
+ * the first included; `deadline` bounds the whole call, the stream's life included. Past a limit
+ * before the first chunk the attempt fails with `TimeoutError` and the chain moves on; past one
+ * after it, the stream fails with `TimeoutError`. Either way the model's connection is closed, at
+ * the deadline even if nobody is reading.
+ *
+ * The report and the breaker. `attempts` is made when the first chunk arrives, so the serving
+ * attempt is a `success` that says who served the first chunk, and its `durationMs` is the time
+ * to it. The breaker judges the model on the whole stream: it admits the attempt when the stream
+ * opens and counts its outcome when the stream ends, so a stream that fails after its first chunk
+ * (a model error, `idleTimeout`, the deadline) is a failure of the model, though its attempt is
+ * reported as served. A stream read to the end, or stopped early by its reader, is a success; one
+ * never read before the scope closes counts for nothing. The stream ends once the breaker has
+ * counted it. (A breaker's `slowCallThreshold` and `maxProbeDuration` therefore measure the whole
+ * stream: keep them above the longest stream you expect.)
  *
  * Knowing the model (and whether any model answered) before reading the stream is what an HTTP
  * handler needs to choose its status and headers. The stream lives in the `Scope` of the call:
@@ -347,9 +420,11 @@ export const chain = (
  * import { Effect, Stream } from "effect"
  *
  * const program = Effect.gen(function*() {
- *   const served = yield* Fallback.stream(["gpt-4o", "claude-sonnet"], { timeout: "5 seconds" })(
- *     ChatCompletion.prompt("Tell me a story")
- *   )
+ *   const served = yield* Fallback.stream(["gpt-4o", "claude-sonnet"], {
+ *     timeout: "5 seconds", // to the first chunk
+ *     idleTimeout: "20 seconds", // between chunks
+ *     deadline: "2 minutes" // the whole call, streaming included
+ *   })(ChatCompletion.prompt("Tell me a story"))
  *   yield* Effect.log(`streaming from ${served.model}`)
  *   yield* Stream.runForEach(served.value, (chunk) => Effect.log(ChatCompletion.chunkText(chunk)))
  * }).pipe(Effect.scoped)
@@ -360,22 +435,29 @@ export const chain = (
  */
 export const stream = (
   models: ReadonlyArray<string>,
-  options?: Options
-) =>
-(
-  request: ChatCompletion.PromptRequest
-): Effect.Effect<
-  Served<Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError>>,
-  AllModelsFailed,
-  ChatClient.ChatClient | Scope.Scope
-> =>
-  Effect.flatMap(
-    ChatClient.ChatClient,
-    (client) =>
-      runChain(
-        models,
-        (model) => internal.firstChunk(model, client.stream(ChatCompletion.withModel(request, model))),
-        options,
-        { "llm.stream": true }
-      )
-  )
+  options?: StreamOptions
+) => {
+  const config = internal.check<AttemptError<LlmError.LlmError>>(models, options, true)
+  return (
+    request: ChatCompletion.PromptRequest
+  ): Effect.Effect<
+    Served<Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError>>,
+    AllModelsFailed | FallbackConfigError,
+    ChatClient.ChatClient | Scope.Scope
+  > =>
+    Effect.flatMap(
+      ChatClient.ChatClient,
+      (client) =>
+        runChain<
+          internal.Opened,
+          Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError>,
+          LlmError.LlmError,
+          Scope.Scope
+        >(
+          models,
+          (model) => internal.openStream(model, client.stream(ChatCompletion.withModel(request, model))),
+          config,
+          { attributes: { "llm.stream": true }, serve: internal.serveStream }
+        )
+    )
+}

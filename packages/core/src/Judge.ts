@@ -30,7 +30,7 @@ import * as Result from "effect/Result"
 import * as ChatClient from "./ChatClient.js"
 import * as ChatCompletion from "./ChatCompletion.js"
 import * as internal from "./internal/judge.js"
-import { isPositiveInteger } from "./internal/options.js"
+import { count } from "./internal/options.js"
 import type * as LlmError from "./LlmError.js"
 import * as Observability from "./Observability.js"
 
@@ -382,10 +382,12 @@ export const average = (
   options?: { readonly minJudges?: number; readonly name?: string }
 ): Service => {
   const name = options?.name ?? "average"
-  const required = options?.minJudges ?? 1
-  if (!isPositiveInteger(required)) {
-    const detail = `minJudges must be a whole number of at least 1, got ${String(required)}`
-    return { score: () => Effect.fail(new JudgeError({ reason: "InvalidOptions", judge: name, detail })), name }
+  const required = count("minJudges", options?.minJudges ?? 1)
+  if (typeof required === "string") {
+    return {
+      score: () => Effect.fail(new JudgeError({ reason: "InvalidOptions", judge: name, detail: required })),
+      name
+    }
   }
   return {
     name,

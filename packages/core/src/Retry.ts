@@ -19,7 +19,8 @@
  *
  * @since 0.1.0
  */
-import * as Duration from "effect/Duration"
+import * as Data from "effect/Data"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import type * as Schedule from "effect/Schedule"
@@ -79,9 +80,27 @@ export interface TimeoutOptions {
 }
 
 /**
+ * The options describe no retry policy or timeout: a duration that is not one (`"soon"`, `NaN`)
+ * or is negative, a count that is not a whole number, a `factor` below 1, jitter bounds out of
+ * order, a `while` that is not a function. `reason` says which option and what it got.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RetryConfigError extends Data.TaggedError("RetryConfigError")<{
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `The retry policy is misconfigured: ${this.reason}`
+  }
+}
+
+/**
  * The backoff alone, for any `Effect.retry` or `Effect.repeat`: exponential from `base` by
  * `factor`, jittered unless `jitter: false`, each delay capped at `maxDelay`, `retries` times.
- * Its output is the delay before the next recurrence.
+ * Its output is the delay before the next recurrence. Options that describe no backoff make a
+ * schedule that fails with `RetryConfigError` at its first step: `Effect.retry` fails with it
+ * when the effect first fails, instead of retrying.
  *
  * @example
  * ```ts
@@ -97,24 +116,39 @@ export interface TimeoutOptions {
  * @since 0.1.0
  * @category constructors
  */
-export const schedule: (options?: ScheduleOptions) => Schedule.Schedule<Duration.Duration, unknown> = internal.backoff
+export const schedule = (
+  options?: ScheduleOptions
+): Schedule.Schedule<Duration.Duration, unknown, RetryConfigError> => {
+  const config = internal.checkBackoff(options)
+  return typeof config === "string"
+    ? internal.refusing(new RetryConfigError({ reason: config }))
+    : internal.backoff(config)
+}
 
 /**
  * The retry policy for model calls, as a `Schedule` whose input is the error of the failed
  * attempt: it stops at once on an error `while` rejects (by default, one that is not
  * `LlmError.isRetryable`) and on a `RateLimitError` whose `retryAfter` exceeds `maxWait`;
  * otherwise it waits the backoff's delay or the `retryAfter`, whichever is longer. Its output is
- * the delay it chose.
+ * the delay it chose. Options that describe no policy make a schedule that fails with
+ * `RetryConfigError` at its first step, as `schedule`'s does.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const policy = <E = unknown>(options?: Options<E>): Schedule.Schedule<Duration.Duration, E> =>
-  internal.policy(options)
+export const policy = <E = unknown>(
+  options?: Options<E>
+): Schedule.Schedule<Duration.Duration, E, RetryConfigError> => {
+  const config = internal.check(options)
+  return typeof config === "string"
+    ? internal.refusing(new RetryConfigError({ reason: config }))
+    : internal.policy(config)
+}
 
 /**
  * Retries an effect with `policy(options)`. When the retries end, the effect fails with the last
- * attempt's error.
+ * attempt's error. Options that describe no policy fail it with `RetryConfigError`, without
+ * running the effect.
  *
  * @example
  * ```ts
@@ -129,27 +163,48 @@ export const policy = <E = unknown>(options?: Options<E>): Schedule.Schedule<Dur
  * @category combinators
  */
 export const withRetry: {
-  <E0 = unknown>(options?: Options<E0>): <A, E extends E0, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-  <A, E, R>(self: Effect.Effect<A, E, R>, options?: Options<E>): Effect.Effect<A, E, R>
+  <E0 = unknown>(
+    options?: Options<E0>
+  ): <A, E extends E0, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | RetryConfigError, R>
+  <A, E, R>(self: Effect.Effect<A, E, R>, options?: Options<E>): Effect.Effect<A, E | RetryConfigError, R>
 } = dual(
   (args) => Effect.isEffect(args[0]),
-  <A, E, R>(self: Effect.Effect<A, E, R>, options?: Options<E>): Effect.Effect<A, E, R> =>
-    Effect.retry(self, internal.policy(options))
+  <A, E, R>(self: Effect.Effect<A, E, R>, options?: Options<E>): Effect.Effect<A, E | RetryConfigError, R> => {
+    const config = internal.check(options)
+    return typeof config === "string"
+      ? Effect.fail(new RetryConfigError({ reason: config }))
+      : Effect.retry(self, internal.policy(config))
+  }
 )
 
 /**
  * Bounds one attempt: once `timeout` has passed, the attempt is interrupted (an HTTP request is
  * aborted) and the effect fails with `LlmError.TimeoutError` carrying `model` and `timeout`. Put
- * it inside `withRetry` so that each attempt, not the whole retry loop, gets the full time.
+ * it inside `withRetry` so that each attempt, not the whole retry loop, gets the full time. An
+ * answer that arrives exactly at the limit is served. A `timeout` that is not a positive
+ * duration (`Duration.infinity` is no limit), or a blank `model`, fails with `RetryConfigError`
+ * without running the attempt.
  *
  * @since 0.1.0
  * @category combinators
  */
 export const withTimeout: {
-  (options: TimeoutOptions): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | LlmError.TimeoutError, R>
-  <A, E, R>(self: Effect.Effect<A, E, R>, options: TimeoutOptions): Effect.Effect<A, E | LlmError.TimeoutError, R>
+  (
+    options: TimeoutOptions
+  ): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | LlmError.TimeoutError | RetryConfigError, R>
+  <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    options: TimeoutOptions
+  ): Effect.Effect<A, E | LlmError.TimeoutError | RetryConfigError, R>
 } = dual(
   2,
-  <A, E, R>(self: Effect.Effect<A, E, R>, options: TimeoutOptions): Effect.Effect<A, E | LlmError.TimeoutError, R> =>
-    internal.timeout(self, options.model, Duration.fromInputUnsafe(options.timeout))
+  <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    options: TimeoutOptions
+  ): Effect.Effect<A, E | LlmError.TimeoutError | RetryConfigError, R> => {
+    const config = internal.checkTimeout(options)
+    return typeof config === "string"
+      ? Effect.fail(new RetryConfigError({ reason: config }))
+      : internal.timeout(self, config.model, config.timeout)
+  }
 )

@@ -86,13 +86,41 @@ describe("BestOfN.complete", () => {
       const report = yield* Fiber.join(fiber)
       const slow = report.candidates[2]
       assert.strictEqual(slow.status, "failed")
-      assert.strictEqual(slow.latencyMs, 2001)
+      assert.strictEqual(slow.latencyMs, 2000)
       assert.isTrue(slow.error instanceof LlmError.TimeoutError)
       assert.strictEqual(slow.error?._tag === "TimeoutError" && Duration.toMillis(slow.error.timeout), 2000)
       assert.strictEqual(report.best.model, "medium")
       const [slowCall] = yield* TestChatClient.callsTo("slow")
       assert.strictEqual(slowCall.result, "interrupted")
     }).pipe(Effect.provide(threeCandidates), Effect.provide(tableJudge({ two: 6, three: 7, five: 9 }))))
+
+  it.effect("candidateTimeout is what was set: an answer exactly at it counts, one 1 ms later is a TimeoutError", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.forkChild(
+        BestOfN.complete(request, { models: ["onTime", "late"], candidateTimeout: "2 seconds" })
+      )
+      yield* TestClock.adjust("2 seconds")
+      const calls = yield* TestChatClient.calls
+      // the late call is cut at exactly 2 s, not a millisecond later
+      assert.deepStrictEqual(calls.map((c) => [c.model, c.endedAt, c.result]), [
+        ["onTime", 2000, "success"],
+        ["late", 2000, "interrupted"]
+      ])
+      yield* TestClock.adjust("1 second")
+      const report = yield* Fiber.join(fiber)
+      assert.deepStrictEqual(report.candidates.map((c) => [c.model, c.status, c.latencyMs]), [
+        ["onTime", "scored", 2000],
+        ["late", "failed", 2000]
+      ])
+      const late = report.candidates[1]
+      assert.strictEqual(late.error?._tag === "TimeoutError" && Duration.toMillis(late.error.timeout), 2000)
+    }).pipe(
+      Effect.provide(TestChatClient.layer({
+        onTime: [answer("two", "2 seconds")],
+        late: [answer("three", "2001 millis")]
+      })),
+      Effect.provide(tableJudge({}))
+    ))
 
   it.effect("with Judge.llm, replies that are not a number on the scale make judge-failed candidates", () =>
     Effect.gen(function*() {

@@ -85,7 +85,7 @@ describe("CircuitBreaker.make", () => {
   it.effect("rejects options that describe no breaker, saying which", () =>
     Effect.gen(function*() {
       yield* rejects({ trip: CircuitBreaker.consecutiveFailures(0) }, "consecutive failures threshold")
-      yield* rejects({ trip: CircuitBreaker.consecutiveFailures(2.5) }, "positive integer")
+      yield* rejects({ trip: CircuitBreaker.consecutiveFailures(2.5) }, "a whole number of at least 1, got 2.5")
       yield* rejects(
         { trip: CircuitBreaker.failureRate({ threshold: 0, window: "1 minute", minimumCalls: 5 }) },
         "(0, 1]"
@@ -100,7 +100,7 @@ describe("CircuitBreaker.make", () => {
       )
       yield* rejects(
         { trip: CircuitBreaker.failureRate({ threshold: 0.5, window: 0, minimumCalls: 5 }) },
-        "window must be positive"
+        "window must be a positive duration, got 0"
       )
       yield* rejects(
         { trip: CircuitBreaker.failureRate({ threshold: 0.5, window: "5 millis", minimumCalls: 5 }) },
@@ -111,11 +111,16 @@ describe("CircuitBreaker.make", () => {
         "buckets"
       )
       yield* rejects({ halfOpenProbes: 0 }, "halfOpenProbes")
-      yield* rejects({ breakDuration: 0 }, "breakDuration must be positive")
-      yield* rejects({ breakDuration: Duration.infinity }, "breakDuration must be finite")
+      yield* rejects({ breakDuration: 0 }, "breakDuration must be a positive duration, got 0")
+      yield* rejects({ breakDuration: Duration.infinity }, "breakDuration must be a finite duration")
       yield* rejects({ maxProbeDuration: "0 seconds" }, "maxProbeDuration")
-      yield* rejects({ slowCallThreshold: -5 }, "slowCallThreshold")
+      yield* rejects({ slowCallThreshold: -5 }, "slowCallThreshold must be a positive duration, got -5")
       yield* rejects({ breakDuration: Schedule.recurs(0) }, "schedule ends before its first delay")
+      // what a caller without the types could pass
+      const untyped = <A>(json: string): A => JSON.parse(json)
+      yield* rejects(untyped("{\"breakDuration\":\"soon\"}"), "breakDuration must be a positive duration, got soon")
+      yield* rejects({ maxProbeDuration: Number.NaN }, "maxProbeDuration must be a positive duration, got NaN")
+      yield* rejects(untyped("{\"isFailure\":\"all\"}"), "isFailure must be a function, got all")
     }))
 
   it.effect("accepts the defaults and an infinite maxProbeDuration", () =>
@@ -540,15 +545,17 @@ describe("the breaker contract of Fallback.chain", () => {
 })
 
 describe("isFailure", () => {
-  it.effect("by default counts model failures and defects, not caller errors or nested refusals", () =>
+  it.effect("by default counts model failures and defects, not the request's faults or nested refusals", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({ trip: CircuitBreaker.consecutiveFailures(2) })
       const neutral: ReadonlyArray<unknown> = [
         badRequest("m"),
-        new LlmError.CircuitOpenError({ model: "inner", retryAfter: Duration.seconds(1) }),
-        new Error("not an LlmError")
+        new LlmError.ContextLengthError({ model: "m" }),
+        new LlmError.ContentFilterError({ model: "m" }),
+        new LlmError.CircuitOpenError({ model: "inner", retryAfter: Duration.seconds(1) })
       ]
       for (const error of neutral) {
+        assert.isFalse(CircuitBreaker.defaultIsFailure(error), String(error))
         for (let i = 0; i < 5; i++) yield* Effect.flip(breaker.protect("neutral")(Effect.fail(error)))
       }
       assert.strictEqual(yield* breaker.state("neutral"), "closed")
@@ -558,6 +565,55 @@ describe("isFailure", () => {
       yield* Effect.exit(breaker.protect("defect")(Effect.die(new Error("boom"))))
       yield* Effect.exit(breaker.protect("defect")(Effect.die(new Error("boom"))))
       assert.strictEqual(yield* breaker.state("defect"), "open")
+    }))
+
+  it.effect("three over-long prompts or refused contents leave a healthy model's circuit closed", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make({ trip: CircuitBreaker.consecutiveFailures(3) })
+      for (let i = 0; i < 3; i++) {
+        yield* Effect.flip(
+          breaker.protect("healthy")(Effect.fail(new LlmError.ContextLengthError({ model: "healthy" })))
+        )
+        yield* Effect.flip(
+          breaker.protect("healthy")(Effect.fail(new LlmError.ContentFilterError({ model: "healthy" })))
+        )
+      }
+      assert.strictEqual(yield* breaker.state("healthy"), "closed")
+      assert.strictEqual((yield* breaker.snapshot)[0].consecutiveFailures, 0)
+    }))
+
+  it.effect("a timeout inside protect is a failure of the model: five hangs under Effect.timeout open the circuit", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make() // the default trip: 5 consecutive failures
+      const hang = Effect.never.pipe(Effect.timeout("30 seconds"), breaker.protect("hangs"))
+      for (let i = 0; i < 5; i++) {
+        const call = yield* Effect.forkChild(Effect.flip(hang))
+        yield* TestClock.adjust("30 seconds")
+        const error = yield* Fiber.join(call)
+        assert.isTrue(Cause.isTimeoutError(error))
+      }
+      assert.strictEqual(yield* breaker.state("hangs"), "open")
+      const refusal = yield* Effect.flip(hang)
+      assert.strictEqual(refusal._tag, "CircuitOpenError") // at once, without waiting 30 s
+    }))
+
+  it.effect("so is a timeoutOrElse that fails with an error of the caller's own, and any other error", () =>
+    Effect.gen(function*() {
+      class Hung extends Error {}
+      const breaker = yield* CircuitBreaker.make({ trip: CircuitBreaker.consecutiveFailures(2) })
+      const hang = Effect.never.pipe(
+        Effect.timeoutOrElse({ duration: "1 second", orElse: () => Effect.fail(new Hung()) }),
+        breaker.protect("own-timeout")
+      )
+      for (let i = 0; i < 2; i++) {
+        const call = yield* Effect.forkChild(Effect.flip(hang))
+        yield* TestClock.adjust("1 second")
+        assert.instanceOf(yield* Fiber.join(call), Hung)
+      }
+      assert.strictEqual(yield* breaker.state("own-timeout"), "open")
+      for (const error of [new Cause.TimeoutError(), new Hung(), "a string", { _tag: "EmbeddingError" }]) {
+        assert.isTrue(CircuitBreaker.defaultIsFailure(error), String(error))
+      }
     }))
 
   it.effect("takes a predicate of its own", () =>

@@ -116,6 +116,65 @@ describe("Welch interval", () => {
   })
 })
 
+describe("difference of two error rates (Newcombe's hybrid score interval)", () => {
+  // Newcombe, R. G. (1998). Interval estimation for the difference between independent
+  // proportions: comparison of eleven methods. Statistics in Medicine 17, 873-890. Table II, the
+  // six worked examples, 95% intervals by method 10 (score, no continuity correction), to the four
+  // decimals printed there. Newcombe's difference is x1/n1 - x2/n2; ours is challenger - control.
+  const table: ReadonlyArray<readonly [x1: number, n1: number, x2: number, n2: number, lower: number, upper: number]> =
+    [
+      [56, 70, 48, 80, 0.0524, 0.3339],
+      [9, 10, 3, 10, 0.1705, 0.8090],
+      [6, 7, 2, 7, 0.0582, 0.8062],
+      [5, 56, 0, 29, -0.0381, 0.1926],
+      [0, 10, 0, 20, -0.1611, 0.2775],
+      [10, 10, 0, 20, 0.6791, 1.0000]
+    ]
+
+  it("matches the worked examples of Newcombe (1998), Table II, method 10", () => {
+    for (const [x1, n1, x2, n2, lower, upper] of table) {
+      const interval = Stats.proportions({ n: n2, successes: x2 }, { n: n1, successes: x1 }, 0.95)
+      const example = `${x1}/${n1} - ${x2}/${n2}`
+      closeTo(interval?.difference, x1 / n1 - x2 / n2, 1e-12, example)
+      closeTo(interval?.lower, lower, 0.00005 + 1e-9, `${example} lower`)
+      closeTo(interval?.upper, upper, 0.00005 + 1e-9, `${example} upper`)
+    }
+  })
+
+  it("0/1000 against 4/1000 is not worse: Fisher's exact test gives p = 0.125", () => {
+    const interval = Stats.proportions({ n: 1000, successes: 0 }, { n: 1000, successes: 4 }, 0.95)
+    assert.isDefined(interval)
+    assert.isBelow(interval?.lower ?? 1, 0)
+    assert.strictEqual(Stats.verdict(interval, false), "inconclusive")
+    // and a difference that is there is still found: 0/1000 against 12/1000 (Fisher p < 0.001)
+    assert.strictEqual(
+      Stats.verdict(Stats.proportions({ n: 1000, successes: 0 }, { n: 1000, successes: 12 }, 0.95), false),
+      "worse"
+    )
+  })
+
+  const counts = Schema.Struct({ n: intBetween(1, 100_000), share: doubleBetween(0, 1) })
+  it.prop(
+    "lies within [-1, 1], holds the observed difference, and widens with the confidence",
+    [counts, counts],
+    ([a, b]) => {
+      const control = { n: a.n, successes: Math.round(a.share * a.n) }
+      const challenger = { n: b.n, successes: Math.round(b.share * b.n) }
+      const at95 = Stats.proportions(control, challenger, 0.95)
+      const at99 = Stats.proportions(control, challenger, 0.99)
+      assert.isDefined(at95)
+      assert.isDefined(at99)
+      const d = challenger.successes / challenger.n - control.successes / control.n
+      assert.isAtLeast(at95?.lower ?? Number.NaN, -1 - 1e-12)
+      assert.isAtMost(at95?.upper ?? Number.NaN, 1 + 1e-12)
+      assert.isAtMost(at95?.lower ?? Number.NaN, d + 1e-12)
+      assert.isAtLeast(at95?.upper ?? Number.NaN, d - 1e-12)
+      assert.isAtMost(at99?.lower ?? Number.NaN, (at95?.lower ?? Number.NaN) + 1e-12)
+      assert.isAtLeast(at99?.upper ?? Number.NaN, (at95?.upper ?? Number.NaN) - 1e-12)
+    }
+  )
+})
+
 describe("Welford moments", () => {
   it.prop(
     "equal the two-pass mean and variance",
@@ -285,11 +344,23 @@ describe("Experiment.summary", () => {
         const half = t * Math.sqrt(va + vb)
         return { d, df, lower: d - half, upper: d + half }
       }
+      // Wilson's score interval for each rate, combined by Newcombe's method 10
+      const wilson = (x: number, n: number) => {
+        const p = x / n
+        const z2 = Z_0975 ** 2
+        const centre = (2 * n * p + z2) / (2 * (n + z2))
+        const half = Z_0975 * Math.sqrt(z2 + 4 * n * p * (1 - p)) / (2 * (n + z2))
+        return { p, lower: centre - half, upper: centre + half }
+      }
       const proportion = (ea: number, na: number, eb: number, nb: number) => {
-        const pa = ea / na
-        const pb = eb / nb
-        const half = Z_0975 * Math.sqrt(pa * (1 - pa) / na + pb * (1 - pb) / nb)
-        return { d: pb - pa, lower: pb - pa - half, upper: pb - pa + half }
+        const a = wilson(ea, na)
+        const b = wilson(eb, nb)
+        const d = b.p - a.p
+        return {
+          d,
+          lower: d - Math.sqrt((b.p - b.lower) ** 2 + (a.upper - a.p) ** 2),
+          upper: d + Math.sqrt((b.upper - b.p) ** 2 + (a.p - a.lower) ** 2)
+        }
       }
       const expectInterval = (
         actual: Experiment.Comparison,
@@ -314,10 +385,11 @@ describe("Experiment.summary", () => {
       // -100 ± 28.45: all below 0, faster is better
       expectInterval(vsC.latency, welch(data.A.latencies, data.C.latencies, T_0975[18]), "better")
 
-      // 3/13 - 2/12 = 0.064 ± 0.311: inconclusive; 12/22 - 2/12 = 0.379 ± 0.296: more errors is worse
+      // 3/13 - 2/12 = 0.064 in [-0.254, 0.361]: inconclusive; 12/22 - 2/12 = 0.379 in [0.034, 0.599]:
+      // more errors is worse
       expectInterval(vsB.errorRate, proportion(2, 12, 3, 13), "inconclusive")
       expectInterval(vsC.errorRate, proportion(2, 12, 12, 22), "worse")
-      closeTo(vsC.errorRate.lower, 0.08259, 1e-4)
+      closeTo(vsC.errorRate.lower, 0.03425, 1e-4)
 
       // 2 ± 2.2281 * sqrt(0.8 / 6 * 2) = 2 ± 1.1506: a higher score is better; 1 ± 1.1506 contains 0
       expectInterval(vsB.score, welch(data.A.scores, data.B.scores, T_0975[10]), "better")
@@ -334,6 +406,29 @@ describe("Experiment.summary", () => {
       assert.include(vsB.latency.reason, "contains 0")
       assert.include(vsC.latency.reason, "excludes 0")
     }).pipe(Effect.scoped, Random.withSeed(11)))
+
+  it.effect("0 errors in 1,000 calls against 4 in 1,000 is inconclusive, 12 in 1,000 is worse", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "rare errors",
+        assignment: "random",
+        variants: [
+          { name: "control", model: "model-a", weight: 1 },
+          { name: "four", model: "model-b", weight: 1 },
+          { name: "twelve", model: "model-c", weight: 1 }
+        ]
+      })
+      for (const [variant, errors] of [["control", 0], ["four", 4], ["twelve", 12]] as const) {
+        for (let i = 0; i < 1000; i++) {
+          yield* experiment.record({ variant, latencyMs: 100, outcome: i < errors ? "ServerError" : "success" })
+        }
+      }
+      const [four, twelve] = (yield* experiment.summary).comparisons
+      assert.strictEqual(four.errorRate.verdict, "inconclusive", four.errorRate.reason)
+      closeTo(four.errorRate.lower, -0.000540, 1e-6)
+      closeTo(four.errorRate.upper, 0.010240, 1e-6)
+      assert.strictEqual(twelve.errorRate.verdict, "worse", twelve.errorRate.reason)
+    }).pipe(Effect.scoped))
 
   it.effect("Welch's df is fractional for unequal sizes and spreads (values from SciPy)", () =>
     Effect.gen(function*() {

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ChatClient, ChatCompletion, Fallback, LlmError } from "@resilient-llm/core"
+import { ChatClient, ChatCompletion, CircuitBreaker, Fallback, LlmError } from "@resilient-llm/core"
 import { TestChatClient, TestLogs } from "@resilient-llm/testing"
 import {
   Arbitrary,
@@ -35,6 +35,15 @@ const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
   const failure = Cause.findErrorOption(exit.cause)
   if (Option.isNone(failure)) throw new Error(`expected a failure, got ${Cause.pretty(exit.cause)}`)
   return failure.value
+}
+
+/** The failure of a chain that ran: its `AllModelsFailed`. */
+const allFailed = <A, E>(
+  exit: Exit.Exit<A, Fallback.AllModelsFailed<E> | Fallback.FallbackConfigError>
+): Fallback.AllModelsFailed<E> => {
+  const error = failureOf(exit)
+  if (error._tag !== "AllModelsFailed") throw new Error(`expected AllModelsFailed, got ${error.message}`)
+  return error
 }
 
 /** A breaker stub: refuses the models in `open`, lets the rest through and records how each ended. */
@@ -93,7 +102,7 @@ describe("Fallback.chain", () => {
   it.effect("a BadRequestError stops the chain and is reported as the error that stopped it", () =>
     Effect.gen(function*() {
       const badRequest = new LlmError.BadRequestError({ model: "b", status: 400, code: Option.some("invalid_value") })
-      const error = failureOf(yield* Effect.exit(Fallback.chain(["a", "b", "c"])(request)))
+      const error = allFailed(yield* Effect.exit(Fallback.chain(["a", "b", "c"])(request)))
       assert.strictEqual(error._tag, "AllModelsFailed")
       assert.strictEqual(error.reason, "NotFallbackable")
       assert.isTrue(error.stoppedEarly)
@@ -121,7 +130,7 @@ describe("Fallback.chain", () => {
 
   it.effect("when every model fails, AllModelsFailed holds every attempt in order and a message naming each", () =>
     Effect.gen(function*() {
-      const error = failureOf(yield* Effect.exit(Fallback.chain(["a", "b"])(request)))
+      const error = allFailed(yield* Effect.exit(Fallback.chain(["a", "b"])(request)))
       assert.strictEqual(error.reason, "Exhausted")
       assert.isFalse(error.stoppedEarly)
       assert.isUndefined(error.stoppedBy)
@@ -145,7 +154,7 @@ describe("Fallback.chain", () => {
 
   it.effect("no models is a typed failure, not a crash", () =>
     Effect.gen(function*() {
-      const error = failureOf(yield* Effect.exit(Fallback.chain([])(request)))
+      const error = allFailed(yield* Effect.exit(Fallback.chain([])(request)))
       assert.strictEqual(error.reason, "NoModels")
       assert.deepStrictEqual(error.attempts, [])
       assert.strictEqual(error.message, "Fallback chain has no models to try")
@@ -231,7 +240,7 @@ describe("Fallback.chain", () => {
         yield* TestClock.adjust("9999 millis")
         assert.isUndefined(fiber.pollUnsafe())
         yield* TestClock.adjust("1 millis")
-        const error = failureOf(yield* Fiber.await(fiber))
+        const error = allFailed(yield* Fiber.await(fiber))
         assert.strictEqual(error.reason, "DeadlineReached")
         assert.deepStrictEqual(error.untried, ["d"])
         assert.deepStrictEqual(error.attempts.map((a) => [a.model, a.startedAt, a.durationMs, a.error.message]), [
@@ -267,7 +276,7 @@ describe("Fallback.chain", () => {
           })(request)
         )
         yield* TestClock.adjust("10 seconds")
-        const error = failureOf(yield* Fiber.await(fiber))
+        const error = allFailed(yield* Fiber.await(fiber))
         assert.deepStrictEqual(
           error.attempts.map((a) => [a.model, a.retry, a.startedAt, a.durationMs, a.error.message]),
           [
@@ -290,7 +299,7 @@ describe("Fallback.chain", () => {
           Fallback.chain(["a", "b"], { deadline: "1 second", retry: { jitter: false } })(request)
         )
         yield* TestClock.adjust("1 second")
-        const error = failureOf(yield* Fiber.await(fiber))
+        const error = allFailed(yield* Fiber.await(fiber))
         assert.strictEqual(error.reason, "DeadlineReached")
         assert.deepStrictEqual(error.attempts.map((a) => [a.model, a.retry, a.startedAt, a.durationMs, a.error._tag]), [
           ["a", 0, 0, 900, "ServerError"],
@@ -435,6 +444,80 @@ describe("Fallback.chain", () => {
     }))))
 })
 
+describe("Fallback options", () => {
+  // what a caller without the types could pass: a config file, an environment variable
+  const untyped = <A>(json: string): A => JSON.parse(json)
+
+  it.effect("options that describe no chain are a FallbackConfigError, and nothing is called", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [Fallback.StreamOptions, string]> = [
+        [untyped("{\"timeout\":\"soon\"}"), "timeout must be a positive duration, got soon"],
+        [{ timeout: 0 }, "timeout must be a positive duration, got 0"],
+        [{ timeout: Number.NaN }, "timeout must be a positive duration, got NaN"],
+        [{ deadline: -1000 }, "deadline must be a positive duration, got -1000"],
+        [{ deadline: "-5 seconds" }, "deadline must be a positive duration, got -5 seconds"],
+        [untyped("{\"deadline\":{}}"), "deadline must be a positive duration, got {}"],
+        [untyped("{\"retry\":{\"retries\":1.5}}"), "retry.retries must be a whole number of at least 0, got 1.5"],
+        [{ retry: { base: -1 } }, "retry.base must be a duration of at least 0, got -1"],
+        [{ retry: { factor: Number.NaN } }, "retry.factor must be a finite number of at least 1, got NaN"],
+        [{ retry: { jitter: { min: 1.2, max: 0.8 } } }, "retry.jitter.max must be a finite number of at least 1.2"],
+        [untyped("{\"retry\":\"often\"}"), "retry must be an object of Retry options, got often"],
+        [untyped("{\"shouldFallback\":true}"), "shouldFallback must be a function, got true"],
+        [untyped("{\"breaker\":{}}"), "breaker must have a protect function, got {}"]
+      ]
+      for (const [options, reason] of cases) {
+        const error = failureOf(yield* Effect.exit(Fallback.chain(["a", "b"], options)(request)))
+        assert.strictEqual(error._tag, "FallbackConfigError", JSON.stringify(options))
+        assert.include(error.message, `The fallback chain is misconfigured: ${reason}`)
+        const streamed = failureOf(yield* Effect.exit(Effect.scoped(Fallback.stream(["a"], options)(request))))
+        assert.strictEqual(streamed._tag, "FallbackConfigError")
+      }
+      const idle = failureOf(
+        yield* Effect.exit(Effect.scoped(Fallback.stream(["a"], untyped("{\"idleTimeout\":\"never\"}"))(request)))
+      )
+      assert.include(idle.message, "idleTimeout must be a positive duration, got never")
+      const unnamed = failureOf(yield* Effect.exit(Fallback.chain(untyped("[\"a\", \"\"]"))(request)))
+      assert.include(unnamed.message, "model 2 of 2 has no name")
+      const generic = failureOf(
+        yield* Effect.exit(Fallback.firstSuccess(["a"], () => Effect.succeed(1), { deadline: -1 }))
+      )
+      assert.strictEqual(generic._tag, "FallbackConfigError")
+      assert.deepStrictEqual(yield* TestChatClient.calls, [])
+    }).pipe(Effect.provide(TestChatClient.layer({ a: [TestChatClient.reply("never asked")] }))))
+
+  it.effect.prop(
+    "whatever JSON an option holds, a call serves or fails with FallbackConfigError: it never dies",
+    [
+      Schema.Literals(["timeout", "deadline", "idleTimeout", "retry", "shouldFallback", "breaker"]),
+      Schema.Json,
+      Schema.Literals(["base", "factor", "maxDelay", "retries", "jitter", "maxWait", "while"])
+    ],
+    ([name, value, retryField]) =>
+      Effect.gen(function*() {
+        const options: Fallback.StreamOptions = untyped(
+          JSON.stringify(name === "retry" ? { retry: { [retryField]: value } } : { [name]: value })
+        )
+        const fiber = yield* Effect.forkChild(Effect.exit(Fallback.chain(["a"], options)(request)))
+        yield* TestClock.adjust("1 minute")
+        const exit = yield* Fiber.join(fiber)
+        if (Exit.isSuccess(exit)) return assert.strictEqual(exit.value.model, "a")
+        const error = failureOf(exit)
+        assert.strictEqual(error._tag, "FallbackConfigError", Cause.pretty(exit.cause))
+      }).pipe(Effect.provide(TestChatClient.layer({ a: [TestChatClient.reply("fine")] }))),
+    { arbitrary: { runs: 200 } }
+  )
+
+  it.effect("the edges that are fine: infinite limits, zero retries, a zero base, exact jitter", () =>
+    Effect.gen(function*() {
+      const served = yield* Fallback.chain(["a"], {
+        timeout: Duration.infinity,
+        deadline: "Infinity",
+        retry: { retries: 0, base: 0, jitter: { min: 1, max: 1 }, maxWait: Duration.infinity }
+      })(request)
+      assert.strictEqual(served.model, "a")
+    }).pipe(Effect.provide(TestChatClient.layer({ a: [TestChatClient.reply("fine")] }))))
+})
+
 describe("Fallback.firstSuccess", () => {
   class Unavailable {
     readonly _tag = "Unavailable"
@@ -456,7 +539,7 @@ describe("Fallback.firstSuccess", () => {
       assert.deepStrictEqual(served.attempts.map((a) => [a.model, a.outcome]), [["eu", "failure"], ["us", "success"]])
       assert.instanceOf(served.attempts[0].error, Unavailable)
 
-      const stopped = failureOf(
+      const stopped = allFailed(
         yield* Effect.exit(Fallback.firstSuccess(["eu", "us"], (region) => regions[region], {
           shouldFallback: () => false
         }))
@@ -516,7 +599,7 @@ describe("Fallback.firstSuccess", () => {
             break
           }
         }
-        const attempts = Exit.isSuccess(exit) ? exit.value.attempts : failureOf(exit).attempts
+        const attempts = Exit.isSuccess(exit) ? exit.value.attempts : allFailed(exit).attempts
         assert.deepStrictEqual(
           attempts.map((a) => [
             a.model,
@@ -605,9 +688,164 @@ describe("Fallback.stream", () => {
       b: [TestChatClient.reply("slow but steady", { chunkDelay: "3 seconds" })]
     }))))
 
+  describe("the breaker sees the whole stream", () => {
+    it.effect("a model whose streams all break after the first chunk opens its circuit", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.make({ trip: CircuitBreaker.consecutiveFailures(3) })
+        const complete = Fallback.stream(["a", "b"], { breaker })
+        for (let i = 0; i < 3; i++) {
+          const served = yield* complete(request)
+          assert.strictEqual(served.model, "a")
+          assert.deepStrictEqual(summary(served.attempts), [["a", 0, "success", 0, 0]])
+          assertSameError(failureOf(yield* Effect.exit(TestChatClient.collectText(served.value))), serverError("a"))
+        }
+        assert.strictEqual(yield* breaker.state("a"), "open")
+        const served = yield* complete(request)
+        assert.strictEqual(served.model, "b")
+        assert.deepStrictEqual(served.attempts.map((a) => [a.model, a.outcome, a.error?._tag]), [
+          ["a", "failure", "CircuitOpenError"],
+          ["b", "success", undefined]
+        ])
+        assert.strictEqual((yield* TestChatClient.callsTo("a")).length, 3)
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(TestChatClient.layer({
+          a: [TestChatClient.reply("one two", { failAfterChunks: { chunks: 1, error: serverError("a") } })],
+          b: [TestChatClient.reply("fine")]
+        }))
+      ))
+
+    it.effect("the outcome is reported when the stream ends: read to the end, stopped by its reader, or failed", () =>
+      Effect.gen(function*() {
+        const { breaker, seen } = yield* stubBreaker([])
+        const complete = Fallback.stream(["a"], { breaker })
+        const whole = yield* complete(request)
+        assert.deepStrictEqual(yield* seen, [], "nothing is reported at the first chunk")
+        assert.strictEqual(yield* TestChatClient.collectText(whole.value), "one two three")
+        assert.deepStrictEqual(yield* seen, [["a", "success"]])
+        const stopped = yield* complete(request)
+        yield* Stream.runDrain(Stream.take(stopped.value, 1))
+        assert.deepStrictEqual((yield* seen).slice(1), [["a", "success"]])
+        const broken = yield* complete(request)
+        yield* Effect.exit(Stream.runDrain(broken.value))
+        assert.deepStrictEqual((yield* seen).slice(2), [["a", "ServerError"]])
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(TestChatClient.layer({
+          a: [
+            TestChatClient.reply("one two three"),
+            TestChatClient.reply("one two three"),
+            TestChatClient.reply("one two", { failAfterChunks: { chunks: 1, error: serverError("a") } })
+          ]
+        }))
+      ))
+
+    it.effect("a stream never read is neutral: its outcome is an interruption when the caller's scope closes", () =>
+      Effect.gen(function*() {
+        const { breaker, seen } = yield* stubBreaker([])
+        yield* Effect.scoped(Fallback.stream(["a"], { breaker })(request))
+        assert.deepStrictEqual(yield* seen, [["a", "interrupted"]])
+        // and its connection was closed with the scope
+        assert.deepStrictEqual(callSummary(yield* TestChatClient.calls).map(([model, , endedAt]) => [model, endedAt]), [
+          ["a", 0]
+        ])
+      }).pipe(
+        Effect.provide(TestChatClient.layer({ a: [TestChatClient.reply("one two", { chunkDelay: "1 second" })] }))
+      ))
+  })
+
+  describe("deadline and idleTimeout", () => {
+    it.effect("the deadline bounds the stream's whole life: a stream gone quiet fails with TimeoutError at it", () =>
+      Effect.gen(function*() {
+        const served = yield* Fallback.stream(["a", "b"], { deadline: "10 seconds" })(request)
+        assert.strictEqual(served.model, "a")
+        const text = yield* Effect.forkChild(Effect.exit(TestChatClient.collectText(served.value)))
+        yield* TestClock.adjust("9999 millis")
+        assert.isUndefined(text.pollUnsafe())
+        yield* TestClock.adjust("1 millis")
+        assertSameError(
+          failureOf(yield* Fiber.join(text)),
+          new LlmError.TimeoutError({ model: "a", timeout: Duration.seconds(10) })
+        )
+        // the model's connection is closed at the deadline
+        assert.deepStrictEqual(callSummary(yield* TestChatClient.calls), [["a", 0, 10_000, "interrupted"]])
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(TestChatClient.layer({ a: [TestChatClient.reply("one two", { chunkDelay: "1 hour" })] }))
+      ))
+
+    it.effect("a stream nobody reads is closed at the deadline, and reading it then fails at once", () =>
+      Effect.gen(function*() {
+        const { breaker, seen } = yield* stubBreaker([])
+        const served = yield* Fallback.stream(["a"], { deadline: "10 seconds", breaker })(request)
+        yield* TestClock.adjust("10 seconds")
+        assert.deepStrictEqual(callSummary(yield* TestChatClient.calls), [["a", 0, 10_000, "interrupted"]])
+        assert.deepStrictEqual(yield* seen, [["a", "TimeoutError"]])
+        assertSameError(
+          failureOf(yield* Effect.exit(TestChatClient.collectText(served.value))),
+          new LlmError.TimeoutError({ model: "a", timeout: Duration.seconds(10) })
+        )
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(TestChatClient.layer({ a: [TestChatClient.reply("one two", { chunkDelay: "1 second" })] }))
+      ))
+
+    it.effect("idleTimeout bounds every wait for a chunk: a quiet first chunk falls back, a quiet stream fails", () =>
+      Effect.gen(function*() {
+        const { breaker, seen } = yield* stubBreaker([])
+        const complete = Fallback.stream(["a", "b"], { idleTimeout: "2 seconds", breaker })
+        const fiber = yield* Effect.forkChild(complete(request))
+        yield* TestClock.adjust("2 seconds")
+        const served = yield* Fiber.join(fiber)
+        assert.strictEqual(served.model, "b")
+        assertSameError(
+          served.attempts[0].error,
+          new LlmError.TimeoutError({ model: "a", timeout: Duration.seconds(2) })
+        )
+        // chunks 1.5 s apart: each gap is within the limit, though the whole stream takes 3 s
+        const whole = yield* Effect.forkChild(TestChatClient.collectText(served.value))
+        yield* TestClock.adjust("3 seconds")
+        assert.strictEqual(yield* Fiber.join(whole), "one two three")
+        // chunks 3 s apart: the first gap is cut at 2 s (after a, still too slow, timed out again)
+        const second = yield* Effect.forkChild(complete(request))
+        yield* TestClock.adjust("2 seconds")
+        const quiet = yield* Fiber.join(second)
+        assert.strictEqual(quiet.model, "b")
+        const text = yield* Effect.forkChild(Effect.exit(TestChatClient.collectText(quiet.value)))
+        yield* TestClock.adjust("1999 millis")
+        assert.isUndefined(text.pollUnsafe())
+        yield* TestClock.adjust("1 millis")
+        assertSameError(
+          failureOf(yield* Fiber.join(text)),
+          new LlmError.TimeoutError({ model: "b", timeout: Duration.seconds(2) })
+        )
+        assert.deepStrictEqual(yield* seen, [
+          ["a", "TimeoutError"],
+          ["b", "success"],
+          ["a", "TimeoutError"],
+          ["b", "TimeoutError"]
+        ])
+        assert.deepStrictEqual(callSummary(yield* TestChatClient.calls), [
+          ["a", 0, 2000, "interrupted"],
+          ["b", 2000, 5000, "success"],
+          ["a", 5000, 7000, "interrupted"],
+          ["b", 7000, 9000, "interrupted"]
+        ])
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(TestChatClient.layer({
+          a: [TestChatClient.reply("too late", { delay: "5 seconds" })],
+          b: [
+            TestChatClient.reply("one two three", { chunkDelay: "1500 millis" }),
+            TestChatClient.reply("one two", { chunkDelay: "3 seconds" })
+          ]
+        }))
+      ))
+  })
+
   it.effect("every model failing before its first chunk is AllModelsFailed", () =>
     Effect.gen(function*() {
-      const error = failureOf(yield* Effect.exit(Fallback.stream(["a", "b"])(request)))
+      const error = allFailed(yield* Effect.exit(Fallback.stream(["a", "b"])(request)))
       assert.strictEqual(error.reason, "Exhausted")
       assert.deepStrictEqual(error.errors.map((e) => e._tag), ["ServerError", "ModelNotFoundError"])
     }).pipe(Effect.provide(TestChatClient.layer({ a: [TestChatClient.fail(serverError("a"))] }))))

@@ -27,7 +27,7 @@ const scripted = (outcomes: ReadonlyArray<LlmError.LlmError | "ok">) =>
  * The delays a schedule chooses for `inputs`, by stepping it without sleeping, until it is done.
  * Each step's delay is checked against the schedule's output, which is the same delay.
  */
-const delaysOf = <E>(schedule: Schedule.Schedule<Duration.Duration, E>, inputs: ReadonlyArray<E>) =>
+const delaysOf = <E, X>(schedule: Schedule.Schedule<Duration.Duration, E, X>, inputs: ReadonlyArray<E>) =>
   Effect.gen(function*() {
     const step = yield* Schedule.toStep(schedule)
     let now = 0
@@ -249,5 +249,61 @@ describe("Retry.withTimeout", () => {
       assert.deepStrictEqual(yield* Ref.get(starts), [0, 1250, 2750])
       const exit = yield* Fiber.await(fiber)
       assert.deepStrictEqual(exit, Exit.fail(new LlmError.TimeoutError({ model: "m", timeout: Duration.seconds(1) })))
+    }))
+})
+
+describe("Retry options", () => {
+  const untyped = <A>(json: string): A => JSON.parse(json)
+
+  it.effect("options that describe no policy are a RetryConfigError, never a defect", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [Retry.Options<unknown>, string]> = [
+        [untyped("{\"base\":\"soon\"}"), "base must be a duration of at least 0, got soon"],
+        [{ base: -250 }, "base must be a duration of at least 0, got -250"],
+        [{ maxDelay: Number.NaN }, "maxDelay must be a duration of at least 0, got NaN"],
+        [{ retries: -1 }, "retries must be a whole number of at least 0, got -1"],
+        [{ retries: Number.POSITIVE_INFINITY }, "retries must be a whole number of at least 0, got Infinity"],
+        [{ factor: 0.5 }, "factor must be a finite number of at least 1, got 0.5"],
+        [{ jitter: { min: -1 } }, "jitter.min must be a finite number of at least 0, got -1"],
+        [{ jitter: { min: 1.5, max: 1.2 } }, "jitter.max must be a finite number of at least 1.5, got 1.2"],
+        [untyped("{\"jitter\":\"yes\"}"), "jitter must be true, false or { min, max }, got yes"],
+        [{ maxWait: "-1 seconds" }, "maxWait must be a duration of at least 0, got -1 seconds"],
+        [untyped("{\"while\":1}"), "while must be a function, got 1"]
+      ]
+      for (const [options, reason] of cases) {
+        const { attempt, starts } = yield* scripted([serverError])
+        const viaWithRetry = yield* Effect.flip(Retry.withRetry(attempt, options))
+        assert.strictEqual(viaWithRetry._tag, "RetryConfigError", JSON.stringify(options))
+        assert.include(viaWithRetry.message, `The retry policy is misconfigured: ${reason}`)
+        assert.deepStrictEqual(yield* starts, [], "withRetry checks before running the effect")
+        // a schedule is asked for its first step when the effect first fails: it fails then, instead of retrying
+        const viaPolicy = yield* Effect.flip(Effect.retry(attempt, Retry.policy(options)))
+        assert.strictEqual(viaPolicy._tag, "RetryConfigError")
+        assert.deepStrictEqual(yield* starts, [0], "one run, never retried")
+        if (options.while === undefined && options.maxWait === undefined) {
+          // the backoff alone has neither `while` nor `maxWait`
+          const viaSchedule = yield* Effect.flip(Effect.retry(attempt, Retry.schedule(options)))
+          assert.strictEqual(viaSchedule._tag, "RetryConfigError")
+          assert.deepStrictEqual(yield* starts, [0, 0])
+        }
+      }
+      const notAnObject = yield* Effect.flip(Retry.withRetry(Effect.void, untyped("\"often\"")))
+      assert.include(notAnObject.message, "options must be an object, got often")
+    }))
+
+  it.effect("withTimeout refuses a limit that is not a positive duration, and a model without a name", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [Retry.TimeoutOptions, string]> = [
+        [untyped("{\"model\":\"m\",\"timeout\":\"soon\"}"), "timeout must be a positive duration, got soon"],
+        [{ model: "m", timeout: -5 }, "timeout must be a positive duration, got -5"],
+        [{ model: "", timeout: "1 second" }, "model must be a model name, got "]
+      ]
+      for (const [options, reason] of cases) {
+        const { attempt, starts } = yield* scripted(["ok"])
+        const error = yield* Effect.flip(Retry.withTimeout(attempt, options))
+        assert.strictEqual(error._tag, "RetryConfigError")
+        assert.include(error.message, reason)
+        assert.deepStrictEqual(yield* starts, [])
+      }
     }))
 })

@@ -36,6 +36,7 @@ import * as Config from "effect/Config"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FetchHttpClient from "effect/http/FetchHttpClient"
 import type * as HttpClient from "effect/http/HttpClient"
 import * as Random from "effect/Random"
 import * as Redacted from "effect/Redacted"
@@ -476,7 +477,7 @@ const serve = (
         servedBy: undefined,
         reply: undefined,
         durationMs,
-        attempts: failure.attempts.map(attemptOf),
+        attempts: failure._tag === "AllModelsFailed" ? failure.attempts.map(attemptOf) : [],
         error: failure.message
       })
     })
@@ -820,6 +821,13 @@ export interface FakeOptions {
   /** A/B requests (default 200). */
   readonly requests?: number | undefined
   readonly onEvent?: ((event: Event) => Effect.Effect<void>) | undefined
+  /**
+   * Reach the fake in-process (its `fetch`, through `FetchHttpClient`) instead of over a socket.
+   * The requests and responses are the same HTTP messages, but no I/O happens, so under
+   * `TestClock` the whole tour runs in virtual time: its timeouts, breaks and latencies are the
+   * story's, whatever the machine's load. The `HttpClient` in context is then not used.
+   */
+  readonly inProcess?: boolean | undefined
 }
 
 /**
@@ -856,7 +864,7 @@ export const fakeTiming: Timing = {
  * The tour against a `FakeProvider` started on 127.0.0.1 for the run, playing the `Story`, over
  * real HTTP through `OpenAiCompatible`. Needs an `HttpClient` (the demo uses
  * `NodeHttpClient.layerUndici`); the server stops when the scope closes. Run it live: the fake's
- * latencies are real sleeps.
+ * latencies are real sleeps; or, with `inProcess`, under `TestClock` (the tests do).
  *
  * @since 0.1.0
  * @category constructors
@@ -872,7 +880,13 @@ export const fake = (
       orTourError
     )
     yield* emit({ _tag: "Started", mode: "fake", endpoint: provider.url, seed })
-    const client = yield* OpenAiCompatible.make({ baseUrl: provider.url, apiKey: Redacted.make(Story.apiKey) })
+    const connect = OpenAiCompatible.make({ baseUrl: provider.url, apiKey: Redacted.make(Story.apiKey) })
+    const client = yield* (options.inProcess === true
+      ? connect.pipe(
+        Effect.provide(FetchHttpClient.layer),
+        Effect.provideService(FetchHttpClient.Fetch, provider.fetch)
+      )
+      : connect)
     // Warm the connection pool and the code paths (a 404, a fallback, a reply), so that the first
     // act's timings are the story's and not a cold start's. This runs outside `run`, so its
     // attempts are not in the run's metrics.

@@ -1,7 +1,13 @@
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { assert, describe, it } from "@effect/vitest"
-import { Result, Schema } from "effect"
+import { Effect, Result, Schema, Stream } from "effect"
+import { ChildProcess, ChildProcessSpawner } from "effect/process"
+import { fileURLToPath } from "node:url"
 import * as Cli from "../src/Cli.js"
 import * as Render from "../src/Render.js"
+import type * as Tour from "../src/Tour.js"
+
+const root = fileURLToPath(new URL("../../..", import.meta.url))
 
 const parsed = (...argv: Array<string>) => Result.getOrThrow(Cli.parse(argv))
 const refused = (...argv: Array<string>) => Result.flip(Cli.parse(argv)).pipe(Result.getOrThrow).reason
@@ -83,4 +89,45 @@ describe("Render.table", () => {
       "bbb    100"
     ])
   })
+})
+
+describe("pnpm demo --json", () => {
+  // The real program in a child process, over a socket and on the real clock: what it checks is the
+  // command's contract (exit code 0, one JSON document with every act), not the story's timing,
+  // which Tour.test.ts checks in virtual time. Nothing here depends on how fast the machine is.
+  it.live("prints one JSON document on stdout with the report", () =>
+    Effect.gen(function*() {
+      const command = ChildProcess.make(
+        process.execPath,
+        [`${root}node_modules/tsx/dist/cli.mjs`, "packages/demo/src/main.ts", "--json", "--requests", "20"],
+        { cwd: root, env: { NO_COLOR: "1" }, extendEnv: true }
+      )
+      const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
+      const child = yield* spawner.spawn(command)
+      const text = (stream: Stream.Stream<Uint8Array, unknown>) => stream.pipe(Stream.decodeText(), Stream.mkString)
+      const [stdout, , exitCode] = yield* Effect.all([text(child.stdout), text(child.stderr), child.exitCode], {
+        concurrency: "unbounded"
+      })
+      assert.strictEqual(exitCode, 0)
+      const report: Tour.Report = JSON.parse(stdout)
+      assert.strictEqual(report.mode, "fake")
+      assert.strictEqual(report.fallback.requests.length, 3)
+      assert.isTrue(report.fallback.requests.every((r) => r.servedBy !== undefined))
+      assert.strictEqual(report.breaker.status, "ran")
+      if (report.experiment.status !== "ran") return assert.fail("the A/B act did not run")
+      assert.strictEqual(report.experiment.summary.variants.reduce((sum, v) => sum + v.calls, 0), 20)
+      assert.include(["quick", "steady", "slow"], report.bestOfN.best)
+      assert.deepStrictEqual(report.metrics.map((m) => m.model), [
+        "backup",
+        "gpt-nonexistent",
+        "judge",
+        "primary",
+        "quick",
+        "slow",
+        "steady"
+      ])
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(NodeServices.layer)
+    ), { timeout: 90_000 })
 })

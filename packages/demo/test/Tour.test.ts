@@ -1,29 +1,75 @@
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import * as NodeServices from "@effect/platform-node/NodeServices"
 import { assert, describe, it } from "@effect/vitest"
 import { FakeProvider } from "@resilient-llm/testing"
-import { ConfigProvider, Effect, Ref, References, Stream } from "effect"
-import { ChildProcess, ChildProcessSpawner } from "effect/process"
-import { fileURLToPath } from "node:url"
+import { ConfigProvider, Duration, Effect, Fiber, Ref, References, Scheduler } from "effect"
+import { FetchHttpClient } from "effect/http"
+import { TestClock } from "effect/testing"
 import * as Render from "../src/Render.js"
 import * as Tour from "../src/Tour.js"
-
-const root = fileURLToPath(new URL("../../..", import.meta.url))
 
 /** Every model of the story, as the metrics table must list them. */
 const storyModels = ["backup", "gpt-nonexistent", "judge", "primary", "quick", "slow", "steady"]
 
 const attemptsOf = (request: Tour.Request) => request.attempts.map((a) => [a.model, a.retry, a.outcome])
 
+/**
+ * Runs `program` in virtual time: the tour reaches its fake in-process (no socket, no I/O), so
+ * every delay in it is a `TestClock` sleep, and the clock moves 1 ms at a time, but only once the
+ * program has settled: once a whole turn of the event loop has passed without any of its fibers
+ * (the fake's handlers included) being scheduled. Promises (the in-process HTTP messages) settle
+ * within such turns, so each exchange takes no virtual time, and a run is the same on an idle
+ * machine and a loaded one.
+ */
+const inVirtualTime = <A, E, R>(program: Effect.Effect<A, E, R>, limit: Duration.Input = "2 minutes") =>
+  Effect.gen(function*() {
+    const inner = yield* Scheduler.Scheduler
+    let scheduled = 0
+    const counting: Scheduler.Scheduler = {
+      executionMode: inner.executionMode,
+      shouldYield: (fiber) => inner.shouldYield(fiber),
+      makeDispatcher: () => {
+        const dispatcher = inner.makeDispatcher()
+        return {
+          scheduleTask: (task, priority) => {
+            scheduled++
+            dispatcher.scheduleTask(task, priority)
+          },
+          flush: () => dispatcher.flush()
+        }
+      }
+    }
+    const fiber = yield* Effect.forkChild(Effect.provideService(program, Scheduler.Scheduler, counting))
+    const turn = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+    const settled = Effect.gen(function*() {
+      for (;;) {
+        const before = scheduled
+        yield* turn
+        if (scheduled === before) return
+      }
+    })
+    const steps = Duration.toMillis(Duration.fromInputUnsafe(limit))
+    for (let step = 0; step < steps && fiber.pollUnsafe() === undefined; step++) {
+      yield* settled
+      if (fiber.pollUnsafe() === undefined) yield* TestClock.adjust("1 millis")
+    }
+    if (fiber.pollUnsafe() === undefined) {
+      yield* Fiber.interrupt(fiber)
+      return yield* Effect.die(new Error(`still running after ${Duration.format(Duration.fromInputUnsafe(limit))}`))
+    }
+    return yield* Fiber.join(fiber)
+  })
+
 describe("Tour.fake", () => {
-  it.live("plays the whole story over HTTP and reports what each pattern did", () =>
+  it.effect("plays the whole story over HTTP, in virtual time, and reports what each pattern did", () =>
     Effect.gen(function*() {
       const events = yield* Ref.make<ReadonlyArray<Tour.Event>>([])
-      const report = yield* Tour.fake({
-        seed: 42,
-        requests: 100,
-        onEvent: (event) => Ref.update(events, (all) => [...all, event])
-      }).pipe(Effect.scoped)
+      const report = yield* inVirtualTime(
+        Tour.fake({
+          seed: 42,
+          requests: 100,
+          inProcess: true,
+          onEvent: (event) => Ref.update(events, (all) => [...all, event])
+        }).pipe(Effect.scoped)
+      )
       assert.strictEqual(report.mode, "fake")
       assert.strictEqual(report.seed, 42)
       assert.match(report.endpoint, /^http:\/\/127\.0\.0\.1:\d+\/v1$/)
@@ -52,6 +98,9 @@ describe("Tour.fake", () => {
       const breaker = report.breaker
       assert.strictEqual(breaker.status, "ran")
       if (breaker.status !== "ran") return
+      // in virtual time the breaks last exactly their durations, 600 ms then 1200 ms
+      const at = breaker.transitions.map((t) => t.atMs)
+      assert.deepStrictEqual([at[1] - at[0], at[3] - at[2]], [600, 1200])
       const expected = [
         ["closed", "open", "consecutive-failures"],
         ["open", "half-open", "break-elapsed"],
@@ -136,24 +185,32 @@ describe("Tour.fake", () => {
       for (const line of ["served by backup", "primary's circuit closed → open", "best: slow", "Per-model metrics"]) {
         assert.include(text, line)
       }
-    }).pipe(Effect.provide(NodeHttpClient.layerUndici), Effect.provideService(References.MinimumLogLevel, "None")), {
-    timeout: 60_000
-  })
+    }).pipe(
+      // the tour reaches its fake in-process: this client is never used, and no socket is opened
+      Effect.provide(FetchHttpClient.layer),
+      Effect.provideService(References.MinimumLogLevel, "None")
+    ))
 })
 
 describe("Tour.live", () => {
-  it.live("runs the tour against the endpoint in OPENAI_BASE_URL, without the outage act", () =>
+  it.effect("runs the tour against the endpoint in OPENAI_BASE_URL, without the outage act", () =>
     Effect.gen(function*() {
-      const endpoint = yield* FakeProvider.make({
-        apiKey: "sk-endpoint",
-        models: { "model-a": {}, "model-b": {}, "judge-x": { reply: "7" } }
-      })
-      const report = yield* Tour.live({ models: ["model-a", "model-b"], judge: "judge-x", requests: 6 }).pipe(
-        Effect.provideService(
-          ConfigProvider.ConfigProvider,
-          ConfigProvider.fromUnknown({ OPENAI_BASE_URL: endpoint.url, OPENAI_API_KEY: "sk-endpoint" })
+      const { endpoint, report } = yield* inVirtualTime(Effect.gen(function*() {
+        const endpoint = yield* FakeProvider.make({
+          apiKey: "sk-endpoint",
+          models: { "model-a": {}, "model-b": {}, "judge-x": { reply: "7" } }
+        })
+        const report = yield* Tour.live({ models: ["model-a", "model-b"], judge: "judge-x", requests: 6 }).pipe(
+          Effect.provideService(
+            ConfigProvider.ConfigProvider,
+            ConfigProvider.fromUnknown({ OPENAI_BASE_URL: endpoint.url, OPENAI_API_KEY: "sk-endpoint" })
+          ),
+          // the endpoint reached in-process, so the tour runs in virtual time
+          Effect.provide(FetchHttpClient.layer),
+          Effect.provideService(FetchHttpClient.Fetch, endpoint.fetch)
         )
-      )
+        return { endpoint, report }
+      }))
       assert.strictEqual(report.mode, "live")
       assert.strictEqual(report.endpoint, endpoint.url)
       assert.deepStrictEqual(report.fallback.requests.map((r) => r.servedBy), ["model-a", "model-a", "model-a"])
@@ -174,36 +231,6 @@ describe("Tour.live", () => {
       assert.isTrue(received.every((r) => r.rejection !== "unauthorized"))
     }).pipe(
       Effect.scoped,
-      Effect.provide(NodeHttpClient.layerUndici),
       Effect.provideService(References.MinimumLogLevel, "None")
     ))
-})
-
-describe("pnpm demo --json", () => {
-  it.live("prints one JSON document on stdout with the report", () =>
-    Effect.gen(function*() {
-      const command = ChildProcess.make(
-        process.execPath,
-        [`${root}node_modules/tsx/dist/cli.mjs`, "packages/demo/src/main.ts", "--json", "--requests", "20"],
-        { cwd: root, env: { NO_COLOR: "1" }, extendEnv: true }
-      )
-      const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
-      const child = yield* spawner.spawn(command)
-      const text = (stream: Stream.Stream<Uint8Array, unknown>) => stream.pipe(Stream.decodeText(), Stream.mkString)
-      const [stdout, , exitCode] = yield* Effect.all([text(child.stdout), text(child.stderr), child.exitCode], {
-        concurrency: "unbounded"
-      })
-      assert.strictEqual(exitCode, 0)
-      const report: Tour.Report = JSON.parse(stdout)
-      assert.strictEqual(report.mode, "fake")
-      assert.deepStrictEqual(report.fallback.requests.map((r) => r.servedBy), ["primary", "primary", "backup"])
-      assert.strictEqual(report.breaker.status, "ran")
-      if (report.experiment.status !== "ran") return assert.fail("the A/B act did not run")
-      assert.strictEqual(report.experiment.summary.variants.reduce((sum, v) => sum + v.calls, 0), 20)
-      assert.strictEqual(report.bestOfN.best, "slow")
-      assert.deepStrictEqual(report.metrics.map((m) => m.model), storyModels)
-    }).pipe(
-      Effect.scoped,
-      Effect.provide(NodeServices.layer)
-    ), { timeout: 90_000 })
 })

@@ -448,7 +448,12 @@ export class FakeProviderError extends Data.TaggedError("FakeProviderError")<{
  * - `clearRequests`: forgets the recorded requests;
  * - `setModel(name, behaviour)`: replaces a model's behaviour while the server runs (an outage
  *   starts or ends), adds a model, or with `undefined` removes it. The model's call index and
- *   generators start again from the beginning.
+ *   generators start again from the beginning;
+ * - `fetch`: the same server reached in-process, without a socket, for `FetchHttpClient`'s `Fetch`.
+ *   Its handlers run in the context of the fiber that made the server, with its `Clock`: made
+ *   inside `it.effect`, a fake reached this way plays its latencies on `TestClock`, and a whole
+ *   program over HTTP runs in virtual time. The requests are recorded as usual (not counted in
+ *   `openConnections`); a `resetConnection` breaks the body instead of the socket.
  *
  * @since 0.1.0
  * @category models
@@ -463,6 +468,7 @@ export interface Service {
   readonly requestCount: Effect.Effect<number>
   readonly clearRequests: Effect.Effect<void>
   readonly setModel: (name: string, behaviour: ModelBehaviour | undefined) => Effect.Effect<void, FakeProviderError>
+  readonly fetch: (input: string | URL | Request, init?: RequestInit) => Promise<Response>
 }
 
 /**
@@ -749,6 +755,7 @@ export const make = Effect.fnUntraced(
       requestsTo: server.requestsTo,
       requestCount: server.requestCount,
       clearRequests: server.clearRequests,
+      fetch: server.fetch,
       setModel: (name, behaviour) =>
         behaviour === undefined
           ? server.setModel(name, Option.none())

@@ -1,8 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import { FakeProvider } from "@resilient-llm/testing"
 import { Duration, Effect, Fiber, Schedule, Stream } from "effect"
+import { TestClock } from "effect/testing"
 
-// Real HTTP on 127.0.0.1: every test runs live (the server's latencies are real sleeps).
+// Real HTTP on 127.0.0.1: these tests run live (the server's latencies are real sleeps), but for
+// the fake reached in-process, which runs on TestClock.
 
 interface Sent {
   readonly model: string
@@ -232,6 +234,32 @@ describe("FakeProvider protocol", () => {
       // server cannot answer sooner than that.
       assert.strictEqual(parseSse(received).data.length, 6)
       assert.isAtLeast(performance.now() - sent, 5 * 40 - 1)
+    }))
+})
+
+describe("FakeProvider in-process", () => {
+  const postTo = (fake: FakeProvider.Service, model: string) =>
+    Effect.tryPromise(() =>
+      fake.fetch(`${fake.url}/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model, messages: [{ role: "user", content: "hi" }] })
+      }).then((response) => response.json())
+    )
+
+  it.effect("fake.fetch serves the same answers without a socket, its latency on TestClock", () =>
+    Effect.gen(function*() {
+      const fake = yield* start({ models: { slow: { latency: "10 minutes", reply: "at last" } } })
+      const answer = yield* Effect.forkChild(postTo(fake, "slow"))
+      // the exchange settles through promises, which the clock does not wait for: let them run
+      for (let i = 0; i < 20 && (yield* fake.requestCount) === 0; i++) yield* TestClock.adjust("0 millis")
+      yield* TestClock.adjust("9 minutes")
+      assert.isUndefined(answer.pollUnsafe())
+      yield* TestClock.adjust("1 minute")
+      const body: unknown = yield* Fiber.join(answer)
+      assert.deepInclude(body, { object: "chat.completion", model: "slow" })
+      assert.strictEqual(yield* fake.openConnections, 0)
+      assert.deepStrictEqual((yield* fake.requests).map((r) => [r.model, r.status]), [["slow", 200]])
     }))
 })
 

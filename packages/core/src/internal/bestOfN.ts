@@ -15,10 +15,10 @@ import type * as BestOfN from "../BestOfN.js"
 import * as ChatClient from "../ChatClient.js"
 import * as ChatCompletion from "../ChatCompletion.js"
 import * as Judge from "../Judge.js"
-import * as LlmError from "../LlmError.js"
 import * as Observability from "../Observability.js"
 import { promptText } from "./judge.js"
-import { decodeDuration, isPositiveInteger } from "./options.js"
+import { count, finite, isPositiveInteger, optionalDuration, show } from "./options.js"
+import * as retry from "./retry.js"
 
 const blank = (model: string, index: number) => ({
   model,
@@ -56,10 +56,6 @@ export interface Config {
   readonly judgeTimeout: Duration.Duration | undefined
 }
 
-/** A positive duration read from `input`, or `undefined` when it is none. */
-const positiveDuration = (input: unknown): Duration.Duration | undefined =>
-  Option.getOrUndefined(Option.filter(decodeDuration(input), (duration) => Duration.toMillis(duration) > 0))
-
 /**
  * The checked options, or why they describe no call.
  *
@@ -69,25 +65,19 @@ export const validate = (options: BestOfN.Options): Config | string => {
   if (!Array.isArray(options.models)) return "models must be a list of model names"
   const blank = options.models.findIndex((model) => typeof model !== "string" || model.trim().length === 0)
   if (blank >= 0) return `model ${blank + 1} of ${options.models.length} has no name`
-  const required = options.minCandidates ?? 1
-  if (!isPositiveInteger(required)) {
-    return `minCandidates must be a whole number of at least 1, got ${String(required)}`
-  }
+  const required = count("minCandidates", options.minCandidates ?? 1)
+  if (typeof required === "string") return required
   const concurrency = options.concurrency
   if (concurrency !== undefined && concurrency !== "unbounded" && !isPositiveInteger(concurrency)) {
-    return `concurrency must be a whole number of at least 1 or "unbounded", got ${String(concurrency)}`
+    return `concurrency must be a whole number of at least 1 or "unbounded", got ${show(concurrency)}`
   }
-  const timeout = options.candidateTimeout === undefined ? undefined : positiveDuration(options.candidateTimeout)
-  if (options.candidateTimeout !== undefined && timeout === undefined) {
-    return `candidateTimeout must be a positive duration, got ${String(options.candidateTimeout)}`
-  }
-  const judgeTimeout = options.judgeTimeout === undefined ? undefined : positiveDuration(options.judgeTimeout)
-  if (options.judgeTimeout !== undefined && judgeTimeout === undefined) {
-    return `judgeTimeout must be a positive duration, got ${String(options.judgeTimeout)}`
-  }
-  const target = options.earlyStop?.targetScore
-  if (options.earlyStop !== undefined && !(typeof target === "number" && Number.isFinite(target))) {
-    return `earlyStop.targetScore must be a finite number, got ${String(target)}`
+  const timeout = optionalDuration("candidateTimeout", options.candidateTimeout, { infinite: true })
+  if (typeof timeout === "string") return timeout
+  const judgeTimeout = optionalDuration("judgeTimeout", options.judgeTimeout, { infinite: true })
+  if (typeof judgeTimeout === "string") return judgeTimeout
+  if (options.earlyStop !== undefined) {
+    const target = finite("earlyStop.targetScore", options.earlyStop.targetScore)
+    if (typeof target === "string") return target
   }
   return {
     required,
@@ -128,15 +118,9 @@ export const run = (
 
     const generate = (model: string, index: number) => {
       const call = client.create(ChatCompletion.withModel(request, model))
-      // The deadline is inclusive: an answer arriving exactly at `candidateTimeout` counts, so the
-      // timer fires one millisecond past it (otherwise a tie under `TestClock` goes to whichever
-      // sleep was registered first).
-      const bounded = timeout === undefined ? call : call.pipe(
-        Effect.timeoutOrElse({
-          duration: Duration.sum(timeout, Duration.millis(1)),
-          orElse: () => Effect.fail(new LlmError.TimeoutError({ model, timeout }))
-        })
-      )
+      // Exactly `candidateTimeout`: under Effect 4, `timeoutOrElse` lets an answer arriving at the
+      // limit itself win (the tests pin it), so the deadline is inclusive without padding.
+      const bounded = timeout === undefined ? call : retry.timeout(call, model, timeout)
       const timed = bounded.pipe(
         Observability.attempt({ pattern: "best-of-n", model, attributes: { "llm.candidate": index } }),
         Effect.result,

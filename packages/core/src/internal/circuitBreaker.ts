@@ -36,16 +36,25 @@ import * as LlmError from "../LlmError.js"
 import * as Observability from "../Observability.js"
 import * as Machine from "./circuitBreakerMachine.js"
 import * as Window from "./circuitBreakerWindow.js"
-import { decodeDuration, isPositiveInteger } from "./options.js"
+import { count, duration, optionalDuration, optionalFunction, show } from "./options.js"
 
 const DEFAULT_THRESHOLD = 5
 const DEFAULT_BUCKETS = 10
 const DEFAULT_BREAK = Duration.seconds(30)
 const DEFAULT_MAX_PROBE = Duration.minutes(1)
 
+// Errors that say the model was not at fault: the request was (another model would refuse it
+// too), or nothing reached the model (a nested breaker refused the call).
+const notTheModels: ReadonlySet<string> = new Set<LlmError.LlmError["_tag"]>([
+  "BadRequestError",
+  "ContextLengthError",
+  "ContentFilterError",
+  "CircuitOpenError"
+])
+
 /** @internal */
 export const defaultIsFailure = (error: unknown): boolean =>
-  LlmError.isLlmError(error) && error._tag !== "BadRequestError" && error._tag !== "CircuitOpenError"
+  !(LlmError.isLlmError(error) && notTheModels.has(error._tag))
 
 const stateOf: Record<Machine.Phase, CircuitBreaker.State> = {
   Closed: "closed",
@@ -65,45 +74,40 @@ interface Config {
   readonly isFailure: (error: unknown) => boolean
 }
 
-const positiveDuration = (
+// A duration option in milliseconds, its default when absent.
+const millisOf = (
   name: string,
-  input: unknown,
-  fallback: Duration.Duration | undefined,
-  allowInfinite: boolean
+  input: Duration.Input | undefined,
+  fallback: Duration.Duration,
+  infinite: boolean
 ): number | string => {
-  if (input === undefined) return fallback === undefined ? `${name} is missing` : Duration.toMillis(fallback)
-  const decoded = decodeDuration(input)
-  if (Option.isNone(decoded)) return `${name} is not a duration (${String(input)})`
-  const millis = Duration.toMillis(decoded.value)
-  if (!(millis > 0)) return `${name} must be positive, got ${Duration.format(decoded.value)}`
-  if (!allowInfinite && !Number.isFinite(millis)) return `${name} must be finite`
-  return millis
+  const checked = duration(name, input ?? fallback, { infinite })
+  return typeof checked === "string" ? checked : Duration.toMillis(checked)
 }
 
 const validateTrip = (trip: CircuitBreaker.Trip): Machine.Trip | string => {
   if (trip._tag === "ConsecutiveFailures") {
-    return isPositiveInteger(trip.threshold)
-      ? { _tag: "ConsecutiveFailures", threshold: trip.threshold }
-      : `the consecutive failures threshold must be a positive integer, got ${trip.threshold}`
+    const threshold = count("the consecutive failures threshold", trip.threshold)
+    return typeof threshold === "string" ? threshold : { _tag: "ConsecutiveFailures", threshold }
   }
   if (!(typeof trip.threshold === "number" && trip.threshold > 0 && trip.threshold <= 1)) {
-    return `the failure rate threshold must be in (0, 1], got ${trip.threshold}`
+    return `the failure rate threshold must be in (0, 1], got ${show(trip.threshold)}`
   }
-  if (!isPositiveInteger(trip.minimumCalls)) {
-    return `minimumCalls must be a positive integer, got ${trip.minimumCalls}`
-  }
-  const buckets = trip.buckets ?? DEFAULT_BUCKETS
-  if (!isPositiveInteger(buckets)) return `buckets must be a positive integer, got ${buckets}`
-  const window = positiveDuration("the failure rate window", trip.window, undefined, false)
+  const minimumCalls = count("minimumCalls", trip.minimumCalls)
+  if (typeof minimumCalls === "string") return minimumCalls
+  const buckets = count("buckets", trip.buckets ?? DEFAULT_BUCKETS)
+  if (typeof buckets === "string") return buckets
+  const window = duration("the failure rate window", trip.window)
   if (typeof window === "string") return window
-  if (window / buckets < 1) {
-    return `the failure rate window (${window} ms) must be at least 1 ms per bucket (${buckets} buckets)`
+  const windowMillis = Duration.toMillis(window)
+  if (windowMillis / buckets < 1) {
+    return `the failure rate window (${windowMillis} ms) must be at least 1 ms per bucket (${buckets} buckets)`
   }
   return {
     _tag: "FailureRate",
     threshold: trip.threshold,
-    minimumCalls: trip.minimumCalls,
-    bucketMillis: window / buckets,
+    minimumCalls,
+    bucketMillis: windowMillis / buckets,
     buckets
   }
 }
@@ -111,23 +115,24 @@ const validateTrip = (trip: CircuitBreaker.Trip): Machine.Trip | string => {
 const validate = (options: CircuitBreaker.Options): Config | string => {
   const trip = validateTrip(options.trip ?? CircuitBreaker.consecutiveFailures(DEFAULT_THRESHOLD))
   if (typeof trip === "string") return trip
-  const halfOpenProbes = options.halfOpenProbes ?? 1
-  if (!isPositiveInteger(halfOpenProbes)) {
-    return `halfOpenProbes must be a positive integer, got ${halfOpenProbes}`
-  }
-  const maxProbeMillis = positiveDuration("maxProbeDuration", options.maxProbeDuration, DEFAULT_MAX_PROBE, true)
+  const halfOpenProbes = count("halfOpenProbes", options.halfOpenProbes ?? 1)
+  if (typeof halfOpenProbes === "string") return halfOpenProbes
+  const maxProbeMillis = millisOf("maxProbeDuration", options.maxProbeDuration, DEFAULT_MAX_PROBE, true)
   if (typeof maxProbeMillis === "string") return maxProbeMillis
   const breakDuration = Schedule.isSchedule(options.breakDuration)
     ? options.breakDuration
-    : positiveDuration("breakDuration", options.breakDuration, DEFAULT_BREAK, false)
+    : millisOf("breakDuration", options.breakDuration, DEFAULT_BREAK, false)
   if (typeof breakDuration === "string") return breakDuration
-  const slowCallMillis = options.slowCallThreshold === undefined
-    ? undefined
-    : positiveDuration("slowCallThreshold", options.slowCallThreshold, undefined, false)
-  if (typeof slowCallMillis === "string") return slowCallMillis
-  const isFailure = options.isFailure ?? defaultIsFailure
-  if (typeof isFailure !== "function") return "isFailure must be a function"
-  return { settings: { trip, halfOpenProbes, maxProbeMillis }, breakDuration, slowCallMillis, isFailure }
+  const slowCall = optionalDuration("slowCallThreshold", options.slowCallThreshold)
+  if (typeof slowCall === "string") return slowCall
+  const notAFunction = optionalFunction("isFailure", options.isFailure)
+  if (notAFunction !== undefined) return notAFunction
+  return {
+    settings: { trip, halfOpenProbes, maxProbeMillis },
+    breakDuration,
+    slowCallMillis: slowCall === undefined ? undefined : Duration.toMillis(slowCall),
+    isFailure: options.isFailure ?? defaultIsFailure
+  }
 }
 
 /** How an admitted call ended, for the breaker. */

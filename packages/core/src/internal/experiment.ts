@@ -19,7 +19,7 @@ import * as Observability from "../Observability.js"
 import { pick, stickyPoint } from "./experimentAssignment.js"
 import { type CallRecord, type Finished, Recorder, type VariantState } from "./experimentRecorder.js"
 import * as Stats from "./experimentStats.js"
-import { isPositiveInteger } from "./options.js"
+import { count, show } from "./options.js"
 
 const DEFAULT_SAMPLE_SIZE = 1_000
 const DEFAULT_SCORE_WINDOW = 10_000
@@ -70,26 +70,25 @@ const validate = (options: Experiment.Options): Config | string => {
   if (controlIndex < 0) return `the control "${options.control}" is not one of the variants`
   const shadow = options.shadow === true ? {} : options.shadow === false ? undefined : options.shadow
   const shadowConcurrency = shadow === undefined ? undefined : shadow.concurrency ?? DEFAULT_SHADOW_CONCURRENCY
-  if (shadowConcurrency !== undefined && !isPositiveInteger(shadowConcurrency)) {
-    return `shadow concurrency must be a positive integer, got ${shadowConcurrency}`
-  }
-  const sampleSize = options.sampleSize ?? DEFAULT_SAMPLE_SIZE
-  if (!isPositiveInteger(sampleSize)) return `sampleSize must be a positive integer, got ${sampleSize}`
-  const scoreWindow = options.scoreWindow ?? DEFAULT_SCORE_WINDOW
-  if (!isPositiveInteger(scoreWindow)) return `scoreWindow must be a positive integer, got ${scoreWindow}`
+  const checkedShadow = shadowConcurrency === undefined ? undefined : count("shadow concurrency", shadowConcurrency)
+  if (typeof checkedShadow === "string") return checkedShadow
+  const sampleSize = count("sampleSize", options.sampleSize ?? DEFAULT_SAMPLE_SIZE)
+  if (typeof sampleSize === "string") return sampleSize
+  const scoreWindow = count("scoreWindow", options.scoreWindow ?? DEFAULT_SCORE_WINDOW)
+  if (typeof scoreWindow === "string") return scoreWindow
   const confidence = options.confidence ?? DEFAULT_CONFIDENCE
-  if (!(confidence > 0 && confidence < 1)) return `confidence must be between 0 and 1, got ${confidence}`
-  const minSamples = options.minSamples ?? DEFAULT_MIN_SAMPLES
-  if (!Number.isInteger(minSamples) || minSamples < 2) {
-    return `minSamples must be an integer of at least 2, got ${minSamples}`
+  if (!(typeof confidence === "number" && confidence > 0 && confidence < 1)) {
+    return `confidence must be between 0 and 1 (both excluded), got ${show(confidence)}`
   }
+  const minSamples = count("minSamples", options.minSamples ?? DEFAULT_MIN_SAMPLES, 2)
+  if (typeof minSamples === "string") return minSamples
   return {
     name: options.name,
     variants: variants.map((v) => ({ name: v.name, model: v.model, weight: v.weight })),
     weights: variants.map((v) => v.weight),
     assignment: options.assignment,
     controlIndex,
-    shadowConcurrency,
+    shadowConcurrency: checkedShadow,
     sampleSize,
     scoreWindow,
     confidence,

@@ -8,9 +8,13 @@
  */
 import type * as Arr from "effect/Array"
 import * as Cause from "effect/Cause"
+import type * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import { identity } from "effect/Function"
 import * as Option from "effect/Option"
 import * as Pull from "effect/Pull"
 import * as Result from "effect/Result"
@@ -20,6 +24,7 @@ import type * as ChatCompletion from "../ChatCompletion.js"
 import type * as Fallback from "../Fallback.js"
 import * as LlmError from "../LlmError.js"
 import * as Observability from "../Observability.js"
+import { optionalDuration, optionalFunction, show } from "./options.js"
 import * as retry from "./retry.js"
 
 /**
@@ -39,15 +44,137 @@ export interface Failure<E> {
 const isFailed = <E>(attempt: Fallback.Attempt<E>): attempt is Fallback.Failed<E> => attempt.outcome === "failure"
 
 /**
- * Runs the chain. `attributes` are added to every attempt's span.
+ * Guards one attempt with the chain's breaker (or with nothing, without one).
  *
  * @internal
  */
-export const run = <A, E, R>(
+export type Protect<Err> = <X, R>(self: Effect.Effect<X, Err, R>) => Effect.Effect<X, Err, R>
+
+/**
+ * How one attempt is served, once its first phase (`first`: the model's call, already bounded by
+ * the attempt's time limit and observed) is built: by default the breaker guards `first` and its
+ * value is served. A stream keeps the breaker's admission until the stream ends (`serveStream`).
+ *
+ * @internal
+ */
+export type Serve<B, A, Err, R> = (attempt: {
+  readonly model: string
+  readonly first: Effect.Effect<B, Err, R>
+  readonly protect: Protect<Err>
+  /** The chain's deadline in epoch milliseconds by `Clock`, and the deadline itself. */
+  readonly deadlineAt: number | undefined
+  readonly deadline: Duration.Duration | undefined
+  /** A stream's `idleTimeout`. */
+  readonly idleTimeout: Duration.Duration | undefined
+  readonly clock: Clock.Clock
+}) => Effect.Effect<A, Err, R>
+
+/**
+ * What a kind of chain adds to the runner: attributes for every attempt's span, and how an
+ * attempt is served.
+ *
+ * @internal
+ */
+export interface Kind<B, A, Err, R> {
+  readonly attributes: Record<string, unknown>
+  readonly serve: Serve<B, A, Err, R>
+}
+
+/**
+ * A chain of effects: each attempt is protected as a whole and serves its value.
+ *
+ * @internal
+ */
+export const effects = <A, Err, R>(attributes: Record<string, unknown>): Kind<A, A, Err, R> => ({
+  attributes,
+  serve: ({ first, protect }) => protect(first)
+})
+
+/**
+ * A chain's options, checked; an infinite duration is no limit.
+ *
+ * @internal
+ */
+export interface Config<Err> {
+  readonly shouldFallback: (error: Err) => boolean
+  readonly timeout: Duration.Duration | undefined
+  readonly deadline: Duration.Duration | undefined
+  readonly idleTimeout: Duration.Duration | undefined
+  readonly retry: retry.Config<Err> | undefined
+  readonly breaker: Fallback.Breaker | undefined
+}
+
+const finiteOrNone = (
+  name: string,
+  input: Duration.Input | undefined
+): Duration.Duration | undefined | string => {
+  const checked = optionalDuration(name, input, { infinite: true })
+  return typeof checked === "object" && !Duration.isFinite(checked) ? undefined : checked
+}
+
+/**
+ * Checks a chain's models and options (`idleTimeout` only for a stream). Returns why they
+ * describe no chain, or the config. An empty list of models is a chain: it fails with
+ * `NoModels` when it runs.
+ *
+ * @internal
+ */
+export const check = <Err>(
   models: ReadonlyArray<string>,
-  attempt: (model: string) => Effect.Effect<A, E, R>,
-  options: Fallback.Options<Fallback.AttemptError<NoInfer<E>>>,
-  attributes: Record<string, unknown>
+  options: (Fallback.Options<Err> & { readonly idleTimeout?: Duration.Input }) | undefined,
+  stream: boolean
+): Config<Err> | string => {
+  const list: unknown = models
+  if (!Array.isArray(list)) return `models must be a list of model names, got ${show(list)}`
+  const unnamed = list.findIndex((model) => typeof model !== "string" || model.trim() === "")
+  if (unnamed >= 0) return `model ${unnamed + 1} of ${list.length} has no name`
+  const given = options ?? {}
+  const raw: unknown = given
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    return `options must be an object, got ${show(raw)}`
+  }
+  const notAFunction = optionalFunction("shouldFallback", given.shouldFallback)
+  if (notAFunction !== undefined) return notAFunction
+  const timeout = finiteOrNone("timeout", given.timeout)
+  if (typeof timeout === "string") return timeout
+  const deadline = finiteOrNone("deadline", given.deadline)
+  if (typeof deadline === "string") return deadline
+  const idleTimeout = stream ? finiteOrNone("idleTimeout", given.idleTimeout) : undefined
+  if (typeof idleTimeout === "string") return idleTimeout
+  const retryConfig = given.retry === undefined ? undefined : retry.check(given.retry, "retry.")
+  if (typeof retryConfig === "string") return retryConfig
+  const breaker: unknown = given.breaker
+  if (
+    breaker !== undefined &&
+    !(typeof breaker === "object" && breaker !== null && "protect" in breaker && typeof breaker.protect === "function")
+  ) {
+    return `breaker must have a protect function, got ${show(breaker)}`
+  }
+  return {
+    shouldFallback: given.shouldFallback ?? LlmError.isFallbackable,
+    timeout,
+    deadline,
+    idleTimeout,
+    retry: retryConfig,
+    breaker: given.breaker
+  }
+}
+
+const minimum = (
+  a: Duration.Duration | undefined,
+  b: Duration.Duration | undefined
+): Duration.Duration | undefined => a === undefined ? b : b === undefined ? a : Duration.min(a, b)
+
+/**
+ * Runs the chain.
+ *
+ * @internal
+ */
+export const run = <B, A, E, R>(
+  models: ReadonlyArray<string>,
+  attempt: (model: string) => Effect.Effect<B, E, R>,
+  config: Config<Fallback.AttemptError<E>>,
+  kind: Kind<B, A, Fallback.AttemptError<E>, R>
 ): Effect.Effect<
   Fallback.Served<A, Fallback.AttemptError<E>>,
   Failure<Fallback.AttemptError<E>>,
@@ -58,9 +185,7 @@ export const run = <A, E, R>(
   Effect.clockWith((clock) =>
     Effect.gen(function*() {
       type Err = Fallback.AttemptError<E>
-      const shouldFallback: (error: Err) => boolean = options.shouldFallback ?? LlmError.isFallbackable
-      const timeout = options.timeout === undefined ? undefined : Duration.fromInputUnsafe(options.timeout)
-      const deadline = options.deadline === undefined ? undefined : Duration.fromInputUnsafe(options.deadline)
+      const { deadline, idleTimeout, shouldFallback, timeout } = config
       const startedAt = clock.currentTimeMillisUnsafe()
       const deadlineAt = deadline === undefined ? undefined : startedAt + Duration.toMillis(deadline)
       const attempts: Array<Fallback.Attempt<Err>> = []
@@ -104,28 +229,24 @@ export const run = <A, E, R>(
           const retryNumber = tries++
           const start = clock.currentTimeMillisUnsafe()
           const remaining = deadlineAt === undefined ? undefined : Duration.millis(Math.max(0, deadlineAt - start))
-          const limit = timeout === undefined
-            ? remaining
-            : remaining === undefined
-            ? timeout
-            : Duration.min(timeout, remaining)
+          const limit = minimum(minimum(timeout, idleTimeout), remaining)
           const call = attempt(model)
-          const bounded: Effect.Effect<A, Err, R> = limit === undefined ? call : retry.timeout(call, model, limit)
+          const bounded: Effect.Effect<B, Err, R> = limit === undefined ? call : retry.timeout(call, model, limit)
           const observed = Observability.attempt({
             pattern: "fallback",
             model,
-            attributes: { ...attributes, "llm.retry": retryNumber, "llm.attempt": attempts.length + 1 }
+            attributes: { ...kind.attributes, "llm.retry": retryNumber, "llm.attempt": attempts.length + 1 }
           })(bounded)
-          const guarded: Effect.Effect<A, Err, R> = options.breaker === undefined
-            ? observed
-            : options.breaker.protect(model)(observed)
-          return Effect.onExit(guarded, record(model, retryNumber, start))
+          const breaker = config.breaker
+          const protect: Protect<Err> = breaker === undefined ? identity : (self) => breaker.protect(model)(self)
+          const served = kind.serve({ model, first: observed, protect, deadlineAt, deadline, idleTimeout, clock })
+          return Effect.onExit(served, record(model, retryNumber, start))
         })
-        const retryOptions = options.retry
-        if (retryOptions === undefined) return once
+        const retryConfig = config.retry
+        if (retryConfig === undefined) return once
         return retry.retrying(once, () =>
           retry.policy<Err>(
-            retryOptions,
+            retryConfig,
             deadlineAt === undefined ? undefined : {
               at: deadlineAt,
               onStop: Effect.sync(() => {
@@ -153,39 +274,41 @@ export const run = <A, E, R>(
     })
   )
 
+type Chunk = ChatCompletion.ChatCompletionChunk
+
 /**
- * Opens `stream` in a scope of its own and waits for its first chunk. On success the returned
- * stream replays that chunk and goes on reading the open one; the stream's scope closes as soon
- * as the returned stream ends, fails or is interrupted (or with the caller's scope, if it is never
- * read). On failure or interruption (a timeout) the scope is closed at once, so a model that was
- * given up on is not left streaming. A stream that ends without a single chunk is no answer: it
- * fails with `ResponseDecodeError`, and a chain moves on, as it would for a completion without
- * choices.
+ * A stream that has sent its first chunk: the chunks of that first read, the pull for the rest,
+ * and the scope that holds the model's connection.
  *
  * @internal
  */
-export const firstChunk = (
+export interface Opened {
+  readonly chunks: Arr.NonEmptyReadonlyArray<Chunk>
+  readonly pull: Pull.Pull<Arr.NonEmptyReadonlyArray<Chunk>, LlmError.LlmError, void>
+  readonly scope: Scope.Closeable
+}
+
+/**
+ * Opens `stream` in a scope of its own and waits for its first chunk. On failure or interruption
+ * (a timeout) the scope is closed at once, so a model that was given up on is not left streaming;
+ * on success it stays open for `serveStream`. A stream that ends without a single chunk is no
+ * answer: it fails with `ResponseDecodeError`, and a chain moves on, as it would for a completion
+ * without choices.
+ *
+ * @internal
+ */
+export const openStream = (
   model: string,
-  stream: Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError>
-): Effect.Effect<
-  Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError>,
-  LlmError.LlmError,
-  Scope.Scope
-> =>
+  stream: Stream.Stream<Chunk, LlmError.LlmError>
+): Effect.Effect<Opened, LlmError.LlmError, Scope.Scope> =>
   Effect.flatMap(
     Effect.scope,
     (parent) =>
       Effect.flatMap(Scope.fork(parent, "sequential"), (scope) =>
         Effect.flatMap(Stream.toPull(stream), (pull) =>
           Pull.matchEffect(pull, {
-            onSuccess: (chunk: Arr.NonEmptyReadonlyArray<ChatCompletion.ChatCompletionChunk>) =>
-              Effect.succeed(
-                Stream.concat(Stream.fromArray(chunk), Stream.fromPull(Effect.succeed(pull))).pipe(
-                  Stream.onExit((exit) =>
-                    Scope.close(scope, exit)
-                  )
-                )
-              ),
+            onSuccess: (chunks: Arr.NonEmptyReadonlyArray<Chunk>) =>
+              Effect.succeed<Opened>({ chunks, pull, scope }),
             onFailure: Effect.failCause,
             onDone: () =>
               Effect.fail(
@@ -196,3 +319,88 @@ export const firstChunk = (
             Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit))
           ))
   )
+
+/**
+ * Serves an opened stream, keeping the breaker's admission for its whole life. The attempt runs in
+ * a fiber of the caller's scope, inside `protect`: it opens the stream, hands the caller a stream
+ * that replays the first chunk and reads on, then waits for that stream to end and ends the same
+ * way, so the breaker counts the stream's outcome (a model error at any point, a timeout, or a
+ * success when it was read to the end or its reader stopped). The caller gets the stream as soon
+ * as the first chunk is in, or the attempt's failure before it.
+ *
+ * Time: each wait for a chunk is bounded by `idleTimeout` and by what is left of the deadline,
+ * and at the deadline the stream's connection is closed even if nobody is reading; either way the
+ * stream fails with `TimeoutError`. A stream never read until the caller's scope closes ends with
+ * that scope, and its outcome is an interruption, which counts for nothing.
+ *
+ * @internal
+ */
+export const serveStream: Serve<Opened, Stream.Stream<Chunk, LlmError.LlmError>, LlmError.LlmError, Scope.Scope> = (
+  { clock, deadline, deadlineAt, first, idleTimeout, model, protect }
+) =>
+  Effect.gen(function*() {
+    const parent = yield* Effect.scope
+    const handoff = yield* Deferred.make<Stream.Stream<Chunk, LlmError.LlmError>, LlmError.LlmError>()
+    const ended = yield* Deferred.make<Exit.Exit<unknown, LlmError.LlmError>>()
+    // Completed once the breaker has counted the attempt: the served stream ends only then, so the
+    // circuit's state is up to date when its reader is done with it.
+    const counted = yield* Deferred.make<void>()
+    const pastDeadline = deadline === undefined ? undefined : new LlmError.TimeoutError({ model, timeout: deadline })
+    const tooQuiet = idleTimeout === undefined ? undefined : new LlmError.TimeoutError({ model, timeout: idleTimeout })
+    // Set when the deadline closed the stream: whatever its reader sees next is that timeout.
+    let expired = false
+
+    const next = (pull: Opened["pull"]): Opened["pull"] =>
+      Effect.suspend(() => {
+        if (expired && pastDeadline !== undefined) return Effect.fail(pastDeadline)
+        const left = deadlineAt === undefined ? undefined : deadlineAt - clock.currentTimeMillisUnsafe()
+        if (left !== undefined && left <= 0 && pastDeadline !== undefined) return Effect.fail(pastDeadline)
+        const byDeadline = left !== undefined && (idleTimeout === undefined || left <= Duration.toMillis(idleTimeout))
+        const [limit, error] = byDeadline ? [Duration.millis(left), pastDeadline] : [idleTimeout, tooQuiet]
+        const bounded = limit === undefined || error === undefined
+          ? pull
+          : Effect.timeoutOrElse(pull, { duration: limit, orElse: () => Effect.fail(error) })
+        return pastDeadline === undefined ?
+          bounded :
+          Effect.catchCause(bounded, (cause) => expired ? Effect.fail(pastDeadline) : Effect.failCause(cause))
+      })
+
+    const serve = (opened: Opened): Stream.Stream<Chunk, LlmError.LlmError> =>
+      Stream.concat(Stream.fromArray(opened.chunks), Stream.fromPull(Effect.succeed(next(opened.pull)))).pipe(
+        Stream.onExit((exit) =>
+          Scope.close(opened.scope, exit).pipe(
+            Effect.andThen(Deferred.succeed(ended, exit)),
+            Effect.andThen(Deferred.await(counted))
+          )
+        )
+      )
+
+    const untilEnd = (opened: Opened): Effect.Effect<void, LlmError.LlmError> => {
+      const end = Effect.asVoid(Effect.flatten(Deferred.await(ended)))
+      if (deadlineAt === undefined || pastDeadline === undefined) return end
+      return Effect.timeoutOrElse(end, {
+        duration: Duration.millis(Math.max(0, deadlineAt - clock.currentTimeMillisUnsafe())),
+        orElse: () =>
+          Effect.suspend(() => {
+            expired = true
+            return Effect.andThen(Scope.close(opened.scope, Exit.interrupt()), Effect.fail(pastDeadline))
+          })
+      })
+    }
+
+    const life = protect(
+      Effect.flatMap(first, (opened) => Effect.andThen(Deferred.succeed(handoff, serve(opened)), untilEnd(opened)))
+    ).pipe(
+      // a failure before the first chunk is the attempt's; after it, it was the stream's and the
+      // breaker has seen it
+      Effect.onExit((exit) =>
+        Effect.andThen(
+          Exit.isFailure(exit) ? Deferred.failCause(handoff, exit.cause) : Effect.void,
+          Deferred.succeed(counted, undefined)
+        )
+      ),
+      Effect.exit
+    )
+    const fiber = yield* Effect.forkIn(life, parent)
+    return yield* Deferred.await(handoff).pipe(Effect.onInterrupt(() => Fiber.interrupt(fiber)))
+  })

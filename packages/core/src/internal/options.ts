@@ -1,11 +1,14 @@
 /**
- * Checks shared by the patterns' option validation, so every pattern agrees on what a count and a
- * duration are.
+ * The checks behind every pattern's options (`Fallback`, `Retry`, `CircuitBreaker`, `Experiment`,
+ * `BestOfN`, `Judge`), so they agree on what a count, a duration, a number and a function are,
+ * and say what is wrong in the same words: `timeout must be a positive duration, got soon`. Each
+ * check returns the value, read and narrowed, or the reason as a string, which the pattern turns
+ * into its own typed config error. Nothing here trusts the static types: options may come from a
+ * config file.
  *
  * @internal
  */
 import * as Duration from "effect/Duration"
-import type * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as SchemaGetter from "effect/SchemaGetter"
 
@@ -35,10 +38,96 @@ const DurationInput = Schema.Union([
 const decodeDurationInput = Schema.decodeUnknownOption(DurationInput)
 
 /**
- * An option given as a duration, read without trusting its type: `None` for anything that is not
- * a duration (`"soon"`, an object, `NaN`), so a pattern can refuse it with its own typed error
- * instead of dying on it.
+ * An option's value as a reason quotes it: a duration formatted, anything else as `String` gives
+ * it (so `"soon"` reads `soon` and `NaN` reads `NaN`), an object as JSON.
  *
  * @internal
  */
-export const decodeDuration = (input: unknown): Option.Option<Duration.Duration> => decodeDurationInput(input)
+export const show = (input: unknown): string => {
+  if (Duration.isDuration(input)) return Duration.format(input)
+  if (typeof input === "object" && input !== null && !Array.isArray(input)) {
+    try {
+      return JSON.stringify(input)
+    } catch {
+      return String(input)
+    }
+  }
+  return String(input)
+}
+
+/**
+ * A count checked: a whole number of at least `min` (1 by default), or why it is not.
+ *
+ * @internal
+ */
+export const count = (name: string, input: unknown, min = 1): number | string =>
+  typeof input === "number" && Number.isSafeInteger(input) && input >= min
+    ? input
+    : `${name} must be a whole number of at least ${min}, got ${show(input)}`
+
+/**
+ * A duration checked: positive (or, with `zero`, at least 0), and finite unless `infinite`
+ * allows `Duration.infinity`; or why it is not. Any form of `Duration.Input` is read, and
+ * nothing else: `"soon"`, `NaN` and negative durations are refused.
+ *
+ * @internal
+ */
+export const duration = (
+  name: string,
+  input: unknown,
+  rule: { readonly zero?: boolean; readonly infinite?: boolean } = {}
+): Duration.Duration | string => {
+  const invalid = `${name} must be ${rule.zero ? "a duration of at least 0" : "a positive duration"}, got ${
+    show(input)
+  }`
+  // NaN would be read as zero milliseconds
+  if (typeof input === "number" && Number.isNaN(input)) return invalid
+  const decoded = decodeDurationInput(input)
+  if (decoded._tag === "None") return invalid
+  const millis = Duration.toMillis(decoded.value)
+  if (Number.isNaN(millis) || millis < 0 || (!rule.zero && millis === 0)) return invalid
+  if (!rule.infinite && !Number.isFinite(millis)) return `${name} must be a finite duration, got ${show(input)}`
+  return decoded.value
+}
+
+/**
+ * An optional duration: `undefined` stays `undefined`.
+ *
+ * @internal
+ */
+export const optionalDuration = (
+  name: string,
+  input: unknown,
+  rule: { readonly zero?: boolean; readonly infinite?: boolean } = {}
+): Duration.Duration | undefined | string => input === undefined ? undefined : duration(name, input, rule)
+
+/**
+ * A number checked: finite and within `[min, max]`; or why it is not.
+ *
+ * @internal
+ */
+export const finite = (
+  name: string,
+  input: unknown,
+  range: { readonly min?: number; readonly max?: number } = {}
+): number | string => {
+  const ok = typeof input === "number" && Number.isFinite(input) &&
+    (range.min === undefined || input >= range.min) && (range.max === undefined || input <= range.max)
+  if (ok) return input
+  const bounds = range.min !== undefined && range.max !== undefined
+    ? ` between ${range.min} and ${range.max}`
+    : range.min !== undefined
+    ? ` of at least ${range.min}`
+    : range.max !== undefined
+    ? ` of at most ${range.max}`
+    : ""
+  return `${name} must be a finite number${bounds}, got ${show(input)}`
+}
+
+/**
+ * An optional function: why it is not one, or `undefined` when it is (or is absent).
+ *
+ * @internal
+ */
+export const optionalFunction = (name: string, input: unknown): string | undefined =>
+  input === undefined || typeof input === "function" ? undefined : `${name} must be a function, got ${show(input)}`

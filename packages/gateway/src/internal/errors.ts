@@ -122,6 +122,7 @@ export const draining: ApiError = make(503, "service_unavailable", null, "The ga
 /** What a pattern can fail with. */
 export type PatternFailure =
   | Fallback.AllModelsFailed
+  | Fallback.FallbackConfigError
   | BestOfN.NoCandidatesError
   | BestOfN.BestOfNConfigError
   | LlmError.LlmError
@@ -272,7 +273,9 @@ export const fromFailure = (virtual: string, failure: PatternFailure): ApiError 
         undefined,
         false
       )
+    // the gateway's own configuration is at fault, not the request
     case "BestOfNConfigError":
+    case "FallbackConfigError":
       return internal
     default:
       return classify(

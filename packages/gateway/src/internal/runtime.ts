@@ -336,13 +336,33 @@ const guarded = (options: AttemptOptions, client: ChatClient.Service): ChatClien
   create: (request) => {
     const model = request.model
     let call: Effect.Effect<ChatCompletion.ChatCompletion, LlmError.LlmError> = client.create(request)
-    if (options.timeout !== undefined) call = Retry.withTimeout(call, { model, timeout: options.timeout })
+    if (options.timeout !== undefined) call = checked(Retry.withTimeout(call, { model, timeout: options.timeout }))
     if (options.breaker !== undefined) call = options.breaker.protect(model)(call)
-    if (options.retry !== undefined) call = Retry.withRetry(call, options.retry)
+    if (options.retry !== undefined) call = checked(Retry.withRetry(call, options.retry))
     return call
   },
   stream: client.stream
 })
+
+// `checkAttemptOptions` refused, when the configuration was built, the options the library refuses
+const checked = <A>(
+  effect: Effect.Effect<A, LlmError.LlmError | Retry.RetryConfigError>
+): Effect.Effect<A, LlmError.LlmError> => Effect.catchTag(effect, "RetryConfigError", Effect.die)
+
+/** Refuses, as a configuration issue, timeout and retry options the library itself would refuse. */
+const checkAttemptOptions = (name: string, options: AttemptOptions): Effect.Effect<void, BuildIssue> =>
+  Effect.gen(function*() {
+    if (options.timeout !== undefined) {
+      yield* Retry.withTimeout(Effect.void, { model: name, timeout: options.timeout }).pipe(
+        Effect.mapError((error): BuildIssue => ({ path: ["models", name, "timeout"], message: error.message }))
+      )
+    }
+    if (options.retry !== undefined) {
+      yield* Retry.withRetry(Effect.void, options.retry).pipe(
+        Effect.mapError((error): BuildIssue => ({ path: ["models", name, "retry"], message: error.message }))
+      )
+    }
+  })
 
 const retryOptions = (retry: GatewayConfig.RetryOptions): Retry.Options<LlmError.LlmError> => ({
   ...(retry.retries === undefined ? {} : { retries: retry.retries }),
@@ -501,7 +521,9 @@ const buildRoutes = (
         continue
       }
 
-      const attemptClient = guarded({ timeout: model.timeout, retry, breaker }, client)
+      const attemptOptions: AttemptOptions = { timeout: model.timeout, retry, breaker }
+      yield* checkAttemptOptions(name, attemptOptions)
+      const attemptClient = guarded(attemptOptions, client)
       const deadline = withDeadline(name, model.deadline)
       const whole = (
         answer: (request: ChatCompletion.PromptRequest, caller: Caller) => Effect.Effect<Answer, Errors.PatternFailure>

@@ -6,12 +6,12 @@
  * @internal
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as ChatCompletion from "@resilient-llm/core/ChatCompletion"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Headers from "effect/http/Headers"
+import * as HttpEffect from "effect/http/HttpEffect"
 import * as HttpRouter from "effect/http/HttpRouter"
 import type * as HttpServerError from "effect/http/HttpServerError"
 import type * as HttpServerRequest from "effect/http/HttpServerRequest"
@@ -43,6 +43,7 @@ export interface Server {
   readonly requestCount: Effect.Effect<number>
   readonly clearRequests: Effect.Effect<void>
   readonly setModel: (name: string, behaviour: Option.Option<NormalisedBehaviour>) => Effect.Effect<void>
+  readonly fetch: (input: string | URL | Request, init?: RequestInit) => Promise<Response>
 }
 
 const encoder = new TextEncoder()
@@ -89,9 +90,18 @@ const statusOf = (outcome: FakeProvider.Outcome, stream: boolean): number | unde
   }
 }
 
-/** Resets the socket (RST) once the bytes already written have reached the kernel. */
-const resetSocket = (socket: Net.Socket): Effect.Effect<void> =>
-  Effect.callback<void>((resume) => {
+/** The request's socket; none when the fake is reached in-process (`fetch`). */
+const socketOf = (request: HttpServerRequest.HttpServerRequest): Net.Socket | undefined => {
+  const source: unknown = request.source
+  return source instanceof Http.IncomingMessage ? source.socket : undefined
+}
+
+/**
+ * Resets the socket (RST) once the bytes already written have reached the kernel. In-process
+ * there is no socket: the response dies instead, which its reader sees as a broken body.
+ */
+const resetSocket = (socket: Net.Socket | undefined): Effect.Effect<void> =>
+  socket === undefined ? Effect.die(new Error("connection reset")) : Effect.callback<void>((resume) => {
     if (socket.destroyed) return resume(Effect.void)
     socket.write(new Uint8Array(0), () => {
       socket.resetAndDestroy()
@@ -247,7 +257,7 @@ export const make = Effect.fnUntraced(function*(
     readonly behaviour: NormalisedBehaviour
     readonly outcome: FakeProvider.Outcome
     readonly answer: Wire.Answer
-    readonly socket: Net.Socket
+    readonly socket: Net.Socket | undefined
   }
 
   const play = Effect.fnUntraced(function*(p: Play): Effect.fn.Return<HttpServerResponse.HttpServerResponse> {
@@ -417,7 +427,7 @@ export const make = Effect.fnUntraced(function*(
           behaviour: decision.behaviour,
           outcome: decision.outcome,
           answer: answer.success,
-          socket: NodeHttpServerRequest.toIncomingMessage(request).socket
+          socket: socketOf(request)
         })
       }
     }
@@ -464,6 +474,11 @@ export const make = Effect.fnUntraced(function*(
     )
   )
   yield* server.serve(app)
+  // The same app reached without a socket, in the fibers' own context: their `Clock` is the
+  // context's, so a fake played in-process runs on a test's `TestClock`.
+  const inProcess = HttpEffect.toWebHandlerWith<never, HttpServerRequest.HttpServerRequest | Scope.Scope>(
+    yield* Effect.context<never>()
+  )(app)
 
   // Added after `serve`, so it runs before the server's own finalizers, which would otherwise
   // wait (up to a 20 s graceful shutdown) for every keep-alive or hanging connection to end by
@@ -494,6 +509,7 @@ export const make = Effect.fnUntraced(function*(
     requestsTo: (model) => Effect.map(log.entries, (entries) => entries.filter((entry) => entry.model === model)),
     requestCount: log.count,
     clearRequests: log.clear,
-    setModel: models.set
+    setModel: models.set,
+    fetch: (input, init) => inProcess(input instanceof Request ? input : new Request(input, init))
   }
 })

@@ -10,4 +10,4 @@ const complete = Fallback.chain(["gpt-4o", "claude-sonnet", "llama-3.1-70b"], {
 const program = complete(ChatCompletion.prompt("Summarise this ticket: ...")).pipe(
   Effect.tap((served) => Effect.log(`served by ${served.model} after ${served.attempts.length} attempts`)),
   Effect.map((served) => ChatCompletion.text(served.value))
-) // Effect<string, AllModelsFailed, ChatClient>: provide a ChatClient layer to run it
+) // Effect<string, AllModelsFailed | FallbackConfigError, ChatClient>: provide a ChatClient layer
