@@ -293,9 +293,11 @@ export class CircuitBreakerConfigError extends Data.TaggedError("CircuitBreakerC
 
 /**
  * The default `isFailure`: an `LlmError` counts as a failure of the model, except
- * `BadRequestError` (the request is at fault, and another model would reject it too) and
- * `CircuitOpenError` (a nested breaker refused the call, so nothing reached the model). Any other
- * error is the caller's own and does not count.
+ * `BadRequestError` (the request is at fault, and another model would reject it too), the
+ * client's own refusals (`CircuitOpenError` from a nested breaker, `ThrottledError`,
+ * `BulkheadFullError`, `BudgetExceededError`: nothing reached the model), and an
+ * `AnswerRejectedError` unless its check asked to count it (`countsForBreaker`). Any other error is
+ * the caller's own and does not count.
  *
  * @since 0.1.0
  * @category predicates

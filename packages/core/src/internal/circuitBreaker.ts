@@ -45,7 +45,8 @@ const DEFAULT_MAX_PROBE = Duration.minutes(1)
 
 /** @internal */
 export const defaultIsFailure = (error: unknown): boolean =>
-  LlmError.isLlmError(error) && error._tag !== "BadRequestError" && error._tag !== "CircuitOpenError"
+  LlmError.isLlmError(error) && error._tag !== "BadRequestError" && !LlmError.isRefusal(error) &&
+  (error._tag !== "AnswerRejectedError" || error.countsForBreaker)
 
 const stateOf: Record<Machine.Phase, CircuitBreaker.State> = {
   Closed: "closed",
