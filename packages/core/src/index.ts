@@ -47,3 +47,8 @@ export * as Fallback from "./Fallback.js"
  * @since 0.1.0
  */
 export * as CircuitBreaker from "./CircuitBreaker.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as Cost from "./Cost.js"
