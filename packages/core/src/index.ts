@@ -52,3 +52,8 @@ export * as CircuitBreaker from "./CircuitBreaker.js"
  * @since 0.2.0
  */
 export * as Cost from "./Cost.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as Budget from "./Budget.js"

@@ -37,7 +37,7 @@ describe("Cost.of", () => {
         assert.isTrue(Cost.of(price, { ...tokens, [kind]: tokens[kind] + 1000 }) >= cost)
       }
     },
-    { arbitrary: { numRuns: 200 } }
+    { arbitrary: { runs: 200 } }
   )
 })
 
