@@ -57,3 +57,8 @@ export * as Cost from "./Cost.js"
  * @since 0.2.0
  */
 export * as Budget from "./Budget.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as Bulkhead from "./Bulkhead.js"
