@@ -62,3 +62,8 @@ export * as Budget from "./Budget.js"
  * @since 0.2.0
  */
 export * as Bulkhead from "./Bulkhead.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as RateLimit from "./RateLimit.js"
