@@ -48,12 +48,16 @@ import type * as Retry from "./Retry.js"
 export interface Succeeded {
   readonly outcome: "success"
   readonly model: string
+  /** The deployment that answered, when `model` is a logical model served by `Deployments`. */
+  readonly deployment: string | undefined
   /** 0 for the first try at this model, 1 for its first retry, and so on. */
   readonly retry: number
   /** When the attempt started, in epoch milliseconds by `Clock`. */
   readonly startedAt: number
   /** How long the attempt took; for `stream`, the time to the first chunk. */
   readonly durationMs: number
+  /** What the call cost in US dollars, when its deployment has a price table. */
+  readonly costUsd: number | undefined
   readonly error: undefined
 }
 
@@ -67,17 +71,26 @@ export interface Succeeded {
 export interface Failed<E> {
   readonly outcome: "failure"
   readonly model: string
+  /**
+   * The deployment that failed or refused the call, when `model` is a logical model served by
+   * `Deployments`.
+   */
+  readonly deployment: string | undefined
   /** 0 for the first try at this model, 1 for its first retry, and so on. */
   readonly retry: number
   /** When the attempt started, in epoch milliseconds by `Clock`. */
   readonly startedAt: number
   readonly durationMs: number
+  /** What the call cost in US dollars, when its deployment has a price table (a failed call rarely costs). */
+  readonly costUsd: number | undefined
   readonly error: E
 }
 
 /**
  * One try at one model, retries included. Both variants have every field (`error` is `undefined`
- * on success), so a list of attempts reads as a table.
+ * on success), so a list of attempts reads as a table. With `Deployments` behind the
+ * `ChatClient`, `Fallback.chain` reports each deployment the router tried as an attempt of its
+ * own (the same `model` and `retry`, each with its `deployment`), refusals included.
  *
  * @since 0.1.0
  * @category models
@@ -94,6 +107,8 @@ export type Attempt<E = LlmError.LlmError> = Succeeded | Failed<E>
 export interface Served<A, E = LlmError.LlmError> {
   readonly value: A
   readonly model: string
+  /** The deployment that served, when `model` is a logical model served by `Deployments`. */
+  readonly deployment: string | undefined
   readonly attempts: ReadonlyArray<Attempt<E>>
 }
 
@@ -150,11 +165,10 @@ export class AllModelsFailed<E = LlmError.LlmError> extends Data.TaggedError("Al
   }
 
   override get message(): string {
-    const tried = this.attempts.map((attempt) =>
-      `${attempt.retry === 0 ? attempt.model : `${attempt.model} [retry ${attempt.retry}]`}: ${
-        describeError(attempt.error)
-      }`
-    ).join("; ")
+    const tried = this.attempts.map((attempt) => {
+      const target = attempt.deployment === undefined ? attempt.model : `${attempt.model}@${attempt.deployment}`
+      return `${attempt.retry === 0 ? target : `${target} [retry ${attempt.retry}]`}: ${describeError(attempt.error)}`
+    }).join("; ")
     const untried = this.untried.length === 0 ? "" : `; not tried: ${this.untried.join(", ")}`
     const after = `after ${plural(this.attempts.length, "attempt")}`
     switch (this.reason) {
@@ -233,14 +247,31 @@ const logOutcome = <A, E, R>(
   self: Effect.Effect<Served<A, E>, AllModelsFailed<E>, R>
 ): Effect.Effect<Served<A, E>, AllModelsFailed<E>, R> =>
   self.pipe(
-    Effect.tap((served) =>
-      Effect.andThen(
-        Effect.annotateCurrentSpan({ "llm.served_model": served.model, "llm.attempts": served.attempts.length }),
-        Effect.logInfo(`served by ${served.model} after ${plural(served.attempts.length, "attempt")}`).pipe(
-          Effect.annotateLogs({ "llm.model": served.model, "llm.attempts": served.attempts.length })
+    Effect.tap((served) => {
+      const by = served.deployment === undefined ? served.model : `${served.model}@${served.deployment}`
+      return Effect.andThen(
+        Effect.annotateCurrentSpan(
+          served.deployment === undefined
+            ? { "llm.served_model": served.model, "llm.attempts": served.attempts.length }
+            : {
+              "llm.served_model": served.model,
+              "llm.served_deployment": served.deployment,
+              "llm.attempts": served.attempts.length
+            }
+        ),
+        Effect.logInfo(`served by ${by} after ${plural(served.attempts.length, "attempt")}`).pipe(
+          Effect.annotateLogs(
+            served.deployment === undefined
+              ? { "llm.model": served.model, "llm.attempts": served.attempts.length }
+              : {
+                "llm.model": served.model,
+                "llm.deployment": served.deployment,
+                "llm.attempts": served.attempts.length
+              }
+          )
         )
       )
-    ),
+    }),
     Effect.tapError((error) =>
       Effect.andThen(
         Effect.annotateCurrentSpan({ "llm.reason": error.reason, "llm.attempts": error.attempts.length }),
@@ -257,13 +288,17 @@ const runChain = <A, E, R>(
   models: ReadonlyArray<string>,
   attempt: (model: string) => Effect.Effect<A, E, R>,
   options: Options<AttemptError<NoInfer<E>>> | undefined,
-  attributes: Record<string, unknown>
+  attributes: Record<string, unknown>,
+  hopsAsAttempts?: internal.HopsAsAttempts<AttemptError<E>>
 ): Effect.Effect<Served<A, AttemptError<E>>, AllModelsFailed<AttemptError<E>>, R> =>
-  internal.run(models, attempt, options ?? {}, attributes).pipe(
+  internal.run(models, attempt, options ?? {}, attributes, hopsAsAttempts).pipe(
     Effect.mapError((failure) => new AllModelsFailed(failure)),
     logOutcome,
     Observability.pattern("fallback", { "llm.models": models.join(","), ...attributes })
   )
+
+// A chain over `ChatClient` fails with `LlmError`s: a deployment's error is one of its own.
+const sameError = (error: LlmError.LlmError): LlmError.LlmError => error
 
 /**
  * The generic chain: calls `attempt` for each model in order until one succeeds, and returns its
@@ -325,7 +360,14 @@ export const chain = (
 ): Effect.Effect<Served<ChatCompletion.ChatCompletion>, AllModelsFailed, ChatClient.ChatClient> =>
   Effect.flatMap(
     ChatClient.ChatClient,
-    (client) => firstSuccess(models, (model) => client.create(ChatCompletion.withModel(request, model)), options)
+    (client) =>
+      runChain(
+        models,
+        (model) => client.create(ChatCompletion.withModel(request, model)),
+        options,
+        {},
+        sameError
+      )
   )
 
 /**
@@ -376,6 +418,7 @@ export const stream = (
         models,
         (model) => internal.firstChunk(model, client.stream(ChatCompletion.withModel(request, model))),
         options,
-        { "llm.stream": true }
+        { "llm.stream": true },
+        sameError
       )
   )

@@ -20,6 +20,7 @@ import type * as ChatCompletion from "../ChatCompletion.js"
 import type * as Fallback from "../Fallback.js"
 import * as LlmError from "../LlmError.js"
 import * as Observability from "../Observability.js"
+import * as AttemptDetails from "./attemptDetails.js"
 import * as retry from "./retry.js"
 
 /**
@@ -39,6 +40,14 @@ export interface Failure<E> {
 const isFailed = <E>(attempt: Fallback.Attempt<E>): attempt is Fallback.Failed<E> => attempt.outcome === "failure"
 
 /**
+ * Turns the error of a deployment the router tried into an error of the chain, for a chain whose
+ * errors are `LlmError`s: each deployment then is an attempt of its own in the report.
+ *
+ * @internal
+ */
+export type HopsAsAttempts<E> = (error: LlmError.LlmError) => E
+
+/**
  * Runs the chain. `attributes` are added to every attempt's span.
  *
  * @internal
@@ -47,7 +56,12 @@ export const run = <A, E, R>(
   models: ReadonlyArray<string>,
   attempt: (model: string) => Effect.Effect<A, E, R>,
   options: Fallback.Options<Fallback.AttemptError<NoInfer<E>>>,
-  attributes: Record<string, unknown>
+  attributes: Record<string, unknown>,
+  /**
+   * Whether the deployments a router tried within one attempt become attempts of their own in
+   * the report: only when every hop's error is one of the chain's (a `ChatClient` chain).
+   */
+  hopsAsAttempts: HopsAsAttempts<Fallback.AttemptError<E>> | undefined = undefined
 ): Effect.Effect<
   Fallback.Served<A, Fallback.AttemptError<E>>,
   Failure<Fallback.AttemptError<E>>,
@@ -81,22 +95,44 @@ export const run = <A, E, R>(
           })
         })
 
-      const record = (model: string, retryNumber: number, start: number) => (exit: Exit.Exit<A, Err>) =>
-        Effect.sync(() => {
-          const facts = {
-            model,
-            retry: retryNumber,
-            startedAt: start,
-            durationMs: clock.currentTimeMillisUnsafe() - start
-          }
-          if (Exit.isSuccess(exit)) {
-            attempts.push({ ...facts, outcome: "success", error: undefined })
-            return
-          }
-          // Interruption and defects end the chain itself; only failures are attempts to report.
-          const failure = Cause.findErrorOption(exit.cause)
-          if (Option.isSome(failure)) attempts.push({ ...facts, outcome: "failure", error: failure.value })
-        })
+      const record =
+        (model: string, retryNumber: number, start: number, details: AttemptDetails.Details) =>
+        (exit: Exit.Exit<A, Err>) =>
+          Effect.sync(() => {
+            const failure = Exit.isSuccess(exit) ? Option.none() : Cause.findErrorOption(exit.cause)
+            // Interruption and defects end the chain itself; only failures are attempts to report.
+            if (Exit.isFailure(exit) && Option.isNone(failure)) return
+            const error = Option.getOrUndefined(failure)
+            const hops = details.hops
+            const last = hops.length === 0 ? undefined : hops[hops.length - 1]
+            // the last deployment's call is this attempt's outcome when it answered (the answer may
+            // still be rejected above it) or failed with the very error the attempt failed with
+            const merged = last !== undefined && (last.outcome === "success" || last.error === error) ? last : undefined
+            if (hopsAsAttempts !== undefined) {
+              for (const hop of merged === undefined ? hops : hops.slice(0, -1)) {
+                const facts = {
+                  model,
+                  deployment: hop.deployment,
+                  retry: retryNumber,
+                  startedAt: hop.startedAt,
+                  durationMs: hop.durationMs,
+                  costUsd: hop.costUsd
+                }
+                if (hop.error === undefined) attempts.push({ ...facts, outcome: "success", error: undefined })
+                else attempts.push({ ...facts, outcome: "failure", error: hopsAsAttempts(hop.error) })
+              }
+            }
+            const facts = {
+              model,
+              deployment: merged?.deployment ?? details.current,
+              retry: retryNumber,
+              startedAt: merged?.startedAt ?? start,
+              durationMs: merged === undefined ? clock.currentTimeMillisUnsafe() - start : merged.durationMs,
+              costUsd: hopsAsAttempts === undefined ? AttemptDetails.costOf(details) : merged?.costUsd
+            }
+            if (error === undefined) attempts.push({ ...facts, outcome: "success", error: undefined })
+            else attempts.push({ ...facts, outcome: "failure", error })
+          })
 
       const tryModel = (model: string): Effect.Effect<A, Err, R> => {
         let tries = 0
@@ -119,7 +155,11 @@ export const run = <A, E, R>(
           const guarded: Effect.Effect<A, Err, R> = options.breaker === undefined
             ? observed
             : options.breaker.protect(model)(observed)
-          return Effect.onExit(guarded, record(model, retryNumber, start))
+          const details = AttemptDetails.make()
+          return guarded.pipe(
+            Effect.provideService(AttemptDetails.CurrentDetails, details),
+            Effect.onExit(record(model, retryNumber, start, details))
+          )
         })
         const retryOptions = options.retry
         if (retryOptions === undefined) return once
@@ -143,7 +183,8 @@ export const run = <A, E, R>(
         }
         const result = yield* Effect.result(tryModel(model))
         if (Result.isSuccess(result)) {
-          return { value: result.success, model, attempts: [...attempts] }
+          const served = attempts[attempts.length - 1]
+          return { value: result.success, model, deployment: served?.deployment, attempts: [...attempts] }
         }
         if (!shouldFallback(result.failure)) {
           return yield* end("NotFallbackable", result.failure, models.slice(index + 1))
