@@ -67,3 +67,13 @@ export * as Bulkhead from "./Bulkhead.js"
  * @since 0.2.0
  */
 export * as RateLimit from "./RateLimit.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as Routing from "./Routing.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as Deployments from "./Deployments.js"
