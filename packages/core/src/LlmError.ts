@@ -23,6 +23,9 @@ import * as Predicate from "effect/Predicate"
 
 const detailSuffix = (detail: string | undefined): string => detail ? `: ${detail}` : ""
 
+// dollars with the digits a sum needs: $12.50, $0.2500, $0.000075
+const usd = (amount: number): string => `$${amount.toFixed(Math.abs(amount) < 0.01 ? 6 : Math.abs(amount) < 1 ? 4 : 2)}`
+
 /**
  * The provider refused the call for its rate limit (HTTP 429). `retryAfter` is the provider's
  * own hint, when it sent one.
@@ -273,8 +276,8 @@ export class BudgetExceededError extends Data.TaggedError("BudgetExceededError")
   readonly resetsAt: number
 }> {
   override get message(): string {
-    return `The budget of key ${JSON.stringify(this.key)} is spent ($${this.spentUsd.toFixed(4)} of ` +
-      `$${this.limitUsd.toFixed(2)}) until ${new Date(this.resetsAt).toISOString()}; model ${this.model} was not called`
+    return `The budget of key ${JSON.stringify(this.key)} is spent (${usd(this.spentUsd)} of ${usd(this.limitUsd)}) ` +
+      `until ${new Date(this.resetsAt).toISOString()}; model ${this.model} was not called`
   }
 }
 

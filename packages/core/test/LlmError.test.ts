@@ -87,7 +87,7 @@ describe("LlmError", () => {
     assert.strictEqual(all[12].message, "Deployment east of m is full: 4 calls in flight and 8 waiting")
     assert.strictEqual(
       all[13].message,
-      "The budget of key \"team-a\" is spent ($10.5000 of $10.00) until 1970-01-02T00:00:00.000Z; model m was not called"
+      "The budget of key \"team-a\" is spent ($10.50 of $10.00) until 1970-01-02T00:00:00.000Z; model m was not called"
     )
     assert.strictEqual(all[14].message, "Model m gave an answer cut off by its token limit: finish_reason length")
   })
