@@ -32,6 +32,7 @@ import * as Effect from "effect/Effect"
 import * as Predicate from "effect/Predicate"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
+import * as Answer from "./Answer.js"
 import * as ChatClient from "./ChatClient.js"
 import * as ChatCompletion from "./ChatCompletion.js"
 import * as internal from "./internal/fallback.js"
@@ -336,8 +337,21 @@ export const firstSuccess = <A, E, R>(
   runChain(models, attempt, options, {})
 
 /**
+ * The options of `chain`: those of every chain, and `accept`, a check every answer must pass
+ * (`Answer`): an answer it rejects fails its attempt with `AnswerRejectedError`, which is retried
+ * and falls back like any error. The check may itself call a model through the `ChatClient`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ChainOptions extends Options {
+  readonly accept?: Answer.Check<ChatClient.ChatClient>
+}
+
+/**
  * The chain over the `ChatClient` in context: a function from a request without a model to the
- * first completion served by one of `models`, tried in order.
+ * first completion served by one of `models`, tried in order. With `accept`, an answer must pass
+ * the check to be served: an empty, cut-off or invalid answer is a failure of its model.
  *
  * @example
  * ```ts
@@ -353,21 +367,26 @@ export const firstSuccess = <A, E, R>(
  */
 export const chain = (
   models: ReadonlyArray<string>,
-  options?: Options
+  options?: ChainOptions
 ) =>
 (
   request: ChatCompletion.PromptRequest
 ): Effect.Effect<Served<ChatCompletion.ChatCompletion>, AllModelsFailed, ChatClient.ChatClient> =>
   Effect.flatMap(
     ChatClient.ChatClient,
-    (client) =>
-      runChain(
+    (client) => {
+      const accept = options?.accept
+      return runChain(
         models,
-        (model) => client.create(ChatCompletion.withModel(request, model)),
+        (model) => {
+          const call = client.create(ChatCompletion.withModel(request, model))
+          return accept === undefined ? call : Answer.verify(call, accept, model)
+        },
         options,
         {},
         sameError
       )
+    }
   )
 
 /**

@@ -77,3 +77,8 @@ export * as Routing from "./Routing.js"
  * @since 0.2.0
  */
 export * as Deployments from "./Deployments.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as Answer from "./Answer.js"
