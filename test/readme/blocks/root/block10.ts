@@ -1,24 +1,20 @@
-import { Observability } from "@resilient-llm/core"
-import { Effect } from "effect"
-import * as HttpRouter from "effect/http/HttpRouter"
-import * as HttpServerResponse from "effect/http/HttpServerResponse"
+import { Answer, ChatCompletion, Fallback } from "@resilient-llm/core"
+import { Effect, Schema } from "effect"
 
-// one row per model: request count, error rate, outcomes by tag, recent latency quantiles
-export const modelStatus = Observability.snapshot().pipe(
-  Effect.map((models) =>
-    models.map((m) => ({
-      model: m.model,
-      requests: m.requests,
-      errorRate: m.errorRate,
-      outcomes: m.outcomes, // { success: 812, RateLimitError: 9, TimeoutError: 2 }
-      p50Ms: m.p50Ms,
-      p95Ms: m.p95Ms
-    }))
-  )
-)
+const Invoice = Schema.Struct({ total: Schema.Number, currency: Schema.String, lines: Schema.Array(Schema.String) })
 
-export const StatusRoutes = HttpRouter.add(
-  "GET",
-  "/status/models",
-  Effect.flatMap(modelStatus, (rows) => HttpServerResponse.json(rows))
+const extract = Fallback.chain(["gpt-4o-mini", "gpt-4o"], {
+  accept: Answer.all([
+    Answer.nonEmpty,
+    Answer.notTruncated,
+    Answer.json(Invoice),
+    Answer.predicate((c) => !ChatCompletion.text(c).includes("lorem ipsum"), "placeholder text")
+  ]),
+  retry: { retries: 1 }
+})
+
+const program = extract(ChatCompletion.prompt("Extract the invoice as JSON: ...", { max_tokens: 400 })).pipe(
+  Effect.map((served) => Schema.decodeUnknownSync(Schema.fromJsonString(Invoice))(ChatCompletion.text(served.value)))
 )
+// a cut-off answer from gpt-4o-mini is retried once, then gpt-4o is asked; the attempts say why:
+// AnswerRejectedError (truncated): Model gpt-4o-mini gave an answer cut off by its token limit

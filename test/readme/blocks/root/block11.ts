@@ -1,25 +1,21 @@
-import * as OtelMetrics from "@effect/opentelemetry/OtelMetrics"
-import * as OtelTracer from "@effect/opentelemetry/OtelTracer"
-import * as Resource from "@effect/opentelemetry/Resource"
-import type { MetricReader } from "@opentelemetry/sdk-metrics"
-import { BasicTracerProvider, type SpanProcessor } from "@opentelemetry/sdk-trace-base"
-import { Effect, Layer } from "effect"
+import { ChatCompletion, Experiment } from "@resilient-llm/core"
+import { Effect } from "effect"
 
-export const OpenTelemetryLive = (options: {
-  readonly serviceName: string
-  readonly spanProcessor: SpanProcessor
-  readonly metricReader: MetricReader
-}) => {
-  const TracerProviderLive = Layer.effect(
-    OtelTracer.OtelTracerProvider,
-    Effect.flatMap(Resource.Resource, (resource) =>
-      Effect.acquireRelease(
-        Effect.sync(() => new BasicTracerProvider({ resource, spanProcessors: [options.spanProcessor] })),
-        (provider) => Effect.promise(() => provider.shutdown()) // flushes the processor
-      ))
-  )
-  return Layer.mergeAll(
-    OtelTracer.layer.pipe(Layer.provide(TracerProviderLive)), // Effect spans become OpenTelemetry spans
-    OtelMetrics.layer(() => options.metricReader) // Effect metrics are read by the reader
-  ).pipe(Layer.provide(Resource.layer({ serviceName: options.serviceName })))
-}
+const program = Effect.gen(function*() {
+  const experiment = yield* Experiment.make({
+    name: "support-bot-2025-06",
+    variants: [
+      { name: "control", model: "gpt-4o", weight: 9 }, // weights are relative: 90% / 10%
+      { name: "challenger", model: "claude-sonnet", weight: 1 }
+    ],
+    assignment: "sticky" // a user keeps their variant, across calls and processes
+  })
+
+  const served = yield* experiment.complete(ChatCompletion.prompt("Where is my order?"), { key: "user-42" })
+  // served.completion, served.variant, served.model, served.callId
+
+  // later, when a judge or a person has rated the answer (higher is better)
+  yield* experiment.score(served.callId, 4)
+
+  const summary = yield* experiment.summary
+}).pipe(Effect.scoped) // the experiment's shadow calls live in this scope
