@@ -8,7 +8,7 @@ import {
   Fallback,
   LlmError
 } from "@resilient-llm/core"
-import { TestChatClient, TestSpans } from "@resilient-llm/testing"
+import { TestChatClient, TestLogs, TestSpans } from "@resilient-llm/testing"
 import { Duration, Effect, Fiber, Layer, Metric, Option, Random, Stream } from "effect"
 import { TestClock } from "effect/testing"
 
@@ -226,6 +226,24 @@ describe("Deployments: one logical model, several deployments", () => {
       assert.deepStrictEqual(yield* east(), { factor: 1, rpm: 100, tpm: undefined, cooldownMs: 0 })
     }))
 
+  it.effect("tokens are estimated before the call and corrected from the usage after it", () =>
+    Effect.gen(function*() {
+      const { azureCalls, router } = yield* setup(
+        { models: { m: { deployments: [{ name: "solo", provider: "azure", model: "m", tpm: 1000 }] } } },
+        { azure: { m: [reply("long", 0, { prompt_tokens: 100, completion_tokens: 890 })] } }
+      )
+      const small = ChatCompletion.withModel(ChatCompletion.prompt("hi", { max_tokens: 50 }), "m")
+      // 55 tokens are estimated (5 of prompt, 50 of max_tokens), 990 are used: 10 are left, and the
+      // next call's 55 do not fit
+      yield* router.create(small)
+      const error = yield* Effect.flip(router.create(small))
+      assert.isTrue(error._tag === "ThrottledError" && error.limit === "tpm")
+      assert.strictEqual((yield* azureCalls.calls).length, 1)
+      // a token comes back every 60 ms: 45 more in 2.7 s
+      yield* TestClock.adjust("3 seconds")
+      yield* router.create(small)
+    }))
+
   it.effect("an unknown logical model is ModelNotFoundError, and nothing is sent", () =>
     Effect.gen(function*() {
       const { azureCalls, client } = yield* setup(two(), { azure: {} })
@@ -323,7 +341,11 @@ describe("Deployments: cost and budgets", () => {
         openai: { "gpt-4o": [reply("west", 0, usage)] }
       })
       const capture = yield* TestSpans.make
-      const served = yield* run(Fallback.chain(["gpt-4o"])(request), client).pipe(Effect.withTracer(capture.tracer))
+      const logs = TestLogs.make()
+      const served = yield* run(Fallback.chain(["gpt-4o"])(request), client).pipe(
+        Effect.withTracer(capture.tracer),
+        Effect.provide(logs.layer)
+      )
       // 1000 × 2.5 + 200 × 10, per million
       assert.strictEqual(served.attempts[0].costUsd, 0.0045)
       const deployment = capture.spans.find((s) => s.name === "resilient-llm.deployment")
@@ -348,6 +370,11 @@ describe("Deployments: cost and budgets", () => {
         m.id === "resilient_llm_deployment_requests_total" && m.attributes?.["deployment"] === "east"
       )
       assert.isTrue(requests?.type === "Counter" && requests.state.count === 1)
+      const line = logs.lines.find((l) => l.message === "attempt succeeded")
+      assert.deepStrictEqual(
+        [line?.annotations["llm.model"], line?.annotations["llm.deployment"], line?.annotations["costUsd"]],
+        ["gpt-4o", "east", 0.0045]
+      )
     }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
 
   it.effect("cached and reasoning tokens are priced at their own rates when the usage reports them", () =>

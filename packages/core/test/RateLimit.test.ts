@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ChatCompletion, LlmError, RateLimit } from "@resilient-llm/core"
-import { Duration, Effect, Fiber, Layer, Option, Schema } from "effect"
+import { Duration, Effect, Fiber, Layer, Metric, Option, Schema } from "effect"
 import * as RateLimiter from "effect/persistence/RateLimiter"
 import { TestClock } from "effect/testing"
 
@@ -102,6 +102,24 @@ describe("RateLimit", () => {
       assert.deepStrictEqual(yield* fixed.status, { factor: 1, rpm: 10, tpm: undefined, cooldownMs: 0 })
       yield* fixed.tryAcquire(0)
     }).pipe(Effect.provide(RateLimit.layerStoresMemory)))
+
+  it.effect("refusals and the adaptive factor are metrics labelled with model, deployment and limit", () =>
+    Effect.gen(function*() {
+      const l = yield* limiter({ rpm: 1 })
+      yield* l.tryAcquire(0)
+      yield* Effect.flip(l.tryAcquire(0))
+      yield* l.rateLimited(Option.none())
+      const metrics = yield* Metric.snapshot
+      const refused = metrics.find((m) =>
+        m.id === "resilient_llm_rate_limit_refusals_total" && m.attributes?.["limit"] === "rpm" &&
+        m.attributes?.["deployment"] === "east" && m.attributes?.["model"] === "gpt-4o"
+      )
+      assert.isTrue(refused?.type === "Counter" && refused.state.count === 1)
+      const factor = metrics.find((m) =>
+        m.id === "resilient_llm_rate_limit_factor" && m.attributes?.["deployment"] === "east"
+      )
+      assert.isTrue(factor?.type === "Gauge" && factor.state.value === 0.5)
+    }).pipe(Effect.provide(RateLimit.layerStoresMemory), Effect.provideService(Metric.MetricRegistry, new Map())))
 
   it.effect("deployments with different keys have separate limits", () =>
     Effect.gen(function*() {
