@@ -245,6 +245,55 @@ export const providersFromChatClient = (
   )
 
 /**
+ * Calls to deployments by `model` (logical), `deployment` and `outcome`.
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const requests = internal.requests
+
+/**
+ * Latency of calls to deployments in milliseconds, by `model` and `deployment`.
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const latency = internal.latency
+
+/**
+ * Tokens by `model`, `deployment` and `kind` (`input`, `output`).
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const tokens = internal.tokens
+
+/**
+ * What calls cost in US dollars, by `model` and `deployment`.
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const cost = internal.cost
+
+/**
+ * Calls in flight by `model` and `deployment`.
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const inFlight = internal.inFlight
+
+/**
+ * Deployments skipped without a call, by `model`, `deployment` and `reason` (`rpm`, `tpm`,
+ * `cooldown`, `bulkhead`, `circuit-open`, `budget`).
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const skips = internal.skips
+
+/**
  * One deployment now, for a status page.
  *
  * @since 0.2.0
