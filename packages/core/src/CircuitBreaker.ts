@@ -301,7 +301,8 @@ export class CircuitBreakerConfigError extends Data.TaggedError("CircuitBreakerC
  * | --- | --- |
  * | `RateLimitError`, `TimeoutError`, `ServerError`, `ConnectionError`, `ResponseDecodeError`, `AuthenticationError`, `ModelNotFoundError` | yes |
  * | `BadRequestError`, `ContextLengthError`, `ContentFilterError` | no: the request is at fault, and another model would refuse it too |
- * | `CircuitOpenError` | no: a nested breaker refused the call, so nothing reached the model |
+ * | `CircuitOpenError`, `ThrottledError`, `BulkheadFullError`, `BudgetExceededError` | no: the client refused the call itself (a nested breaker, a rate limit, a bulkhead, a budget), so nothing reached the model |
+ * | `AnswerRejectedError` | only when its check asked to (`Answer.countingForBreaker`) |
  * | any other error: `Cause.TimeoutError` from `Effect.timeout`, your own error from `Effect.timeoutOrElse`, another client's error | yes |
  *
  * Whatever runs inside `protect` is taken to be the call to the model, so an error the breaker

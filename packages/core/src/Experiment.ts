@@ -130,6 +130,8 @@ export interface Served {
   readonly variant: string
   readonly model: string
   readonly callId: string
+  /** What the call cost in US dollars, when `Deployments` served it from a priced deployment. */
+  readonly costUsd: number | undefined
 }
 
 /**
@@ -145,6 +147,8 @@ export interface RecordedCall {
   readonly outcome: string
   readonly inputTokens?: number
   readonly outputTokens?: number
+  /** What the call cost, in US dollars. */
+  readonly costUsd?: number
   readonly shadow?: boolean
   /** When the call started, in epoch milliseconds; the `Clock`'s time of recording by default. */
   readonly startedAt?: number
@@ -167,6 +171,7 @@ export interface ExportedCall {
   readonly outcome: string
   readonly inputTokens: number | null
   readonly outputTokens: number | null
+  readonly costUsd: number | null
   readonly score: number | null
 }
 
@@ -211,6 +216,12 @@ export interface VariantSummary {
   readonly latency: Moments & { readonly p50: number | undefined; readonly p95: number | undefined }
   readonly inputTokens: Moments
   readonly outputTokens: Moments
+  /**
+   * What the variant's calls cost in US dollars: the mean per call and `total`, over every
+   * finished call whose cost is known (served by `Deployments` from a priced deployment, or
+   * recorded with `costUsd`), shadow calls included.
+   */
+  readonly costUsd: Moments & { readonly total: number }
   readonly score: Moments
   /** Shadow calls for this variant dropped because every shadow slot was busy. */
   readonly shadowDropped: number
@@ -391,7 +402,7 @@ export class UnknownVariantError extends Data.TaggedError("UnknownVariantError")
  */
 export class InvalidCallError extends Data.TaggedError("InvalidCallError")<{
   readonly experiment: string
-  readonly field: "latencyMs" | "inputTokens" | "outputTokens" | "startedAt" | "outcome"
+  readonly field: "latencyMs" | "inputTokens" | "outputTokens" | "costUsd" | "startedAt" | "outcome"
   readonly value: unknown
   readonly expected: string
 }> {

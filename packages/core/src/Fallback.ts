@@ -32,6 +32,7 @@ import * as Effect from "effect/Effect"
 import * as Predicate from "effect/Predicate"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
+import * as Answer from "./Answer.js"
 import * as ChatClient from "./ChatClient.js"
 import * as ChatCompletion from "./ChatCompletion.js"
 import * as internal from "./internal/fallback.js"
@@ -48,12 +49,16 @@ import type * as Retry from "./Retry.js"
 export interface Succeeded {
   readonly outcome: "success"
   readonly model: string
+  /** The deployment that answered, when `model` is a logical model served by `Deployments`. */
+  readonly deployment: string | undefined
   /** 0 for the first try at this model, 1 for its first retry, and so on. */
   readonly retry: number
   /** When the attempt started, in epoch milliseconds by `Clock`. */
   readonly startedAt: number
   /** How long the attempt took; for `stream`, the time to the first chunk. */
   readonly durationMs: number
+  /** What the call cost in US dollars, when its deployment has a price table. */
+  readonly costUsd: number | undefined
   readonly error: undefined
 }
 
@@ -67,17 +72,26 @@ export interface Succeeded {
 export interface Failed<E> {
   readonly outcome: "failure"
   readonly model: string
+  /**
+   * The deployment that failed or refused the call, when `model` is a logical model served by
+   * `Deployments`.
+   */
+  readonly deployment: string | undefined
   /** 0 for the first try at this model, 1 for its first retry, and so on. */
   readonly retry: number
   /** When the attempt started, in epoch milliseconds by `Clock`. */
   readonly startedAt: number
   readonly durationMs: number
+  /** What the call cost in US dollars, when its deployment has a price table (a failed call rarely costs). */
+  readonly costUsd: number | undefined
   readonly error: E
 }
 
 /**
  * One try at one model, retries included. Both variants have every field (`error` is `undefined`
- * on success), so a list of attempts reads as a table.
+ * on success), so a list of attempts reads as a table. With `Deployments` behind the
+ * `ChatClient`, `Fallback.chain` reports each deployment the router tried as an attempt of its
+ * own (the same `model` and `retry`, each with its `deployment`), refusals included.
  *
  * @since 0.1.0
  * @category models
@@ -94,6 +108,8 @@ export type Attempt<E = LlmError.LlmError> = Succeeded | Failed<E>
 export interface Served<A, E = LlmError.LlmError> {
   readonly value: A
   readonly model: string
+  /** The deployment that served, when `model` is a logical model served by `Deployments`. */
+  readonly deployment: string | undefined
   readonly attempts: ReadonlyArray<Attempt<E>>
 }
 
@@ -150,11 +166,10 @@ export class AllModelsFailed<E = LlmError.LlmError> extends Data.TaggedError("Al
   }
 
   override get message(): string {
-    const tried = this.attempts.map((attempt) =>
-      `${attempt.retry === 0 ? attempt.model : `${attempt.model} [retry ${attempt.retry}]`}: ${
-        describeError(attempt.error)
-      }`
-    ).join("; ")
+    const tried = this.attempts.map((attempt) => {
+      const target = attempt.deployment === undefined ? attempt.model : `${attempt.model}@${attempt.deployment}`
+      return `${attempt.retry === 0 ? target : `${target} [retry ${attempt.retry}]`}: ${describeError(attempt.error)}`
+    }).join("; ")
     const untried = this.untried.length === 0 ? "" : `; not tried: ${this.untried.join(", ")}`
     const after = `after ${plural(this.attempts.length, "attempt")}`
     switch (this.reason) {
@@ -270,14 +285,26 @@ const logOutcome = <A, E, R>(
   self: Effect.Effect<Served<A, E>, AllModelsFailed<E> | FallbackConfigError, R>
 ): Effect.Effect<Served<A, E>, AllModelsFailed<E> | FallbackConfigError, R> =>
   self.pipe(
-    Effect.tap((served) =>
-      Effect.andThen(
-        Effect.annotateCurrentSpan({ "llm.served_model": served.model, "llm.attempts": served.attempts.length }),
-        Effect.logInfo(`served by ${served.model} after ${plural(served.attempts.length, "attempt")}`).pipe(
-          Effect.annotateLogs({ "llm.model": served.model, "llm.attempts": served.attempts.length })
+    Effect.tap((served) => {
+      const by = served.deployment === undefined ? served.model : `${served.model}@${served.deployment}`
+      const annotations = served.deployment === undefined
+        ? { "llm.attempts": served.attempts.length }
+        : { "llm.deployment": served.deployment, "llm.attempts": served.attempts.length }
+      return Effect.andThen(
+        Effect.annotateCurrentSpan(
+          served.deployment === undefined
+            ? { "llm.served_model": served.model, "llm.attempts": served.attempts.length }
+            : {
+              "llm.served_model": served.model,
+              "llm.served_deployment": served.deployment,
+              "llm.attempts": served.attempts.length
+            }
+        ),
+        Effect.logInfo(`served by ${by} after ${plural(served.attempts.length, "attempt")}`).pipe(
+          Effect.annotateLogs({ "llm.model": served.model, ...annotations })
         )
       )
-    ),
+    }),
     Effect.tapError((error) => {
       const annotations = error._tag === "AllModelsFailed"
         ? { "llm.reason": error.reason, "llm.attempts": error.attempts.length }
@@ -303,6 +330,9 @@ const runChain = <B, A, E, R>(
       logOutcome,
       Observability.pattern("fallback", { "llm.models": String(models), ...kind.attributes })
     )
+
+// A chain over `ChatClient` fails with `LlmError`s: a deployment's error is one of its own.
+const sameError = (error: LlmError.LlmError): LlmError.LlmError => error
 
 /**
  * The generic chain: calls `attempt` for each model in order until one succeeds, and returns its
@@ -341,8 +371,21 @@ export const firstSuccess = <A, E, R>(
   runChain(models, attempt, internal.check(models, options, false), internal.effects({}))
 
 /**
+ * The options of `chain`: those of every chain, and `accept`, a check every answer must pass
+ * (`Answer`): an answer it rejects fails its attempt with `AnswerRejectedError`, which is retried
+ * and falls back like any error. The check may itself call a model through the `ChatClient`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ChainOptions extends Options {
+  readonly accept?: Answer.Check<ChatClient.ChatClient>
+}
+
+/**
  * The chain over the `ChatClient` in context: a function from a request without a model to the
- * first completion served by one of `models`, tried in order.
+ * first completion served by one of `models`, tried in order. With `accept`, an answer must pass
+ * the check to be served: an empty, cut-off or invalid answer is a failure of its model.
  *
  * The models and options are checked once, here. Since `chain` returns a function, not an
  * effect, a misconfigured chain cannot fail now: every call of it fails at once with
@@ -363,9 +406,10 @@ export const firstSuccess = <A, E, R>(
  */
 export const chain = (
   models: ReadonlyArray<string>,
-  options?: Options
+  options?: ChainOptions
 ) => {
   const config = internal.check<AttemptError<LlmError.LlmError>>(models, options, false)
+  const accept = options?.accept
   return (
     request: ChatCompletion.PromptRequest
   ): Effect.Effect<
@@ -376,11 +420,19 @@ export const chain = (
     Effect.flatMap(
       ChatClient.ChatClient,
       (client) =>
-        runChain<ChatCompletion.ChatCompletion, ChatCompletion.ChatCompletion, LlmError.LlmError, never>(
+        runChain<
+          ChatCompletion.ChatCompletion,
+          ChatCompletion.ChatCompletion,
+          LlmError.LlmError,
+          ChatClient.ChatClient
+        >(
           models,
-          (model) => client.create(ChatCompletion.withModel(request, model)),
+          (model) => {
+            const call = client.create(ChatCompletion.withModel(request, model))
+            return accept === undefined ? call : Answer.verify(call, accept, model)
+          },
           config,
-          internal.effects({})
+          internal.effects({}, sameError)
         )
     )
 }
@@ -457,7 +509,7 @@ export const stream = (
           models,
           (model) => internal.openStream(model, client.stream(ChatCompletion.withModel(request, model))),
           config,
-          { attributes: { "llm.stream": true }, serve: internal.serveStream }
+          { attributes: { "llm.stream": true }, serve: internal.serveStream, hopsAsAttempts: sameError }
         )
     )
 }

@@ -10,7 +10,9 @@
  * | `TimeoutError`, `ServerError`, `ConnectionError`, `ResponseDecodeError` | yes | yes |
  * | `AuthenticationError`, `ModelNotFoundError`, `ContextLengthError`, `ContentFilterError` | no | yes |
  * | `BadRequestError` | no | no: the request itself is at fault |
- * | `CircuitOpenError` | no | yes |
+ * | `CircuitOpenError`, `ThrottledError`, `BulkheadFullError` | no | yes |
+ * | `AnswerRejectedError` | yes | yes |
+ * | `BudgetExceededError` | no | no: every model spends the same budget |
  *
  * @since 0.1.0
  */
@@ -20,6 +22,9 @@ import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 
 const detailSuffix = (detail: string | undefined): string => detail ? `: ${detail}` : ""
+
+// dollars with the digits a sum needs: $12.50, $0.2500, $0.000075
+const usd = (amount: number): string => `$${amount.toFixed(Math.abs(amount) < 0.01 ? 6 : Math.abs(amount) < 1 ? 4 : 2)}`
 
 /**
  * The provider refused the call for its rate limit (HTTP 429). `retryAfter` is the provider's
@@ -206,6 +211,103 @@ export class CircuitOpenError extends Data.TaggedError("CircuitOpenError")<{
 }
 
 /**
+ * A client-side rate limit of a deployment had no room for the call, and the wait for room was
+ * longer than the caller allows: nothing was sent. `limit` says which: `rpm` (requests per minute),
+ * `tpm` (tokens per minute), or `cooldown` (the provider answered 429 lately and asked to wait).
+ * `retryAfter` is when room is expected.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class ThrottledError extends Data.TaggedError("ThrottledError")<{
+  readonly model: string
+  readonly deployment: string | undefined
+  readonly limit: "rpm" | "tpm" | "cooldown"
+  readonly retryAfter: Duration.Duration
+  readonly detail?: string
+}> {
+  override get message(): string {
+    const where = this.deployment === undefined
+      ? `Model ${this.model}`
+      : `Deployment ${this.deployment} of ${this.model}`
+    const what = this.limit === "rpm"
+      ? "has no room under its requests-per-minute limit"
+      : this.limit === "tpm"
+      ? "has no room under its tokens-per-minute limit"
+      : "is cooling down after the provider's rate limit"
+    return `${where} ${what}; room again in ${Duration.format(this.retryAfter)}${detailSuffix(this.detail)}`
+  }
+}
+
+/**
+ * A bulkhead refused the call at once: `maxConcurrent` calls were in flight and `maxQueued` were
+ * already waiting. Nothing was sent.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class BulkheadFullError extends Data.TaggedError("BulkheadFullError")<{
+  readonly model: string
+  readonly deployment: string | undefined
+  readonly maxConcurrent: number
+  readonly maxQueued: number
+}> {
+  override get message(): string {
+    const where = this.deployment === undefined
+      ? `Model ${this.model}`
+      : `Deployment ${this.deployment} of ${this.model}`
+    return `${where} is full: ${this.maxConcurrent} calls in flight and ${this.maxQueued} waiting`
+  }
+}
+
+/**
+ * The budget of the caller's key is spent for this period: the call was refused before any model
+ * was asked. Another model would spend the same budget, so it does not fall back. `resetsAt` is
+ * when the next period starts, in epoch milliseconds.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class BudgetExceededError extends Data.TaggedError("BudgetExceededError")<{
+  readonly model: string
+  readonly key: string
+  readonly spentUsd: number
+  readonly limitUsd: number
+  readonly resetsAt: number
+}> {
+  override get message(): string {
+    return `The budget of key ${JSON.stringify(this.key)} is spent (${usd(this.spentUsd)} of ${usd(this.limitUsd)}) ` +
+      `until ${new Date(this.resetsAt).toISOString()}; model ${this.model} was not called`
+  }
+}
+
+/**
+ * The model answered, but the answer is no answer: empty, cut off by `max_tokens`, or refused by
+ * the caller's check (a schema for structured output, a predicate, an effect). It is a failure of
+ * that model: retried and passed to the next model like an error. `countsForBreaker` says whether
+ * a circuit breaker around the call counts it (only when the caller asked for it).
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class AnswerRejectedError extends Data.TaggedError("AnswerRejectedError")<{
+  readonly model: string
+  readonly reason: "empty" | "truncated" | "invalid" | "rejected"
+  readonly detail: string
+  readonly countsForBreaker: boolean
+}> {
+  override get message(): string {
+    const why = {
+      empty: "an empty answer",
+      truncated: "an answer cut off by its token limit",
+      invalid: "an answer that does not match the expected schema",
+      rejected: "an answer the caller's check rejected"
+    }[this.reason]
+    return `Model ${this.model} gave ${why}${detailSuffix(this.detail)}`
+  }
+}
+
+/**
  * Every failure of a model call.
  *
  * @since 0.1.0
@@ -223,6 +325,10 @@ export type LlmError =
   | ContentFilterError
   | BadRequestError
   | CircuitOpenError
+  | ThrottledError
+  | BulkheadFullError
+  | BudgetExceededError
+  | AnswerRejectedError
 
 /**
  * The tags of `LlmError`, for exhaustive handling and for metric labels.
@@ -241,7 +347,11 @@ export const tags = [
   "ContextLengthError",
   "ContentFilterError",
   "BadRequestError",
-  "CircuitOpenError"
+  "CircuitOpenError",
+  "ThrottledError",
+  "BulkheadFullError",
+  "BudgetExceededError",
+  "AnswerRejectedError"
 ] as const satisfies ReadonlyArray<LlmError["_tag"]>
 
 const tagSet: ReadonlySet<string> = new Set(tags)
@@ -259,12 +369,14 @@ const retryable: ReadonlySet<string> = new Set<LlmError["_tag"]>([
   "TimeoutError",
   "ServerError",
   "ConnectionError",
-  "ResponseDecodeError"
+  "ResponseDecodeError",
+  "AnswerRejectedError"
 ])
 
 /**
  * Whether another attempt at the same model may succeed: rate limits, timeouts, server errors,
- * broken connections and undecodable responses. Anything that is not an `LlmError` is not.
+ * broken connections, undecodable responses and rejected answers (another sample may pass).
+ * Anything that is not an `LlmError` is not.
  *
  * @since 0.1.0
  * @category predicates
@@ -273,12 +385,27 @@ export const isRetryable = (u: unknown): boolean => isLlmError(u) && retryable.h
 
 /**
  * Whether another model may serve the request: every `LlmError` but `BadRequestError`, which
- * says the request itself is at fault. Anything that is not an `LlmError` is not.
+ * says the request itself is at fault, and `BudgetExceededError`, since another model would spend
+ * the same budget. Anything that is not an `LlmError` is not.
  *
  * @since 0.1.0
  * @category predicates
  */
-export const isFallbackable = (u: unknown): boolean => isLlmError(u) && u._tag !== "BadRequestError"
+export const isFallbackable = (u: unknown): boolean =>
+  isLlmError(u) && u._tag !== "BadRequestError" && u._tag !== "BudgetExceededError"
+
+/**
+ * Whether the error is a refusal on the client's side, before anything was sent: an open circuit,
+ * a client-side rate limit, a full bulkhead, or a spent budget. A circuit breaker does not count
+ * these against the model.
+ *
+ * @since 0.2.0
+ * @category predicates
+ */
+export const isRefusal = (u: unknown): boolean =>
+  isLlmError(u) &&
+  (u._tag === "CircuitOpenError" || u._tag === "ThrottledError" || u._tag === "BulkheadFullError" ||
+    u._tag === "BudgetExceededError")
 
 /**
  * The provider's wait hint of a rate limit, if the error is one and carries one.

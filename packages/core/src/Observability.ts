@@ -29,6 +29,7 @@ import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as References from "effect/References"
 import * as ChatCompletion from "./ChatCompletion.js"
+import * as AttemptDetails from "./internal/attemptDetails.js"
 
 /**
  * The pattern an attempt belongs to, as its spans, logs and metrics name it.
@@ -177,7 +178,10 @@ const logs = (fiber: Fiber.Fiber<unknown, unknown>, level: LogLevel.LogLevel): b
 /**
  * Runs one attempt at a model inside a span named `resilient-llm.<pattern>.attempt`, then logs one
  * line and updates the metrics with its model, pattern, outcome and latency (and tokens, when the
- * value carries `usage`). The latency is read from `Clock`, so `TestClock` drives it too.
+ * value carries `usage`). The latency is read from `Clock`, so `TestClock` drives it too. When the
+ * model is a logical one served by `Deployments`, the span and the log line also name the
+ * deployment that answered last (`llm.deployment`) and the attempt's cost (`llm.cost_usd`,
+ * `costUsd`).
  *
  * @since 0.1.0
  * @category combinators
@@ -195,7 +199,9 @@ export const attempt = (options: {
     (span) =>
       Effect.clockWith((clock) => {
         const start = clock.currentTimeMillisUnsafe()
+        const details = AttemptDetails.make()
         return effect.pipe(
+          Effect.provideService(AttemptDetails.CurrentDetails, details),
           Effect.onExit((exit) =>
             Effect.withFiber((fiber) => {
               const outcome = outcomeOf(exit)
@@ -207,11 +213,21 @@ export const attempt = (options: {
                 span.attribute("llm.tokens.input", usage.value.input)
                 span.attribute("llm.tokens.output", usage.value.output)
               }
+              const deployment = details.current
+              const costUsd = AttemptDetails.costOf(details)
+              if (deployment !== undefined) span.attribute("llm.deployment", deployment)
+              if (costUsd !== undefined) span.attribute("llm.cost_usd", costUsd)
+              const outer = fiber.getRef(AttemptDetails.CurrentDetails)
+              if (outer !== undefined) AttemptDetails.merge(outer, details)
               recordMetrics(fiber.context, model, pattern, outcome, latencyMs, usage)
               const succeeded = outcome === "success"
               if (!logs(fiber, succeeded ? "Info" : "Warn")) return Effect.void
               return (succeeded ? Effect.logInfo("attempt succeeded") : Effect.logWarning("attempt failed")).pipe(
-                Effect.annotateLogs({ outcome, latencyMs })
+                Effect.annotateLogs(
+                  deployment === undefined && costUsd === undefined
+                    ? { outcome, latencyMs }
+                    : { outcome, latencyMs, "llm.deployment": deployment ?? "", costUsd: costUsd ?? 0 }
+                )
               )
             })
           ),

@@ -47,3 +47,38 @@ export * as Fallback from "./Fallback.js"
  * @since 0.1.0
  */
 export * as CircuitBreaker from "./CircuitBreaker.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as Cost from "./Cost.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as Budget from "./Budget.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as Bulkhead from "./Bulkhead.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as RateLimit from "./RateLimit.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as Routing from "./Routing.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as Deployments from "./Deployments.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as Answer from "./Answer.js"

@@ -616,6 +616,26 @@ describe("isFailure", () => {
       }
     }))
 
+  it.effect("does not count the client's own refusals; counts a rejected answer only when asked to", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make({ trip: CircuitBreaker.consecutiveFailures(2) })
+      const rejected = (countsForBreaker: boolean) =>
+        new LlmError.AnswerRejectedError({ model: "m", reason: "empty", detail: "", countsForBreaker })
+      const neutral: ReadonlyArray<LlmError.LlmError> = [
+        new LlmError.ThrottledError({ model: "m", deployment: "d", limit: "tpm", retryAfter: Duration.seconds(1) }),
+        new LlmError.BulkheadFullError({ model: "m", deployment: "d", maxConcurrent: 1, maxQueued: 0 }),
+        new LlmError.BudgetExceededError({ model: "m", key: "k", spentUsd: 2, limitUsd: 1, resetsAt: 0 }),
+        rejected(false)
+      ]
+      for (const error of neutral) {
+        for (let i = 0; i < 3; i++) yield* Effect.flip(breaker.protect("refusals")(Effect.fail(error)))
+      }
+      assert.strictEqual(yield* breaker.state("refusals"), "closed")
+      yield* Effect.flip(breaker.protect("answers")(Effect.fail(rejected(true))))
+      yield* Effect.flip(breaker.protect("answers")(Effect.fail(rejected(true))))
+      assert.strictEqual(yield* breaker.state("answers"), "open")
+    }))
+
   it.effect("takes a predicate of its own", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ChatClient, ChatCompletion, Experiment, LlmError } from "@resilient-llm/core"
+import { ChatClient, ChatCompletion, Deployments, Experiment, LlmError } from "@resilient-llm/core"
 import { TestChatClient, TestLogs } from "@resilient-llm/testing"
 import { Effect, Exit, Fiber, Layer, Option, Random, Result, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
@@ -673,6 +673,7 @@ describe("export", () => {
         outcome: "success",
         inputTokens: 10,
         outputTokens: 5,
+        costUsd: null,
         score: 3
       })
       assert.deepStrictEqual(JSON.parse(lines[1]), {
@@ -686,6 +687,7 @@ describe("export", () => {
         outcome: "TimeoutError",
         inputTokens: null,
         outputTokens: null,
+        costUsd: null,
         score: null
       })
     }).pipe(Effect.scoped, Effect.provide(instant)))
@@ -752,4 +754,52 @@ describe("bounded memory", () => {
       }).pipe(Effect.scoped, seeded(2024)),
     { timeout: 120_000 }
   )
+})
+
+describe("Experiment cost per variant", () => {
+  // gpt-4o through a priced deployment, claude through another: 1000 prompt and 100 completion tokens
+  const usage = { prompt_tokens: 1000, completion_tokens: 100 }
+  const router = Effect.gen(function*() {
+    const [client] = yield* TestChatClient.make({
+      "gpt4o-prod": [TestChatClient.reply("a", { usage })],
+      "claude-prod": [TestChatClient.reply("b", { usage })]
+    })
+    return yield* Deployments.make({
+      models: {
+        "gpt-4o": { deployments: [{ provider: "p", model: "gpt4o-prod", price: { input: 2.5, output: 10 } }] },
+        "claude": { deployments: [{ provider: "p", model: "claude-prod", price: { input: 3, output: 15 } }] }
+      }
+    }).pipe(Effect.provide(Layer.mergeAll(Deployments.providers({ p: client }), Deployments.layerStoresMemory)))
+  })
+
+  it.effect("the summary says what each variant cost, per call and in total", () =>
+    Effect.gen(function*() {
+      const chat = yield* router
+      const experiment = yield* Experiment.make({
+        name: "cost",
+        assignment: "sticky",
+        variants: [{ name: "control", model: "gpt-4o", weight: 1 }, { name: "challenger", model: "claude", weight: 1 }]
+      })
+      const served = yield* Effect.forEach(
+        Array.from({ length: 20 }, (_, i) => `user-${i}`),
+        (key) => experiment.complete(ChatCompletion.prompt("Hi"), { key })
+      ).pipe(Effect.provideService(ChatClient.ChatClient, chat))
+      const costs = new Set(served.map((s) => `${s.model} ${s.costUsd}`))
+      assert.deepStrictEqual([...costs].sort(), ["claude 0.0045", "gpt-4o 0.0035"])
+      yield* experiment.record({ variant: "control", latencyMs: 5, outcome: "success", costUsd: 0.01 })
+      const summary = yield* experiment.summary
+      for (const variant of summary.variants) {
+        const calls = served.filter((s) => s.variant === variant.name).length
+        const perCall = variant.model === "gpt-4o" ? 0.0035 : 0.0045
+        const extra = variant.name === "control" ? 0.01 : 0
+        assert.strictEqual(variant.costUsd.count, calls + (extra > 0 ? 1 : 0))
+        assert.isTrue(Math.abs(variant.costUsd.total - (calls * perCall + extra)) < 1e-12)
+      }
+      const exported = (yield* experiment.export).trim().split("\n").map((line) => JSON.parse(line).costUsd)
+      assert.includeMembers(exported, [0.0035, 0.0045, 0.01])
+      const invalid = yield* Effect.flip(
+        experiment.record({ variant: "control", latencyMs: 1, outcome: "success", costUsd: -1 })
+      )
+      assert.strictEqual(invalid._tag === "InvalidCallError" ? invalid.field : invalid._tag, "costUsd")
+    }).pipe(Effect.scoped))
 })

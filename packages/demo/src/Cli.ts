@@ -55,11 +55,13 @@ export const defaultSeed: number = Story.defaultSeed
  */
 export const help = `Usage: pnpm demo [options]
 
-A tour of resilient-llm's four patterns, run over real HTTP through OpenAiCompatible:
+A tour of resilient-llm's patterns, run over real HTTP through OpenAiCompatible:
   1. a fallback chain that starts with a model that does not exist,
   2. a circuit breaker that opens during an outage, skips the failing model, probes it and closes,
   3. an A/B experiment between two models, every answer scored by a judge model,
   4. best-of-n: three models answer, the judge scores them, the best wins,
+  5. deployments: a model on two providers, one rate limited, the calls spill over to the other,
+     every call priced, and a team's budget refusing once spent (fake provider only),
 then the per-model metrics. By default it starts a fake OpenAI-compatible provider on 127.0.0.1
 (no key, no network) that plays a scripted, seeded story; it takes about 8 seconds.
 

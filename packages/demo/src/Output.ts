@@ -53,7 +53,8 @@ const titles: Record<Tour.Section, string> = {
   fallback: "fallback chain",
   breaker: "circuit breaker",
   experiment: "A/B experiment",
-  bestOfN: "best-of-n"
+  bestOfN: "best-of-n",
+  deployments: "deployments"
 }
 
 /**

@@ -164,10 +164,11 @@ const titles: Record<Tour.Section, string> = {
   fallback: "Fallback chain",
   breaker: "Circuit breaker",
   experiment: "A/B experiment",
-  bestOfN: "Best-of-n with a judge"
+  bestOfN: "Best-of-n with a judge",
+  deployments: "Deployments: rate limits, spillover, cost, budgets"
 }
 
-const numbers: Record<Tour.Section, number> = { fallback: 1, breaker: 2, experiment: 3, bestOfN: 4 }
+const numbers: Record<Tour.Section, number> = { fallback: 1, breaker: 2, experiment: 3, bestOfN: 4, deployments: 5 }
 
 const heading = (section: Tour.Section, s: Style): string => s.bold(s.cyan(`${numbers[section]}. ${titles[section]}`))
 
@@ -183,7 +184,8 @@ export const started = (
   seed: number | undefined,
   s: Style
 ): ReadonlyArray<string> => [
-  s.bold("resilient-llm demo") + ": fallback chain, circuit breaker, A/B experiment, best-of-n with a judge",
+  s.bold("resilient-llm demo") +
+  ": fallback chain, circuit breaker, A/B experiment, best-of-n with a judge, deployments",
   mode === "fake"
     ? s.dim(
       `${indent}against FakeProvider at ${endpoint} (seed ${seed ?? "?"}), over real HTTP through OpenAiCompatible`
@@ -247,6 +249,23 @@ export const sectionStarted = (config: Tour.SectionConfig, s: Style): ReadonlyAr
         say(`prompt: ${config.prompt}`),
         ""
       ]
+    case "deployments":
+      return [
+        heading("deployments", s),
+        say(`Deployments: the logical model "${config.model}" is served by`),
+        ...config.deployments.map((d) =>
+          say(
+            `  ${d.name}: ${d.provider}'s ${d.providerModel}, priority ${d.priority}` +
+              `${d.rpm === undefined ? "" : `, ${d.rpm} requests a minute`}, ` +
+              `$${d.price.input} / $${d.price.output} per million tokens in / out`
+          )
+        ),
+        say(
+          `a budget of $${config.budget.limitUsd} per key a day (${config.burstKey}: $1); ` +
+            `Fallback.chain(["${config.model}"]), max_tokens ${config.maxTokens}`
+        ),
+        ""
+      ]
   }
 }
 
@@ -262,24 +281,32 @@ export const sectionSkipped = (skipped: Tour.Skipped, s: Style): ReadonlyArray<s
   ""
 ]
 
+// refusals before anything was sent
+const skips: ReadonlySet<string> = new Set(["CircuitOpenError", "ThrottledError", "BulkheadFullError"])
+
 const mark = (attempt: Tour.Attempt, s: Style): string =>
   attempt.outcome === "success"
     ? s.green("✓")
-    : attempt.outcome === "CircuitOpenError"
+    : skips.has(attempt.outcome)
     ? s.yellow("↷")
     : s.red("✗")
 
+const target = (attempt: { readonly model: string; readonly deployment: string | undefined }): string =>
+  attempt.deployment === undefined ? attempt.model : `${attempt.model}@${attempt.deployment}`
+
 const attemptName = (attempt: Tour.Attempt): string =>
-  attempt.retry === 0 ? attempt.model : `${attempt.model} (retry ${attempt.retry})`
+  attempt.retry === 0 ? target(attempt) : `${target(attempt)} (retry ${attempt.retry})`
+
+const usd = (amount: number): string => `$${amount.toFixed(Math.abs(amount) < 0.01 ? 6 : Math.abs(amount) < 1 ? 4 : 2)}`
 
 /** Why an attempt failed, and what the chain did next. */
 const why = (attempt: Tour.Attempt, next: Tour.Attempt | undefined): string => {
-  if (attempt.outcome === "success") return ""
+  if (attempt.outcome === "success") return attempt.costUsd === undefined ? "" : usd(attempt.costUsd)
   const then = next === undefined
     ? "no model left"
-    : next.model === attempt.model
+    : target(next) === target(attempt)
     ? "retried"
-    : `next: ${next.model}`
+    : `next: ${target(next)}`
   switch (attempt.outcome) {
     case "ModelNotFoundError":
       return `no such model (not worth retrying); ${then}`
@@ -289,15 +316,24 @@ const why = (attempt: Tour.Attempt, next: Tour.Attempt | undefined): string => {
       return `HTTP ${attempt.status ?? "5xx"} from the provider; ${then}`
     case "CircuitOpenError":
       return `circuit open: skipped at once, nothing sent; ${then}`
+    case "ThrottledError":
+      return `rate limit full: skipped at once, nothing sent; ${then}`
+    case "BulkheadFullError":
+      return `too many calls in flight: skipped at once, nothing sent; ${then}`
+    case "BudgetExceededError":
+      return "budget spent: refused before any provider was asked"
     default:
       return `${clip(attempt.error ?? attempt.outcome, 60)}; ${then}`
   }
 }
 
-const served = (request: Tour.Request, s: Style): string =>
-  request.servedBy === undefined
+const served = (request: Tour.Request, s: Style): string => {
+  const by = request.servedBy === undefined
     ? s.red(`no model served`) + ` in ${ms(request.durationMs)}`
-    : `served by ${s.bold(request.servedBy)} in ${ms(request.durationMs)}`
+    : `served by ${s.bold(target({ model: request.servedBy, deployment: request.deployment }))} in ` +
+      ms(request.durationMs)
+  return request.key === undefined ? by : `${by}${s.dim(`  (${request.key})`)}`
+}
 
 const stateText = (state: string, s: Style): string =>
   state === "closed" ? s.green(state) : state === "half-open" ? s.yellow(state) : s.red(state)
@@ -494,6 +530,25 @@ const bestOfNSummary = (report: Tour.BestOfNReport, s: Style): ReadonlyArray<str
   ]
 }
 
+const deploymentsSummary = (report: Tour.DeploymentsReport, s: Style): ReadonlyArray<string> => {
+  const rows = report.config.deployments.map((d) => [
+    d.name,
+    String(report.served[d.name] ?? 0),
+    usd(report.costUsd[d.name] ?? 0),
+    d.rpm === undefined ? "–" : `${report.limits[d.name] ?? "?"} of ${d.rpm}`
+  ])
+  const budget = report.budget
+  return [
+    "",
+    ...table(["deployment", "served", "cost", "requests a minute now"], rows, { right: [1, 2], indent, style: s }),
+    "",
+    budget.refused === undefined
+      ? `${indent}${budget.key} spent ${usd(budget.spentUsd)} of ${usd(budget.limitUsd)} and was never refused`
+      : `${indent}${s.bold(`${budget.key}'s budget refused request #${budget.refused}`)}: ` +
+        `${usd(budget.spentUsd)} spent of ${usd(budget.limitUsd)}, nothing sent to any provider`
+  ]
+}
+
 /**
  * What a section adds once it has finished: the breaker's account, the A/B tables, the ranking.
  *
@@ -510,6 +565,8 @@ export const sectionFinished = (report: Tour.SectionReport, s: Style): ReadonlyA
       return [...experimentSummary(report, s), ""]
     case "bestOfN":
       return [...bestOfNSummary(report, s), ""]
+    case "deployments":
+      return [...deploymentsSummary(report, s), ""]
   }
 }
 
@@ -607,12 +664,18 @@ export const report = (r: Tour.Report, s: Style): ReadonlyArray<string> => {
     ? sectionSkipped(r.experiment, s)
     : [...sectionStarted(r.experiment.config, s), ...sectionFinished(r.experiment, s)]
   const bestOfN = [...sectionStarted(r.bestOfN.config, s), ...sectionFinished(r.bestOfN, s)]
+  const deployments = r.deployments.status === "skipped" ? sectionSkipped(r.deployments, s) : [
+    ...sectionStarted(r.deployments.config, s),
+    ...r.deployments.requests.flatMap((req) => request(req, undefined, s)),
+    ...sectionFinished(r.deployments, s)
+  ]
   return [
     ...started(r.mode, r.endpoint, r.seed, s),
     ...fallback,
     ...breaker,
     ...experiment,
     ...bestOfN,
+    ...deployments,
     ...metrics(r.metrics, s),
     ...finished(r, s)
   ]

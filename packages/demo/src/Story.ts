@@ -15,6 +15,8 @@
  * | `quick` | A/B challenger | 40-100 ms, 10% of calls fail with 503 (flaky), better answers |
  * | `slow` | a best-of-n candidate | 450-650 ms, the most complete answers |
  * | `judge` | the judge | 15-40 ms, replies with a score computed by a fixed rule |
+ * | `support-east` | deployment `east` of the logical model `support`, on a second provider | 30-60 ms, healthy |
+ * | `support-west` | deployment `west` of `support`, on the first provider | 60-90 ms, healthy |
  *
  * @since 0.1.0
  */
@@ -42,8 +44,18 @@ export const models = {
   control: "steady",
   challenger: "quick",
   slow: "slow",
-  judge: "judge"
+  judge: "judge",
+  eastDeployment: "support-east",
+  westDeployment: "support-west"
 } as const
+
+/**
+ * The logical model of the deployments act, served by `support-east` and `support-west`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const logicalModel = "support"
 
 /**
  * The question a customer asks in the fallback, breaker and A/B acts. It names none of the key
@@ -132,7 +144,9 @@ const quality: Readonly<Record<string, number>> = {
   [models.backup]: 0.7,
   [models.control]: 0.5,
   [models.challenger]: 0.75,
-  [models.slow]: 0.95
+  [models.slow]: 0.95,
+  [models.eastDeployment]: 0.8,
+  [models.westDeployment]: 0.8
 }
 
 const orderAnswer = (model: string, prompt: string, index: number, seed: number): string => {
@@ -195,6 +209,10 @@ export const healthy = (model: string, seed: number): FakeProvider.ModelBehaviou
       }
     case models.slow:
       return { latency: { min: "450 millis", max: "650 millis" }, reply }
+    case models.eastDeployment:
+      return { latency: { min: "30 millis", max: "60 millis" }, reply }
+    case models.westDeployment:
+      return { latency: { min: "60 millis", max: "90 millis" }, reply }
     default:
       return { latency: "20 millis", reply }
   }
@@ -245,8 +263,29 @@ export const config = (seed: number): FakeProvider.Config => ({
     [models.control]: healthy(models.control, seed),
     [models.challenger]: healthy(models.challenger, seed),
     [models.slow]: healthy(models.slow, seed),
-    [models.judge]: judge
+    [models.judge]: judge,
+    [models.westDeployment]: healthy(models.westDeployment, seed)
   }
+})
+
+/**
+ * The API key of the second provider, which serves the deployments act's `east` deployment.
+ *
+ * @since 0.2.0
+ * @category config
+ */
+export const secondApiKey = "azure-demo-not-a-real-key"
+
+/**
+ * The second provider's configuration: it serves `support-east` only.
+ *
+ * @since 0.2.0
+ * @category config
+ */
+export const secondConfig = (seed: number): FakeProvider.Config => ({
+  seed,
+  apiKey: secondApiKey,
+  models: { [models.eastDeployment]: healthy(models.eastDeployment, seed) }
 })
 
 /**

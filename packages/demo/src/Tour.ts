@@ -1,5 +1,5 @@
 /**
- * The tour: the four patterns of resilient-llm, one act each, run against whatever `ChatClient`
+ * The tour: the patterns of resilient-llm, one act each, run against whatever `ChatClient`
  * is in context, returning plain report data (what a person reads, and what `--json` prints).
  *
  * 1. **Fallback chain**: `["gpt-nonexistent", primary, backup]`, so a typo'd model name, a 503 and
@@ -10,6 +10,9 @@
  * 3. **A/B experiment**: a few hundred requests split between a control and a challenger, every
  *    answer scored by the judge model, and the summary with intervals and verdicts.
  * 4. **Best-of-n**: three models answer the same question, the judge scores each, the best wins.
+ * 5. **Deployments**: a logical model served by two deployments on two providers; the first one's
+ *    rate limit fills and the calls spill over to the second; every call is priced, and a team's
+ *    budget refuses its calls once spent.
  *
  * Then the per-model metrics from `Observability.snapshot`. `fake` runs the tour against a
  * `FakeProvider` started for the occasion (the `Story`); `live` runs it against a real endpoint,
@@ -20,15 +23,17 @@
  */
 import {
   BestOfN,
+  Budget,
   ChatClient,
   ChatCompletion,
   CircuitBreaker,
+  Deployments,
   Experiment,
   Fallback,
   Judge,
   Observability
 } from "@resilient-llm/core"
-import { OpenAiCompatible } from "@resilient-llm/openai"
+import { OpenAiCompatible, Providers } from "@resilient-llm/openai"
 import { FakeProvider } from "@resilient-llm/testing"
 import * as Arr from "effect/Array"
 import * as Clock from "effect/Clock"
@@ -38,6 +43,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FetchHttpClient from "effect/http/FetchHttpClient"
 import type * as HttpClient from "effect/http/HttpClient"
+import * as Layer from "effect/Layer"
 import * as Random from "effect/Random"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
@@ -58,7 +64,7 @@ import * as Story from "./Story.js"
  * @since 0.1.0
  * @category models
  */
-export type Section = "fallback" | "breaker" | "experiment" | "bestOfN"
+export type Section = "fallback" | "breaker" | "experiment" | "bestOfN" | "deployments"
 
 /**
  * One attempt of a fallback chain: `outcome` is `success` or the error's tag.
@@ -68,6 +74,10 @@ export type Section = "fallback" | "breaker" | "experiment" | "bestOfN"
  */
 export interface Attempt {
   readonly model: string
+  /** The deployment tried, when the model is a logical one (the deployments act). */
+  readonly deployment: string | undefined
+  /** What the call cost in US dollars, when its deployment has a price. */
+  readonly costUsd: number | undefined
   /** 0 for the first try at the model, 1 for its first retry. */
   readonly retry: number
   readonly outcome: string
@@ -90,6 +100,12 @@ export interface Request {
   readonly prompt: string
   /** The model that served, `undefined` when none did. */
   readonly servedBy: string | undefined
+  /** The deployment that served, when the model is a logical one. */
+  readonly deployment: string | undefined
+  /** What the request cost, all attempts together, when any was priced. */
+  readonly costUsd: number | undefined
+  /** The budget key the request was charged to, if any. */
+  readonly key: string | undefined
   readonly reply: string | undefined
   readonly durationMs: number
   readonly attempts: ReadonlyArray<Attempt>
@@ -269,6 +285,63 @@ export interface BestOfNReport {
 }
 
 /**
+ * One deployment of the deployments act.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface DeploymentSpec {
+  readonly name: string
+  readonly provider: string
+  readonly providerModel: string
+  readonly priority: number
+  readonly rpm: number | undefined
+  /** US dollars per million input and output tokens. */
+  readonly price: { readonly input: number; readonly output: number }
+}
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export interface DeploymentsConfig {
+  readonly section: "deployments"
+  /** The logical model the requests name. */
+  readonly model: string
+  readonly deployments: ReadonlyArray<DeploymentSpec>
+  /** Each request's `max_tokens`, which bounds the cost estimated before the call. */
+  readonly maxTokens: number
+  /** The budget every key has, but the first team's. */
+  readonly budget: { readonly limitUsd: number; readonly period: string }
+  /** The team whose requests fill a deployment's rate limit, and the team whose budget runs out. */
+  readonly burstKey: string
+  readonly budgetKey: string
+}
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export interface DeploymentsReport {
+  readonly section: "deployments"
+  readonly status: "ran"
+  readonly config: DeploymentsConfig
+  readonly requests: ReadonlyArray<Request>
+  /** Requests served, and what they cost, by deployment. */
+  readonly served: Readonly<Record<string, number>>
+  readonly costUsd: Readonly<Record<string, number>>
+  /** The budget key's spending at the end, and the request its budget refused, if one was. */
+  readonly budget: {
+    readonly key: string
+    readonly spentUsd: number
+    readonly limitUsd: number
+    readonly refused: number | undefined
+  }
+  /** Each deployment's rate limit at the end: requests per minute it allows now. */
+  readonly limits: Readonly<Record<string, number | undefined>>
+}
+
+/**
  * An act that could not run here, and why.
  *
  * @since 0.1.0
@@ -297,6 +370,7 @@ export interface Report {
   readonly breaker: BreakerReport | Skipped<"breaker">
   readonly experiment: ExperimentReport | Skipped<"experiment">
   readonly bestOfN: BestOfNReport
+  readonly deployments: DeploymentsReport | Skipped<"deployments">
   /** `Observability.snapshot` of this run's metrics, one row per model. */
   readonly metrics: ReadonlyArray<Observability.ModelStats>
 }
@@ -305,13 +379,13 @@ export interface Report {
  * @since 0.1.0
  * @category models
  */
-export type SectionConfig = FallbackConfig | BreakerConfig | ExperimentConfig | BestOfNConfig
+export type SectionConfig = FallbackConfig | BreakerConfig | ExperimentConfig | BestOfNConfig | DeploymentsConfig
 
 /**
  * @since 0.1.0
  * @category models
  */
-export type SectionReport = FallbackReport | BreakerReport | ExperimentReport | BestOfNReport
+export type SectionReport = FallbackReport | BreakerReport | ExperimentReport | BestOfNReport | DeploymentsReport
 
 /**
  * What the tour reports while it runs, in the order it happens.
@@ -331,7 +405,7 @@ export type Event =
   | { readonly _tag: "Note"; readonly text: string }
   | {
     readonly _tag: "Request"
-    readonly section: "fallback" | "breaker"
+    readonly section: "fallback" | "breaker" | "deployments"
     readonly request: Request
     /** In the breaker act, the primary's circuit right after the request. */
     readonly state: CircuitBreaker.State | undefined
@@ -420,6 +494,11 @@ export interface RunOptions {
   /** The primary's outage and recovery; without one the breaker act is skipped. */
   readonly stage: Stage | undefined
   readonly judgeRule: string | undefined
+  /**
+   * The providers of the deployments act, by the names its deployments give (`azure` and
+   * `openai`); without them the act is skipped.
+   */
+  readonly providers?: Layer.Layer<Deployments.ProviderClients> | undefined
   readonly onEvent?: ((event: Event) => Effect.Effect<void>) | undefined
 }
 
@@ -429,7 +508,7 @@ export interface RunOptions {
  * @since 0.1.0
  * @category models
  */
-export type Acts = Pick<Report, "fallback" | "breaker" | "experiment" | "bestOfN" | "metrics">
+export type Acts = Pick<Report, "fallback" | "breaker" | "experiment" | "bestOfN" | "deployments" | "metrics">
 
 // ---------------------------------------------------------------------------------------------
 // the acts
@@ -444,6 +523,8 @@ const orTourError = <A, E extends { readonly message: string }, R>(
 
 const attemptOf = (attempt: Fallback.Attempt): Attempt => ({
   model: attempt.model,
+  deployment: attempt.deployment,
+  costUsd: attempt.costUsd,
   retry: attempt.retry,
   outcome: attempt.outcome === "success" ? "success" : attempt.error._tag,
   durationMs: attempt.durationMs,
@@ -451,35 +532,57 @@ const attemptOf = (attempt: Fallback.Attempt): Attempt => ({
   error: attempt.outcome === "success" ? undefined : attempt.error.message
 })
 
+const costOf = (attempts: ReadonlyArray<Attempt>): number | undefined =>
+  attempts.reduce<number | undefined>(
+    (sum, attempt) => attempt.costUsd === undefined ? sum : (sum ?? 0) + attempt.costUsd,
+    undefined
+  )
+
 /** Sends one request through a chain and describes what happened, served or not. */
 const serve = (
   chain: ReturnType<typeof Fallback.chain>,
   number: number,
-  prompt: string
+  prompt: string,
+  options: { readonly key?: string; readonly maxTokens?: number } = {}
 ): Effect.Effect<Request, never, ChatClient.ChatClient> =>
   Effect.gen(function*() {
     const start = yield* Clock.currentTimeMillis
-    const result = yield* Effect.result(chain(ChatCompletion.prompt(prompt)))
+    const request = chain(
+      ChatCompletion.prompt(prompt, options.maxTokens === undefined ? undefined : { max_tokens: options.maxTokens })
+    )
+    const result = yield* Effect.result(options.key === undefined ? request : Budget.withKey(request, options.key))
     const durationMs = yield* since(start)
     return Result.match(result, {
-      onSuccess: (served): Request => ({
-        number,
-        prompt,
-        servedBy: served.model,
-        reply: ChatCompletion.text(served.value),
-        durationMs,
-        attempts: served.attempts.map(attemptOf),
-        error: undefined
-      }),
-      onFailure: (failure): Request => ({
-        number,
-        prompt,
-        servedBy: undefined,
-        reply: undefined,
-        durationMs,
-        attempts: failure._tag === "AllModelsFailed" ? failure.attempts.map(attemptOf) : [],
-        error: failure.message
-      })
+      onSuccess: (served): Request => {
+        const attempts = served.attempts.map(attemptOf)
+        return {
+          number,
+          prompt,
+          servedBy: served.model,
+          deployment: served.deployment,
+          costUsd: costOf(attempts),
+          key: options.key,
+          reply: ChatCompletion.text(served.value),
+          durationMs,
+          attempts,
+          error: undefined
+        }
+      },
+      onFailure: (failure): Request => {
+        const attempts = failure._tag === "AllModelsFailed" ? failure.attempts.map(attemptOf) : []
+        return {
+          number,
+          prompt,
+          servedBy: undefined,
+          deployment: undefined,
+          costUsd: costOf(attempts),
+          key: options.key,
+          reply: undefined,
+          durationMs,
+          attempts,
+          error: failure.message
+        }
+      }
     })
   })
 
@@ -779,8 +882,133 @@ const bestOfNAct = (options: RunOptions, judge: Judge.Service, emit: Emit) =>
     return report
   })
 
+/** The deployments act's setting: two deployments of one logical model, priced, the first rate limited. */
+const deploymentsConfig: DeploymentsConfig = {
+  section: "deployments",
+  model: Story.logicalModel,
+  deployments: [
+    {
+      name: "east",
+      provider: "azure",
+      providerModel: Story.models.eastDeployment,
+      priority: 0,
+      rpm: 4,
+      price: { input: 2.5, output: 10 }
+    },
+    {
+      name: "west",
+      provider: "openai",
+      providerModel: Story.models.westDeployment,
+      priority: 1,
+      rpm: undefined,
+      price: { input: 5, output: 15 }
+    }
+  ],
+  maxTokens: 60,
+  budget: { limitUsd: 0.001, period: "1 day" },
+  burstKey: "team-a",
+  budgetKey: "team-b"
+}
+
+const deploymentsAct = (
+  options: RunOptions,
+  emit: Emit
+): Effect.Effect<DeploymentsReport | Skipped<"deployments">, TourError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const providers = options.providers
+    if (providers === undefined) {
+      const skipped: Skipped<"deployments"> = {
+        section: "deployments",
+        status: "skipped",
+        reason: "it needs two providers and a rate limit to fill, which the built-in fake provider stages; run " +
+          "the demo without --models to see a deployment spill over and a budget refuse"
+      }
+      yield* emit({ _tag: "SectionSkipped", number: 5, skipped })
+      return skipped
+    }
+    const config = deploymentsConfig
+    yield* emit({ _tag: "SectionStarted", number: 5, config })
+    const router = yield* Deployments.make({
+      models: {
+        [config.model]: {
+          deployments: config.deployments.map((d) => ({
+            name: d.name,
+            provider: d.provider,
+            model: d.providerModel,
+            priority: d.priority,
+            price: d.price,
+            ...(d.rpm === undefined ? {} : { rpm: d.rpm })
+          }))
+        }
+      },
+      budget: { ...config.budget, keys: { [config.burstKey]: 1 } }
+    }).pipe(Effect.provide(Layer.mergeAll(providers, Deployments.layerStoresMemory)), orTourError)
+    const chain = Fallback.chain([config.model])
+    const requests: Array<Request> = []
+    const ask = (key: string) =>
+      Effect.gen(function*() {
+        const number = requests.length + 1
+        const request = yield* serve(chain, number, Story.orderPrompt(5000 + number), {
+          key,
+          maxTokens: config.maxTokens
+        }).pipe(Effect.provideService(ChatClient.ChatClient, router))
+        requests.push(request)
+        yield* emit({ _tag: "Request", section: "deployments", request, state: undefined })
+        return request
+      })
+
+    const [east, west] = config.deployments
+    yield* emit({
+      _tag: "Note",
+      text: `${config.burstKey} sends 6 requests in a row: ${east.name} allows ${east.rpm} a minute, ` +
+        `then the calls spill over to ${west.name}`
+    })
+    for (let i = 0; i < 6; i++) yield* ask(config.burstKey)
+    yield* emit({
+      _tag: "Note",
+      text: `${config.budgetKey} may spend $${config.budget.limitUsd} a day: its requests go through until it is ` +
+        "spent, then are refused before any provider is asked"
+    })
+    let refused: number | undefined
+    for (let i = 0; i < 8 && refused === undefined; i++) {
+      const request = yield* ask(config.budgetKey)
+      if (request.attempts.some((a) => a.outcome === "BudgetExceededError")) refused = request.number
+    }
+
+    const served: Record<string, number> = {}
+    const costUsd: Record<string, number> = {}
+    for (const request of requests) {
+      if (request.deployment !== undefined) served[request.deployment] = (served[request.deployment] ?? 0) + 1
+      for (const attempt of request.attempts) {
+        if (attempt.deployment === undefined || attempt.costUsd === undefined) continue
+        costUsd[attempt.deployment] = (costUsd[attempt.deployment] ?? 0) + attempt.costUsd
+      }
+    }
+    const status = router.budget === undefined
+      ? undefined
+      : yield* router.budget.status(config.budgetKey).pipe(Effect.option)
+    const snapshot = yield* router.snapshot
+    const report: DeploymentsReport = {
+      section: "deployments",
+      status: "ran",
+      config,
+      requests,
+      served,
+      costUsd,
+      budget: {
+        key: config.budgetKey,
+        spentUsd: status?._tag === "Some" ? status.value.spentUsd : 0,
+        limitUsd: config.budget.limitUsd,
+        refused
+      },
+      limits: Object.fromEntries(snapshot.map((d) => [d.deployment, d.limits.rpm]))
+    }
+    yield* emit({ _tag: "SectionFinished", report })
+    return report
+  })
+
 /**
- * Runs the four acts against the `ChatClient` in context, then reads this run's per-model
+ * Runs the five acts against the `ChatClient` in context, then reads this run's per-model
  * metrics (every metric of the run is tagged with a run id, so earlier runs in the same process
  * do not count).
  *
@@ -799,7 +1027,8 @@ export const run = (options: RunOptions): Effect.Effect<Acts, TourError, ChatCli
       const breaker = yield* breakerAct(options, emit)
       const experiment = yield* experimentAct(options, judge, emit)
       const bestOfN = yield* bestOfNAct(options, judge, emit)
-      return { fallback, breaker, experiment, bestOfN }
+      const deployments = yield* deploymentsAct(options, emit)
+      return { fallback, breaker, experiment, bestOfN, deployments }
     }).pipe(Observability.withMetricLabels({ demo_run: runId }))
     const metrics = yield* Observability.snapshot({ labels: { demo_run: runId } })
     return { ...acts, metrics }
@@ -860,6 +1089,9 @@ export const fakeTiming: Timing = {
   candidateTimeoutMs: 2_000
 }
 
+const urlOf = (input: Parameters<typeof globalThis.fetch>[0]): string =>
+  typeof input === "string" ? input : input instanceof URL ? input.href : input.url
+
 /**
  * The tour against a `FakeProvider` started on 127.0.0.1 for the run, playing the `Story`, over
  * real HTTP through `OpenAiCompatible`. Needs an `HttpClient` (the demo uses
@@ -879,14 +1111,25 @@ export const fake = (
     const provider = yield* FakeProvider.make(Story.config(seed)).pipe(
       orTourError
     )
+    // a second provider, with a key of its own, for the deployments act's `east` deployment
+    const second = yield* FakeProvider.make(Story.secondConfig(seed)).pipe(orTourError)
+    // In process, each fake is reached through its own `fetch`, without a socket, so its sleeps run
+    // on the caller's clock (`TestClock` in the tests); otherwise over the caller's HTTP client.
+    const inProcess: typeof globalThis.fetch = (input, init) =>
+      (urlOf(input).startsWith(second.url) ? second.fetch : provider.fetch)(input, init)
+    const http = options.inProcess === true
+      ? yield* Layer.build(FetchHttpClient.layer).pipe(Effect.provideService(FetchHttpClient.Fetch, inProcess))
+      : yield* Effect.context<HttpClient.HttpClient>()
+    const providers = yield* Layer.build(
+      Providers.clients([
+        { name: "azure", baseUrl: second.url, apiKey: Redacted.make(Story.secondApiKey) },
+        { name: "openai", baseUrl: provider.url, apiKey: Redacted.make(Story.apiKey) }
+      ]).pipe(Layer.provide(Layer.succeedContext(http)))
+    ).pipe(orTourError)
     yield* emit({ _tag: "Started", mode: "fake", endpoint: provider.url, seed })
-    const connect = OpenAiCompatible.make({ baseUrl: provider.url, apiKey: Redacted.make(Story.apiKey) })
-    const client = yield* (options.inProcess === true
-      ? connect.pipe(
-        Effect.provide(FetchHttpClient.layer),
-        Effect.provideService(FetchHttpClient.Fetch, provider.fetch)
-      )
-      : connect)
+    const client = yield* OpenAiCompatible.make({ baseUrl: provider.url, apiKey: Redacted.make(Story.apiKey) }).pipe(
+      Effect.provideContext(http)
+    )
     // Warm the connection pool and the code paths (a 404, a fallback, a reply), so that the first
     // act's timings are the story's and not a cold start's. This runs outside `run`, so its
     // attempts are not in the run's metrics.
@@ -909,6 +1152,7 @@ export const fake = (
         recover: setPrimary(Story.healthy(Story.models.primary, seed))
       },
       judgeRule: Story.judgeRule,
+      providers: Layer.succeedContext(providers),
       onEvent: emit
     }).pipe(Effect.provideService(ChatClient.ChatClient, client))
     return { mode: "fake", endpoint: provider.url, seed, durationMs: yield* since(start), ...acts }

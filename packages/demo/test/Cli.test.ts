@@ -117,6 +117,7 @@ describe("pnpm demo --json", () => {
       if (report.experiment.status !== "ran") return assert.fail("the A/B act did not run")
       assert.strictEqual(report.experiment.summary.variants.reduce((sum, v) => sum + v.calls, 0), 20)
       assert.include(["quick", "steady", "slow"], report.bestOfN.best)
+      assert.strictEqual(report.deployments.status, "ran")
       assert.deepStrictEqual(report.metrics.map((m) => m.model), [
         "backup",
         "gpt-nonexistent",
@@ -124,7 +125,8 @@ describe("pnpm demo --json", () => {
         "primary",
         "quick",
         "slow",
-        "steady"
+        "steady",
+        "support"
       ])
     }).pipe(
       Effect.scoped,

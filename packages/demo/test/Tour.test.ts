@@ -7,7 +7,7 @@ import * as Render from "../src/Render.js"
 import * as Tour from "../src/Tour.js"
 
 /** Every model of the story, as the metrics table must list them. */
-const storyModels = ["backup", "gpt-nonexistent", "judge", "primary", "quick", "slow", "steady"]
+const storyModels = ["backup", "gpt-nonexistent", "judge", "primary", "quick", "slow", "steady", "support"]
 
 const attemptsOf = (request: Tour.Request) => request.attempts.map((a) => [a.model, a.retry, a.outcome])
 
@@ -172,6 +172,32 @@ describe("Tour.fake", () => {
         ["slow", "scored", 10]
       ])
 
+      // 5. Deployments: east's rate limit fills after 4 requests and the rest spill over to west; every call
+      // is priced; team-b's budget refuses it before any provider is asked.
+      const deployments = report.deployments
+      assert.strictEqual(deployments.status, "ran")
+      if (deployments.status !== "ran") return
+      const burst = deployments.requests.filter((r) => r.key === "team-a")
+      assert.deepStrictEqual(burst.map((r) => r.deployment), ["east", "east", "east", "east", "west", "west"])
+      assert.deepStrictEqual(burst[4].attempts.map((a) => [a.model, a.deployment, a.outcome]), [
+        ["support", "east", "ThrottledError"],
+        ["support", "west", "success"]
+      ])
+      assert.isTrue(burst.every((r) => r.costUsd !== undefined && r.costUsd > 0))
+      const budgeted = deployments.requests.filter((r) => r.key === "team-b")
+      const refused = budgeted.at(-1)
+      assert.strictEqual(deployments.budget.refused, refused?.number)
+      assert.deepStrictEqual(refused?.attempts.map((a) => a.outcome), ["BudgetExceededError"])
+      assert.isAtLeast(deployments.budget.spentUsd, deployments.budget.limitUsd)
+      assert.isTrue(budgeted.slice(0, -1).every((r) => r.servedBy === "support"))
+      assert.strictEqual(deployments.served["east"], 4)
+      assert.isTrue(
+        Math.abs(
+          Object.values(deployments.costUsd).reduce((a, b) => a + b, 0) -
+            deployments.requests.reduce((sum, r) => sum + (r.costUsd ?? 0), 0)
+        ) < 1e-12
+      )
+
       // Metrics: every model of the story, with what happened to it.
       assert.deepStrictEqual(report.metrics.map((m) => m.model), storyModels)
       const metrics = new Map(report.metrics.map((m) => [m.model, m]))
@@ -182,7 +208,16 @@ describe("Tour.fake", () => {
       // The human report says the same, without colour codes when colour is off.
       const text = Render.report(report, Render.plain).join("\n")
       assert.notInclude(text, "\x1b[")
-      for (const line of ["served by backup", "primary's circuit closed → open", "best: slow", "Per-model metrics"]) {
+      for (
+        const line of [
+          "served by backup",
+          "primary's circuit closed → open",
+          "best: slow",
+          "served by support@west",
+          "team-b's budget refused request",
+          "Per-model metrics"
+        ]
+      ) {
         assert.include(text, line)
       }
     }).pipe(
@@ -219,6 +254,7 @@ describe("Tour.live", () => {
         "success"
       ])
       assert.strictEqual(report.breaker.status, "skipped")
+      assert.strictEqual(report.deployments.status, "skipped")
       if (report.experiment.status !== "ran") return assert.fail("the A/B act did not run")
       assert.deepStrictEqual(report.experiment.summary.variants.map((v) => v.model), ["model-a", "model-b"])
       assert.strictEqual(report.experiment.scored, 6)

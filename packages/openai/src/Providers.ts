@@ -25,6 +25,7 @@
  */
 import * as ChatClient from "@resilient-llm/core/ChatClient"
 import type * as ChatCompletion from "@resilient-llm/core/ChatCompletion"
+import * as Deployments from "@resilient-llm/core/Deployments"
 import * as LlmError from "@resilient-llm/core/LlmError"
 import * as Effect from "effect/Effect"
 import type * as HttpClient from "effect/http/HttpClient"
@@ -46,9 +47,18 @@ import * as OpenAiCompatible from "./OpenAiCompatible.js"
  * @since 0.1.0
  * @category models
  */
-export interface Provider extends OpenAiCompatible.Options {
-  readonly name: string
+export interface Provider extends Endpoint {
   readonly models: ReadonlyArray<string>
+}
+
+/**
+ * A named endpoint, for `clients`: a provider as deployments name it.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Endpoint extends OpenAiCompatible.Options {
+  readonly name: string
 }
 
 /**
@@ -131,3 +141,54 @@ export const layer = (
   providers: ReadonlyArray<Provider>
 ): Layer.Layer<ChatClient.ChatClient, OpenAiCompatible.ProviderConfigError, HttpClient.HttpClient> =>
   Layer.effect(ChatClient.ChatClient, make(providers))
+
+/**
+ * One client per named endpoint, as the `ProviderClients` that `Deployments` calls: a deployment
+ * names its provider, and the request goes to that provider's `baseUrl`, with its key and headers
+ * only, carrying the deployment's own model name. Where `layer` routes by model name, this routes
+ * by provider name, so the same model name can be served by two providers (`gpt-4o` on Azure and
+ * on OpenAI) and a deployment can use the provider's own name for it.
+ *
+ * Fails with `ProviderConfigError` when the list is empty, a name is empty or taken twice, or an
+ * endpoint's options are invalid (see `OpenAiCompatible.Options`). A `Provider` of `layer` is an
+ * endpoint too: its `models` are not used here.
+ *
+ * @example
+ * ```ts
+ * import { Deployments } from "@resilient-llm/core"
+ * import { Providers } from "@resilient-llm/openai"
+ * import { Config, Effect, Layer } from "effect"
+ *
+ * const ProvidersLive = Layer.unwrap(Effect.gen(function*() {
+ *   const azureKey = yield* Config.Redacted("AZURE_OPENAI_API_KEY")
+ *   const openAiKey = yield* Config.Redacted("OPENAI_API_KEY")
+ *   return Providers.clients([
+ *     { name: "azure", baseUrl: "https://my-resource.openai.azure.com/openai/v1", headers: { "api-key": azureKey } },
+ *     { name: "openai", baseUrl: "https://api.openai.com/v1", apiKey: openAiKey }
+ *   ])
+ * }))
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const clients = (
+  endpoints: ReadonlyArray<Endpoint>
+): Layer.Layer<Deployments.ProviderClients, OpenAiCompatible.ProviderConfigError, HttpClient.HttpClient> =>
+  Layer.effect(Deployments.ProviderClients)(Effect.gen(function*() {
+    const invalid = (provider: string | undefined, reason: string) =>
+      Effect.fail(new OpenAiCompatible.ProviderConfigError({ provider, reason }))
+    if (endpoints.length === 0) return yield* invalid(undefined, "no providers are configured")
+    const byName = new Map<string, ChatClient.Service>()
+    for (const [index, endpoint] of endpoints.entries()) {
+      const name = endpoint.name
+      if (typeof name !== "string" || name.trim().length === 0) {
+        return yield* invalid(undefined, `provider #${index + 1} has no name`)
+      }
+      if (byName.has(name)) return yield* invalid(name, "the name is used by another provider")
+      const resolved = InternalEndpoint.resolveEndpoint(endpoint)
+      if (Result.isFailure(resolved)) return yield* invalid(name, resolved.failure)
+      byName.set(name, yield* InternalClient.fromEndpoint(resolved.success, endpoint.transformClient))
+    }
+    return { names: [...byName.keys()], get: (provider: string) => byName.get(provider) }
+  }))

@@ -1,6 +1,6 @@
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { assert, describe, it } from "@effect/vitest"
-import { ChatClient, ChatCompletion } from "@resilient-llm/core"
+import { ChatClient, ChatCompletion, Deployments } from "@resilient-llm/core"
 import { OpenAiCompatible, Providers } from "@resilient-llm/openai"
 import { Effect, Exit, Layer, Redacted, Stream } from "effect"
 import { FetchHttpClient } from "effect/http"
@@ -161,4 +161,50 @@ describe("Providers validation", () => {
       ]))
       assert.isTrue(Exit.isSuccess(exit))
     }).pipe(Effect.provide(FetchHttpClient.layer)))
+})
+
+describe("Providers.clients", () => {
+  it.live("routes by provider name: the same model name reaches two endpoints, each with its own key", () =>
+    Effect.gen(function*() {
+      const azure = yield* echoing
+      const openai = yield* echoing
+      const clients = yield* Deployments.ProviderClients.pipe(
+        Effect.provide(Providers.clients([
+          { name: "azure", baseUrl: azure.baseUrl, headers: { "api-key": Redacted.make(anthropicKey) } },
+          { name: "openai", baseUrl: openai.baseUrl, apiKey: Redacted.make(openAiKey) }
+        ]))
+      )
+      assert.deepStrictEqual(clients.names, ["azure", "openai"])
+      assert.isUndefined(clients.get("bedrock"))
+      const texts = yield* Effect.forEach(
+        ["azure", "openai"],
+        (name) => Effect.map(clients.get(name)!.create(request("gpt-4o")), ChatCompletion.text)
+      )
+      assert.deepStrictEqual(texts, ["served gpt-4o", "served gpt-4o"])
+      assert.deepStrictEqual(azure.requests.map((r) => [r.headers["api-key"], r.headers.authorization]), [[
+        anthropicKey,
+        undefined
+      ]])
+      assert.deepStrictEqual(openai.requests.map((r) => [r.headers["api-key"], r.headers.authorization]), [[
+        undefined,
+        `Bearer ${openAiKey}`
+      ]])
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+  const ok = { baseUrl: "http://127.0.0.1:1/v1" }
+  const cases: ReadonlyArray<readonly [string, ReadonlyArray<Providers.Endpoint>, string | undefined, string]> = [
+    ["an empty list", [], undefined, "no providers are configured"],
+    ["an empty name", [{ ...ok, name: "" }], undefined, "provider #1 has no name"],
+    ["a duplicate name", [{ ...ok, name: "a" }, { ...ok, name: "a" }], "a", "used by another provider"],
+    ["a bad base URL", [{ name: "b", baseUrl: "ftp://example.com" }], "b", "http"]
+  ]
+  for (const [name, endpoints, provider, reason] of cases) {
+    it.effect(`${name} fails the layer with ProviderConfigError`, () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(Layer.build(Providers.clients(endpoints)))
+        assert.instanceOf(error, OpenAiCompatible.ProviderConfigError)
+        assert.strictEqual(error.provider, provider)
+        assert.include(error.reason, reason)
+      }).pipe(Effect.scoped, Effect.provide(FetchHttpClient.layer)))
+  }
 })

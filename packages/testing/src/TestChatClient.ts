@@ -51,6 +51,8 @@ export type Outcome =
     readonly content: string
     readonly delay: Duration.Duration
     readonly usage: ChatCompletion.Usage | undefined
+    /** The `finish_reason` of the reply (`"stop"` unless given), e.g. `"length"` for a cut answer. */
+    readonly finishReason?: string | undefined
     readonly chunkDelay: Duration.Duration
     readonly failAfterChunks: { readonly chunks: number; readonly error: LlmError.LlmError } | undefined
   }
@@ -103,6 +105,7 @@ export interface Call {
 export const reply = (content: string, options?: {
   readonly delay?: Duration.Input
   readonly usage?: ChatCompletion.Usage
+  readonly finishReason?: string
   readonly chunkDelay?: Duration.Input
   readonly failAfterChunks?: { readonly chunks: number; readonly error: LlmError.LlmError }
 }): Outcome => ({
@@ -110,6 +113,7 @@ export const reply = (content: string, options?: {
   content,
   delay: Duration.fromInputUnsafe(options?.delay ?? Duration.zero),
   usage: options?.usage,
+  finishReason: options?.finishReason,
   chunkDelay: Duration.fromInputUnsafe(options?.chunkDelay ?? Duration.zero),
   failAfterChunks: options?.failAfterChunks
 })
@@ -250,7 +254,12 @@ export const make = Effect.fnUntraced(function*(
       case "Reply":
         return Effect.as(
           Effect.sleep(outcome.delay),
-          ChatCompletion.make({ model, content: outcome.content, usage: usageFor(outcome) })
+          ChatCompletion.make({
+            model,
+            content: outcome.content,
+            usage: usageFor(outcome),
+            ...(outcome.finishReason === undefined ? {} : { finishReason: outcome.finishReason })
+          })
         )
     }
   }
@@ -272,7 +281,7 @@ export const make = Effect.fnUntraced(function*(
           choices: [{
             index: 0,
             delta: i === 0 ? { role: "assistant", content: word } : { content: word },
-            finish_reason: i === words.length - 1 ? "stop" : null
+            finish_reason: i === words.length - 1 ? outcome.finishReason ?? "stop" : null
           }]
         }))
         const failure = outcome.failAfterChunks

@@ -44,7 +44,9 @@ const DEFAULT_BREAK = Duration.seconds(30)
 const DEFAULT_MAX_PROBE = Duration.minutes(1)
 
 // Errors that say the model was not at fault: the request was (another model would refuse it
-// too), or nothing reached the model (a nested breaker refused the call).
+// too). The client's own refusals (a nested breaker, a rate limit, a bulkhead, a budget: nothing
+// reached the model) are `LlmError.isRefusal`, and a rejected answer counts only when its check
+// asks to.
 const notTheModels: ReadonlySet<string> = new Set<LlmError.LlmError["_tag"]>([
   "BadRequestError",
   "ContextLengthError",
@@ -54,7 +56,9 @@ const notTheModels: ReadonlySet<string> = new Set<LlmError.LlmError["_tag"]>([
 
 /** @internal */
 export const defaultIsFailure = (error: unknown): boolean =>
-  !(LlmError.isLlmError(error) && notTheModels.has(error._tag))
+  !(LlmError.isLlmError(error) &&
+    (notTheModels.has(error._tag) || LlmError.isRefusal(error) ||
+      (error._tag === "AnswerRejectedError" && !error.countsForBreaker)))
 
 const stateOf: Record<Machine.Phase, CircuitBreaker.State> = {
   Closed: "closed",

@@ -16,6 +16,7 @@ import * as ChatClient from "../ChatClient.js"
 import * as ChatCompletion from "../ChatCompletion.js"
 import * as Experiment from "../Experiment.js"
 import * as Observability from "../Observability.js"
+import * as AttemptDetails from "./attemptDetails.js"
 import { pick, stickyPoint } from "./experimentAssignment.js"
 import { type CallRecord, type Finished, Recorder, type VariantState } from "./experimentRecorder.js"
 import * as Stats from "./experimentStats.js"
@@ -127,6 +128,8 @@ export const make = (
       call: Omit<Finished, "outcome" | "inputTokens" | "outputTokens">,
       exit: Exit.Exit<ChatCompletion.ChatCompletion, unknown>
     ): Effect.Effect<void> => {
+      // a cost no real call could have is left out, as a token count is
+      const costUsd = call.costUsd !== undefined && isCost(call.costUsd) ? call.costUsd : undefined
       const outcome = Observability.outcomeOf(exit)
       if (outcome === "interrupted") return Effect.sync(() => recorder.interrupted(variant))
       const tokens = Exit.isSuccess(exit) ? ChatCompletion.tokens(exit.value) : Option.none()
@@ -136,6 +139,7 @@ export const make = (
             variant,
             {
               ...call,
+              costUsd,
               outcome,
               // a provider's usage is not trusted blindly: a count no real call has is left out
               inputTokens: Option.isSome(tokens) && isTokenCount(tokens.value.input) ? tokens.value.input : undefined,
@@ -152,6 +156,8 @@ export const make = (
         const { model, name } = config.variants[variant]
         const callId = yield* Effect.sync(() => recorder.nextCallId())
         const startedAt = yield* Clock.currentTimeMillis
+        // the deployment router, when it serves the model, writes the call's cost here
+        const details = AttemptDetails.make()
         const completion = yield* ChatClient.create(ChatCompletion.withModel(request, model)).pipe(
           Observability.attempt({
             pattern: "experiment",
@@ -163,14 +169,28 @@ export const make = (
               "llm.shadow": shadow
             }
           }),
+          Effect.provideService(AttemptDetails.CurrentDetails, details),
           Effect.onExit((exit) =>
             Effect.flatMap(
               Clock.currentTimeMillis,
-              (endedAt) => recordExit(variant, { callId, shadow, startedAt, latencyMs: endedAt - startedAt }, exit)
+              (endedAt) =>
+                recordExit(variant, {
+                  callId,
+                  shadow,
+                  startedAt,
+                  latencyMs: endedAt - startedAt,
+                  costUsd: AttemptDetails.costOf(details)
+                }, exit)
             )
           )
         )
-        return { completion, variant: name, model, callId } satisfies Experiment.Served
+        return {
+          completion,
+          variant: name,
+          model,
+          callId,
+          costUsd: AttemptDetails.costOf(details)
+        } satisfies Experiment.Served
       })
 
     const forkShadow = (variant: number, request: ChatCompletion.PromptRequest) =>
@@ -232,7 +252,8 @@ export const make = (
             latencyMs: call.latencyMs,
             outcome: call.outcome,
             inputTokens: call.inputTokens,
-            outputTokens: call.outputTokens
+            outputTokens: call.outputTokens,
+            costUsd: call.costUsd
           }, u)
           return callId
         })
@@ -272,6 +293,9 @@ const invalidField = (
   if (call.outputTokens !== undefined && !isTokenCount(call.outputTokens)) {
     return { field: "outputTokens", value: call.outputTokens, expected: "a whole number, at least 0" }
   }
+  if (call.costUsd !== undefined && !isCost(call.costUsd)) {
+    return { field: "costUsd", value: call.costUsd, expected: "a finite number of US dollars, at least 0" }
+  }
   if (call.startedAt !== undefined && !Number.isFinite(call.startedAt)) {
     return { field: "startedAt", value: call.startedAt, expected: "a finite time in epoch milliseconds" }
   }
@@ -284,6 +308,9 @@ const invalidField = (
 /** A token count a provider could have reported. */
 const isTokenCount = (n: number): boolean => Number.isSafeInteger(n) && n >= 0
 
+/** A cost a call could have had. */
+const isCost = (n: number): boolean => Number.isFinite(n) && n >= 0
+
 const exported = (experiment: string, call: CallRecord): Experiment.ExportedCall => ({
   experiment,
   callId: call.callId,
@@ -295,6 +322,7 @@ const exported = (experiment: string, call: CallRecord): Experiment.ExportedCall
   outcome: call.outcome,
   inputTokens: call.inputTokens ?? null,
   outputTokens: call.outputTokens ?? null,
+  costUsd: call.costUsd ?? null,
   score: call.score ?? null
 })
 
@@ -331,6 +359,7 @@ const variantSummary = (
     },
     inputTokens: momentsOf(state.inputTokens),
     outputTokens: momentsOf(state.outputTokens),
+    costUsd: { ...momentsOf(state.costUsd), total: state.costTotalUsd },
     score: momentsOf(state.score),
     shadowDropped: state.shadowDropped,
     sampled: state.reservoir.length

@@ -29,6 +29,7 @@ export interface CallRecord {
   readonly outcome: string
   readonly inputTokens: number | undefined
   readonly outputTokens: number | undefined
+  readonly costUsd: number | undefined
   score: number | undefined
 }
 
@@ -54,6 +55,9 @@ export interface VariantState {
   readonly latency: Moments
   readonly inputTokens: Moments
   readonly outputTokens: Moments
+  /** Cost of every finished call whose cost is known, in US dollars. */
+  readonly costUsd: Moments
+  costTotalUsd: number
   readonly score: Moments
   /** How many records were offered to the reservoir. */
   offered: number
@@ -78,6 +82,7 @@ export interface Finished {
   readonly outcome: string
   readonly inputTokens: number | undefined
   readonly outputTokens: number | undefined
+  readonly costUsd?: number | undefined
 }
 
 /** @internal */
@@ -109,6 +114,8 @@ export class Recorder {
       latency: emptyMoments(),
       inputTokens: emptyMoments(),
       outputTokens: emptyMoments(),
+      costUsd: emptyMoments(),
+      costTotalUsd: 0,
       score: emptyMoments(),
       offered: 0,
       reservoir: []
@@ -142,6 +149,10 @@ export class Recorder {
     } else {
       state.errors += 1
     }
+    if (call.costUsd !== undefined) {
+      addMoment(state.costUsd, call.costUsd)
+      state.costTotalUsd += call.costUsd
+    }
     this.seq += 1
     const record: CallRecord = {
       seq: this.seq,
@@ -154,6 +165,7 @@ export class Recorder {
       outcome: call.outcome,
       inputTokens: call.inputTokens,
       outputTokens: call.outputTokens,
+      costUsd: call.costUsd,
       score: undefined
     }
     state.offered += 1

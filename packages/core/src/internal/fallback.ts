@@ -24,6 +24,7 @@ import type * as ChatCompletion from "../ChatCompletion.js"
 import type * as Fallback from "../Fallback.js"
 import * as LlmError from "../LlmError.js"
 import * as Observability from "../Observability.js"
+import * as AttemptDetails from "./attemptDetails.js"
 import { optionalDuration, optionalFunction, show } from "./options.js"
 import * as retry from "./retry.js"
 
@@ -70,14 +71,24 @@ export type Serve<B, A, Err, R> = (attempt: {
 }) => Effect.Effect<A, Err, R>
 
 /**
- * What a kind of chain adds to the runner: attributes for every attempt's span, and how an
- * attempt is served.
+ * Turns the error of a deployment the router tried into an error of the chain, for a chain whose
+ * errors are `LlmError`s: each deployment then is an attempt of its own in the report.
+ *
+ * @internal
+ */
+export type HopsAsAttempts<E> = (error: LlmError.LlmError) => E
+
+/**
+ * What a kind of chain adds to the runner: attributes for every attempt's span, how an attempt is
+ * served, and whether the deployments a router tried within one attempt become attempts of their
+ * own in the report (only when every hop's error is one of the chain's: a `ChatClient` chain).
  *
  * @internal
  */
 export interface Kind<B, A, Err, R> {
   readonly attributes: Record<string, unknown>
   readonly serve: Serve<B, A, Err, R>
+  readonly hopsAsAttempts?: HopsAsAttempts<Err> | undefined
 }
 
 /**
@@ -85,9 +96,13 @@ export interface Kind<B, A, Err, R> {
  *
  * @internal
  */
-export const effects = <A, Err, R>(attributes: Record<string, unknown>): Kind<A, A, Err, R> => ({
+export const effects = <A, Err, R>(
+  attributes: Record<string, unknown>,
+  hopsAsAttempts?: HopsAsAttempts<Err>
+): Kind<A, A, Err, R> => ({
   attributes,
-  serve: ({ first, protect }) => protect(first)
+  serve: ({ first, protect }) => protect(first),
+  hopsAsAttempts
 })
 
 /**
@@ -206,22 +221,45 @@ export const run = <B, A, E, R>(
           })
         })
 
-      const record = (model: string, retryNumber: number, start: number) => (exit: Exit.Exit<A, Err>) =>
-        Effect.sync(() => {
-          const facts = {
-            model,
-            retry: retryNumber,
-            startedAt: start,
-            durationMs: clock.currentTimeMillisUnsafe() - start
-          }
-          if (Exit.isSuccess(exit)) {
-            attempts.push({ ...facts, outcome: "success", error: undefined })
-            return
-          }
-          // Interruption and defects end the chain itself; only failures are attempts to report.
-          const failure = Cause.findErrorOption(exit.cause)
-          if (Option.isSome(failure)) attempts.push({ ...facts, outcome: "failure", error: failure.value })
-        })
+      const hopsAsAttempts = kind.hopsAsAttempts
+      const record =
+        (model: string, retryNumber: number, start: number, details: AttemptDetails.Details) =>
+        (exit: Exit.Exit<A, Err>) =>
+          Effect.sync(() => {
+            const failure = Exit.isSuccess(exit) ? Option.none() : Cause.findErrorOption(exit.cause)
+            // Interruption and defects end the chain itself; only failures are attempts to report.
+            if (Exit.isFailure(exit) && Option.isNone(failure)) return
+            const error = Option.getOrUndefined(failure)
+            const hops = details.hops
+            const last = hops.length === 0 ? undefined : hops[hops.length - 1]
+            // the last deployment's call is this attempt's outcome when it answered (the answer may
+            // still be rejected above it) or failed with the very error the attempt failed with
+            const merged = last !== undefined && (last.outcome === "success" || last.error === error) ? last : undefined
+            if (hopsAsAttempts !== undefined) {
+              for (const hop of merged === undefined ? hops : hops.slice(0, -1)) {
+                const facts = {
+                  model,
+                  deployment: hop.deployment,
+                  retry: retryNumber,
+                  startedAt: hop.startedAt,
+                  durationMs: hop.durationMs,
+                  costUsd: hop.costUsd
+                }
+                if (hop.error === undefined) attempts.push({ ...facts, outcome: "success", error: undefined })
+                else attempts.push({ ...facts, outcome: "failure", error: hopsAsAttempts(hop.error) })
+              }
+            }
+            const facts = {
+              model,
+              deployment: merged?.deployment ?? details.current,
+              retry: retryNumber,
+              startedAt: merged?.startedAt ?? start,
+              durationMs: merged === undefined ? clock.currentTimeMillisUnsafe() - start : merged.durationMs,
+              costUsd: hopsAsAttempts === undefined ? AttemptDetails.costOf(details) : merged?.costUsd
+            }
+            if (error === undefined) attempts.push({ ...facts, outcome: "success", error: undefined })
+            else attempts.push({ ...facts, outcome: "failure", error })
+          })
 
       const tryModel = (model: string): Effect.Effect<A, Err, R> => {
         let tries = 0
@@ -240,7 +278,11 @@ export const run = <B, A, E, R>(
           const breaker = config.breaker
           const protect: Protect<Err> = breaker === undefined ? identity : (self) => breaker.protect(model)(self)
           const served = kind.serve({ model, first: observed, protect, deadlineAt, deadline, idleTimeout, clock })
-          return Effect.onExit(served, record(model, retryNumber, start))
+          const details = AttemptDetails.make()
+          return served.pipe(
+            Effect.provideService(AttemptDetails.CurrentDetails, details),
+            Effect.onExit(record(model, retryNumber, start, details))
+          )
         })
         const retryConfig = config.retry
         if (retryConfig === undefined) return once
@@ -264,7 +306,8 @@ export const run = <B, A, E, R>(
         }
         const result = yield* Effect.result(tryModel(model))
         if (Result.isSuccess(result)) {
-          return { value: result.success, model, attempts: [...attempts] }
+          const served = attempts[attempts.length - 1]
+          return { value: result.success, model, deployment: served?.deployment, attempts: [...attempts] }
         }
         if (!shouldFallback(result.failure)) {
           return yield* end("NotFallbackable", result.failure, models.slice(index + 1))
@@ -318,6 +361,25 @@ export const openStream = (
             Scope.provide(scope),
             Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit))
           ))
+  )
+
+/**
+ * Opens `stream` and waits for its first chunk, as `openStream` does, and returns the whole stream:
+ * the first chunk, then the rest read from the open one; its scope closes when the returned
+ * stream ends, fails or is interrupted (or with the caller's scope, if it is never read).
+ *
+ * @internal
+ */
+export const firstChunk = (
+  model: string,
+  stream: Stream.Stream<Chunk, LlmError.LlmError>
+): Effect.Effect<Stream.Stream<Chunk, LlmError.LlmError>, LlmError.LlmError, Scope.Scope> =>
+  Effect.map(
+    openStream(model, stream),
+    (opened) =>
+      Stream.concat(Stream.fromArray(opened.chunks), Stream.fromPull(Effect.succeed(opened.pull))).pipe(
+        Stream.onExit((exit) => Scope.close(opened.scope, exit))
+      )
   )
 
 /**

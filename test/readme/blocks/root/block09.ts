@@ -1,21 +1,59 @@
-import { ChatCompletion, Experiment } from "@resilient-llm/core"
-import { Effect } from "effect"
+import { Budget, ChatCompletion, Deployments, Fallback } from "@resilient-llm/core"
+import { Providers } from "@resilient-llm/openai"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { Config, Effect, Layer } from "effect"
 
-const program = Effect.gen(function*() {
-  const experiment = yield* Experiment.make({
-    name: "support-bot-2025-06",
-    variants: [
-      { name: "control", model: "gpt-4o", weight: 9 }, // weights are relative: 90% / 10%
-      { name: "challenger", model: "claude-sonnet", weight: 1 }
-    ],
-    assignment: "sticky" // a user keeps their variant, across calls and processes
-  })
+// the providers: one endpoint and one key each; a key goes only to its own endpoint
+const ProvidersLive = Layer.unwrap(Effect.gen(function*() {
+  const azureKey = yield* Config.Redacted("AZURE_OPENAI_API_KEY")
+  const openAiKey = yield* Config.Redacted("OPENAI_API_KEY")
+  const openRouterKey = yield* Config.Redacted("OPENROUTER_API_KEY")
+  return Providers.clients([
+    // Azure's v1 API takes the deployment's name as the model
+    { name: "azure", baseUrl: "https://my-resource.openai.azure.com/openai/v1", headers: { "api-key": azureKey } },
+    { name: "openai", baseUrl: "https://api.openai.com/v1", apiKey: openAiKey },
+    { name: "openrouter", baseUrl: "https://openrouter.ai/api/v1", apiKey: openRouterKey }
+  ])
+})).pipe(Layer.provide(NodeHttpClient.layerUndici))
 
-  const served = yield* experiment.complete(ChatCompletion.prompt("Where is my order?"), { key: "user-42" })
-  // served.completion, served.variant, served.model, served.callId
+// the router: plain data, checked when the layer is built
+const RouterLive = Deployments.layer({
+  models: {
+    "gpt-4o": {
+      strategy: "least-busy",
+      maxWait: "2 seconds", // how long a call may wait for a rate limit to have room
+      deployments: [
+        {
+          name: "azure-east",
+          provider: "azure",
+          model: "gpt-4o-prod", // the Azure deployment's name
+          rpm: 600,
+          tpm: 150_000,
+          maxConcurrent: 32,
+          price: { input: 2.5, cachedInput: 1.25, output: 10 } // US dollars per million tokens
+        },
+        {
+          name: "openai",
+          provider: "openai",
+          model: "gpt-4o",
+          priority: 1, // only when azure-east failed or has no room
+          price: { input: 2.5, cachedInput: 1.25, output: 10 }
+        }
+      ]
+    },
+    "claude-sonnet": {
+      deployments: [{ provider: "openrouter", model: "anthropic/claude-sonnet-4", price: { input: 3, output: 15 } }]
+    }
+  },
+  budget: { limitUsd: 20, period: "1 day", keys: { "team-research": 200 } }
+}).pipe(Layer.provide(Deployments.layerStoresMemory), Layer.provide(ProvidersLive))
 
-  // later, when a judge or a person has rated the answer (higher is better)
-  yield* experiment.score(served.callId, 4)
-
-  const summary = yield* experiment.summary
-}).pipe(Effect.scoped) // the experiment's shadow calls live in this scope
+// the patterns name logical models; a call is charged to the key set with Budget.withKey
+const answer = (teamId: string, question: string) =>
+  Fallback.chain(["gpt-4o", "claude-sonnet"])(ChatCompletion.prompt(question)).pipe(
+    Budget.withKey(teamId),
+    Effect.tap((served) =>
+      Effect.log(`${served.model} via ${served.deployment}, $${served.attempts.at(-1)?.costUsd ?? 0}`)
+    )
+  )
+// Effect<Served<ChatCompletion>, AllModelsFailed, ChatClient>: provide RouterLive

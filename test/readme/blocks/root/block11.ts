@@ -1,18 +1,20 @@
-// the gateway inside an Effect program, from a file it watches
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Gateway } from "@resilient-llm/gateway"
-import { Effect, Layer } from "effect"
+import { Answer, ChatCompletion, Fallback } from "@resilient-llm/core"
+import { Effect, Schema } from "effect"
 
-const GatewayLive = Gateway.layer({ path: "gateway.yaml", port: 8787 }).pipe(
-  Layer.provide([NodeHttpClient.layerUndici, NodeFileSystem.layer])
-)
+const Invoice = Schema.Struct({ total: Schema.Number, currency: Schema.String, lines: Schema.Array(Schema.String) })
 
-const program = Effect.gen(function*() {
-  const gateway = yield* Gateway.Gateway
-  const status = yield* gateway.status // what the status page shows, as data
-  yield* Effect.log(`${gateway.url}: generation ${status.generation}, ${status.inFlight} in flight`)
+const extract = Fallback.chain(["gpt-4o-mini", "gpt-4o"], {
+  accept: Answer.all([
+    Answer.nonEmpty,
+    Answer.notTruncated,
+    Answer.json(Invoice),
+    Answer.predicate((c) => !ChatCompletion.text(c).includes("lorem ipsum"), "placeholder text")
+  ]),
+  retry: { retries: 1 }
 })
 
-// Layer.launch(GatewayLive) runs it until interrupted; closing it drains requests in flight
-export const main = program.pipe(Effect.provide(GatewayLive))
+const program = extract(ChatCompletion.prompt("Extract the invoice as JSON: ...", { max_tokens: 400 })).pipe(
+  Effect.map((served) => Schema.decodeUnknownSync(Schema.fromJsonString(Invoice))(ChatCompletion.text(served.value)))
+)
+// a cut-off answer from gpt-4o-mini is retried once, then gpt-4o is asked; the attempts say why:
+// AnswerRejectedError (truncated): Model gpt-4o-mini gave an answer cut off by its token limit

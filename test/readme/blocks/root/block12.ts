@@ -1,24 +1,21 @@
-import { Observability } from "@resilient-llm/core"
+import { ChatCompletion, Experiment } from "@resilient-llm/core"
 import { Effect } from "effect"
-import * as HttpRouter from "effect/http/HttpRouter"
-import * as HttpServerResponse from "effect/http/HttpServerResponse"
 
-// one row per model: request count, error rate, outcomes by tag, recent latency quantiles
-export const modelStatus = Observability.snapshot().pipe(
-  Effect.map((models) =>
-    models.map((m) => ({
-      model: m.model,
-      requests: m.requests,
-      errorRate: m.errorRate,
-      outcomes: m.outcomes, // { success: 812, RateLimitError: 9, TimeoutError: 2 }
-      p50Ms: m.p50Ms,
-      p95Ms: m.p95Ms
-    }))
-  )
-)
+const program = Effect.gen(function*() {
+  const experiment = yield* Experiment.make({
+    name: "support-bot-2025-06",
+    variants: [
+      { name: "control", model: "gpt-4o", weight: 9 }, // weights are relative: 90% / 10%
+      { name: "challenger", model: "claude-sonnet", weight: 1 }
+    ],
+    assignment: "sticky" // a user keeps their variant, across calls and processes
+  })
 
-export const StatusRoutes = HttpRouter.add(
-  "GET",
-  "/status/models",
-  Effect.flatMap(modelStatus, (rows) => HttpServerResponse.json(rows))
-)
+  const served = yield* experiment.complete(ChatCompletion.prompt("Where is my order?"), { key: "user-42" })
+  // served.completion, served.variant, served.model, served.callId
+
+  // later, when a judge or a person has rated the answer (higher is better)
+  yield* experiment.score(served.callId, 4)
+
+  const summary = yield* experiment.summary
+}).pipe(Effect.scoped) // the experiment's shadow calls live in this scope

@@ -1,25 +1,17 @@
-import * as OtelMetrics from "@effect/opentelemetry/OtelMetrics"
-import * as OtelTracer from "@effect/opentelemetry/OtelTracer"
-import * as Resource from "@effect/opentelemetry/Resource"
-import type { MetricReader } from "@opentelemetry/sdk-metrics"
-import { BasicTracerProvider, type SpanProcessor } from "@opentelemetry/sdk-trace-base"
-import { Effect, Layer } from "effect"
+import { BestOfN, ChatCompletion, Judge } from "@resilient-llm/core"
+import { Effect } from "effect"
 
-export const OpenTelemetryLive = (options: {
-  readonly serviceName: string
-  readonly spanProcessor: SpanProcessor
-  readonly metricReader: MetricReader
-}) => {
-  const TracerProviderLive = Layer.effect(
-    OtelTracer.OtelTracerProvider,
-    Effect.flatMap(Resource.Resource, (resource) =>
-      Effect.acquireRelease(
-        Effect.sync(() => new BasicTracerProvider({ resource, spanProcessors: [options.spanProcessor] })),
-        (provider) => Effect.promise(() => provider.shutdown()) // flushes the processor
-      ))
-  )
-  return Layer.mergeAll(
-    OtelTracer.layer.pipe(Layer.provide(TracerProviderLive)), // Effect spans become OpenTelemetry spans
-    OtelMetrics.layer(() => options.metricReader) // Effect metrics are read by the reader
-  ).pipe(Layer.provide(Resource.layer({ serviceName: options.serviceName })))
-}
+const answer = BestOfN.complete(ChatCompletion.prompt("Summarise this contract clause: ..."), {
+  models: ["gpt-4o", "claude-sonnet", "llama-3.1-70b"], // order breaks ties
+  candidateTimeout: "20 seconds", // a candidate still generating after this is interrupted
+  judgeTimeout: "10 seconds", // a judgement still running after this is interrupted: judge-failed
+  minCandidates: 2, // fewer scored answers than this is a NoCandidatesError
+  earlyStop: { targetScore: 9 } // optional: stop paying for the rest once one answer is good enough
+}).pipe(
+  Effect.tap((report) =>
+    Effect.forEach(report.candidates, (c) =>
+      Effect.log(c.model, c.status, c.score, c.latencyMs, c.judgeLatencyMs, c.error?.message))
+  ),
+  Effect.map((report) => report.best.text),
+  Effect.provide(Judge.layerLlm({ model: "gpt-4o-mini" })) // plus a ChatClient layer
+)

@@ -1,33 +1,24 @@
-import { CircuitBreaker } from "@resilient-llm/core"
-import { Duration, Effect, Layer, Stream } from "effect"
-import * as HttpBody from "effect/http/HttpBody"
-import * as HttpClient from "effect/http/HttpClient"
+import { Observability } from "@resilient-llm/core"
+import { Effect } from "effect"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
 
-// a model taken out of rotation (open, isolated) or back in it (closed) is worth a message
-export const BreakerAlerts = (webhookUrl: string) =>
-  Layer.effectDiscard(Effect.gen(function*() {
-    const transitions = yield* CircuitBreaker.subscribe // subscribed when the layer is built
-    yield* Stream.fromSubscription(transitions).pipe(
-      Stream.filter((t) => t.to !== "half-open"),
-      Stream.runForEach((t) =>
-        HttpClient.post(webhookUrl, {
-          body: HttpBody.jsonUnsafe({
-            text: t.to === "closed"
-              ? `${t.key} is back in rotation`
-              : `${t.key} is out of rotation (${t.reason})`,
-            model: t.key,
-            state: t.to,
-            reason: t.reason,
-            at: new Date(t.at).toISOString(),
-            nextProbeInMs: t.breakDuration === undefined ? null : Duration.toMillis(t.breakDuration)
-          })
-        }).pipe(
-          Effect.timeout("5 seconds"),
-          Effect.catchCause(Effect.logError) // a failed alert is logged; the subscriber goes on
-        )
-      ),
-      Effect.forkScoped
-    )
-  }))
+// one row per model: request count, error rate, outcomes by tag, recent latency quantiles
+export const modelStatus = Observability.snapshot().pipe(
+  Effect.map((models) =>
+    models.map((m) => ({
+      model: m.model,
+      requests: m.requests,
+      errorRate: m.errorRate,
+      outcomes: m.outcomes, // { success: 812, RateLimitError: 9, TimeoutError: 2 }
+      p50Ms: m.p50Ms,
+      p95Ms: m.p95Ms
+    }))
+  )
+)
 
-// BreakerAlerts("https://hooks.example.com/llm").pipe(Layer.provideMerge(BreakerLive), Layer.provide(NodeHttpClient.layerUndici))
+export const StatusRoutes = HttpRouter.add(
+  "GET",
+  "/status/models",
+  Effect.flatMap(modelStatus, (rows) => HttpServerResponse.json(rows))
+)
