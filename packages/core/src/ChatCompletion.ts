@@ -31,6 +31,107 @@ const withDefault = <S extends Schema.Top>(value: S["Encoded"]) => Schema.withDe
 // optional field) send it for "not reported".
 const optionalNullable = <S extends Schema.Top>(schema: S) => Schema.optional(Schema.NullOr(schema))
 
+const JsonObject = Schema.Record(Schema.String, Schema.Unknown)
+
+// ---------------------------------------------------------------------------------------------
+// requests: content parts
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A text content part. Extra fields (Anthropic-style `cache_control`) are sent as given.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export class TextPart extends Schema.Opaque<TextPart>()(open({
+  type: Schema.Literal("text"),
+  text: Schema.String
+})) {}
+
+/**
+ * An image content part: a URL or a `data:` URL, with an optional level of detail.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export class ImagePart extends Schema.Opaque<ImagePart>()(open({
+  type: Schema.Literal("image_url"),
+  image_url: open({
+    url: Schema.String,
+    detail: Schema.optional(Schema.Literals(["auto", "low", "high"]))
+  })
+})) {}
+
+/**
+ * An audio content part: base64 audio in `wav` or `mp3`.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export class AudioPart extends Schema.Opaque<AudioPart>()(open({
+  type: Schema.Literal("input_audio"),
+  input_audio: open({
+    data: Schema.String,
+    format: Schema.Literals(["wav", "mp3"])
+  })
+})) {}
+
+/**
+ * A file content part: an uploaded file's id, or the file's data with its name.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export class FilePart extends Schema.Opaque<FilePart>()(open({
+  type: Schema.Literal("file"),
+  file: open({
+    filename: Schema.optional(Schema.String),
+    file_data: Schema.optional(Schema.String),
+    file_id: Schema.optional(Schema.String)
+  })
+})) {}
+
+/**
+ * A refusal content part, in an assistant message sent back as history.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export class RefusalPart extends Schema.Opaque<RefusalPart>()(open({
+  type: Schema.Literal("refusal"),
+  refusal: Schema.String
+})) {}
+
+/**
+ * The content parts a user message may hold.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const UserContentPart = Schema.Union([TextPart, ImagePart, AudioPart, FilePart])
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export type UserContentPart = TextPart | ImagePart | AudioPart | FilePart
+
+/**
+ * The content parts an assistant message sent back as history may hold.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const AssistantContentPart = Schema.Union([TextPart, RefusalPart])
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export type AssistantContentPart = TextPart | RefusalPart
+
+const TextContent = Schema.Union([Schema.String, Schema.Array(TextPart)])
+
 // ---------------------------------------------------------------------------------------------
 // tool calls (in responses, and in assistant messages sent back as history)
 // ---------------------------------------------------------------------------------------------
@@ -88,50 +189,255 @@ export class FunctionCall extends Schema.Opaque<FunctionCall>()(open({
 })) {}
 
 // ---------------------------------------------------------------------------------------------
-// requests
+// requests: messages
 // ---------------------------------------------------------------------------------------------
 
 /**
- * A message of a request. `content` is a string or an array of content parts (text, images),
- * passed to the provider as given; fields this schema does not name pass through untouched.
+ * Instructions from the application (newer models' `system`).
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export class DeveloperMessage extends Schema.Opaque<DeveloperMessage>()(open({
+  role: Schema.Literal("developer"),
+  content: TextContent,
+  name: Schema.optional(Schema.String)
+})) {}
+
+/**
+ * Instructions from the application.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export class SystemMessage extends Schema.Opaque<SystemMessage>()(open({
+  role: Schema.Literal("system"),
+  content: TextContent,
+  name: Schema.optional(Schema.String)
+})) {}
+
+/**
+ * A message from the user: text, or content parts (text, images, audio, files).
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export class UserMessage extends Schema.Opaque<UserMessage>()(open({
+  role: Schema.Literal("user"),
+  content: Schema.Union([Schema.String, Schema.Array(UserContentPart)]),
+  name: Schema.optional(Schema.String)
+})) {}
+
+/**
+ * An earlier reply of the model, sent back as history. A completion's `AssistantMessage` is one:
+ * `[...messages, completion.choices[0].message]` continues a conversation.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export class AssistantRequestMessage extends Schema.Opaque<AssistantRequestMessage>()(open({
+  role: Schema.Literal("assistant"),
+  content: Schema.optional(Schema.NullOr(Schema.Union([Schema.String, Schema.Array(AssistantContentPart)]))),
+  refusal: Schema.optional(Schema.NullOr(Schema.String)),
+  name: Schema.optional(Schema.String),
+  audio: Schema.optional(Schema.NullOr(open({ id: Schema.String }))),
+  tool_calls: Schema.optional(Schema.NullOr(Schema.Array(ToolCall))),
+  function_call: Schema.optional(Schema.NullOr(FunctionCall))
+})) {}
+
+/**
+ * The result of a tool call, answering the call with id `tool_call_id`.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export class ToolMessage extends Schema.Opaque<ToolMessage>()(open({
+  role: Schema.Literal("tool"),
+  content: TextContent,
+  tool_call_id: Schema.String
+})) {}
+
+/**
+ * The result of a deprecated `function_call`.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export class FunctionMessage extends Schema.Opaque<FunctionMessage>()(open({
+  role: Schema.Literal("function"),
+  content: Schema.NullOr(Schema.String),
+  name: Schema.String
+})) {}
+
+/**
+ * A message of a request, told apart by `role`: `developer`, `system`, `user`, `assistant`,
+ * `tool`, or the deprecated `function`. Each has the fields the OpenAI spec gives it; fields a
+ * schema does not name pass through untouched.
  *
  * @since 0.1.0
  * @category schemas
  */
-export const ChatMessage = open({
-  role: Schema.String,
-  content: Schema.optional(Schema.NullOr(Schema.Union([Schema.String, Schema.Array(Schema.Unknown)]))),
-  name: Schema.optional(Schema.String),
-  tool_call_id: Schema.optional(Schema.String),
-  tool_calls: Schema.optional(Schema.Array(Schema.Unknown))
-})
+export const ChatMessage = Schema.Union([
+  DeveloperMessage,
+  SystemMessage,
+  UserMessage,
+  AssistantRequestMessage,
+  ToolMessage,
+  FunctionMessage
+])
 
 /**
  * @since 0.1.0
  * @category models
  */
-export interface ChatMessage extends Schema.Schema.Type<typeof ChatMessage> {}
+export type ChatMessage =
+  | DeveloperMessage
+  | SystemMessage
+  | UserMessage
+  | AssistantRequestMessage
+  | ToolMessage
+  | FunctionMessage
+
+// ---------------------------------------------------------------------------------------------
+// requests: tools, tool choice, response format
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A function the model may call. `parameters` is a JSON Schema object; with `strict: true` the
+ * model follows it exactly.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export class FunctionTool extends Schema.Opaque<FunctionTool>()(open({
+  type: Schema.Literal("function"),
+  function: open({
+    name: Schema.String,
+    description: Schema.optional(Schema.String),
+    parameters: Schema.optional(JsonObject),
+    strict: Schema.optional(Schema.NullOr(Schema.Boolean))
+  })
+})) {}
+
+/**
+ * A custom tool: the model calls it with free-form text, unconstrained or following a grammar.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export class CustomTool extends Schema.Opaque<CustomTool>()(open({
+  type: Schema.Literal("custom"),
+  custom: open({
+    name: Schema.String,
+    description: Schema.optional(Schema.String),
+    format: Schema.optional(Schema.Union([
+      open({ type: Schema.Literal("text") }),
+      open({
+        type: Schema.Literal("grammar"),
+        grammar: open({ definition: Schema.String, syntax: Schema.Literals(["lark", "regex"]) })
+      })
+    ]))
+  })
+})) {}
+
+/**
+ * A tool the model may call: a function or a custom tool.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const Tool = Schema.Union([FunctionTool, CustomTool])
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export type Tool = FunctionTool | CustomTool
+
+/**
+ * Which tool the model calls: a mode (`"none"`, `"auto"`, `"required"`), one named function or
+ * custom tool, or a subset of the tools (`allowed_tools`).
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const ToolChoice = Schema.Union([
+  Schema.Literals(["none", "auto", "required"]),
+  open({ type: Schema.Literal("function"), function: open({ name: Schema.String }) }),
+  open({ type: Schema.Literal("custom"), custom: open({ name: Schema.String }) }),
+  open({
+    type: Schema.Literal("allowed_tools"),
+    allowed_tools: open({ mode: Schema.Literals(["auto", "required"]), tools: Schema.Array(JsonObject) })
+  })
+])
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export type ToolChoice = typeof ToolChoice.Type
+
+/**
+ * The format of the reply: text (the default), any JSON object, or JSON following a schema.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const ResponseFormat = Schema.Union([
+  open({ type: Schema.Literal("text") }),
+  open({ type: Schema.Literal("json_object") }),
+  open({
+    type: Schema.Literal("json_schema"),
+    json_schema: open({
+      name: Schema.String,
+      description: Schema.optional(Schema.String),
+      schema: Schema.optional(JsonObject),
+      strict: Schema.optional(Schema.NullOr(Schema.Boolean))
+    })
+  })
+])
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export type ResponseFormat = typeof ResponseFormat.Type
+
+// ---------------------------------------------------------------------------------------------
+// requests
+// ---------------------------------------------------------------------------------------------
 
 const requestOptionFields = {
   // `null` where the OpenAI spec allows it ("use the default"): passed on as it is.
   max_tokens: Schema.optional(Schema.NullOr(Schema.Number)),
+  max_completion_tokens: Schema.optional(Schema.NullOr(Schema.Number)),
   temperature: Schema.optional(Schema.NullOr(Schema.Number)),
   top_p: Schema.optional(Schema.NullOr(Schema.Number)),
+  n: Schema.optional(Schema.NullOr(Schema.Number)),
   stop: Schema.optional(Schema.NullOr(Schema.Union([Schema.String, Schema.Array(Schema.String)]))),
-  tools: Schema.optional(Schema.Array(Schema.Unknown)),
-  tool_choice: Schema.optional(Schema.Unknown),
-  response_format: Schema.optional(Schema.Unknown),
+  frequency_penalty: Schema.optional(Schema.NullOr(Schema.Number)),
+  presence_penalty: Schema.optional(Schema.NullOr(Schema.Number)),
+  logprobs: Schema.optional(Schema.NullOr(Schema.Boolean)),
+  top_logprobs: Schema.optional(Schema.NullOr(Schema.Number)),
+  tools: Schema.optional(Schema.Array(Tool)),
+  tool_choice: Schema.optional(ToolChoice),
+  parallel_tool_calls: Schema.optional(Schema.Boolean),
+  response_format: Schema.optional(ResponseFormat),
   seed: Schema.optional(Schema.NullOr(Schema.Number)),
   user: Schema.optional(Schema.String),
   stream_options: Schema.optional(
-    Schema.NullOr(open({ include_usage: Schema.optional(Schema.Boolean) }))
+    Schema.NullOr(open({
+      include_usage: Schema.optional(Schema.Boolean),
+      include_obfuscation: Schema.optional(Schema.Boolean)
+    }))
   )
 }
 
 /**
  * The optional fields of a request, everything but `model` and `messages`, in OpenAI's wire
- * names. Fields this schema does not name (a provider's own extensions) are kept and sent as they
- * are. What `ChatCompletion.prompt` takes besides the prompt text.
+ * names. Fields this schema does not name (a provider's own extensions, or spec fields such as
+ * `reasoning_effort` whose values differ between providers) are kept and sent as they are. What
+ * `ChatCompletion.prompt` takes besides the prompt text.
  *
  * @since 0.1.0
  * @category schemas
@@ -161,8 +467,26 @@ export const PromptRequest = open({ messages: Schema.Array(ChatMessage), ...requ
 export interface PromptRequest extends Schema.Schema.Type<typeof PromptRequest> {}
 
 /**
- * A chat completion request in OpenAI's wire names. Unknown fields (a provider's own extensions)
- * are kept and sent as they are.
+ * A chat completion request in OpenAI's wire names, typed after the OpenAI spec: a message's
+ * `role` and content parts, `tools`, `tool_choice` and `response_format` are checked, so a typo
+ * is a compile error rather than a provider's 400. Unknown fields (a provider's own extensions)
+ * are kept and sent as they are, at every level.
+ *
+ * @example
+ * ```ts
+ * import type { ChatCompletion } from "@resilient-llm/core"
+ *
+ * const request: ChatCompletion.ChatRequest = {
+ *   model: "gpt-4o",
+ *   messages: [
+ *     { role: "system", content: "Answer with the city only." },
+ *     { role: "user", content: [{ type: "text", text: "Where is the Eiffel Tower?" }] }
+ *   ],
+ *   response_format: { type: "json_object" },
+ *   // a provider's own field, sent as it is
+ *   reasoning_effort: "low"
+ * }
+ * ```
  *
  * @since 0.1.0
  * @category schemas

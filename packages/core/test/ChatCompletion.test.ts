@@ -43,11 +43,187 @@ describe("ChatCompletion.PromptRequest", () => {
       stop: null,
       seed: null,
       max_tokens: null,
+      max_completion_tokens: null,
       stream_options: null
     }
     assert.isTrue(Schema.is(ChatCompletion.PromptRequest)(defaults))
     assert.isFalse(Schema.is(ChatCompletion.PromptRequest)({ ...defaults, user: null }), "user is not nullable")
   })
+})
+
+describe("ChatCompletion.ChatRequest: typed after the OpenAI spec", () => {
+  const isRequest = Schema.is(ChatCompletion.ChatRequest)
+  const base = { model: "m", messages: [{ role: "user", content: "hi" }] } as const
+
+  it("a typo in a role, a content part, a tool, tool_choice or response_format is a compile error and refused at run time", () => {
+    // @ts-expect-error no such role
+    const role: ChatCompletion.ChatMessage = { role: "usr", content: "hi" }
+    // @ts-expect-error no such content part
+    const part: ChatCompletion.UserContentPart = { type: "txt", text: "hi" }
+    // @ts-expect-error `url`, not `ur`
+    const url: ChatCompletion.UserContentPart = { type: "image_url", image_url: { ur: "https://x.test/a.png" } }
+    // @ts-expect-error detail is auto, low or high
+    const detail: ChatCompletion.UserContentPart = { type: "image_url", image_url: { url: "u", detail: "hi-res" } }
+    const image = { type: "image_url", image_url: { url: "u" } } as const
+    // @ts-expect-error a system message holds text parts only
+    const system: ChatCompletion.ChatMessage = { role: "system", content: [image] }
+    // @ts-expect-error a tool result names the call it answers
+    const toolResult: ChatCompletion.ChatMessage = { role: "tool", content: "42" }
+    // @ts-expect-error no such tool type
+    const toolType: ChatCompletion.Tool = { type: "fucntion", function: { name: "f" } }
+    // @ts-expect-error a function needs a name
+    const noName: ChatCompletion.Tool = { type: "function", function: { description: "f" } }
+    // @ts-expect-error `parameters` is a JSON Schema object
+    const parameters: ChatCompletion.Tool = { type: "function", function: { name: "f", parameters: "{}" } }
+    // @ts-expect-error no such mode
+    const mode: ChatCompletion.ToolChoice = "requried"
+    // @ts-expect-error a named choice names its function
+    const named: ChatCompletion.ToolChoice = { type: "function" }
+    // @ts-expect-error no such format
+    const format: ChatCompletion.ResponseFormat = { type: "json" }
+    // @ts-expect-error a JSON schema format has a name
+    const jsonSchema: ChatCompletion.ResponseFormat = { type: "json_schema", json_schema: { schema: {} } }
+    // @ts-expect-error parallel_tool_calls is a boolean
+    const parallel: ChatCompletion.RequestOptions = { parallel_tool_calls: "yes" }
+
+    const refused: ReadonlyArray<readonly [string, unknown]> = [
+      ["a role", { ...base, messages: [role] }],
+      ["a part's type", { ...base, messages: [{ role: "user", content: [part] }] }],
+      ["an image part's url", { ...base, messages: [{ role: "user", content: [url] }] }],
+      ["an image part's detail", { ...base, messages: [{ role: "user", content: [detail] }] }],
+      ["an image in a system message", { ...base, messages: [system] }],
+      ["a tool message without tool_call_id", { ...base, messages: [toolResult] }],
+      ["a tool's type", { ...base, tools: [toolType] }],
+      ["a function without a name", { ...base, tools: [noName] }],
+      ["parameters as text", { ...base, tools: [parameters] }],
+      ["a tool_choice mode", { ...base, tool_choice: mode }],
+      ["a named tool_choice without its function", { ...base, tool_choice: named }],
+      ["a response_format type", { ...base, response_format: format }],
+      ["a json_schema without a name", { ...base, response_format: jsonSchema }],
+      ["parallel_tool_calls as text", { ...base, ...parallel }]
+    ]
+    for (const [name, request] of refused) assert.isFalse(isRequest(request), name)
+  })
+
+  it("every shape the spec gives a message, a part, a tool, tool_choice and response_format is accepted", () => {
+    const request: ChatCompletion.ChatRequest = {
+      model: "m",
+      messages: [
+        { role: "developer", content: "Be brief." },
+        { role: "system", content: [{ type: "text", text: "You are terse." }] },
+        {
+          role: "user",
+          name: "ada",
+          content: [
+            { type: "text", text: "What is this?" },
+            { type: "image_url", image_url: { url: "data:image/png;base64,iVBORw0KGgo=", detail: "low" } },
+            { type: "input_audio", input_audio: { data: "UklGRg==", format: "wav" } },
+            { type: "file", file: { file_id: "file-1" } }
+          ]
+        },
+        {
+          role: "assistant",
+          content: null,
+          tool_calls: [{ id: "call_1", type: "function", function: { name: "look", arguments: "{}" } }]
+        },
+        { role: "tool", tool_call_id: "call_1", content: [{ type: "text", text: "a cat" }] },
+        { role: "assistant", content: [{ type: "refusal", refusal: "I can't." }], audio: { id: "audio_1" } },
+        { role: "function", name: "legacy", content: null }
+      ],
+      tools: [
+        { type: "function", function: { name: "look", parameters: { type: "object" }, strict: true } },
+        {
+          type: "custom",
+          custom: { name: "sql", format: { type: "grammar", grammar: { definition: "q", syntax: "lark" } } }
+        }
+      ],
+      tool_choice: {
+        type: "allowed_tools",
+        allowed_tools: { mode: "auto", tools: [{ type: "function", function: { name: "look" } }] }
+      },
+      response_format: {
+        type: "json_schema",
+        json_schema: { name: "answer", schema: { type: "object" }, strict: true }
+      },
+      parallel_tool_calls: false,
+      logprobs: true,
+      top_logprobs: 2,
+      n: 1
+    }
+    assert.isTrue(isRequest(request))
+    for (const tool_choice of ["none", "auto", "required", { type: "custom", custom: { name: "sql" } }] as const) {
+      assert.isTrue(isRequest({ ...request, tool_choice }), JSON.stringify(tool_choice))
+    }
+    for (const response_format of [{ type: "text" }, { type: "json_object" }] as const) {
+      assert.isTrue(isRequest({ ...request, response_format }), response_format.type)
+    }
+  })
+
+  it.effect("unknown fields pass through at every level: request, message, part, tool, function, format", () =>
+    Effect.gen(function*() {
+      const request: ChatCompletion.ChatRequest = {
+        model: "m",
+        messages: [{
+          role: "user",
+          content: [{ type: "text", text: "hi", cache_control: { type: "ephemeral" } }],
+          speaker: "ada"
+        }],
+        tools: [{
+          type: "function",
+          function: { name: "f", parameters: { type: "object", properties: {} }, x_examples: [1] },
+          x_tool: true
+        }],
+        response_format: { type: "json_schema", json_schema: { name: "a", x_format: 1 } },
+        reasoning_effort: "low",
+        x_provider: { nested: [1, 2] }
+      }
+      const encoded = yield* ChatCompletion.encodeRequest(request)
+      assert.deepStrictEqual(encoded, request)
+      const decoded = yield* Schema.decodeUnknownEffect(ChatCompletion.ChatRequest)(JSON.parse(JSON.stringify(request)))
+      assert.deepStrictEqual(decoded, request)
+    }))
+
+  it.effect("a completion's message goes back into a request as history, and parts narrow on their type", () =>
+    Effect.gen(function*() {
+      const completion = yield* ChatCompletion.decodeCompletion({
+        model: "m",
+        choices: [{ message: { role: "assistant", content: "Paris.", refusal: null, annotations: [] } }]
+      })
+      const history: ReadonlyArray<ChatCompletion.ChatMessage> = [
+        {
+          role: "user",
+          content: [
+            { type: "text", text: "Capital of the country in this picture?" },
+            { type: "image_url", image_url: { url: "https://x.test/flag.png" } }
+          ]
+        },
+        completion.choices[0].message,
+        { role: "user", content: "And its population?" }
+      ]
+      assert.isTrue(isRequest({ model: "m", messages: history }))
+      assert.deepStrictEqual<unknown>(
+        yield* ChatCompletion.encodeRequest({ model: "m", messages: history }),
+        { model: "m", messages: history }
+      )
+
+      // what a reader of a request's parts writes: narrowing on `type` reaches each part's fields
+      const partsOf = (message: ChatCompletion.ChatMessage): ReadonlyArray<string> =>
+        message.role !== "user" || typeof message.content === "string"
+          ? []
+          : message.content.map((part) =>
+            part.type === "text"
+              ? part.text
+              : part.type === "image_url"
+              ? part.image_url.url
+              : part.type === "input_audio"
+              ? part.input_audio.format
+              : part.file.filename ?? ""
+          )
+      assert.deepStrictEqual(partsOf(history[0]), [
+        "Capital of the country in this picture?",
+        "https://x.test/flag.png"
+      ])
+    }))
 })
 
 describe("ChatCompletion.withModel", () => {
