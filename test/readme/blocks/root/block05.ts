@@ -1,17 +1,13 @@
-import { ChatClient, CircuitBreaker } from "@resilient-llm/core"
-import { Effect, Schedule } from "effect"
+import { ChatCompletion, Fallback } from "@resilient-llm/core"
+import { Effect } from "effect"
 
-const BreakerLive = CircuitBreaker.layer({
-  // open when half the calls of the last minute failed, once there were at least 20
-  trip: CircuitBreaker.failureRate({ threshold: 0.5, window: "1 minute", minimumCalls: 20 }),
-  // 30 s, then 1, 2, 4 minutes... capped at 10 while the probes keep failing; 30 s again once closed
-  breakDuration: Schedule.min([Schedule.exponential("30 seconds"), Schedule.spaced("10 minutes")]),
-  slowCallThreshold: "20 seconds" // an answer slower than this counts as a failure
+const complete = Fallback.chain(["gpt-4o", "claude-sonnet", "llama-3.1-70b"], {
+  timeout: "15 seconds", // per attempt: interrupted, then TimeoutError
+  retry: { retries: 2, maxWait: "5 seconds" }, // per model: 250 ms, 500 ms, jittered
+  deadline: "40 seconds" // the whole chain
 })
 
-// wrap each single attempt, so that with retries every attempt counts
-const ask = (model: string, content: string) =>
-  ChatClient.create({ model, messages: [{ role: "user", content }] }).pipe(
-    Effect.timeout("30 seconds"), // inside the breaker: a hang is a failure of the model
-    CircuitBreaker.protect(model)
-  )
+const program = complete(ChatCompletion.prompt("Summarise this ticket: ...")).pipe(
+  Effect.tap((served) => Effect.log(`served by ${served.model} after ${served.attempts.length} attempts`)),
+  Effect.map((served) => ChatCompletion.text(served.value))
+) // Effect<string, AllModelsFailed, ChatClient>: provide a ChatClient layer to run it
