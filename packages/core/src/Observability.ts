@@ -123,14 +123,23 @@ export const outcomeOf = <A, E>(exit: Exit.Exit<A, E>): string => {
   return Cause.hasInterruptsOnly(exit.cause) ? "interrupted" : "defect"
 }
 
-const usageOf = (value: unknown): Option.Option<{ readonly input: number; readonly output: number }> =>
-  Predicate.hasProperty(value, "usage") && Predicate.hasProperty(value.usage, "prompt_tokens") &&
-    Predicate.hasProperty(value.usage, "completion_tokens") &&
-    typeof value.usage.prompt_tokens === "number" && typeof value.usage.completion_tokens === "number"
-    ? ChatCompletion.tokens({
-      usage: { prompt_tokens: value.usage.prompt_tokens, completion_tokens: value.usage.completion_tokens }
-    })
-    : Option.none()
+interface TokenUsage {
+  readonly input: number | undefined
+  readonly output: number | undefined
+}
+
+// Only token counts are recorded: a usage built by hand (a test double, a custom client) may
+// carry `Infinity` or `-1`, and one such value would stay in the counter for good. Decoded
+// completions never carry one.
+const countOf = (value: unknown): number | undefined => ChatCompletion.isTokenCount(value) ? value : undefined
+
+const usageOf = (value: unknown): TokenUsage | undefined => {
+  if (!Predicate.hasProperty(value, "usage") || !Predicate.isObject(value.usage)) return undefined
+  const usage = value.usage
+  const input = Predicate.hasProperty(usage, "prompt_tokens") ? countOf(usage.prompt_tokens) : undefined
+  const output = Predicate.hasProperty(usage, "completion_tokens") ? countOf(usage.completion_tokens) : undefined
+  return input === undefined && output === undefined ? undefined : { input, output }
+}
 
 // The hot path. Every attempt updates five metrics. `Metric.withAttributes` makes a new metric
 // whose series key is computed again whenever the attribute set it sees changes, so one metric per
@@ -159,15 +168,13 @@ const recordMetrics = (
   pattern: string,
   outcome: string,
   latencyMs: number,
-  usage: Option.Option<{ readonly input: number; readonly output: number }>
+  usage: TokenUsage | undefined
 ): void => {
   withLabels(requests, { model, pattern, outcome }).updateUnsafe(1, context)
   withLabels(latency, { model }).updateUnsafe(latencyMs, context)
   withLabels(latencySummary, { model }).updateUnsafe(latencyMs, context)
-  if (Option.isSome(usage)) {
-    withLabels(tokens, { model, kind: "input" }).updateUnsafe(usage.value.input, context)
-    withLabels(tokens, { model, kind: "output" }).updateUnsafe(usage.value.output, context)
-  }
+  if (usage?.input !== undefined) withLabels(tokens, { model, kind: "input" }).updateUnsafe(usage.input, context)
+  if (usage?.output !== undefined) withLabels(tokens, { model, kind: "output" }).updateUnsafe(usage.output, context)
 }
 
 /** Whether a line logged at `level` now would reach a logger; when not, it need not be built. */
@@ -177,11 +184,12 @@ const logs = (fiber: Fiber.Fiber<unknown, unknown>, level: LogLevel.LogLevel): b
 
 /**
  * Runs one attempt at a model inside a span named `resilient-llm.<pattern>.attempt`, then logs one
- * line and updates the metrics with its model, pattern, outcome and latency (and tokens, when the
- * value carries `usage`). The latency is read from `Clock`, so `TestClock` drives it too. When the
- * model is a logical one served by `Deployments`, the span and the log line also name the
- * deployment that answered last (`llm.deployment`) and the attempt's cost (`llm.cost_usd`,
- * `costUsd`).
+ * line and updates the metrics with its model, pattern, outcome and latency, and tokens when the
+ * value carries a `usage`. Only token counts are recorded (see `ChatCompletion.isTokenCount`): a
+ * hand-built `Infinity` or `-1` would otherwise stay in the counter for good. The latency is read
+ * from `Clock`, so `TestClock` drives it too. When the model is a logical one served by
+ * `Deployments`, the span and the log line also name the deployment that answered last
+ * (`llm.deployment`) and the attempt's cost (`llm.cost_usd`, `costUsd`).
  *
  * @since 0.1.0
  * @category combinators
@@ -206,13 +214,11 @@ export const attempt = (options: {
             Effect.withFiber((fiber) => {
               const outcome = outcomeOf(exit)
               const latencyMs = clock.currentTimeMillisUnsafe() - start
-              const usage = Exit.isSuccess(exit) ? usageOf(exit.value) : Option.none()
+              const usage = Exit.isSuccess(exit) ? usageOf(exit.value) : undefined
               span.attribute("llm.outcome", outcome)
               span.attribute("llm.latency_ms", latencyMs)
-              if (Option.isSome(usage)) {
-                span.attribute("llm.tokens.input", usage.value.input)
-                span.attribute("llm.tokens.output", usage.value.output)
-              }
+              if (usage?.input !== undefined) span.attribute("llm.tokens.input", usage.input)
+              if (usage?.output !== undefined) span.attribute("llm.tokens.output", usage.output)
               const deployment = details.current
               const costUsd = AttemptDetails.costOf(details)
               if (deployment !== undefined) span.attribute("llm.deployment", deployment)
