@@ -12,6 +12,7 @@ const all: ReadonlyArray<LlmError.LlmError> = [
   new LlmError.ModelNotFoundError({ model: "m" }),
   new LlmError.ContextLengthError({ model: "m" }),
   new LlmError.ContentFilterError({ model: "m" }),
+  new LlmError.RedirectError({ model: "m", status: 302, location: Option.some("https://elsewhere.example") }),
   new LlmError.BadRequestError({ model: "m", status: 400, code: Option.some("invalid_value") }),
   new LlmError.CircuitOpenError({ model: "m", retryAfter: Duration.seconds(10) })
 ]
@@ -28,6 +29,40 @@ describe("LlmError", () => {
     )
   })
 
+  it("the provider's verdict (x-should-retry) overrides the table either way", () => {
+    assert.isFalse(LlmError.isRetryable(new LlmError.ServerError({ model: "m", status: 503, retryable: false })))
+    assert.isFalse(
+      LlmError.isRetryable(new LlmError.RateLimitError({ model: "m", retryAfter: Option.none(), retryable: false }))
+    )
+    assert.isTrue(
+      LlmError.isRetryable(
+        new LlmError.BadRequestError({ model: "m", status: 400, code: Option.none(), retryable: true })
+      )
+    )
+    // it says nothing about falling back
+    assert.isTrue(LlmError.isFallbackable(new LlmError.ServerError({ model: "m", status: 503, retryable: false })))
+    assert.isFalse(
+      LlmError.isFallbackable(
+        new LlmError.BadRequestError({ model: "m", status: 400, code: Option.none(), retryable: true })
+      )
+    )
+  })
+
+  it("a redirect names its status and target origin, and a timeout what it timed", () => {
+    assert.strictEqual(
+      all[9].message,
+      "Model m answered HTTP 302, a redirect to https://elsewhere.example, which is not followed"
+    )
+    assert.strictEqual(
+      new LlmError.RedirectError({ model: "m", status: 300, location: Option.none() }).message,
+      "Model m answered HTTP 300, a redirect, which is not followed"
+    )
+    assert.strictEqual(
+      new LlmError.TimeoutError({ model: "m", timeout: Duration.minutes(5), detail: "no event (idleTimeout)" }).message,
+      "Model m did not answer within 5m: no event (idleTimeout)"
+    )
+  })
+
   it("isFallbackable is every error but BadRequestError", () => {
     assert.deepStrictEqual(all.filter((e) => !LlmError.isFallbackable(e)).map((e) => e._tag), ["BadRequestError"])
     assert.isFalse(LlmError.isFallbackable(new Error("not ours")))
@@ -36,12 +71,12 @@ describe("LlmError", () => {
 
   it("messages read well and name the model", () => {
     assert.strictEqual(all[0].message, "Model m is rate limited (retry after 7s)")
-    assert.strictEqual(all[9].message, "Model m rejected the request with HTTP 400 (invalid_value)")
+    assert.strictEqual(all[10].message, "Model m rejected the request with HTTP 400 (invalid_value)")
     for (const error of all) assert.include(error.message, "m")
   })
 
   it("an open circuit says when to retry; an isolated one says it waits for a reset", () => {
-    assert.strictEqual(all[10].message, "The circuit for model m is open; retry in 10s")
+    assert.strictEqual(all[11].message, "The circuit for model m is open; retry in 10s")
     assert.strictEqual(
       new LlmError.CircuitOpenError({ model: "m", retryAfter: Duration.infinity }).message,
       "The circuit for model m is isolated until it is reset"
