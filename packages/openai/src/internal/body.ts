@@ -1,12 +1,13 @@
 /**
  * Reading response bodies defensively: a byte limit checked against `content-length` and counted
- * as the body streams (so an oversized body is refused without being buffered), strict UTF-8,
- * and JSON parsing that can only end in a value or a description of what was wrong, including
- * nesting too deep for the code that later walks the value.
+ * as the body streams (so an oversized body is refused without being buffered), an idle timeout
+ * between reads, strict UTF-8, and JSON parsing that can only end in a value or a description of
+ * what was wrong, including nesting too deep for the code that later walks the value.
  *
  * @internal
  */
 import * as LlmError from "@resilient-llm/core/LlmError"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as HttpClientError from "effect/http/HttpClientError"
 import type * as HttpClientResponse from "effect/http/HttpClientResponse"
@@ -129,9 +130,27 @@ const tooLarge = (model: string, maxBytes: number, declared?: number): LlmError.
   })
 
 /**
+ * A stream that fails with `onIdle` when its next element takes longer than `idleTimeout` to come
+ * (an infinite timeout leaves it as it is). Only the wait for the producer counts, not the time
+ * the consumer takes between two pulls.
+ *
+ * @internal
+ */
+export const idleBounded = <A, E, E2>(
+  stream: Stream.Stream<A, E>,
+  idleTimeout: Duration.Duration,
+  onIdle: () => E2
+): Stream.Stream<A, E | E2> =>
+  Duration.isFinite(idleTimeout)
+    ? Stream.timeoutOrElse(stream, { duration: idleTimeout, orElse: () => Stream.fail(onIdle()) })
+    : stream
+
+/**
  * Reads a whole body of at most `maxBytes` bytes. A larger declared `content-length` fails before
  * reading; otherwise bytes are counted as they arrive and reading stops (and the caller's scope
- * aborts the request) at the first chunk over the limit.
+ * aborts the request) at the first chunk over the limit. The body is always read as a stream,
+ * even with a `content-length`: a server may declare more than it sends and hold the socket open,
+ * and only a timeout between reads ends that.
  *
  * @internal
  */
@@ -140,25 +159,18 @@ export const readLimited = (
   options: {
     readonly model: string
     readonly maxBytes: number
+    readonly idleTimeout: Duration.Duration
+    readonly onIdle: () => LlmError.TimeoutError
     readonly secrets: ReadonlyArray<Redacted.Redacted<string>>
   }
-): Effect.Effect<Uint8Array, LlmError.ResponseDecodeError | LlmError.ConnectionError> =>
+): Effect.Effect<Uint8Array, LlmError.ResponseDecodeError | LlmError.ConnectionError | LlmError.TimeoutError> =>
   Effect.suspend(() => {
     const { maxBytes, model } = options
     const declared = contentLength(response)
     if (declared !== undefined && declared > maxBytes) return Effect.fail(tooLarge(model, maxBytes, declared))
-    if (declared !== undefined) {
-      // The HTTP client delivers exactly `content-length` bytes (more is a protocol error, fewer a
-      // broken connection), so a declared length within the limit bounds the body: read it whole,
-      // without a stream per response.
-      return Effect.mapBoth(response.arrayBuffer, {
-        onFailure: (error) => bodyReadFailure(model, error, options.secrets),
-        onSuccess: (buffer) => new Uint8Array(buffer)
-      })
-    }
     const chunks: Array<Uint8Array> = []
-    return response.stream.pipe(
-      Stream.mapError((error) => bodyReadFailure(model, error, options.secrets)),
+    return Stream.mapError(response.stream, (error) => bodyReadFailure(model, error, options.secrets)).pipe(
+      (body) => idleBounded(body, options.idleTimeout, options.onIdle),
       Stream.runFoldEffect(() => 0, (size, chunk): Effect.Effect<number, LlmError.ResponseDecodeError> => {
         const next = size + chunk.byteLength
         if (next > maxBytes) return Effect.fail(tooLarge(model, maxBytes))
@@ -170,19 +182,22 @@ export const readLimited = (
   })
 
 /**
- * Reads at most `maxBytes` of a body and stops there; a body that cannot be read is `undefined`.
- * For error bodies, whose size says nothing about the error.
+ * Reads at most `maxBytes` of a body and stops there, or when the next read takes longer than
+ * `idleTimeout`; a body that cannot be read is `undefined`. For error bodies, whose size says
+ * nothing about the error.
  *
  * @internal
  */
 export const readPrefix = (
   response: HttpClientResponse.HttpClientResponse,
-  maxBytes: number
+  maxBytes: number,
+  idleTimeout: Duration.Duration
 ): Effect.Effect<Uint8Array | undefined> =>
   Effect.suspend(() => {
     const chunks: Array<Uint8Array> = []
     let size = 0
-    return response.stream.pipe(
+    const body = Duration.isFinite(idleTimeout) ? Stream.timeout(response.stream, idleTimeout) : response.stream
+    return body.pipe(
       // Nothing past the limit is waited for: the caller's scope then aborts the request.
       Stream.runForEachWhile((chunk) =>
         Effect.sync(() => {

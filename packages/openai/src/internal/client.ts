@@ -1,7 +1,8 @@
 /**
  * The `ChatClient` over one OpenAI-compatible endpoint: building the HTTP request, running it in
- * a scope that aborts it when the call ends or is interrupted, and turning whatever comes back
- * into a completion, a stream of chunks, or an `LlmError`.
+ * a scope that aborts it when the call ends, times out or is interrupted (holding one of the
+ * endpoint's connections meanwhile), and turning whatever comes back into a completion, a stream
+ * of chunks, or an `LlmError`.
  *
  * @internal
  */
@@ -11,7 +12,9 @@ import * as LlmError from "@resilient-llm/core/LlmError"
 import * as Arr from "effect/Array"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FetchHttpClient from "effect/http/FetchHttpClient"
 import * as Headers from "effect/http/Headers"
 import * as HttpClient from "effect/http/HttpClient"
 import type * as HttpClientError from "effect/http/HttpClientError"
@@ -24,8 +27,9 @@ import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
 import type * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
-import { bodyReadFailure, decodeUtf8, describeCause, parseJson, readLimited, readPrefix } from "./body.js"
+import { bodyReadFailure, decodeUtf8, describeCause, idleBounded, parseJson, readLimited, readPrefix } from "./body.js"
 import type { Endpoint } from "./endpoint.js"
 import * as Errors from "./errors.js"
 import { type Frame, makeFrameReader } from "./sse.js"
@@ -39,6 +43,34 @@ import { type Frame, makeFrameReader } from "./sse.js"
 export const maxErrorBodyBytes = 64 * 1024
 
 const isSuccess = (status: number): boolean => status >= 200 && status <= 299
+
+const isRedirect = (status: number): boolean => status >= 300 && status <= 399
+
+/**
+ * The body's content coding, when it has one: the client asks for `identity` only, since the
+ * transports disagree on the rest (fetch decodes gzip in full before anyone can count the bytes,
+ * undici and `node:http` hand over the compressed bytes), and the decoded size of a compressed
+ * body is not known until it is decoded.
+ */
+const contentCoding = (response: HttpClientResponse.HttpClientResponse): string | undefined => {
+  const value = response.headers["content-encoding"]?.trim().toLowerCase()
+  return value === undefined || value === "" || value === "identity" ? undefined : value
+}
+
+/**
+ * `fetch` follows redirects by default, re-sending the request (and its headers) to wherever the
+ * `Location` says. Every fetch the client makes asks for `redirect: "manual"` instead, so that the
+ * 3xx comes back as it is.
+ */
+const manualRedirects = new WeakMap<typeof globalThis.fetch, typeof globalThis.fetch>()
+const withoutRedirects = (fetch: typeof globalThis.fetch): typeof globalThis.fetch => {
+  let wrapped = manualRedirects.get(fetch)
+  if (wrapped === undefined) {
+    wrapped = (input, init) => fetch(input, { ...init, redirect: "manual" })
+    manualRedirects.set(fetch, wrapped)
+  }
+  return wrapped
+}
 
 /**
  * Which headers a span shows as `<redacted>`. Effect records headers on the HTTP client's span only
@@ -96,8 +128,38 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
   const redactedNames = [...endpoint.redactedHeaderNames, redactAllHeadersBut(Object.keys(plainHeaders))]
   const withRedactedNames = (names: ReadonlyArray<string | RegExp>) => [...names, ...redactedNames]
 
+  // One permit per request in flight: calls past `maxConnections` wait, in order, for a free one.
+  const connections = Number.isFinite(endpoint.maxConnections)
+    ? Semaphore.makeUnsafe(endpoint.maxConnections)
+    : undefined
+  const takeConnection: Effect.Effect<void, never, Scope.Scope> = connections === undefined
+    ? Effect.void
+    : connections.takeScoped(1)
+
+  const { idleTimeout, timeout } = endpoint
+  const timeoutError = (model: string, duration: Duration.Duration, detail: string) =>
+    new LlmError.TimeoutError({ model, timeout: duration, detail })
+  /** Bounds an effect by `timeout`; its interruption closes its scope, which aborts the request. */
+  const withinTimeout = <A, R>(
+    effect: Effect.Effect<A, LlmError.LlmError, R>,
+    model: string,
+    what: string
+  ): Effect.Effect<A, LlmError.LlmError, R> =>
+    Duration.isFinite(timeout)
+      ? Effect.timeoutOrElse(effect, {
+        duration: timeout,
+        orElse: () => Effect.fail(timeoutError(model, timeout, `${what} (the client's timeout)`))
+      })
+      : effect
+  const bodyIdle = (model: string) => () =>
+    timeoutError(model, idleTimeout, "no byte of the response arrived for that long (the client's idleTimeout)")
+
   // What every request to this endpoint shares, built once; the secrets are not part of it.
-  const basePost = HttpClientRequest.post(endpoint.url).pipe(HttpClientRequest.setHeaders(plainHeaders))
+  const basePost = HttpClientRequest.post(endpoint.url).pipe(
+    HttpClientRequest.setHeaders(plainHeaders),
+    // see `contentCoding`: a compressed body is refused, so none is asked for
+    HttpClientRequest.setHeader("accept-encoding", "identity")
+  )
   const baseRequests: Record<string, HttpClientRequest.HttpClientRequest> = {
     "application/json": HttpClientRequest.setHeader(basePost, "accept", "application/json"),
     "text/event-stream": HttpClientRequest.setHeader(basePost, "accept", "text/event-stream")
@@ -141,8 +203,39 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
           ? Effect.succeed(error.reason.response)
           : Effect.fail(transportFailure(model, error))
       ),
-      Effect.updateService(Headers.CurrentRedactedNames, withRedactedNames)
+      Effect.updateService(Headers.CurrentRedactedNames, withRedactedNames),
+      Effect.updateService(FetchHttpClient.Fetch, withoutRedirects)
     )
+
+  /**
+   * A response that must not be read as an answer: a redirect (never followed), a 204 or 205 (no
+   * body), a body compressed though the request accepted only `identity`.
+   */
+  const unusableResponse = (
+    model: string,
+    response: HttpClientResponse.HttpClientResponse
+  ): LlmError.LlmError | undefined => {
+    const status = response.status
+    if (isRedirect(status)) {
+      return Errors.redirect({ model, status, headers: response.headers, url: endpoint.url, secrets })
+    }
+    if (!isSuccess(status)) return undefined
+    if (status === 204 || status === 205) {
+      return decodeFailure(
+        model,
+        `HTTP ${status} (${status === 204 ? "no content" : "reset content"}): the provider sent no completion`
+      )
+    }
+    const coding = contentCoding(response)
+    if (coding !== undefined) {
+      return decodeFailure(
+        model,
+        `the response is compressed (content-encoding: ${Errors.sanitize(coding, secrets, 64)}) though the ` +
+          "request accepted only identity; compressed bodies are refused"
+      )
+    }
+    return undefined
+  }
 
   const encodeBody = (request: ChatCompletion.ChatRequest, streaming: boolean) =>
     ChatCompletion.encodeRequest(request).pipe(
@@ -182,33 +275,44 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
         ...(options.prefix === undefined ? {} : { prefix: options.prefix })
       }))
 
-  /** An error status: its body (the first 64 KiB, whatever they hold) and headers, classified. */
+  /**
+   * An error status: its body (the first 64 KiB, whatever they hold; nothing when it is compressed)
+   * and headers, classified.
+   */
   const statusFailure = (model: string, response: HttpClientResponse.HttpClientResponse) =>
-    Effect.flatMap(readPrefix(response, maxErrorBodyBytes), (bytes) => {
-      const text = bytes === undefined ? "" : new TextDecoder().decode(bytes)
-      const error = Result.match(parseJson(text), {
-        onFailure: () => Errors.fromText(text),
-        onSuccess: Errors.readProviderError
-      })
-      return classifyAt(model, response, error, { status: response.status })
-    })
+    Effect.flatMap(
+      contentCoding(response) === undefined
+        ? readPrefix(response, maxErrorBodyBytes, idleTimeout)
+        : Effect.succeed(undefined),
+      (bytes) => {
+        const text = bytes === undefined ? "" : new TextDecoder().decode(bytes)
+        const error = Result.match(parseJson(text), {
+          onFailure: () => Errors.fromText(text),
+          onSuccess: Errors.readProviderError
+        })
+        return classifyAt(model, response, error, { status: response.status })
+      }
+    )
 
   /** An error object where a success was expected: the status comes from the object itself. */
   const envelopeFailure = (
     model: string,
     response: HttpClientResponse.HttpClientResponse,
-    body: unknown,
+    error: Errors.ProviderError,
     prefix: string
-  ) => {
-    const error = Errors.readProviderError(body)
-    return classifyAt(model, response, error, { status: Errors.inferStatus(error), prefix })
-  }
+  ) => classifyAt(model, response, error, { status: Errors.inferStatus(error), prefix })
 
   const decodeFailure = (model: string, detail: string) =>
     new LlmError.ResponseDecodeError({ model, detail: Errors.sanitize(detail, secrets) })
 
   const readJson = (model: string, response: HttpClientResponse.HttpClientResponse) =>
-    readLimited(response, { model, maxBytes: endpoint.maxResponseBytes, secrets }).pipe(
+    readLimited(response, {
+      model,
+      maxBytes: endpoint.maxResponseBytes,
+      idleTimeout,
+      onIdle: bodyIdle(model),
+      secrets
+    }).pipe(
       Effect.flatMap((bytes) =>
         Result.flatMap(decodeUtf8(bytes), parseJson).pipe(
           Result.mapError((reason) => decodeFailure(model, `the body ${reason}`)),
@@ -225,11 +329,16 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
     > {
       const model = request.model
       const body = yield* encodeBody(request, false)
+      yield* takeConnection
       const response = yield* execute(model, buildRequest(body, "application/json"))
+      const refused = unusableResponse(model, response)
+      if (refused !== undefined) return yield* Effect.fail(refused)
       if (!isSuccess(response.status)) return yield* Effect.flip(statusFailure(model, response))
       const json = yield* readJson(model, response)
       if (Errors.isErrorEnvelope(json)) {
-        return yield* Effect.flip(envelopeFailure(model, response, json, "error object in a successful response"))
+        return yield* Effect.flip(
+          envelopeFailure(model, response, Errors.readProviderError(json), "error object in a successful response")
+        )
       }
       const completion = yield* ChatCompletion.decodeCompletion(json).pipe(
         Effect.mapError((error) => decodeFailure(model, `not a chat completion: ${formatSchemaError(error, secrets)}`))
@@ -249,19 +358,31 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
       }
       return completion
     },
-    Effect.scoped
+    Effect.scoped,
+    (effect, request) => withinTimeout(effect, request.model, "no complete response")
   )
 
   const chunks = (
     model: string,
     response: HttpClientResponse.HttpClientResponse
-  ): Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError> =>
-    decodeEventStream(Stream.mapError(response.stream, (error) => bodyReadFailure(model, error, secrets)), {
-      model,
-      maxEventSize: endpoint.maxResponseBytes,
-      secrets,
-      onErrorEvent: (json) => envelopeFailure(model, response, json, "error event in the stream")
-    })
+  ): Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError> => {
+    const events = decodeEventStream(
+      Stream.mapError(response.stream, (error) => bodyReadFailure(model, error, secrets)),
+      {
+        model,
+        maxEventSize: endpoint.maxResponseBytes,
+        secrets,
+        onErrorEvent: (error) => envelopeFailure(model, response, error, "error event in the stream")
+      }
+    )
+    // Per event, not per byte: comments and keep-alives do not hold a stalled stream open.
+    return idleBounded(events, idleTimeout, () =>
+      timeoutError(
+        model,
+        idleTimeout,
+        "no event arrived in the stream for that long (the client's idleTimeout; comments do not count)"
+      ))
+  }
 
   /** Sends a stream request; the stream's scope (see `Stream.unwrap`) is the request's. */
   const openStream = Effect.fnUntraced(function*(request: ChatCompletion.ChatRequest): Effect.fn.Return<
@@ -271,23 +392,31 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
   > {
     const model = request.model
     const body = yield* encodeBody(request, true)
+    yield* takeConnection
     const response = yield* execute(model, buildRequest(body, "text/event-stream"))
+    const refused = unusableResponse(model, response)
+    if (refused !== undefined) return yield* Effect.fail(refused)
     if (!isSuccess(response.status)) return yield* Effect.flip(statusFailure(model, response))
     if (isJsonContentType(response.headers["content-type"])) {
       // Asked for a stream, got JSON: an error object is mapped; anything else is not a stream.
       const json = yield* readJson(model, response)
       return yield* Effect.fail(
         Errors.isErrorEnvelope(json)
-          ? yield* envelopeFailure(model, response, json, "error object instead of a stream")
+          ? yield* envelopeFailure(model, response, Errors.readProviderError(json), "error object instead of a stream")
           : decodeFailure(model, "expected an event stream (stream: true) but got a JSON body")
       )
     }
     return chunks(model, response)
   })
 
+  /**
+   * `timeout` bounds a stream until its response arrives; from then on, `idleTimeout` bounds the
+   * wait for each event, and the stream may last as long as events keep coming.
+   */
   const stream = (
     request: ChatCompletion.ChatRequest
-  ): Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError> => Stream.unwrap(openStream(request))
+  ): Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError> =>
+    Stream.unwrap(withinTimeout(openStream(request), request.model, "no response"))
 
   return { create, stream }
 }
@@ -339,8 +468,8 @@ type ChunkPull = Pull.Pull<Arr.NonEmptyReadonlyArray<ChatCompletion.ChatCompleti
  * The chunks of an event stream's body, up to `[DONE]`; reading stops there, so the caller's scope
  * can abort the request. A body that ends before `[DONE]`, an event that is not JSON or not a
  * chunk, invalid UTF-8 and an event longer than `maxEventSize` fail with `ResponseDecodeError`; an
- * error object sent as an event (`{"error": {...}}`, or any `event: error`) fails with what
- * `onErrorEvent` maps it to.
+ * error object sent as an event (`{"error": {...}}`), and any `event: error` whatever its data (an
+ * error object, text, or nothing), fails with what `onErrorEvent` maps it to.
  *
  * @internal
  */
@@ -350,7 +479,7 @@ export const decodeEventStream = (
     readonly model: string
     readonly maxEventSize: number
     readonly secrets: ReadonlyArray<Redacted.Redacted<string>>
-    readonly onErrorEvent: (json: unknown) => Effect.Effect<LlmError.LlmError>
+    readonly onErrorEvent: (error: Errors.ProviderError) => Effect.Effect<LlmError.LlmError>
   }
 ): Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError> =>
   Stream.transformPull(body, (pullReads) =>
@@ -378,12 +507,19 @@ export const decodeEventStream = (
               return { chunks, end: Effect.succeed(decodeFailure(frame.detail)) }
             case "Data": {
               const parsed = parseJson(frame.data)
+              if (frame.event === "error") {
+                const error = Result.match(parsed, {
+                  onFailure: () => Errors.fromText(frame.data),
+                  onSuccess: Errors.readProviderError
+                })
+                return { chunks, end: options.onErrorEvent(error) }
+              }
               if (Result.isFailure(parsed)) {
                 return { chunks, end: Effect.succeed(decodeFailure(`an event's data ${parsed.failure}`)) }
               }
               const json = parsed.success
-              if (frame.event === "error" || Errors.isErrorEnvelope(json)) {
-                return { chunks, end: options.onErrorEvent(json) }
+              if (Errors.isErrorEnvelope(json)) {
+                return { chunks, end: options.onErrorEvent(Errors.readProviderError(json)) }
               }
               const decoded = decodeChunkResult(json)
               if (Result.isFailure(decoded)) {
