@@ -10,7 +10,7 @@
  * client's own bounds: a whole-request `timeout`, an `idleTimeout` between bytes or events, and a
  * size limit. Redirects are never followed, and at most `maxConnections` requests are in flight at
  * once. The API key is `Redacted` until it is written into the `Authorization` header of a request
- * to this endpoint, and is scrubbed from every error detail.
+ * to this endpoint, and is scrubbed from every error detail and from the HTTP client's spans.
  *
  * @example
  * ```ts
@@ -55,7 +55,8 @@ export interface Options {
    * The API root, e.g. `https://api.openai.com/v1` or `http://localhost:11434/v1`. Requests go to
    * `{baseUrl}/chat/completions` (a query string, such as Azure's `api-version`, is kept); a
    * `baseUrl` that already ends in `/chat/completions` is used as it is. It must be an `http:` or
-   * `https:` URL without credentials.
+   * `https:` URL without credentials. A query value other than `api-version`'s counts as a secret
+   * (some providers take their key as `?key=`): it is scrubbed from errors and spans.
    */
   readonly baseUrl: string
   /**

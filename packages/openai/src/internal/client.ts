@@ -20,6 +20,7 @@ import * as HttpClient from "effect/http/HttpClient"
 import type * as HttpClientError from "effect/http/HttpClientError"
 import * as HttpClientRequest from "effect/http/HttpClientRequest"
 import type * as HttpClientResponse from "effect/http/HttpClientResponse"
+import * as UrlParams from "effect/http/UrlParams"
 import * as Option from "effect/Option"
 import * as Pull from "effect/Pull"
 import * as Redacted from "effect/Redacted"
@@ -29,10 +30,12 @@ import * as SchemaIssue from "effect/SchemaIssue"
 import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
+import * as Tracer from "effect/Tracer"
 import { bodyReadFailure, decodeUtf8, describeCause, idleBounded, parseJson, readLimited, readPrefix } from "./body.js"
 import type { Endpoint } from "./endpoint.js"
 import * as Errors from "./errors.js"
 import { type Frame, makeFrameReader } from "./sse.js"
+import { scrubbingTracer } from "./tracing.js"
 
 /**
  * How much of an error body is read: enough for any provider's error message, and the rest is
@@ -127,6 +130,8 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
   }
   const redactedNames = [...endpoint.redactedHeaderNames, redactAllHeadersBut(Object.keys(plainHeaders))]
   const withRedactedNames = (names: ReadonlyArray<string | RegExp>) => [...names, ...redactedNames]
+  const withRedactedQueryNames = (names: ReadonlyArray<string | RegExp>) => [...names, ...endpoint.redactedQueryNames]
+  const scrubbing = scrubbingTracer(secrets)
 
   // One permit per request in flight: calls past `maxConnections` wait, in order, for a free one.
   const connections = Number.isFinite(endpoint.maxConnections)
@@ -204,6 +209,8 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
           : Effect.fail(transportFailure(model, error))
       ),
       Effect.updateService(Headers.CurrentRedactedNames, withRedactedNames),
+      Effect.updateService(UrlParams.CurrentRedactedNames, withRedactedQueryNames),
+      Effect.updateService(Tracer.Tracer, scrubbing),
       Effect.updateService(FetchHttpClient.Fetch, withoutRedirects)
     )
 

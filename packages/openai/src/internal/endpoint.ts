@@ -1,6 +1,7 @@
 /**
  * An endpoint's options, checked once when its layer is built: the URL requests go to, the
- * headers they carry (secrets still `Redacted`), the secrets to scrub from errors, and the limits.
+ * headers they carry (secrets still `Redacted`), the secrets to scrub from errors and spans, and
+ * the limits.
  *
  * @internal
  */
@@ -37,6 +38,8 @@ export interface Endpoint {
   readonly secrets: ReadonlyArray<Redacted.Redacted<string>>
   /** Header names whose values spans and logs must not show. */
   readonly redactedHeaderNames: ReadonlyArray<string>
+  /** Query parameter names whose values spans must not show: all of `url`'s but plainly safe ones. */
+  readonly redactedQueryNames: ReadonlyArray<string>
   readonly maxResponseBytes: number
   /** The bound on a whole `create` call, and on a `stream` call until its headers; infinite when off. */
   readonly timeout: Duration.Duration
@@ -97,6 +100,18 @@ const reservedHeaders: ReadonlySet<string> = new Set([
   "accept-encoding"
 ])
 
+/**
+ * Query parameters whose values are not secrets (Azure's `api-version`). Every other value in a
+ * `baseUrl`'s query is treated as one (Gemini takes its key as `?key=`).
+ */
+const plainQueryNames: ReadonlySet<string> = new Set(["api-version"])
+
+/**
+ * A value shorter than this is redacted from spans by its name, but not scrubbed from error text:
+ * replacing every occurrence of `"1"` or `"true"` would garble the text and protect nothing.
+ */
+const minQuerySecretLength = 8
+
 const headerName = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 // Visible ASCII, space, tab and Latin-1: what Node accepts in a header value (no CR, LF, NUL).
 const headerValue = /^[\t\x20-\x7e\x80-\xff]*$/
@@ -114,6 +129,8 @@ const headerValue = /^[\t\x20-\x7e\x80-\xff]*$/
  * - An `apiKey` that is empty (an empty environment variable) counts as no key.
  * - `maxResponseBytes` must be a positive integer; `maxConnections` too, or `Infinity`.
  * - `timeout` and `idleTimeout` must be positive durations; `"Infinity"` turns one off.
+ * - Query parameters of `baseUrl` other than `api-version` count as secrets: their values are
+ *   scrubbed from errors and spans.
  *
  * @internal
  */
@@ -161,6 +178,12 @@ export const resolveEndpoint = (options: EndpointOptions): Result.Result<Endpoin
   const headers: Array<readonly [string, string | Redacted.Redacted<string>]> = []
   const secrets: Array<Redacted.Redacted<string>> = apiKey === undefined ? [] : [apiKey]
   const redactedHeaderNames: Array<string> = []
+  const redactedQueryNames: Array<string> = []
+  for (const [name, value] of url.searchParams) {
+    if (plainQueryNames.has(name.toLowerCase())) continue
+    redactedQueryNames.push(name)
+    if (value.length >= minQuerySecretLength) secrets.push(Redacted.make(value))
+  }
   const seen = new Set<string>()
   for (const [rawName, value] of Object.entries(options.headers ?? {})) {
     const name = rawName.toLowerCase()
@@ -193,6 +216,7 @@ export const resolveEndpoint = (options: EndpointOptions): Result.Result<Endpoin
     headers,
     secrets,
     redactedHeaderNames,
+    redactedQueryNames,
     maxResponseBytes,
     timeout,
     idleTimeout,
