@@ -9,10 +9,11 @@ import { sinkValue } from "./measure.js"
 import { outage, type OutageOptions } from "./outage.js"
 import { overhead, type OverheadOptions } from "./overhead.js"
 import type { Section } from "./report.js"
+import { sse, type SseOptions } from "./sse.js"
 import { streaming, type StreamingOptions } from "./streaming.js"
 import { throughput, type ThroughputOptions } from "./throughput.js"
 
-export const benchmarkIds = ["overhead", "throughput", "streaming", "breaker", "outage"] as const
+export const benchmarkIds = ["overhead", "throughput", "streaming", "breaker", "outage", "sse"] as const
 
 export type BenchmarkId = (typeof benchmarkIds)[number]
 
@@ -26,6 +27,7 @@ export interface Plan {
   readonly streaming: StreamingOptions
   readonly breaker: BreakerOptions
   readonly outage: OutageOptions
+  readonly sse: SseOptions
 }
 
 const sizes: Record<Mode, Omit<Plan, "mode" | "benchmarks">> = {
@@ -34,21 +36,24 @@ const sizes: Record<Mode, Omit<Plan, "mode" | "benchmarks">> = {
     throughput: { concurrency: [1, 4], rounds: 2, size: 20, warmup: 10 },
     streaming: { chunksPerStream: 50, rounds: 2, size: 100, warmup: 50 },
     breaker: { callers: 50, rounds: 2, size: 500, warmup: 200, keys: 5_000, opossumKeys: 200 },
-    outage: { requests: 500, bestOfNModels: 3 }
+    outage: { requests: 500, bestOfNModels: 3 },
+    sse: { limitsMiB: [1, 4], events: 1_000, rounds: 2, warmup: 1 }
   },
   quick: {
     overhead: { rounds: 5, size: 2_000, warmup: 2_000 },
     throughput: { concurrency: [1, 16, 64], rounds: 3, size: 500, warmup: 300 },
     streaming: { chunksPerStream: 1_000, rounds: 3, size: 20_000, warmup: 10_000 },
     breaker: { callers: 1_000, rounds: 3, size: 50_000, warmup: 20_000, keys: 20_000, opossumKeys: 2_000 },
-    outage: { requests: 1_000, bestOfNModels: 4 }
+    outage: { requests: 1_000, bestOfNModels: 4 },
+    sse: { limitsMiB: [1, 2, 4, 8], events: 20_000, rounds: 3, warmup: 1 }
   },
   full: {
     overhead: { rounds: 9, size: 10_000, warmup: 20_000 },
     throughput: { concurrency: [1, 16, 64], rounds: 5, size: 2_000, warmup: 2_000 },
     streaming: { chunksPerStream: 1_000, rounds: 7, size: 50_000, warmup: 30_000 },
     breaker: { callers: 1_000, rounds: 7, size: 200_000, warmup: 100_000, keys: 100_000, opossumKeys: 10_000 },
-    outage: { requests: 1_000, bestOfNModels: 4 }
+    outage: { requests: 1_000, bestOfNModels: 4 },
+    sse: { limitsMiB: [1, 2, 4, 8], events: 20_000, rounds: 7, warmup: 2 }
   }
 }
 
@@ -79,6 +84,8 @@ const runOne = (id: BenchmarkId, chosen: Plan): Promise<Section> => {
       return breaker(chosen.breaker)
     case "outage":
       return outage(chosen.outage)
+    case "sse":
+      return sse(chosen.sse)
   }
 }
 
