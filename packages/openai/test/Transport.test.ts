@@ -393,6 +393,30 @@ describe("connections per endpoint", () => {
       }).pipe(Effect.provide(layer)))
   }
 
+  it.live("300 calls at once through 8 connections all succeed, never more than 8 in flight", () =>
+    Effect.gen(function*() {
+      let inFlight = 0
+      let peak = 0
+      const server = yield* TestServer.make((_, res) => {
+        inFlight++
+        peak = Math.max(peak, inFlight)
+        setImmediate(() => {
+          inFlight--
+          TestServer.json(res, 200, TestServer.completion("m", "ok"))
+        })
+      })
+      const chat = yield* OpenAiCompatible.make({ baseUrl: server.baseUrl, maxConnections: 8 })
+      const results = yield* Effect.forEach(
+        Array.from({ length: 300 }, () => chat.create(request)),
+        Effect.exit,
+        { concurrency: "unbounded" }
+      )
+      assert.strictEqual(results.filter(Exit.isSuccess).length, 300)
+      assert.strictEqual(server.requests.length, 300)
+      assert.isAtMost(peak, 8)
+      assert.isAtLeast(peak, 2)
+    }).pipe(Effect.provide(transports[0][1])))
+
   it.live("a stream holds its connection until it ends", () =>
     Effect.gen(function*() {
       const responses: Array<Http.ServerResponse> = []
