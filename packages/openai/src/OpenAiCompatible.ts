@@ -88,10 +88,11 @@ export interface Options {
   readonly timeout?: Duration.Input | undefined
   /**
    * The longest wait for the next byte of a `create` body once its headers arrived, and for the
-   * next event of a `stream` (default 5 minutes). A stream's comments and keep-alives (`:
-   * keep-alive`, named events such as `ping`) do not count: a stream that only keeps itself alive
-   * is stalled. `"Infinity"` turns it off. Then a `TimeoutError` whose `detail` says so, and the
-   * request is aborted.
+   * next event of a `stream` (default 5 minutes). A body that declares its length is read in one
+   * piece and must arrive whole within it. A stream's comments and keep-alives (`: keep-alive`,
+   * named events such as `ping`) do not count: a stream that only keeps itself alive is stalled.
+   * `"Infinity"` turns it off. Then a `TimeoutError` whose `detail` says so, and the request is
+   * aborted.
    */
   readonly idleTimeout?: Duration.Input | undefined
   /**

@@ -55,8 +55,8 @@ const isRedirect = (status: number): boolean => status >= 300 && status <= 399
  * undici and `node:http` hand over the compressed bytes), and the decoded size of a compressed
  * body is not known until it is decoded.
  */
-const contentCoding = (response: HttpClientResponse.HttpClientResponse): string | undefined => {
-  const value = response.headers["content-encoding"]?.trim().toLowerCase()
+const contentCoding = (headers: Headers.Headers): string | undefined => {
+  const value = headers["content-encoding"]?.trim().toLowerCase()
   return value === undefined || value === "" || value === "identity" ? undefined : value
 }
 
@@ -132,6 +132,9 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
   const withRedactedNames = (names: ReadonlyArray<string | RegExp>) => [...names, ...redactedNames]
   const withRedactedQueryNames = (names: ReadonlyArray<string | RegExp>) => [...names, ...endpoint.redactedQueryNames]
   const scrubbing = scrubbingTracer(secrets)
+  /** Without a secret there is nothing to scrub: the tracer is left as it is. */
+  const withScrubbedSpans = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    secrets.length === 0 ? effect : Effect.updateService(effect, Tracer.Tracer, scrubbing)
 
   // One permit per request in flight: calls past `maxConnections` wait, in order, for a free one.
   const connections = Number.isFinite(endpoint.maxConnections)
@@ -209,8 +212,11 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
           : Effect.fail(transportFailure(model, error))
       ),
       Effect.updateService(Headers.CurrentRedactedNames, withRedactedNames),
-      Effect.updateService(UrlParams.CurrentRedactedNames, withRedactedQueryNames),
-      Effect.updateService(Tracer.Tracer, scrubbing),
+      (effect) =>
+        endpoint.redactedQueryNames.length === 0
+          ? effect
+          : Effect.updateService(effect, UrlParams.CurrentRedactedNames, withRedactedQueryNames),
+      withScrubbedSpans,
       Effect.updateService(FetchHttpClient.Fetch, withoutRedirects)
     )
 
@@ -233,7 +239,7 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
         `HTTP ${status} (${status === 204 ? "no content" : "reset content"}): the provider sent no completion`
       )
     }
-    const coding = contentCoding(response)
+    const coding = contentCoding(response.headers)
     if (coding !== undefined) {
       return decodeFailure(
         model,
@@ -288,7 +294,7 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
    */
   const statusFailure = (model: string, response: HttpClientResponse.HttpClientResponse) =>
     Effect.flatMap(
-      contentCoding(response) === undefined
+      contentCoding(response.headers) === undefined
         ? readPrefix(response, maxErrorBodyBytes, idleTimeout)
         : Effect.succeed(undefined),
       (bytes) => {
