@@ -76,6 +76,16 @@ const withoutRedirects = (fetch: typeof globalThis.fetch): typeof globalThis.fet
 }
 
 /**
+ * What a call tells its watchdog: its response's headers came, a read of its body came.
+ */
+interface Progress {
+  readonly headers: () => void
+  readonly read: () => void
+}
+
+const noProgress: Progress = { headers: () => {}, read: () => {} }
+
+/**
  * Which headers a span shows as `<redacted>`. Effect records headers on the HTTP client's span only
  * when `HttpClient.TracerHeaderFilter` lets it (by default it records none); when it does, a
  * provider may echo a key back under any header name, so every header but plainly safe ones (and
@@ -143,24 +153,68 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
   const takeConnection: Effect.Effect<void, never, Scope.Scope> = connections === undefined
     ? Effect.void
     : connections.takeScoped(1)
+  const withConnection = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    connections === undefined ? effect : connections.withPermit(effect)
 
   const { idleTimeout, timeout } = endpoint
+  const timeoutMillis = Duration.toMillis(timeout)
+  const idleMillis = Duration.toMillis(idleTimeout)
   const timeoutError = (model: string, duration: Duration.Duration, detail: string) =>
     new LlmError.TimeoutError({ model, timeout: duration, detail })
-  /** Bounds an effect by `timeout`; its interruption closes its scope, which aborts the request. */
-  const withinTimeout = <A, R>(
-    effect: Effect.Effect<A, LlmError.LlmError, R>,
+
+  /**
+   * Runs one call under a single watchdog that enforces both of the client's bounds: `timeout` from
+   * the start, and `idleTimeout` from the response's headers and then from each read of its body
+   * (`progress` says when those came). One timer per call: the watchdog sleeps until the earliest
+   * moment a bound could run out (before the headers, an `idleTimeout` from now, since they may
+   * come at once), checks, and sleeps again if the call moved on meanwhile. A call that ends first
+   * interrupts it; a watchdog that fires interrupts the call, whose scope then aborts the request.
+   * (Two `Effect.timeoutOrElse`, one per bound, cost a race each: a third of the client's CPU per
+   * request over loopback.)
+   */
+  const watched = <A, R>(
     model: string,
-    what: string
-  ): Effect.Effect<A, LlmError.LlmError, R> =>
-    Duration.isFinite(timeout)
-      ? Effect.timeoutOrElse(effect, {
-        duration: timeout,
-        orElse: () => Effect.fail(timeoutError(model, timeout, `${what} (the client's timeout)`))
+    what: string,
+    run: (progress: Progress) => Effect.Effect<A, LlmError.LlmError, R>
+  ): Effect.Effect<A, LlmError.LlmError, R> => {
+    if (!Number.isFinite(timeoutMillis) && !Number.isFinite(idleMillis)) return run(noProgress)
+    return Effect.clockWith((clock) => {
+      const start = clock.currentTimeMillisUnsafe()
+      let headersAt: number | undefined
+      let lastReadAt: number | undefined
+      const progress: Progress = {
+        headers: () => {
+          headersAt = clock.currentTimeMillisUnsafe()
+        },
+        read: () => {
+          lastReadAt = clock.currentTimeMillisUnsafe()
+        }
+      }
+      const watchdog: Effect.Effect<never, LlmError.TimeoutError> = Effect.suspend(() => {
+        const now = clock.currentTimeMillisUnsafe()
+        const timeoutAt = start + timeoutMillis
+        if (now >= timeoutAt) return Effect.fail(timeoutError(model, timeout, `${what} (the client's timeout)`))
+        let wakeAt = timeoutAt
+        if (headersAt === undefined) {
+          wakeAt = Math.min(wakeAt, now + idleMillis)
+        } else {
+          const idleAt = (lastReadAt ?? headersAt) + idleMillis
+          if (now >= idleAt) {
+            return Effect.fail(
+              timeoutError(
+                model,
+                idleTimeout,
+                "no byte of the response arrived for that long (the client's idleTimeout)"
+              )
+            )
+          }
+          wakeAt = Math.min(wakeAt, idleAt)
+        }
+        return Effect.andThen(Effect.sleep(Duration.millis(wakeAt - now)), watchdog)
       })
-      : effect
-  const bodyIdle = (model: string) => () =>
-    timeoutError(model, idleTimeout, "no byte of the response arrived for that long (the client's idleTimeout)")
+      return Effect.raceFirst(run(progress), watchdog)
+    })
+  }
 
   // What every request to this endpoint shares, built once; the secrets are not part of it.
   const basePost = HttpClientRequest.post(endpoint.url).pipe(
@@ -292,10 +346,10 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
    * An error status: its body (the first 64 KiB, whatever they hold; nothing when it is compressed)
    * and headers, classified.
    */
-  const statusFailure = (model: string, response: HttpClientResponse.HttpClientResponse) =>
+  const statusFailure = (model: string, response: HttpClientResponse.HttpClientResponse, progress: Progress) =>
     Effect.flatMap(
       contentCoding(response.headers) === undefined
-        ? readPrefix(response, maxErrorBodyBytes, idleTimeout)
+        ? readPrefix(response, maxErrorBodyBytes, progress.read)
         : Effect.succeed(undefined),
       (bytes) => {
         const text = bytes === undefined ? "" : new TextDecoder().decode(bytes)
@@ -318,12 +372,11 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
   const decodeFailure = (model: string, detail: string) =>
     new LlmError.ResponseDecodeError({ model, detail: Errors.sanitize(detail, secrets) })
 
-  const readJson = (model: string, response: HttpClientResponse.HttpClientResponse) =>
+  const readJson = (model: string, response: HttpClientResponse.HttpClientResponse, progress: Progress) =>
     readLimited(response, {
       model,
       maxBytes: endpoint.maxResponseBytes,
-      idleTimeout,
-      onIdle: bodyIdle(model),
+      onProgress: progress.read,
       secrets
     }).pipe(
       Effect.flatMap((bytes) =>
@@ -334,20 +387,20 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
       )
     )
 
-  const create = Effect.fnUntraced(
-    function*(request: ChatCompletion.ChatRequest): Effect.fn.Return<
+  const createScoped = Effect.fnUntraced(
+    function*(request: ChatCompletion.ChatRequest, progress: Progress): Effect.fn.Return<
       ChatCompletion.ChatCompletion,
       LlmError.LlmError,
       Scope.Scope
     > {
       const model = request.model
       const body = yield* encodeBody(request, false)
-      yield* takeConnection
       const response = yield* execute(model, buildRequest(body, "application/json"))
+      progress.headers()
       const refused = unusableResponse(model, response)
       if (refused !== undefined) return yield* Effect.fail(refused)
-      if (!isSuccess(response.status)) return yield* Effect.flip(statusFailure(model, response))
-      const json = yield* readJson(model, response)
+      if (!isSuccess(response.status)) return yield* Effect.flip(statusFailure(model, response, progress))
+      const json = yield* readJson(model, response, progress)
       if (Errors.isErrorEnvelope(json)) {
         return yield* Effect.flip(
           envelopeFailure(model, response, Errors.readProviderError(json), "error object in a successful response")
@@ -371,9 +424,15 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
       }
       return completion
     },
+    // the connection is released once the scope has closed, the request with it
     Effect.scoped,
-    (effect, request) => withinTimeout(effect, request.model, "no complete response")
+    withConnection
   )
+
+  const create = (
+    request: ChatCompletion.ChatRequest
+  ): Effect.Effect<ChatCompletion.ChatCompletion, LlmError.LlmError> =>
+    watched(request.model, "no complete response", (progress) => createScoped(request, progress))
 
   const chunks = (
     model: string,
@@ -398,7 +457,10 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
   }
 
   /** Sends a stream request; the stream's scope (see `Stream.unwrap`) is the request's. */
-  const openStream = Effect.fnUntraced(function*(request: ChatCompletion.ChatRequest): Effect.fn.Return<
+  const openStream = Effect.fnUntraced(function*(
+    request: ChatCompletion.ChatRequest,
+    progress: Progress
+  ): Effect.fn.Return<
     Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError>,
     LlmError.LlmError,
     Scope.Scope
@@ -407,12 +469,13 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
     const body = yield* encodeBody(request, true)
     yield* takeConnection
     const response = yield* execute(model, buildRequest(body, "text/event-stream"))
+    progress.headers()
     const refused = unusableResponse(model, response)
     if (refused !== undefined) return yield* Effect.fail(refused)
-    if (!isSuccess(response.status)) return yield* Effect.flip(statusFailure(model, response))
+    if (!isSuccess(response.status)) return yield* Effect.flip(statusFailure(model, response, progress))
     if (isJsonContentType(response.headers["content-type"])) {
       // Asked for a stream, got JSON: an error object is mapped; anything else is not a stream.
-      const json = yield* readJson(model, response)
+      const json = yield* readJson(model, response, progress)
       return yield* Effect.fail(
         Errors.isErrorEnvelope(json)
           ? yield* envelopeFailure(model, response, Errors.readProviderError(json), "error object instead of a stream")
@@ -429,7 +492,7 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
   const stream = (
     request: ChatCompletion.ChatRequest
   ): Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError> =>
-    Stream.unwrap(withinTimeout(openStream(request), request.model, "no response"))
+    Stream.unwrap(watched(request.model, "no response", (progress) => openStream(request, progress)))
 
   return { create, stream }
 }

@@ -30,8 +30,19 @@ const scrubbedKey = (key: string): boolean =>
 export const scrubbingTracer = (
   secrets: ReadonlyArray<Redacted.Redacted<string>>
 ): (tracer: Tracer.Tracer) => Tracer.Tracer => {
-  const scrub = (key: string, value: unknown): unknown =>
-    typeof value === "string" && scrubbedKey(key) ? sanitize(value, secrets, Number.POSITIVE_INFINITY) : value
+  // Every request of an endpoint records the same URL, and often the same header values: the
+  // scrubbed text of the latest values is kept rather than scanned again.
+  const scrubbed = new Map<string, string>()
+  const scrub = (key: string, value: unknown): unknown => {
+    if (typeof value !== "string" || !scrubbedKey(key)) return value
+    let clean = scrubbed.get(value)
+    if (clean === undefined) {
+      clean = sanitize(value, secrets, Number.POSITIVE_INFINITY)
+      if (scrubbed.size >= 256) scrubbed.clear()
+      scrubbed.set(value, clean)
+    }
+    return clean
+  }
   const handler: ProxyHandler<Tracer.Span> = {
     get(span, property) {
       if (property === "attribute") {
