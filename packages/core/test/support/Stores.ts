@@ -1,0 +1,77 @@
+/**
+ * Runs a suite once per store: in memory, and in Redis (a real `redis-server` this file starts on
+ * 127.0.0.1 and a free port, stopped when the suite ends). Each test gets fresh stores (in Redis,
+ * a prefix of its own, so tests sharing the server see none of each other's keys), provided for
+ * the whole test.
+ */
+import * as NodeRedis from "@effect/platform-node/NodeRedis"
+import { describe, layer } from "@effect/vitest"
+import type { Vitest } from "@effect/vitest"
+import type { Budget } from "@resilient-llm/core"
+import { Stores } from "@resilient-llm/core"
+import { RedisServer } from "@resilient-llm/testing"
+import { Effect, Layer } from "effect"
+import type * as Redis from "effect/persistence/Redis"
+import type * as Scope from "effect/Scope"
+
+/** The connection every Redis suite of a file shares, and its server. */
+export const RedisLive: Layer.Layer<Redis.Redis | NodeRedis.NodeRedis | RedisServer.Server, unknown> = Layer
+  .unwrap(Effect.map(RedisServer.Server, (server) =>
+    NodeRedis.layer({
+      url: server.url,
+      // a command to a Redis that is down fails at once instead of waiting to be sent on reconnection
+      disableOfflineQueue: true
+    }))).pipe(Layer.provideMerge(RedisServer.layer))
+
+let suite = 0
+
+/** A fresh prefix per test: `test:<pid>:<n>:`. */
+export const freshPrefix = (): string => `test:${process.pid}:${++suite}:`
+
+/** What every store layer provides. */
+export type AllStores = Budget.BudgetStore
+
+/** One kind of store. */
+export interface StoreKind {
+  readonly name: "memory" | "redis"
+}
+
+/** `it` whose `effect` tests get fresh stores of the kind. */
+export interface StoreIt<R> {
+  readonly effect: <A, E>(name: string, self: () => Effect.Effect<A, E, AllStores | Scope.Scope | R>) => void
+  readonly it: Vitest.MethodsNonLive<R>
+}
+
+// Every operation must reach Redis: a suite that passed on the local view would prove nothing.
+const checked = <A, E, R>(self: Effect.Effect<A, E, R | Stores.Health>) =>
+  Effect.gen(function*() {
+    const health = yield* Stores.Health
+    const result = yield* self
+    const local = yield* health.localAnswers
+    if (local > 0) return yield* Effect.die(new Error(`${local} store operation(s) did not reach Redis`))
+    return result
+  })
+
+/** The suite `f`, once with the stores in memory and once with them in Redis. */
+export const eachStore = (
+  name: string,
+  f: <R>(it: StoreIt<R>, store: StoreKind) => void
+): void => {
+  describe(`${name} (memory)`, () => {
+    layer(Layer.empty)((it) =>
+      f({
+        it,
+        effect: (name, self) => it.effect(name, () => Effect.provide(Effect.suspend(self), Stores.layerMemory))
+      }, { name: "memory" })
+    )
+  })
+  layer(RedisLive, { timeout: "30 seconds" })(`${name} (redis)`, (it) =>
+    f({
+      it,
+      effect: (name, self) =>
+        it.effect(name, () =>
+          checked(Effect.suspend(self)).pipe(
+            Effect.provide(Layer.orDie(Stores.layerRedis({ timeout: "5 seconds", prefix: freshPrefix() })))
+          ))
+    }, { name: "redis" }))
+}
