@@ -39,10 +39,13 @@ import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as RateLimiter from "effect/persistence/RateLimiter"
 import * as Redis from "effect/persistence/Redis"
 import * as Budget from "./Budget.js"
 import * as BudgetStore from "./internal/budgetStore.js"
+import * as RateLimitStore from "./internal/rateLimitStore.js"
 import * as SharedStore from "./internal/sharedStore.js"
+import * as RateLimit from "./RateLimit.js"
 
 /**
  * Options of `layerRedis`.
@@ -103,6 +106,8 @@ export class Health extends Context.Service<Health, {
   readonly pendingWrites: Effect.Effect<number>
   /** Operations answered by this process's local view since the store started (Redis failed, was slow or away). */
   readonly localAnswers: Effect.Effect<number>
+  /** Operations sent to Redis and not answered yet. */
+  readonly inFlight: Effect.Effect<number>
 }>()("@resilient-llm/core/Stores/Health") {}
 
 /**
@@ -111,7 +116,19 @@ export class Health extends Context.Service<Health, {
  * @since 0.2.0
  * @category layers
  */
-export const layerMemory: Layer.Layer<Budget.BudgetStore> = Budget.layerStoreMemory
+export const layerMemory: Layer.Layer<
+  Budget.BudgetStore | RateLimiter.RateLimiter | RateLimit.AdaptiveStore | Health
+> = Layer.mergeAll(
+  Budget.layerStoreMemory,
+  RateLimit.layerStoresMemory,
+  // memory is always there
+  Layer.succeed(Health, {
+    available: Effect.succeed(true),
+    pendingWrites: Effect.succeed(0),
+    localAnswers: Effect.succeed(0),
+    inFlight: Effect.succeed(0)
+  })
+)
 
 const guardOf = (options: RedisOptions) =>
   Effect.suspend(() => {
@@ -130,16 +147,25 @@ const guardOf = (options: RedisOptions) =>
  */
 export const layerRedis = (
   options: RedisOptions
-): Layer.Layer<Budget.BudgetStore | Health, StoreConfigError, Redis.Redis> =>
+): Layer.Layer<
+  Budget.BudgetStore | RateLimiter.RateLimiter | RateLimit.AdaptiveStore | Health,
+  StoreConfigError,
+  Redis.Redis
+> =>
   Layer.effectContext(Effect.gen(function*() {
     const guard = yield* guardOf(options)
     const redis = yield* Redis.Redis
     const clock = yield* Clock.Clock
+    const limiters = yield* RateLimitStore.limiterStore(guard)
+    const limiter = yield* RateLimiter.make.pipe(Effect.provideService(RateLimiter.RateLimiterStore, limiters))
     return Context.make(Health, {
       available: guard.available,
       pendingWrites: guard.pendingWrites,
-      localAnswers: guard.localAnswers
+      localAnswers: guard.localAnswers,
+      inFlight: guard.inFlight
     }).pipe(
-      Context.add(Budget.BudgetStore, BudgetStore.redis(redis, guard, clock))
+      Context.add(Budget.BudgetStore, BudgetStore.redis(redis, guard, clock)),
+      Context.add(RateLimiter.RateLimiter, limiter),
+      Context.add(RateLimit.AdaptiveStore, RateLimitStore.adaptiveStore(redis, guard))
     )
   }))

@@ -17,7 +17,6 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
-import type * as Redis from "effect/persistence/Redis"
 import type * as Scope from "effect/Scope"
 import { count, duration, show } from "./options.js"
 
@@ -108,19 +107,21 @@ export interface Guard {
    * away. A command that timed out may still be carried out by Redis (each is one atomic script):
    * the caller has gone on without its answer.
    */
-  readonly run: <A>(
+  readonly run: <A, E, E2>(
     operation: string,
-    remote: Effect.Effect<A, Redis.RedisError>,
-    local: Effect.Effect<A>
-  ) => Effect.Effect<A>
+    remote: Effect.Effect<A, E>,
+    local: Effect.Effect<A, E2>
+  ) => Effect.Effect<A, E2>
   /** Queues a write for when Redis is back (made while it was away, and answered locally). */
-  readonly enqueue: (operation: string, write: Effect.Effect<unknown, Redis.RedisError>) => Effect.Effect<void>
+  readonly enqueue: (operation: string, write: Effect.Effect<unknown, unknown>) => Effect.Effect<void>
   /** Whether the last operation reached Redis. */
   readonly available: Effect.Effect<boolean>
   /** Writes waiting for Redis to come back. */
   readonly pendingWrites: Effect.Effect<number>
   /** Operations answered by the local view so far. */
   readonly localAnswers: Effect.Effect<number>
+  /** Operations sent to Redis and not answered yet. */
+  readonly inFlight: Effect.Effect<number>
 }
 
 class Timeout {
@@ -136,7 +137,8 @@ export const makeGuard = (settings: Settings): Effect.Effect<Guard, never, Scope
     let probing = false
     let flushing = false
     let localAnswers = 0
-    const pending: Array<{ readonly operation: string; readonly write: Effect.Effect<unknown, Redis.RedisError> }> = []
+    let inFlight = 0
+    const pending: Array<{ readonly operation: string; readonly write: Effect.Effect<unknown, unknown> }> = []
 
     const labels = { store: "redis", prefix: settings.prefix }
     const availability = Metric.withAttributes(available, labels)
@@ -221,8 +223,14 @@ export const makeGuard = (settings: Settings): Effect.Effect<Guard, never, Scope
       | { readonly _tag: "Done"; readonly value: A }
       | { readonly _tag: "Failed"; readonly reason: Reason; readonly detail: string }
 
-    const attempt = <A>(remote: Effect.Effect<A, Redis.RedisError>): Effect.Effect<Attempt<A>> =>
-      remote.pipe(
+    const attempt = <A, E>(remote: Effect.Effect<A, E>): Effect.Effect<Attempt<A>> =>
+      Effect.suspend(() => {
+        inFlight += 1
+        return remote
+      }).pipe(
+        Effect.ensuring(Effect.sync(() => {
+          inFlight -= 1
+        })),
         Effect.timeoutOrElse({
           duration: Duration.millis(settings.timeoutMillis),
           orElse: () => Effect.fail(new Timeout())
@@ -239,11 +247,11 @@ export const makeGuard = (settings: Settings): Effect.Effect<Guard, never, Scope
         })
       )
 
-    const run = <A>(
+    const run = <A, E, E2>(
       operation: string,
-      remote: Effect.Effect<A, Redis.RedisError>,
-      local: Effect.Effect<A>
-    ): Effect.Effect<A> =>
+      remote: Effect.Effect<A, E>,
+      local: Effect.Effect<A, E2>
+    ): Effect.Effect<A, E2> =>
       Effect.clockWith((clock) => {
         if (!up && (probing || clock.currentTimeMillisUnsafe() < retryAt)) {
           return Effect.andThen(mark(operation, "away", undefined), local)
@@ -270,7 +278,7 @@ export const makeGuard = (settings: Settings): Effect.Effect<Guard, never, Scope
         )
       })
 
-    const enqueue = (operation: string, write: Effect.Effect<unknown, Redis.RedisError>): Effect.Effect<void> =>
+    const enqueue = (operation: string, write: Effect.Effect<unknown, unknown>): Effect.Effect<void> =>
       Effect.suspend(() => {
         if (pending.length >= settings.maxPendingWrites) {
           return Metric.update(Metric.withAttributes(dropped, { ...labels, operation }), 1)
@@ -285,7 +293,8 @@ export const makeGuard = (settings: Settings): Effect.Effect<Guard, never, Scope
       enqueue,
       available: Effect.sync(() => up),
       pendingWrites: Effect.sync(() => pending.length),
-      localAnswers: Effect.sync(() => localAnswers)
+      localAnswers: Effect.sync(() => localAnswers),
+      inFlight: Effect.sync(() => inFlight)
     }
     return guard
   })
@@ -294,7 +303,12 @@ export const makeGuard = (settings: Settings): Effect.Effect<Guard, never, Scope
 const describe = (cause: Cause.Cause<unknown>): string => {
   const error = Cause.findErrorOption(cause)
   const value: unknown = error._tag === "Some" ? error.value : Cause.squash(cause)
-  const inner = typeof value === "object" && value !== null && "cause" in value ? value.cause : value
+  let inner = value
+  // RedisError holds the client's error as its cause; RateLimiterError a reason holding it
+  for (let depth = 0; depth < 3 && typeof inner === "object" && inner !== null && "cause" in inner; depth++) {
+    if (inner.cause === undefined) break
+    inner = inner.cause
+  }
   const message = inner instanceof Error ? inner.message : String(inner)
   return message.length > 200 ? `${message.slice(0, 200)}...` : message
 }

@@ -7,12 +7,14 @@
 import * as NodeRedis from "@effect/platform-node/NodeRedis"
 import { describe, layer } from "@effect/vitest"
 import type { Vitest } from "@effect/vitest"
-import type { Budget } from "@resilient-llm/core"
+import type { Budget, RateLimit } from "@resilient-llm/core"
 import { Stores } from "@resilient-llm/core"
 import { RedisServer } from "@resilient-llm/testing"
 import { Effect, Layer } from "effect"
+import type * as RateLimiter from "effect/persistence/RateLimiter"
 import type * as Redis from "effect/persistence/Redis"
 import type * as Scope from "effect/Scope"
+import { TestClock } from "effect/testing"
 
 /** The connection every Redis suite of a file shares, and its server. */
 export const RedisLive: Layer.Layer<Redis.Redis | NodeRedis.NodeRedis | RedisServer.Server, unknown> = Layer
@@ -29,7 +31,26 @@ let suite = 0
 export const freshPrefix = (): string => `test:${process.pid}:${++suite}:`
 
 /** What every store layer provides. */
-export type AllStores = Budget.BudgetStore
+export type AllStores = Budget.BudgetStore | RateLimiter.RateLimiter | RateLimit.AdaptiveStore | Stores.Health
+
+/**
+ * Lets forked fibers run until none waits on the store: a Redis command takes real time, so a
+ * test that forks a call and then moves the `TestClock` first waits for the call to reach its
+ * next suspension (a sleep), as a call on the memory store does at once.
+ */
+export const settle: Effect.Effect<void, never, Stores.Health> = Effect.gen(function*() {
+  const health = yield* Stores.Health
+  let quiet = 0
+  for (let round = 0; round < 5_000 && quiet < 20; round++) {
+    yield* Effect.yieldNow
+    if ((yield* health.inFlight) > 0) {
+      quiet = 0
+      yield* TestClock.withLive(Effect.sleep("1 millis"))
+    } else {
+      quiet += 1
+    }
+  }
+})
 
 /** One kind of store. */
 export interface StoreKind {
