@@ -42,7 +42,9 @@ import * as Layer from "effect/Layer"
 import * as RateLimiter from "effect/persistence/RateLimiter"
 import * as Redis from "effect/persistence/Redis"
 import * as Budget from "./Budget.js"
+import * as Experiment from "./Experiment.js"
 import * as BudgetStore from "./internal/budgetStore.js"
+import * as ExperimentStore from "./internal/experimentStore.js"
 import * as RateLimitStore from "./internal/rateLimitStore.js"
 import * as SharedStore from "./internal/sharedStore.js"
 import * as RateLimit from "./RateLimit.js"
@@ -166,6 +168,7 @@ export const layerRedis = (
     }).pipe(
       Context.add(Budget.BudgetStore, BudgetStore.redis(redis, guard, clock)),
       Context.add(RateLimiter.RateLimiter, limiter),
-      Context.add(RateLimit.AdaptiveStore, RateLimitStore.adaptiveStore(redis, guard))
+      Context.add(RateLimit.AdaptiveStore, RateLimitStore.adaptiveStore(redis, guard)),
+      Context.add(Experiment.CurrentStore, ExperimentStore.redis(redis, guard))
     )
   }))

@@ -10,7 +10,7 @@ import type { Vitest } from "@effect/vitest"
 import type { Budget, RateLimit } from "@resilient-llm/core"
 import { Stores } from "@resilient-llm/core"
 import { RedisServer } from "@resilient-llm/testing"
-import { Effect, Layer } from "effect"
+import { Clock, Context, Duration, Effect, Layer } from "effect"
 import type * as RateLimiter from "effect/persistence/RateLimiter"
 import type * as Redis from "effect/persistence/Redis"
 import type * as Scope from "effect/Scope"
@@ -82,7 +82,8 @@ export const eachStore = (
     layer(Layer.empty)((it) =>
       f({
         it,
-        effect: (name, self) => it.effect(name, () => Effect.provide(Effect.suspend(self), Stores.layerMemory))
+        effect: (name, self) =>
+          it.effect(name, () => trackingSleeps(Effect.provide(Effect.suspend(self), Stores.layerMemory)))
       }, { name: "memory" })
     )
   })
@@ -92,7 +93,71 @@ export const eachStore = (
       effect: (name, self) =>
         it.effect(name, () =>
           checked(Effect.suspend(self)).pipe(
-            Effect.provide(Layer.orDie(Stores.layerRedis({ timeout: "5 seconds", prefix: freshPrefix() })))
+            Effect.provide(Layer.orDie(Stores.layerRedis({ timeout: "1000 days", prefix: freshPrefix() }))),
+            trackingSleeps
           ))
     }, { name: "redis" }))
 }
+
+/**
+ * The instants at which sleeps of the test are due, kept by a `Clock` that wraps the `TestClock`,
+ * so that `adjust` can stop at each of them.
+ */
+const Deadlines = Context.Reference<Array<number> | undefined>("test/Stores/Deadlines", {
+  defaultValue: () => undefined
+})
+
+/**
+ * Provides a `Clock` that is the test's `TestClock` and also notes when each sleep is due.
+ */
+const trackingSleeps = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.gen(function*() {
+    const clock = yield* TestClock.testClockWith(Effect.succeed)
+    const deadlines: Array<number> = []
+    const tracking: TestClock.TestClock = {
+      adjust: (duration) => clock.adjust(duration),
+      setTime: (timestamp) => clock.setTime(timestamp),
+      withLive: (effect) => clock.withLive(effect),
+      currentTimeMillisUnsafe: () => clock.currentTimeMillisUnsafe(),
+      currentTimeMillis: clock.currentTimeMillis,
+      currentTimeNanosUnsafe: () => clock.currentTimeNanosUnsafe(),
+      currentTimeNanos: clock.currentTimeNanos,
+      monotonicTimeNanosUnsafe: () => clock.monotonicTimeNanosUnsafe(),
+      monotonicTimeNanos: clock.monotonicTimeNanos,
+      sleep: (duration) =>
+        Effect.suspend(() => {
+          const at = clock.currentTimeMillisUnsafe() + Duration.toMillis(duration)
+          deadlines.push(at)
+          return Effect.ensuring(
+            clock.sleep(duration),
+            Effect.sync(() => {
+              const index = deadlines.indexOf(at)
+              if (index >= 0) deadlines.splice(index, 1)
+            })
+          )
+        })
+    }
+    return yield* self.pipe(Effect.provideService(Clock.Clock, tracking), Effect.provideService(Deadlines, deadlines))
+  })
+
+/**
+ * `TestClock.adjust`, one due sleep at a time: the clock moves to the next instant a sleep is due,
+ * then waits until no fiber waits on the store, and so on up to `duration`. A call woken at one
+ * instant thus does its Redis commands at that instant, as it does its memory updates, before
+ * the clock moves on.
+ */
+export const adjust = (duration: Duration.Input): Effect.Effect<void, never, Stores.Health> =>
+  Effect.gen(function*() {
+    const deadlines = yield* Deadlines
+    const now = () => Effect.clockWith((clock) => Effect.succeed(clock.currentTimeMillisUnsafe()))
+    const target = (yield* now()) + Duration.toMillis(Duration.fromInputUnsafe(duration))
+    yield* settle
+    if (deadlines === undefined) return yield* Effect.andThen(TestClock.adjust(duration), settle)
+    while (true) {
+      const current = yield* now()
+      const next = Math.min(target, ...deadlines.filter((at) => at > current))
+      if (next > current) yield* TestClock.adjust(next - current)
+      yield* settle
+      if (next >= target) return
+    }
+  })

@@ -70,11 +70,12 @@ export const make = (): Effect.Effect<RedisServer.RedisServer, RedisServer.Redis
         dir,
         "--save",
         "",
-        // an append-only file, so a server stopped and started again keeps its data
+        // an append-only file, so a server stopped and started again keeps its data (a graceful stop
+        // writes it out whole; "everysec" keeps each write off the disk's latency)
         "--appendonly",
         "yes",
         "--appendfsync",
-        "always",
+        "everysec",
         "--loglevel",
         "warning",
         "--logfile",
