@@ -1,0 +1,121 @@
+/**
+ * One instance of an application, in a process of its own, hammering the stores in one Redis
+ * with other instances: `tsx test/stores/hammer.ts <scenario> <redis url> <prefix> <instances>`.
+ * It waits until every instance is ready (a counter in Redis), runs the scenario with many fibers
+ * at once, and prints what it was granted as one JSON line.
+ */
+import * as NodeRedis from "@effect/platform-node/NodeRedis"
+import { Budget, type ChatClient, ChatCompletion, Experiment, RateLimit, Stores } from "@resilient-llm/core"
+import { TestChatClient } from "@resilient-llm/testing"
+import { Clock, Effect, Layer, References } from "effect"
+import type * as RateLimiter from "effect/persistence/RateLimiter"
+import * as Redis from "effect/persistence/Redis"
+
+const [scenario, url, prefix, instances] = process.argv.slice(2)
+
+const ready = Effect.gen(function*() {
+  const redis = yield* Redis.Redis
+  yield* redis.send("INCR", `${prefix}ready`)
+  while (Number(yield* redis.send<string>("GET", `${prefix}ready`)) < Number(instances)) {
+    yield* Effect.sleep("5 millis")
+  }
+})
+
+const FIBERS = 16
+
+/** Every fiber calls `attempt` until `millis` have passed; the grants and the time span they took. */
+const hammer = <E>(millis: number, attempt: Effect.Effect<boolean, E>) =>
+  Effect.gen(function*() {
+    const start = yield* Clock.currentTimeMillis
+    const counts = yield* Effect.forEach(Array.from({ length: FIBERS }), () =>
+      Effect.gen(function*() {
+        let granted = 0
+        let tried = 0
+        while ((yield* Clock.currentTimeMillis) - start < millis) {
+          tried += 1
+          if (yield* attempt) granted += 1
+        }
+        return { granted, tried }
+      }), { concurrency: "unbounded" })
+    return {
+      start,
+      end: yield* Clock.currentTimeMillis,
+      granted: counts.reduce((n, c) => n + c.granted, 0),
+      tried: counts.reduce((n, c) => n + c.tried, 0)
+    }
+  })
+
+type Services =
+  | Budget.BudgetStore
+  | Stores.Health
+  | Redis.Redis
+  | RateLimiter.RateLimiter
+  | RateLimit.AdaptiveStore
+  | ChatClient.ChatClient
+
+const scenarios: Record<string, Effect.Effect<unknown, unknown, Services>> = {
+  rate: Effect.gen(function*() {
+    const limiter = yield* RateLimit.make({ model: "m", deployment: "east", rpm: 600 })
+    yield* ready
+    return yield* hammer(1500, Effect.as(limiter.tryAcquire(0), true).pipe(Effect.catch(() => Effect.succeed(false))))
+  }),
+  budget: Effect.gen(function*() {
+    const budget = yield* Budget.make({ limitUsd: 10, period: "1 day" })
+    yield* ready
+    return yield* hammer(
+      1000,
+      Effect.as(budget.reserve({ key: "team", model: "m", estimateUsd: 0.125 }), true).pipe(
+        Effect.catch(() => Effect.succeed(false))
+      )
+    )
+  }),
+  experiment: Effect.gen(function*() {
+    const experiment = yield* Experiment.make({
+      name: "shared",
+      assignment: "random",
+      variants: [{ name: "a", model: "model-a", weight: 1 }, { name: "b", model: "model-b", weight: 1 }]
+    })
+    yield* ready
+    let calls = 0
+    yield* Effect.forEach(
+      Array.from({ length: FIBERS }),
+      () =>
+        Effect.forEach(
+          Array.from({ length: 25 }),
+          () =>
+            Effect.tap(experiment.complete(ChatCompletion.prompt("hi")), () =>
+              Effect.sync(() => {
+                calls += 1
+              }))
+        ),
+      { concurrency: "unbounded" }
+    )
+    return { calls, summary: yield* experiment.summary }
+  }).pipe(Effect.scoped)
+}
+
+const RedisLive = NodeRedis.layer({ url, disableOfflineQueue: true })
+const program = Effect.gen(function*() {
+  const result = yield* scenarios[scenario]
+  const health = yield* Stores.Health
+  return { result, localAnswers: yield* health.localAnswers }
+}).pipe(
+  Effect.provide(Stores.layerRedis({ prefix, timeout: "5 seconds" }).pipe(Layer.provideMerge(RedisLive))),
+  // stdout carries the result alone
+  Effect.provideService(References.MinimumLogLevel, "None"),
+  Effect.provide(TestChatClient.layer({
+    "model-a": () => TestChatClient.reply("a", { usage: { prompt_tokens: 1, completion_tokens: 1 } }),
+    "model-b": () => TestChatClient.reply("b", { usage: { prompt_tokens: 1, completion_tokens: 1 } })
+  }))
+)
+
+Effect.runPromise(program).then(
+  (result) => {
+    process.stdout.write(JSON.stringify(result) + "\n")
+    process.exit(0)
+  },
+  (error) => {
+    process.stderr.write(String(error) + "\n")
+    process.exit(1)
+  }
+)
