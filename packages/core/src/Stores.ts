@@ -42,8 +42,10 @@ import * as Layer from "effect/Layer"
 import * as RateLimiter from "effect/persistence/RateLimiter"
 import * as Redis from "effect/persistence/Redis"
 import * as Budget from "./Budget.js"
+import * as CircuitBreaker from "./CircuitBreaker.js"
 import * as Experiment from "./Experiment.js"
 import * as BudgetStore from "./internal/budgetStore.js"
+import * as CircuitStore from "./internal/circuitBreakerStore.js"
 import * as ExperimentStore from "./internal/experimentStore.js"
 import * as RateLimitStore from "./internal/rateLimitStore.js"
 import * as SharedStore from "./internal/sharedStore.js"
@@ -169,6 +171,7 @@ export const layerRedis = (
       Context.add(Budget.BudgetStore, BudgetStore.redis(redis, guard, clock)),
       Context.add(RateLimiter.RateLimiter, limiter),
       Context.add(RateLimit.AdaptiveStore, RateLimitStore.adaptiveStore(redis, guard)),
-      Context.add(Experiment.CurrentStore, ExperimentStore.redis(redis, guard))
+      Context.add(Experiment.CurrentStore, ExperimentStore.redis(redis, guard)),
+      Context.add(CircuitBreaker.CurrentStore, CircuitStore.redis(redis, guard))
     )
   }))

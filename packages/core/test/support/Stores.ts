@@ -83,7 +83,11 @@ export const eachStore = (
       f({
         it,
         effect: (name, self) =>
-          it.effect(name, () => trackingSleeps(Effect.provide(Effect.suspend(self), Stores.layerMemory)))
+          it.effect(name, () =>
+            trackingSleeps(Effect.provide(Effect.suspend(self), Stores.layerMemory)).pipe(
+              // a test of a shared layer gets a clock of its own, at 0, as a plain `it.effect` does
+              Effect.provide(TestClock.layer())
+            ))
       }, { name: "memory" })
     )
   })
@@ -94,7 +98,8 @@ export const eachStore = (
         it.effect(name, () =>
           checked(Effect.suspend(self)).pipe(
             Effect.provide(Layer.orDie(Stores.layerRedis({ timeout: "1000 days", prefix: freshPrefix() }))),
-            trackingSleeps
+            trackingSleeps,
+            Effect.provide(TestClock.layer())
           ))
     }, { name: "redis" }))
 }
