@@ -5,13 +5,22 @@
  * at once, and prints what it was granted as one JSON line.
  */
 import * as NodeRedis from "@effect/platform-node/NodeRedis"
-import { Budget, type ChatClient, ChatCompletion, Experiment, RateLimit, Stores } from "@resilient-llm/core"
+import {
+  Budget,
+  type ChatClient,
+  ChatCompletion,
+  CircuitBreaker,
+  Experiment,
+  LlmError,
+  RateLimit,
+  Stores
+} from "@resilient-llm/core"
 import { TestChatClient } from "@resilient-llm/testing"
-import { Clock, Effect, Layer, References } from "effect"
+import { Cause, Clock, Effect, Exit, Layer, References } from "effect"
 import type * as RateLimiter from "effect/persistence/RateLimiter"
 import * as Redis from "effect/persistence/Redis"
 
-const [scenario, url, prefix, instances] = process.argv.slice(2)
+const [scenario, url, prefix, instances, index] = process.argv.slice(2)
 
 const ready = Effect.gen(function*() {
   const redis = yield* Redis.Redis
@@ -69,6 +78,43 @@ const scenarios: Record<string, Effect.Effect<unknown, unknown, Services>> = {
       )
     )
   }),
+  breaker: Effect.gen(function*() {
+    const breaker = yield* CircuitBreaker.make({
+      trip: CircuitBreaker.consecutiveFailures(1),
+      breakDuration: "1 second",
+      maxProbeDuration: "1 minute"
+    })
+    const redis = yield* Redis.Redis
+    const openedAt = `${prefix}openedAt`
+    yield* ready
+    if (index === "0") {
+      // one instance's failure opens the circuit for all
+      yield* Effect.ignore(breaker.protect("m")(Effect.fail(new LlmError.ServerError({ model: "m", status: 503 }))))
+      yield* redis.send("SET", openedAt, String(yield* Clock.currentTimeMillis))
+    }
+    let opened: string | null = null
+    while ((opened = yield* redis.send<string | null>("GET", openedAt)) === null) yield* Effect.sleep("5 millis")
+    const stateWhileOpen = yield* breaker.state("m")
+    // every fiber of every instance calls at once, once the break is over: one probe in all
+    const due = Number(opened) + 1_100
+    while ((yield* Clock.currentTimeMillis) < due) yield* Effect.sleep("5 millis")
+    const exits = yield* Effect.forEach(
+      Array.from({ length: FIBERS }),
+      () => Effect.exit(breaker.protect("m")(Effect.as(Effect.sleep("300 millis"), "probe"))),
+      { concurrency: "unbounded" }
+    )
+    yield* Effect.sleep("600 millis")
+    return {
+      stateWhileOpen,
+      admitted: exits.filter(Exit.isSuccess).length,
+      refused: exits.filter((exit) =>
+        Exit.isFailure(exit) && exit.cause.reasons.some((r) =>
+          Cause.isFailReason(r) && r.error._tag === "CircuitOpenError"
+        )
+      ).length,
+      stateAfter: yield* breaker.state("m")
+    }
+  }).pipe(Effect.scoped),
   experiment: Effect.gen(function*() {
     const experiment = yield* Experiment.make({
       name: "shared",

@@ -21,6 +21,13 @@ const Hammered = Schema.Array(Schema.Struct({
   tried: Schema.Number
 }))
 
+const Probed = Schema.Array(Schema.Struct({
+  stateWhileOpen: Schema.String,
+  admitted: Schema.Number,
+  refused: Schema.Number,
+  stateAfter: Schema.String
+}))
+
 const Recorded = Schema.Array(Schema.Struct({
   calls: Schema.Number,
   summary: Schema.Struct({ variants: Schema.Array(Schema.Struct({ calls: Schema.Number })) })
@@ -32,11 +39,19 @@ const run = (url: string, scenario: string) =>
     const prefix = `multiprocess:${process.pid}:${++runs}:`
     const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
     const text = (stream: Stream.Stream<Uint8Array, unknown>) => stream.pipe(Stream.decodeText(), Stream.mkString)
-    return yield* Effect.forEach(Array.from({ length: INSTANCES }), () =>
+    return yield* Effect.forEach(Array.from({ length: INSTANCES }, (_, i) => i), (index) =>
       Effect.gen(function*() {
         const child = yield* spawner.spawn(ChildProcess.make(
           process.execPath,
-          [`${root}node_modules/tsx/dist/cli.mjs`, "test/stores/hammer.ts", scenario, url, prefix, String(INSTANCES)],
+          [
+            `${root}node_modules/tsx/dist/cli.mjs`,
+            "test/stores/hammer.ts",
+            scenario,
+            url,
+            prefix,
+            String(INSTANCES),
+            String(index)
+          ],
           { cwd: root, extendEnv: true }
         ))
         const [stdout, stderr, exitCode] = yield* Effect.all([text(child.stdout), text(child.stderr), child.exitCode], {
@@ -99,4 +114,25 @@ describe("one Redis, several processes", () => {
       assert.strictEqual(Math.max(...seen), total)
       results.forEach((r, i) => assert.isAtLeast(seen[i], r.calls))
     }).pipe(Effect.scoped, Effect.provide(NodeServices.layer)), { timeout: 120_000 })
+
+  it.live(
+    "a circuit opened by one process is open in all, and half-open admits one probe across all of them",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* RedisServer.make()
+        const results = yield* Schema.decodeUnknownEffect(Probed)(yield* run(server.url, "breaker"))
+        const admitted = results.reduce((n, r) => n + r.admitted, 0)
+        const refused = results.reduce((n, r) => n + r.refused, 0)
+        console.log(
+          `breaker: ${INSTANCES} processes, ${
+            INSTANCES * 16
+          } calls at once in half-open: ${admitted} probe, ${refused} refused`
+        )
+        assert.deepStrictEqual(results.map((r) => r.stateWhileOpen), Array.from({ length: INSTANCES }, () => "open"))
+        assert.strictEqual(admitted, 1)
+        assert.strictEqual(refused, INSTANCES * 16 - 1)
+        assert.deepStrictEqual(results.map((r) => r.stateAfter), Array.from({ length: INSTANCES }, () => "closed"))
+      }).pipe(Effect.scoped, Effect.provide(NodeServices.layer)),
+    { timeout: 120_000 }
+  )
 })
