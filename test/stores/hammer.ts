@@ -100,10 +100,13 @@ const scenarios: Record<string, Effect.Effect<unknown, unknown, Services>> = {
     while ((yield* Clock.currentTimeMillis) < due) yield* Effect.sleep("5 millis")
     const exits = yield* Effect.forEach(
       Array.from({ length: FIBERS }),
-      () => Effect.exit(breaker.protect("m")(Effect.as(Effect.sleep("300 millis"), "probe"))),
+      // the probe runs long enough that every process calls while it runs, however late the
+      // machine lets a process run (a call after the probe succeeded is rightly admitted)
+      () => Effect.exit(breaker.protect("m")(Effect.as(Effect.sleep("4 seconds"), "probe"))),
       { concurrency: "unbounded" }
     )
-    yield* Effect.sleep("600 millis")
+    // the probe has ended, in whichever process ran it
+    while ((yield* Clock.currentTimeMillis) < due + 5_000) yield* Effect.sleep("20 millis")
     return {
       stateWhileOpen,
       admitted: exits.filter(Exit.isSuccess).length,
