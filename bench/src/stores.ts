@@ -131,8 +131,9 @@ export const stores = async (options: StoresOptions): Promise<Section> => {
       ratios,
       notes: [
         "one call at a time: the wall time of a Redis call is mostly the round trip to a redis-server on 127.0.0.1",
-        "a budget reservation, a rate-limit admission and an experiment record are one Lua script each " +
-        "(the admission two: requests, then tokens); a successful call through a closed circuit reads the circuit once",
+        "a budget reservation and an experiment record are one Lua script each; a rate-limit admission reads the " +
+        "adaptive state, then runs one token-bucket script for requests and one for tokens; a successful call " +
+        "through a closed circuit reads the circuit once",
         "the in-memory rows are the default stores: nothing to run"
       ]
     }

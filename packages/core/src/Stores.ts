@@ -22,7 +22,7 @@
  * @example
  * ```ts
  * import * as NodeRedis from "@effect/platform-node/NodeRedis"
- * import { Deployments, Stores } from "@resilient-llm/core"
+ * import { Stores } from "@resilient-llm/core"
  * import { Layer } from "effect"
  *
  * // every instance of billing-api in production shares limits, budgets, experiments and breakers
