@@ -51,6 +51,7 @@ import type * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as internal from "./internal/circuitBreaker.js"
+import type * as SharedCircuits from "./internal/circuitBreakerStore.js"
 import type * as LlmError from "./LlmError.js"
 
 /**
@@ -325,6 +326,19 @@ export class CircuitBreakerConfigError extends Data.TaggedError("CircuitBreakerC
  * @category predicates
  */
 export const defaultIsFailure: (error: unknown) => boolean = internal.defaultIsFailure
+
+/**
+ * Where a breaker's circuits live: `undefined` (the default) keeps each in this process's memory;
+ * `Stores.layerRedis` sets a store in Redis, where every instance building a breaker under the same
+ * prefix shares each key's circuit: one instance's failures open it for all, and half-open admits
+ * `halfOpenProbes` probes across all instances. `make` reads it when it builds the breaker.
+ *
+ * @since 0.2.0
+ * @category references
+ */
+export const CurrentStore: Context.Reference<SharedCircuits.SharedCircuits | undefined> = Context.Reference<
+  SharedCircuits.SharedCircuits | undefined
+>("@resilient-llm/core/CircuitBreaker/CurrentStore", { defaultValue: () => undefined })
 
 /**
  * Builds a breaker. Its timers (the end of a break, a probe's deadline) run in the `Scope`, and

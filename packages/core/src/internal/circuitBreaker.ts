@@ -35,6 +35,7 @@ import * as CircuitBreaker from "../CircuitBreaker.js"
 import * as LlmError from "../LlmError.js"
 import * as Observability from "../Observability.js"
 import * as Machine from "./circuitBreakerMachine.js"
+import * as SharedStore from "./circuitBreakerStore.js"
 import * as Window from "./circuitBreakerWindow.js"
 import { count, duration, optionalDuration, optionalFunction, show } from "./options.js"
 
@@ -42,6 +43,8 @@ const DEFAULT_THRESHOLD = 5
 const DEFAULT_BUCKETS = 10
 const DEFAULT_BREAK = Duration.seconds(30)
 const DEFAULT_MAX_PROBE = Duration.minutes(1)
+// writes another instance beat in a row before an event gives up on the shared store
+const MAX_CONFLICTS = 64
 
 // Errors that say the model was not at fault: the request was (another model would refuse it
 // too). The client's own refusals (a nested breaker, a rate limit, a bulkhead, a budget: nothing
@@ -309,7 +312,7 @@ export const make = (
 
     // The fast path: one `Ref.modify`, committed only when the event makes no transition. The time is
     // read from the calling fiber's `Clock` without an effect of its own: this runs twice per call.
-    const apply = <A>(key: string, ref: Ref.Ref<Machine.Circuit>, event: Machine.Event<A>): Effect.Effect<A> =>
+    const applyLocal = <A>(key: string, ref: Ref.Ref<Machine.Circuit>, event: Machine.Event<A>): Effect.Effect<A> =>
       Effect.clockWith((clock) => {
         const now = clock.currentTimeMillisUnsafe()
         return Effect.flatMap(
@@ -320,6 +323,64 @@ export const make = (
           (step) => step === undefined ? applyLocked(key, ref, event) : Effect.succeed(step.result)
         )
       })
+
+    // Circuits in a shared store (Redis): the same events, applied to the store's copy by
+    // compare-and-set (see circuitBreakerStore.ts); the local `Ref` follows every copy read or
+    // written, and is the view the events go on with while the store is away.
+    const seen = new Map<string, SharedStore.Versioned>()
+    const applyShared =
+      (shared: SharedStore.SharedCircuits) =>
+      <A>(key: string, ref: Ref.Ref<Machine.Circuit>, event: Machine.Event<A>, cached?: boolean): Effect.Effect<A> => {
+        const attempt = (
+          next: Machine.NextBreak | undefined,
+          known: SharedStore.Versioned | undefined,
+          conflicts: number
+        ): Effect.Effect<A> =>
+          Effect.flatMap(known === undefined ? shared.read(key) : Effect.succeed(known), (copy) => {
+            if (copy === SharedStore.Unavailable) return applyLocal(key, ref, event)
+            return Effect.clockWith((clock) => {
+              const now = clock.currentTimeMillisUnsafe()
+              const circuit = copy.circuit ?? Machine.closed(0, now)
+              const step = event(circuit, now, next)
+              if (step === Machine.NeedsBreak) {
+                return Effect.flatMap(nextBreak(circuit, now), (found) => attempt(found, copy, conflicts))
+              }
+              if (step.circuit === circuit) {
+                seen.set(key, copy)
+                return Effect.as(Ref.set(ref, circuit), step.result)
+              }
+              return Effect.flatMap(shared.compareAndSet(key, copy.version, step.circuit), (written) => {
+                if (written === SharedStore.Unavailable) return applyLocal(key, ref, event)
+                if ("found" in written) {
+                  // another instance wrote first: the event applies to what it wrote
+                  return conflicts < MAX_CONFLICTS
+                    ? attempt(undefined, written.found, conflicts + 1)
+                    : Effect.andThen(
+                      Effect.logWarning("circuit kept changing in the shared store; this event applies locally").pipe(
+                        Effect.annotateLogs({ "llm.model": key })
+                      ),
+                      applyLocal(key, ref, event)
+                    )
+                }
+                seen.set(key, { circuit: step.circuit, version: written.written })
+                return Effect.andThen(
+                  Ref.set(ref, step.circuit),
+                  Effect.as(announce(key, step.changes, now), step.result)
+                )
+              })
+            })
+          })
+        return attempt(undefined, cached === true ? seen.get(key) : undefined, 0)
+      }
+
+    // the store is chosen once: the memory path is the function it always was
+    const shared = yield* CircuitBreaker.CurrentStore
+    const apply: <A>(
+      key: string,
+      ref: Ref.Ref<Machine.Circuit>,
+      event: Machine.Event<A>,
+      cached?: boolean
+    ) => Effect.Effect<A> = shared === undefined ? applyLocal : applyShared(shared)
 
     const refuse = (
       key: string,
@@ -357,7 +418,9 @@ export const make = (
                       settings,
                       ticket,
                       classify(config, exit, clock.currentTimeMillisUnsafe() - ticket.startedAt)
-                    )
+                    ),
+                    // the copy the call was admitted on: a write is checked against the store anyway
+                    true
                   )
                 )
               if (ticket.probe === undefined) return Effect.onExit(restore(self), settle)
@@ -375,9 +438,13 @@ export const make = (
     const state = (key: string): Effect.Effect<CircuitBreaker.State> =>
       Effect.suspend(() => {
         const ref = circuits.get(key)
-        return ref === undefined
+        return ref === undefined && shared === undefined
           ? Effect.succeed<CircuitBreaker.State>("closed")
-          : Effect.map(apply(key, ref, Machine.current(settings)), (circuit) => stateOf[circuit._tag])
+          : ref === undefined
+          ? Effect.flatMap(circuitFor(key), (created) =>
+            Effect.map(apply(key, created, Machine.current(settings)), (circuit) => stateOf[circuit._tag]))
+          : Effect.map(apply(key, ref, Machine.current(settings)), (circuit) =>
+            stateOf[circuit._tag])
       })
 
     const statusOf = (key: string, circuit: Machine.Circuit, now: number): CircuitBreaker.CircuitStatus => {

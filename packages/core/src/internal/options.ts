@@ -49,10 +49,20 @@ export const show = (input: unknown): string => {
     try {
       return JSON.stringify(input)
     } catch {
-      return String(input)
+      return text(input)
     }
   }
-  return String(input)
+  return text(input)
+}
+
+// `String` throws on a value that cannot become text (`[{ toString: {} }]` from a config file):
+// the reason then names its kind rather than crash the check that quotes it
+const text = (input: unknown): string => {
+  try {
+    return String(input)
+  } catch {
+    return Object.prototype.toString.call(input)
+  }
 }
 
 /**
