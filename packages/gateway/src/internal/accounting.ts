@@ -84,7 +84,8 @@ export interface Admission {
   readonly perCall: { readonly tokens: number; readonly costUsd: number }
 }
 
-const nothing: Admission = { reserved: [], permit: undefined, perCall: { tokens: 0, costUsd: 0 } }
+/** What a request without a budget or a rate limit sets aside. */
+export const nothing: Admission = { reserved: [], permit: undefined, perCall: { tokens: 0, costUsd: 0 } }
 
 /** Whether a request needs anything set aside at all. */
 export const isAccounted = (route: Runtime.Route, key: Keys.Key | undefined): boolean =>

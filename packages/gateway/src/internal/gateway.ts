@@ -17,6 +17,7 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as FileSystem from "effect/FileSystem"
 import * as HttpClient from "effect/http/HttpClient"
 import * as HttpEffect from "effect/http/HttpEffect"
@@ -227,6 +228,9 @@ export const make = (
     // then answer 503 in OpenAI's shape (a stream ends with an error event), their provider calls
     // are cancelled, and the server can finish closing.
     const cut = Deferred.makeUnsafe<void>()
+    /** The fibers of the chat requests being handled (streams being sent are cut by `cut`). */
+    const running = new Set<Fiber.Fiber<unknown, unknown>>()
+    const cutResponse = Errors.toResponse(Errors.draining, { connection: "close" })
     let draining = false
     const shutdownTimeout = server.shutdownTimeout ?? defaults.shutdownTimeout
     const drainingHeaders = () => draining ? { connection: "close" } : undefined
@@ -317,9 +321,13 @@ export const make = (
       const keyName = key?.name ?? ""
 
       // what they may spend
-      const admission = yield* Effect.result(Accounting.admit(route, key, prompt))
-      if (Result.isFailure(admission)) {
-        return yield* fail(refusal(virtual, keyName, admission.failure), virtual, keyName)
+      let admission = Accounting.nothing
+      if (Accounting.isAccounted(route, key)) {
+        const admitted = yield* Effect.result(Accounting.admit(route, key, prompt))
+        if (Result.isFailure(admitted)) {
+          return yield* fail(refusal(virtual, keyName, admitted.failure), virtual, keyName)
+        }
+        admission = admitted.success
       }
       const tally = new Accounting.Tally(history)
       const caller: Runtime.Caller = { key: key?.name, user: prompt.user }
@@ -331,7 +339,7 @@ export const make = (
           Effect.provideService(References.MinimumLogLevel, logLevel),
           Effect.result
         )
-        yield* settle(virtual, keyName, admission.success, tally)
+        yield* settle(virtual, keyName, admission, tally)
         if (Result.isFailure(answer)) {
           const error = Errors.fromFailure(virtual, answer.failure)
           recordRequest(virtual, keyName, error.status, started)
@@ -377,7 +385,7 @@ export const make = (
         Effect.result
       )
       if (Result.isFailure(answer)) {
-        yield* settle(virtual, keyName, admission.success, tally)
+        yield* settle(virtual, keyName, admission, tally)
         return yield* fail(Errors.fromFailure(virtual, answer.failure), virtual, keyName)
       }
       const { model } = answer.success
@@ -415,7 +423,7 @@ export const make = (
         // Part of the answer has been sent with a 200: a failure now can only be an error event,
         // which the official SDKs raise as an APIError.
         Stream.catch((error) => Stream.succeed(event(Errors.body(Errors.fromFailure(virtual, error))))),
-        Stream.ensuring(Effect.suspend(() => settle(virtual, keyName, admission.success, tally)))
+        Stream.ensuring(Effect.suspend(() => settle(virtual, keyName, admission, tally)))
       )
       return HttpEffect.scopeTransferToStream(HttpServerResponse.stream(events, {
         contentType: "text/event-stream; charset=utf-8",
@@ -429,13 +437,21 @@ export const make = (
       }))
     })
 
-    const chat = Effect.raceFirst(
-      handleChat,
-      Effect.as(Deferred.await(cut), Errors.toResponse(Errors.draining, { connection: "close" }))
-    ).pipe(Effect.map((response) => {
-      const headers = drainingHeaders()
-      return headers === undefined ? response : HttpServerResponse.setHeaders(response, headers)
-    }))
+    // The route runs uninterruptible and the request's work interruptible inside it: interrupting
+    // the request's fiber (the cut, or the client going away) ends the work, and the route still
+    // answers, with the cut's 503. Cheaper than racing every request against the cut, which forks
+    // two fibers per request.
+    const chat = Effect.withFiber((fiber) => {
+      running.add(fiber)
+      return Effect.flatMap(Effect.exit(Effect.interruptible(handleChat)), (exit) => {
+        running.delete(fiber)
+        // a defect goes on to the app's handler, which logs it and answers 500
+        if (Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause)) return Effect.failCause(exit.cause)
+        const response = Exit.isSuccess(exit) ? exit.value : cutResponse
+        const headers = drainingHeaders()
+        return Effect.succeed(headers === undefined ? response : HttpServerResponse.setHeaders(response, headers))
+      })
+    })
 
     // --- the other routes --------------------------------------------------------------------
 
@@ -564,8 +580,8 @@ export const make = (
       Errors.toResponse(Errors.unknownUrl(request.method, request.url))
 
     const routes = HttpRouter.addAll([
-      HttpRouter.route("POST", "/v1/chat/completions", chat),
-      HttpRouter.route("POST", "/chat/completions", chat),
+      HttpRouter.route("POST", "/v1/chat/completions", chat, { uninterruptible: true }),
+      HttpRouter.route("POST", "/chat/completions", chat, { uninterruptible: true }),
       HttpRouter.route("GET", "/v1/models", listModels),
       HttpRouter.route("GET", "/v1/models/:model", getModel),
       HttpRouter.route("GET", "/health", (_request) =>
@@ -629,7 +645,10 @@ export const make = (
         draining = true
         nodeServer.closeIdleConnections()
         const idle = setInterval(() => nodeServer.closeIdleConnections(), 50)
-        const timer = setTimeout(() => Deferred.doneUnsafe(cut, Effect.void), Duration.toMillis(shutdownTimeout))
+        const timer = setTimeout(() => {
+          Deferred.doneUnsafe(cut, Effect.void)
+          for (const fiber of running) fiber.interruptUnsafe()
+        }, Duration.toMillis(shutdownTimeout))
         nodeServer.once("close", () => {
           clearInterval(idle)
           clearTimeout(timer)

@@ -28,7 +28,7 @@ import * as Retry from "@resilient-llm/core/Retry"
 import * as Providers from "@resilient-llm/openai/Providers"
 import * as FakeProvider from "@resilient-llm/testing/FakeProvider"
 import * as Config from "effect/Config"
-import type * as Context from "effect/Context"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Equal from "effect/Equal"
@@ -207,7 +207,7 @@ const fakeBehaviour = (model: GatewayConfig.FakeModel): FakeProvider.ModelBehavi
   }
 }
 
-/** A provider's client: a `Providers` client over its endpoint, or over a `FakeProvider` started here. */
+/** A provider's client: the `Providers.clients` client of its endpoint, or of a `FakeProvider` started here. */
 const providerClient = (
   shared: Shared,
   name: string,
@@ -242,10 +242,15 @@ const providerClient = (
             ...(provider.maxResponseBytes === undefined ? {} : { maxResponseBytes: provider.maxResponseBytes })
           }
         })
-      return yield* Providers.make([{ name, ...endpoint, models: ["*"] }]).pipe(
+      // the endpoint's own client, as deployments call it: no routing by model name on the way
+      const clients = yield* Layer.build(Providers.clients([{ name, ...endpoint }])).pipe(
         Effect.provideService(HttpClient.HttpClient, shared.httpClient),
         Effect.mapError((error): BuildIssue => ({ path: at, message: error.reason }))
       )
+      const client = Context.get(clients, Deployments.ProviderClients).get(name)
+      return client === undefined
+        ? yield* Effect.fail<BuildIssue>({ path: at, message: "the provider's client could not be built" })
+        : client
     })
   )
 
