@@ -8,8 +8,9 @@
  * - `node-proxy`: `node:http` and undici to the provider, JSON in and out;
  * - `effect-client`: Effect's HTTP server, the body decoded as a `ChatRequest`, the provider called
  *   through `@resilient-llm/openai`'s client (`Providers.clients`);
- * - `effect-chain`: the same through `Fallback.chain` (30 s timeout) over a `Deployments` router
- *   (its default breaker), as the gateway's benchmark configuration runs it.
+ * - `effect-fallback`: the same through `Fallback.chain` (30 s timeout) straight over that client;
+ * - `effect-chain`: the chain over a `Deployments` router (its default breaker) over that client, as
+ *   the gateway's benchmark configuration runs it.
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
@@ -18,14 +19,14 @@ import * as ChatCompletion from "@resilient-llm/core/ChatCompletion"
 import * as Deployments from "@resilient-llm/core/Deployments"
 import * as Fallback from "@resilient-llm/core/Fallback"
 import * as Providers from "@resilient-llm/openai/Providers"
-import { Context, Effect, Layer, Schema } from "effect"
+import { Context, Effect, Layer, References, Schema } from "effect"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as Http from "node:http"
 import { Agent, request } from "undici"
 
-const stacks = ["node-echo", "effect-echo", "node-proxy", "effect-client", "effect-chain"]
+const stacks = ["node-echo", "effect-echo", "node-proxy", "effect-client", "effect-fallback", "effect-chain"]
 
 const stack = process.argv[2]
 const providerUrl = process.argv[3] ?? ""
@@ -65,7 +66,7 @@ const nodeServer = (handle: (body: unknown, res: Http.ServerResponse) => void) =
 
 const decodeRequest = Schema.decodeUnknownEffect(ChatCompletion.ChatRequest)
 
-const effectServer = (stack: "effect-echo" | "effect-client" | "effect-chain") =>
+const effectServer = (stack: "effect-echo" | "effect-client" | "effect-fallback" | "effect-chain") =>
   Effect.gen(function*() {
     const clients = yield* Layer.build(Providers.clients([{ name: "provider", baseUrl: providerUrl }]))
     const client = Context.get(clients, Deployments.ProviderClients).get("provider")
@@ -80,7 +81,9 @@ const effectServer = (stack: "effect-echo" | "effect-client" | "effect-chain") =
       if (stack === "effect-echo") return HttpServerResponse.text(canned, { contentType: "application/json" })
       const completion = stack === "effect-client"
         ? yield* client.create({ ...prompt, model: "bench-model" })
-        : (yield* chain(prompt).pipe(Effect.provideService(ChatClient.ChatClient, router))).value
+        : (yield* chain(prompt).pipe(
+          Effect.provideService(ChatClient.ChatClient, stack === "effect-fallback" ? client : router)
+        )).value
       return HttpServerResponse.text(JSON.stringify(completion), { contentType: "application/json" })
     }).pipe(Effect.orDie)
     const app = yield* HttpRouter.toHttpEffect(
@@ -90,7 +93,12 @@ const effectServer = (stack: "effect-echo" | "effect-client" | "effect-chain") =
     yield* (yield* NodeHttpServer.make(() => server, { host: "127.0.0.1", port: 0 })).serve(app)
     listening(server)
     return yield* Effect.never
-  }).pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici))
+  }).pipe(
+    Effect.scoped,
+    Effect.provide(NodeHttpClient.layerUndici),
+    // as the gateway of the benchmark runs: log lines below warn are not written
+    Effect.provideService(References.MinimumLogLevel, "Warn")
+  )
 
 switch (stack) {
   case "node-echo":
@@ -120,6 +128,7 @@ switch (stack) {
   }
   case "effect-echo":
   case "effect-client":
+  case "effect-fallback":
   case "effect-chain":
     Effect.runFork(effectServer(stack))
     break

@@ -7,6 +7,9 @@
  * from /proc (user and system). CPU time per request, unlike latency, hardly moves with other jobs
  * on the machine, and the rounds interleave the stacks so that load falls on all of them alike.
  *
+ * `--baseline <dir>` also runs the gateway of another checkout of the repository (its dependencies
+ * installed, or linked to these), as `gateway-baseline`: before and after a change, side by side.
+ *
  * `--cpu-prof <dir>` runs the gateway (or the server `--profile` names) under `node --cpu-prof` (its
  * profile is written there when it stops) and prints the functions with the most self time, idle,
  * garbage collection and `writev` (time blocked in the socket write, not CPU) left out.
@@ -32,12 +35,13 @@ const { values } = parseArgs({
     only: { type: "string" },
     "cpu-prof": { type: "string" },
     profile: { type: "string", default: "gateway" },
+    baseline: { type: "string" },
     top: { type: "string", default: "30" }
   }
 })
 
 /** The servers of `gatewayStackServer.ts`, lightest first; the gateway comes last. */
-const stacks = ["node-echo", "effect-echo", "node-proxy", "effect-client", "effect-chain"]
+const stacks = ["node-echo", "effect-echo", "node-proxy", "effect-client", "effect-fallback", "effect-chain"]
 const gatewayKey = "sk-bench-gateway"
 const packageDir = fileURLToPath(new URL("..", import.meta.url))
 const gatewayBin = createRequire(import.meta.url).resolve("@resilient-llm/gateway/bin")
@@ -83,9 +87,11 @@ const start = (name: string, providerUrl: string, profileDir: string | undefined
     const dir = mkdtempSync(join(tmpdir(), "gateway-stacks-"))
     const config = join(dir, "gateway.yaml")
     writeFileSync(config, gatewayConfig(providerUrl))
-    const isGateway = name === "gateway"
-    const child = fork(isGateway ? gatewayBin : stackServer, isGateway ? ["--config", config] : [name, providerUrl], {
-      cwd: packageDir,
+    const isGateway = name.startsWith("gateway")
+    const baseline = name === "gateway-baseline" ? values.baseline : undefined
+    const bin = baseline === undefined ? gatewayBin : join(baseline, "packages/gateway/src/bin.ts")
+    const child = fork(isGateway ? bin : stackServer, isGateway ? ["--config", config] : [name, providerUrl], {
+      cwd: baseline === undefined ? packageDir : join(baseline, "bench"),
       execArgv: [
         "--import",
         "tsx",
@@ -151,7 +157,10 @@ const topSelf = (path: string, top: number): string => {
   ).join("\n")
 }
 
-const names = values.only === undefined ? [...stacks, "gateway"] : values.only.split(",").map((s) => s.trim())
+const names = [
+  ...(values.only === undefined ? [...stacks, "gateway"] : values.only.split(",").map((s) => s.trim())),
+  ...(values.baseline === undefined ? [] : ["gateway-baseline"])
+]
 const concurrency = Number(values.concurrency)
 const requests = Number(values.requests)
 const profileDir = values["cpu-prof"]
@@ -160,7 +169,7 @@ const running: Array<Running> = []
 const agent = new Agent({ keepAliveTimeout: 60_000, connections: 256 })
 
 const send = async (server: Running, total: number) => {
-  const isGateway = server.name === "gateway"
+  const isGateway = server.name.startsWith("gateway")
   const body = JSON.stringify({
     model: isGateway ? "bench" : "bench-model",
     messages: [{ role: "user", content: "Hi" }]
