@@ -252,6 +252,16 @@ ${extra}${keys()}`
       assert.strictEqual(bodyOf(refused.json).error?.code, "insufficient_quota")
       assert.include(bodyOf(refused.json).error?.message, "US$0.0100")
       assert.strictEqual(refused.headers.get("x-should-retry"), "false")
+      // a reload (here: the deployment's price changes, so its router is new) hands out no fresh budget
+      yield* gateway.apply(
+        priced(fake.url).replace("output: 10 }", "output: 12 }").replace(
+          `    models: ["*"]\n`,
+          `    models: ["*"]\n    budget: { usd: 0.01, period: 1 day }\n`
+        )
+      )
+      assert.strictEqual(yield* gateway.generation, 2)
+      assert.strictEqual((yield* post(gateway, { model: "chat", ...hi })).status, 429)
+      assert.strictEqual((yield* fake.requestsTo("east")).length, 3)
     })))
 
   it.live("a key's budget in tokens counts what a stream reported, even for a client that asked for no usage", () =>
