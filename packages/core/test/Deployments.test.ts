@@ -416,7 +416,9 @@ describe("Deployments: cost and budgets", () => {
       // a stream opened by a chain: its call ends after its last chunk, read outside the observed
       // effect, and is still told to that effect's observer
       calls.length = 0
-      const opening = yield* Effect.forkChild(Fallback.stream(["gpt-4o"])(request).pipe(observe, Effect.provide(client)))
+      const opening = yield* Effect.forkChild(
+        Fallback.stream(["gpt-4o"])(request).pipe(observe, Effect.provide(client))
+      )
       yield* TestClock.adjust("1 second")
       const served = yield* Fiber.join(opening)
       assert.strictEqual(calls.length, 0)
