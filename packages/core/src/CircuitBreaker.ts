@@ -29,7 +29,7 @@
  * const BreakerLive = CircuitBreaker.layer({
  *   trip: CircuitBreaker.failureRate({ threshold: 0.5, window: "1 minute", minimumCalls: 20 }),
  *   // 30 s, then 1 min, 2 min, ... up to 10 min while the model keeps failing its probes
- *   breakDuration: Schedule.exponential("30 seconds").pipe(Schedule.union(Schedule.spaced("10 minutes")))
+ *   breakDuration: Schedule.min([Schedule.exponential("30 seconds"), Schedule.spaced("10 minutes")])
  * })
  *
  * const answer = ChatClient.create({ model: "gpt-4o", messages: [{ role: "user", content: "Hello" }] }).pipe(
