@@ -6,6 +6,9 @@ export default defineConfig({
     exclude: ["**/node_modules/**", "**/build/**", "**/dist/**"],
     testTimeout: 30_000,
     hookTimeout: 30_000,
+    // Two files at a time on a 2-core machine (the default would be one): most of the slow files
+    // wait on sockets and timers (the chaos suite, the demo's tour, FakeProvider), not the CPU.
+    maxWorkers: 2,
     sequence: { concurrent: false }
   }
 })
