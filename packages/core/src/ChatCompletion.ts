@@ -36,6 +36,8 @@ export const ChatMessage = Schema.StructWithRest(
 )
 
 /**
+ * A message of a request, as decoded by the `ChatMessage` schema.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -68,6 +70,8 @@ const requestOptionFields = {
 export const RequestOptions = Schema.StructWithRest(Schema.Struct(requestOptionFields), Extra)
 
 /**
+ * The optional fields of a request, as decoded by the `RequestOptions` schema.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -87,6 +91,8 @@ export const PromptRequest = Schema.StructWithRest(
 )
 
 /**
+ * A request without its model, as decoded by the `PromptRequest` schema.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -105,6 +111,8 @@ export const ChatRequest = Schema.StructWithRest(
 )
 
 /**
+ * A chat completion request, as decoded by the `ChatRequest` schema.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -162,18 +170,24 @@ export const CustomToolCall = Schema.Struct({
 export const ToolCall = Schema.Union([FunctionToolCall, CustomToolCall])
 
 /**
+ * A function tool call, as decoded by the `FunctionToolCall` schema.
+ *
  * @since 0.1.0
  * @category models
  */
 export interface FunctionToolCall extends Schema.Schema.Type<typeof FunctionToolCall> {}
 
 /**
+ * A custom tool call, as decoded by the `CustomToolCall` schema.
+ *
  * @since 0.1.0
  * @category models
  */
 export interface CustomToolCall extends Schema.Schema.Type<typeof CustomToolCall> {}
 
 /**
+ * A tool call requested by the model: a function call or a custom tool call.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -192,6 +206,8 @@ export const Usage = Schema.Struct({
 })
 
 /**
+ * Token usage, as decoded by the `Usage` schema.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -211,12 +227,18 @@ export const AssistantMessage = Schema.Struct({
 })
 
 /**
+ * The message of a choice, as decoded by the `AssistantMessage` schema.
+ *
  * @since 0.1.0
  * @category models
  */
 export interface AssistantMessage extends Schema.Schema.Type<typeof AssistantMessage> {}
 
 /**
+ * One answer of a completion: its index, the assistant's message and why generation stopped
+ * (`finish_reason`: `"stop"`, `"length"`, `"tool_calls"`, `"content_filter"`, or `null` when the
+ * provider leaves it out).
+ *
  * @since 0.1.0
  * @category schemas
  */
@@ -227,6 +249,8 @@ export const Choice = Schema.Struct({
 })
 
 /**
+ * One answer of a completion, as decoded by the `Choice` schema.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -247,6 +271,8 @@ export const ChatCompletion = Schema.Struct({
 })
 
 /**
+ * A completion, as decoded by the `ChatCompletion` schema.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -269,6 +295,9 @@ export const ToolCallDelta = Schema.Struct({
 })
 
 /**
+ * One choice of a streamed chunk: the part of the message it adds (`delta`) and, in its last
+ * chunk, why generation stopped.
+ *
  * @since 0.1.0
  * @category schemas
  */
@@ -298,6 +327,8 @@ export const ChatCompletionChunk = Schema.Struct({
 })
 
 /**
+ * One streamed delta, as decoded by the `ChatCompletionChunk` schema.
+ *
  * @since 0.1.0
  * @category models
  */

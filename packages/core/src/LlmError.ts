@@ -247,6 +247,9 @@ export const tags = [
 const tagSet: ReadonlySet<string> = new Set(tags)
 
 /**
+ * Whether `u` is one of the `LlmError` classes, by its tag: for telling the library's typed
+ * failures from anything else in an error channel or a cause.
+ *
  * @since 0.1.0
  * @category guards
  */
@@ -265,6 +268,17 @@ const retryable: ReadonlySet<string> = new Set<LlmError["_tag"]>([
 /**
  * Whether another attempt at the same model may succeed: rate limits, timeouts, server errors,
  * broken connections and undecodable responses. Anything that is not an `LlmError` is not.
+ *
+ * @example
+ * ```ts
+ * import { ChatClient, ChatCompletion, LlmError } from "@resilient-llm/core"
+ * import { Effect, Schedule } from "effect"
+ *
+ * const request = ChatCompletion.withModel(ChatCompletion.prompt("Hello"), "gpt-4o")
+ * const answer = ChatClient.create(request).pipe(
+ *   Effect.retry({ while: LlmError.isRetryable, schedule: Schedule.exponential("250 millis"), times: 3 })
+ * )
+ * ```
  *
  * @since 0.1.0
  * @category predicates
