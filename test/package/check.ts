@@ -3,7 +3,8 @@
  * `prepack` builds it), checks what each tarball holds and what its `package.json` says, installs
  * the tarballs with npm into a new app in the system's temporary directory (outside the
  * workspace, so nothing resolves to the sources), type-checks the app in `app/` under
- * `moduleResolution` `NodeNext` and `Bundler`, compiles it, and runs it with plain `node` against
+ * `moduleResolution` `NodeNext` and `Bundler` (with `skipLibCheck`, as most apps do; `app/types.ts`
+ * proves the declarations are real types), compiles it, and runs it with plain `node` against
  * a `FakeProvider`. Any difference fails the command, saying what and where; the app's folder is
  * kept for a look when it fails.
  */
