@@ -72,6 +72,11 @@ describe("the published packages' manifests", () => {
         new RegExp(`^# @resilient-llm/${dir}\n`)
       )
       assert.isTrue(existsSync(`${root}packages/${dir}/docgen.json`), "API docs are generated")
+      // the build's record lives in dist/: with it elsewhere, a deleted dist/ looked up to date to
+      // \`tsc -b\`, and \`pnpm pack\` packed no JavaScript at all
+      const build = readFileSync(`${root}packages/${dir}/tsconfig.src.json`, "utf8")
+      assert.include(build, `"outDir": "dist"`)
+      assert.include(build, `"tsBuildInfoFile": "dist/.tsbuildinfo"`)
     })
   }
 
