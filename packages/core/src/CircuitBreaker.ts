@@ -149,6 +149,16 @@ export interface FailureRate {
 export type Trip = ConsecutiveFailures | FailureRate
 
 /**
+ * Trips the circuit when `threshold` counted calls in a row have failed; a success in between
+ * starts the count over. The simplest trip, and the default (with a threshold of 5).
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@resilient-llm/core"
+ *
+ * const BreakerLive = CircuitBreaker.layer({ trip: CircuitBreaker.consecutiveFailures(3) })
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -158,6 +168,18 @@ export const consecutiveFailures = (threshold: number): ConsecutiveFailures => (
 })
 
 /**
+ * Trips the circuit when, over the last `window`, at least `minimumCalls` calls were counted and
+ * at least `threshold` (a share between 0 and 1) of them failed; see `FailureRate`. Suits models
+ * with steady traffic, where a few failures in a row are noise.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@resilient-llm/core"
+ *
+ * // open when half the calls of the last minute failed, once there were at least 20
+ * const trip = CircuitBreaker.failureRate({ threshold: 0.5, window: "1 minute", minimumCalls: 20 })
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -237,6 +259,10 @@ export interface CircuitStatus {
 }
 
 /**
+ * What a breaker does: guard calls by key (the model name), and tell and change the state of each
+ * key's circuit. `CircuitBreaker.make` builds one; the functions of this module reach the one in
+ * context.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -275,6 +301,10 @@ export interface Service {
 }
 
 /**
+ * The service tag of the breaker that `protect`, `state`, `snapshot`, `changes`, `reset` and
+ * `isolate` use, and that `Fallback.chain` takes as its `breaker` option. One breaker holds a
+ * circuit per key, created on first use. Provide it with `CircuitBreaker.layer`.
+ *
  * @since 0.1.0
  * @category services
  */
@@ -352,6 +382,27 @@ export const CurrentStore: Context.Reference<SharedCircuits.SharedCircuits | und
 export const make: (options?: Options) => Effect.Effect<Service, CircuitBreakerConfigError, Scope.Scope> = internal.make
 
 /**
+ * A layer of a breaker built by `make` with `options`, its timers running for as long as the layer
+ * lives. Fails with `CircuitBreakerConfigError` for options that describe no valid breaker.
+ *
+ * @example
+ * ```ts
+ * import { ChatCompletion, CircuitBreaker, Fallback } from "@resilient-llm/core"
+ * import { Effect, Schedule } from "effect"
+ *
+ * const BreakerLive = CircuitBreaker.layer({
+ *   trip: CircuitBreaker.consecutiveFailures(5),
+ *   breakDuration: Schedule.exponential("30 seconds"), // 30 s, then 1 min, 2 min... while probes fail
+ *   halfOpenProbes: 2
+ * })
+ *
+ * const program = Effect.gen(function*() {
+ *   const breaker = yield* CircuitBreaker.CircuitBreaker
+ *   const complete = Fallback.chain(["gpt-4o", "claude-sonnet"], { breaker, timeout: "20 seconds" })
+ *   return yield* complete(ChatCompletion.prompt("Hello"))
+ * }).pipe(Effect.provide(BreakerLive)) // and a ChatClient layer
+ * ```
+ *
  * @since 0.1.0
  * @category layers
  */
@@ -389,6 +440,9 @@ export const protect: {
 )
 
 /**
+ * The state of `key`'s circuit now, in the `CircuitBreaker` in context: `closed` for a key never
+ * used.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -396,6 +450,19 @@ export const state = (key: string): Effect.Effect<State, never, CircuitBreaker> 
   Effect.flatMap(CircuitBreaker, (breaker) => breaker.state(key))
 
 /**
+ * Every circuit of the `CircuitBreaker` in context as plain data (state, counts, when it reopens),
+ * sorted by key: what a status page or a health endpoint shows.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@resilient-llm/core"
+ * import { Effect } from "effect"
+ *
+ * const unavailable = CircuitBreaker.snapshot.pipe(
+ *   Effect.map((circuits) => circuits.filter((c) => c.state === "open" || c.state === "isolated").map((c) => c.key))
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -405,6 +472,19 @@ export const snapshot: Effect.Effect<ReadonlyArray<CircuitStatus>, never, Circui
 )
 
 /**
+ * Every transition of every circuit of the `CircuitBreaker` in context, from the moment the stream
+ * runs; see `Service.changes`, and `subscribe` when no transition may be missed.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@resilient-llm/core"
+ * import { Effect, Stream } from "effect"
+ *
+ * const logTransitions = CircuitBreaker.changes.pipe(
+ *   Stream.runForEach((t) => Effect.log(`${t.key}: ${t.from} → ${t.to} (${t.reason})`))
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -438,6 +518,9 @@ export const subscribe: Effect.Effect<PubSub.Subscription<Transition>, never, Ci
   .flatMap(CircuitBreaker, (breaker) => breaker.subscribe)
 
 /**
+ * Closes `key`'s circuit in the `CircuitBreaker` in context and forgets its outcomes: for an
+ * operator who knows the model is back, or to end an `isolate`.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -445,6 +528,22 @@ export const reset = (key: string): Effect.Effect<void, never, CircuitBreaker> =
   Effect.flatMap(CircuitBreaker, (breaker) => breaker.reset(key))
 
 /**
+ * Opens `key`'s circuit in the `CircuitBreaker` in context until `reset`: every call is refused
+ * with `CircuitOpenError` and nothing probes. For taking a model out of rotation by hand (a bad
+ * deployment, a cost incident) while fallbacks carry on.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@resilient-llm/core"
+ * import { Effect } from "effect"
+ *
+ * const maintenance = Effect.gen(function*() {
+ *   yield* CircuitBreaker.isolate("gpt-4o") // calls skip gpt-4o from now on
+ *   // ... later
+ *   yield* CircuitBreaker.reset("gpt-4o") // and it is back, closed
+ * })
+ * ```
+ *
  * @since 0.1.0
  * @category accessors
  */

@@ -718,7 +718,7 @@ eachStore("export", (it, store) => {
 
 describe("bounded memory", () => {
   it.effect(
-    "1,000,000 recorded calls keep the recorder at its bound, and the sample stays uniform",
+    "200,000 recorded calls keep the recorder at its bound, and the sample stays uniform",
     () =>
       Effect.gen(function*() {
         const sampleSize = 500
@@ -733,7 +733,9 @@ describe("bounded memory", () => {
         const bound = 2 * sampleSize + scoreWindow
         const sizes: Array<number> = []
         yield* Effect.gen(function*() {
-          for (let i = 0; i < 1_000_000; i++) {
+          // the bound (3,000 records) is reached within the first 3,000 calls: 200,000 show it
+          // holds as well as a million did, in a fifth of the time
+          for (let i = 0; i < 200_000; i++) {
             yield* experiment.record({
               variant: i % 2 === 0 ? "a" : "b",
               latencyMs: i % 1000,
@@ -741,17 +743,17 @@ describe("bounded memory", () => {
               inputTokens: 100,
               outputTokens: 20
             })
-            if ((i + 1) % 100_000 === 0) sizes.push(yield* experiment.recorderSize)
+            if ((i + 1) % 20_000 === 0) sizes.push(yield* experiment.recorderSize)
           }
         })
-        assert.deepStrictEqual(sizes, Array.from({ length: 10 }, () => bound), "flat from 100,000 calls on")
+        assert.deepStrictEqual(sizes, Array.from({ length: 10 }, () => bound), "flat from 20,000 calls on")
         const summary = yield* experiment.summary
-        assert.deepStrictEqual(summary.variants.map((v) => v.calls), [500_000, 500_000])
+        assert.deepStrictEqual(summary.variants.map((v) => v.calls), [100_000, 100_000])
         assert.deepStrictEqual(summary.variants.map((v) => v.sampled), [sampleSize, sampleSize])
         // the sample is uniform over the whole run: late calls are in it, and its median is near 500
         const lines = (yield* experiment.export).trim().split("\n").map((l) => JSON.parse(l))
         const latest = Math.max(...lines.map((l) => Number(String(l.callId).split("-")[1])))
-        assert.isAbove(latest, 900_000)
+        assert.isAbove(latest, 180_000)
         const p50 = summary.variants[0].latency.p50 ?? Number.NaN
         assert.isBelow(Math.abs(p50 - 500), 60, `p50 ${p50}`)
         assert.strictEqual(summary.variants[0].errorRate, 0.2)
