@@ -49,6 +49,18 @@ export const Config = Schema.Struct({
 })
 
 /**
+ * A budget as the router reads it: `limitUsd` US dollars per `period` for every key, and the keys
+ * with a limit of their own in `keys`. Decoded from plain data with the `Config` schema; a key
+ * listed in `keys` with 0 may spend nothing.
+ *
+ * @example
+ * ```ts
+ * import type { Budget } from "@resilient-llm/core"
+ *
+ * // $5 a day per key, $50 for team-a
+ * const budget: Budget.Config = { limitUsd: 5, period: "1 day", keys: { "team-a": 50 } }
+ * ```
+ *
  * @since 0.2.0
  * @category models
  */

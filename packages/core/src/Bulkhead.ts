@@ -35,12 +35,18 @@ import { isPositiveInteger } from "./internal/options.js"
 import type * as LlmError from "./LlmError.js"
 
 /**
+ * What `Bulkhead.make` takes: the model (and deployment) it guards, which name it in
+ * `BulkheadFullError` and in the metrics' labels, how many calls may run at once
+ * (`maxConcurrent`), and how many may wait for a slot (`maxQueued`, default 0: a call finding
+ * every slot taken is refused at once).
+ *
  * @since 0.2.0
  * @category models
  */
 export interface Options {
   /** Named in the refusal and in the metrics' labels. */
   readonly model: string
+  /** The deployment it guards, when the model has several; also named in refusals and labels. */
   readonly deployment?: string | undefined
   /** Calls running at once; a whole number of at least 1. */
   readonly maxConcurrent: number
@@ -49,15 +55,36 @@ export interface Options {
 }
 
 /**
+ * A bulkhead now: the calls running in it (`inFlight`, at most `maxConcurrent`) and those waiting
+ * for a slot (`queued`, at most `maxQueued`).
+ *
  * @since 0.2.0
  * @category models
  */
 export interface Stats {
+  /** Calls holding a slot. */
   readonly inFlight: number
+  /** Calls waiting for one. */
   readonly queued: number
 }
 
 /**
+ * A bulkhead built by `make`: `run` puts an effect through it, `slot` holds a slot for the life
+ * of a scope (a stream read inside it), and `stats` reads how full it is. A call refused because
+ * every slot and every place in the queue is taken fails with `BulkheadFullError`.
+ *
+ * @example
+ * ```ts
+ * import { Bulkhead } from "@resilient-llm/core"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const bulkhead = yield* Bulkhead.make({ model: "gpt-4o", maxConcurrent: 2 })
+ *   yield* bulkhead.run(Effect.sleep("10 millis"))
+ *   return yield* bulkhead.stats // { inFlight: 0, queued: 0 }
+ * })
+ * ```
+ *
  * @since 0.2.0
  * @category models
  */

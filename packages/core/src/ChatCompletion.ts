@@ -111,6 +111,18 @@ export class RefusalPart extends Schema.Opaque<RefusalPart>()(open({
 export const UserContentPart = Schema.Union([TextPart, ImagePart, AudioPart, FilePart])
 
 /**
+ * A content part of a user message: text, an image, audio, or a file; `type` tells them apart.
+ *
+ * @example
+ * ```ts
+ * import type { ChatCompletion } from "@resilient-llm/core"
+ *
+ * const parts: ReadonlyArray<ChatCompletion.UserContentPart> = [
+ *   { type: "text", text: "What is in this picture?" },
+ *   { type: "image_url", image_url: { url: "https://example.com/cat.png", detail: "low" } }
+ * ]
+ * ```
+ *
  * @since 0.2.0
  * @category models
  */
@@ -125,6 +137,8 @@ export type UserContentPart = TextPart | ImagePart | AudioPart | FilePart
 export const AssistantContentPart = Schema.Union([TextPart, RefusalPart])
 
 /**
+ * A content part of an assistant message sent back as history: text, or the model's refusal.
+ *
  * @since 0.2.0
  * @category models
  */
@@ -171,6 +185,17 @@ export class CustomToolCall extends Schema.Opaque<CustomToolCall>()(open({
 export const ToolCall = Schema.Union([FunctionToolCall, CustomToolCall])
 
 /**
+ * A tool call the model asked for, as read from `choices[0].message.tool_calls`: narrow on
+ * `type` (`"function"` or `"custom"`) before reading its name and arguments.
+ *
+ * @example
+ * ```ts
+ * import type { ChatCompletion } from "@resilient-llm/core"
+ *
+ * const nameOf = (call: ChatCompletion.ToolCall): string =>
+ *   call.type === "function" ? call.function.name : call.custom.name
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -287,6 +312,21 @@ export const ChatMessage = Schema.Union([
 ])
 
 /**
+ * A message of a request's `messages`, told apart by `role`. Object literals are checked against
+ * the message of their role, so a misspelt role or a missing `tool_call_id` is a compile error.
+ *
+ * @example
+ * ```ts
+ * import type { ChatCompletion } from "@resilient-llm/core"
+ *
+ * const history: ReadonlyArray<ChatCompletion.ChatMessage> = [
+ *   { role: "developer", content: "Answer in one word." },
+ *   { role: "user", content: "Capital of France?" },
+ *   { role: "assistant", content: "Paris" },
+ *   { role: "user", content: "And of Italy?" }
+ * ]
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -349,6 +389,24 @@ export class CustomTool extends Schema.Opaque<CustomTool>()(open({
 export const Tool = Schema.Union([FunctionTool, CustomTool])
 
 /**
+ * A tool offered to the model in a request's `tools`: a function with JSON Schema parameters, or
+ * a custom tool taking free-form text.
+ *
+ * @example
+ * ```ts
+ * import type { ChatCompletion } from "@resilient-llm/core"
+ *
+ * const weather: ChatCompletion.Tool = {
+ *   type: "function",
+ *   function: {
+ *     name: "get_weather",
+ *     description: "The current weather in a city",
+ *     parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+ *     strict: true
+ *   }
+ * }
+ * ```
+ *
  * @since 0.2.0
  * @category models
  */
@@ -372,6 +430,10 @@ export const ToolChoice = Schema.Union([
 ])
 
 /**
+ * A request's `tool_choice`: `"auto"` (the provider's default when tools are given), `"none"`,
+ * `"required"`, one named tool (`{ type: "function", function: { name } }`), or a subset of the
+ * tools.
+ *
  * @since 0.2.0
  * @category models
  */
@@ -398,6 +460,23 @@ export const ResponseFormat = Schema.Union([
 ])
 
 /**
+ * A request's `response_format`: `{ type: "text" }` (the default), `{ type: "json_object" }`, or
+ * `{ type: "json_schema", json_schema: { name, schema, strict } }` for JSON that follows a schema.
+ *
+ * @example
+ * ```ts
+ * import type { ChatCompletion } from "@resilient-llm/core"
+ *
+ * const format: ChatCompletion.ResponseFormat = {
+ *   type: "json_schema",
+ *   json_schema: {
+ *     name: "city",
+ *     schema: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+ *     strict: true
+ *   }
+ * }
+ * ```
+ *
  * @since 0.2.0
  * @category models
  */
@@ -445,6 +524,18 @@ const requestOptionFields = {
 export const RequestOptions = open(requestOptionFields)
 
 /**
+ * The optional fields of a request (sampling, token limits, tools, response format, stream
+ * options, and any provider extension), as `ChatCompletion.prompt` takes them. A field left out
+ * is not sent, so the provider's default applies.
+ *
+ * @example
+ * ```ts
+ * import { ChatCompletion } from "@resilient-llm/core"
+ *
+ * const options: ChatCompletion.RequestOptions = { temperature: 0, max_completion_tokens: 256, seed: 7 }
+ * const request = ChatCompletion.prompt("Summarise the incident report.", options)
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -461,6 +552,20 @@ export interface RequestOptions extends Schema.Schema.Type<typeof RequestOptions
 export const PromptRequest = open({ messages: Schema.Array(ChatMessage), ...requestOptionFields })
 
 /**
+ * A request without its `model`: the messages and options a pattern (`Fallback.chain`,
+ * `Experiment`, `BestOfN`) sends to whichever model it picks. `ChatCompletion.prompt` builds one
+ * from a single user message; `ChatCompletion.withModel` completes it for one model.
+ *
+ * @example
+ * ```ts
+ * import type { ChatCompletion } from "@resilient-llm/core"
+ *
+ * const request: ChatCompletion.PromptRequest = {
+ *   messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "Why is the sky blue?" }],
+ *   max_tokens: 100
+ * }
+ * ```
+ *
  * @since 0.1.0
  * @category models
  */
@@ -494,6 +599,9 @@ export interface PromptRequest extends Schema.Schema.Type<typeof PromptRequest> 
 export const ChatRequest = open({ model: Schema.String, messages: Schema.Array(ChatMessage), ...requestOptionFields })
 
 /**
+ * A whole chat completion request for one model, as `ChatClient.create` sends it: `model`,
+ * `messages`, and any request option or provider extension.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -665,6 +773,9 @@ export class OtherAnnotation extends Schema.Opaque<OtherAnnotation>()(open({
 export const Annotation = Schema.Union([UrlCitation, OtherAnnotation])
 
 /**
+ * An annotation of a reply's message (`message.annotations`): a URL citation from a model that
+ * searched the web, or another kind kept as the provider sent it. `isUrlCitation` narrows it.
+ *
  * @since 0.2.0
  * @category models
  */
@@ -794,6 +905,9 @@ export class ChunkDelta extends Schema.Opaque<ChunkDelta>()(open({
 })) {}
 
 /**
+ * One choice of a streamed chunk: the `delta` it adds to the message of choice `index`, and, on
+ * the choice's last chunk, why generation stopped (`finish_reason`, `null` until then).
+ *
  * @since 0.1.0
  * @category schemas
  */

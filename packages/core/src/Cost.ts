@@ -46,6 +46,17 @@ export const Price = Schema.Struct({
 })
 
 /**
+ * A deployment's prices in US dollars per million tokens, as `Cost.of` and the deployments
+ * config (`price`) take them: `input` and `output` are required; `cachedInput` defaults to
+ * `input` and `reasoning` to `output`.
+ *
+ * @example
+ * ```ts
+ * import type { Cost } from "@resilient-llm/core"
+ *
+ * const gpt4oMini: Cost.Price = { input: 0.15, cachedInput: 0.075, output: 0.6 }
+ * ```
+ *
  * @since 0.2.0
  * @category models
  */

@@ -115,6 +115,26 @@ export const Deployment = Schema.Struct({
 })
 
 /**
+ * One deployment of a logical model, as decoded by the `Deployment` schema (its fields and
+ * defaults are in the schema's table): the provider that serves it and the provider's model name,
+ * with its routing weight and priority, rate limits, bulkhead, time limit and price.
+ *
+ * @example
+ * ```ts
+ * import type { Deployments } from "@resilient-llm/core"
+ *
+ * const azureEast: Deployments.Deployment = {
+ *   name: "azure-east",
+ *   provider: "azure",
+ *   model: "gpt-4o-prod",
+ *   weight: 3,
+ *   rpm: 600,
+ *   tpm: 150_000,
+ *   timeout: "30 seconds",
+ *   price: { input: 2.5, output: 10 }
+ * }
+ * ```
+ *
  * @since 0.2.0
  * @category models
  */
@@ -137,6 +157,10 @@ export const Model = Schema.Struct({
 })
 
 /**
+ * A logical model, as decoded by the `Model` schema: the deployments that serve it, the routing
+ * `strategy` (default `weighted`), `maxWait` for a rate limit to have room (default: no wait) and
+ * `failover` (default `true`).
+ *
  * @since 0.2.0
  * @category models
  */
@@ -155,6 +179,28 @@ export const Config = Schema.Struct({
 })
 
 /**
+ * The router's whole configuration, as decoded by the `Config` schema (or `Deployments.decode`,
+ * for a file read at startup): the logical models by name, and the `budget`, if any, that every
+ * call charged to a key with `Budget.withKey` spends from.
+ *
+ * @example
+ * ```ts
+ * import type { Deployments } from "@resilient-llm/core"
+ *
+ * const config: Deployments.Config = {
+ *   models: {
+ *     "llama-3.1-70b": {
+ *       strategy: "least-busy",
+ *       deployments: [
+ *         { provider: "together", model: "meta-llama/Meta-Llama-3.1-70B-Instruct-Turbo" },
+ *         { provider: "groq", model: "llama-3.1-70b-versatile", maxConcurrent: 16 }
+ *       ]
+ *     }
+ *   },
+ *   budget: { limitUsd: 10, period: "1 day" }
+ * }
+ * ```
+ *
  * @since 0.2.0
  * @category models
  */
@@ -398,6 +444,22 @@ export interface Service extends ChatClient.Service {
 }
 
 /**
+ * The router as a service, provided by `Deployments.layer` next to the `ChatClient` it also is:
+ * ask it for the configured models, the state of every deployment (`snapshot`, for a status page
+ * or a health check), the deployments' circuit breaker, or the budget.
+ *
+ * @example
+ * ```ts
+ * import { Deployments } from "@resilient-llm/core"
+ * import { Effect } from "effect"
+ *
+ * const openCircuits = Effect.gen(function*() {
+ *   const router = yield* Deployments.Deployments
+ *   const deployments = yield* router.snapshot
+ *   return deployments.filter((deployment) => deployment.circuit !== "closed").map((deployment) => deployment.deployment)
+ * })
+ * ```
+ *
  * @since 0.2.0
  * @category services
  */

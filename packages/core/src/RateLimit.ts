@@ -71,6 +71,18 @@ export const Adaptive = Schema.Struct({
 })
 
 /**
+ * How a deployment's rate reacts to 429s, as decoded by the `Adaptive` schema. Every field is
+ * optional: `decrease` (0.5), `increase` (0.05), `floor` (0.1) are shares of the configured rate,
+ * `cooldown` (`"1 second"`) a duration.
+ *
+ * @example
+ * ```ts
+ * import type { RateLimit } from "@resilient-llm/core"
+ *
+ * // halve the rate at a 429 (never below a quarter), win back 10% per success
+ * const adaptive: RateLimit.Adaptive = { decrease: 0.5, floor: 0.25, increase: 0.1, cooldown: "5 seconds" }
+ * ```
+ *
  * @since 0.2.0
  * @category models
  */
@@ -91,12 +103,28 @@ export const Limits = Schema.Struct({
 })
 
 /**
+ * A deployment's limits, as decoded by the `Limits` schema: `rpm` (requests per minute) and
+ * `tpm` (tokens per minute), each a whole number of at least 1 and unlimited when absent, and the
+ * `adaptive` policy (on with its defaults when absent, `false` to keep the rate fixed).
+ *
  * @since 0.2.0
  * @category models
  */
 export interface Limits extends Schema.Schema.Type<typeof Limits> {}
 
 /**
+ * What `RateLimit.make` takes: the deployment's `Limits`, and the names it is known by. `model`
+ * and `deployment` name it in `ThrottledError` and in metrics; `key` is where its buckets and
+ * adaptive state are kept in the stores (the deployment's name, or the model's, by default), so
+ * two limiters with one key share their limits.
+ *
+ * @example
+ * ```ts
+ * import type { RateLimit } from "@resilient-llm/core"
+ *
+ * const options: RateLimit.Options = { model: "gpt-4o", deployment: "azure-east", rpm: 600, tpm: 150_000 }
+ * ```
+ *
  * @since 0.2.0
  * @category models
  */

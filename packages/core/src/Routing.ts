@@ -32,6 +32,10 @@ import type * as Effect from "effect/Effect"
 import * as internal from "./internal/routing.js"
 
 /**
+ * How the deployments of a priority group are ordered: `weighted` (a random draw by weight, the
+ * default), `least-busy` (fewest calls in flight), `lowest-latency` (fastest recent successes),
+ * or `cheapest` (lowest estimated cost of the request; every deployment needs a `price`).
+ *
  * @since 0.2.0
  * @category models
  */

@@ -38,6 +38,7 @@ import * as internal from "./internal/redisServer.js"
  * @category models
  */
 export interface RedisServer {
+  /** The port it listens on, on `127.0.0.1`; it keeps it across `stop` and `start`. */
   readonly port: number
   /** `redis://127.0.0.1:<port>`, for `NodeRedis.layer({ url })`. */
   readonly url: string
@@ -47,6 +48,7 @@ export interface RedisServer {
   readonly start: Effect.Effect<void, RedisServerError>
   /** Freezes the process: connections stay open and no command is answered until `resume`. */
   readonly pause: Effect.Effect<void>
+  /** Lets a paused server answer again, starting with the commands that waited. */
   readonly resume: Effect.Effect<void>
 }
 
