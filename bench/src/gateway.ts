@@ -13,7 +13,7 @@ import { createHash } from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Agent, request } from "undici"
 import { startLoopbackServer } from "./loopback.js"
@@ -35,7 +35,12 @@ const published = "published p50 overhead: Bifrost 0.44 ms, Portkey 2.37 ms, Lit
 
 const gatewayKey = "sk-bench-gateway"
 const packageDir = fileURLToPath(new URL("..", import.meta.url))
-const gatewayBin = createRequire(import.meta.url).resolve("@resilient-llm/gateway/bin")
+// the command's TypeScript source (run through tsx): `@resilient-llm/gateway/bin` is not exported
+const gatewayBin = join(
+  dirname(createRequire(import.meta.url).resolve("@resilient-llm/gateway/package.json")),
+  "src",
+  "bin.ts"
+)
 
 interface Running {
   readonly url: string

@@ -19,7 +19,7 @@ import { createHash } from "node:crypto"
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
-import { join } from "node:path"
+import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { Agent, request } from "undici"
@@ -44,7 +44,12 @@ const { values } = parseArgs({
 const stacks = ["node-echo", "effect-echo", "node-proxy", "effect-client", "effect-fallback", "effect-chain"]
 const gatewayKey = "sk-bench-gateway"
 const packageDir = fileURLToPath(new URL("..", import.meta.url))
-const gatewayBin = createRequire(import.meta.url).resolve("@resilient-llm/gateway/bin")
+// the command's TypeScript source (run through tsx): `@resilient-llm/gateway/bin` is not exported
+const gatewayBin = join(
+  dirname(createRequire(import.meta.url).resolve("@resilient-llm/gateway/package.json")),
+  "src",
+  "bin.ts"
+)
 const stackServer = fileURLToPath(new URL("./gatewayStackServer.ts", import.meta.url))
 const ticksPerSecond = 100
 

@@ -5,10 +5,13 @@
  * workspace, so nothing resolves to the sources), type-checks the app in `app/` under
  * `moduleResolution` `NodeNext` and `Bundler` (with `skipLibCheck`, as most apps do; `app/types.ts`
  * proves the declarations are real types), compiles it, and runs it with plain `node` against
- * a `FakeProvider`. Any difference fails the command, saying what and where; the app's folder is
- * kept for a look when it fails.
+ * a `FakeProvider`. Then it runs the gateway's command as npm installed it: `--check` on a small
+ * configuration, and a gateway on a free port in front of its fake provider, asked one chat
+ * completion and stopped with SIGTERM. Any difference fails the command, saying what and where;
+ * the app's folder is kept for a look when it fails.
  */
-import { execFile } from "node:child_process"
+import { execFile, spawn } from "node:child_process"
+import { createHash } from "node:crypto"
 import {
   copyFileSync,
   mkdirSync,
@@ -26,11 +29,37 @@ import { fileURLToPath } from "node:url"
 const root = fileURLToPath(new URL("../../", import.meta.url))
 const appTemplate = fileURLToPath(new URL("./app/", import.meta.url))
 
-/** The published packages, with the peers each must declare (and nothing else as a dependency). */
+/**
+ * The published packages, with the peers each must declare, its own dependencies (what no public
+ * type of it mentions, so the app need not share it), the modules of `src/` it does not export,
+ * and its commands.
+ */
 export const published = [
-  { dir: "core", name: "@resilient-llm/core", peers: ["effect"] },
-  { dir: "openai", name: "@resilient-llm/openai", peers: ["@resilient-llm/core", "effect"] },
-  { dir: "testing", name: "@resilient-llm/testing", peers: ["@effect/platform-node", "@resilient-llm/core", "effect"] }
+  { dir: "core", name: "@resilient-llm/core", peers: ["effect"], dependencies: [], unexported: [], bin: {} },
+  {
+    dir: "openai",
+    name: "@resilient-llm/openai",
+    peers: ["@resilient-llm/core", "effect"],
+    dependencies: [],
+    unexported: [],
+    bin: {}
+  },
+  {
+    dir: "testing",
+    name: "@resilient-llm/testing",
+    peers: ["@effect/platform-node", "@resilient-llm/core", "effect"],
+    dependencies: [],
+    unexported: [],
+    bin: {}
+  },
+  {
+    dir: "gateway",
+    name: "@resilient-llm/gateway",
+    peers: ["@effect/platform-node", "@resilient-llm/core", "effect"],
+    dependencies: ["@resilient-llm/openai", "@resilient-llm/testing", "yaml"],
+    unexported: ["bin"],
+    bin: { "resilient-llm-gateway": "./dist/bin.js" }
+  }
 ] as const
 
 interface Run {
@@ -88,6 +117,7 @@ const checkManifest = (pkg: (typeof published)[number], manifest: Manifest): voi
     "./package.json": "./package.json",
     ".": { types: "./dist/index.d.ts", default: "./dist/index.js" },
     "./*": { types: "./dist/*.d.ts", default: "./dist/*.js" },
+    ...Object.fromEntries(pkg.unexported.map((module) => [`./${module}`, null])),
     "./internal/*": null
   }
   if (JSON.stringify(manifest.exports) !== JSON.stringify(expected)) {
@@ -97,8 +127,16 @@ const checkManifest = (pkg: (typeof published)[number], manifest: Manifest): voi
   if (JSON.stringify(peers) !== JSON.stringify([...pkg.peers])) {
     problem(`${where}: peerDependencies are ${peers.join(", ")}, expected ${pkg.peers.join(", ")}`)
   }
-  if (manifest.dependencies !== undefined) {
-    problem(`${where}: has dependencies ${JSON.stringify(manifest.dependencies)}; what the app shares must be peers`)
+  const dependencies = isObject(manifest.dependencies) ? Object.keys(manifest.dependencies).sort() : []
+  if (JSON.stringify(dependencies) !== JSON.stringify([...pkg.dependencies])) {
+    problem(
+      `${where}: dependencies are ${dependencies.join(", ") || "none"}, expected ${
+        pkg.dependencies.join(", ") || "none"
+      } (what the app shares must be a peer)`
+    )
+  }
+  if (JSON.stringify(manifest.bin ?? {}) !== JSON.stringify(pkg.bin)) {
+    problem(`${where}: bin is ${JSON.stringify(manifest.bin)}, expected ${JSON.stringify(pkg.bin)}`)
   }
 }
 
@@ -113,6 +151,127 @@ const checkContents = (pkg: (typeof published)[number], files: ReadonlyArray<str
     required.push(`package/dist/${module}.js`, `package/dist/${module}.d.ts`, `package/src/${module}.ts`)
   }
   for (const file of required) if (!files.includes(file)) problem(`${where} lacks ${file}`)
+}
+
+const gatewayKey = "sk-pack-check"
+
+// a fallback chain on the gateway's own fake provider: its first model always fails
+const gatewayConfig = `server:
+  port: 0
+  logLevel: warn
+  reload: false
+providers:
+  local:
+    fake:
+      seed: 1
+      models:
+        flaky: { faults: { serverError: 1 } }
+        steady: { reply: "hello from the gateway" }
+models:
+  chat:
+    fallback: [flaky, steady]
+keys:
+  - name: app
+    sha256: ${createHash("sha256").update(gatewayKey).digest("hex")}
+    models: ["*"]
+`
+
+/** What the gateway's answer to one request said. */
+interface GatewayAnswer {
+  readonly status: number
+  readonly model: unknown
+  readonly text: unknown
+  readonly attempts: string | null
+  readonly exitCode: number | null
+}
+
+/**
+ * Starts the installed command with plain `node` on a free port, asks it one chat completion
+ * with a gateway key, then stops it with SIGTERM and waits for it to exit.
+ */
+const askGateway = (app: string, bin: string): Promise<GatewayAnswer> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, "--config", "gateway.yaml"], {
+      cwd: app,
+      stdio: ["ignore", "ignore", "pipe"]
+    })
+    const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)))
+    let stderr = ""
+    let started = false
+    const fail = (error: Error) => {
+      clearTimeout(timer)
+      child.kill("SIGKILL")
+      reject(error)
+    }
+    const timer = setTimeout(() => fail(new Error(`the gateway did not answer within 60 s:\n${stderr}`)), 60_000)
+    void exited.then((code) => {
+      if (!started) fail(new Error(`the gateway exited with code ${code} before it listened:\n${stderr}`))
+    })
+    child.stderr.on("data", (data: Buffer) => {
+      stderr += data.toString("utf8")
+      const match = /resilient-llm gateway on (http:\/\/\S+)/.exec(stderr)
+      if (match === null || started) return
+      started = true
+      const url = match[1]
+      void (async () => {
+        const response = await fetch(`${url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${gatewayKey}`, "content-type": "application/json" },
+          body: JSON.stringify({ model: "chat", messages: [{ role: "user", content: "Hello" }] })
+        })
+        const body: unknown = await response.json()
+        const first = isObject(body) && Array.isArray(body.choices) ? body.choices[0] : undefined
+        const message = isObject(first) ? first.message : undefined
+        child.kill("SIGTERM")
+        const exitCode = await exited
+        clearTimeout(timer)
+        resolve({
+          status: response.status,
+          model: isObject(body) ? body.model : undefined,
+          text: isObject(message) ? message.content : undefined,
+          attempts: response.headers.get("x-resilient-llm-attempts"),
+          exitCode
+        })
+      })().catch((error: unknown) => fail(error instanceof Error ? error : new Error(String(error))))
+    })
+  })
+
+/** The gateway's command as npm installed it: `--check`, then a gateway asked once and stopped. */
+const checkGateway = async (app: string): Promise<void> => {
+  writeFileSync(Path.join(app, "gateway.yaml"), gatewayConfig)
+  const bin = Path.join(app, "node_modules", ".bin", "resilient-llm-gateway")
+  // run as a shell runs it: through its `#!/usr/bin/env node` line and the mode npm gave it
+  const checked = await run(bin, ["--config", "gateway.yaml", "--check"], app, 60_000).catch((error: Error) => {
+    problem(`resilient-llm-gateway --check failed:\n${error.message}`)
+    return undefined
+  })
+  if (checked !== undefined) {
+    const expected = "gateway.yaml is valid: 1 provider(s); logical models: flaky (local/flaky), steady " +
+      "(local/steady); virtual models: chat; 1 key(s)"
+    if (checked.stdout.trim() !== expected) {
+      problem(`resilient-llm-gateway --check printed ${JSON.stringify(checked.stdout)}, expected ${expected}`)
+    } else {
+      console.log(`resilient-llm-gateway --check printed: ${checked.stdout.trim()}`)
+    }
+  }
+  const answer = await askGateway(app, bin).catch((error: Error) => {
+    problem(`the gateway's command did not serve a request under plain node:\n${error.message}`)
+    return undefined
+  })
+  if (answer !== undefined) {
+    const expected: GatewayAnswer = {
+      status: 200,
+      model: "steady",
+      text: "hello from the gateway",
+      attempts: "2",
+      exitCode: 0
+    }
+    if (JSON.stringify(answer) !== JSON.stringify(expected)) {
+      problem(`the gateway answered ${JSON.stringify(answer)}, expected ${JSON.stringify(expected)}`)
+    } else {
+      console.log(`the gateway answered: ${JSON.stringify(answer)}`)
+    }
+  }
 }
 
 const main = async (): Promise<void> => {
@@ -185,6 +344,7 @@ const main = async (): Promise<void> => {
         })
     )
     if (output !== undefined) console.log(`the app printed: ${output.stdout.trim().split("\n").at(-1)}`)
+    await timed("the gateway's command", () => checkGateway(app))
   }
 
   console.log(timings.join(", "))
@@ -194,7 +354,10 @@ const main = async (): Promise<void> => {
     process.exit(1)
   }
   rmSync(work, { recursive: true, force: true })
-  console.log("pack:check: the packed packages install with npm, type-check under NodeNext and Bundler, and run")
+  console.log(
+    "pack:check: the packed packages install with npm, type-check under NodeNext and Bundler, and run; " +
+      "the gateway's command checks a file and serves a request"
+  )
 }
 
 await main()

@@ -10,18 +10,32 @@ const root = fileURLToPath(new URL("../../", import.meta.url))
 
 const readJson = (path: string): Record<string, unknown> => JSON.parse(readFileSync(`${root}${path}`, "utf8"))
 
-const published = ["core", "openai", "testing"] as const
+const published = ["core", "openai", "testing", "gateway"] as const
+type Published = (typeof published)[number]
 
-const peersOf: Record<(typeof published)[number], ReadonlyArray<string>> = {
+const peersOf: Record<Published, ReadonlyArray<string>> = {
   core: ["effect"],
   openai: ["@resilient-llm/core", "effect"],
-  testing: ["@effect/platform-node", "@resilient-llm/core", "effect"]
+  testing: ["@effect/platform-node", "@resilient-llm/core", "effect"],
+  gateway: ["@effect/platform-node", "@resilient-llm/core", "effect"]
 }
 
-const exportsMap = (dir: string, js: string, dts: string) => ({
+// what no public type of the package mentions, so the app need not share it
+const dependenciesOf: Record<Published, ReadonlyArray<string>> = {
+  core: [],
+  openai: [],
+  testing: [],
+  gateway: ["@resilient-llm/openai", "@resilient-llm/testing", "yaml"]
+}
+
+// modules of `src/` that are not for importing: the gateway's command runs when loaded
+const unexported: Record<Published, ReadonlyArray<string>> = { core: [], openai: [], testing: [], gateway: ["bin"] }
+
+const exportsMap = (pkg: Published, dir: string, js: string, dts: string) => ({
   "./package.json": "./package.json",
   ".": { types: `./${dir}/index.${dts}`, default: `./${dir}/index.${js}` },
   "./*": { types: `./${dir}/*.${dts}`, default: `./${dir}/*.${js}` },
+  ...Object.fromEntries(unexported[pkg].map((module) => [`./${module}`, null])),
   "./internal/*": null
 })
 
@@ -35,9 +49,9 @@ describe("the published packages' manifests", () => {
       assert.strictEqual(manifest.name, `@resilient-llm/${dir}`)
       assert.isUndefined(manifest.private)
       // in the workspace the sources; once packed the build, with the same public surface
-      assert.deepStrictEqual(manifest.exports, exportsMap("src", "ts", "ts"))
+      assert.deepStrictEqual(manifest.exports, exportsMap(dir, "src", "ts", "ts"))
       const publish = record(manifest.publishConfig)
-      assert.deepStrictEqual(publish.exports, exportsMap("dist", "js", "d.ts"))
+      assert.deepStrictEqual(publish.exports, exportsMap(dir, "dist", "js", "d.ts"))
       assert.strictEqual(publish.main, "./dist/index.js")
       assert.strictEqual(publish.types, "./dist/index.d.ts")
       assert.strictEqual(publish.access, "public")
@@ -59,10 +73,18 @@ describe("the published packages' manifests", () => {
       assert.strictEqual(record(manifest.scripts).build, "tsc -b tsconfig.src.json")
       // what the user's app shares is a peer (one copy per app), and available in the workspace
       assert.deepStrictEqual(Object.keys(record(manifest.peerDependencies)).sort(), peersOf[dir])
-      assert.isUndefined(manifest.dependencies)
+      assert.deepStrictEqual(Object.keys(record(manifest.dependencies)).sort(), dependenciesOf[dir])
       for (const peer of peersOf[dir]) assert.isDefined(record(manifest.devDependencies)[peer], peer)
       for (const field of ["description", "repository", "homepage", "bugs", "keywords", "engines"]) {
         assert.isDefined(manifest[field], field)
+      }
+      if (dir === "gateway") {
+        // in the workspace the command runs the sources through tsx; once packed, the build with node
+        assert.deepStrictEqual(manifest.bin, { "resilient-llm-gateway": "./bin/resilient-llm-gateway.js" })
+        assert.deepStrictEqual(publish.bin, { "resilient-llm-gateway": "./dist/bin.js" })
+        assert.match(readFileSync(`${root}packages/gateway/src/bin.ts`, "utf8"), /^#!\/usr\/bin\/env node\n/)
+      } else {
+        assert.isUndefined(manifest.bin)
       }
       assert.strictEqual(manifest.license, "MIT")
       assert.strictEqual(readFileSync(`${root}packages/${dir}/LICENSE`, "utf8"), readFileSync(`${root}LICENSE`, "utf8"))

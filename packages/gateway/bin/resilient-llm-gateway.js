@@ -1,14 +1,9 @@
 #!/usr/bin/env node
-// Runs the gateway's command: from the compiled build in a published package, or from the
-// TypeScript source through tsx inside this repository.
-import { existsSync } from "node:fs"
+// The gateway's command inside this repository: runs the TypeScript source through tsx, so that it
+// needs no build. The published package's `bin` is the compiled `dist/bin.js` instead
+// (`publishConfig.bin`), and this folder is not packed.
+import { register } from "tsx/esm/api"
 import { URL } from "node:url"
 
-const source = new URL("../src/bin.ts", import.meta.url)
-if (existsSync(source)) {
-  const { register } = await import("tsx/esm/api")
-  register()
-  await import(source.href)
-} else {
-  await import(new URL("../build/src/bin.js", import.meta.url).href)
-}
+register()
+await import(new URL("../src/bin.ts", import.meta.url).href)

@@ -192,6 +192,22 @@ export interface Service {
 }
 
 /**
+ * The running gateway as a service, provided by `layer`: for a program that starts the gateway
+ * once and reads its address, reloads it or watches its status from elsewhere.
+ *
+ * @example
+ * ```ts
+ * import { Gateway } from "@resilient-llm/gateway"
+ * import { Effect } from "effect"
+ *
+ * // requests and errors of every virtual model since the gateway started
+ * export const report = Effect.gen(function*() {
+ *   const gateway = yield* Gateway.Gateway
+ *   const status = yield* gateway.status
+ *   return status.models.map((model) => `${model.name}: ${model.totals.requests} (${model.totals.errors} failed)`)
+ * })
+ * ```
+ *
  * @since 0.1.0
  * @category services
  */
@@ -262,6 +278,31 @@ export const reloads: Metric.Counter<number> = metrics.reloads
  * the requests in flight for up to `server.shutdownTimeout` (then interrupts the rest, cancelling
  * their provider calls), and stops everything the configuration started.
  *
+ * @example
+ * ```ts
+ * import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+ * import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+ * import { Gateway } from "@resilient-llm/gateway"
+ * import { Effect, Layer } from "effect"
+ * import { HttpClient } from "effect/http"
+ *
+ * // a gateway on a free port in front of the built-in fake provider, asked once, then stopped:
+ * // `{"status":"ok","generation":1,"models":1,"inFlight":0}`
+ * const text = `
+ * providers:
+ *   local: { fake: { models: { fast: { reply: "Hello!" } } } }
+ * models:
+ *   chat: { fallback: [fast] }
+ * allowUnauthenticated: true
+ * `
+ *
+ * export const health = Effect.gen(function*() {
+ *   const gateway = yield* Gateway.make({ text, port: 0 })
+ *   const response = yield* HttpClient.get(`${gateway.url}/health`)
+ *   return yield* response.text
+ * }).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(NodeHttpClient.layerUndici, NodeFileSystem.layer)))
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -277,6 +318,26 @@ export const make: (
   )
 
 /**
+ * The `Gateway` service, started as `make` starts it and stopped (with the same drain) when the
+ * layer's scope closes. It needs an `HttpClient` for the providers and a `FileSystem` for the
+ * configuration file.
+ *
+ * @example
+ * ```ts
+ * import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+ * import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+ * import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+ * import { Gateway } from "@resilient-llm/gateway"
+ * import { Layer } from "effect"
+ *
+ * // what the command does: serve gateway.yaml until SIGINT or SIGTERM
+ * const GatewayLive = Gateway.layer({ path: "gateway.yaml", port: 8787 }).pipe(
+ *   Layer.provide([NodeHttpClient.layerUndici, NodeFileSystem.layer])
+ * )
+ *
+ * NodeRuntime.runMain(Layer.launch(GatewayLive))
+ * ```
+ *
  * @since 0.1.0
  * @category layers
  */

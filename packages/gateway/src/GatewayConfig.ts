@@ -112,6 +112,9 @@ export const Server = Schema.Struct({
 })
 
 /**
+ * The `server` section once decoded: durations are `Duration`s, every field still optional
+ * (the gateway applies the defaults).
+ *
  * @since 0.1.0
  * @category models
  */
@@ -141,6 +144,9 @@ export const FakeModel = Schema.Struct({
 })
 
 /**
+ * One fake model once decoded: its reply, its latency (fixed or a range), its pause between
+ * streamed chunks and its fault shares.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -169,6 +175,9 @@ export const Provider = Schema.Struct({
 })
 
 /**
+ * One entry of `providers` once decoded: the endpoint's URL, the names of the environment
+ * variables that hold its secrets, its plain headers and its model patterns, or a `fake` one.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -191,6 +200,8 @@ export const Adaptive = Schema.Struct({
 })
 
 /**
+ * The adaptive rate options of a deployment once decoded, with `cooldown` as a `Duration`.
+ *
  * @since 0.2.0
  * @category models
  */
@@ -223,6 +234,8 @@ export const Deployment = Schema.Struct({
 })
 
 /**
+ * One deployment once decoded, as `parse` returns it inside `deployments`.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -244,6 +257,8 @@ export const RetryOptions = Schema.Struct({
 })
 
 /**
+ * The `retry` options of a virtual model once decoded, with the delays as `Duration`s.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -271,6 +286,8 @@ export const BreakerOptions = Schema.Struct({
 })
 
 /**
+ * The circuit breaker options once decoded, with the windows and durations as `Duration`s.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -295,6 +312,9 @@ export const LogicalModel = Schema.Struct({
 })
 
 /**
+ * A logical model with routing options once decoded: its strategy, wait, failover, breaker and
+ * deployments.
+ *
  * @since 0.2.0
  * @category models
  */
@@ -311,6 +331,10 @@ export interface LogicalModel extends Schema.Schema.Type<typeof LogicalModel> {}
 export const DeploymentsEntry = Schema.Union([Deployment, Schema.Array(Deployment), LogicalModel])
 
 /**
+ * One entry of `deployments` once decoded, in whichever of its three forms the file used (one
+ * deployment, a list, or a logical model with routing options); `logicalModelsOf` gives every
+ * form as one list of deployments.
+ *
  * @since 0.2.0
  * @category models
  */
@@ -332,6 +356,8 @@ export const VirtualRateLimit = Schema.Struct({
 })
 
 /**
+ * The `rateLimit` of a virtual model once decoded, with `maxWait` as a `Duration`.
+ *
  * @since 0.2.0
  * @category models
  */
@@ -358,6 +384,9 @@ export const ExperimentOptions = Schema.Struct({
 })
 
 /**
+ * The `experiment` of a virtual model once decoded: its variants with their weights and the
+ * assignment rule.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -383,6 +412,9 @@ export const BestOfNOptions = Schema.Struct({
 })
 
 /**
+ * The `bestOfN` of a virtual model once decoded: its candidate models, its judge and its time
+ * limits.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -409,6 +441,8 @@ export const VirtualModel = Schema.Struct({
 })
 
 /**
+ * One entry of `models` once decoded: its pattern and the options of its attempts.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -432,6 +466,8 @@ export const Budget = Schema.Struct({
 })
 
 /**
+ * A key's budget once decoded, with `period` as a `Duration`.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -456,6 +492,9 @@ export const GatewayKey = Schema.Struct({
 })
 
 /**
+ * One entry of `keys` once decoded: the key's name, where its secret comes from, its models and
+ * its budget.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -480,6 +519,8 @@ export const Config = Schema.Struct({
 })
 
 /**
+ * A whole configuration once decoded: what `parse` succeeds with and what `Gateway` runs.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -548,6 +589,31 @@ const messages = { "Expected a valid Duration string": durationExpected, "Missin
  * a fake, not both; a key has exactly one of `keyEnv` and `sha256`).
  * Environment variables are not read here: `Gateway` reads them when it builds the providers.
  *
+ * @example
+ * ```ts
+ * import { GatewayConfig } from "@resilient-llm/gateway"
+ * import { Effect } from "effect"
+ *
+ * // a misspelt option fails the whole file, naming the line and the field:
+ * // ["line 5, column 5: models.chat.timout: unknown field"]
+ * export const mistakes = GatewayConfig.parse(
+ *   `providers:
+ *   local: { fake: { models: { fast: {} } } }
+ * models:
+ *   chat:
+ *     timout: 5 seconds
+ *     fallback: [fast]
+ * allowUnauthenticated: true
+ * `,
+ *   { source: "gateway.yaml" }
+ * ).pipe(
+ *   Effect.match({
+ *     onFailure: (error) => error.issues.map(GatewayConfig.formatIssue),
+ *     onSuccess: () => []
+ *   })
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category parsing
  */
@@ -587,6 +653,30 @@ export interface LogicalModelOf {
 /**
  * The logical models a configuration runs, each with its deployments' names, providers and the
  * providers' model names.
+ *
+ * @example
+ * ```ts
+ * import { GatewayConfig } from "@resilient-llm/gateway"
+ * import { Effect } from "effect"
+ *
+ * // ["gpt-4o: east, openai/gpt-4o"]
+ * export const routes = GatewayConfig.parse(`
+ * providers:
+ *   azure: { baseUrl: "https://example.openai.azure.com/openai/v1", apiKeyEnv: AZURE_KEY }
+ *   openai: { baseUrl: "https://api.openai.com/v1", apiKeyEnv: OPENAI_API_KEY }
+ * deployments:
+ *   gpt-4o: [{ name: east, provider: azure, model: gpt-4o-prod }, { provider: openai }]
+ * models:
+ *   chat: { fallback: [gpt-4o] }
+ * allowUnauthenticated: true
+ * `).pipe(
+ *   Effect.map((config) =>
+ *     GatewayConfig.logicalModelsOf(config).map((logical) =>
+ *       `${logical.name}: ${logical.deployments.map((deployment) => deployment.name).join(", ")}`
+ *     )
+ *   )
+ * )
+ * ```
  *
  * @since 0.2.0
  * @category accessors

@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * `resilient-llm-gateway --config gateway.yaml` (in this repository, `pnpm gateway --config
  * gateway.yaml`): starts the gateway and runs it until SIGINT or SIGTERM, then drains the requests
