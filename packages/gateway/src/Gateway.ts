@@ -214,19 +214,24 @@ export interface Service {
 export class Gateway extends Context.Service<Gateway, Service>()("@resilient-llm/gateway/Gateway") {}
 
 /**
- * The gateway could not start: its file could not be read, or its address could not be bound.
+ * The gateway could not start: its file could not be read, its address could not be bound, or
+ * the Redis of its `redis` entry could not be reached (once started, the gateway goes on with
+ * its local view when Redis goes away; it only needs Redis once, to start). The detail never
+ * holds the Redis password.
  *
  * @since 0.1.0
  * @category errors
  */
 export class GatewayStartError extends Data.TaggedError("GatewayStartError")<{
-  readonly reason: "ReadFile" | "Listen"
+  readonly reason: "ReadFile" | "Listen" | "Store"
   readonly detail: string
 }> {
   override get message(): string {
     return this.reason === "ReadFile"
       ? `Cannot read the gateway configuration: ${this.detail}`
-      : `The gateway cannot listen: ${this.detail}`
+      : this.reason === "Listen"
+      ? `The gateway cannot listen: ${this.detail}`
+      : `The gateway cannot reach its store: ${this.detail}`
   }
 }
 

@@ -501,6 +501,39 @@ export const GatewayKey = Schema.Struct({
 export interface GatewayKey extends Schema.Schema.Type<typeof GatewayKey> {}
 
 /**
+ * Where several gateway instances keep what they share: the circuits of their breakers, rate
+ * limits and their adaptive state, budgets (a key's spending, requests and tokens) and
+ * experiments' outcomes. Without it, every instance keeps its own in memory. The URL comes from
+ * the file (`url`, no password allowed there) or from the environment (`urlEnv`), exactly one.
+ * Read at start only: a change takes effect at the next start.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const RedisStore = Schema.Struct({
+  /** `redis://host:port/db`, without a password: a URL with one belongs in `urlEnv`. */
+  url: Schema.optionalKey(Name),
+  /** The environment variable holding the URL, password and all. */
+  urlEnv: Schema.optionalKey(EnvName),
+  /** Starts every key: one per gateway fleet and environment (`"gateway:prod:"`). */
+  prefix: Name,
+  /** How long an operation waits for Redis before the local view answers it; default 100 millis. */
+  timeout: Schema.optionalKey(DurationInput),
+  /** After Redis failed or was slow, how long the local view answers before Redis is tried again; default 1 second. */
+  retryAfter: Schema.optionalKey(DurationInput),
+  /** Keys not written for this long expire; default 7 days. */
+  expireAfterIdle: Schema.optionalKey(DurationInput),
+  /** Writes kept during an outage to replay when Redis is back; default 10,000. */
+  maxPendingWrites: Schema.optionalKey(PositiveInt)
+})
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export interface RedisStore extends Schema.Schema.Type<typeof RedisStore> {}
+
+/**
  * The whole file.
  *
  * @since 0.1.0
@@ -508,6 +541,8 @@ export interface GatewayKey extends Schema.Schema.Type<typeof GatewayKey> {}
  */
 export const Config = Schema.Struct({
   server: Schema.optionalKey(Server),
+  /** Share state between instances through Redis; without it, each instance keeps its own in memory. */
+  redis: Schema.optionalKey(RedisStore),
   providers: Schema.Record(Name, Provider),
   /** The circuit breaker of every deployment whose logical model sets none; on by default, `false` turns it off. */
   breaker: Schema.optionalKey(Schema.Union([Schema.Literal(false), BreakerOptions])),

@@ -342,7 +342,13 @@ models:
 ${keys()}`)
         yield* post(gateway, { model: "chat", ...hi })
         const health = yield* Effect.promise(() => fetch(`${gateway.url}/health`).then((r) => r.json()))
-        assert.deepStrictEqual(health, { status: "ok", generation: 1, models: 1, inFlight: 0 })
+        assert.deepStrictEqual(health, {
+          status: "ok",
+          generation: 1,
+          models: 1,
+          inFlight: 0,
+          store: { kind: "memory", available: true, pendingWrites: 0 }
+        })
         const metrics = yield* Effect.promise(() => fetch(`${gateway.url}/metrics`).then((r) => r.text()))
         assert.match(metrics, /resilient_llm_gateway_requests_total\{[^}]*model="chat"[^}]*status="200"[^}]*\} 1/)
         assert.match(metrics, /resilient_llm_requests_total\{[^}]*model="m"[^}]*outcome="success"/)

@@ -239,6 +239,20 @@ const isHttpUrl = (value: string): boolean => {
   }
 }
 
+/** What is wrong with a Redis URL written in the file, if anything; never the URL itself, which may hold a secret. */
+export const redisUrlProblem = (value: string): string | undefined => {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return "expected a redis:// or rediss:// URL"
+  }
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") return "expected a redis:// or rediss:// URL"
+  return url.password === ""
+    ? undefined
+    : "a URL with a password belongs in the environment: name its variable in urlEnv"
+}
+
 /** The checks the schema cannot make: references between sections, and choices of exactly one. */
 const crossCheck = (config: GatewayConfig.Config): ReadonlyArray<PathIssue> => {
   const issues: Array<PathIssue> = []
@@ -349,6 +363,15 @@ const crossCheck = (config: GatewayConfig.Config): ReadonlyArray<PathIssue> => {
     if (model.rateLimit !== undefined && model.rateLimit.rpm === undefined && model.rateLimit.tpm === undefined) {
       add([...at, "rateLimit"], "a rate limit needs rpm, tpm or both")
     }
+  }
+
+  const redis = config.redis
+  if (redis !== undefined) {
+    if ((redis.url === undefined) === (redis.urlEnv === undefined)) {
+      add(["redis"], "give the Redis URL as url or as urlEnv (an environment variable), exactly one")
+    }
+    const problem = redis.url === undefined ? undefined : redisUrlProblem(redis.url)
+    if (problem !== undefined) add(["redis", "url"], problem)
   }
 
   const keys = config.keys ?? []

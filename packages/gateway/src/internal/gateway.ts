@@ -10,9 +10,11 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as ChatCompletion from "@resilient-llm/core/ChatCompletion"
 import * as Deployments from "@resilient-llm/core/Deployments"
 import * as LlmError from "@resilient-llm/core/LlmError"
+import * as Stores from "@resilient-llm/core/Stores"
 import * as ByteSize from "effect/ByteSize"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -51,7 +53,7 @@ import * as StatusPage from "./statusPage.js"
 /** @internal */
 export interface StartFailure {
   readonly _tag: "StartFailure"
-  readonly reason: "ReadFile" | "Listen"
+  readonly reason: "ReadFile" | "Listen" | "Store"
   readonly detail: string
 }
 
@@ -125,7 +127,15 @@ export const make = (
     const server = config.server ?? {}
     const historyInterval = server.history?.interval ?? defaults.historyInterval
     const history = new History(server.history?.points ?? defaults.historyPoints)
-    const shared = yield* Runtime.makeShared(history, httpClient)
+    const stores = yield* Runtime.makeStores(config.redis).pipe(
+      Effect.mapError((error) =>
+        "_tag" in error
+          ? { _tag: "StartFailure" as const, reason: "Store" as const, detail: error.detail }
+          : new GatewayConfig.GatewayConfigError({ source, issues: issuesOf(text, error) })
+      )
+    )
+    const health = Context.get(stores, Stores.Health)
+    const shared = yield* Runtime.makeShared(history, httpClient, stores)
     const startedAt = yield* Clock.currentTimeMillis
     // the gateway's context: its metric registry, for updates made outside an effect
     const context = yield* Effect.context<never>()
@@ -190,6 +200,9 @@ export const make = (
         const after = current.config.server ?? {}
         if (before.host !== after.host || before.port !== after.port) {
           yield* Effect.logWarning("server.host and server.port take effect at the next start")
+        }
+        if (JSON.stringify(previous.config.redis) !== JSON.stringify(current.config.redis)) {
+          yield* Effect.logWarning("redis takes effect at the next start")
         }
         if (previous.active === 0) yield* Scope.close(previous.scope, Exit.void)
       }))
@@ -585,14 +598,21 @@ export const make = (
       HttpRouter.route("GET", "/v1/models", listModels),
       HttpRouter.route("GET", "/v1/models/:model", getModel),
       HttpRouter.route("GET", "/health", (_request) =>
-        Effect.sync(() =>
-          HttpServerResponse.jsonUnsafe({
+        Effect.gen(function*() {
+          // the gateway serves with or without its store: an outage of Redis is shown, not failed
+          const store = {
+            kind: config.redis === undefined ? "memory" : "redis",
+            available: yield* health.available,
+            pendingWrites: yield* health.pendingWrites
+          }
+          return HttpServerResponse.jsonUnsafe({
             status: "ok",
             generation: current.id,
             models: current.routes.size,
-            inFlight
+            inFlight,
+            store
           })
-        )),
+        })),
       HttpRouter.route("GET", "/metrics", (_request) =>
         Effect.map(
           PrometheusMetrics.format(),

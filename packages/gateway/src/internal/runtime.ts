@@ -12,6 +12,7 @@
  *
  * @internal
  */
+import * as NodeRedis from "@effect/platform-node/NodeRedis"
 import * as BestOfN from "@resilient-llm/core/BestOfN"
 import * as Budget from "@resilient-llm/core/Budget"
 import * as ChatClient from "@resilient-llm/core/ChatClient"
@@ -25,6 +26,7 @@ import * as Judge from "@resilient-llm/core/Judge"
 import * as LlmError from "@resilient-llm/core/LlmError"
 import * as RateLimit from "@resilient-llm/core/RateLimit"
 import * as Retry from "@resilient-llm/core/Retry"
+import * as CoreStores from "@resilient-llm/core/Stores"
 import * as Providers from "@resilient-llm/openai/Providers"
 import * as FakeProvider from "@resilient-llm/testing/FakeProvider"
 import * as Config from "effect/Config"
@@ -148,8 +150,58 @@ class ComponentKey<A> implements Equal.Equal {
 
 type Components<A> = RcMap.RcMap<ComponentKey<A>, A, BuildIssue>
 
-/** What the routers keep their limits, adaptive state and budgets in: the gateway's whole life. */
-export type Stores = RateLimiter.RateLimiter | RateLimit.AdaptiveStore | Budget.BudgetStore
+/**
+ * What the routers keep their limits, adaptive state and budgets in, for the gateway's whole life:
+ * memory, or Redis shared with the other instances (which also holds the circuits and the
+ * experiments' outcomes, through the references `Stores.layerRedis` sets).
+ */
+export type Stores = RateLimiter.RateLimiter | RateLimit.AdaptiveStore | Budget.BudgetStore | CoreStores.Health
+
+/** Redis could not be reached at start. */
+export interface StoreUnreachable {
+  readonly _tag: "StoreUnreachable"
+  readonly detail: string
+}
+
+/** The URL as it may be shown: its password hidden. */
+const shownRedisUrl = (url: string): string => url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@")
+
+/** The stores of a configuration's `redis` entry (read at start only), or memory without one. */
+export const makeStores = (
+  redis: GatewayConfig.RedisStore | undefined
+): Effect.Effect<Context.Context<Stores>, BuildIssue | StoreUnreachable, Scope.Scope> => {
+  if (redis === undefined) return Layer.build(CoreStores.layerMemory)
+  return Effect.gen(function*() {
+    const url = redis.urlEnv === undefined
+      ? redis.url ?? ""
+      : Redacted.value(yield* envRedacted(redis.urlEnv, ["redis", "urlEnv"]))
+    const password = URL.canParse(url) ? decodeURIComponent(new URL(url).password) : ""
+    const scrub = (text: string) => password === "" ? text : text.split(password).join("***")
+    const options: CoreStores.RedisOptions = {
+      prefix: redis.prefix,
+      ...(redis.timeout === undefined ? {} : { timeout: redis.timeout }),
+      ...(redis.retryAfter === undefined ? {} : { retryAfter: redis.retryAfter }),
+      ...(redis.expireAfterIdle === undefined ? {} : { expireAfterIdle: redis.expireAfterIdle }),
+      ...(redis.maxPendingWrites === undefined ? {} : { maxPendingWrites: redis.maxPendingWrites })
+    }
+    return yield* Layer.build(
+      CoreStores.layerRedis(options).pipe(Layer.provide(NodeRedis.layer({ url, disableOfflineQueue: true })))
+    ).pipe(
+      Effect.catchTags({
+        StoreConfigError: (error) => Effect.fail<BuildIssue>({ path: ["redis"], message: error.reason }),
+        RedisError: (error) =>
+          Effect.fail<StoreUnreachable>({
+            _tag: "StoreUnreachable",
+            detail: scrub(
+              `cannot reach Redis at ${shownRedisUrl(url)}: ${
+                error.cause instanceof Error ? error.cause.message : String(error.cause)
+              }`
+            )
+          })
+      })
+    )
+  })
+}
 
 /** The long-lived parts every generation shares. */
 export interface Shared {
@@ -166,14 +218,15 @@ const lookup = <A>(key: ComponentKey<A>) => key.build
 /** @internal */
 export const makeShared = (
   history: History,
-  httpClient: HttpClient.HttpClient
+  httpClient: HttpClient.HttpClient,
+  stores: Context.Context<Stores>
 ): Effect.Effect<Shared, never, Scope.Scope> =>
   Effect.gen(function*() {
     return {
       clients: yield* RcMap.make({ lookup: lookup<ChatClient.Service> }),
       routers: yield* RcMap.make({ lookup: lookup<Deployments.Service> }),
       experiments: yield* RcMap.make({ lookup: lookup<Experiment.Experiment> }),
-      stores: yield* Layer.build(Deployments.layerStoresMemory),
+      stores,
       history,
       httpClient
     }
@@ -461,6 +514,7 @@ const breakerOptions = (breaker: GatewayConfig.BreakerOptions): CircuitBreaker.O
 })
 
 const experimentComponent = (
+  shared: Shared,
   virtual: string,
   experiment: GatewayConfig.ExperimentOptions
 ): ComponentKey<Experiment.Experiment> =>
@@ -474,6 +528,8 @@ const experimentComponent = (
       ...(experiment.shadow === undefined ? {} : { shadow: experiment.shadow }),
       ...(experiment.minSamples === undefined ? {} : { minSamples: experiment.minSamples })
     }).pipe(
+      // the experiment's store: Redis's when the gateway shares its state
+      Effect.provide(shared.stores),
       Effect.mapError((error): BuildIssue => ({ path: ["models", virtual, "experiment"], message: error.reason }))
     )
   )
@@ -630,7 +686,7 @@ const buildRoutes = (
       })
 
       if (model.experiment !== undefined) {
-        const experiment = yield* RcMap.get(shared.experiments, experimentComponent(name, model.experiment))
+        const experiment = yield* RcMap.get(shared.experiments, experimentComponent(shared, name, model.experiment))
         const sticky = (model.experiment.assignment ?? "random") === "sticky"
         routes.set(name, {
           ...common,
