@@ -56,7 +56,7 @@ export const published = [
     dir: "gateway",
     name: "@resilient-llm/gateway",
     peers: ["@effect/platform-node", "@resilient-llm/core", "effect"],
-    dependencies: ["@resilient-llm/openai", "@resilient-llm/testing", "yaml"],
+    dependencies: ["@resilient-llm/openai", "@resilient-llm/testing", "redis", "yaml"],
     unexported: ["bin"],
     bin: { "resilient-llm-gateway": "./dist/bin.js" }
   }

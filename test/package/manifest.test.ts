@@ -25,7 +25,7 @@ const dependenciesOf: Record<Published, ReadonlyArray<string>> = {
   core: [],
   openai: [],
   testing: [],
-  gateway: ["@resilient-llm/openai", "@resilient-llm/testing", "yaml"]
+  gateway: ["@resilient-llm/openai", "@resilient-llm/testing", "redis", "yaml"]
 }
 
 // modules of `src/` that are not for importing: the gateway's command runs when loaded

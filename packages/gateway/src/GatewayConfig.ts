@@ -528,6 +528,8 @@ export const RedisStore = Schema.Struct({
 })
 
 /**
+ * The `redis` entry as decoded: durations are `Duration`s.
+ *
  * @since 0.2.0
  * @category models
  */
