@@ -49,6 +49,8 @@ export const requests = Metric.counter("resilient_llm_requests_total", {
   description: "Model attempts by model, pattern and outcome",
   incremental: true
 })
+const requestsOf = (attributes: Metric.Metric.AttributeSet) =>
+  Metric.counter(requests.id, { description: requests.description, incremental: true, attributes })
 
 /**
  * Latency of every attempt in milliseconds, failures included, by `model`.
@@ -60,6 +62,12 @@ export const latency = Metric.histogram("resilient_llm_latency_ms", {
   boundaries: Metric.exponentialBoundaries({ start: 5, factor: 2, count: 16 }),
   description: "Attempt latency in milliseconds by model"
 })
+const latencyOf = (attributes: Metric.Metric.AttributeSet) =>
+  Metric.histogram(latency.id, {
+    boundaries: Metric.exponentialBoundaries({ start: 5, factor: 2, count: 16 }),
+    description: latency.description,
+    attributes
+  })
 
 /**
  * Recent latency quantiles (p50, p95, p99 over the last 10 minutes, at most 1,000 samples) by
@@ -74,6 +82,14 @@ export const latencySummary = Metric.summary("resilient_llm_latency_summary_ms",
   quantiles: [0.5, 0.95, 0.99],
   description: "Recent attempt latency quantiles in milliseconds by model"
 })
+const latencySummaryOf = (attributes: Metric.Metric.AttributeSet) =>
+  Metric.summary(latencySummary.id, {
+    maxAge: "10 minutes",
+    maxSize: 1000,
+    quantiles: [0.5, 0.95, 0.99],
+    description: latencySummary.description,
+    attributes
+  })
 
 /**
  * Tokens by `model` and `kind` (`input` or `output`), as the provider reported them.
@@ -85,6 +101,8 @@ export const tokens = Metric.counter("resilient_llm_tokens_total", {
   description: "Tokens by model and kind",
   incremental: true
 })
+const tokensOf = (attributes: Metric.Metric.AttributeSet) =>
+  Metric.counter(tokens.id, { description: tokens.description, incremental: true, attributes })
 
 /**
  * The state of each model's circuit: 0 closed, 1 half-open, 2 open.
@@ -132,24 +150,58 @@ const usageOf = (value: unknown): Option.Option<{ readonly input: number; readon
     })
     : Option.none()
 
-// The hot path. Every attempt updates five metrics. `Metric.withAttributes` makes a new metric
-// whose series key is computed again whenever the attribute set it sees changes, so one metric per
-// label set is kept here and reused: an update is then a map lookup. The attributes of the fiber
-// (`Metric.CurrentMetricAttributes`) are merged in by Effect, after ours.
-const maxCachedLabelSets = 4096
+// The hot path: every attempt updates five metrics. A metric made by `Metric.withAttributes` puts
+// its labels into a new context on every update, and the metric under it, shared by every label
+// set, computes its series key again (sorting and serializing the labels) whenever the label set
+// it sees differs from the last one: with two models, or the input and output token counters, that
+// is every update. So each label set gets a metric of its own, built with its labels as
+// attributes, whose series key is computed once; it is the very series `withAttributes` would
+// address. The attributes of the fiber (`Metric.CurrentMetricAttributes`) are merged in by Effect.
+interface ModelSeries {
+  readonly latency: Metric.Metric<number, unknown>
+  readonly latencySummary: Metric.Metric<number, unknown>
+  readonly inputTokens: Metric.Metric<number, unknown>
+  readonly outputTokens: Metric.Metric<number, unknown>
+  /** The request counters by pattern, then outcome. */
+  readonly requests: Map<string, Map<string, Metric.Metric<number, unknown>>>
+}
 
-const labelled = new Map<string, Metric.Metric<number, unknown>>()
+// Model names and outcomes come from callers and providers: past this many cached metrics, a new
+// label set is built for each update (correct, only slower), so memory stays bounded.
+const maxCachedSeries = 4096
+let cachedSeries = 0
+const seriesByModel = new Map<string, ModelSeries>()
 
-const withLabels = <State>(
-  metric: Metric.Metric<number, State>,
-  labels: Readonly<Record<string, string>>
-): Metric.Metric<number, unknown> => {
-  let id = metric.id
-  for (const key in labels) id += `\u0000${key}\u0000${labels[key]}`
-  const cached = labelled.get(id)
+const modelSeries = (model: string): ModelSeries => {
+  const cached = seriesByModel.get(model)
   if (cached !== undefined) return cached
-  const made = Metric.withAttributes(metric, labels)
-  if (labelled.size < maxCachedLabelSets) labelled.set(id, made)
+  const made: ModelSeries = {
+    latency: latencyOf({ model }),
+    latencySummary: latencySummaryOf({ model }),
+    inputTokens: tokensOf({ model, kind: "input" }),
+    outputTokens: tokensOf({ model, kind: "output" }),
+    requests: new Map()
+  }
+  if (cachedSeries < maxCachedSeries) {
+    cachedSeries += 4
+    seriesByModel.set(model, made)
+  }
+  return made
+}
+
+const requestSeries = (series: ModelSeries, model: string, pattern: string, outcome: string) => {
+  let byOutcome = series.requests.get(pattern)
+  const cached = byOutcome?.get(outcome)
+  if (cached !== undefined) return cached
+  const made = requestsOf({ model, pattern, outcome })
+  if (cachedSeries < maxCachedSeries) {
+    cachedSeries += 1
+    if (byOutcome === undefined) {
+      byOutcome = new Map()
+      series.requests.set(pattern, byOutcome)
+    }
+    byOutcome.set(outcome, made)
+  }
   return made
 }
 
@@ -161,12 +213,13 @@ const recordMetrics = (
   latencyMs: number,
   usage: Option.Option<{ readonly input: number; readonly output: number }>
 ): void => {
-  withLabels(requests, { model, pattern, outcome }).updateUnsafe(1, context)
-  withLabels(latency, { model }).updateUnsafe(latencyMs, context)
-  withLabels(latencySummary, { model }).updateUnsafe(latencyMs, context)
+  const series = modelSeries(model)
+  requestSeries(series, model, pattern, outcome).updateUnsafe(1, context)
+  series.latency.updateUnsafe(latencyMs, context)
+  series.latencySummary.updateUnsafe(latencyMs, context)
   if (Option.isSome(usage)) {
-    withLabels(tokens, { model, kind: "input" }).updateUnsafe(usage.value.input, context)
-    withLabels(tokens, { model, kind: "output" }).updateUnsafe(usage.value.output, context)
+    series.inputTokens.updateUnsafe(usage.value.input, context)
+    series.outputTokens.updateUnsafe(usage.value.output, context)
   }
 }
 
