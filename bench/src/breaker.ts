@@ -169,9 +169,10 @@ export const breaker = async (options: BreakerOptions): Promise<Section> => {
       notes: [
         "Each call yields once (Effect.yieldNow; a resolved promise for the others), so the callers interleave and " +
         "hundreds of calls are in flight on the key at once. The circuit stays closed throughout (checked).",
-        "Ours: admission and outcome are one Ref.modify each, the key's state machine is pure; no lock is taken " +
+        "Ours: admission and outcome are one synchronous step each on the key's cell (a closed circuit decides " +
+        "both without building an event or reading the clock), the key's state machine is pure; no lock is taken " +
         "unless the state changes. cockatiel and opossum are single-threaded object updates with no effect system.",
-        "Heap per key: what one more key (a model name) keeps after one call through it. Ours keeps a Ref with the " +
+        "Heap per key: what one more key (a model name) keeps after one call through it. Ours keeps a cell with the " +
         "circuit per key in one breaker; cockatiel and opossum need one breaker object per key."
       ]
     }

@@ -14,8 +14,8 @@
  * ```
  *
  * It is exact where hand-written breakers are not: half-open admits exactly `halfOpenProbes`
- * calls and refuses the rest; every state change is one atomic `Ref.modify`, so a thousand
- * fibers on one key cannot race it; an outcome counts only in the period it was admitted in, so a
+ * calls and refuses the rest; every state change is one atomic step (read, decide, write, with no
+ * yield in between), so a thousand fibers on one key cannot race it; an outcome counts only in the period it was admitted in, so a
  * success that started before the circuit opened cannot close it; the request's own faults
  * (`BadRequestError`, `ContextLengthError`, `ContentFilterError`), interruptions and refusals of
  * a nested breaker are not failures, while a timeout inside `protect` (ours or `Effect.timeout`'s)

@@ -1,9 +1,12 @@
 /**
- * The circuit breaker service: validates the options, keeps one `Ref` of the state machine per
- * key, applies events to it, and announces every transition (metrics, a log line, `changes`).
+ * The circuit breaker service: validates the options, keeps one cell with the state machine's
+ * circuit per key, applies events to it, and announces every transition (metrics, a log line,
+ * `changes`).
  *
- * Concurrency. An event is applied with one `Ref.modify`, which is atomic, so concurrent calls on
- * a key never see or build a half-made state. Most events change no state (a call admitted while
+ * Concurrency. An event is applied by synchronous code that reads the key's circuit, computes the
+ * next one (the machine is pure) and writes it back without yielding: no other fiber can run in
+ * between, so the change is atomic, as a `Ref.modify` is, without an effect per change (a call
+ * makes two: its admission and its outcome). Most events change no state (a call admitted while
  * closed, an outcome counted) and go no further. An event that makes a transition is applied
  * again under one lock per breaker, and its transition is announced before the lock is released:
  * that way `changes`, the gauge and the log see transitions in the order they were made, and an
@@ -26,7 +29,6 @@ import * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
-import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
@@ -170,6 +172,18 @@ const logTransition = (transition: CircuitBreaker.Transition): Effect.Effect<voi
   return Effect.annotateLogs(log, annotations)
 }
 
+/** One key's circuit, replaced as a whole on every change. */
+class Cell {
+  constructor(public circuit: Machine.Circuit) {}
+}
+
+/** What one run of `protect` was admitted with, once it was: what its outcome needs. */
+class Admitted {
+  ticket: Machine.Ticket | undefined = undefined
+  /** The timer that fails a probe after `maxProbeDuration`. */
+  deadline: Fiber.Fiber<void> | undefined = undefined
+}
+
 /** @internal */
 export const make = (
   options: CircuitBreaker.Options = {}
@@ -218,8 +232,8 @@ export const make = (
     const scope = yield* Effect.scope
     const lock = yield* Semaphore.make(1)
     const pubsub = yield* Effect.acquireRelease(PubSub.unbounded<CircuitBreaker.Transition>(), PubSub.shutdown)
-    // created on a key's first use and never dropped: one small `Ref` per model name
-    const circuits = new Map<string, Ref.Ref<Machine.Circuit>>()
+    // created on a key's first use and never dropped: one small cell per model name
+    const circuits = new Map<string, Cell>()
 
     const nextBreak = (circuit: Machine.Circuit, now: number): Effect.Effect<Machine.NextBreak> => {
       const previous = Machine.breakState(circuit)
@@ -232,22 +246,19 @@ export const make = (
       )
     }
 
-    const circuitFor = (key: string): Effect.Effect<Ref.Ref<Machine.Circuit>> =>
-      Effect.suspend(() => {
-        const existing = circuits.get(key)
-        if (existing !== undefined) return Effect.succeed(existing)
-        return Effect.map(Clock.currentTimeMillis, (now) => {
-          const created = circuits.get(key) ?? Ref.makeUnsafe<Machine.Circuit>(Machine.closed(0, now))
-          circuits.set(key, created)
-          return created
-        })
-      })
+    const cellFor = (key: string, now: number): Cell => {
+      const existing = circuits.get(key)
+      if (existing !== undefined) return existing
+      const created = new Cell(Machine.closed(0, now))
+      circuits.set(key, created)
+      return created
+    }
 
     const wake = (key: string, afterMillis: number): Effect.Effect<Fiber.Fiber<void>> =>
       Effect.sleep(Duration.millis(afterMillis)).pipe(
         Effect.andThen(Effect.suspend(() => {
-          const ref = circuits.get(key)
-          return ref === undefined ? Effect.void : Effect.asVoid(apply(key, ref, Machine.advance(settings)))
+          const cell = circuits.get(key)
+          return cell === undefined ? Effect.void : Effect.asVoid(apply(key, cell, Machine.advance(settings)))
         })),
         // forked from finalizers and from the lock's uninterruptible section: the timer itself
         // must stay interruptible, so a probe that ends and the breaker's scope can stop it
@@ -285,41 +296,34 @@ export const make = (
     // Applies an event under the lock, announcing its transitions before releasing it. An event
     // that needs the next break gets it from the schedule and is applied again; only transitions
     // change the schedule's state, and they all hold the lock, so that break is still the next.
-    const applyLocked = <A>(key: string, ref: Ref.Ref<Machine.Circuit>, event: Machine.Event<A>): Effect.Effect<A> => {
-      type Attempt =
-        | { readonly _tag: "Applied"; readonly step: Machine.Step<A> }
-        | { readonly _tag: "NeedsBreak"; readonly circuit: Machine.Circuit }
+    const applyLocked = <A>(key: string, cell: Cell, event: Machine.Event<A>): Effect.Effect<A> => {
       const attempt = (now: number, next: Machine.NextBreak | undefined): Effect.Effect<A> =>
-        Effect.flatMap(
-          Ref.modify(ref, (circuit): readonly [Attempt, Machine.Circuit] => {
-            const step = event(circuit, now, next)
-            return step === Machine.NeedsBreak
-              ? [{ _tag: "NeedsBreak", circuit }, circuit]
-              : [{ _tag: "Applied", step }, step.circuit]
-          }),
-          (outcome) =>
-            outcome._tag === "Applied"
-              ? Effect.as(announce(key, outcome.step.changes, now), outcome.step.result)
-              : Effect.flatMap(nextBreak(outcome.circuit, now), (found) => attempt(now, found))
-        )
+        Effect.suspend(() => {
+          const circuit = cell.circuit
+          const step = event(circuit, now, next)
+          if (step === Machine.NeedsBreak) {
+            return Effect.flatMap(nextBreak(circuit, now), (found) => attempt(now, found))
+          }
+          cell.circuit = step.circuit
+          return Effect.as(announce(key, step.changes, now), step.result)
+        })
       return Effect.uninterruptible(
-        lock.withPermits(1)(Effect.flatMap(Clock.currentTimeMillis, (now) => attempt(now, undefined)))
+        lock.withPermits(1)(Effect.clockWith((clock) => attempt(clock.currentTimeMillisUnsafe(), undefined)))
       )
     }
 
-    // The fast path: one `Ref.modify`, committed only when the event makes no transition. The time is
-    // read from the calling fiber's `Clock` without an effect of its own: this runs twice per call.
-    const apply = <A>(key: string, ref: Ref.Ref<Machine.Circuit>, event: Machine.Event<A>): Effect.Effect<A> =>
-      Effect.clockWith((clock) => {
-        const now = clock.currentTimeMillisUnsafe()
-        return Effect.flatMap(
-          Ref.modify(ref, (circuit): readonly [Machine.Step<A> | undefined, Machine.Circuit] => {
-            const step = event(circuit, now, undefined)
-            return step === Machine.NeedsBreak || step.changes.length > 0 ? [undefined, circuit] : [step, step.circuit]
-          }),
-          (step) => step === undefined ? applyLocked(key, ref, event) : Effect.succeed(step.result)
-        )
-      })
+    // The fast path: the event is applied to the cell at once when it makes no transition, and
+    // under the lock otherwise. A cell is changed only by synchronous code that reads and writes it
+    // without yielding, which is what makes the change atomic: no other fiber runs in between.
+    const applyAt = <A>(key: string, cell: Cell, event: Machine.Event<A>, now: number): Effect.Effect<A> => {
+      const step = event(cell.circuit, now, undefined)
+      if (step === Machine.NeedsBreak || step.changes.length > 0) return applyLocked(key, cell, event)
+      cell.circuit = step.circuit
+      return Effect.succeed(step.result)
+    }
+
+    const apply = <A>(key: string, cell: Cell, event: Machine.Event<A>): Effect.Effect<A> =>
+      Effect.clockWith((clock) => applyAt(key, cell, event, clock.currentTimeMillisUnsafe()))
 
     const refuse = (
       key: string,
@@ -339,45 +343,118 @@ export const make = (
     }
 
     const admit = Machine.admit(settings)
+    const slowCallMillis = config.slowCallMillis
+    const countsSuccessAsNothing = settings.trip._tag === "ConsecutiveFailures"
 
+    // An admitted call's outcome: `undefined` when it changes nothing, or it makes no transition
+    // and is applied here; otherwise the effect that applies it under the lock.
+    const settle = (
+      key: string,
+      cell: Cell,
+      ticket: Machine.Ticket,
+      exit: Exit.Exit<unknown, unknown>,
+      now: number
+    ): Effect.Effect<void> | undefined => {
+      const outcome = classify(config, exit, now - ticket.startedAt)
+      const circuit = cell.circuit
+      if (
+        outcome === "success" && countsSuccessAsNothing && circuit._tag === "Closed" &&
+        circuit.epoch === ticket.epoch && circuit.consecutiveFailures === 0
+      ) return undefined
+      const event = Machine.complete(settings, ticket, outcome)
+      const step = event(circuit, now, undefined)
+      if (step === Machine.NeedsBreak || step.changes.length > 0) return Effect.asVoid(applyLocked(key, cell, event))
+      cell.circuit = step.circuit
+      return undefined
+    }
+
+    // Admission and outcome are decided synchronously in the calling fiber, with its `Clock`.
+    //
+    // The common case, a closed circuit, admits without changing anything (as `Machine.admit`
+    // decides it), and a success that finds no failure to forget changes nothing either: neither
+    // builds an event, and neither reads the clock unless a slow call or a failure needs the time.
+    // Its finalizer is put in place right after the admission; a fiber interrupted between the two
+    // never ran the call, and the finalizer would have counted that interruption as nothing.
+    //
+    // Any other admission (open, half-open, a transition) changes the circuit, so its finalizer is
+    // in place before it is made: an admitted call is always settled, a probe's slot always freed.
     const protect = (key: string) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(circuitFor(key), (ref) =>
-          Effect.flatMap(
-            apply(key, ref, admit),
-            (admission): Effect.Effect<A, E | LlmError.CircuitOpenError, R> => {
-              if (admission._tag === "Refused") return refuse(key, admission)
-              const ticket = admission.ticket
-              const settle = (exit: Exit.Exit<A, E>) =>
-                Effect.clockWith((clock) =>
-                  apply(
-                    key,
-                    ref,
-                    Machine.complete(
-                      settings,
-                      ticket,
-                      classify(config, exit, clock.currentTimeMillisUnsafe() - ticket.startedAt)
-                    )
-                  )
-                )
-              if (ticket.probe === undefined) return Effect.onExit(restore(self), settle)
-              // Marks the spans the probe opens (its attempt span), not the caller's current one.
-              const probe = Effect.annotateSpans(restore(self), "llm.breaker.probe", true)
-              if (!Number.isFinite(settings.maxProbeMillis)) return Effect.onExit(probe, settle)
-              return Effect.flatMap(
-                wake(key, settings.maxProbeMillis),
-                (deadline) => Effect.onExit(probe, (exit) => Effect.andThen(Fiber.interrupt(deadline), settle(exit)))
-              )
+      Effect.withFiber((fiber): Effect.Effect<A, E | LlmError.CircuitOpenError, R> => {
+        const cell = circuits.get(key) ?? cellFor(key, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+        const circuit = cell.circuit
+        if (circuit._tag === "Closed" && slowCallMillis === undefined) {
+          const epoch = circuit.epoch
+          // the finalizer runs in this fiber, with the same `Clock`
+          return Effect.onExitPrimitive(self, (exit) => settleClosed(key, cell, epoch, fiber, exit), true)
+        }
+        const clock = fiber.getRef(Clock.Clock)
+        const admitted = new Admitted()
+        return Effect.onExitPrimitive(
+          Effect.withFiber((): Effect.Effect<A, E | LlmError.CircuitOpenError, R> => {
+            const now = clock.currentTimeMillisUnsafe()
+            const step = admit(cell.circuit, now, undefined)
+            if (step !== Machine.NeedsBreak && step.changes.length === 0) {
+              cell.circuit = step.circuit
+              return run(key, admitted, step.result, self)
             }
-          ))
-      )
+            return Effect.flatMap(
+              applyLocked(key, cell, admit),
+              (admission) => run(key, admitted, admission, self)
+            )
+          }),
+          (exit) => {
+            const { deadline, ticket } = admitted
+            if (ticket === undefined) return undefined
+            if (deadline === undefined) return settle(key, cell, ticket, exit, clock.currentTimeMillisUnsafe())
+            return Effect.andThen(
+              Fiber.interrupt(deadline),
+              Effect.suspend(() => settle(key, cell, ticket, exit, clock.currentTimeMillisUnsafe()) ?? Effect.void)
+            )
+          }
+        )
+      })
+
+    // The outcome of a call admitted by a closed circuit in `epoch`, without a slow-call threshold.
+    const settleClosed = (
+      key: string,
+      cell: Cell,
+      epoch: number,
+      fiber: Fiber.Fiber<unknown, unknown>,
+      exit: Exit.Exit<unknown, unknown>
+    ): Effect.Effect<void> | undefined => {
+      const circuit = cell.circuit
+      if (
+        countsSuccessAsNothing && Exit.isSuccess(exit) && circuit._tag === "Closed" && circuit.epoch === epoch &&
+        circuit.consecutiveFailures === 0
+      ) return undefined
+      const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+      return settle(key, cell, { epoch, probe: undefined, startedAt: now }, exit, now)
+    }
+
+    const run = <A, E, R>(
+      key: string,
+      admitted: Admitted,
+      admission: Machine.Admission,
+      self: Effect.Effect<A, E, R>
+    ): Effect.Effect<A, E | LlmError.CircuitOpenError, R> => {
+      if (admission._tag === "Refused") return refuse(key, admission)
+      admitted.ticket = admission.ticket
+      if (admission.ticket.probe === undefined) return self
+      // Marks the spans the probe opens (its attempt span), not the caller's current one.
+      const probe = Effect.annotateSpans(self, "llm.breaker.probe", true)
+      if (!Number.isFinite(settings.maxProbeMillis)) return probe
+      return Effect.flatMap(Effect.uninterruptible(wake(key, settings.maxProbeMillis)), (fiber) => {
+        admitted.deadline = fiber
+        return probe
+      })
+    }
 
     const state = (key: string): Effect.Effect<CircuitBreaker.State> =>
       Effect.suspend(() => {
-        const ref = circuits.get(key)
-        return ref === undefined
+        const cell = circuits.get(key)
+        return cell === undefined
           ? Effect.succeed<CircuitBreaker.State>("closed")
-          : Effect.map(apply(key, ref, Machine.current(settings)), (circuit) => stateOf[circuit._tag])
+          : Effect.map(apply(key, cell, Machine.current(settings)), (circuit) => stateOf[circuit._tag])
       })
 
     const statusOf = (key: string, circuit: Machine.Circuit, now: number): CircuitBreaker.CircuitStatus => {
@@ -403,23 +480,27 @@ export const make = (
       Effect.forEach(
         Array.from(circuits.keys()).sort(),
         (key) =>
-          Effect.flatMap(circuitFor(key), (ref) =>
-            Effect.zipWith(
-              apply(key, ref, Machine.current(settings)),
-              Clock.currentTimeMillis,
-              (circuit, now) => statusOf(key, circuit, now)
-            ))
+          Effect.clockWith((clock) => {
+            const now = clock.currentTimeMillisUnsafe()
+            return Effect.map(
+              applyAt(key, cellFor(key, now), Machine.current(settings), now),
+              (circuit) => statusOf(key, circuit, clock.currentTimeMillisUnsafe())
+            )
+          })
       )
     )
 
     const reset = (key: string): Effect.Effect<void> =>
       Effect.suspend(() => {
-        const ref = circuits.get(key)
-        return ref === undefined ? Effect.void : apply(key, ref, Machine.reset(settings))
+        const cell = circuits.get(key)
+        return cell === undefined ? Effect.void : apply(key, cell, Machine.reset(settings))
       })
 
     const isolate = (key: string): Effect.Effect<void> =>
-      Effect.flatMap(circuitFor(key), (ref) => apply(key, ref, Machine.isolate(settings)))
+      Effect.clockWith((clock) => {
+        const now = clock.currentTimeMillisUnsafe()
+        return applyAt(key, cellFor(key, now), Machine.isolate(settings), now)
+      })
 
     const service: CircuitBreaker.Service = {
       protect,
