@@ -69,6 +69,8 @@ const stateOf: Record<Machine.Phase, CircuitBreaker.State> = {
   Isolated: "isolated"
 }
 
+const noTickets: ReadonlyArray<Machine.Ticket> = []
+
 // the `resilient_llm_breaker_state` gauge: an isolated circuit refuses calls, as an open one does
 const gaugeOf: Record<Machine.Phase, number> = { Closed: 0, HalfOpen: 1, Open: 2, Isolated: 2 }
 
@@ -175,11 +177,28 @@ const logTransition = (transition: CircuitBreaker.Transition): Effect.Effect<voi
 /** One key's circuit, replaced as a whole on every change. */
 class Cell {
   constructor(public circuit: Machine.Circuit) {}
+  /**
+   * With a slow-call threshold: the calls admitted and not yet settled or counted as slow, oldest
+   * first (from `head`; the array is compacted as it empties).
+   */
+  inFlight: Array<InFlight> | undefined = undefined
+  head = 0
+  /** Whether a timer waits for the oldest call in flight to become slow. */
+  timer = false
+}
+
+/** An admitted call, while slow calls count before they end. */
+class InFlight {
+  constructor(readonly ticket: Machine.Ticket) {}
+  /** Settled, or already counted as a slow failure: its outcome is decided. */
+  done = false
 }
 
 /** What one run of `protect` was admitted with, once it was: what its outcome needs. */
 class Admitted {
   ticket: Machine.Ticket | undefined = undefined
+  /** Its place among the calls in flight, with a slow-call threshold. */
+  entry: InFlight | undefined = undefined
   /** The timer that fails a probe after `maxProbeDuration`. */
   deadline: Fiber.Fiber<void> | undefined = undefined
 }
@@ -293,10 +312,57 @@ export const make = (
         ], { discard: true })
       }, { discard: true })
 
+    // Slow calls in flight. A call that has run longer than `slowCallThreshold` counts as a failure
+    // from that moment, before it ends: every event on the key first counts the calls in flight
+    // that have become slow (oldest first; only the oldest needs checking while none has), and its
+    // commit marks them, so each counts once and its own outcome, when it comes, counts no more.
+    const slowAt = (cell: Cell, now: number): ReadonlyArray<Machine.Ticket> => {
+      const queue = cell.inFlight
+      if (queue === undefined || slowCallMillis === undefined) return noTickets
+      let slow: Array<Machine.Ticket> | undefined
+      for (let i = cell.head; i < queue.length; i++) {
+        const entry = queue[i]
+        if (entry.done) continue
+        if (now - entry.ticket.startedAt <= slowCallMillis) break
+        ;(slow ??= []).push(entry.ticket)
+      }
+      return slow ?? noTickets
+    }
+
+    const markSlow = (cell: Cell, now: number): void => {
+      const queue = cell.inFlight
+      if (queue === undefined || slowCallMillis === undefined) return
+      while (cell.head < queue.length) {
+        const entry = queue[cell.head]
+        if (!entry.done && now - entry.ticket.startedAt <= slowCallMillis) break
+        entry.done = true
+        cell.head++
+      }
+      if (cell.head === queue.length) {
+        queue.length = 0
+        cell.head = 0
+      } else if (cell.head > 1024 && cell.head * 2 > queue.length) {
+        queue.splice(0, cell.head)
+        cell.head = 0
+      }
+    }
+
+    const tracked = <A>(cell: Cell, event: Machine.Event<A>): Machine.Event<A> =>
+      slowCallMillis === undefined ? event : (circuit, now, next) => {
+        const slow = slowAt(cell, now)
+        return slow.length === 0
+          ? event(circuit, now, next)
+          : Machine.andThen(
+            Machine.countSlow(settings, slow)(circuit, now, next),
+            (counted) => event(counted, now, next)
+          )
+      }
+
     // Applies an event under the lock, announcing its transitions before releasing it. An event
     // that needs the next break gets it from the schedule and is applied again; only transitions
     // change the schedule's state, and they all hold the lock, so that break is still the next.
-    const applyLocked = <A>(key: string, cell: Cell, event: Machine.Event<A>): Effect.Effect<A> => {
+    const applyLocked = <A>(key: string, cell: Cell, untracked: Machine.Event<A>): Effect.Effect<A> => {
+      const event = tracked(cell, untracked)
       const attempt = (now: number, next: Machine.NextBreak | undefined): Effect.Effect<A> =>
         Effect.suspend(() => {
           const circuit = cell.circuit
@@ -305,6 +371,7 @@ export const make = (
             return Effect.flatMap(nextBreak(circuit, now), (found) => attempt(now, found))
           }
           cell.circuit = step.circuit
+          markSlow(cell, now)
           return Effect.as(announce(key, step.changes, now), step.result)
         })
       return Effect.uninterruptible(
@@ -316,9 +383,10 @@ export const make = (
     // under the lock otherwise. A cell is changed only by synchronous code that reads and writes it
     // without yielding, which is what makes the change atomic: no other fiber runs in between.
     const applyAt = <A>(key: string, cell: Cell, event: Machine.Event<A>, now: number): Effect.Effect<A> => {
-      const step = event(cell.circuit, now, undefined)
+      const step = tracked(cell, event)(cell.circuit, now, undefined)
       if (step === Machine.NeedsBreak || step.changes.length > 0) return applyLocked(key, cell, event)
       cell.circuit = step.circuit
+      markSlow(cell, now)
       return Effect.succeed(step.result)
     }
 
@@ -359,12 +427,13 @@ export const make = (
       const circuit = cell.circuit
       if (
         outcome === "success" && countsSuccessAsNothing && circuit._tag === "Closed" &&
-        circuit.epoch === ticket.epoch && circuit.consecutiveFailures === 0
+        circuit.epoch === ticket.epoch && circuit.consecutiveFailures === 0 && slowCallMillis === undefined
       ) return undefined
       const event = Machine.complete(settings, ticket, outcome)
-      const step = event(circuit, now, undefined)
+      const step = tracked(cell, event)(circuit, now, undefined)
       if (step === Machine.NeedsBreak || step.changes.length > 0) return Effect.asVoid(applyLocked(key, cell, event))
       cell.circuit = step.circuit
+      markSlow(cell, now)
       return undefined
     }
 
@@ -395,21 +464,26 @@ export const make = (
             const step = admit(cell.circuit, now, undefined)
             if (step !== Machine.NeedsBreak && step.changes.length === 0) {
               cell.circuit = step.circuit
-              return run(key, admitted, step.result, self)
+              return run(key, cell, admitted, step.result, self)
             }
             return Effect.flatMap(
               applyLocked(key, cell, admit),
-              (admission) => run(key, admitted, admission, self)
+              (admission) => run(key, cell, admitted, admission, self)
             )
           }),
           (exit) => {
-            const { deadline, ticket } = admitted
+            const { deadline, entry, ticket } = admitted
             if (ticket === undefined) return undefined
-            if (deadline === undefined) return settle(key, cell, ticket, exit, clock.currentTimeMillisUnsafe())
-            return Effect.andThen(
-              Fiber.interrupt(deadline),
-              Effect.suspend(() => settle(key, cell, ticket, exit, clock.currentTimeMillisUnsafe()) ?? Effect.void)
-            )
+            const outcome = () => {
+              const now = clock.currentTimeMillisUnsafe()
+              if (entry === undefined) return settle(key, cell, ticket, exit, now)
+              // counted as a slow failure already: only the calls behind it may be due
+              if (entry.done) return settleCounted(key, cell, now)
+              entry.done = true
+              return settle(key, cell, ticket, exit, now)
+            }
+            if (deadline === undefined) return outcome()
+            return Effect.andThen(Fiber.interrupt(deadline), Effect.suspend(() => outcome() ?? Effect.void))
           }
         )
       })
@@ -431,17 +505,72 @@ export const make = (
       return settle(key, cell, { epoch, probe: undefined, startedAt: now }, exit, now)
     }
 
+    // Puts an admitted call in the key's queue of calls in flight, and makes sure a timer waits for
+    // the oldest of them to become slow (so the circuit's transitions and `changes` are timely
+    // even when no other call touches the key).
+    const watch = <A, E, R>(
+      key: string,
+      cell: Cell,
+      admitted: Admitted,
+      ticket: Machine.Ticket,
+      self: Effect.Effect<A, E, R>
+    ): Effect.Effect<A, E, R> => {
+      const entry = new InFlight(ticket)
+      admitted.entry = entry
+      ;(cell.inFlight ??= []).push(entry)
+      if (cell.timer) return self
+      cell.timer = true
+      return Effect.andThen(Effect.uninterruptible(slowTimer(key, cell, ticket.startedAt)), self)
+    }
+
+    const slowTimer = (key: string, cell: Cell, from: number): Effect.Effect<unknown> =>
+      Effect.clockWith((clock) => {
+        const threshold = slowCallMillis ?? 0
+        const wait = Math.max(0, from + threshold + 1 - clock.currentTimeMillisUnsafe())
+        return Effect.sleep(Duration.millis(wait)).pipe(
+          Effect.andThen(Effect.suspend(() => {
+            cell.timer = false
+            return apply(key, cell, Machine.advance(settings))
+          })),
+          Effect.andThen(Effect.suspend(() => {
+            const queue = cell.inFlight
+            if (cell.timer || queue === undefined) return Effect.void
+            for (let i = cell.head; i < queue.length; i++) {
+              if (queue[i].done) continue
+              cell.timer = true
+              return slowTimer(key, cell, queue[i].ticket.startedAt)
+            }
+            return Effect.void
+          })),
+          Effect.interruptible,
+          Effect.forkIn(scope)
+        )
+      })
+
+    // A call ended that had already counted as slow: nothing of its own to count.
+    const settleCounted = (key: string, cell: Cell, now: number): Effect.Effect<void> | undefined => {
+      const step = tracked(cell, Machine.current(settings))(cell.circuit, now, undefined)
+      if (step === Machine.NeedsBreak || step.changes.length > 0) {
+        return Effect.asVoid(applyLocked(key, cell, Machine.current(settings)))
+      }
+      cell.circuit = step.circuit
+      markSlow(cell, now)
+      return undefined
+    }
+
     const run = <A, E, R>(
       key: string,
+      cell: Cell,
       admitted: Admitted,
       admission: Machine.Admission,
       self: Effect.Effect<A, E, R>
     ): Effect.Effect<A, E | LlmError.CircuitOpenError, R> => {
       if (admission._tag === "Refused") return refuse(key, admission)
       admitted.ticket = admission.ticket
-      if (admission.ticket.probe === undefined) return self
+      const watched = slowCallMillis === undefined ? self : watch(key, cell, admitted, admission.ticket, self)
+      if (admission.ticket.probe === undefined) return watched
       // Marks the spans the probe opens (its attempt span), not the caller's current one.
-      const probe = Effect.annotateSpans(self, "llm.breaker.probe", true)
+      const probe = Effect.annotateSpans(watched, "llm.breaker.probe", true)
       if (!Number.isFinite(settings.maxProbeMillis)) return probe
       return Effect.flatMap(Effect.uninterruptible(wake(key, settings.maxProbeMillis)), (fiber) => {
         admitted.deadline = fiber
