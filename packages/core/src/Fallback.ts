@@ -5,8 +5,10 @@
  * attempts get only the time that is left, and none starts after it), and every attempt can go
  * through a circuit breaker, so a model known to be down is skipped at once. An error that says
  * the request itself is wrong (`BadRequestError`) stops the chain instead of being sent to every
- * model. The result says which model served and what happened before; the failure,
- * `AllModelsFailed`, keeps every attempt with its error, in order.
+ * model. With `hedge`, a model that has not answered after a delay (fixed, or a percentile of
+ * its recent latencies) gets the next one started alongside it, and the first answer wins. The
+ * result says which model served and what happened before; the failure, `AllModelsFailed`, keeps
+ * every attempt with its error, in order.
  *
  * @example
  * ```ts
@@ -36,6 +38,7 @@ import * as Answer from "./Answer.js"
 import * as ChatClient from "./ChatClient.js"
 import * as ChatCompletion from "./ChatCompletion.js"
 import * as internal from "./internal/fallback.js"
+import * as internalHedge from "./internal/hedge.js"
 import type * as LlmError from "./LlmError.js"
 import * as Observability from "./Observability.js"
 import type * as Retry from "./Retry.js"
@@ -59,6 +62,8 @@ export interface Succeeded {
   readonly durationMs: number
   /** What the call cost in US dollars, when its deployment has a price table. */
   readonly costUsd: number | undefined
+  /** Whether the model was started as a hedge, while a model before it was still running. */
+  readonly hedge: boolean
   readonly error: undefined
 }
 
@@ -84,23 +89,48 @@ export interface Failed<E> {
   readonly durationMs: number
   /** What the call cost in US dollars, when its deployment has a price table (a failed call rarely costs). */
   readonly costUsd: number | undefined
+  /** Whether the model was started as a hedge, while a model before it was still running. */
+  readonly hedge: boolean
   readonly error: E
 }
 
 /**
- * One try at one model, retries included. Both variants have every field (`error` is `undefined`
- * on success), so a list of attempts reads as a table. With `Deployments` behind the
+ * An attempt a hedged chain stopped because another model served first: it was interrupted (its
+ * request aborted) at the moment the other answered, which `durationMs` measures.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Cancelled {
+  readonly outcome: "cancelled"
+  readonly model: string
+  /** The deployment it was calling, when `model` is a logical model served by `Deployments`. */
+  readonly deployment: string | undefined
+  readonly retry: number
+  readonly startedAt: number
+  readonly durationMs: number
+  readonly costUsd: number | undefined
+  /** Whether the model was started as a hedge, while a model before it was still running. */
+  readonly hedge: boolean
+  readonly error: undefined
+}
+
+/**
+ * One try at one model, retries included. Every variant has every field (`error` is `undefined`
+ * on success and when cancelled), so a list of attempts reads as a table. `cancelled` appears only
+ * with hedging. With `Deployments` behind the
  * `ChatClient`, `Fallback.chain` reports each deployment the router tried as an attempt of its
  * own (the same `model` and `retry`, each with its `deployment`), refusals included.
  *
  * @since 0.1.0
  * @category models
  */
-export type Attempt<E = LlmError.LlmError> = Succeeded | Failed<E>
+export type Attempt<E = LlmError.LlmError> = Succeeded | Failed<E> | Cancelled
 
 /**
  * A value served by a chain: the value, the model that produced it, and every attempt in the
- * order it was made, the serving one last.
+ * order it was made, the serving one last (with hedging, the others in the order they started,
+ * those cancelled when the serving one answered included).
  *
  * @since 0.1.0
  * @category models
@@ -263,7 +293,86 @@ export interface Options<E = LlmError.LlmError> {
   readonly deadline?: Duration.Input
   /** Guards every attempt; an open circuit fails it with `CircuitOpenError` and the chain moves on. */
   readonly breaker?: Breaker
+  /**
+   * Hedged requests: when a model has not answered after a delay, start the next one alongside
+   * it and serve whichever answers first, cancelling the other. The delay is fixed or a
+   * percentile of the model's recent successful latencies. Off by default. Options, or a `Hedge`
+   * made with `Fallback.hedge` to share what it learns and its limit across chains and calls.
+   */
+  readonly hedge?: HedgeOptions | Hedge
 }
+
+/**
+ * A hedge delay taken from the model's observed latency: the `percentile` (above 0, at most 100)
+ * of its last `samples` successful attempts (default 100), within `min` and `max`; `initial` until
+ * it has `minSamples` of them (default 20, or `samples` if fewer). For a stream, the latency is
+ * the time to the first chunk.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface HedgeLatency {
+  readonly percentile: number
+  readonly initial: Duration.Input
+  readonly samples?: number
+  readonly minSamples?: number
+  readonly min?: Duration.Input
+  readonly max?: Duration.Input
+}
+
+/**
+ * The options of hedging.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface HedgeOptions {
+  /**
+   * How long a model may run without answering before the next one is started alongside it: a
+   * duration (`0` starts them together), or a percentile of the model's recent latencies.
+   */
+  readonly delay: Duration.Input | HedgeLatency
+  /** How many models one call may start as hedges; default 1. */
+  readonly maxHedges?: number
+  /**
+   * How many hedges may run at once across every call sharing this hedging (a chain's calls, or
+   * every chain given the same `Hedge`); default no limit. At the limit a call does not hedge:
+   * its next model waits for the running one to fail, as without hedging.
+   */
+  readonly maxInFlight?: number
+}
+
+/**
+ * Hedging's state: each model's recent latencies and the hedges in flight. `Fallback.chain` and
+ * `Fallback.stream` make one from `HedgeOptions` when they are built; make one yourself to share
+ * it across chains, or to let `firstSuccess` (which checks its options at every call) learn
+ * across calls.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Hedge {
+  /** Hedges running now. */
+  readonly inFlight: number
+}
+
+/**
+ * Makes hedging's state from its options, to pass as the `hedge` option of any number of chains.
+ * Options that describe no hedging make every chain given it fail with `FallbackConfigError`.
+ *
+ * @example
+ * ```ts
+ * import { Fallback } from "@resilient-llm/core"
+ *
+ * const hedge = Fallback.hedge({ delay: { percentile: 95, initial: "2 seconds" }, maxInFlight: 50 })
+ * const fast = Fallback.chain(["gpt-4o", "claude-sonnet"], { timeout: "20 seconds", hedge })
+ * const careful = Fallback.chain(["gpt-4o", "o3"], { timeout: "60 seconds", hedge })
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const hedge = (options: HedgeOptions): Hedge => internalHedge.make(options)
 
 /**
  * The options of `Fallback.stream`: those of a chain, and a bound on the silence of a stream.
@@ -459,6 +568,9 @@ export const chain = (
  * never read before the scope closes counts for nothing. The stream ends once the breaker has
  * counted it. (A breaker's `slowCallThreshold` and `maxProbeDuration` therefore measure the whole
  * stream: keep them above the longest stream you expect.)
+ *
+ * With `hedge`, the models race for the first chunk: the first to send one serves, and the other
+ * is interrupted and its connection closed.
  *
  * Knowing the model (and whether any model answered) before reading the stream is what an HTTP
  * handler needs to choose its status and headers. The stream lives in the `Scope` of the call:

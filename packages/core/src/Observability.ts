@@ -15,6 +15,7 @@
  * | `resilient_llm_tokens_total` | counter | `model`, `kind` (`input`, `output`) |
  * | `resilient_llm_breaker_state` | gauge (0 closed, 1 half-open, 2 open) | `model` |
  * | `resilient_llm_breaker_transitions_total` | counter | `model`, `from`, `to` |
+ * | `resilient_llm_hedges_total` | counter | `model` (the hedge's), `outcome` (`served`, `failed`, `cancelled`, `interrupted`) |
  *
  * @since 0.1.0
  */
@@ -126,6 +127,20 @@ export const breakerTransitions = Metric.counter("resilient_llm_breaker_transiti
 })
 
 /**
+ * Hedges a fallback chain started, by the `model` started as a hedge and how the hedge ended:
+ * `served` (it answered first), `failed`, `cancelled` (another model answered first) or
+ * `interrupted` (the caller gave up). A hedge that seldom serves costs calls for nothing: its
+ * delay may be too short.
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const hedges = Metric.counter("resilient_llm_hedges_total", {
+  description: "Hedged attempts by model and how they ended",
+  incremental: true
+})
+
+/**
  * How an attempt ended, as a label: `success`, the error's `_tag`, `interrupted` or `defect`.
  *
  * @since 0.1.0
@@ -221,6 +236,31 @@ const recordMetrics = (
     series.inputTokens.updateUnsafe(usage.value.input, context)
     series.outputTokens.updateUnsafe(usage.value.output, context)
   }
+}
+
+const hedgeSeries = new Map<string, Metric.Metric<number, unknown>>()
+
+/**
+ * Counts one hedge of `model` that ended with `outcome`.
+ *
+ * @internal
+ */
+export const recordHedge = (
+  context: Context.Context<never>,
+  model: string,
+  outcome: "served" | "failed" | "cancelled" | "interrupted"
+): void => {
+  const id = `${model}\u0000${outcome}`
+  let series = hedgeSeries.get(id)
+  if (series === undefined) {
+    series = Metric.counter(hedges.id, {
+      description: hedges.description,
+      incremental: true,
+      attributes: { model, outcome }
+    })
+    if (hedgeSeries.size < maxCachedSeries) hedgeSeries.set(id, series)
+  }
+  series.updateUnsafe(1, context)
 }
 
 /** Whether a line logged at `level` now would reach a logger; when not, it need not be built. */

@@ -22,7 +22,7 @@ const request = ChatCompletion.prompt("Name a prime.")
 
 const serverError = (model: string) => new LlmError.ServerError({ model, status: 503 })
 const summary = (attempts: ReadonlyArray<Fallback.Attempt>) =>
-  attempts.map((a) => [a.model, a.retry, a.outcome === "success" ? "success" : a.error._tag, a.startedAt, a.durationMs])
+  attempts.map((a) => [a.model, a.retry, a.outcome === "failure" ? a.error._tag : a.outcome, a.startedAt, a.durationMs])
 const callSummary = (calls: ReadonlyArray<TestChatClient.Call>) =>
   calls.map((c) => [c.model, c.startedAt, c.endedAt, c.result])
 
@@ -604,7 +604,7 @@ describe("Fallback.firstSuccess", () => {
           attempts.map((a) => [
             a.model,
             a.retry,
-            a.outcome === "success" ? "ok" : a.error._tag === "ServerError" ? "retryable" : "final"
+            a.outcome !== "failure" ? "ok" : a.error._tag === "ServerError" ? "retryable" : "final"
           ]),
           expected
         )

@@ -67,7 +67,8 @@ import * as Story from "./Story.js"
 export type Section = "fallback" | "breaker" | "experiment" | "bestOfN" | "deployments"
 
 /**
- * One attempt of a fallback chain: `outcome` is `success` or the error's tag.
+ * One attempt of a fallback chain: `outcome` is `success`, `cancelled` (a hedge answered first) or
+ * the error's tag.
  *
  * @since 0.1.0
  * @category models
@@ -526,10 +527,10 @@ const attemptOf = (attempt: Fallback.Attempt): Attempt => ({
   deployment: attempt.deployment,
   costUsd: attempt.costUsd,
   retry: attempt.retry,
-  outcome: attempt.outcome === "success" ? "success" : attempt.error._tag,
+  outcome: attempt.outcome === "failure" ? attempt.error._tag : attempt.outcome,
   durationMs: attempt.durationMs,
   status: attempt.outcome === "failure" && "status" in attempt.error ? attempt.error.status : undefined,
-  error: attempt.outcome === "success" ? undefined : attempt.error.message
+  error: attempt.outcome === "failure" ? attempt.error.message : undefined
 })
 
 const costOf = (attempts: ReadonlyArray<Attempt>): number | undefined =>
