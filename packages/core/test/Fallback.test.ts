@@ -463,7 +463,12 @@ describe("Fallback options", () => {
         [{ retry: { jitter: { min: 1.2, max: 0.8 } } }, "retry.jitter.max must be a finite number of at least 1.2"],
         [untyped("{\"retry\":\"often\"}"), "retry must be an object of Retry options, got often"],
         [untyped("{\"shouldFallback\":true}"), "shouldFallback must be a function, got true"],
-        [untyped("{\"breaker\":{}}"), "breaker must have a protect function, got {}"]
+        [untyped("{\"breaker\":{}}"), "breaker must have a protect function, got {}"],
+        // a value String() cannot print (found by the property below)
+        [
+          untyped("{\"breaker\":[{\"toString\":\"\"}]}"),
+          "breaker must have a protect function, got [{\"toString\":\"\"}]"
+        ]
       ]
       for (const [options, reason] of cases) {
         const error = failureOf(yield* Effect.exit(Fallback.chain(["a", "b"], options)(request)))

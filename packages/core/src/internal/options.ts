@@ -49,10 +49,24 @@ export const show = (input: unknown): string => {
     try {
       return JSON.stringify(input)
     } catch {
-      return String(input)
+      return safeString(input)
     }
   }
-  return String(input)
+  return safeString(input)
+}
+
+// `String` throws for values whose `toString` is not a function (`[{ toString: "" }]`, from JSON),
+// and a check must describe any value it refuses, not die on it.
+const safeString = (input: unknown): string => {
+  try {
+    return String(input)
+  } catch {
+    try {
+      return JSON.stringify(input) ?? Object.prototype.toString.call(input)
+    } catch {
+      return Object.prototype.toString.call(input)
+    }
+  }
 }
 
 /**
