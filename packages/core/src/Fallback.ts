@@ -28,12 +28,17 @@
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
+import type * as Tracer from "effect/Tracer"
 import * as Answer from "./Answer.js"
 import * as ChatClient from "./ChatClient.js"
 import * as ChatCompletion from "./ChatCompletion.js"
@@ -390,55 +395,67 @@ export interface StreamOptions extends Options {
   readonly idleTimeout?: Duration.Input
 }
 
-const logOutcome = <A, E, R>(
-  self: Effect.Effect<Served<A, E>, AllModelsFailed<E> | FallbackConfigError, R>
-): Effect.Effect<Served<A, E>, AllModelsFailed<E> | FallbackConfigError, R> =>
-  self.pipe(
-    Effect.tap((served) => {
-      const by = served.deployment === undefined ? served.model : `${served.model}@${served.deployment}`
-      const annotations = served.deployment === undefined
-        ? { "llm.attempts": served.attempts.length }
-        : { "llm.deployment": served.deployment, "llm.attempts": served.attempts.length }
-      return Effect.andThen(
-        Effect.annotateCurrentSpan(
-          served.deployment === undefined
-            ? { "llm.served_model": served.model, "llm.attempts": served.attempts.length }
-            : {
-              "llm.served_model": served.model,
-              "llm.served_deployment": served.deployment,
-              "llm.attempts": served.attempts.length
-            }
-        ),
-        Effect.logInfo(`served by ${by} after ${plural(served.attempts.length, "attempt")}`).pipe(
-          Effect.annotateLogs({ "llm.model": served.model, ...annotations })
-        )
-      )
-    }),
-    Effect.tapError((error) => {
-      const annotations = error._tag === "AllModelsFailed"
-        ? { "llm.reason": error.reason, "llm.attempts": error.attempts.length }
-        : { "llm.reason": "Misconfigured", "llm.attempts": 0 }
-      return Effect.andThen(
-        Effect.annotateCurrentSpan(annotations),
-        Effect.logWarning(error.message).pipe(Effect.annotateLogs(annotations))
-      )
-    })
-  )
+// The chain's own line and span attributes: who served after how many attempts, or why no model
+// did. The span is the pattern's; the line is written only when a logger will read it.
+const logOutcome = <A, E>(
+  fiber: Fiber.Fiber<unknown, unknown>,
+  span: Tracer.Span | undefined,
+  exit: Exit.Exit<Served<A, E>, AllModelsFailed<E> | FallbackConfigError>
+): void => {
+  if (Exit.isSuccess(exit)) {
+    const served = exit.value
+    const attempts = served.attempts.length
+    if (span !== undefined) {
+      span.attribute("llm.served_model", served.model)
+      if (served.deployment !== undefined) span.attribute("llm.served_deployment", served.deployment)
+      span.attribute("llm.attempts", attempts)
+    }
+    if (!Observability.logsAt(fiber, "Info")) return
+    const by = served.deployment === undefined ? served.model : `${served.model}@${served.deployment}`
+    Observability.logNow(
+      fiber,
+      "Info",
+      `served by ${by} after ${plural(attempts, "attempt")}`,
+      served.deployment === undefined
+        ? { "llm.model": served.model, "llm.attempts": attempts }
+        : { "llm.model": served.model, "llm.deployment": served.deployment, "llm.attempts": attempts }
+    )
+    return
+  }
+  const failure = Cause.findErrorOption(exit.cause)
+  if (Option.isNone(failure)) return
+  const error = failure.value
+  const annotations = error._tag === "AllModelsFailed"
+    ? { "llm.reason": error.reason, "llm.attempts": error.attempts.length }
+    : { "llm.reason": "Misconfigured", "llm.attempts": 0 }
+  if (span !== undefined) {
+    span.attribute("llm.reason", annotations["llm.reason"])
+    span.attribute("llm.attempts", annotations["llm.attempts"])
+  }
+  if (Observability.logsAt(fiber, "Warn")) Observability.logNow(fiber, "Warn", error.message, annotations)
+}
 
 // Every public chain: the runner, its failure as `AllModelsFailed`, the outcome logged, all inside
-// the pattern's span. The kind's attributes go on that span and on every attempt's.
-const runChain = <B, A, E, R>(
+// the pattern's span. The kind's attributes go on that span and on every attempt's. Built once per
+// chain; the result runs one call.
+const chainRunner = <B, A, E, R>(
   models: ReadonlyArray<string>,
-  attempt: (model: string) => Effect.Effect<B, E, R>,
   config: internal.Config<AttemptError<E>> | string,
   kind: internal.Kind<B, A, AttemptError<E>, R>
-): Effect.Effect<Served<A, AttemptError<E>>, AllModelsFailed<AttemptError<E>> | FallbackConfigError, R> =>
-  (typeof config === "string"
-    ? Effect.fail(new FallbackConfigError({ reason: config }))
-    : Effect.mapError(internal.run(models, attempt, config, kind), (failure) => new AllModelsFailed(failure))).pipe(
-      logOutcome,
-      Observability.pattern("fallback", { "llm.models": String(models), ...kind.attributes })
-    )
+): (
+  attempt: (model: string) => Effect.Effect<B, E, R>
+) => Effect.Effect<Served<A, AttemptError<E>>, AllModelsFailed<AttemptError<E>> | FallbackConfigError, R> => {
+  const observed = Observability.observePattern<
+    Served<A, AttemptError<E>>,
+    AllModelsFailed<AttemptError<E>> | FallbackConfigError
+  >("fallback", { "llm.models": String(models), ...kind.attributes }, logOutcome)
+  if (typeof config === "string") {
+    const misconfigured = observed(Effect.fail(new FallbackConfigError({ reason: config })))
+    return () => misconfigured
+  }
+  const toFailure = (failure: internal.Failure<AttemptError<E>>) => new AllModelsFailed(failure)
+  return (attempt) => observed(internal.run(models, attempt, config, kind, toFailure))
+}
 
 // A chain over `ChatClient` fails with `LlmError`s: a deployment's error is one of its own.
 const sameError = (error: LlmError.LlmError): LlmError.LlmError => error
@@ -477,7 +494,7 @@ export const firstSuccess = <A, E, R>(
   attempt: (model: string) => Effect.Effect<A, E, R>,
   options?: Options<AttemptError<NoInfer<E>>>
 ): Effect.Effect<Served<A, AttemptError<E>>, AllModelsFailed<AttemptError<E>> | FallbackConfigError, R> =>
-  runChain(models, attempt, internal.check(models, options, false), internal.effects({}))
+  chainRunner<A, A, E, R>(models, internal.check(models, options, false), internal.effects({}))(attempt)
 
 /**
  * The options of `chain`: those of every chain, and `accept`, a check every answer must pass
@@ -517,8 +534,17 @@ export const chain = (
   models: ReadonlyArray<string>,
   options?: ChainOptions
 ) => {
-  const config = internal.check<AttemptError<LlmError.LlmError>>(models, options, false)
   const accept = options?.accept
+  const run = chainRunner<
+    ChatCompletion.ChatCompletion,
+    ChatCompletion.ChatCompletion,
+    LlmError.LlmError,
+    ChatClient.ChatClient
+  >(
+    models,
+    internal.check<AttemptError<LlmError.LlmError>>(models, options, false),
+    internal.effects({}, sameError)
+  )
   return (
     request: ChatCompletion.PromptRequest
   ): Effect.Effect<
@@ -526,24 +552,11 @@ export const chain = (
     AllModelsFailed | FallbackConfigError,
     ChatClient.ChatClient
   > =>
-    Effect.flatMap(
-      ChatClient.ChatClient,
-      (client) =>
-        runChain<
-          ChatCompletion.ChatCompletion,
-          ChatCompletion.ChatCompletion,
-          LlmError.LlmError,
-          ChatClient.ChatClient
-        >(
-          models,
-          (model) => {
-            const call = client.create(ChatCompletion.withModel(request, model))
-            return accept === undefined ? call : Answer.verify(call, accept, model)
-          },
-          config,
-          internal.effects({}, sameError)
-        )
-    )
+    Effect.flatMap(ChatClient.ChatClient, (client) =>
+      run((model) => {
+        const call = client.create(ChatCompletion.withModel(request, model))
+        return accept === undefined ? call : Answer.verify(call, accept, model)
+      }))
 }
 
 /**
@@ -601,7 +614,16 @@ export const stream = (
   models: ReadonlyArray<string>,
   options?: StreamOptions
 ) => {
-  const config = internal.check<AttemptError<LlmError.LlmError>>(models, options, true)
+  const run = chainRunner<
+    internal.Opened,
+    Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError>,
+    LlmError.LlmError,
+    Scope.Scope
+  >(
+    models,
+    internal.check<AttemptError<LlmError.LlmError>>(models, options, true),
+    { attributes: { "llm.stream": true }, serve: internal.serveStream, hopsAsAttempts: sameError }
+  )
   return (
     request: ChatCompletion.PromptRequest
   ): Effect.Effect<
@@ -611,17 +633,6 @@ export const stream = (
   > =>
     Effect.flatMap(
       ChatClient.ChatClient,
-      (client) =>
-        runChain<
-          internal.Opened,
-          Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError>,
-          LlmError.LlmError,
-          Scope.Scope
-        >(
-          models,
-          (model) => internal.openStream(model, client.stream(ChatCompletion.withModel(request, model))),
-          config,
-          { attributes: { "llm.stream": true }, serve: internal.serveStream, hopsAsAttempts: sameError }
-        )
+      (client) => run((model) => internal.openStream(model, client.stream(ChatCompletion.withModel(request, model))))
     )
 }

@@ -20,7 +20,8 @@
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
-import type * as Context from "effect/Context"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
@@ -29,6 +30,7 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as References from "effect/References"
+import * as Tracer from "effect/Tracer"
 import * as ChatCompletion from "./ChatCompletion.js"
 import * as AttemptDetails from "./internal/attemptDetails.js"
 
@@ -284,54 +286,129 @@ export const attempt = (options: {
   readonly model: string
   readonly attributes?: Record<string, unknown>
 }) =>
-<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
-  const { model, pattern } = options
-  return Effect.useSpan(
-    `resilient-llm.${pattern}.attempt`,
-    { attributes: { "llm.pattern": pattern, "llm.model": model, ...options.attributes } },
-    (span) =>
-      Effect.clockWith((clock) => {
-        const start = clock.currentTimeMillisUnsafe()
-        const details = AttemptDetails.make()
-        return effect.pipe(
-          Effect.provideService(AttemptDetails.CurrentDetails, details),
-          Effect.onExit((exit) =>
-            Effect.withFiber((fiber) => {
-              const outcome = outcomeOf(exit)
-              const latencyMs = clock.currentTimeMillisUnsafe() - start
-              const usage = Exit.isSuccess(exit) ? usageOf(exit.value) : Option.none()
-              span.attribute("llm.outcome", outcome)
-              span.attribute("llm.latency_ms", latencyMs)
-              if (Option.isSome(usage)) {
-                span.attribute("llm.tokens.input", usage.value.input)
-                span.attribute("llm.tokens.output", usage.value.output)
-              }
-              const deployment = details.current
-              const costUsd = AttemptDetails.costOf(details)
-              if (deployment !== undefined) span.attribute("llm.deployment", deployment)
-              if (costUsd !== undefined) span.attribute("llm.cost_usd", costUsd)
-              const outer = fiber.getRef(AttemptDetails.CurrentDetails)
-              if (outer !== undefined) AttemptDetails.merge(outer, details)
-              recordMetrics(fiber.context, model, pattern, outcome, latencyMs, usage)
-              const succeeded = outcome === "success"
-              if (!logs(fiber, succeeded ? "Info" : "Warn")) return Effect.void
-              return (succeeded ? Effect.logInfo("attempt succeeded") : Effect.logWarning("attempt failed")).pipe(
-                Effect.annotateLogs(
-                  deployment === undefined && costUsd === undefined
-                    ? { outcome, latencyMs }
-                    : { outcome, latencyMs, "llm.deployment": deployment ?? "", costUsd: costUsd ?? 0 }
-                )
-              )
-            })
-          ),
-          Effect.annotateLogs({ "llm.model": model, "llm.pattern": pattern }),
-          // The captured frame would be this module's, which tells nobody anything, and capturing
-          // it costs a stack trace per attempt.
-          Effect.withParentSpan(span, { captureStackTrace: false })
-        )
-      })
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  observeAttempt(
+    effect,
+    options.pattern,
+    options.model,
+    () => ({ "llm.pattern": options.pattern, "llm.model": options.model, ...options.attributes }),
+    undefined
   )
+
+const attemptSpanNames = new Map<string, string>()
+
+const attemptSpanName = (pattern: string): string => {
+  let name = attemptSpanNames.get(pattern)
+  if (name === undefined) {
+    name = `resilient-llm.${pattern}.attempt`
+    if (attemptSpanNames.size < maxCachedSeries) attemptSpanNames.set(pattern, name)
+  }
+  return name
 }
+
+/**
+ * The context an attempt or a pattern runs in: its span as the parent of the spans inside it, its
+ * log annotations when a logger will read them, and its record of deployments. One context change,
+ * where `withSpan`, `annotateLogs` and `provideService` make one each. (Unlike `withSpan`, no stack
+ * frame is added: the frame would name this module, and it is one more context entry that every
+ * service lookup inside the attempt walks past.)
+ */
+const enter = <R>(
+  context: Context.Context<R>,
+  span: Tracer.Span | undefined,
+  annotations: Readonly<Record<string, unknown>> | undefined,
+  details: AttemptDetails.Details | undefined
+): Context.Context<R> => {
+  let next = context
+  if (span !== undefined) next = Context.add(next, Tracer.ParentSpan, span)
+  if (annotations !== undefined) {
+    next = Context.add(next, References.CurrentLogAnnotations, {
+      ...Context.get(context, References.CurrentLogAnnotations),
+      ...annotations
+    })
+  }
+  if (details !== undefined) next = Context.add(next, AttemptDetails.CurrentDetails, details)
+  return next
+}
+
+/**
+ * Whether the patterns' spans can be seen: tracing is enabled and a tracer is installed. Effect's
+ * default tracer (`Tracer.nativeTracer`) keeps spans in memory and exports them nowhere; Effect
+ * documents comparing against it to skip work only a tracing backend could observe. Without one,
+ * the patterns create no spans (a span and its context cost more than the rest of an attempt);
+ * install any tracer (OpenTelemetry, `Tracer.make`) and every span is there.
+ *
+ * @internal
+ */
+export const tracing = (fiber: Fiber.Fiber<unknown, unknown>): boolean =>
+  fiber.getRef(References.TracerEnabled) && fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer
+
+/**
+ * `attempt`, for the patterns: `attributes` makes the span's whole set (only when there is a span),
+ * and `report`, when given, is
+ * the record the attempt's deployments go to (the caller reads it; it is not merged into the record
+ * of an outer pattern).
+ *
+ * The span exists only when a tracer can see it (`tracing`). The log annotations and the log line
+ * are built only when a logger is installed and the line's level passes the minimum.
+ *
+ * @internal
+ */
+export const observeAttempt = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  pattern: string,
+  model: string,
+  attributes: () => Record<string, unknown>,
+  report: AttemptDetails.Details | undefined
+): Effect.Effect<A, E, R> =>
+  Effect.withFiber((fiber) => {
+    const clock = fiber.getRef(Clock.Clock)
+    const start = clock.currentTimeMillisUnsafe()
+    const outer = report === undefined ? fiber.getRef(AttemptDetails.CurrentDetails) : undefined
+    const details = report ?? AttemptDetails.make()
+    const annotations = fiber.getRef(References.CurrentLoggers).size > 0
+      ? { "llm.model": model, "llm.pattern": pattern }
+      : undefined
+    const finish = (span: Tracer.Span | undefined) => (exit: Exit.Exit<A, E>): Effect.Effect<void> | undefined => {
+      const outcome = outcomeOf(exit)
+      const latencyMs = clock.currentTimeMillisUnsafe() - start
+      const usage = Exit.isSuccess(exit) ? usageOf(exit.value) : Option.none()
+      const deployment = details.current
+      const costUsd = AttemptDetails.costOf(details)
+      if (span !== undefined) {
+        span.attribute("llm.outcome", outcome)
+        span.attribute("llm.latency_ms", latencyMs)
+        if (Option.isSome(usage)) {
+          span.attribute("llm.tokens.input", usage.value.input)
+          span.attribute("llm.tokens.output", usage.value.output)
+        }
+        if (deployment !== undefined) span.attribute("llm.deployment", deployment)
+        if (costUsd !== undefined) span.attribute("llm.cost_usd", costUsd)
+      }
+      if (outer !== undefined) AttemptDetails.merge(outer, details)
+      recordMetrics(fiber.context, model, pattern, outcome, latencyMs, usage)
+      const succeeded = outcome === "success"
+      if (annotations === undefined || !logs(fiber, succeeded ? "Info" : "Warn")) return undefined
+      logNow(
+        fiber,
+        succeeded ? "Info" : "Warn",
+        succeeded ? "attempt succeeded" : "attempt failed",
+        deployment === undefined && costUsd === undefined
+          ? { outcome, latencyMs }
+          : { outcome, latencyMs, "llm.deployment": deployment ?? "", costUsd: costUsd ?? 0 }
+      )
+      return undefined
+    }
+    // The finalizer runs inside the attempt's context: its log line is the span's and annotated
+    // with the model; the span ends after it, with its attributes.
+    const run = (span: Tracer.Span | undefined) =>
+      Effect.updateContext(
+        Effect.onExitPrimitive(effect, finish(span)),
+        (context: Context.Context<R>) => enter(context, span, annotations, details)
+      )
+    if (!tracing(fiber)) return run(undefined)
+    return Effect.useSpan(attemptSpanName(pattern), { attributes: attributes() }, run)
+  })
 
 /**
  * Runs a whole pattern call (every attempt it makes) inside a span named `resilient-llm.<pattern>`.
@@ -339,15 +416,91 @@ export const attempt = (options: {
  * @since 0.1.0
  * @category combinators
  */
-export const pattern =
-  (name: Pattern, attributes?: Record<string, unknown>) =>
-  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    effect.pipe(
-      Effect.annotateLogs("llm.pattern", name),
-      Effect.withSpan(`resilient-llm.${name}`, { attributes: { "llm.pattern": name, ...attributes } }, {
-        captureStackTrace: false
-      })
-    )
+export const pattern = (
+  name: Pattern,
+  attributes?: Record<string, unknown>
+): <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R> => observePattern(name, attributes, undefined)
+
+/**
+ * `pattern`, with `end` called when the call ends, inside the pattern's span and log annotations,
+ * to annotate the span and log its outcome (with `logNow`). With tracing disabled and no logger,
+ * neither has anything to do, and the call runs as it is.
+ *
+ * @internal
+ */
+export const observePattern = <A, E>(
+  name: Pattern,
+  attributes: Record<string, unknown> | undefined,
+  end:
+    | ((fiber: Fiber.Fiber<unknown, unknown>, span: Tracer.Span | undefined, exit: Exit.Exit<A, E>) => void)
+    | undefined
+) => {
+  const spanName = `resilient-llm.${name}`
+  const spanOptions = { attributes: { "llm.pattern": name, ...attributes } }
+  const annotations = { "llm.pattern": name }
+  return <A2 extends A, E2 extends E, R>(effect: Effect.Effect<A2, E2, R>): Effect.Effect<A2, E2, R> =>
+    Effect.withFiber((fiber) => {
+      const logging = fiber.getRef(References.CurrentLoggers).size > 0 ? annotations : undefined
+      const traced = tracing(fiber)
+      if (!traced && logging === undefined) return effect
+      const run = (span: Tracer.Span | undefined) =>
+        Effect.updateContext(
+          end === undefined ? effect : Effect.onExitPrimitive(effect, (exit) => {
+            end(fiber, span, exit)
+            return undefined
+          }),
+          (context: Context.Context<R>) => enter(context, span, logging, undefined)
+        )
+      return traced ? Effect.useSpan(spanName, spanOptions, run) : run(undefined)
+    })
+}
+
+/**
+ * Writes one line to the fiber's loggers now, as `Effect.log` would from this fiber, with
+ * `annotations` added to the fiber's. It is synchronous, for the finalizers of the hot path, where
+ * an effect for the line and another to annotate it cost more than the rest of the finalizer. The
+ * caller checks `logsAt` first.
+ *
+ * @internal
+ */
+export const logNow = (
+  fiber: Fiber.Fiber<unknown, unknown>,
+  level: LogLevel.LogLevel,
+  message: string,
+  annotations: Readonly<Record<string, unknown>>
+): void => {
+  const previous = fiber.context
+  fiber.setContext(
+    Context.add(previous, References.CurrentLogAnnotations, {
+      ...Context.get(previous, References.CurrentLogAnnotations),
+      ...annotations
+    })
+  )
+  try {
+    const date = new Date(fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+    const options = { message: [message], logLevel: level, cause: Cause.empty, fiber, date }
+    for (const logger of fiber.getRef(References.CurrentLoggers)) logger.log(options)
+  } finally {
+    fiber.setContext(previous)
+  }
+}
+
+/**
+ * The span of the pattern or attempt the fiber is in, when it is a live span of this process.
+ *
+ * @internal
+ */
+export const currentSpan = (fiber: Fiber.Fiber<unknown, unknown>): Tracer.Span | undefined => {
+  const span = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
+  return span !== undefined && span._tag === "Span" && span.status._tag !== "Ended" ? span : undefined
+}
+
+/**
+ * Whether a line logged at `level` now would reach a logger.
+ *
+ * @internal
+ */
+export const logsAt = (fiber: Fiber.Fiber<unknown, unknown>, level: LogLevel.LogLevel): boolean => logs(fiber, level)
 
 /**
  * One model's figures in a `snapshot`.

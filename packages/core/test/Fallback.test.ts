@@ -14,11 +14,14 @@ import {
   Ref,
   Schema,
   Stream,
-  type Tracer
+  Tracer
 } from "effect"
 import { TestClock } from "effect/testing"
 
 const request = ChatCompletion.prompt("Name a prime.")
+
+/** A tracer of our own: spans as Effect's default tracer keeps them, but installed, as a backend would be. */
+const installedTracer = Tracer.make({ span: (options) => new Tracer.NativeSpan(options) })
 
 const serverError = (model: string) => new LlmError.ServerError({ model, status: 503 })
 const summary = (attempts: ReadonlyArray<Fallback.Attempt>) =>
@@ -402,6 +405,7 @@ describe("Fallback.chain", () => {
       })
       const served = yield* Fallback.chain(["a"], { retry: { jitter: false } })(request).pipe(
         Effect.provide(spying),
+        Effect.withTracer(installedTracer),
         Effect.forkChild,
         Effect.tap(() => TestClock.adjust("250 millis")),
         Effect.flatMap(Fiber.join)
@@ -413,6 +417,25 @@ describe("Fallback.chain", () => {
       ])
       assert.strictEqual(parentSpan?.attributes.get("llm.served_model"), "a")
       assert.strictEqual(parentSpan?.attributes.get("llm.models"), "a")
+    }))
+
+  it.effect("without a tracer installed (Effect's default one, which exports nothing), no span is made", () =>
+    Effect.gen(function*() {
+      const seen: Array<string> = []
+      const spying = Layer.succeed(ChatClient.ChatClient, {
+        create: (req) =>
+          Effect.map(Effect.currentSpan, (span) => {
+            seen.push(span.name)
+            return ChatCompletion.make({ model: req.model, content: "ok" })
+          }).pipe(Effect.orElseSucceed(() => ChatCompletion.make({ model: req.model, content: "no span" }))),
+        stream: () => Stream.die(new Error("not scripted"))
+      })
+      const bare = yield* Fallback.chain(["a"])(request).pipe(Effect.provide(spying))
+      assert.strictEqual(ChatCompletion.text(bare.value), "no span")
+      yield* Fallback.chain(["a"])(request).pipe(Effect.withSpan("caller"), Effect.provide(spying))
+      assert.deepStrictEqual(seen, ["caller"])
+      yield* Fallback.chain(["a"])(request).pipe(Effect.provide(spying), Effect.withTracer(installedTracer))
+      assert.deepStrictEqual(seen, ["caller", "resilient-llm.fallback.attempt"])
     }))
 
   it.effect("logs the served model and the number of attempts; a failed chain logs one line too", () =>

@@ -59,17 +59,28 @@ export type Protect<Err> = <X, R>(self: Effect.Effect<X, Err, R>) => Effect.Effe
  *
  * @internal
  */
-export type Serve<B, A, Err, R> = (attempt: {
-  readonly model: string
-  readonly first: Effect.Effect<B, Err, R>
-  readonly protect: Protect<Err>
-  /** The chain's deadline in epoch milliseconds by `Clock`, and the deadline itself. */
+export type Serve<B, A, Err, R> = (
+  first: Effect.Effect<B, Err, R>,
+  protect: Protect<Err>,
+  model: string,
+  chain: Call
+) => Effect.Effect<A, Err, R>
+
+/**
+ * What `serve` may need of the call it serves an attempt for.
+ *
+ * @internal
+ */
+export interface Call {
+  /** The chain's deadline in epoch milliseconds by `Clock`. */
   readonly deadlineAt: number | undefined
-  readonly deadline: Duration.Duration | undefined
-  /** A stream's `idleTimeout`. */
-  readonly idleTimeout: Duration.Duration | undefined
+  readonly config: {
+    readonly deadline: Duration.Duration | undefined
+    /** A stream's `idleTimeout`. */
+    readonly idleTimeout: Duration.Duration | undefined
+  }
   readonly clock: Clock.Clock
-}) => Effect.Effect<A, Err, R>
+}
 
 /**
  * Turns the error of a deployment the router tried into an error of the chain, for a chain whose
@@ -102,7 +113,7 @@ export const effects = <A, Err, R>(
   hopsAsAttempts?: HopsAsAttempts<Err>
 ): Kind<A, A, Err, R> => ({
   attributes,
-  serve: ({ first, protect }) => protect(first),
+  serve: (first, protect) => protect(first),
   hopsAsAttempts
 })
 
@@ -119,6 +130,8 @@ export interface Config<Err> {
   readonly retry: retry.Config<Err> | undefined
   readonly breaker: Fallback.Breaker | undefined
   readonly hedge: Hedging | undefined
+  /** The smaller of `timeout` and `idleTimeout`: every attempt's limit, before the deadline's. */
+  readonly limit: Duration.Duration | undefined
 }
 
 const finiteOrNone = (
@@ -128,6 +141,11 @@ const finiteOrNone = (
   const checked = optionalDuration(name, input, { infinite: true })
   return typeof checked === "object" && !Duration.isFinite(checked) ? undefined : checked
 }
+
+const minimum = (
+  a: Duration.Duration | undefined,
+  b: Duration.Duration | undefined
+): Duration.Duration | undefined => a === undefined ? b : b === undefined ? a : Duration.min(a, b)
 
 /**
  * Checks a chain's models and options (`idleTimeout` only for a stream). Returns why they
@@ -176,14 +194,10 @@ export const check = <Err>(
     idleTimeout,
     retry: retryConfig,
     breaker: given.breaker,
-    hedge
+    hedge,
+    limit: minimum(timeout, idleTimeout)
   }
 }
-
-const minimum = (
-  a: Duration.Duration | undefined,
-  b: Duration.Duration | undefined
-): Duration.Duration | undefined => a === undefined ? b : b === undefined ? a : Duration.min(a, b)
 
 /**
  * One try at a model (its attempts, retries included), as the hedged runner follows it: the
@@ -203,7 +217,7 @@ type HedgeEvent<A, Err> =
   | { readonly _tag: "HedgeDue"; readonly index: number }
 
 /** One call of a chain: its clock, deadline and report. */
-class ChainRun<B, A, E, R> {
+class ChainRun<B, A, E, R, F> {
   readonly attempts: Array<Fallback.Attempt<Fallback.AttemptError<E>>> = []
   readonly startedAt: number
   readonly deadlineAt: number | undefined
@@ -215,7 +229,8 @@ class ChainRun<B, A, E, R> {
     readonly attempt: (model: string) => Effect.Effect<B, E, R>,
     readonly config: Config<Fallback.AttemptError<E>>,
     readonly kind: Kind<B, A, Fallback.AttemptError<E>, R>,
-    readonly clock: Clock.Clock
+    readonly clock: Clock.Clock,
+    readonly toFailure: (failure: Failure<Fallback.AttemptError<E>>) => F
   ) {
     this.startedAt = clock.currentTimeMillisUnsafe()
     this.deadlineAt = config.deadline === undefined ? undefined : this.startedAt + Duration.toMillis(config.deadline)
@@ -229,130 +244,188 @@ class ChainRun<B, A, E, R> {
     reason: Fallback.Reason,
     stoppedBy: Fallback.AttemptError<E> | undefined,
     untried: ReadonlyArray<string>
-  ): Effect.Effect<never, Failure<Fallback.AttemptError<E>>> {
+  ): Effect.Effect<never, F> {
     return Effect.suspend(() =>
-      Effect.fail({
+      Effect.fail(this.toFailure({
         models: this.models,
         attempts: this.attempts.filter(isFailed),
         reason: reason === "Exhausted" && (this.pastDeadline() || this.retryCutByDeadline) ? "DeadlineReached" : reason,
         stoppedBy,
         untried,
         deadline: this.config.deadline
-      })
+      }))
     )
   }
 
   served(value: A, model: string): Fallback.Served<A, Fallback.AttemptError<E>> {
     const served = this.attempts[this.attempts.length - 1]
-    return { value, model, deployment: served?.deployment, attempts: [...this.attempts] }
+    // nothing is added to the report once a sequential chain is served: it is handed over as it is
+    return { value, model, deployment: served?.deployment, attempts: this.attempts }
   }
 
+  /** Adds one attempt to the report. */
+  private push(
+    outcome: "success" | "failure" | "cancelled",
+    model: string,
+    deployment: string | undefined,
+    retry: number,
+    startedAt: number,
+    durationMs: number,
+    costUsd: number | undefined,
+    hedge: boolean,
+    error: Fallback.AttemptError<E> | undefined
+  ): void {
+    // every attempt has every field, in the same order (one shape for V8)
+    if (outcome === "failure" && error !== undefined) {
+      this.attempts.push({ outcome, model, deployment, retry, startedAt, durationMs, costUsd, hedge, error })
+    } else if (outcome === "cancelled") {
+      this.attempts.push({ outcome, model, deployment, retry, startedAt, durationMs, costUsd, hedge, error: undefined })
+    } else {
+      this.attempts.push({
+        outcome: "success",
+        model,
+        deployment,
+        retry,
+        startedAt,
+        durationMs,
+        costUsd,
+        hedge,
+        error: undefined
+      })
+    }
+  }
+
+  /** Reports how an attempt ended: its outcome and, with deployments, each deployment it tried. */
   record(
     model: string,
     retryNumber: number,
     start: number,
     details: AttemptDetails.Details,
-    attempt: Try | undefined
-  ) {
-    return (exit: Exit.Exit<A, Fallback.AttemptError<E>>) =>
-      Effect.sync(() => {
-        const hedge = attempt?.hedge ?? false
-        const failure = Exit.isSuccess(exit) ? Option.none() : Cause.findErrorOption(exit.cause)
-        if (Exit.isFailure(exit) && Option.isNone(failure)) {
-          // Interruption and defects end the chain itself: only failures are attempts to report,
-          // and the tries a hedged chain cancels because another model served.
-          if (attempt?.cancelled === true && Cause.hasInterruptsOnly(exit.cause)) {
-            this.attempts.push({
-              model,
-              deployment: details.current,
-              retry: retryNumber,
-              startedAt: start,
-              durationMs: this.clock.currentTimeMillisUnsafe() - start,
-              costUsd: AttemptDetails.costOf(details),
-              hedge,
-              outcome: "cancelled",
-              error: undefined
-            })
-          }
-          return
+    attempt: Try | undefined,
+    exit: Exit.Exit<unknown, Fallback.AttemptError<E>>
+  ): void {
+    const hedge = attempt !== undefined && attempt.hedge
+    const now = this.clock.currentTimeMillisUnsafe()
+    let error: Fallback.AttemptError<E> | undefined
+    if (Exit.isFailure(exit)) {
+      const failure = Cause.findErrorOption(exit.cause)
+      if (Option.isNone(failure)) {
+        // Interruption and defects end the chain itself: only failures are attempts to report,
+        // and the tries a hedged chain cancels because another model served.
+        if (attempt !== undefined && attempt.cancelled && Cause.hasInterruptsOnly(exit.cause)) {
+          const costUsd = AttemptDetails.costOf(details)
+          this.push("cancelled", model, details.current, retryNumber, start, now - start, costUsd, hedge, undefined)
         }
-        const error = Option.getOrUndefined(failure)
-        const hops = details.hops
-        const last = hops.length === 0 ? undefined : hops[hops.length - 1]
-        // the last deployment's call is this attempt's outcome when it answered (the answer may
-        // still be rejected above it) or failed with the very error the attempt failed with
-        const merged = last !== undefined && (last.outcome === "success" || last.error === error) ? last : undefined
-        const hopsAsAttempts = this.kind.hopsAsAttempts
-        if (hopsAsAttempts !== undefined) {
-          for (const hop of merged === undefined ? hops : hops.slice(0, -1)) {
-            const facts = {
-              model,
-              deployment: hop.deployment,
-              retry: retryNumber,
-              startedAt: hop.startedAt,
-              durationMs: hop.durationMs,
-              costUsd: hop.costUsd,
-              hedge
-            }
-            if (hop.error === undefined) this.attempts.push({ ...facts, outcome: "success", error: undefined })
-            else this.attempts.push({ ...facts, outcome: "failure", error: hopsAsAttempts(hop.error) })
-          }
-        }
-        const facts = {
+        return
+      }
+      error = failure.value
+    }
+    const hops = details.hops
+    const hopsAsAttempts = this.kind.hopsAsAttempts
+    if (hops.length === 0) {
+      const costUsd = hopsAsAttempts === undefined ? AttemptDetails.costOf(details) : undefined
+      this.settled(model, details.current, retryNumber, start, now - start, costUsd, hedge, error)
+      return
+    }
+    const last = hops[hops.length - 1]
+    // the last deployment's call is this attempt's outcome when it answered (the answer may
+    // still be rejected above it) or failed with the very error the attempt failed with
+    const merged = last.outcome === "success" || last.error === error ? last : undefined
+    if (hopsAsAttempts !== undefined) {
+      const before = merged === undefined ? hops.length : hops.length - 1
+      for (let i = 0; i < before; i++) {
+        const hop = hops[i]
+        const hopError = hop.error === undefined ? undefined : hopsAsAttempts(hop.error)
+        this.push(
+          hopError === undefined ? "success" : "failure",
           model,
-          deployment: merged?.deployment ?? details.current,
-          retry: retryNumber,
-          startedAt: merged?.startedAt ?? start,
-          durationMs: merged === undefined ? this.clock.currentTimeMillisUnsafe() - start : merged.durationMs,
-          costUsd: hopsAsAttempts === undefined ? AttemptDetails.costOf(details) : merged?.costUsd,
-          hedge
-        }
-        if (error === undefined) {
-          this.attempts.push({ ...facts, outcome: "success", error: undefined })
-          this.config.hedge?.observe(model, facts.durationMs)
-        } else {
-          this.attempts.push({ ...facts, outcome: "failure", error })
-        }
-      })
+          hop.deployment,
+          retryNumber,
+          hop.startedAt,
+          hop.durationMs,
+          hop.costUsd,
+          hedge,
+          hopError
+        )
+      }
+    }
+    this.settled(
+      model,
+      merged?.deployment ?? details.current,
+      retryNumber,
+      merged?.startedAt ?? start,
+      merged === undefined ? now - start : merged.durationMs,
+      hopsAsAttempts === undefined ? AttemptDetails.costOf(details) : merged?.costUsd,
+      hedge,
+      error
+    )
+  }
+
+  private settled(
+    model: string,
+    deployment: string | undefined,
+    retry: number,
+    startedAt: number,
+    durationMs: number,
+    costUsd: number | undefined,
+    hedge: boolean,
+    error: Fallback.AttemptError<E> | undefined
+  ): void {
+    if (error !== undefined) {
+      this.push("failure", model, deployment, retry, startedAt, durationMs, costUsd, hedge, error)
+      return
+    }
+    this.push("success", model, deployment, retry, startedAt, durationMs, costUsd, hedge, undefined)
+    this.config.hedge?.observe(model, durationMs)
+  }
+
+  /** One attempt at `model`: bounded by its time limit, observed, guarded by the breaker, reported. */
+  once(model: string, retryNumber: number, attempt: Try | undefined): Effect.Effect<A, Fallback.AttemptError<E>, R> {
+    type Err = Fallback.AttemptError<E>
+    const { config, kind, clock, deadlineAt } = this
+    const start = clock.currentTimeMillisUnsafe()
+    if (attempt !== undefined) {
+      attempt.retry = retryNumber
+      attempt.startedAt = start
+    }
+    const limit = deadlineAt === undefined
+      ? config.limit
+      : minimum(config.limit, Duration.millis(Math.max(0, deadlineAt - start)))
+    const call = this.attempt(model)
+    const bounded: Effect.Effect<B, Err, R> = limit === undefined ? call : retry.timeout(call, model, limit)
+    const number = this.attempts.length + 1
+    const attributes = () => {
+      const all: Record<string, unknown> = {
+        "llm.pattern": "fallback",
+        "llm.model": model,
+        ...kind.attributes,
+        "llm.retry": retryNumber,
+        "llm.attempt": number
+      }
+      if (attempt !== undefined && attempt.hedge) all["llm.hedge"] = true
+      return all
+    }
+    // the attempt's record of deployments is this report's, read when the attempt ends
+    const details = AttemptDetails.make()
+    const observed = Observability.observeAttempt(bounded, "fallback", model, attributes, details)
+    const breaker = config.breaker
+    const protect: Protect<Err> = breaker === undefined ? identity : breaker.protect(model)
+    const served = kind.serve(observed, protect, model, this)
+    return Effect.onExitPrimitive(served, (exit) => {
+      this.record(model, retryNumber, start, details, attempt, exit)
+      return undefined
+    })
   }
 
   /** Every attempt at `model`, retries included, until one succeeds or the retries end. */
   tryModel(model: string, attempt?: Try): Effect.Effect<A, Fallback.AttemptError<E>, R> {
-    type Err = Fallback.AttemptError<E>
-    const { config, kind, clock, deadlineAt } = this
-    const { deadline, idleTimeout, timeout } = config
+    const retryConfig = this.config.retry
+    if (retryConfig === undefined) return Effect.suspend(() => this.once(model, 0, attempt))
     let tries = 0
-    const once = Effect.suspend(() => {
-      const retryNumber = tries++
-      const start = clock.currentTimeMillisUnsafe()
-      if (attempt !== undefined) {
-        attempt.retry = retryNumber
-        attempt.startedAt = start
-      }
-      const remaining = deadlineAt === undefined ? undefined : Duration.millis(Math.max(0, deadlineAt - start))
-      const limit = minimum(minimum(timeout, idleTimeout), remaining)
-      const call = this.attempt(model)
-      const bounded: Effect.Effect<B, Err, R> = limit === undefined ? call : retry.timeout(call, model, limit)
-      const attributes: Record<string, unknown> = {
-        ...kind.attributes,
-        "llm.retry": retryNumber,
-        "llm.attempt": this.attempts.length + 1
-      }
-      if (attempt?.hedge === true) attributes["llm.hedge"] = true
-      const observed = Observability.attempt({ pattern: "fallback", model, attributes })(bounded)
-      const breaker = config.breaker
-      const protect: Protect<Err> = breaker === undefined ? identity : (self) => breaker.protect(model)(self)
-      const served = kind.serve({ model, first: observed, protect, deadlineAt, deadline, idleTimeout, clock })
-      const details = AttemptDetails.make()
-      return served.pipe(
-        Effect.provideService(AttemptDetails.CurrentDetails, details),
-        Effect.onExit(this.record(model, retryNumber, start, details, attempt))
-      )
-    })
-    const retryConfig = config.retry
-    if (retryConfig === undefined) return once
+    const once = Effect.suspend(() => this.once(model, tries++, attempt))
+    const deadlineAt = this.deadlineAt
     return retry.retrying(once, () =>
-      retry.policy<Err>(
+      retry.policy<Fallback.AttemptError<E>>(
         retryConfig,
         deadlineAt === undefined ? undefined : {
           at: deadlineAt,
@@ -364,11 +437,11 @@ class ChainRun<B, A, E, R> {
   }
 
   /** Models one after another: the next starts when the one before has failed. */
-  sequential(): Effect.Effect<Fallback.Served<A, Fallback.AttemptError<E>>, Failure<Fallback.AttemptError<E>>, R> {
+  sequential(): Effect.Effect<Fallback.Served<A, Fallback.AttemptError<E>>, F, R> {
     const { models } = this
     const from = (index: number): Effect.Effect<
       Fallback.Served<A, Fallback.AttemptError<E>>,
-      Failure<Fallback.AttemptError<E>>,
+      F,
       R
     > => {
       if (index >= models.length) return this.end("Exhausted", undefined, [])
@@ -412,12 +485,12 @@ class ChainRun<B, A, E, R> {
  * flight across calls (`maxInFlight`): past either, the next model waits for the ones running
  * to fail, as without hedging.
  */
-const hedged = <B, A, E, R>(
-  run: ChainRun<B, A, E, R>,
+const hedged = <B, A, E, R, F>(
+  run: ChainRun<B, A, E, R, F>,
   hedging: Hedging
-): Effect.Effect<Fallback.Served<A, Fallback.AttemptError<E>>, Failure<Fallback.AttemptError<E>>, R> => {
+): Effect.Effect<Fallback.Served<A, Fallback.AttemptError<E>>, F, R> => {
   type Err = Fallback.AttemptError<E>
-  type Result = Effect.Effect<Fallback.Served<A, Err>, Failure<Err>, R>
+  type Result = Effect.Effect<Fallback.Served<A, Err>, F, R>
   const { models } = run
   const { maxHedges } = hedging.settings
   return Effect.gen(function*() {
@@ -539,24 +612,22 @@ const hedged = <B, A, E, R>(
 }
 
 /**
- * Runs the chain.
+ * Runs the chain. Its failure is `toFailure` of the facts (`AllModelsFailed`, which this module
+ * cannot import), made where the chain ends rather than mapped afterwards.
  *
  * @internal
  */
-export const run = <B, A, E, R>(
+export const run = <B, A, E, R, F>(
   models: ReadonlyArray<string>,
   attempt: (model: string) => Effect.Effect<B, E, R>,
   config: Config<Fallback.AttemptError<E>>,
-  kind: Kind<B, A, Fallback.AttemptError<E>, R>
-): Effect.Effect<
-  Fallback.Served<A, Fallback.AttemptError<E>>,
-  Failure<Fallback.AttemptError<E>>,
-  R
-> =>
+  kind: Kind<B, A, Fallback.AttemptError<E>, R>,
+  toFailure: (failure: Failure<Fallback.AttemptError<E>>) => F
+): Effect.Effect<Fallback.Served<A, Fallback.AttemptError<E>>, F, R> =>
   // The clock is read synchronously from here on: one service lookup per chain, not one effect per
   // reading. It is the fiber's `Clock`, so `TestClock` still drives every time below.
   Effect.clockWith((clock) => {
-    const chain = new ChainRun(models, attempt, config, kind, clock)
+    const chain = new ChainRun(models, attempt, config, kind, clock, toFailure)
     return config.hedge === undefined ? chain.sequential() : hedged(chain, config.hedge)
   })
 
@@ -641,7 +712,10 @@ export const firstChunk = (
  * @internal
  */
 export const serveStream: Serve<Opened, Stream.Stream<Chunk, LlmError.LlmError>, LlmError.LlmError, Scope.Scope> = (
-  { clock, deadline, deadlineAt, first, idleTimeout, model, protect }
+  first,
+  protect,
+  model,
+  { clock, config: { deadline, idleTimeout }, deadlineAt }
 ) =>
   Effect.gen(function*() {
     const parent = yield* Effect.scope
