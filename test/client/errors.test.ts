@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ChatClient, LlmError } from "@resilient-llm/core"
+import { ChatClient, LlmError, Retry } from "@resilient-llm/core"
 import { FakeProvider } from "@resilient-llm/testing"
 import { Duration, Effect, Exit, Option, Stream } from "effect"
 import * as Fake from "../support/Fake.js"
@@ -278,6 +278,58 @@ describe("ContextLengthError, ContentFilterError, BadRequestError", () => {
       const error = yield* createFailure(FakeProvider.badRequest({ status: 422, code: "unprocessable" }))
       assert.strictEqual(error._tag, "BadRequestError")
       assert.strictEqual(error._tag === "BadRequestError" ? error.status : undefined, 422)
+    }))
+})
+
+describe("408, 409 and x-should-retry, through Retry.withRetry", () => {
+  /** The outcome of one call retried quickly, and how many requests the fake received. */
+  const retried = (script: ReadonlyArray<FakeProvider.Outcome>) =>
+    Effect.gen(function*() {
+      const fake = yield* Fake.start({ models: { [model]: { script } } })
+      const exit = yield* ChatClient.create(Fake.request(model)).pipe(
+        Retry.withRetry({ base: "1 millis", maxDelay: "1 millis", retries: 3, jitter: false }),
+        Effect.exit,
+        Effect.provide(Fake.client(fake.url))
+      )
+      return { exit, requests: (yield* fake.requests).length }
+    })
+
+  for (const status of [408, 409]) {
+    it.live(`a ${status} is retried, and the retry is served`, () =>
+      Effect.gen(function*() {
+        const { exit, requests } = yield* retried([
+          FakeProvider.raw({ status, body: "{\"error\":{\"message\":\"try again\"}}" }),
+          FakeProvider.reply("second time lucky")
+        ])
+        assert.isTrue(Exit.isSuccess(exit))
+        assert.strictEqual(requests, 2)
+      }))
+  }
+
+  it.live("x-should-retry: false on a 503 stops the retries at once", () =>
+    Effect.gen(function*() {
+      const { exit, requests } = yield* retried([
+        FakeProvider.serverError(503, { headers: { "x-should-retry": "false" } }),
+        FakeProvider.reply("never asked for")
+      ])
+      const error = yield* Effect.flip(exit)
+      assert.strictEqual(error._tag, "ServerError")
+      assert.isTrue(LlmError.isFallbackable(error))
+      assert.strictEqual(requests, 1)
+    }))
+
+  it.live("x-should-retry: true on a 400 is retried", () =>
+    Effect.gen(function*() {
+      const { exit, requests } = yield* retried([
+        FakeProvider.raw({
+          status: 400,
+          headers: { "x-should-retry": "true" },
+          body: "{\"error\":{\"message\":\"busy\",\"type\":\"invalid_request_error\"}}"
+        }),
+        FakeProvider.reply("served")
+      ])
+      assert.isTrue(Exit.isSuccess(exit))
+      assert.strictEqual(requests, 2)
     }))
 })
 

@@ -94,7 +94,7 @@ export const nonEmpty: Check = make((completion) => {
   if (typeof message.refusal === "string" && message.refusal.length > 0) {
     return { reason: "empty", detail: `the model refused: ${message.refusal}` }
   }
-  if (message.tool_calls !== undefined && message.tool_calls.length > 0) return undefined
+  if (message.tool_calls != null && message.tool_calls.length > 0) return undefined
   const content = message.content ?? ""
   return content.trim().length > 0 ? undefined : { reason: "empty", detail: "no text and no tool call" }
 })

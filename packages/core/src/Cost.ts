@@ -3,8 +3,8 @@
  * prompt tokens, the prompt tokens the provider served from its cache, completion tokens, and the
  * reasoning tokens among them. `Cost.of` turns the `usage` a provider reports into dollars, reading
  * the cached and reasoning counts (`usage.prompt_tokens_details.cached_tokens`,
- * `usage.completion_tokens_details.reasoning_tokens`) when they are there and treating them as
- * none when they are not.
+ * `usage.completion_tokens_details.reasoning_tokens`) when the provider sends them and treating
+ * them as none when it does not.
  *
  * The deployments router (`Deployments`) prices every call it makes: the cost goes on the call's
  * span (`llm.cost_usd`), its log line (`costUsd`), the `resilient_llm_cost_usd_total` counter, the
@@ -22,8 +22,8 @@
  * @since 0.2.0
  */
 import * as Option from "effect/Option"
-import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
+import * as ChatCompletion from "./ChatCompletion.js"
 
 // A dollar a token is far above any real price; the bound keeps every cost a finite number.
 const UsdPerMillion = Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 1_000_000 })).annotate({
@@ -65,38 +65,37 @@ export interface Tokens {
   readonly reasoning: number
 }
 
-const isCount = (u: unknown): u is number => typeof u === "number" && Number.isFinite(u) && u >= 0
-
-const detail = (usage: object, field: string, count: string): number => {
-  if (!Predicate.hasProperty(usage, field)) return 0
-  const details = usage[field]
-  if (!Predicate.hasProperty(details, count)) return 0
-  const value = details[count]
-  return isCount(value) ? value : 0
-}
+// A decoded usage holds token counts only; a hand-built one (a test double, a custom client) may
+// not, and a count that is not one is read as none.
+const countOf = (value: number | null | undefined): number => ChatCompletion.isTokenCount(value) ? value : 0
 
 /**
- * The priced token counts of a completion's (or a chunk's) `usage`, when it has one a real call
- * could have: `prompt_tokens` and `completion_tokens` finite and at least 0. Cached and reasoning
- * counts are read from the usage's details when they are numbers, and capped at the prompt and
- * completion counts they are part of.
+ * The priced token counts of a completion's (or a chunk's) `usage`, when it has one: the
+ * prompt and completion counts, and the cached and reasoning counts among them from the usage's
+ * details (`usage.prompt_tokens_details.cached_tokens`,
+ * `usage.completion_tokens_details.reasoning_tokens`), none when absent, capped at the counts
+ * they are part of.
  *
  * @since 0.2.0
  * @category accessors
  */
-export const tokensOf = (completion: { readonly usage?: unknown }): Option.Option<Tokens> => {
+export const tokensOf = (
+  completion: { readonly usage?: ChatCompletion.Usage | null | undefined }
+): Option.Option<Tokens> => {
   const usage = completion.usage
-  if (!Predicate.hasProperty(usage, "prompt_tokens") || !Predicate.hasProperty(usage, "completion_tokens")) {
+  if (
+    usage == null || !ChatCompletion.isTokenCount(usage.prompt_tokens) ||
+    !ChatCompletion.isTokenCount(usage.completion_tokens)
+  ) {
     return Option.none()
   }
   const input = usage.prompt_tokens
   const output = usage.completion_tokens
-  if (!isCount(input) || !isCount(output)) return Option.none()
   return Option.some({
     input,
-    cachedInput: Math.min(input, detail(usage, "prompt_tokens_details", "cached_tokens")),
+    cachedInput: Math.min(input, countOf(usage.prompt_tokens_details?.cached_tokens)),
     output,
-    reasoning: Math.min(output, detail(usage, "completion_tokens_details", "reasoning_tokens"))
+    reasoning: Math.min(output, countOf(usage.completion_tokens_details?.reasoning_tokens))
   })
 }
 
@@ -123,8 +122,10 @@ export const of = (price: Price, tokens: Tokens): number => {
  * @since 0.2.0
  * @category accessors
  */
-export const ofCompletion = (price: Price, completion: { readonly usage?: unknown }): Option.Option<number> =>
-  Option.map(tokensOf(completion), (tokens) => of(price, tokens))
+export const ofCompletion = (
+  price: Price,
+  completion: { readonly usage?: ChatCompletion.Usage | null | undefined }
+): Option.Option<number> => Option.map(tokensOf(completion), (tokens) => of(price, tokens))
 
 /**
  * A dollar amount for a log line or a report: six decimals below a cent, four below a dollar,

@@ -9,10 +9,14 @@
  * | `RateLimitError` | yes, never sooner than `retryAfter` | yes |
  * | `TimeoutError`, `ServerError`, `ConnectionError`, `ResponseDecodeError` | yes | yes |
  * | `AuthenticationError`, `ModelNotFoundError`, `ContextLengthError`, `ContentFilterError` | no | yes |
+ * | `RedirectError` | no | yes |
  * | `BadRequestError` | no | no: the request itself is at fault |
  * | `CircuitOpenError`, `ThrottledError`, `BulkheadFullError` | no | yes |
  * | `AnswerRejectedError` | yes | yes |
  * | `BudgetExceededError` | no | no: every model spends the same budget |
+ *
+ * An error mapped from a provider's response may carry `retryable`, the provider's own verdict
+ * (its `x-should-retry` header), which `isRetryable` follows instead of the table.
  *
  * @since 0.1.0
  */
@@ -37,6 +41,8 @@ export class RateLimitError extends Data.TaggedError("RateLimitError")<{
   readonly model: string
   readonly retryAfter: Option.Option<Duration.Duration>
   readonly detail?: string
+  /** The provider's own verdict on retrying (its `x-should-retry` header); `isRetryable` follows it. */
+  readonly retryable?: boolean
 }> {
   override get message(): string {
     const after = Option.match(this.retryAfter, {
@@ -48,7 +54,8 @@ export class RateLimitError extends Data.TaggedError("RateLimitError")<{
 }
 
 /**
- * An attempt ran past its timeout and was interrupted.
+ * An attempt ran past its timeout and was interrupted. `detail` says which timeout, when it was not
+ * the attempt's own (a client's idle timeout: no byte or event for that long).
  *
  * @since 0.1.0
  * @category errors
@@ -56,14 +63,17 @@ export class RateLimitError extends Data.TaggedError("RateLimitError")<{
 export class TimeoutError extends Data.TaggedError("TimeoutError")<{
   readonly model: string
   readonly timeout: Duration.Duration
+  readonly detail?: string
 }> {
   override get message(): string {
-    return `Model ${this.model} did not answer within ${Duration.format(this.timeout)}`
+    return `Model ${this.model} did not answer within ${Duration.format(this.timeout)}${detailSuffix(this.detail)}`
   }
 }
 
 /**
- * The provider failed on its side (HTTP 5xx, or Anthropic's 529 "overloaded").
+ * The provider failed on its side (HTTP 5xx, or Anthropic's 529 "overloaded"), or refused the call
+ * for a passing reason: 408 (request timeout, often a proxy's) and 409 (conflict, a lock that timed
+ * out), which the official SDKs retry too.
  *
  * @since 0.1.0
  * @category errors
@@ -72,6 +82,8 @@ export class ServerError extends Data.TaggedError("ServerError")<{
   readonly model: string
   readonly status: number
   readonly detail?: string
+  /** The provider's own verdict on retrying (its `x-should-retry` header); `isRetryable` follows it. */
+  readonly retryable?: boolean
 }> {
   override get message(): string {
     return `Model ${this.model} failed with HTTP ${this.status}${detailSuffix(this.detail)}`
@@ -119,6 +131,8 @@ export class AuthenticationError extends Data.TaggedError("AuthenticationError")
   readonly model: string
   readonly status: number
   readonly detail?: string
+  /** The provider's own verdict on retrying (its `x-should-retry` header); `isRetryable` follows it. */
+  readonly retryable?: boolean
 }> {
   override get message(): string {
     return `Model ${this.model} refused the credentials (HTTP ${this.status})${detailSuffix(this.detail)}`
@@ -135,6 +149,8 @@ export class AuthenticationError extends Data.TaggedError("AuthenticationError")
 export class ModelNotFoundError extends Data.TaggedError("ModelNotFoundError")<{
   readonly model: string
   readonly detail?: string
+  /** The provider's own verdict on retrying (its `x-should-retry` header); `isRetryable` follows it. */
+  readonly retryable?: boolean
 }> {
   override get message(): string {
     return `Model ${this.model} was not found${detailSuffix(this.detail)}`
@@ -151,6 +167,8 @@ export class ModelNotFoundError extends Data.TaggedError("ModelNotFoundError")<{
 export class ContextLengthError extends Data.TaggedError("ContextLengthError")<{
   readonly model: string
   readonly detail?: string
+  /** The provider's own verdict on retrying (its `x-should-retry` header); `isRetryable` follows it. */
+  readonly retryable?: boolean
 }> {
   override get message(): string {
     return `The request exceeds the context length of model ${this.model}${detailSuffix(this.detail)}`
@@ -166,9 +184,33 @@ export class ContextLengthError extends Data.TaggedError("ContextLengthError")<{
 export class ContentFilterError extends Data.TaggedError("ContentFilterError")<{
   readonly model: string
   readonly detail?: string
+  /** The provider's own verdict on retrying (its `x-should-retry` header); `isRetryable` follows it. */
+  readonly retryable?: boolean
 }> {
   override get message(): string {
     return `Model ${this.model} refused the content under its policy${detailSuffix(this.detail)}`
+  }
+}
+
+/**
+ * The endpoint answered with a redirect (HTTP 3xx). Redirects are never followed: the request and
+ * its credentials go only to the configured endpoint. `location` is the origin the redirect points
+ * to (scheme, host and port; never its path or query), when it has a valid `Location` header. Not
+ * retryable (the endpoint would redirect again); another model may serve the call.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RedirectError extends Data.TaggedError("RedirectError")<{
+  readonly model: string
+  readonly status: number
+  readonly location: Option.Option<string>
+  /** The provider's own verdict on retrying (its `x-should-retry` header); `isRetryable` follows it. */
+  readonly retryable?: boolean
+}> {
+  override get message(): string {
+    const target = Option.match(this.location, { onNone: () => "", onSome: (origin) => ` to ${origin}` })
+    return `Model ${this.model} answered HTTP ${this.status}, a redirect${target}, which is not followed`
   }
 }
 
@@ -184,6 +226,8 @@ export class BadRequestError extends Data.TaggedError("BadRequestError")<{
   readonly status: number
   readonly code: Option.Option<string>
   readonly detail?: string
+  /** The provider's own verdict on retrying (its `x-should-retry` header); `isRetryable` follows it. */
+  readonly retryable?: boolean
 }> {
   override get message(): string {
     const code = Option.match(this.code, { onNone: () => "", onSome: (c) => ` (${c})` })
@@ -323,6 +367,7 @@ export type LlmError =
   | ModelNotFoundError
   | ContextLengthError
   | ContentFilterError
+  | RedirectError
   | BadRequestError
   | CircuitOpenError
   | ThrottledError
@@ -346,6 +391,7 @@ export const tags = [
   "ModelNotFoundError",
   "ContextLengthError",
   "ContentFilterError",
+  "RedirectError",
   "BadRequestError",
   "CircuitOpenError",
   "ThrottledError",
@@ -375,13 +421,18 @@ const retryable: ReadonlySet<string> = new Set<LlmError["_tag"]>([
 
 /**
  * Whether another attempt at the same model may succeed: rate limits, timeouts, server errors,
- * broken connections, undecodable responses and rejected answers (another sample may pass).
- * Anything that is not an `LlmError` is not.
+ * broken connections, undecodable responses and rejected answers (another sample may pass),
+ * unless the provider said otherwise (an error's `retryable`, from its `x-should-retry` header,
+ * wins either way). Anything that is not an `LlmError` is not.
  *
  * @since 0.1.0
  * @category predicates
  */
-export const isRetryable = (u: unknown): boolean => isLlmError(u) && retryable.has(u._tag)
+export const isRetryable = (u: unknown): boolean => {
+  if (!isLlmError(u)) return false
+  const verdict = Predicate.hasProperty(u, "retryable") ? u.retryable : undefined
+  return typeof verdict === "boolean" ? verdict : retryable.has(u._tag)
+}
 
 /**
  * Whether another model may serve the request: every `LlmError` but `BadRequestError`, which

@@ -158,14 +158,23 @@ export const outcomeOf = <A, E>(exit: Exit.Exit<A, E>): string => {
   return Cause.hasInterruptsOnly(exit.cause) ? "interrupted" : "defect"
 }
 
-const usageOf = (value: unknown): Option.Option<{ readonly input: number; readonly output: number }> =>
-  Predicate.hasProperty(value, "usage") && Predicate.hasProperty(value.usage, "prompt_tokens") &&
-    Predicate.hasProperty(value.usage, "completion_tokens") &&
-    typeof value.usage.prompt_tokens === "number" && typeof value.usage.completion_tokens === "number"
-    ? ChatCompletion.tokens({
-      usage: { prompt_tokens: value.usage.prompt_tokens, completion_tokens: value.usage.completion_tokens }
-    })
-    : Option.none()
+interface TokenUsage {
+  readonly input: number | undefined
+  readonly output: number | undefined
+}
+
+// Only token counts are recorded: a usage built by hand (a test double, a custom client) may
+// carry `Infinity` or `-1`, and one such value would stay in the counter for good. Decoded
+// completions never carry one.
+const countOf = (value: unknown): number | undefined => ChatCompletion.isTokenCount(value) ? value : undefined
+
+const usageOf = (value: unknown): TokenUsage | undefined => {
+  if (!Predicate.hasProperty(value, "usage") || !Predicate.isObject(value.usage)) return undefined
+  const usage = value.usage
+  const input = Predicate.hasProperty(usage, "prompt_tokens") ? countOf(usage.prompt_tokens) : undefined
+  const output = Predicate.hasProperty(usage, "completion_tokens") ? countOf(usage.completion_tokens) : undefined
+  return input === undefined && output === undefined ? undefined : { input, output }
+}
 
 // The hot path: every attempt updates five metrics. A metric made by `Metric.withAttributes` puts
 // its labels into a new context on every update, and the metric under it, shared by every label
@@ -228,16 +237,14 @@ const recordMetrics = (
   pattern: string,
   outcome: string,
   latencyMs: number,
-  usage: Option.Option<{ readonly input: number; readonly output: number }>
+  usage: TokenUsage | undefined
 ): void => {
   const series = modelSeries(model)
   requestSeries(series, model, pattern, outcome).updateUnsafe(1, context)
   series.latency.updateUnsafe(latencyMs, context)
   series.latencySummary.updateUnsafe(latencyMs, context)
-  if (Option.isSome(usage)) {
-    series.inputTokens.updateUnsafe(usage.value.input, context)
-    series.outputTokens.updateUnsafe(usage.value.output, context)
-  }
+  if (usage?.input !== undefined) series.inputTokens.updateUnsafe(usage.input, context)
+  if (usage?.output !== undefined) series.outputTokens.updateUnsafe(usage.output, context)
 }
 
 const hedgeSeries = new Map<string, Metric.Metric<number, unknown>>()
@@ -272,11 +279,12 @@ const logs = (fiber: Fiber.Fiber<unknown, unknown>, level: LogLevel.LogLevel): b
 
 /**
  * Runs one attempt at a model inside a span named `resilient-llm.<pattern>.attempt`, then logs one
- * line and updates the metrics with its model, pattern, outcome and latency (and tokens, when the
- * value carries `usage`). The latency is read from `Clock`, so `TestClock` drives it too. When the
- * model is a logical one served by `Deployments`, the span and the log line also name the
- * deployment that answered last (`llm.deployment`) and the attempt's cost (`llm.cost_usd`,
- * `costUsd`).
+ * line and updates the metrics with its model, pattern, outcome and latency, and tokens when the
+ * value carries a `usage`. Only token counts are recorded (see `ChatCompletion.isTokenCount`): a
+ * hand-built `Infinity` or `-1` would otherwise stay in the counter for good. The latency is read
+ * from `Clock`, so `TestClock` drives it too. When the model is a logical one served by
+ * `Deployments`, the span and the log line also name the deployment that answered last
+ * (`llm.deployment`) and the attempt's cost (`llm.cost_usd`, `costUsd`).
  *
  * @since 0.1.0
  * @category combinators
@@ -372,16 +380,14 @@ export const observeAttempt = <A, E, R>(
     const finish = (span: Tracer.Span | undefined) => (exit: Exit.Exit<A, E>): Effect.Effect<void> | undefined => {
       const outcome = outcomeOf(exit)
       const latencyMs = clock.currentTimeMillisUnsafe() - start
-      const usage = Exit.isSuccess(exit) ? usageOf(exit.value) : Option.none()
+      const usage = Exit.isSuccess(exit) ? usageOf(exit.value) : undefined
       const deployment = details.current
       const costUsd = AttemptDetails.costOf(details)
       if (span !== undefined) {
         span.attribute("llm.outcome", outcome)
         span.attribute("llm.latency_ms", latencyMs)
-        if (Option.isSome(usage)) {
-          span.attribute("llm.tokens.input", usage.value.input)
-          span.attribute("llm.tokens.output", usage.value.output)
-        }
+        if (usage?.input !== undefined) span.attribute("llm.tokens.input", usage.input)
+        if (usage?.output !== undefined) span.attribute("llm.tokens.output", usage.output)
         if (deployment !== undefined) span.attribute("llm.deployment", deployment)
         if (costUsd !== undefined) span.attribute("llm.cost_usd", costUsd)
       }

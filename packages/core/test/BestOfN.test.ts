@@ -5,7 +5,7 @@ import { TestChatClient, TestLogs } from "@resilient-llm/testing"
 import { Cause, Clock, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Tracer } from "effect"
 import { TestClock } from "effect/testing"
 
-const messages = [{ role: "user", content: "Name a prime." }]
+const messages: ReadonlyArray<ChatCompletion.ChatMessage> = [{ role: "user", content: "Name a prime." }]
 const request: ChatCompletion.PromptRequest = { messages }
 
 /** A judge that takes `delay` and scores by a table of answers. */

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cost } from "@resilient-llm/core"
+import { type ChatCompletion, Cost } from "@resilient-llm/core"
 import { Option, Schema } from "effect"
 
 const gpt4o: Cost.Price = { input: 2.5, cachedInput: 1.25, output: 10 }
@@ -60,22 +60,23 @@ describe("Cost.tokensOf", () => {
   })
 
   it("treats a usage no real call has as no usage, and odd details as none", () => {
-    for (
-      const usage of [undefined, null, {}, { prompt_tokens: -1, completion_tokens: 1 }, {
-        prompt_tokens: 1,
-        completion_tokens: NaN
-      }, {
-        prompt_tokens: "10",
-        completion_tokens: 1
-      }]
-    ) {
+    // decoding refuses such counts; a usage built by hand (a test double, a custom client) may hold them
+    const usages: ReadonlyArray<ChatCompletion.Usage | null | undefined> = [
+      undefined,
+      null,
+      { prompt_tokens: -1, completion_tokens: 1 },
+      { prompt_tokens: 1, completion_tokens: NaN },
+      { prompt_tokens: 1.5, completion_tokens: 1 },
+      { prompt_tokens: Infinity, completion_tokens: 1 }
+    ]
+    for (const usage of usages) {
       assert.isTrue(Option.isNone(Cost.tokensOf({ usage })), JSON.stringify(usage))
     }
-    const odd = {
+    const odd: ChatCompletion.Usage = {
       prompt_tokens: 10,
       completion_tokens: 5,
       prompt_tokens_details: { cached_tokens: 99 }, // more than the prompt: capped
-      completion_tokens_details: { reasoning_tokens: "many" }
+      completion_tokens_details: { reasoning_tokens: -3 } // no count: none
     }
     assert.deepStrictEqual(
       Cost.tokensOf({ usage: odd }),

@@ -12,6 +12,7 @@ const all: ReadonlyArray<LlmError.LlmError> = [
   new LlmError.ModelNotFoundError({ model: "m" }),
   new LlmError.ContextLengthError({ model: "m" }),
   new LlmError.ContentFilterError({ model: "m" }),
+  new LlmError.RedirectError({ model: "m", status: 302, location: Option.some("https://elsewhere.example") }),
   new LlmError.BadRequestError({ model: "m", status: 400, code: Option.some("invalid_value") }),
   new LlmError.CircuitOpenError({ model: "m", retryAfter: Duration.seconds(10) }),
   new LlmError.ThrottledError({ model: "m", deployment: "east", limit: "rpm", retryAfter: Duration.seconds(2) }),
@@ -25,6 +26,13 @@ const all: ReadonlyArray<LlmError.LlmError> = [
   })
 ]
 
+/** The example of one tag in `all`. */
+const of = (tag: LlmError.LlmError["_tag"]): LlmError.LlmError => {
+  const found = all.find((error) => error._tag === tag)
+  if (found === undefined) throw new Error(`no ${tag} in the examples`)
+  return found
+}
+
 describe("LlmError", () => {
   it("covers every tag once", () => {
     assert.deepStrictEqual(all.map((e) => e._tag), [...LlmError.tags])
@@ -34,6 +42,40 @@ describe("LlmError", () => {
     assert.deepStrictEqual(
       all.filter(LlmError.isRetryable).map((e) => e._tag),
       ["RateLimitError", "TimeoutError", "ServerError", "ConnectionError", "ResponseDecodeError", "AnswerRejectedError"]
+    )
+  })
+
+  it("the provider's verdict (x-should-retry) overrides the table either way", () => {
+    assert.isFalse(LlmError.isRetryable(new LlmError.ServerError({ model: "m", status: 503, retryable: false })))
+    assert.isFalse(
+      LlmError.isRetryable(new LlmError.RateLimitError({ model: "m", retryAfter: Option.none(), retryable: false }))
+    )
+    assert.isTrue(
+      LlmError.isRetryable(
+        new LlmError.BadRequestError({ model: "m", status: 400, code: Option.none(), retryable: true })
+      )
+    )
+    // it says nothing about falling back
+    assert.isTrue(LlmError.isFallbackable(new LlmError.ServerError({ model: "m", status: 503, retryable: false })))
+    assert.isFalse(
+      LlmError.isFallbackable(
+        new LlmError.BadRequestError({ model: "m", status: 400, code: Option.none(), retryable: true })
+      )
+    )
+  })
+
+  it("a redirect names its status and target origin, and a timeout what it timed", () => {
+    assert.strictEqual(
+      of("RedirectError").message,
+      "Model m answered HTTP 302, a redirect to https://elsewhere.example, which is not followed"
+    )
+    assert.strictEqual(
+      new LlmError.RedirectError({ model: "m", status: 300, location: Option.none() }).message,
+      "Model m answered HTTP 300, a redirect, which is not followed"
+    )
+    assert.strictEqual(
+      new LlmError.TimeoutError({ model: "m", timeout: Duration.minutes(5), detail: "no event (idleTimeout)" }).message,
+      "Model m did not answer within 5m: no event (idleTimeout)"
     )
   })
 
@@ -47,13 +89,13 @@ describe("LlmError", () => {
   })
 
   it("messages read well and name the model", () => {
-    assert.strictEqual(all[0].message, "Model m is rate limited (retry after 7s)")
-    assert.strictEqual(all[9].message, "Model m rejected the request with HTTP 400 (invalid_value)")
+    assert.strictEqual(of("RateLimitError").message, "Model m is rate limited (retry after 7s)")
+    assert.strictEqual(of("BadRequestError").message, "Model m rejected the request with HTTP 400 (invalid_value)")
     for (const error of all) assert.include(error.message, "m")
   })
 
   it("an open circuit says when to retry; an isolated one says it waits for a reset", () => {
-    assert.strictEqual(all[10].message, "The circuit for model m is open; retry in 10s")
+    assert.strictEqual(of("CircuitOpenError").message, "The circuit for model m is open; retry in 10s")
     assert.strictEqual(
       new LlmError.CircuitOpenError({ model: "m", retryAfter: Duration.infinity }).message,
       "The circuit for model m is isolated until it is reset"
@@ -71,7 +113,7 @@ describe("LlmError", () => {
 
   it("the capacity errors say which limit, which deployment and when", () => {
     assert.strictEqual(
-      all[11].message,
+      of("ThrottledError").message,
       "Deployment east of m has no room under its requests-per-minute limit; room again in 2s"
     )
     assert.strictEqual(
@@ -84,16 +126,19 @@ describe("LlmError", () => {
         .message,
       "Model m is cooling down after the provider's rate limit; room again in 1s 500ms"
     )
-    assert.strictEqual(all[12].message, "Deployment east of m is full: 4 calls in flight and 8 waiting")
+    assert.strictEqual(of("BulkheadFullError").message, "Deployment east of m is full: 4 calls in flight and 8 waiting")
     assert.strictEqual(
-      all[13].message,
+      of("BudgetExceededError").message,
       "The budget of key \"team-a\" is spent ($10.50 of $10.00) until 1970-01-02T00:00:00.000Z; model m was not called"
     )
-    assert.strictEqual(all[14].message, "Model m gave an answer cut off by its token limit: finish_reason length")
+    assert.strictEqual(
+      of("AnswerRejectedError").message,
+      "Model m gave an answer cut off by its token limit: finish_reason length"
+    )
   })
 
   it("retryAfter reads the hint of a rate limit only", () => {
-    assert.deepStrictEqual(LlmError.retryAfter(all[0]), Option.some(Duration.seconds(7)))
-    assert.deepStrictEqual(LlmError.retryAfter(all[2]), Option.none())
+    assert.deepStrictEqual(LlmError.retryAfter(of("RateLimitError")), Option.some(Duration.seconds(7)))
+    assert.deepStrictEqual(LlmError.retryAfter(of("ServerError")), Option.none())
   })
 })

@@ -38,6 +38,26 @@ describe("Observability.attempt", () => {
     }))
 })
 
+describe("Observability.attempt: tokens", () => {
+  it.effect("records token counts, and never a count no provider could send (the counter is never poisoned)", () =>
+    Effect.gen(function*() {
+      const succeedWith = (model: string, usage: ChatCompletion.Usage) =>
+        Effect.succeed(ChatCompletion.make({ model, content: "hi", usage })).pipe(
+          Observability.attempt({ pattern: "test", model })
+        )
+      const counted = (model: string, kind: "input" | "output") =>
+        Effect.map(Metric.value(Metric.withAttributes(Observability.tokens, { model, kind })), (state) => state.count)
+      yield* succeedWith("m", { prompt_tokens: 3, completion_tokens: 5 })
+      // built by hand (a test double, a custom ChatClient): decoding would refuse each of these
+      yield* succeedWith("m", { prompt_tokens: Infinity, completion_tokens: 1 })
+      yield* succeedWith("m", { prompt_tokens: 2, completion_tokens: -1 })
+      yield* succeedWith("m", { prompt_tokens: Number.NaN, completion_tokens: 0.5 })
+      yield* succeedWith("m", { prompt_tokens: 4, completion_tokens: 2 })
+      assert.strictEqual(yield* counted("m", "input"), 3 + 2 + 4)
+      assert.strictEqual(yield* counted("m", "output"), 5 + 1 + 2)
+    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
+})
+
 describe("Observability.snapshot", () => {
   it.effect("counts requests, errors and interruptions per model, filtered by labels", () =>
     Effect.gen(function*() {

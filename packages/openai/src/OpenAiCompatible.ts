@@ -6,9 +6,11 @@
  *
  * Every failure is an `LlmError`, mapped from the status, the provider's error body and its
  * headers; responses are decoded with the `ChatCompletion` schemas; streams are parsed as
- * server-sent events up to `[DONE]`. Interrupting a call aborts its HTTP request. The API key is
- * `Redacted` until it is written into the `Authorization` header of a request to this endpoint,
- * and is scrubbed from every error detail.
+ * server-sent events up to `[DONE]`. Interrupting a call aborts its HTTP request, and so do the
+ * client's own bounds: a whole-request `timeout`, an `idleTimeout` between bytes or events, and a
+ * size limit. Redirects are never followed, and at most `maxConnections` requests are in flight at
+ * once. The API key is `Redacted` until it is written into the `Authorization` header of a request
+ * to this endpoint, and is scrubbed from every error detail and from the HTTP client's spans.
  *
  * @example
  * ```ts
@@ -30,6 +32,7 @@
 import * as ChatClient from "@resilient-llm/core/ChatClient"
 import * as Config from "effect/Config"
 import * as Data from "effect/Data"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as HttpClient from "effect/http/HttpClient"
 import * as Layer from "effect/Layer"
@@ -52,7 +55,8 @@ export interface Options {
    * The API root, e.g. `https://api.openai.com/v1` or `http://localhost:11434/v1`. Requests go to
    * `{baseUrl}/chat/completions` (a query string, such as Azure's `api-version`, is kept); a
    * `baseUrl` that already ends in `/chat/completions` is used as it is. It must be an `http:` or
-   * `https:` URL without credentials.
+   * `https:` URL without credentials. A query value other than `api-version`'s counts as a secret
+   * (some providers take their key as `?key=`): it is scrubbed from errors and spans.
    */
   readonly baseUrl: string
   /**
@@ -76,8 +80,32 @@ export interface Options {
    */
   readonly maxResponseBytes?: number | undefined
   /**
+   * The longest a `create` call may take, from sending the request to the last byte of the body
+   * (default 10 minutes, as in the official SDKs); for a `stream`, the longest wait for the
+   * response's headers. `"Infinity"` turns it off. The call then fails with a `TimeoutError` and the
+   * request is aborted, closing its connection.
+   */
+  readonly timeout?: Duration.Input | undefined
+  /**
+   * The longest wait for the next byte of a `create` body once its headers arrived, and for the
+   * next event of a `stream` (default 5 minutes). A body that declares its length is read in one
+   * piece and must arrive whole within it. A stream's comments and keep-alives (`: keep-alive`,
+   * named events such as `ping`) do not count: a stream that only keeps itself alive is stalled.
+   * `"Infinity"` turns it off. Then a `TimeoutError` whose `detail` says so, and the request is
+   * aborted.
+   */
+  readonly idleTimeout?: Duration.Input | undefined
+  /**
+   * The most requests in flight to this endpoint at once (default 256), so also the most
+   * connections it opens (HTTP/1.1 takes one per request); further calls wait, in the order they
+   * came, for a request to end. A stream holds its connection until it ends. The wait counts in
+   * `timeout`. `Infinity` for no bound.
+   */
+  readonly maxConnections?: number | undefined
+  /**
    * Transforms the `HttpClient` this endpoint uses, e.g. to add a proxy's headers, change span
-   * names, or retry at the HTTP level.
+   * names, or retry at the HTTP level. Do not make it follow redirects (`HttpClient.followRedirects`):
+   * it would re-send the request, credentials included, wherever a `Location` points.
    */
   readonly transformClient?: ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined
 }
@@ -93,9 +121,34 @@ const defaultBaseUrl = "https://api.openai.com/v1"
 export const defaultMaxResponseBytes: number = InternalEndpoint.defaultMaxResponseBytes
 
 /**
+ * The default `timeout`: 10 minutes, as in the official SDKs.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultTimeout: Duration.Duration = InternalEndpoint.defaultTimeout
+
+/**
+ * The default `idleTimeout`: 5 minutes.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultIdleTimeout: Duration.Duration = InternalEndpoint.defaultIdleTimeout
+
+/**
+ * The default `maxConnections`: 256 requests in flight per endpoint.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultMaxConnections: number = InternalEndpoint.defaultMaxConnections
+
+/**
  * Options that cannot work: a `baseUrl` that is not an absolute `http(s)` URL or carries
  * credentials, an invalid or reserved header, a header value with a line break, `authorization`
- * together with `apiKey`, a `maxResponseBytes` that is not a positive integer, and for
+ * together with `apiKey`, a `maxResponseBytes` or `maxConnections` that is not a positive integer,
+ * a `timeout` or `idleTimeout` that is not a positive duration, and for
  * `Providers`, duplicate or empty names, providers without models, and exact model names an
  * earlier provider already serves. `reason` never contains a secret or the URL itself.
  *

@@ -5,14 +5,14 @@ import { Arbitrary, Cause, Effect, Exit, Schema, Stream } from "effect"
 import * as Sse from "effect/encoding/Sse"
 import { HttpClient, HttpClientResponse } from "effect/http"
 import { decodeEventStream } from "../src/internal/client.js"
-import { type Frame, makeFrameReader } from "../src/internal/sse.js"
+import { type Frame, makeFrameReader, makeLineSplitter } from "../src/internal/sse.js"
 import * as TestServer from "./TestServer.js"
 
 const model = "m"
 
 interface StreamShape {
   readonly contents: ReadonlyArray<string>
-  readonly crlf: boolean
+  readonly ending: "\n" | "\r\n" | "\r"
   readonly pretty: boolean
   readonly comments: boolean
   readonly cuts: ReadonlyArray<number>
@@ -31,7 +31,7 @@ const unicodeText = (maxLength: number): Arbitrary.Arbitrary<string> =>
 
 const shape: Arbitrary.Arbitrary<StreamShape> = Arbitrary.all({
   contents: Arbitrary.array(unicodeText(12), { minLength: 1, maxLength: 6 }),
-  crlf: Arbitrary.schema(Schema.Boolean),
+  ending: Arbitrary.schema(Schema.Literals(["\n", "\r\n", "\r"])),
   pretty: Arbitrary.schema(Schema.Boolean),
   comments: Arbitrary.schema(Schema.Boolean),
   cuts: Arbitrary.array(Arbitrary.schema(between(0, 1 << 20)), { maxLength: 48 })
@@ -43,7 +43,7 @@ const isFailureOnly = (cause: Cause.Cause<unknown>): boolean =>
 
 /** The SSE text of a stream of `contents`, in one of the line-ending and layout styles. */
 const render = (s: StreamShape): string => {
-  const nl = s.crlf ? "\r\n" : "\n"
+  const nl = s.ending
   let text = ""
   for (const content of s.contents) {
     if (s.comments) text += `: keep-alive${nl}${nl}`
@@ -92,6 +92,101 @@ describe("makeFrameReader", () => {
       assert.deepStrictEqual(frames.slice(-2), [{ _tag: "Done" }, { _tag: "End" }])
     },
     { arbitrary: { runs: 1000 } }
+  )
+})
+
+describe("the SSE path is linear in the bytes received", () => {
+  /** Text of lines with every line ending, empty lines, and runs long enough to span many reads. */
+  const text = Arbitrary.array(
+    Arbitrary.all({
+      line: Arbitrary.array(Arbitrary.schema(Schema.Literals(["a", "data: ", "{}", ":", " ", "é", "x".repeat(300)])), {
+        maxLength: 40
+      }),
+      ending: Arbitrary.schema(Schema.Literals(["\n", "\r\n", "\r", ""]))
+    }),
+    { maxLength: 30 }
+  ).pipe(Arbitrary.map((lines) => lines.map(({ ending, line }) => line.join("") + ending).join("")))
+
+  const cutText = (t: string, cuts: ReadonlyArray<number>): ReadonlyArray<string> => {
+    const offsets = [...new Set(cuts.map((c) => c % (t.length + 1)))].sort((a, b) => a - b)
+    const pieces: Array<string> = []
+    let start = 0
+    for (const offset of [...offsets, t.length]) {
+      pieces.push(t.slice(start, offset))
+      start = offset
+    }
+    return pieces
+  }
+
+  it.prop(
+    "the line splitter passes on every character once, whole lines only, and works at most twice the input",
+    { t: text, cuts: Arbitrary.array(Arbitrary.schema(between(0, 1 << 20)), { maxLength: 64 }) },
+    ({ cuts, t }) => {
+      const splitter = makeLineSplitter()
+      const passed = cutText(t, cuts).map(splitter.push)
+      for (const piece of passed) {
+        if (piece.length > 0) assert.include(["\n", "\r"], piece[piece.length - 1])
+      }
+      const rest = splitter.rest()
+      assert.notMatch(rest, /[\r\n]/)
+      assert.strictEqual(passed.join("") + rest, t)
+      assert.isAtMost(splitter.work(), 2 * t.length)
+    },
+    { arbitrary: { runs: 500 } }
+  )
+
+  // The issue's cases, counted instead of timed: one long line in 16 KiB and 1 KiB reads, a
+  // stream of CR-only events, and a line arriving a byte at a time. A copy of the pending line per
+  // read would cost about n * n / read size here (8 GiB of copying for 4 MiB in 1 KiB reads).
+  for (
+    const [name, input, readSize] of [
+      ["a 4 MiB line in 16 KiB reads", `data: ${"x".repeat(4 * 1024 * 1024)}`, 16 * 1024],
+      ["a 4 MiB line in 1 KiB reads", `data: ${"x".repeat(4 * 1024 * 1024)}`, 1024],
+      ["an 8 MiB line in 16 KiB reads", `data: ${"x".repeat(8 * 1024 * 1024)}`, 16 * 1024],
+      ["a 64 KiB line a character at a time", `data: ${"x".repeat(64 * 1024)}`, 1],
+      ["20,000 CR-only events in 16 KiB reads", "data: {\"a\":1}\r\r".repeat(20_000), 16 * 1024],
+      ["20,000 CR-only events in 7-character reads", "data: {\"a\":1}\r\r".repeat(20_000), 7]
+    ] as const
+  ) {
+    it(`${name}: at most two units of work per character`, () => {
+      const splitter = makeLineSplitter()
+      let passed = 0
+      for (let i = 0; i < input.length; i += readSize) passed += splitter.push(input.slice(i, i + readSize)).length
+      assert.strictEqual(passed + splitter.rest().length, input.length)
+      assert.isAtMost(splitter.work(), 2 * input.length)
+    })
+  }
+
+  it.prop(
+    "a line without its end is refused at the read that takes it past the limit, however the reads fall",
+    { extra: between(1, 5000), cuts: Arbitrary.array(Arbitrary.schema(between(0, 1 << 20)), { maxLength: 32 }) },
+    ({ cuts, extra }) => {
+      const limit = 1000
+      const line = `data: ${"x".repeat(limit + extra)}`
+      const reader = makeFrameReader(limit)
+      let seen = 0
+      let refusedAt: number | undefined
+      for (const piece of cutText(line, cuts)) {
+        seen += piece.length
+        const frames = reader.feed(new TextEncoder().encode(piece))
+        if (frames.length > 0) {
+          assert.deepStrictEqual(frames, [{
+            _tag: "Invalid",
+            detail: `a server-sent event exceeds the limit of ${limit} characters`
+          }])
+          refusedAt = seen
+          break
+        }
+      }
+      assert.isDefined(refusedAt)
+      // refused with the first read past the limit: no earlier, and no read later
+      const crossing = cutText(line, cuts).reduce(
+        (acc, piece) => acc.total > limit ? acc : { total: acc.total + piece.length, at: acc.total + piece.length },
+        { total: 0, at: 0 }
+      )
+      assert.strictEqual(refusedAt, crossing.at)
+    },
+    { arbitrary: { runs: 300 } }
   )
 })
 

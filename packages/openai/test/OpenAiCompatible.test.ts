@@ -1,7 +1,6 @@
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { assert, describe, it } from "@effect/vitest"
-import type { LlmError } from "@resilient-llm/core"
-import { ChatClient, ChatCompletion } from "@resilient-llm/core"
+import { ChatClient, ChatCompletion, LlmError } from "@resilient-llm/core"
 import { OpenAiCompatible } from "@resilient-llm/openai"
 import { Cause, Config, ConfigProvider, Duration, Effect, Exit, Layer, Option, Redacted, Result } from "effect"
 import { FetchHttpClient, HttpClient, HttpClientResponse } from "effect/http"
@@ -370,11 +369,78 @@ const failureCases: ReadonlyArray<FailureCase> = [
     check: (error) => assert.include(expectTag(error, "ContentFilterError").detail, "cut the reply after 9 characters")
   },
   {
-    name: "302 redirect",
+    name: "302 redirect (never followed; see Transport.test.ts)",
     status: 302,
     body: "",
     headers: { location: "https://elsewhere.example/v1/chat/completions" },
-    check: (error) => assert.include(expectTag(error, "ResponseDecodeError").detail, "302")
+    check: (error) => {
+      const e = expectTag(error, "RedirectError")
+      assert.strictEqual(e.status, 302)
+      assert.deepStrictEqual(e.location, Option.some("https://elsewhere.example"))
+    }
+  },
+  {
+    name: "408 request timeout (a proxy's): retryable, falls back",
+    status: 408,
+    body: "<html>Request Timeout</html>",
+    check: (error) => {
+      assert.strictEqual(expectTag(error, "ServerError").status, 408)
+      assert.isTrue(LlmError.isRetryable(error))
+      assert.isTrue(LlmError.isFallbackable(error))
+    }
+  },
+  {
+    name: "409 conflict: retryable, falls back",
+    status: 409,
+    body: openAiError("The request conflicted with another request.", "conflict"),
+    check: (error) => {
+      assert.strictEqual(expectTag(error, "ServerError").status, 409)
+      assert.isTrue(LlmError.isRetryable(error))
+      assert.isTrue(LlmError.isFallbackable(error))
+    }
+  },
+  {
+    name: "503 with x-should-retry: false is not retried, but still falls back",
+    status: 503,
+    body: openAiError("Maintenance", "server_error"),
+    headers: { "x-should-retry": "false" },
+    check: (error) => {
+      assert.strictEqual(expectTag(error, "ServerError").retryable, false)
+      assert.isFalse(LlmError.isRetryable(error))
+      assert.isTrue(LlmError.isFallbackable(error))
+    }
+  },
+  {
+    name: "429 with x-should-retry: false is not retried",
+    status: 429,
+    body: openAiError("Rate limit reached", "requests", "rate_limit_exceeded"),
+    headers: { "x-should-retry": "false", "retry-after": "1" },
+    check: (error) => {
+      expectTag(error, "RateLimitError")
+      assert.isFalse(LlmError.isRetryable(error))
+      assert.isTrue(LlmError.isFallbackable(error))
+    }
+  },
+  {
+    name: "400 with x-should-retry: true is retried, and still does not fall back",
+    status: 400,
+    body: openAiError("Try again", "invalid_request_error", "transient"),
+    headers: { "x-should-retry": "true" },
+    check: (error) => {
+      assert.strictEqual(expectTag(error, "BadRequestError").retryable, true)
+      assert.isTrue(LlmError.isRetryable(error))
+      assert.isFalse(LlmError.isFallbackable(error))
+    }
+  },
+  {
+    name: "x-should-retry with another value is no verdict",
+    status: 500,
+    body: "",
+    headers: { "x-should-retry": "maybe" },
+    check: (error) => {
+      assert.isUndefined(expectTag(error, "ServerError").retryable)
+      assert.isTrue(LlmError.isRetryable(error))
+    }
   }
 ]
 

@@ -3,10 +3,11 @@ import { assert, describe, it } from "@effect/vitest"
 import type { ChatCompletion, LlmError } from "@resilient-llm/core"
 import { OpenAiCompatible } from "@resilient-llm/openai"
 import { TestSpans } from "@resilient-llm/testing"
-import { Cause, Effect, Logger, Redacted, Stream } from "effect"
+import { Cause, Effect, type Layer, Logger, Redacted, Stream } from "effect"
 import { HttpClient } from "effect/http"
 import { inspect } from "node:util"
 import * as TestServer from "./TestServer.js"
+import { transports } from "./Transports.js"
 
 const key = "sk-live-Zq8XyW3vU7tS1rP9oN5mL2kJ0hG4fD6s"
 const headerSecret = "azure-7c1f0e9d8b6a5f4e3d2c1b0a"
@@ -213,5 +214,101 @@ describe("the API key never leaks", () => {
       assert.isAbove(attributes.length, 0)
       assert.deepStrictEqual(attributes.filter(([k]) => k.includes(".header.")), [])
       assertClean(attributes.map(([k, v]) => `${k}=${String(v)}`), "span attributes")
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+})
+
+describe("spans never record a secret, even where the provider echoes it or the URL carries it", () => {
+  const headerAttributes = (attributes: ReadonlyArray<readonly [string, unknown]>, phase: string) =>
+    new Map(attributes.filter(([k]) => k.startsWith(`http.${phase}.header.`)).map(([k, v]) => [k, String(v)]))
+
+  /** Spans of one create and one stream, every header recorded. */
+  const spansOf = (options: OpenAiCompatible.Options, layer: Layer.Layer<HttpClient.HttpClient>) =>
+    Effect.gen(function*() {
+      const capture = yield* TestSpans.make
+      const chat = yield* OpenAiCompatible.make(options)
+      yield* chat.create(request).pipe(Effect.withTracer(capture.tracer))
+      yield* chat.stream(request).pipe(Stream.runDrain, Effect.withTracer(capture.tracer))
+      return capture.spans.filter((span) => span.kind === "client").map((span) => Array.from(span.attributes))
+    }).pipe(Effect.provideService(HttpClient.TracerHeaderFilter, () => true), Effect.provide(layer))
+
+  /** A provider that echoes the key it was sent, whole and in part, in headers that are plainly safe. */
+  const echoing = TestServer.make((req, res) => {
+    const sent = req.headers.authorization?.replace("Bearer ", "") ??
+      new URL(req.url, "http://x").searchParams.get("key") ?? ""
+    const headers = {
+      "x-request-id": `req_${sent}`,
+      "openai-organization": `org-${sent.slice(4, 20)}`,
+      "x-ratelimit-remaining-requests": `99 ${sent.slice(-12)}`,
+      "retry-after": sent
+    }
+    if ((req.json as { stream?: boolean }).stream) {
+      TestServer.startEvents(res, headers)
+      res.end(`${TestServer.event(TestServer.chunk("m", "x"))}data: [DONE]\n\n`)
+    } else {
+      TestServer.json(res, 200, TestServer.completion("m", "x"), headers)
+    }
+  })
+
+  for (const [name, layer] of transports) {
+    it.live(`${name}: a key echoed in x-request-id, openai-*, x-ratelimit-* is scrubbed from the headers recorded`, () =>
+      Effect.gen(function*() {
+        const server = yield* echoing
+        const spans = yield* spansOf({ baseUrl: server.baseUrl, apiKey: Redacted.make(key) }, layer)
+        assert.strictEqual(spans.length, 2)
+        for (const attributes of spans) {
+          const response = headerAttributes(attributes, "response")
+          assert.strictEqual(response.get("http.response.header.x-request-id"), "req_<redacted>")
+          assert.include(response.get("http.response.header.openai-organization") ?? "", "<redacted>")
+          assert.strictEqual(response.get("http.response.header.x-ratelimit-remaining-requests"), "99 <redacted>")
+          assert.strictEqual(response.get("http.response.header.retry-after"), "<redacted>")
+          assertClean(attributes.map(([k, v]) => `${k}=${String(v)}`), `${name} span attributes`)
+          for (const [k, v] of attributes) assert.notInclude(String(v), key.slice(4, 12), k)
+        }
+        assert.strictEqual(server.requests[0].headers.authorization, `Bearer ${key}`)
+      }))
+
+    it.live(`${name}: a key in the baseUrl's query (?key=) is scrubbed from url.full, url.query and echoes`, () =>
+      Effect.gen(function*() {
+        const server = yield* echoing
+        const spans = yield* spansOf({ baseUrl: `${server.baseUrl}?key=${key}&api-version=2024-06-01` }, layer)
+        assert.strictEqual(spans.length, 2)
+        for (const attributes of spans) {
+          const byKey = new Map(attributes.map(([k, v]) => [k, String(v)]))
+          assert.strictEqual(byKey.get("url.query"), "key=REDACTED&api-version=2024-06-01")
+          assert.strictEqual(
+            byKey.get("url.full"),
+            `http://127.0.0.1:${server.port}/v1/chat/completions?key=REDACTED&api-version=2024-06-01`
+          )
+          assert.strictEqual(byKey.get("http.response.header.x-request-id"), "req_<redacted>")
+          assertClean(attributes.map(([k, v]) => `${k}=${String(v)}`), `${name} span attributes`)
+        }
+        // the key still went to the provider, in the query string it was configured in
+        assert.strictEqual(server.requests[0].url, `/v1/chat/completions?key=${key}&api-version=2024-06-01`)
+      }))
+  }
+
+  it.live("a key in the baseUrl's query that an error echoes is scrubbed from the error", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make((req, res) =>
+        TestServer.json(res, 400, { error: { message: `invalid request to ${req.url}` } })
+      )
+      const chat = yield* OpenAiCompatible.make({ baseUrl: `${server.baseUrl}?key=${key}` })
+      const error = yield* Effect.flip(chat.create(request))
+      assert.strictEqual(error._tag, "BadRequestError")
+      assertClean(renderings(error), "error")
+      assert.include(error.message, "invalid request to /v1/chat/completions?key=<redacted>")
+    }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+  it.live("a redirect's target names no secret, even in its host", () =>
+    Effect.gen(function*() {
+      const server = yield* TestServer.make((_, res) => {
+        res.writeHead(302, { location: `https://${key.slice(8, 30).toLowerCase()}.example/steal?k=${key}` })
+        res.end()
+      })
+      const chat = yield* OpenAiCompatible.make({ baseUrl: server.baseUrl, apiKey: Redacted.make(key) })
+      const error = yield* Effect.flip(chat.create(request))
+      assert.strictEqual(error._tag, "RedirectError")
+      assertClean(renderings(error), "redirect")
+      assert.notInclude(error.message.toLowerCase(), key.slice(8, 20).toLowerCase())
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 })

@@ -5,6 +5,7 @@ import { OpenAiCompatible } from "@resilient-llm/openai"
 import { Duration, Effect, Option, Redacted, Result, Stream } from "effect"
 import type * as Http from "node:http"
 import * as TestServer from "./TestServer.js"
+import { transports } from "./Transports.js"
 
 const model = "gpt-4o"
 const request = (extra: Record<string, unknown> = {}): ChatCompletion.ChatRequest => ({
@@ -230,6 +231,50 @@ describe("OpenAiCompatible.stream", () => {
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
 })
 
+describe("line endings and long lines, on every transport", () => {
+  for (const [name, layer] of transports) {
+    it.live(`${name}: a stream with CR-only line endings, cut anywhere, reads like one with LF`, () =>
+      Effect.gen(function*() {
+        const body = [
+          ...Array.from({ length: 50 }, (_, i) => TestServer.event(TestServer.chunk(model, `${i} `))),
+          "data: [DONE]\n\n"
+        ]
+          .join("")
+          .replaceAll("\n", "\r")
+        // pieces of 7 bytes: every CR falls somewhere in a read, some at its end
+        const pieces = Array.from({ length: Math.ceil(body.length / 7) }, (_, i) => body.slice(i * 7, i * 7 + 7))
+        const server = yield* serving(pieces)
+        const { error, texts } = yield* outcome(server)
+        assert.isUndefined(error)
+        assert.deepStrictEqual(texts, Array.from({ length: 50 }, (_, i) => `${i} `))
+      }).pipe(Effect.provide(layer)))
+
+    it.live(`${name}: one line without an end is refused at the limit, and the connection closed`, () =>
+      Effect.gen(function*() {
+        let written = 0
+        const server = yield* TestServer.make(async (_, res) => {
+          TestServer.startEvents(res)
+          res.write("data: ")
+          const piece = "x".repeat(16 * 1024)
+          while (!res.destroyed && written < 64 * 1024 * 1024) {
+            written += piece.length
+            if (!res.write(piece)) {
+              await new Promise<void>((resolve) => {
+                res.once("drain", resolve).once("close", resolve)
+              })
+            }
+          }
+        })
+        const { error, texts } = yield* outcome(server, { maxResponseBytes: 1024 * 1024 })
+        assert.deepStrictEqual(texts, [])
+        assert.include(expectTag(error, "ResponseDecodeError").detail, "exceeds the limit of 1048576 characters")
+        yield* server.awaitConnections((open) => open === 0)
+        // the limit and what the sockets buffered, not the 64 MiB the server had to send
+        assert.isBelow(written, 32 * 1024 * 1024)
+      }).pipe(Effect.provide(layer)))
+  }
+})
+
 describe("OpenAiCompatible.stream errors", () => {
   const midStream = (payload: string) =>
     Effect.gen(function*() {
@@ -270,6 +315,33 @@ describe("OpenAiCompatible.stream errors", () => {
       const filtered = yield* midStream(TestServer.event({ error: { message: "blocked", code: "content_filter" } }))
       expectTag(filtered, "ContentFilterError")
     }).pipe(Effect.provide(NodeHttpClient.layerUndici)))
+
+  for (const [name, layer] of transports) {
+    it.live(`${name}: an error event is an error whatever its data: empty, text, or none at all`, () =>
+      Effect.gen(function*() {
+        for (
+          const payload of [
+            "event: error\ndata:\n\n",
+            "event: error\n\n",
+            "event: error\ndata: upstream exploded\n\n"
+          ]
+        ) {
+          // the server would go on to end the stream properly: the error must not be skipped
+          const server = yield* serving([
+            TestServer.event(TestServer.chunk(model, "before")),
+            payload,
+            TestServer.event(TestServer.chunk(model, "after")),
+            "data: [DONE]\n\n"
+          ])
+          const { error, texts } = yield* outcome(server)
+          assert.deepStrictEqual(texts, ["before"], JSON.stringify(payload))
+          const failure = expectTag(error, "ServerError")
+          assert.strictEqual(failure.status, 500)
+          assert.include(failure.message, "error event in the stream")
+          if (payload.includes("exploded")) assert.include(failure.message, "upstream exploded")
+        }
+      }).pipe(Effect.provide(layer)))
+  }
 
   const statusCases: ReadonlyArray<
     readonly [number, Http.OutgoingHttpHeaders, unknown, (e: LlmError.LlmError) => void]

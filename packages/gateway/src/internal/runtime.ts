@@ -430,7 +430,7 @@ const experimentComponent = (
 const asChunks = (completion: ChatCompletion.ChatCompletion): Stream.Stream<ChatCompletion.ChatCompletionChunk> => {
   const choice = completion.choices[0]
   const toolCalls = (choice.message.tool_calls ?? []).flatMap((call, index) =>
-    "function" in call ? [{ index, id: call.id, type: "function", function: call.function }] : []
+    call.type === "function" ? [{ index, id: call.id, type: "function", function: call.function }] : []
   )
   return Stream.make(
     {

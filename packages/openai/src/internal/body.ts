@@ -2,11 +2,12 @@
  * Reading response bodies defensively: a byte limit checked against `content-length` and counted
  * as the body streams (so an oversized body is refused without being buffered), strict UTF-8,
  * and JSON parsing that can only end in a value or a description of what was wrong, including
- * nesting too deep for the code that later walks the value.
+ * nesting too deep for the code that later walks the value; and an idle bound for streams.
  *
  * @internal
  */
 import * as LlmError from "@resilient-llm/core/LlmError"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as HttpClientError from "effect/http/HttpClientError"
 import type * as HttpClientResponse from "effect/http/HttpClientResponse"
@@ -129,9 +130,36 @@ const tooLarge = (model: string, maxBytes: number, declared?: number): LlmError.
   })
 
 /**
+ * A stream that fails with `onIdle` when its next element takes longer than `idleTimeout` to come
+ * (an infinite timeout leaves it as it is). Only the wait for the producer counts, not the time
+ * the consumer takes between two pulls.
+ *
+ * Each pull is bounded with `Effect.timeoutOrElse`, which costs a few microseconds; `Stream.timeout`
+ * does the same job for about fifty per stream, which doubled the client's CPU per request.
+ *
+ * @internal
+ */
+export const idleBounded = <A, E, E2>(
+  stream: Stream.Stream<A, E>,
+  idleTimeout: Duration.Duration,
+  onIdle: () => E2
+): Stream.Stream<A, E | E2> =>
+  Duration.isFinite(idleTimeout)
+    ? Stream.transformPull(stream, (pull) =>
+      Effect.succeed(
+        Effect.timeoutOrElse(pull, { duration: idleTimeout, orElse: () => Effect.fail(onIdle()) })
+      ))
+    : stream
+
+/**
  * Reads a whole body of at most `maxBytes` bytes. A larger declared `content-length` fails before
- * reading; otherwise bytes are counted as they arrive and reading stops (and the caller's scope
- * aborts the request) at the first chunk over the limit.
+ * reading. A body that declares its length within the limit is read in one piece (the transport
+ * delivers exactly that many bytes, or fails). Any other body is read as a stream, its bytes
+ * counted as they arrive, `onProgress` called for each read, and reading stopped (the request
+ * aborted by the caller's scope) at the first chunk over the limit. Timing is the caller's.
+ *
+ * Reading in one piece is worth the difference: a stream per response cost about 130 µs of CPU
+ * per call with undici, more than everything else the client does.
  *
  * @internal
  */
@@ -140,6 +168,7 @@ export const readLimited = (
   options: {
     readonly model: string
     readonly maxBytes: number
+    readonly onProgress: () => void
     readonly secrets: ReadonlyArray<Redacted.Redacted<string>>
   }
 ): Effect.Effect<Uint8Array, LlmError.ResponseDecodeError | LlmError.ConnectionError> =>
@@ -148,9 +177,6 @@ export const readLimited = (
     const declared = contentLength(response)
     if (declared !== undefined && declared > maxBytes) return Effect.fail(tooLarge(model, maxBytes, declared))
     if (declared !== undefined) {
-      // The HTTP client delivers exactly `content-length` bytes (more is a protocol error, fewer a
-      // broken connection), so a declared length within the limit bounds the body: read it whole,
-      // without a stream per response.
       return Effect.mapBoth(response.arrayBuffer, {
         onFailure: (error) => bodyReadFailure(model, error, options.secrets),
         onSuccess: (buffer) => new Uint8Array(buffer)
@@ -160,6 +186,7 @@ export const readLimited = (
     return response.stream.pipe(
       Stream.mapError((error) => bodyReadFailure(model, error, options.secrets)),
       Stream.runFoldEffect(() => 0, (size, chunk): Effect.Effect<number, LlmError.ResponseDecodeError> => {
+        options.onProgress()
         const next = size + chunk.byteLength
         if (next > maxBytes) return Effect.fail(tooLarge(model, maxBytes))
         chunks.push(chunk)
@@ -170,14 +197,16 @@ export const readLimited = (
   })
 
 /**
- * Reads at most `maxBytes` of a body and stops there; a body that cannot be read is `undefined`.
- * For error bodies, whose size says nothing about the error.
+ * Reads at most `maxBytes` of a body and stops there, calling `onProgress` for each read; when a
+ * read fails, what arrived until then, `undefined` when nothing did. For error bodies, whose size
+ * says nothing about the error.
  *
  * @internal
  */
 export const readPrefix = (
   response: HttpClientResponse.HttpClientResponse,
-  maxBytes: number
+  maxBytes: number,
+  onProgress: () => void
 ): Effect.Effect<Uint8Array | undefined> =>
   Effect.suspend(() => {
     const chunks: Array<Uint8Array> = []
@@ -186,6 +215,7 @@ export const readPrefix = (
       // Nothing past the limit is waited for: the caller's scope then aborts the request.
       Stream.runForEachWhile((chunk) =>
         Effect.sync(() => {
+          onProgress()
           const room = maxBytes - size
           const taken = chunk.byteLength > room ? chunk.subarray(0, room) : chunk
           chunks.push(taken)
@@ -194,7 +224,7 @@ export const readPrefix = (
         })
       ),
       Effect.map((): Uint8Array | undefined => concat(chunks, size)),
-      Effect.orElseSucceed(() => undefined)
+      Effect.orElseSucceed(() => size === 0 ? undefined : concat(chunks, size))
     )
   })
 

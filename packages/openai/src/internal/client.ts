@@ -1,7 +1,8 @@
 /**
  * The `ChatClient` over one OpenAI-compatible endpoint: building the HTTP request, running it in
- * a scope that aborts it when the call ends or is interrupted, and turning whatever comes back
- * into a completion, a stream of chunks, or an `LlmError`.
+ * a scope that aborts it when the call ends, times out or is interrupted (holding one of the
+ * endpoint's connections meanwhile), and turning whatever comes back into a completion, a stream
+ * of chunks, or an `LlmError`.
  *
  * @internal
  */
@@ -11,12 +12,15 @@ import * as LlmError from "@resilient-llm/core/LlmError"
 import * as Arr from "effect/Array"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FetchHttpClient from "effect/http/FetchHttpClient"
 import * as Headers from "effect/http/Headers"
 import * as HttpClient from "effect/http/HttpClient"
 import type * as HttpClientError from "effect/http/HttpClientError"
 import * as HttpClientRequest from "effect/http/HttpClientRequest"
 import type * as HttpClientResponse from "effect/http/HttpClientResponse"
+import * as UrlParams from "effect/http/UrlParams"
 import * as Option from "effect/Option"
 import * as Pull from "effect/Pull"
 import * as Redacted from "effect/Redacted"
@@ -24,11 +28,14 @@ import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
 import type * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
-import { bodyReadFailure, decodeUtf8, describeCause, parseJson, readLimited, readPrefix } from "./body.js"
+import * as Tracer from "effect/Tracer"
+import { bodyReadFailure, decodeUtf8, describeCause, idleBounded, parseJson, readLimited, readPrefix } from "./body.js"
 import type { Endpoint } from "./endpoint.js"
 import * as Errors from "./errors.js"
 import { type Frame, makeFrameReader } from "./sse.js"
+import { scrubbingTracer } from "./tracing.js"
 
 /**
  * How much of an error body is read: enough for any provider's error message, and the rest is
@@ -39,6 +46,44 @@ import { type Frame, makeFrameReader } from "./sse.js"
 export const maxErrorBodyBytes = 64 * 1024
 
 const isSuccess = (status: number): boolean => status >= 200 && status <= 299
+
+const isRedirect = (status: number): boolean => status >= 300 && status <= 399
+
+/**
+ * The body's content coding, when it has one: the client asks for `identity` only, since the
+ * transports disagree on the rest (fetch decodes gzip in full before anyone can count the bytes,
+ * undici and `node:http` hand over the compressed bytes), and the decoded size of a compressed
+ * body is not known until it is decoded.
+ */
+const contentCoding = (headers: Headers.Headers): string | undefined => {
+  const value = headers["content-encoding"]?.trim().toLowerCase()
+  return value === undefined || value === "" || value === "identity" ? undefined : value
+}
+
+/**
+ * `fetch` follows redirects by default, re-sending the request (and its headers) to wherever the
+ * `Location` says. Every fetch the client makes asks for `redirect: "manual"` instead, so that the
+ * 3xx comes back as it is.
+ */
+const manualRedirects = new WeakMap<typeof globalThis.fetch, typeof globalThis.fetch>()
+const withoutRedirects = (fetch: typeof globalThis.fetch): typeof globalThis.fetch => {
+  let wrapped = manualRedirects.get(fetch)
+  if (wrapped === undefined) {
+    wrapped = (input, init) => fetch(input, { ...init, redirect: "manual" })
+    manualRedirects.set(fetch, wrapped)
+  }
+  return wrapped
+}
+
+/**
+ * What a call tells its watchdog: its response's headers came, a read of its body came.
+ */
+interface Progress {
+  readonly headers: () => void
+  readonly read: () => void
+}
+
+const noProgress: Progress = { headers: () => {}, read: () => {} }
 
 /**
  * Which headers a span shows as `<redacted>`. Effect records headers on the HTTP client's span only
@@ -95,9 +140,88 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
   }
   const redactedNames = [...endpoint.redactedHeaderNames, redactAllHeadersBut(Object.keys(plainHeaders))]
   const withRedactedNames = (names: ReadonlyArray<string | RegExp>) => [...names, ...redactedNames]
+  const withRedactedQueryNames = (names: ReadonlyArray<string | RegExp>) => [...names, ...endpoint.redactedQueryNames]
+  const scrubbing = scrubbingTracer(secrets)
+  /** Without a secret there is nothing to scrub: the tracer is left as it is. */
+  const withScrubbedSpans = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    secrets.length === 0 ? effect : Effect.updateService(effect, Tracer.Tracer, scrubbing)
+
+  // One permit per request in flight: calls past `maxConnections` wait, in order, for a free one.
+  const connections = Number.isFinite(endpoint.maxConnections)
+    ? Semaphore.makeUnsafe(endpoint.maxConnections)
+    : undefined
+  const takeConnection: Effect.Effect<void, never, Scope.Scope> = connections === undefined
+    ? Effect.void
+    : connections.takeScoped(1)
+  const withConnection = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    connections === undefined ? effect : connections.withPermit(effect)
+
+  const { idleTimeout, timeout } = endpoint
+  const timeoutMillis = Duration.toMillis(timeout)
+  const idleMillis = Duration.toMillis(idleTimeout)
+  const timeoutError = (model: string, duration: Duration.Duration, detail: string) =>
+    new LlmError.TimeoutError({ model, timeout: duration, detail })
+
+  /**
+   * Runs one call under a single watchdog that enforces both of the client's bounds: `timeout` from
+   * the start, and `idleTimeout` from the response's headers and then from each read of its body
+   * (`progress` says when those came). One timer per call: the watchdog sleeps until the earliest
+   * moment a bound could run out (before the headers, an `idleTimeout` from now, since they may
+   * come at once), checks, and sleeps again if the call moved on meanwhile. A call that ends first
+   * interrupts it; a watchdog that fires interrupts the call, whose scope then aborts the request.
+   * (Two `Effect.timeoutOrElse`, one per bound, cost a race each: a third of the client's CPU per
+   * request over loopback.)
+   */
+  const watched = <A, R>(
+    model: string,
+    what: string,
+    run: (progress: Progress) => Effect.Effect<A, LlmError.LlmError, R>
+  ): Effect.Effect<A, LlmError.LlmError, R> => {
+    if (!Number.isFinite(timeoutMillis) && !Number.isFinite(idleMillis)) return run(noProgress)
+    return Effect.clockWith((clock) => {
+      const start = clock.currentTimeMillisUnsafe()
+      let headersAt: number | undefined
+      let lastReadAt: number | undefined
+      const progress: Progress = {
+        headers: () => {
+          headersAt = clock.currentTimeMillisUnsafe()
+        },
+        read: () => {
+          lastReadAt = clock.currentTimeMillisUnsafe()
+        }
+      }
+      const watchdog: Effect.Effect<never, LlmError.TimeoutError> = Effect.suspend(() => {
+        const now = clock.currentTimeMillisUnsafe()
+        const timeoutAt = start + timeoutMillis
+        if (now >= timeoutAt) return Effect.fail(timeoutError(model, timeout, `${what} (the client's timeout)`))
+        let wakeAt = timeoutAt
+        if (headersAt === undefined) {
+          wakeAt = Math.min(wakeAt, now + idleMillis)
+        } else {
+          const idleAt = (lastReadAt ?? headersAt) + idleMillis
+          if (now >= idleAt) {
+            return Effect.fail(
+              timeoutError(
+                model,
+                idleTimeout,
+                "no byte of the response arrived for that long (the client's idleTimeout)"
+              )
+            )
+          }
+          wakeAt = Math.min(wakeAt, idleAt)
+        }
+        return Effect.andThen(Effect.sleep(Duration.millis(wakeAt - now)), watchdog)
+      })
+      return Effect.raceFirst(run(progress), watchdog)
+    })
+  }
 
   // What every request to this endpoint shares, built once; the secrets are not part of it.
-  const basePost = HttpClientRequest.post(endpoint.url).pipe(HttpClientRequest.setHeaders(plainHeaders))
+  const basePost = HttpClientRequest.post(endpoint.url).pipe(
+    HttpClientRequest.setHeaders(plainHeaders),
+    // see `contentCoding`: a compressed body is refused, so none is asked for
+    HttpClientRequest.setHeader("accept-encoding", "identity")
+  )
   const baseRequests: Record<string, HttpClientRequest.HttpClientRequest> = {
     "application/json": HttpClientRequest.setHeader(basePost, "accept", "application/json"),
     "text/event-stream": HttpClientRequest.setHeader(basePost, "accept", "text/event-stream")
@@ -141,8 +265,44 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
           ? Effect.succeed(error.reason.response)
           : Effect.fail(transportFailure(model, error))
       ),
-      Effect.updateService(Headers.CurrentRedactedNames, withRedactedNames)
+      Effect.updateService(Headers.CurrentRedactedNames, withRedactedNames),
+      (effect) =>
+        endpoint.redactedQueryNames.length === 0
+          ? effect
+          : Effect.updateService(effect, UrlParams.CurrentRedactedNames, withRedactedQueryNames),
+      withScrubbedSpans,
+      Effect.updateService(FetchHttpClient.Fetch, withoutRedirects)
     )
+
+  /**
+   * A response that must not be read as an answer: a redirect (never followed), a 204 or 205 (no
+   * body), a body compressed though the request accepted only `identity`.
+   */
+  const unusableResponse = (
+    model: string,
+    response: HttpClientResponse.HttpClientResponse
+  ): LlmError.LlmError | undefined => {
+    const status = response.status
+    if (isRedirect(status)) {
+      return Errors.redirect({ model, status, headers: response.headers, url: endpoint.url, secrets })
+    }
+    if (!isSuccess(status)) return undefined
+    if (status === 204 || status === 205) {
+      return decodeFailure(
+        model,
+        `HTTP ${status} (${status === 204 ? "no content" : "reset content"}): the provider sent no completion`
+      )
+    }
+    const coding = contentCoding(response.headers)
+    if (coding !== undefined) {
+      return decodeFailure(
+        model,
+        `the response is compressed (content-encoding: ${Errors.sanitize(coding, secrets, 64)}) though the ` +
+          "request accepted only identity; compressed bodies are refused"
+      )
+    }
+    return undefined
+  }
 
   const encodeBody = (request: ChatCompletion.ChatRequest, streaming: boolean) =>
     ChatCompletion.encodeRequest(request).pipe(
@@ -182,33 +342,43 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
         ...(options.prefix === undefined ? {} : { prefix: options.prefix })
       }))
 
-  /** An error status: its body (the first 64 KiB, whatever they hold) and headers, classified. */
-  const statusFailure = (model: string, response: HttpClientResponse.HttpClientResponse) =>
-    Effect.flatMap(readPrefix(response, maxErrorBodyBytes), (bytes) => {
-      const text = bytes === undefined ? "" : new TextDecoder().decode(bytes)
-      const error = Result.match(parseJson(text), {
-        onFailure: () => Errors.fromText(text),
-        onSuccess: Errors.readProviderError
-      })
-      return classifyAt(model, response, error, { status: response.status })
-    })
+  /**
+   * An error status: its body (the first 64 KiB, whatever they hold; nothing when it is compressed)
+   * and headers, classified.
+   */
+  const statusFailure = (model: string, response: HttpClientResponse.HttpClientResponse, progress: Progress) =>
+    Effect.flatMap(
+      contentCoding(response.headers) === undefined
+        ? readPrefix(response, maxErrorBodyBytes, progress.read)
+        : Effect.succeed(undefined),
+      (bytes) => {
+        const text = bytes === undefined ? "" : new TextDecoder().decode(bytes)
+        const error = Result.match(parseJson(text), {
+          onFailure: () => Errors.fromText(text),
+          onSuccess: Errors.readProviderError
+        })
+        return classifyAt(model, response, error, { status: response.status })
+      }
+    )
 
   /** An error object where a success was expected: the status comes from the object itself. */
   const envelopeFailure = (
     model: string,
     response: HttpClientResponse.HttpClientResponse,
-    body: unknown,
+    error: Errors.ProviderError,
     prefix: string
-  ) => {
-    const error = Errors.readProviderError(body)
-    return classifyAt(model, response, error, { status: Errors.inferStatus(error), prefix })
-  }
+  ) => classifyAt(model, response, error, { status: Errors.inferStatus(error), prefix })
 
   const decodeFailure = (model: string, detail: string) =>
     new LlmError.ResponseDecodeError({ model, detail: Errors.sanitize(detail, secrets) })
 
-  const readJson = (model: string, response: HttpClientResponse.HttpClientResponse) =>
-    readLimited(response, { model, maxBytes: endpoint.maxResponseBytes, secrets }).pipe(
+  const readJson = (model: string, response: HttpClientResponse.HttpClientResponse, progress: Progress) =>
+    readLimited(response, {
+      model,
+      maxBytes: endpoint.maxResponseBytes,
+      onProgress: progress.read,
+      secrets
+    }).pipe(
       Effect.flatMap((bytes) =>
         Result.flatMap(decodeUtf8(bytes), parseJson).pipe(
           Result.mapError((reason) => decodeFailure(model, `the body ${reason}`)),
@@ -217,8 +387,8 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
       )
     )
 
-  const create = Effect.fnUntraced(
-    function*(request: ChatCompletion.ChatRequest): Effect.fn.Return<
+  const createScoped = Effect.fnUntraced(
+    function*(request: ChatCompletion.ChatRequest, progress: Progress): Effect.fn.Return<
       ChatCompletion.ChatCompletion,
       LlmError.LlmError,
       Scope.Scope
@@ -226,10 +396,15 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
       const model = request.model
       const body = yield* encodeBody(request, false)
       const response = yield* execute(model, buildRequest(body, "application/json"))
-      if (!isSuccess(response.status)) return yield* Effect.flip(statusFailure(model, response))
-      const json = yield* readJson(model, response)
+      progress.headers()
+      const refused = unusableResponse(model, response)
+      if (refused !== undefined) return yield* Effect.fail(refused)
+      if (!isSuccess(response.status)) return yield* Effect.flip(statusFailure(model, response, progress))
+      const json = yield* readJson(model, response, progress)
       if (Errors.isErrorEnvelope(json)) {
-        return yield* Effect.flip(envelopeFailure(model, response, json, "error object in a successful response"))
+        return yield* Effect.flip(
+          envelopeFailure(model, response, Errors.readProviderError(json), "error object in a successful response")
+        )
       }
       const completion = yield* ChatCompletion.decodeCompletion(json).pipe(
         Effect.mapError((error) => decodeFailure(model, `not a chat completion: ${formatSchemaError(error, secrets)}`))
@@ -249,45 +424,75 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
       }
       return completion
     },
-    Effect.scoped
+    // the connection is released once the scope has closed, the request with it
+    Effect.scoped,
+    withConnection
   )
+
+  const create = (
+    request: ChatCompletion.ChatRequest
+  ): Effect.Effect<ChatCompletion.ChatCompletion, LlmError.LlmError> =>
+    watched(request.model, "no complete response", (progress) => createScoped(request, progress))
 
   const chunks = (
     model: string,
     response: HttpClientResponse.HttpClientResponse
-  ): Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError> =>
-    decodeEventStream(Stream.mapError(response.stream, (error) => bodyReadFailure(model, error, secrets)), {
-      model,
-      maxEventSize: endpoint.maxResponseBytes,
-      secrets,
-      onErrorEvent: (json) => envelopeFailure(model, response, json, "error event in the stream")
-    })
+  ): Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError> => {
+    const events = decodeEventStream(
+      Stream.mapError(response.stream, (error) => bodyReadFailure(model, error, secrets)),
+      {
+        model,
+        maxEventSize: endpoint.maxResponseBytes,
+        secrets,
+        onErrorEvent: (error) => envelopeFailure(model, response, error, "error event in the stream")
+      }
+    )
+    // Per event, not per byte: comments and keep-alives do not hold a stalled stream open.
+    return idleBounded(events, idleTimeout, () =>
+      timeoutError(
+        model,
+        idleTimeout,
+        "no event arrived in the stream for that long (the client's idleTimeout; comments do not count)"
+      ))
+  }
 
   /** Sends a stream request; the stream's scope (see `Stream.unwrap`) is the request's. */
-  const openStream = Effect.fnUntraced(function*(request: ChatCompletion.ChatRequest): Effect.fn.Return<
+  const openStream = Effect.fnUntraced(function*(
+    request: ChatCompletion.ChatRequest,
+    progress: Progress
+  ): Effect.fn.Return<
     Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError>,
     LlmError.LlmError,
     Scope.Scope
   > {
     const model = request.model
     const body = yield* encodeBody(request, true)
+    yield* takeConnection
     const response = yield* execute(model, buildRequest(body, "text/event-stream"))
-    if (!isSuccess(response.status)) return yield* Effect.flip(statusFailure(model, response))
+    progress.headers()
+    const refused = unusableResponse(model, response)
+    if (refused !== undefined) return yield* Effect.fail(refused)
+    if (!isSuccess(response.status)) return yield* Effect.flip(statusFailure(model, response, progress))
     if (isJsonContentType(response.headers["content-type"])) {
       // Asked for a stream, got JSON: an error object is mapped; anything else is not a stream.
-      const json = yield* readJson(model, response)
+      const json = yield* readJson(model, response, progress)
       return yield* Effect.fail(
         Errors.isErrorEnvelope(json)
-          ? yield* envelopeFailure(model, response, json, "error object instead of a stream")
+          ? yield* envelopeFailure(model, response, Errors.readProviderError(json), "error object instead of a stream")
           : decodeFailure(model, "expected an event stream (stream: true) but got a JSON body")
       )
     }
     return chunks(model, response)
   })
 
+  /**
+   * `timeout` bounds a stream until its response arrives; from then on, `idleTimeout` bounds the
+   * wait for each event, and the stream may last as long as events keep coming.
+   */
   const stream = (
     request: ChatCompletion.ChatRequest
-  ): Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError> => Stream.unwrap(openStream(request))
+  ): Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError> =>
+    Stream.unwrap(watched(request.model, "no response", (progress) => openStream(request, progress)))
 
   return { create, stream }
 }
@@ -339,8 +544,8 @@ type ChunkPull = Pull.Pull<Arr.NonEmptyReadonlyArray<ChatCompletion.ChatCompleti
  * The chunks of an event stream's body, up to `[DONE]`; reading stops there, so the caller's scope
  * can abort the request. A body that ends before `[DONE]`, an event that is not JSON or not a
  * chunk, invalid UTF-8 and an event longer than `maxEventSize` fail with `ResponseDecodeError`; an
- * error object sent as an event (`{"error": {...}}`, or any `event: error`) fails with what
- * `onErrorEvent` maps it to.
+ * error object sent as an event (`{"error": {...}}`), and any `event: error` whatever its data (an
+ * error object, text, or nothing), fails with what `onErrorEvent` maps it to.
  *
  * @internal
  */
@@ -350,7 +555,7 @@ export const decodeEventStream = (
     readonly model: string
     readonly maxEventSize: number
     readonly secrets: ReadonlyArray<Redacted.Redacted<string>>
-    readonly onErrorEvent: (json: unknown) => Effect.Effect<LlmError.LlmError>
+    readonly onErrorEvent: (error: Errors.ProviderError) => Effect.Effect<LlmError.LlmError>
   }
 ): Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError> =>
   Stream.transformPull(body, (pullReads) =>
@@ -378,12 +583,19 @@ export const decodeEventStream = (
               return { chunks, end: Effect.succeed(decodeFailure(frame.detail)) }
             case "Data": {
               const parsed = parseJson(frame.data)
+              if (frame.event === "error") {
+                const error = Result.match(parsed, {
+                  onFailure: () => Errors.fromText(frame.data),
+                  onSuccess: Errors.readProviderError
+                })
+                return { chunks, end: options.onErrorEvent(error) }
+              }
               if (Result.isFailure(parsed)) {
                 return { chunks, end: Effect.succeed(decodeFailure(`an event's data ${parsed.failure}`)) }
               }
               const json = parsed.success
-              if (frame.event === "error" || Errors.isErrorEnvelope(json)) {
-                return { chunks, end: options.onErrorEvent(json) }
+              if (Errors.isErrorEnvelope(json)) {
+                return { chunks, end: options.onErrorEvent(Errors.readProviderError(json)) }
               }
               const decoded = decodeChunkResult(json)
               if (Result.isFailure(decoded)) {

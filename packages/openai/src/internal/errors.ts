@@ -363,14 +363,18 @@ export interface Context {
  *
  * 1. 429: `RateLimitError` with the `retry-after` hint, unless the code says the quota or billing
  *    is exhausted (`insufficient_quota`), which waiting does not fix: `AuthenticationError`.
- * 2. 5xx and 529: `ServerError`.
+ * 2. 5xx and 529, and the passing refusals 408 (request timeout) and 409 (conflict):
+ *    `ServerError`.
  * 3. a context-length code or message: `ContextLengthError`.
  * 4. a content-policy code or message: `ContentFilterError`.
  * 5. `model_not_found` (whatever the status) or 404: `ModelNotFoundError`.
  * 6. 401, 403, and 402 (payment required: the account, not the request, is at fault):
  *    `AuthenticationError`.
  * 7. any other 4xx: `BadRequestError` with the provider's code (or its type when it has no code).
- * 8. anything else (1xx, 3xx): `ResponseDecodeError`.
+ * 8. anything else (1xx; a 3xx never gets here, see `redirect`): `ResponseDecodeError`.
+ *
+ * Every error but the last carries the provider's `x-should-retry: true | false`, when it sent one,
+ * as `retryable`.
  *
  * @internal
  */
@@ -379,7 +383,11 @@ export const classify = (error: ProviderError, context: Context): LlmError.LlmEr
   const text = [error.message, error.code ?? error.type].find(Predicate.isString)
   const raw = context.prefix ? (text ? `${context.prefix}: ${text}` : context.prefix) : text
   const sanitized = raw === undefined ? undefined : sanitize(raw, context.secrets)
-  const detail = sanitized ? { detail: sanitized } : {}
+  const verdict = shouldRetry(context.headers)
+  const detail = {
+    ...(sanitized ? { detail: sanitized } : {}),
+    ...(verdict === undefined ? {} : { retryable: verdict })
+  }
   const message = error.message ?? ""
 
   if (status === 429) {
@@ -387,7 +395,9 @@ export const classify = (error: ProviderError, context: Context): LlmError.LlmEr
     const retryAfter = parseRetryAfter(context.headers, context.nowMillis, error.retryDelay)
     return new LlmError.RateLimitError({ model, retryAfter, ...detail })
   }
-  if (status >= 500 && status <= 599) return new LlmError.ServerError({ model, status, ...detail })
+  if ((status >= 500 && status <= 599) || status === 408 || status === 409) {
+    return new LlmError.ServerError({ model, status, ...detail })
+  }
   if (has(error, contextCodes) || contextMessage.test(message)) {
     return new LlmError.ContextLengthError({ model, ...detail })
   }
@@ -409,8 +419,73 @@ export const classify = (error: ProviderError, context: Context): LlmError.LlmEr
   }
   return new LlmError.ResponseDecodeError({
     model,
-    detail: sanitized
-      ? `unexpected HTTP status ${status} (redirects are not followed): ${sanitized}`
-      : `unexpected HTTP status ${status} (redirects are not followed)`
+    detail: sanitized ? `unexpected HTTP status ${status}: ${sanitized}` : `unexpected HTTP status ${status}`
   })
+}
+
+/**
+ * The provider's own verdict on retrying, as the official SDKs read it: `x-should-retry: true` or
+ * `false`; anything else is no verdict.
+ *
+ * @internal
+ */
+export const shouldRetry = (headers: Readonly<Record<string, string | undefined>>): boolean | undefined => {
+  const value = headers["x-should-retry"]?.trim().toLowerCase()
+  return value === "true" ? true : value === "false" ? false : undefined
+}
+
+/**
+ * A 3xx, which is never followed. The error names the origin of its `Location` (resolved against
+ * the request's URL, scrubbed of secrets), never its path or query: those can carry a token.
+ *
+ * @internal
+ */
+export const redirect = (options: {
+  readonly model: string
+  readonly status: number
+  readonly headers: Readonly<Record<string, string | undefined>>
+  readonly url: string
+  readonly secrets: ReadonlyArray<Redacted.Redacted<string>>
+}): LlmError.RedirectError => {
+  const verdict = shouldRetry(options.headers)
+  return new LlmError.RedirectError({
+    model: options.model,
+    status: options.status,
+    location: originOf(options.headers["location"], options.url, options.secrets),
+    ...(verdict === undefined ? {} : { retryable: verdict })
+  })
+}
+
+const originOf = (
+  location: string | undefined,
+  base: string,
+  secrets: ReadonlyArray<Redacted.Redacted<string>>
+): Option.Option<string> => {
+  if (location === undefined || location.trim().length === 0) return Option.none()
+  let url: URL
+  try {
+    url = new URL(location.trim(), base)
+  } catch {
+    return Option.none()
+  }
+  // opaque origins (`data:`, `about:`) read "null": they name no place
+  if (url.origin === "null") return Option.none()
+  // A host is lower-cased by the URL parser, so a key echoed into it is looked for in any case.
+  return Option.some(mentionsSecret(url.host, secrets) ? `${url.protocol}//<redacted>` : url.origin)
+}
+
+/**
+ * Whether `text` holds a secret, or 8 consecutive characters of one, ignoring case.
+ *
+ * @internal
+ */
+export const mentionsSecret = (text: string, secrets: ReadonlyArray<Redacted.Redacted<string>>): boolean => {
+  const lower = text.toLowerCase()
+  for (const secret of secrets) {
+    const value = Redacted.value(secret).toLowerCase()
+    for (let i = 0; i + secretFragmentLength <= value.length; i++) {
+      if (lower.includes(value.slice(i, i + secretFragmentLength))) return true
+    }
+  }
+  return false
 }

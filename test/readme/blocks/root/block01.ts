@@ -3,10 +3,13 @@ import { ChatClient, ChatCompletion } from "@resilient-llm/core"
 import { OpenAiCompatible, Providers } from "@resilient-llm/openai"
 import { Config, Effect, Layer, Redacted } from "effect"
 
-// one endpoint
+// one endpoint; the client's own bounds are optional (defaults: 10 minutes, 5 minutes, 256)
 const Groq = OpenAiCompatible.layer({
   baseUrl: "https://api.groq.com/openai/v1",
-  apiKey: Redacted.make(process.env.GROQ_API_KEY ?? "")
+  apiKey: Redacted.make(process.env.GROQ_API_KEY ?? ""),
+  timeout: "2 minutes",
+  idleTimeout: "30 seconds",
+  maxConnections: 64
 })
 
 // from the environment: OPENAI_BASE_URL (default https://api.openai.com/v1) and OPENAI_API_KEY,

@@ -1,13 +1,24 @@
-import { ChatCompletion, Fallback } from "@resilient-llm/core"
+import { FakeProvider } from "@resilient-llm/testing"
 import { Effect } from "effect"
 
-const complete = Fallback.chain(["gpt-4o", "claude-sonnet", "llama-3.1-70b"], {
-  timeout: "15 seconds", // per attempt: interrupted, then TimeoutError
-  retry: { retries: 2, maxWait: "5 seconds" }, // per model: 250 ms, 500 ms, jittered
-  deadline: "40 seconds" // the whole chain
-})
+const program = Effect.gen(function*() {
+  const fake = yield* FakeProvider.make({
+    seed: 42, // the same seed replays the same outcomes per model
+    models: {
+      "gpt-4o": {
+        latency: { min: "20 millis", max: "80 millis" },
+        faults: [
+          { rate: 0.1, fault: FakeProvider.serverError(503) },
+          { rate: 0.05, fault: FakeProvider.rateLimited({ retryAfter: { seconds: 2 } }) }
+        ]
+      },
+      "claude-sonnet": { script: [FakeProvider.hang(), FakeProvider.truncatedStream({ afterChunks: 3 })] }
+    }
+  })
+  // fake.url is "http://127.0.0.1:<port>/v1": give it to any OpenAI-compatible client
 
-const program = complete(ChatCompletion.prompt("Summarise this ticket: ...")).pipe(
-  Effect.tap((served) => Effect.log(`served by ${served.model} after ${served.attempts.length} attempts`)),
-  Effect.map((served) => ChatCompletion.text(served.value))
-) // Effect<string, AllModelsFailed | FallbackConfigError, ChatClient>: provide a ChatClient layer
+  yield* fake.setModel("gpt-4o", { script: () => FakeProvider.serverError(503) }) // an outage starts
+  yield* fake.setModel("gpt-4o", {}) // and ends
+
+  const received = yield* fake.requests // model, body, Authorization header, status and outcome of each
+}).pipe(Effect.scoped) // the server stops and closes every connection

@@ -1,13 +1,13 @@
-import { ChatCompletion, CircuitBreaker, Fallback } from "@resilient-llm/core"
-import { Effect, Stream } from "effect"
+import { ChatCompletion, Fallback } from "@resilient-llm/core"
+import { Effect } from "effect"
 
-const story = Effect.gen(function*() {
-  const breaker = yield* CircuitBreaker.CircuitBreaker
-  const served = yield* Fallback.stream(["gpt-4o", "claude-sonnet"], {
-    timeout: "5 seconds", // to the first chunk
-    idleTimeout: "20 seconds", // between two chunks: a stream gone quiet fails with TimeoutError
-    deadline: "2 minutes", // the whole call, streaming included
-    breaker
-  })(ChatCompletion.prompt("Tell me a story"))
-  yield* Stream.runForEach(served.value, (chunk) => Effect.log(ChatCompletion.chunkText(chunk)))
-}).pipe(Effect.scoped)
+const complete = Fallback.chain(["gpt-4o", "claude-sonnet", "llama-3.1-70b"], {
+  timeout: "15 seconds", // per attempt: interrupted, then TimeoutError
+  retry: { retries: 2, maxWait: "5 seconds" }, // per model: 250 ms, 500 ms, jittered
+  deadline: "40 seconds" // the whole chain
+})
+
+const program = complete(ChatCompletion.prompt("Summarise this ticket: ...")).pipe(
+  Effect.tap((served) => Effect.log(`served by ${served.model} after ${served.attempts.length} attempts`)),
+  Effect.map((served) => ChatCompletion.text(served.value))
+) // Effect<string, AllModelsFailed | FallbackConfigError, ChatClient>: provide a ChatClient layer
