@@ -111,7 +111,7 @@ describe("pnpm demo --json", () => {
       assert.strictEqual(exitCode, 0)
       const report: Tour.Report = JSON.parse(stdout)
       assert.strictEqual(report.mode, "fake")
-      assert.strictEqual(report.fallback.requests.length, 3)
+      assert.strictEqual(report.fallback.requests.length, 4)
       assert.isTrue(report.fallback.requests.every((r) => r.servedBy !== undefined))
       assert.strictEqual(report.breaker.status, "ran")
       if (report.experiment.status !== "ran") return assert.fail("the A/B act did not run")

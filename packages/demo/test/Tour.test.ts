@@ -74,9 +74,10 @@ describe("Tour.fake", () => {
       assert.strictEqual(report.seed, 42)
       assert.match(report.endpoint, /^http:\/\/127\.0\.0\.1:\d+\/v1$/)
 
-      // 1. Fallback: the invalid model falls back at once, the 503 is retried, the hangs time out.
+      // 1. Fallback: the invalid model falls back at once, the 503 is retried, the hangs time out;
+      // the last request hedges the hanging primary with the backup, which serves.
       const fallback = report.fallback.requests
-      assert.deepStrictEqual(fallback.map((r) => r.servedBy), ["primary", "primary", "backup"])
+      assert.deepStrictEqual(fallback.map((r) => r.servedBy), ["primary", "primary", "backup", "backup"])
       assert.deepStrictEqual(attemptsOf(fallback[0]), [
         ["gpt-nonexistent", 0, "ModelNotFoundError"],
         ["primary", 0, "success"]
@@ -92,6 +93,19 @@ describe("Tour.fake", () => {
         ["primary", 1, "TimeoutError"],
         ["backup", 0, "success"]
       ])
+      const hedged = fallback[3]
+      assert.deepStrictEqual(hedged.attempts.map((a) => [a.model, a.outcome, a.hedge]), [
+        ["primary", "cancelled", false],
+        ["backup", "success", true]
+      ])
+      // the backup starts at the hedge delay, and the primary is cancelled when the backup answers:
+      // the request takes the delay and the backup's latency (within the 1 ms steps this test moves
+      // the clock by: the fake's latencies are fractional), well under the primary's timeout
+      const [primary, backup] = hedged.attempts
+      const delay = report.fallback.config.hedgeDelayMs
+      assert.approximately(primary.durationMs, delay + backup.durationMs, 2)
+      assert.approximately(hedged.durationMs, delay + backup.durationMs, 2)
+      assert.isBelow(hedged.durationMs, report.fallback.config.timeoutMs)
       assert.isTrue(fallback.every((r) => r.reply !== undefined && r.reply.includes(r.prompt.match(/#\d+/)![0])))
 
       // 2. Breaker: the transitions, in order, as `changes` reported them (and as the events showed them).
@@ -248,7 +262,12 @@ describe("Tour.live", () => {
       }))
       assert.strictEqual(report.mode, "live")
       assert.strictEqual(report.endpoint, endpoint.url)
-      assert.deepStrictEqual(report.fallback.requests.map((r) => r.servedBy), ["model-a", "model-a", "model-a"])
+      assert.deepStrictEqual(report.fallback.requests.map((r) => r.servedBy), [
+        "model-a",
+        "model-a",
+        "model-a",
+        "model-a"
+      ])
       assert.deepStrictEqual(report.fallback.requests[0].attempts.map((a) => a.outcome), [
         "ModelNotFoundError",
         "success"
