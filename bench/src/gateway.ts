@@ -1,8 +1,8 @@
 /**
  * Benchmark 6: what the gateway adds to a request. The same chat request goes to the same loopback
  * provider (`server.ts`, a child process) directly, and through the gateway (`pnpm gateway`, a
- * second child process, with one virtual model whose fallback chain has that provider's model
- * behind a breaker and a 30 s timeout), at concurrency 1 and 64, from an undici client in this
+ * second child process, with one virtual model whose fallback chain calls that provider's model, a
+ * logical model with one deployment behind its breaker, with a 30 s timeout), at concurrency 1 and 64, from an undici client in this
  * process. Each round sends `size` requests each way, the two taking turns; a round's figure is
  * the p50 latency through the gateway minus the p50 latency direct. The target (issue 19): under
  * 0.3 ms at p50. Published figures for the same measure: Bifrost 0.44 ms, Portkey 2.37 ms,
@@ -215,11 +215,13 @@ export const gateway = async (options: GatewayOptions): Promise<Section> => {
         `Target (issue 19): under ${targetMs} ms added at p50; ${published}.`,
         "Provider: plain node:http in a child process, a fixed 300-byte completion. Gateway: `pnpm gateway` " +
         "(tsx, TypeScript source) in another child process, its log level at warn, one virtual model: a fallback " +
-        "chain of the provider's model with a 30 s timeout and the default breaker, through Providers on undici. " +
+        "chain with a 30 s timeout of the provider's model, a logical model with one deployment (the default " +
+        "breaker) on the library's Deployments router, through Providers.clients on undici. " +
         "Client: undici with keep-alive in this process. All three share this machine's cores.",
         "Through the gateway a request also pays a second loopback HTTP exchange (client to gateway), its key's " +
-        "SHA-256, the body's JSON parsing and schema check, the chain (span, metrics, breaker, timeout), and the " +
-        "completion's schema decoding and JSON encoding."
+        "SHA-256, the body's JSON parsing and schema check, the chain (span, metrics, timeout), the router (span, " +
+        "metrics, limiter, breaker), and the completion's schema decoding and JSON encoding. " +
+        "`pnpm --filter @resilient-llm/bench gateway:stacks` splits the gateway's CPU time by layer."
       ]
     }
   } finally {

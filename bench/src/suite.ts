@@ -11,10 +11,20 @@ import { outage, type OutageOptions } from "./outage.js"
 import { overhead, type OverheadOptions } from "./overhead.js"
 import type { Section } from "./report.js"
 import { sse, type SseOptions } from "./sse.js"
+import { stores, type StoresOptions } from "./stores.js"
 import { streaming, type StreamingOptions } from "./streaming.js"
 import { throughput, type ThroughputOptions } from "./throughput.js"
 
-export const benchmarkIds = ["overhead", "throughput", "streaming", "breaker", "outage", "gateway", "sse"] as const
+export const benchmarkIds = [
+  "overhead",
+  "throughput",
+  "streaming",
+  "breaker",
+  "outage",
+  "gateway",
+  "sse",
+  "stores"
+] as const
 
 export type BenchmarkId = (typeof benchmarkIds)[number]
 
@@ -30,6 +40,7 @@ export interface Plan {
   readonly outage: OutageOptions
   readonly gateway: GatewayOptions
   readonly sse: SseOptions
+  readonly stores: StoresOptions
 }
 
 const sizes: Record<Mode, Omit<Plan, "mode" | "benchmarks">> = {
@@ -40,7 +51,8 @@ const sizes: Record<Mode, Omit<Plan, "mode" | "benchmarks">> = {
     breaker: { callers: 50, rounds: 2, size: 500, warmup: 200, keys: 5_000, opossumKeys: 200 },
     outage: { requests: 500, bestOfNModels: 3 },
     gateway: { concurrency: [1, 64], rounds: 2, size: 64, warmup: 64 },
-    sse: { limitsMiB: [1, 4], events: 1_000, rounds: 2, warmup: 1 }
+    sse: { limitsMiB: [1, 4], events: 1_000, rounds: 2, warmup: 1 },
+    stores: { rounds: 2, size: 50, warmup: 20 }
   },
   quick: {
     overhead: { rounds: 5, size: 2_000, warmup: 2_000 },
@@ -49,7 +61,8 @@ const sizes: Record<Mode, Omit<Plan, "mode" | "benchmarks">> = {
     breaker: { callers: 1_000, rounds: 3, size: 50_000, warmup: 20_000, keys: 20_000, opossumKeys: 2_000 },
     outage: { requests: 1_000, bestOfNModels: 4 },
     gateway: { concurrency: [1, 64], rounds: 5, size: 1_000, warmup: 1_000 },
-    sse: { limitsMiB: [1, 2, 4, 8], events: 20_000, rounds: 3, warmup: 1 }
+    sse: { limitsMiB: [1, 2, 4, 8], events: 20_000, rounds: 3, warmup: 1 },
+    stores: { rounds: 3, size: 2_000, warmup: 1_000 }
   },
   full: {
     overhead: { rounds: 9, size: 10_000, warmup: 20_000 },
@@ -58,7 +71,8 @@ const sizes: Record<Mode, Omit<Plan, "mode" | "benchmarks">> = {
     breaker: { callers: 1_000, rounds: 7, size: 200_000, warmup: 100_000, keys: 100_000, opossumKeys: 10_000 },
     outage: { requests: 1_000, bestOfNModels: 4 },
     gateway: { concurrency: [1, 64], rounds: 9, size: 3_000, warmup: 3_000 },
-    sse: { limitsMiB: [1, 2, 4, 8], events: 20_000, rounds: 7, warmup: 2 }
+    sse: { limitsMiB: [1, 2, 4, 8], events: 20_000, rounds: 7, warmup: 2 },
+    stores: { rounds: 7, size: 5_000, warmup: 5_000 }
   }
 }
 
@@ -93,6 +107,8 @@ const runOne = (id: BenchmarkId, chosen: Plan): Promise<Section> => {
       return gateway(chosen.gateway)
     case "sse":
       return sse(chosen.sse)
+    case "stores":
+      return stores(chosen.stores)
   }
 }
 

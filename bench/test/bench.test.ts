@@ -52,7 +52,13 @@ describe("pnpm bench", () => {
           }
         }
         for (const ratio of found.ratios) {
-          assert.isTrue(Number.isFinite(ratio.value) && ratio.value > 0, `${found.id} / ${ratio.name}: ${ratio.value}`)
+          // a ratio of two differences of timings (the overhead over each bare call) means something
+          // only at full size: at smoke size either difference can come out below zero on a busy machine
+          const ofDifferences = ratio.name.includes("overhead over")
+          assert.isTrue(
+            Number.isFinite(ratio.value) && (ofDifferences || ratio.value > 0),
+            `${found.id} / ${ratio.name}: ${ratio.value}`
+          )
         }
       }
 

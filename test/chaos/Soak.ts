@@ -10,8 +10,8 @@
  *
  * The two providers have different API keys and the client is `Providers.layer`, so the soak also
  * shows that each key goes to its own server only. Every log line, span and error text of the
- * run is scanned for both keys (`SecretScan`). The requests run in ten equal batches, and the
- * heap is read after each (`HeapProbe`). The result is a `Report` of plain figures.
+ * run is scanned for both keys (`SecretScan`). The requests run in equal batches (ten at full
+ * size), and the heap is read after each (`HeapProbe`). The result is a `Report` of plain figures.
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { ChatCompletion, CircuitBreaker, Fallback, LlmError } from "@resilient-llm/core"
@@ -57,6 +57,10 @@ export interface Options {
   readonly requests: number
   readonly concurrency: number
   readonly seed: number
+  /** Equal batches the requests run in, the heap read after each; at least 3. Default 10. */
+  readonly batches?: number
+  /** The chain's attempt timeout; default `settings.timeout`. */
+  readonly timeout?: Duration.Duration
 }
 
 export interface Report {
@@ -221,7 +225,7 @@ export const run = (options: Options) =>
     ])
 
     const chainOptions = (breaker: CircuitBreaker.Service): Fallback.Options => ({
-      timeout: settings.timeout,
+      timeout: options.timeout ?? settings.timeout,
       retry: settings.retry,
       deadline: settings.deadline,
       breaker
@@ -331,7 +335,7 @@ export const run = (options: Options) =>
           }
         })
 
-      const batches = 10
+      const batches = Math.max(3, options.batches ?? 10)
       const batchSize = Math.ceil(options.requests / batches)
       const afterBatch: Array<number> = []
       // without a forced collection, the lowest heap seen during a batch is the best estimate of

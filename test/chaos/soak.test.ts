@@ -63,10 +63,12 @@ describe("soak", () => {
         const report = yield* Soak.run({
           requests: profile.soakRequests,
           concurrency: profile.soakConcurrency,
+          batches: profile.soakBatches,
+          timeout: profile.soakTimeout,
           seed: 7
         })
 
-        // The heap: after the second tenth of the requests against after the last tenth. With a
+        // The heap: after the second batch of requests against after the last. With a
         // collector the readings are exact; without one, the lowest reading of each batch stands
         // for what survived, with a looser bound, and the output says so.
         const { heap } = report
@@ -75,7 +77,8 @@ describe("soak", () => {
           : [heap.floorPerBatch[1], heap.floorPerBatch[heap.floorPerBatch.length - 1]]
         const bound = heap.forced ? heapBound : 0.5
         const growth = (last - baseline) / baseline
-        const heapLine = `${megabytes(baseline)} after batch 2, ${megabytes(last)} after batch 10: ` +
+        const heapLine =
+          `${megabytes(baseline)} after batch 2, ${megabytes(last)} after batch ${heap.afterBatch.length}: ` +
           `${(100 * growth).toFixed(1)}% (bound ${100 * bound}%; collector: ${heap.collector}` +
           (heap.forced ? ")" : "; compared the lowest reading of each batch instead)")
         print(report, heapLine)

@@ -1,77 +1,83 @@
 /**
- * The official OpenAI OpenAPI document, read from `shared/openai-openapi/openapi.yaml` in the
- * nearest directory above this one that has it (the project's parent in a checkout, further up in
- * a git worktree), or from the path in `OPENAI_OPENAPI_SPEC`; never copied into the project. Also
- * validators for its schemas, built by a standard OpenAPI 3.1 JSON Schema validator
+ * The parts of the official OpenAI OpenAPI document that the conformance tests use, kept in the
+ * repository at `test/conformance/openai-openapi/openapi.yaml` (its origin and licence are in the
+ * `SOURCE.md` and `LICENSE` beside it; `pnpm spec:extract` rebuilds it from a full upstream copy).
+ * `OPENAI_OPENAPI_SPEC` may name a full upstream `openapi.yaml` instead, to check against a newer
+ * release. Also validators for its schemas, built by a standard OpenAPI 3.1 JSON Schema validator
  * (`@hyperjump/json-schema`).
  *
- * Parsing the 3 MB of YAML takes seconds and every test file would do it again, so the parsed
- * document is kept as JSON in the system's temporary directory, keyed by the spec's path, size
- * and modification time.
+ * A missing, unreadable or incomplete document fails every test file that imports this module, at
+ * import, with a message that says which file and what to do: the tests never pass or skip
+ * without it.
  */
 import { addMediaTypePlugin } from "@hyperjump/browser"
 import type { OutputUnit, Validator } from "@hyperjump/json-schema"
 import { buildSchemaDocument } from "@hyperjump/json-schema/experimental"
 import { setShouldValidateSchema, validate } from "@hyperjump/json-schema/openapi-3-1"
 import { Effect } from "effect"
-import { createHash } from "node:crypto"
-import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { readFileSync } from "node:fs"
 import * as Path from "node:path"
-import { fileURLToPath, pathToFileURL } from "node:url"
+import { pathToFileURL } from "node:url"
 import YAML from "yaml"
+import { closure, fixturePath, isRecord, type JsonSchema, schemasUsed } from "./specParts.js"
+
+export { fixturePath, isRecord, type JsonSchema, schemasUsed }
+
+export interface OpenApiDocument {
+  readonly components: { readonly schemas: Readonly<Record<string, JsonSchema>> }
+}
+
+const restore = "restore it with `git checkout -- test/conformance/openai-openapi`, or rebuild it from a full " +
+  "upstream openapi.yaml with `pnpm spec:extract <path>` (test/conformance/openai-openapi/SOURCE.md says which)"
+
+const reason = (error: unknown): string => error instanceof Error ? error.message : String(error)
 
 const findSpec = (): string => {
   const fromEnv = process.env.OPENAI_OPENAPI_SPEC
-  if (fromEnv !== undefined && fromEnv !== "") return Path.resolve(fromEnv)
-  const relative = Path.join("shared", "openai-openapi", "openapi.yaml")
-  const here = Path.dirname(fileURLToPath(import.meta.url))
-  for (let dir = here;; dir = Path.dirname(dir)) {
-    const candidate = Path.join(dir, relative)
-    if (existsSync(candidate)) return candidate
-    if (Path.dirname(dir) === dir) throw new Error(`no ${relative} in ${here} or any directory above it`)
-  }
+  return fromEnv !== undefined && fromEnv !== "" ? Path.resolve(fromEnv) : fixturePath
 }
 
 export const specPath = findSpec()
 
 const specUrl = pathToFileURL(specPath).href
 
-let specJson: string | undefined
-
 /**
- * The spec as a fresh JSON value (each caller gets its own copy), parsed from the JSON cache when
- * it is there.
+ * Reads and checks the document at `path`: it parses, has `components.schemas`, and holds every
+ * schema of `schemasUsed` with everything they refer to. Returns it as JSON text; any failure
+ * throws, naming the file and how to put it right.
  */
-const parsedSpec = (): unknown => {
-  specJson ??= readSpecJson()
-  return JSON.parse(specJson)
+export const readSpec = (path: string): string => {
+  const remedy = path === fixturePath ? restore : `fix or unset OPENAI_OPENAPI_SPEC (${path})`
+  let text: string
+  try {
+    text = readFileSync(path, "utf8")
+  } catch (error) {
+    throw new Error(
+      `the OpenAI OpenAPI document ${path} cannot be read (${reason(error)}): ${remedy}`
+    )
+  }
+  let doc: unknown
+  try {
+    doc = YAML.parse(text)
+  } catch (error) {
+    throw new Error(`the OpenAI OpenAPI document ${path} is not valid YAML (${reason(error)}): ${remedy}`)
+  }
+  if (!isRecord(doc) || !isRecord(doc.components) || !isRecord(doc.components.schemas)) {
+    throw new Error(`the OpenAI OpenAPI document ${path} has no components.schemas: ${remedy}`)
+  }
+  try {
+    closure(doc.components.schemas, schemasUsed)
+  } catch (error) {
+    throw new Error(`the OpenAI OpenAPI document ${path} is incomplete: ${reason(error)}: ${remedy}`)
+  }
+  return JSON.stringify(doc)
 }
 
-const readSpecJson = (): string => {
-  const stat = statSync(specPath)
-  const key = createHash("sha256").update(`${specPath}\0${stat.size}\0${stat.mtimeMs}`).digest("hex").slice(0, 16)
-  const cache = Path.join(tmpdir(), `resilient-llm-openapi-${key}.json`)
-  if (existsSync(cache)) {
-    try {
-      const json = readFileSync(cache, "utf8")
-      JSON.parse(json)
-      return json
-    } catch {
-      // a damaged cache: parse the YAML instead
-    }
-  }
-  const json = JSON.stringify(YAML.parse(readFileSync(specPath, "utf8")))
-  try {
-    // written aside then renamed, so a concurrent reader sees the whole file or none
-    const partial = `${cache}.${process.pid}.tmp`
-    writeFileSync(partial, json)
-    renameSync(partial, cache)
-  } catch {
-    // no cache this time
-  }
-  return json
-}
+// read at import, so that a missing or broken document fails the test file before any test runs
+const specJson = readSpec(specPath)
+
+/** The spec as a fresh JSON value (each caller gets its own copy). */
+const parsedSpec = (): unknown => JSON.parse(specJson)
 
 // The document is validated as instances are checked against it, not as a whole: a handful of
 // schemas outside Chat Completions (fine-tuning hyperparameters) still use OpenAPI 3.0's boolean
@@ -87,15 +93,6 @@ addMediaTypePlugin("application/openapi+yaml", {
     ),
   fileMatcher: (path) => Promise.resolve(path.endsWith("openapi.yaml"))
 })
-
-export type JsonSchema = { readonly [key: string]: unknown }
-
-export interface OpenApiDocument {
-  readonly components: { readonly schemas: Readonly<Record<string, JsonSchema>> }
-}
-
-/** A JSON object (not an array, not null): what a schema, and the document itself, is. */
-export const isRecord = (u: unknown): u is JsonSchema => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /** The parsed document, for generating instances from its schemas. */
 export const loadDocument = (): OpenApiDocument => {
@@ -119,9 +116,21 @@ export interface SchemaValidator {
 // Values checked here come from JSON.parse or from a generator of JSON values.
 const toJson = (value: unknown): Parameters<Validator>[0] => JSON.parse(JSON.stringify(value))
 
-/** A validator for `#/components/schemas/<name>` of the official document. */
+/**
+ * A validator for `#/components/schemas/<name>` of the official document. A schema the fixture
+ * does not hold is a defect that says how to add it, never a validator that accepts everything.
+ */
 export const validator = (name: string): Effect.Effect<SchemaValidator> =>
-  Effect.promise(() => validate(`${specUrl}#/components/schemas/${name}`)).pipe(
+  Effect.suspend(() =>
+    isRecord(loadDocument().components.schemas[name])
+      ? Effect.promise(() => validate(`${specUrl}#/components/schemas/${name}`))
+      : Effect.die(
+        new Error(
+          `schema ${name} is not in ${specPath}: add it to schemasUsed in test/conformance/openApi.ts ` +
+            "and run `pnpm spec:extract <path to a full upstream openapi.yaml>`"
+        )
+      )
+  ).pipe(
     Effect.map((compiled) => ({
       name,
       errors: (value) => {

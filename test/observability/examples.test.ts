@@ -104,7 +104,9 @@ describe("alerts from CircuitBreaker.subscribe", () => {
       const logs = TestLogs.make()
       const BreakerLive = CircuitBreaker.layer({
         trip: CircuitBreaker.consecutiveFailures(2),
-        breakDuration: "150 millis"
+        // long enough that the third call still finds the circuit open on a busy machine (at 150 ms
+        // the break once ended before it, and the call probed the primary instead)
+        breakDuration: "1 second"
       })
       const Live = BreakerAlerts(`${webhook.url}/alerts`).pipe(
         Layer.provideMerge(BreakerLive),
@@ -134,7 +136,7 @@ describe("alerts from CircuitBreaker.subscribe", () => {
           model: "primary",
           state: "open",
           reason: "consecutive-failures",
-          nextProbeInMs: 150
+          nextProbeInMs: 1000
         })
         const warnings = logs.lines.filter((line) => line.level === "WARN" && line.message === "circuit opened")
         assert.strictEqual(warnings.length, 1)
@@ -144,7 +146,7 @@ describe("alerts from CircuitBreaker.subscribe", () => {
           "breaker.from": "closed",
           "breaker.to": "open",
           "breaker.reason": "consecutive-failures",
-          "breaker.break_ms": 150
+          "breaker.break_ms": 1000
         })
 
         // the outage ends; after the break a probe reaches the primary, succeeds and closes the circuit

@@ -6,22 +6,37 @@
  * folder fails when a copy differs from its block, so an example cannot drift from the code: edit
  * the README, run `pnpm readme:blocks`, and `pnpm check` type-checks the result.
  */
-import { readFileSync } from "node:fs"
+import { readdirSync, readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 
 /** The repository's root, with a trailing slash. */
 export const root = fileURLToPath(new URL("../../", import.meta.url))
 
-/** Every README with code in it, relative to the root, and the folder of its copies. */
-export const readmes: ReadonlyArray<{ readonly path: string; readonly folder: string }> = [
-  { path: "README.md", folder: "root" },
-  { path: "packages/core/README.md", folder: "core" },
-  { path: "packages/openai/README.md", folder: "openai" },
-  { path: "packages/testing/README.md", folder: "testing" },
-  { path: "packages/gateway/README.md", folder: "gateway" },
-  { path: "packages/demo/README.md", folder: "demo" },
-  { path: "bench/README.md", folder: "bench" }
-]
+/** Folders never searched for READMEs: dependencies, build output, generated docs. */
+const notSearched = new Set(["node_modules", ".git", "build", "dist", "docs", "blocks"])
+
+/** Every `README.md` under `dir` (relative to the root), in a stable order. */
+const findReadmes = (dir: string): ReadonlyArray<string> =>
+  readdirSync(`${root}${dir}`, { withFileTypes: true })
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .flatMap((entry) => {
+      const path = dir === "" ? entry.name : `${dir}/${entry.name}`
+      if (entry.isDirectory()) return notSearched.has(entry.name) ? [] : findReadmes(path)
+      return entry.name === "README.md" ? [path] : []
+    })
+
+/** The folder of a README's copies: `root`, the package's name, or the README's folder. */
+export const folderOf = (path: string): string =>
+  path === "README.md"
+    ? "root"
+    : path.replace(/^packages\//, "").replace(/\/README\.md$/, "").replace(/^\./, "").replaceAll("/", "-")
+
+/**
+ * Every README in the repository, found on disk (a new package's README is covered without a
+ * change here), relative to the root, and the folder of its copies.
+ */
+export const readmes: ReadonlyArray<{ readonly path: string; readonly folder: string }> = findReadmes("")
+  .map((path) => ({ path, folder: folderOf(path) }))
 
 /** Where the copies of a README's blocks live, relative to the root. */
 export const blocksFolder = (folder: string): string => `test/readme/blocks/${folder}`

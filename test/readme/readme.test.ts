@@ -23,6 +23,23 @@ describe("README code blocks", () => {
     })
   }
 
+  it("finds every README in the repository: the root's, each package's, the benchmarks'", () => {
+    const paths = readmes.map((readme) => readme.path)
+    const packages = readdirSync(`${root}packages`).filter((dir) => existsSync(`${root}packages/${dir}/package.json`))
+    for (const path of ["README.md", "bench/README.md", ...packages.map((dir) => `packages/${dir}/README.md`)]) {
+      assert.include(paths, path, `${path} is missing or not found`)
+    }
+    assert.strictEqual(new Set(readmes.map((readme) => readme.folder)).size, readmes.length, "one folder per README")
+  })
+
+  it("keeps no copies of a README that has no blocks any more", () => {
+    const withBlocks = readmes.filter((readme) => blocksOf(readme.path).length > 0).map((readme) => readme.folder)
+    const folders = readdirSync(`${root}test/readme/blocks`, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => entry.name)
+    assert.deepStrictEqual(folders.sort(), withBlocks.sort(), fix)
+  })
+
   it("the copies are part of the type-checked build", () => {
     const config = JSON.parse(readFileSync(`${root}tsconfig.json`, "utf8"))
     assert.deepInclude(config.references, { path: "test/readme/blocks" })

@@ -10,8 +10,9 @@
  * Periods are fixed windows counted from the Unix epoch (UTC): `"1 day"` resets at midnight UTC,
  * `"1 hour"` on the hour; `"30 days"` is thirty days, not a calendar month.
  *
- * Spending lives in a `BudgetStore`: `layerStoreMemory` keeps it in the process; a shared store
- * lets several processes keep one budget.
+ * Spending lives in a `BudgetStore`: `layerStoreMemory` keeps it in the process;
+ * `Stores.layerRedis` keeps it in Redis, so that every instance of an application spends from
+ * one budget.
  *
  * @example
  * ```ts
@@ -30,6 +31,7 @@ import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
+import * as internal from "./internal/budgetStore.js"
 import { durationOf, DurationText, NonNegative } from "./internal/configSchema.js"
 import * as LlmError from "./LlmError.js"
 
@@ -139,42 +141,7 @@ export class BudgetStore extends Context.Service<BudgetStore, {
  */
 export const layerStoreMemory: Layer.Layer<BudgetStore> = Layer.effect(
   BudgetStore,
-  Effect.clockWith((clock) =>
-    Effect.sync(() => {
-      const entries = new Map<string, { spent: number; readonly expiresAt: number }>()
-      let sweepAt = 1024
-      const entry = (key: string, period: number, expiresAt: number) => {
-        const id = `${period}\u0000${key}`
-        let found = entries.get(id)
-        if (found === undefined) {
-          if (entries.size >= sweepAt) {
-            const now = clock.currentTimeMillisUnsafe()
-            for (const [other, { expiresAt }] of entries) if (expiresAt <= now) entries.delete(other)
-            sweepAt = Math.max(1024, entries.size * 2)
-          }
-          found = { spent: 0, expiresAt }
-          entries.set(id, found)
-        }
-        return found
-      }
-      return BudgetStore.of({
-        reserve: (options) =>
-          Effect.sync(() => {
-            const found = entry(options.key, options.period, options.expiresAt)
-            if (found.spent >= options.limitUsd) return { admitted: false, spentUsd: found.spent }
-            found.spent += options.amountUsd
-            return { admitted: true, spentUsd: found.spent }
-          }),
-        add: (options) =>
-          Effect.sync(() => {
-            const found = entry(options.key, options.period, options.expiresAt)
-            found.spent = Math.max(0, found.spent + options.amountUsd)
-            return found.spent
-          }),
-        spent: (options) => Effect.sync(() => entries.get(`${options.period}\u0000${options.key}`)?.spent ?? 0)
-      })
-    })
-  )
+  Effect.clockWith((clock) => Effect.sync(() => BudgetStore.of(internal.memory(clock))))
 )
 
 /**

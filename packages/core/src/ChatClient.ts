@@ -12,6 +12,10 @@ import type { ChatCompletion, ChatCompletionChunk, ChatRequest } from "./ChatCom
 import type { LlmError } from "./LlmError.js"
 
 /**
+ * What a `ChatClient` does: send one request to the model it names, as a whole completion or as
+ * a stream of chunks. Every failure is an `LlmError` in the error channel, classified so that the
+ * patterns know whether to retry or fall back; interrupting either aborts the request.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -23,6 +27,28 @@ export interface Service {
 }
 
 /**
+ * The service tag of the client the patterns call. Provide it with a Layer: `OpenAiCompatible.layer`
+ * or `Providers.layer` (from `@resilient-llm/openai`) over HTTP, `TestChatClient.layer` (from
+ * `@resilient-llm/testing`) from a script, or `Layer.succeed(ChatClient, ...)` for anything else.
+ *
+ * @example
+ * ```ts
+ * import { ChatClient, ChatCompletion } from "@resilient-llm/core"
+ * import { Effect, Layer, Stream } from "effect"
+ *
+ * // a client of your own: every model echoes the last message, whole or as one chunk
+ * const echo = (request: ChatCompletion.ChatRequest) => String(request.messages.at(-1)?.content)
+ * const Echo = Layer.succeed(ChatClient.ChatClient, {
+ *   create: (request) => Effect.succeed(ChatCompletion.make({ model: request.model, content: echo(request) })),
+ *   stream: (request) =>
+ *     Stream.make({
+ *       id: "echo",
+ *       model: request.model,
+ *       choices: [{ index: 0, delta: { content: echo(request) }, finish_reason: "stop" }]
+ *     })
+ * })
+ * ```
+ *
  * @since 0.1.0
  * @category services
  */
@@ -31,6 +57,16 @@ export class ChatClient extends Context.Service<ChatClient, Service>()("@resilie
 /**
  * Asks the `ChatClient` in context for a completion.
  *
+ * @example
+ * ```ts
+ * import { ChatClient, ChatCompletion } from "@resilient-llm/core"
+ * import { Effect } from "effect"
+ *
+ * const answer = ChatClient.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "Hello!" }] }).pipe(
+ *   Effect.map(ChatCompletion.text)
+ * ) // Effect<string, LlmError, ChatClient>
+ * ```
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -38,7 +74,19 @@ export const create = (request: ChatRequest): Effect.Effect<ChatCompletion, LlmE
   Effect.flatMap(ChatClient, (client) => client.create(request))
 
 /**
- * Asks the `ChatClient` in context for a streamed completion.
+ * Asks the `ChatClient` in context for a streamed completion: one chunk per server-sent event, up
+ * to the provider's `[DONE]`.
+ *
+ * @example
+ * ```ts
+ * import { ChatClient, ChatCompletion } from "@resilient-llm/core"
+ * import { Stream } from "effect"
+ *
+ * const words = ChatClient.stream({ model: "gpt-4o-mini", messages: [{ role: "user", content: "Count to 3" }] }).pipe(
+ *   Stream.map(ChatCompletion.chunkText),
+ *   Stream.mkString
+ * ) // Effect<string, LlmError, ChatClient>
+ * ```
  *
  * @since 0.1.0
  * @category accessors

@@ -51,6 +51,7 @@ import type * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as internal from "./internal/circuitBreaker.js"
+import type * as SharedCircuits from "./internal/circuitBreakerStore.js"
 import type * as LlmError from "./LlmError.js"
 
 /**
@@ -148,6 +149,16 @@ export interface FailureRate {
 export type Trip = ConsecutiveFailures | FailureRate
 
 /**
+ * Trips the circuit when `threshold` counted calls in a row have failed; a success in between
+ * starts the count over. The simplest trip, and the default (with a threshold of 5).
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@resilient-llm/core"
+ *
+ * const BreakerLive = CircuitBreaker.layer({ trip: CircuitBreaker.consecutiveFailures(3) })
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -157,6 +168,18 @@ export const consecutiveFailures = (threshold: number): ConsecutiveFailures => (
 })
 
 /**
+ * Trips the circuit when, over the last `window`, at least `minimumCalls` calls were counted and
+ * at least `threshold` (a share between 0 and 1) of them failed; see `FailureRate`. Suits models
+ * with steady traffic, where a few failures in a row are noise.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@resilient-llm/core"
+ *
+ * // open when half the calls of the last minute failed, once there were at least 20
+ * const trip = CircuitBreaker.failureRate({ threshold: 0.5, window: "1 minute", minimumCalls: 20 })
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -241,6 +264,10 @@ export interface CircuitStatus {
 }
 
 /**
+ * What a breaker does: guard calls by key (the model name), and tell and change the state of each
+ * key's circuit. `CircuitBreaker.make` builds one; the functions of this module reach the one in
+ * context.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -279,6 +306,10 @@ export interface Service {
 }
 
 /**
+ * The service tag of the breaker that `protect`, `state`, `snapshot`, `changes`, `reset` and
+ * `isolate` use, and that `Fallback.chain` takes as its `breaker` option. One breaker holds a
+ * circuit per key, created on first use. Provide it with `CircuitBreaker.layer`.
+ *
  * @since 0.1.0
  * @category services
  */
@@ -332,6 +363,19 @@ export class CircuitBreakerConfigError extends Data.TaggedError("CircuitBreakerC
 export const defaultIsFailure: (error: unknown) => boolean = internal.defaultIsFailure
 
 /**
+ * Where a breaker's circuits live: `undefined` (the default) keeps each in this process's memory;
+ * `Stores.layerRedis` sets a store in Redis, where every instance building a breaker under the same
+ * prefix shares each key's circuit: one instance's failures open it for all, and half-open admits
+ * `halfOpenProbes` probes across all instances. `make` reads it when it builds the breaker.
+ *
+ * @since 0.2.0
+ * @category references
+ */
+export const CurrentStore: Context.Reference<SharedCircuits.SharedCircuits | undefined> = Context.Reference<
+  SharedCircuits.SharedCircuits | undefined
+>("@resilient-llm/core/CircuitBreaker/CurrentStore", { defaultValue: () => undefined })
+
+/**
  * Builds a breaker. Its timers (the end of a break, a probe's deadline) run in the `Scope`, and
  * closing it ends `changes`. Fails with `CircuitBreakerConfigError` when a threshold, count or
  * duration is not positive, a rate is outside (0, 1], the window is shorter than one millisecond
@@ -343,6 +387,27 @@ export const defaultIsFailure: (error: unknown) => boolean = internal.defaultIsF
 export const make: (options?: Options) => Effect.Effect<Service, CircuitBreakerConfigError, Scope.Scope> = internal.make
 
 /**
+ * A layer of a breaker built by `make` with `options`, its timers running for as long as the layer
+ * lives. Fails with `CircuitBreakerConfigError` for options that describe no valid breaker.
+ *
+ * @example
+ * ```ts
+ * import { ChatCompletion, CircuitBreaker, Fallback } from "@resilient-llm/core"
+ * import { Effect, Schedule } from "effect"
+ *
+ * const BreakerLive = CircuitBreaker.layer({
+ *   trip: CircuitBreaker.consecutiveFailures(5),
+ *   breakDuration: Schedule.exponential("30 seconds"), // 30 s, then 1 min, 2 min... while probes fail
+ *   halfOpenProbes: 2
+ * })
+ *
+ * const program = Effect.gen(function*() {
+ *   const breaker = yield* CircuitBreaker.CircuitBreaker
+ *   const complete = Fallback.chain(["gpt-4o", "claude-sonnet"], { breaker, timeout: "20 seconds" })
+ *   return yield* complete(ChatCompletion.prompt("Hello"))
+ * }).pipe(Effect.provide(BreakerLive)) // and a ChatClient layer
+ * ```
+ *
  * @since 0.1.0
  * @category layers
  */
@@ -380,6 +445,9 @@ export const protect: {
 )
 
 /**
+ * The state of `key`'s circuit now, in the `CircuitBreaker` in context: `closed` for a key never
+ * used.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -387,6 +455,19 @@ export const state = (key: string): Effect.Effect<State, never, CircuitBreaker> 
   Effect.flatMap(CircuitBreaker, (breaker) => breaker.state(key))
 
 /**
+ * Every circuit of the `CircuitBreaker` in context as plain data (state, counts, when it reopens),
+ * sorted by key: what a status page or a health endpoint shows.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@resilient-llm/core"
+ * import { Effect } from "effect"
+ *
+ * const unavailable = CircuitBreaker.snapshot.pipe(
+ *   Effect.map((circuits) => circuits.filter((c) => c.state === "open" || c.state === "isolated").map((c) => c.key))
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -396,6 +477,19 @@ export const snapshot: Effect.Effect<ReadonlyArray<CircuitStatus>, never, Circui
 )
 
 /**
+ * Every transition of every circuit of the `CircuitBreaker` in context, from the moment the stream
+ * runs; see `Service.changes`, and `subscribe` when no transition may be missed.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@resilient-llm/core"
+ * import { Effect, Stream } from "effect"
+ *
+ * const logTransitions = CircuitBreaker.changes.pipe(
+ *   Stream.runForEach((t) => Effect.log(`${t.key}: ${t.from} → ${t.to} (${t.reason})`))
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -429,6 +523,9 @@ export const subscribe: Effect.Effect<PubSub.Subscription<Transition>, never, Ci
   .flatMap(CircuitBreaker, (breaker) => breaker.subscribe)
 
 /**
+ * Closes `key`'s circuit in the `CircuitBreaker` in context and forgets its outcomes: for an
+ * operator who knows the model is back, or to end an `isolate`.
+ *
  * @since 0.1.0
  * @category accessors
  */
@@ -436,6 +533,22 @@ export const reset = (key: string): Effect.Effect<void, never, CircuitBreaker> =
   Effect.flatMap(CircuitBreaker, (breaker) => breaker.reset(key))
 
 /**
+ * Opens `key`'s circuit in the `CircuitBreaker` in context until `reset`: every call is refused
+ * with `CircuitOpenError` and nothing probes. For taking a model out of rotation by hand (a bad
+ * deployment, a cost incident) while fallbacks carry on.
+ *
+ * @example
+ * ```ts
+ * import { CircuitBreaker } from "@resilient-llm/core"
+ * import { Effect } from "effect"
+ *
+ * const maintenance = Effect.gen(function*() {
+ *   yield* CircuitBreaker.isolate("gpt-4o") // calls skip gpt-4o from now on
+ *   // ... later
+ *   yield* CircuitBreaker.reset("gpt-4o") // and it is back, closed
+ * })
+ * ```
+ *
  * @since 0.1.0
  * @category accessors
  */

@@ -67,6 +67,7 @@
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type * as RateLimiter from "effect/persistence/RateLimiter"
 import * as Schema from "effect/Schema"
@@ -292,6 +293,67 @@ export const inFlight = internal.inFlight
  * @category metrics
  */
 export const skips = internal.skips
+
+/**
+ * A deployment call that ended: its logical model and deployment, how it ended (`success`, the
+ * error's tag, or `interrupted`), how long it took, the tokens of its reported usage and what they
+ * cost at the deployment's price (`undefined` without a usage or a price).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface CallEnd {
+  readonly model: string
+  readonly deployment: string
+  readonly outcome: string
+  readonly durationMs: number
+  readonly tokens: Cost.Tokens | undefined
+  readonly costUsd: number | undefined
+}
+
+/**
+ * The function told of every deployment call an effect makes, as each ends; none by default.
+ * The router reads it when it routes a call, so a stream's call, which ends when the stream does,
+ * is told to the observer of the effect that opened it.
+ *
+ * @since 0.2.0
+ * @category references
+ */
+export const CallObserver: Context.Reference<((call: CallEnd) => void) | undefined> = internal.CallObserver
+
+/**
+ * Tells `observer` of every deployment call `self` makes, as each ends: what a server needs to
+ * report what one request cost across a fallback chain, an experiment or a best-of-n, or to keep
+ * per-deployment history. The observer runs inside the router's bookkeeping: keep it short, and
+ * never let it throw.
+ *
+ * @example
+ * ```ts
+ * import { ChatClient, ChatCompletion, Deployments } from "@resilient-llm/core"
+ * import { Effect } from "effect"
+ *
+ * const priced = Effect.suspend(() => {
+ *   let costUsd = 0
+ *   return ChatClient.create(ChatCompletion.withModel(ChatCompletion.prompt("Hello"), "gpt-4o")).pipe(
+ *     Deployments.observeCalls((call) => {
+ *       costUsd += call.costUsd ?? 0
+ *     }),
+ *     Effect.map((completion) => ({ completion, costUsd }))
+ *   )
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category combinators
+ */
+export const observeCalls: {
+  (observer: (call: CallEnd) => void): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  <A, E, R>(self: Effect.Effect<A, E, R>, observer: (call: CallEnd) => void): Effect.Effect<A, E, R>
+} = dual(
+  2,
+  <A, E, R>(self: Effect.Effect<A, E, R>, observer: (call: CallEnd) => void): Effect.Effect<A, E, R> =>
+    Effect.provideService(self, internal.CallObserver, observer)
+)
 
 /**
  * One deployment now, for a status page.

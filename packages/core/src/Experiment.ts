@@ -29,12 +29,14 @@
  *
  * @since 0.1.0
  */
+import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type * as ChatClient from "./ChatClient.js"
 import type * as ChatCompletion from "./ChatCompletion.js"
 import * as internal from "./internal/experiment.js"
+import * as ExperimentStore from "./internal/experimentStore.js"
 import type * as LlmError from "./LlmError.js"
 
 /**
@@ -411,6 +413,19 @@ export class InvalidCallError extends Data.TaggedError("InvalidCallError")<{
     return `Experiment "${this.experiment}" cannot record a call whose ${this.field} is ${shown}: expected ${this.expected}`
   }
 }
+
+/**
+ * Where experiments keep their records: this process's memory by default; `Stores.layerRedis`
+ * sets a store in Redis, where every instance running an experiment of the same name records
+ * into one log and `summary` counts all their calls. `make` reads it when it starts.
+ *
+ * @since 0.2.0
+ * @category references
+ */
+export const CurrentStore: Context.Reference<ExperimentStore.Store> = Context.Reference<ExperimentStore.Store>(
+  "@resilient-llm/core/Experiment/CurrentStore",
+  { defaultValue: () => ExperimentStore.memory }
+)
 
 /**
  * Starts an experiment. It allocates the recorder and, for shadow mode, the background calls'

@@ -403,6 +403,9 @@ export const tags = [
 const tagSet: ReadonlySet<string> = new Set(tags)
 
 /**
+ * Whether `u` is one of the `LlmError` classes, by its tag: for telling the library's typed
+ * failures from anything else in an error channel or a cause.
+ *
  * @since 0.1.0
  * @category guards
  */
@@ -424,6 +427,17 @@ const retryable: ReadonlySet<string> = new Set<LlmError["_tag"]>([
  * broken connections, undecodable responses and rejected answers (another sample may pass),
  * unless the provider said otherwise (an error's `retryable`, from its `x-should-retry` header,
  * wins either way). Anything that is not an `LlmError` is not.
+ *
+ * @example
+ * ```ts
+ * import { ChatClient, ChatCompletion, LlmError } from "@resilient-llm/core"
+ * import { Effect, Schedule } from "effect"
+ *
+ * const request = ChatCompletion.withModel(ChatCompletion.prompt("Hello"), "gpt-4o")
+ * const answer = ChatClient.create(request).pipe(
+ *   Effect.retry({ while: LlmError.isRetryable, schedule: Schedule.exponential("250 millis"), times: 3 })
+ * )
+ * ```
  *
  * @since 0.1.0
  * @category predicates

@@ -82,3 +82,8 @@ export * as Deployments from "./Deployments.js"
  * @since 0.2.0
  */
 export * as Answer from "./Answer.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as Stores from "./Stores.js"

@@ -2,15 +2,16 @@ import { assert, describe, it } from "@effect/vitest"
 import { Budget, LlmError } from "@resilient-llm/core"
 import { Effect, Layer, Option, Schema } from "effect"
 import { TestClock } from "effect/testing"
+import { eachStore } from "./support/Stores.js"
 
 const day = 86_400_000
 
 const closeTo = (actual: number, expected: number) =>
   assert.isTrue(Math.abs(actual - expected) < 1e-9, `${actual} is not ${expected}`)
 
-const budget = (config: Budget.Config) => Budget.make(config).pipe(Effect.provide(Budget.layerStoreMemory))
+eachStore("Budget", (it) => {
+  const budget = Budget.make
 
-describe("Budget", () => {
   it.effect("admits calls until the key has spent its limit, then refuses until the next period", () =>
     Effect.gen(function*() {
       const b = yield* budget({ limitUsd: 1, period: "1 day" })
@@ -74,7 +75,9 @@ describe("Budget", () => {
       yield* b.reserve({ key: "vip", model: "m", estimateUsd: 50 })
       assert.strictEqual((yield* b.status("vip")).spentUsd, 50)
     }))
+})
 
+describe("Budget", () => {
   it.effect("a failing store admits the call and logs, rather than refusing everyone", () =>
     Effect.gen(function*() {
       const failing = Layer.succeed(Budget.BudgetStore, {

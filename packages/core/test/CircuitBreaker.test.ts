@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { CircuitBreaker, LlmError, Observability } from "@resilient-llm/core"
 import { TestLogs, TestSpans } from "@resilient-llm/testing"
 import { Cause, Deferred, Duration, Effect, Exit, Fiber, Metric, Option, PubSub, Schedule, Scope, Stream } from "effect"
-import { TestClock } from "effect/testing"
+import { adjust, eachStore } from "./support/Stores.js"
 
 // --- helpers ---------------------------------------------------------------------------------------
 
@@ -10,7 +10,7 @@ const serverError = (model: string) => new LlmError.ServerError({ model, status:
 const badRequest = (model: string) => new LlmError.BadRequestError({ model, status: 400, code: Option.none() })
 
 /** Lets every fiber of the test (subscribers, timers, forked calls) run until it waits. */
-const settle = TestClock.adjust("0 millis")
+const settle = adjust("0 millis")
 
 /** Collects every transition `changes` emits from now on. */
 const subscribe = (breaker: CircuitBreaker.Service) =>
@@ -133,7 +133,7 @@ describe("CircuitBreaker.make", () => {
 
 // --- trip strategies -------------------------------------------------------------------------------
 
-describe("consecutive failures", () => {
+eachStore("consecutive failures", (it) => {
   it.effect("opens, refuses, half-opens and closes at exact virtual times", () =>
     Effect.gen(function*() {
       const key = "consecutive-timeline"
@@ -148,7 +148,7 @@ describe("consecutive failures", () => {
       yield* Effect.flip(protect(model.fail))
       yield* Effect.flip(protect(model.fail))
       assert.strictEqual(yield* protect(model.ok), "ok") // a success starts the count again
-      yield* TestClock.adjust("1 second")
+      yield* adjust("1 second")
       yield* Effect.flip(protect(model.fail))
       yield* Effect.flip(protect(model.fail))
       assert.strictEqual(yield* breaker.state(key), "closed")
@@ -157,16 +157,16 @@ describe("consecutive failures", () => {
       assert.strictEqual(yield* breaker.state(key), "open")
       assert.strictEqual(model.counts.runs, 6)
 
-      yield* TestClock.adjust("9999 millis") // t = 10,999: one millisecond of the break left
+      yield* adjust("9999 millis") // t = 10,999: one millisecond of the break left
       const refusal = yield* refused(protect(model.ok))
       assert.strictEqual(refusal.model, key)
       assert.strictEqual(Duration.toMillis(refusal.retryAfter), 1)
       assert.strictEqual(model.counts.runs, 6) // refused without running
       assert.strictEqual(yield* breaker.state(key), "open")
 
-      yield* TestClock.adjust("1 millis") // t = 11,000: the break has elapsed
+      yield* adjust("1 millis") // t = 11,000: the break has elapsed
       assert.strictEqual(yield* breaker.state(key), "half-open")
-      yield* TestClock.adjust("500 millis")
+      yield* adjust("500 millis")
       assert.strictEqual(yield* protect(model.ok), "ok")
       assert.strictEqual(yield* breaker.state(key), "closed")
       assert.strictEqual(model.counts.runs, 7)
@@ -190,7 +190,7 @@ describe("consecutive failures", () => {
       const seen = yield* subscribe(breaker)
       const model = stub(key)
       yield* Effect.flip(breaker.protect(key)(model.fail))
-      yield* TestClock.adjust("5 seconds")
+      yield* adjust("5 seconds")
       const probeError = yield* Effect.flip(breaker.protect(key)(model.fail))
       assert.strictEqual(probeError._tag, "ServerError")
       assert.strictEqual(yield* breaker.state(key), "open")
@@ -205,7 +205,7 @@ describe("consecutive failures", () => {
     }))
 })
 
-describe("failure rate", () => {
+eachStore("failure rate", (it) => {
   const rate = CircuitBreaker.failureRate({ threshold: 0.5, window: "10 seconds", minimumCalls: 4 })
 
   it.effect("needs the minimum number of calls, then opens at the threshold", () =>
@@ -219,12 +219,12 @@ describe("failure rate", () => {
       yield* Effect.flip(protect(model.fail))
       yield* Effect.flip(protect(model.fail)) // 3 of 3 failed, but fewer than 4 calls
       assert.strictEqual(yield* breaker.state(key), "closed")
-      yield* TestClock.adjust("2 seconds")
+      yield* adjust("2 seconds")
       yield* protect(model.ok)
       yield* protect(model.ok)
       yield* protect(model.ok)
       yield* protect(model.ok) // 3 of 7 failed
-      yield* TestClock.adjust("1 second")
+      yield* adjust("1 second")
       const [status] = yield* breaker.snapshot
       assert.strictEqual(status.windowCalls, 7)
       assert.strictEqual(status.windowFailures, 3)
@@ -242,7 +242,7 @@ describe("failure rate", () => {
       for (const key of ["rate-remembers", "rate-forgets"]) {
         for (let i = 0; i < 3; i++) yield* Effect.flip(breaker.protect(key)(Effect.fail(serverError(key))))
       }
-      yield* TestClock.adjust("9999 millis")
+      yield* adjust("9999 millis")
       const before = yield* breaker.snapshot
       assert.deepStrictEqual(before.map((s) => [s.key, s.windowCalls, s.windowFailures]), [
         ["rate-forgets", 3, 3],
@@ -251,7 +251,7 @@ describe("failure rate", () => {
       // t = 9,999: the three failures still count, so a fourth makes 4 of 4
       yield* Effect.flip(breaker.protect("rate-remembers")(Effect.fail(serverError("rate-remembers"))))
       assert.strictEqual(yield* breaker.state("rate-remembers"), "open")
-      yield* TestClock.adjust("1 millis")
+      yield* adjust("1 millis")
       // t = 10,000: they have left the window, so a fourth failure is 1 of 1
       const after = yield* breaker.snapshot
       assert.deepStrictEqual(after.map((s) => [s.key, s.windowCalls, s.windowFailures]), [
@@ -278,7 +278,7 @@ describe("failure rate", () => {
       for (let second = 0; second < 6; second++) {
         yield* Effect.flip(breaker.protect(key)(Effect.fail(serverError(key))))
         counts.push((yield* breaker.snapshot)[0].windowCalls)
-        yield* TestClock.adjust("1 second")
+        yield* adjust("1 second")
       }
       // one failure a second, a window of four 1-second slots: the count stops growing at 4
       assert.deepStrictEqual(counts, [1, 2, 3, 4, 4, 4])
@@ -286,7 +286,7 @@ describe("failure rate", () => {
       const later: Array<number> = []
       for (let second = 6; second < 10; second++) {
         later.push((yield* breaker.snapshot)[0].windowCalls)
-        yield* TestClock.adjust("1 second")
+        yield* adjust("1 second")
       }
       assert.deepStrictEqual(later, [3, 2, 1, 0])
     }))
@@ -308,12 +308,12 @@ const halfOpen = (
     })
     const seen = yield* subscribe(breaker)
     yield* Effect.flip(breaker.protect(key)(Effect.fail(serverError(key))))
-    yield* TestClock.adjust(breakDuration)
+    yield* adjust(breakDuration)
     assert.strictEqual(yield* breaker.state(key), "half-open")
     return { breaker, seen }
   })
 
-describe("half-open", () => {
+eachStore("half-open", (it) => {
   for (const probes of [1, 3]) {
     it.effect(`lets exactly ${probes} of 1,000 concurrent calls reach the model`, () =>
       Effect.gen(function*() {
@@ -357,7 +357,7 @@ describe("half-open", () => {
       assert.strictEqual(yield* breaker.state(key), "closed")
 
       yield* Effect.flip(breaker.protect(key)(Effect.fail(serverError(key))))
-      yield* TestClock.adjust("1 second")
+      yield* adjust("1 second")
       yield* breaker.protect(key)(Effect.succeed(1))
       yield* Effect.flip(breaker.protect(key)(Effect.fail(serverError(key))))
       assert.strictEqual(yield* breaker.state(key), "open")
@@ -407,10 +407,10 @@ describe("half-open", () => {
       const counts = { runs: 0 }
       const gate = yield* Deferred.make<void>()
       const hanging = yield* Effect.forkChild(breaker.protect(key)(gated(counts, gate)))
-      yield* TestClock.adjust("4999 millis")
+      yield* adjust("4999 millis")
       const refusal = yield* refused(breaker.protect(key)(Effect.succeed(0)))
       assert.strictEqual(Duration.toMillis(refusal.retryAfter), 1) // the probe's deadline
-      yield* TestClock.adjust("1 millis") // t = 15 s: the probe has run 5 seconds
+      yield* adjust("1 millis") // t = 15 s: the probe has run 5 seconds
       assert.strictEqual(yield* breaker.state(key), "open")
       assert.isUndefined(hanging.pollUnsafe()) // the call itself is left running
 
@@ -421,7 +421,7 @@ describe("half-open", () => {
       const [status] = yield* breaker.snapshot
       assert.strictEqual(status.openUntil, 25_000)
 
-      yield* TestClock.adjust("10 seconds") // t = 25 s: a new probe gets the slot
+      yield* adjust("10 seconds") // t = 25 s: a new probe gets the slot
       assert.strictEqual(yield* breaker.protect(key)(Effect.succeed("probe")), "probe")
       assert.strictEqual(yield* breaker.state(key), "closed")
       yield* settle
@@ -437,7 +437,7 @@ describe("half-open", () => {
 
 // --- pitfalls --------------------------------------------------------------------------------------
 
-describe("outcomes from an earlier period", () => {
+eachStore("outcomes from an earlier period", (it) => {
   it.effect("a success that started before the circuit opened neither closes it nor cuts its break", () =>
     Effect.gen(function*() {
       const key = "late-success"
@@ -460,18 +460,18 @@ describe("outcomes from an earlier period", () => {
       yield* Effect.flip(breaker.protect(key)(Effect.fail(serverError(key))))
       assert.strictEqual(yield* breaker.state(key), "open")
 
-      yield* TestClock.adjust("4 seconds")
+      yield* adjust("4 seconds")
       yield* Deferred.succeed(duringOpen, undefined)
       assert.strictEqual(yield* Fiber.join(slow), "late")
       assert.strictEqual(yield* breaker.state(key), "open")
       const refusal = yield* refused(breaker.protect(key)(Effect.succeed(0)))
       assert.strictEqual(Duration.toMillis(refusal.retryAfter), 6_000) // the break is not cut short
 
-      yield* TestClock.adjust("6 seconds") // t = 10 s: half-open
+      yield* adjust("6 seconds") // t = 10 s: half-open
       yield* Deferred.succeed(duringHalfOpen, undefined)
       assert.strictEqual(yield* Fiber.join(slower), "late")
       assert.strictEqual(yield* breaker.state(key), "half-open") // not closed by an old success
-      yield* TestClock.adjust("2 seconds") // an old failure does not reopen it either
+      yield* adjust("2 seconds") // an old failure does not reopen it either
       yield* Effect.flip(Fiber.join(slowFailure))
       assert.strictEqual(yield* breaker.state(key), "half-open")
       const [status] = yield* breaker.snapshot
@@ -481,7 +481,7 @@ describe("outcomes from an earlier period", () => {
     }))
 })
 
-describe("every attempt counts", () => {
+eachStore("every attempt counts", (it) => {
   it.effect("a retry around protect makes each attempt a failure; a retry inside it makes one", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({ trip: CircuitBreaker.consecutiveFailures(3) })
@@ -507,7 +507,7 @@ describe("every attempt counts", () => {
     }))
 })
 
-describe("the breaker contract of Fallback.chain", () => {
+eachStore("the breaker contract of Fallback.chain", (it) => {
   // the structural type `Fallback.chain` takes as its `breaker` option
   interface Breaker {
     readonly protect: (
@@ -533,7 +533,7 @@ describe("the breaker contract of Fallback.chain", () => {
         Effect.retry({ times: 5, while: LlmError.isRetryable })
       )
       const call = yield* Effect.forkChild(Effect.flip(attempt))
-      yield* TestClock.adjust("6 seconds")
+      yield* adjust("6 seconds")
       const error = yield* Fiber.join(call)
       // three timeouts trip the circuit; the fourth attempt is refused, and a refusal is not retried
       assert.strictEqual(error._tag, "CircuitOpenError")
@@ -544,7 +544,7 @@ describe("the breaker contract of Fallback.chain", () => {
     }))
 })
 
-describe("isFailure", () => {
+eachStore("isFailure", (it) => {
   it.effect("by default counts model failures and defects, not the request's faults or nested refusals", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({ trip: CircuitBreaker.consecutiveFailures(2) })
@@ -588,7 +588,7 @@ describe("isFailure", () => {
       const hang = Effect.never.pipe(Effect.timeout("30 seconds"), breaker.protect("hangs"))
       for (let i = 0; i < 5; i++) {
         const call = yield* Effect.forkChild(Effect.flip(hang))
-        yield* TestClock.adjust("30 seconds")
+        yield* adjust("30 seconds")
         const error = yield* Fiber.join(call)
         assert.isTrue(Cause.isTimeoutError(error))
       }
@@ -607,7 +607,7 @@ describe("isFailure", () => {
       )
       for (let i = 0; i < 2; i++) {
         const call = yield* Effect.forkChild(Effect.flip(hang))
-        yield* TestClock.adjust("1 second")
+        yield* adjust("1 second")
         assert.instanceOf(yield* Fiber.join(call), Hung)
       }
       assert.strictEqual(yield* breaker.state("own-timeout"), "open")
@@ -651,7 +651,7 @@ describe("isFailure", () => {
     }))
 })
 
-describe("slowCallThreshold", () => {
+eachStore("slowCallThreshold", (it) => {
   it.effect("counts a success slower than the threshold as a failure", () =>
     Effect.gen(function*() {
       const key = "slow"
@@ -662,14 +662,14 @@ describe("slowCallThreshold", () => {
       const call = (ms: number) =>
         Effect.forkChild(breaker.protect(key)(Effect.as(Effect.sleep(Duration.millis(ms)), ms)))
       const onTime = yield* call(2_000)
-      yield* TestClock.adjust("2 seconds")
+      yield* adjust("2 seconds")
       assert.strictEqual(yield* Fiber.join(onTime), 2_000)
       const slow = yield* call(2_001)
-      yield* TestClock.adjust("2001 millis")
+      yield* adjust("2001 millis")
       assert.strictEqual(yield* Fiber.join(slow), 2_001) // the caller still gets its answer
       assert.strictEqual((yield* breaker.snapshot)[0].consecutiveFailures, 1)
       const slower = yield* call(3_000)
-      yield* TestClock.adjust("3 seconds")
+      yield* adjust("3 seconds")
       yield* Fiber.join(slower)
       assert.strictEqual(yield* breaker.state(key), "open")
     }))
@@ -685,14 +685,14 @@ describe("slowCallThreshold", () => {
       const { counts, ok } = stub(key)
       const hung = breaker.protect(key)(Effect.never)
       const first = yield* Effect.forkChild(hung) // t = 0
-      yield* TestClock.adjust("100 millis")
+      yield* adjust("100 millis")
       const second = yield* Effect.forkChild(hung) // t = 100
-      yield* TestClock.adjust("1900 millis") // t = 2000: the first has run exactly the threshold
+      yield* adjust("1900 millis") // t = 2000: the first has run exactly the threshold
       assert.strictEqual((yield* breaker.snapshot)[0].consecutiveFailures, 0)
-      yield* TestClock.adjust("1 millis") // t = 2001: longer than the threshold
+      yield* adjust("1 millis") // t = 2001: longer than the threshold
       assert.strictEqual((yield* breaker.snapshot)[0].consecutiveFailures, 1)
       assert.strictEqual(yield* breaker.state(key), "closed")
-      yield* TestClock.adjust("100 millis") // t = 2101: the second is slow too, nobody calls
+      yield* adjust("100 millis") // t = 2101: the second is slow too, nobody calls
       yield* settle
       assert.deepStrictEqual(seen.map(brief), [["closed", "open", 2101, "consecutive-failures", 30_000]])
       const refusal = yield* refused(breaker.protect(key)(ok))
@@ -716,21 +716,21 @@ describe("slowCallThreshold", () => {
       const late = (ms: number, outcome: Effect.Effect<string, LlmError.ServerError>) =>
         Effect.forkChild(breaker.protect(key)(Effect.andThen(Effect.sleep(Duration.millis(ms)), outcome)))
       const succeeds = yield* late(1_500, Effect.succeed("late"))
-      yield* TestClock.adjust("1001 millis")
+      yield* adjust("1001 millis")
       assert.strictEqual(yield* failures, 1)
-      yield* TestClock.adjust("499 millis")
+      yield* adjust("499 millis")
       assert.strictEqual(yield* Fiber.join(succeeds), "late")
       assert.strictEqual(yield* failures, 1) // its success is not counted, nor its slowness again
       const fails = yield* late(1_500, Effect.fail(serverError(key)))
-      yield* TestClock.adjust("1500 millis")
+      yield* adjust("1500 millis")
       yield* Fiber.await(fails)
       assert.strictEqual(yield* failures, 2) // slow at 1,001 ms; the failure at 1,500 ms adds nothing
       const interrupted = yield* late(60_000, Effect.succeed("never"))
-      yield* TestClock.adjust("1001 millis")
+      yield* adjust("1001 millis")
       yield* Fiber.interrupt(interrupted)
       assert.strictEqual(yield* failures, 3) // an interruption would count for nothing; its slowness did
       const quick = yield* late(60_000, Effect.succeed("never"))
-      yield* TestClock.adjust("1000 millis")
+      yield* adjust("1000 millis")
       yield* Fiber.interrupt(quick) // interrupted while still within the threshold
       assert.strictEqual(yield* failures, 3)
       yield* breaker.protect(key)(Effect.void)
@@ -748,9 +748,9 @@ describe("slowCallThreshold", () => {
       })
       const seen = yield* subscribe(breaker)
       yield* Effect.flip(breaker.protect(key)(Effect.fail(serverError(key)))) // t = 0: open for 10 s
-      yield* TestClock.adjust("10 seconds")
+      yield* adjust("10 seconds")
       const probe = yield* Effect.forkChild(breaker.protect(key)(Effect.never)) // t = 10 s: the probe
-      yield* TestClock.adjust("2001 millis")
+      yield* adjust("2001 millis")
       yield* settle
       assert.deepStrictEqual(seen.map(brief), [
         ["closed", "open", 0, "consecutive-failures", 10_000],
@@ -764,7 +764,7 @@ describe("slowCallThreshold", () => {
 
 // --- break durations -------------------------------------------------------------------------------
 
-describe("breakDuration", () => {
+eachStore("breakDuration", (it) => {
   it.effect("grows by its schedule while probes fail, and starts over once the circuit closes", () =>
     Effect.gen(function*() {
       const key = "growing"
@@ -777,10 +777,10 @@ describe("breakDuration", () => {
       const fail = Effect.flip(breaker.protect(key)(Effect.fail(serverError(key))))
       yield* fail // t = 0: open for 10 s
       for (const wait of [10, 20, 40, 40]) {
-        yield* TestClock.adjust(Duration.seconds(wait))
+        yield* adjust(Duration.seconds(wait))
         yield* fail // the probe fails: reopen for the next break
       }
-      yield* TestClock.adjust("40 seconds") // t = 150 s
+      yield* adjust("40 seconds") // t = 150 s
       yield* breaker.protect(key)(Effect.void)
       yield* fail // closed, then tripped again: back to the first break
       yield* settle
@@ -805,7 +805,7 @@ describe("breakDuration", () => {
       const fail = Effect.flip(breaker.protect(key)(Effect.fail(serverError(key))))
       yield* fail
       for (const wait of [1, 3, 3]) {
-        yield* TestClock.adjust(Duration.seconds(wait))
+        yield* adjust(Duration.seconds(wait))
         yield* fail
       }
       yield* settle
@@ -815,7 +815,7 @@ describe("breakDuration", () => {
 
 // --- reset and isolate -----------------------------------------------------------------------------
 
-describe("reset and isolate", () => {
+eachStore("reset and isolate", (it) => {
   it.effect("isolate refuses every call until reset, and nothing probes meanwhile", () =>
     Effect.gen(function*() {
       const key = "isolated"
@@ -826,7 +826,7 @@ describe("reset and isolate", () => {
       yield* breaker.isolate(key) // already isolated: nothing happens
       const refusal = yield* refused(breaker.protect(key)(model.ok))
       assert.isFalse(Duration.isFinite(refusal.retryAfter))
-      yield* TestClock.adjust("1 hour")
+      yield* adjust("1 hour")
       yield* refused(breaker.protect(key)(model.ok))
       assert.strictEqual(yield* breaker.state(key), "isolated")
       assert.strictEqual(model.counts.runs, 0)
@@ -857,7 +857,7 @@ describe("reset and isolate", () => {
       yield* breaker.reset(key)
       assert.strictEqual(yield* breaker.state(key), "closed")
       yield* Effect.flip(breaker.protect(key)(Effect.fail(serverError(key))))
-      yield* TestClock.adjust("1 second")
+      yield* adjust("1 second")
       yield* Effect.flip(Fiber.join(running)) // started before the reset: does not count
       assert.strictEqual(yield* breaker.state(key), "closed")
       assert.strictEqual((yield* breaker.snapshot)[0].consecutiveFailures, 1)
@@ -873,7 +873,7 @@ describe("reset and isolate", () => {
 
 // --- observability ---------------------------------------------------------------------------------
 
-describe("observability", () => {
+eachStore("observability", (it) => {
   const gauge = (key: string) =>
     Effect.map(Metric.value(Metric.withAttributes(Observability.breakerState, { model: key })), (state) => state.value)
   const transitions = (key: string, from: string, to: string) =>
@@ -893,11 +893,11 @@ describe("observability", () => {
       const gauges: Array<number> = []
       yield* fail
       gauges.push(yield* gauge(key))
-      yield* TestClock.adjust("1 second")
+      yield* adjust("1 second")
       gauges.push(yield* gauge(key))
       yield* fail
       gauges.push(yield* gauge(key))
-      yield* TestClock.adjust("1 second")
+      yield* adjust("1 second")
       yield* breaker.protect(key)(Effect.void)
       gauges.push(yield* gauge(key))
       yield* breaker.isolate(key)
@@ -921,7 +921,7 @@ describe("observability", () => {
         breakDuration: "1 second"
       })
       yield* Effect.flip(breaker.protect(key)(Effect.fail(serverError(key))))
-      yield* TestClock.adjust("1 second")
+      yield* adjust("1 second")
       yield* breaker.protect(key)(Effect.void)
       assert.deepStrictEqual(lines.map((line) => [line.level, line.message]), [
         ["WARN", "circuit opened"],
@@ -949,7 +949,7 @@ describe("observability", () => {
       })
       const { spans: ended, tracer: recording } = yield* TestSpans.make
       yield* Effect.flip(breaker.protect(key)(Effect.fail(serverError(key))))
-      yield* TestClock.adjust("400 millis")
+      yield* adjust("400 millis")
       const caller = yield* Effect.gen(function*() {
         yield* Effect.flip(breaker.protect(key)(Effect.void))
         return Object.fromEntries((yield* Effect.currentSpan).attributes)
@@ -968,7 +968,7 @@ describe("observability", () => {
       assert.strictEqual(parent?._tag === "Span" ? parent.name : undefined, "caller")
 
       // after the break the next call is a probe: the span it opens is marked, the caller's is not
-      yield* TestClock.adjust("600 millis")
+      yield* adjust("600 millis")
       const probeCaller = yield* breaker.protect(key)(
         Effect.map(Effect.currentSpan, (span) => Object.fromEntries(span.attributes)).pipe(Effect.withSpan("attempt"))
       ).pipe(
@@ -982,7 +982,7 @@ describe("observability", () => {
 
 // --- changes and snapshot --------------------------------------------------------------------------
 
-describe("changes", () => {
+eachStore("changes", (it) => {
   it.effect("a slow subscriber neither blocks the breaker nor loses or reorders transitions", () =>
     Effect.gen(function*() {
       const key = "slow-subscriber"
@@ -1000,7 +1000,7 @@ describe("changes", () => {
       // three full cycles while the slow subscriber has not taken even the first transition
       for (let cycle = 0; cycle < 3; cycle++) {
         yield* Effect.flip(breaker.protect(key)(Effect.fail(serverError(key))))
-        yield* TestClock.adjust("1 second")
+        yield* adjust("1 second")
         yield* breaker.protect(key)(Effect.void)
       }
       assert.strictEqual(yield* breaker.state(key), "closed")
@@ -1074,7 +1074,7 @@ describe("changes", () => {
     }).pipe(Effect.provide(CircuitBreaker.layer({ trip: CircuitBreaker.consecutiveFailures(2) }))))
 })
 
-describe("snapshot", () => {
+eachStore("snapshot", (it) => {
   it.effect("reports every key used, sorted, as plain data", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({
@@ -1082,12 +1082,12 @@ describe("snapshot", () => {
         breakDuration: "10 seconds",
         halfOpenProbes: 2
       })
-      yield* TestClock.adjust("1 second")
+      yield* adjust("1 second")
       yield* Effect.flip(breaker.protect("b-open")(Effect.fail(serverError("b-open"))))
       yield* Effect.flip(breaker.protect("b-open")(Effect.fail(serverError("b-open"))))
       yield* Effect.flip(breaker.protect("a-closed")(Effect.fail(serverError("a-closed"))))
       yield* breaker.isolate("c-isolated")
-      yield* TestClock.adjust("3 seconds")
+      yield* adjust("3 seconds")
       const statuses = yield* breaker.snapshot
       assert.deepStrictEqual(statuses, [
         {

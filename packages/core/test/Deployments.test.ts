@@ -393,6 +393,41 @@ describe("Deployments: cost and budgets", () => {
       assert.strictEqual(served.attempts[0].costUsd, 0.0036)
     }))
 
+  it.effect("observeCalls tells of every deployment call as it ends, a stream's when the stream ends", () =>
+    Effect.gen(function*() {
+      const { client } = yield* setup(priced, {
+        azure: {
+          "gpt4o-east": [
+            TestChatClient.fail(new LlmError.ServerError({ model: "gpt4o-east", status: 503 }), { delay: "10 millis" }),
+            reply("east", "30 millis", usage)
+          ]
+        },
+        openai: { "gpt-4o": [reply("west", "20 millis", usage)] }
+      })
+      const calls: Array<Deployments.CallEnd> = []
+      const observe = Deployments.observeCalls((call) => calls.push(call))
+      // east fails, the router hands the call to west, which answers
+      yield* run(ChatClient.create(forModel("gpt-4o")).pipe(observe), client)
+      assert.deepStrictEqual(
+        calls.map((c) => [c.model, c.deployment, c.outcome, c.durationMs, c.costUsd]),
+        [["gpt-4o", "east", "ServerError", 10, undefined], ["gpt-4o", "west", "success", 20, 0.008]]
+      )
+      assert.deepStrictEqual(calls[1].tokens, { input: 1000, cachedInput: 0, output: 200, reasoning: 0 })
+      // a stream opened by a chain: its call ends after its last chunk, read outside the observed
+      // effect, and is still told to that effect's observer
+      calls.length = 0
+      const opening = yield* Effect.forkChild(
+        Fallback.stream(["gpt-4o"])(request).pipe(observe, Effect.provide(client))
+      )
+      yield* TestClock.adjust("1 second")
+      const served = yield* Fiber.join(opening)
+      assert.strictEqual(calls.length, 0)
+      const reading = yield* Effect.forkChild(TestChatClient.collectText(served.value))
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual(yield* Fiber.join(reading), "east")
+      assert.deepStrictEqual(calls.map((c) => [c.deployment, c.outcome]), [["east", "success"]])
+    }))
+
   it.effect("a key's budget refuses its calls once spent, stops the chain, and leaves other keys alone", () =>
     Effect.gen(function*() {
       const { azureCalls, client, router } = yield* setup({ ...priced, budget: { limitUsd: 0.01, period: "1 day" } }, {

@@ -535,6 +535,15 @@ describe("Fallback options", () => {
     { arbitrary: { runs: 200 } }
   )
 
+  it.effect("an option that cannot even become text is a FallbackConfigError that quotes it as JSON", () =>
+    Effect.gen(function*() {
+      // found by the property above: `String([{ toString: {} }])` throws
+      const options: Fallback.StreamOptions = untyped(JSON.stringify({ retry: { maxDelay: [[{ toString: {} }], 1] } }))
+      const error = yield* Effect.flip(Fallback.chain(["a"], options)(request))
+      assert.strictEqual(error._tag, "FallbackConfigError")
+      assert.include(error.message, "got [[{\"toString\":{}}],1]")
+    }).pipe(Effect.provide(TestChatClient.layer({ a: [TestChatClient.reply("fine")] }))))
+
   it.effect("the edges that are fine: infinite limits, zero retries, a zero base, exact jitter", () =>
     Effect.gen(function*() {
       const served = yield* Fallback.chain(["a"], {

@@ -3,6 +3,7 @@ import { ChatCompletion, LlmError, RateLimit } from "@resilient-llm/core"
 import { Duration, Effect, Fiber, Layer, Metric, Option, Schema } from "effect"
 import * as RateLimiter from "effect/persistence/RateLimiter"
 import { TestClock } from "effect/testing"
+import { eachStore, settle } from "./support/Stores.js"
 
 const limiter = (options: Omit<RateLimit.Options, "model">) =>
   RateLimit.make({ model: "gpt-4o", deployment: "east", ...options })
@@ -10,7 +11,7 @@ const limiter = (options: Omit<RateLimit.Options, "model">) =>
 const refusal = <A>(effect: Effect.Effect<A, LlmError.ThrottledError>) =>
   Effect.map(Effect.flip(effect), (error) => [error.limit, Duration.toMillis(error.retryAfter)] as const)
 
-describe("RateLimit", () => {
+eachStore("RateLimit", (it) => {
   it.effect("requests per minute: a token bucket that refills evenly over the minute", () =>
     Effect.gen(function*() {
       const l = yield* limiter({ rpm: 3 })
@@ -22,7 +23,7 @@ describe("RateLimit", () => {
       yield* TestClock.adjust("20 seconds")
       yield* l.tryAcquire(0)
       assert.deepStrictEqual(yield* refusal(l.tryAcquire(0)), ["rpm", 20_000])
-    }).pipe(Effect.provide(RateLimit.layerStoresMemory)))
+    }))
 
   it.effect("tokens per minute: a refused call takes nothing, its request included", () =>
     Effect.gen(function*() {
@@ -32,7 +33,7 @@ describe("RateLimit", () => {
       // the refused call gave its request back: one request and 400 tokens are left
       yield* l.tryAcquire(400)
       assert.deepStrictEqual((yield* refusal(l.tryAcquire(0)))[0], "rpm")
-    }).pipe(Effect.provide(RateLimit.layerStoresMemory)))
+    }))
 
   it.effect("a request larger than the whole limit is refused for good, and says why", () =>
     Effect.gen(function*() {
@@ -41,7 +42,7 @@ describe("RateLimit", () => {
       assert.strictEqual(error.limit, "tpm")
       assert.isFalse(Duration.isFinite(error.retryAfter))
       assert.include(error.message, "the request needs about 5000 tokens, more than the limit of 1000 a minute")
-    }).pipe(Effect.provide(RateLimit.layerStoresMemory)))
+    }))
 
   it.effect("settle corrects the estimate from the usage: more is taken, less is given back up to a full bucket", () =>
     Effect.gen(function*() {
@@ -59,7 +60,7 @@ describe("RateLimit", () => {
       yield* l.settle(big, 10) // would give 790 back: capped at the size
       yield* l.tryAcquire(1000)
       assert.deepStrictEqual((yield* refusal(l.tryAcquire(1)))[0], "tpm")
-    }).pipe(Effect.provide(RateLimit.layerStoresMemory)))
+    }))
 
   it.effect("acquire waits for room when it comes within maxWait, and refuses at once when it does not", () =>
     Effect.gen(function*() {
@@ -67,11 +68,12 @@ describe("RateLimit", () => {
       yield* l.tryAcquire(0)
       assert.deepStrictEqual(yield* refusal(l.acquire(0, "10 seconds")), ["rpm", 60_000]) // no waiting in vain
       const waiting = yield* Effect.forkChild(l.acquire(0, "2 minutes"))
+      yield* settle
       yield* TestClock.adjust("59 seconds")
       assert.isUndefined(waiting.pollUnsafe())
       yield* TestClock.adjust("1 second")
       assert.deepStrictEqual(yield* Fiber.join(waiting), { tokens: 0, factor: 1 })
-    }).pipe(Effect.provide(RateLimit.layerStoresMemory)))
+    }))
 
   it.effect("a 429 cools the deployment down and lowers its rate; successes raise it back", () =>
     Effect.gen(function*() {
@@ -90,7 +92,7 @@ describe("RateLimit", () => {
       assert.deepStrictEqual(yield* l.status, { factor: 0.5, rpm: 50, tpm: 5000, cooldownMs: 0 })
       for (let i = 0; i < 20; i++) yield* l.succeeded
       assert.deepStrictEqual(yield* l.status, { factor: 1, rpm: 100, tpm: 10_000, cooldownMs: 0 })
-    }).pipe(Effect.provide(RateLimit.layerStoresMemory)))
+    }))
 
   it.effect("the rate never falls below its floor, nor below one call a minute", () =>
     Effect.gen(function*() {
@@ -101,7 +103,7 @@ describe("RateLimit", () => {
       yield* fixed.rateLimited(Option.some(Duration.minutes(1)))
       assert.deepStrictEqual(yield* fixed.status, { factor: 1, rpm: 10, tpm: undefined, cooldownMs: 0 })
       yield* fixed.tryAcquire(0)
-    }).pipe(Effect.provide(RateLimit.layerStoresMemory)))
+    }))
 
   it.effect("refusals and the adaptive factor are metrics labelled with model, deployment and limit", () =>
     Effect.gen(function*() {
@@ -119,7 +121,7 @@ describe("RateLimit", () => {
         m.id === "resilient_llm_rate_limit_factor" && m.attributes?.["deployment"] === "east"
       )
       assert.isTrue(factor?.type === "Gauge" && factor.state.value === 0.5)
-    }).pipe(Effect.provide(RateLimit.layerStoresMemory), Effect.provideService(Metric.MetricRegistry, new Map())))
+    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map())))
 
   it.effect("deployments with different keys have separate limits", () =>
     Effect.gen(function*() {
@@ -128,8 +130,22 @@ describe("RateLimit", () => {
       yield* east.tryAcquire(0)
       yield* west.tryAcquire(0)
       assert.strictEqual((yield* Effect.flip(east.tryAcquire(0))).deployment, "east")
-    }).pipe(Effect.provide(RateLimit.layerStoresMemory)))
+    }))
 
+  it.effect("limits that describe no limiter are a RateLimitConfigError", () =>
+    Effect.gen(function*() {
+      for (
+        const options of [{ rpm: 0 }, { tpm: 1.5 }, { adaptive: { decrease: 0 } }, { adaptive: { floor: 2 } }, {
+          adaptive: { cooldown: "soon" }
+        }]
+      ) {
+        const error = yield* Effect.flip(RateLimit.make({ model: "m", ...options }))
+        assert.strictEqual(error._tag, "RateLimitConfigError", JSON.stringify(options))
+      }
+    }))
+})
+
+describe("RateLimit", () => {
   it.effect("stores that fail let calls through rather than stopping all traffic", () =>
     Effect.gen(function*() {
       const storeError = new RateLimiter.RateLimiterError({
@@ -153,18 +169,6 @@ describe("RateLimit", () => {
       yield* l.rateLimited(Option.none())
       yield* l.settle({ tokens: 5, factor: 1 }, 50)
     }))
-
-  it.effect("limits that describe no limiter are a RateLimitConfigError", () =>
-    Effect.gen(function*() {
-      for (
-        const options of [{ rpm: 0 }, { tpm: 1.5 }, { adaptive: { decrease: 0 } }, { adaptive: { floor: 2 } }, {
-          adaptive: { cooldown: "soon" }
-        }]
-      ) {
-        const error = yield* Effect.flip(RateLimit.make({ model: "m", ...options }))
-        assert.strictEqual(error._tag, "RateLimitConfigError", JSON.stringify(options))
-      }
-    }).pipe(Effect.provide(RateLimit.layerStoresMemory)))
 })
 
 describe("RateLimit, any sequence of calls", () => {

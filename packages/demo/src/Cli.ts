@@ -27,6 +27,8 @@ export interface Options {
   /** Models of a real endpoint; the fake provider when `undefined`. */
   readonly models: ReadonlyArray<string> | undefined
   readonly judge: string | undefined
+  /** A Redis to run the sixth act against (two instances sharing one view); none when `undefined`. */
+  readonly redis: string | undefined
 }
 
 /**
@@ -75,6 +77,9 @@ Options:
                        first is the primary and the A/B control, the second the fallback and the
                        challenger, all of them answer in best-of-n
   --judge <model>      the judge with --models (default: the first model)
+  --redis <url>        then a sixth act: two instances of one application (each its own breaker,
+                       budget, rate limit, experiment and connection) share one view through the
+                       Redis at <url> (redis://host:port); its keys expire ten minutes later
   -h, --help           show this
 
 A real endpoint (with --models):
@@ -88,10 +93,11 @@ Colour: on a terminal, unless NO_COLOR is set; FORCE_COLOR=1 forces it.
 Examples:
   pnpm demo
   pnpm demo --json > report.json
+  pnpm demo --redis redis://127.0.0.1:6379
   OPENAI_API_KEY=sk-... pnpm demo --models gpt-4o-mini,gpt-4.1-nano --judge gpt-4o-mini
 `
 
-const flagsWithValue = new Set(["--seed", "--requests", "--models", "--judge"])
+const flagsWithValue = new Set(["--seed", "--requests", "--models", "--judge", "--redis"])
 const switches = new Set(["--json", "--verbose", "--help", "-h"])
 
 const wholeNumber = (flag: string, value: string, min: number, max: number): Result.Result<number, UsageError> => {
@@ -150,6 +156,12 @@ export const parse = (argv: ReadonlyArray<string>): Result.Result<Options, Usage
     if (judge !== undefined && judge.trim() === "") {
       return yield* Result.fail(new UsageError({ reason: "--judge needs a model name" }))
     }
+    const redis = values.get("--redis")?.trim()
+    if (redis !== undefined && !/^rediss?:\/\/[^\s]+$/.test(redis)) {
+      return yield* Result.fail(
+        new UsageError({ reason: `--redis takes a URL such as redis://127.0.0.1:6379, got "${redis}"` })
+      )
+    }
     const seedText = values.get("--seed")
     const seed = seedText === undefined ? defaultSeed : yield* wholeNumber("--seed", seedText, 0, 2 ** 31 - 1)
     const requestsText = values.get("--requests")
@@ -161,7 +173,8 @@ export const parse = (argv: ReadonlyArray<string>): Result.Result<Options, Usage
       seed,
       requests,
       models,
-      judge: judge?.trim()
+      judge: judge?.trim(),
+      redis
     }
   })
 }

@@ -22,3 +22,8 @@ export * as Story from "./Story.js"
  * @since 0.1.0
  */
 export * as Tour from "./Tour.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as Shared from "./Shared.js"

@@ -17,6 +17,7 @@ import * as References from "effect/References"
 import * as Cli from "./Cli.js"
 import * as Output from "./Output.js"
 import * as Render from "./Render.js"
+import * as Shared from "./Shared.js"
 import * as Tour from "./Tour.js"
 
 // A reader that goes away (`pnpm demo | head`) is not an error of the demo.
@@ -59,11 +60,18 @@ const program = Effect.gen(function*() {
     ? Tour.fake({ seed: options.seed, requests: options.requests, onEvent: output.event })
     : Tour.live({ models: options.models, judge: options.judge, requests: options.requests, onEvent: output.event })
   const report = yield* tour.pipe(Effect.provide(logging))
+  const shared = options.redis === undefined
+    ? undefined
+    : yield* Shared.run(options.redis).pipe(Effect.provide(logging))
 
   if (options.json) {
-    yield* write(process.stdout, `${JSON.stringify(report, null, 2)}\n`)
+    yield* write(process.stdout, `${JSON.stringify(shared === undefined ? report : { ...report, shared }, null, 2)}\n`)
   } else {
-    yield* output.lines([...Render.metrics(report.metrics, style), ...Render.finished(report, style)])
+    yield* output.lines([
+      ...(shared === undefined ? [] : Shared.render(shared, style)),
+      ...Render.metrics(report.metrics, style),
+      ...Render.finished(report, style)
+    ])
   }
 }).pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici))
 

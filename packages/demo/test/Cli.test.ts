@@ -21,8 +21,16 @@ describe("Cli.parse", () => {
       seed: Cli.defaultSeed,
       requests: undefined,
       models: undefined,
-      judge: undefined
+      judge: undefined,
+      redis: undefined
     })
+  })
+
+  it("takes a Redis URL for the shared act, and refuses what is not one", () => {
+    assert.strictEqual(parsed("--redis", "redis://127.0.0.1:6379").redis, "redis://127.0.0.1:6379")
+    assert.strictEqual(parsed("--redis=rediss://user:pw@cache:6380/0").redis, "rediss://user:pw@cache:6380/0")
+    assert.include(refused("--redis", "127.0.0.1:6379"), "--redis takes a URL such as redis://127.0.0.1:6379")
+    assert.include(refused("--redis"), "--redis needs a value")
   })
 
   it("reads switches, and values after a space or an equals sign", () => {

@@ -33,6 +33,8 @@
  * @since 0.1.0
  */
 import type * as Experiment from "@resilient-llm/core/Experiment"
+import type * as RateLimit from "@resilient-llm/core/RateLimit"
+import type * as Routing from "@resilient-llm/core/Routing"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -81,22 +83,50 @@ export interface Point {
 }
 
 /**
- * A deployment as one virtual model uses it: its circuit (when the virtual model has a breaker),
- * the circuit's last transitions, and its attempts over time.
+ * A deployment now: its place in its logical model's routing, its circuit (when its logical
+ * model has a breaker) and the circuit's last transitions, its calls in flight and waiting for
+ * its bulkhead, its moving latency, its rate limits after the adaptive factor, and its calls
+ * over time (from every virtual model), with what they cost.
  *
  * @since 0.1.0
  * @category models
  */
 export interface DeploymentStatus {
   readonly name: string
+  readonly provider: string
+  /** The provider's own name for the model. */
+  readonly providerModel: string
+  readonly weight: number
+  readonly priority: number
   readonly circuit:
     | { readonly state: string; readonly since: number; readonly openUntil: number | undefined }
     | undefined
   readonly transitions: ReadonlyArray<
     { readonly at: number; readonly from: string; readonly to: string; readonly reason: string }
   >
+  readonly inFlight: number
+  readonly queued: number
+  /** Moving average of recent successes; `undefined` without one in the last minute. */
+  readonly latencyMs: number | undefined
+  readonly limits: RateLimit.Status
+  /** Calls since the gateway started; `errors` are those that failed; `costUsd` what they cost. */
+  readonly totals: { readonly requests: number; readonly errors: number; readonly costUsd: number }
+  readonly points: ReadonlyArray<Point>
+}
+
+/**
+ * A logical model as one virtual model uses it: its routing strategy, this virtual model's
+ * attempts at it over time, and its deployments.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface LogicalModelStatus {
+  readonly name: string
+  readonly strategy: Routing.Strategy
   readonly totals: { readonly requests: number; readonly errors: number }
   readonly points: ReadonlyArray<Point>
+  readonly deployments: ReadonlyArray<DeploymentStatus>
 }
 
 /**
@@ -109,10 +139,14 @@ export interface ModelStatus {
   readonly name: string
   readonly pattern: "fallback" | "experiment" | "best-of-n"
   readonly description: string | undefined
-  /** Requests to this virtual model since the gateway started; `errors` are those answered with 429 or 5xx. */
-  readonly totals: { readonly requests: number; readonly errors: number }
+  /**
+   * Requests to this virtual model since the gateway started; `errors` are those answered with
+   * 429 or 5xx; `costUsd` what they cost at the deployments' prices.
+   */
+  readonly totals: { readonly requests: number; readonly errors: number; readonly costUsd: number }
   readonly points: ReadonlyArray<Point>
-  readonly deployments: ReadonlyArray<DeploymentStatus>
+  /** The logical models it calls, in the configuration's order. */
+  readonly models: ReadonlyArray<LogicalModelStatus>
   readonly experiment: Experiment.Summary | undefined
 }
 
@@ -187,6 +221,16 @@ export class GatewayStartError extends Data.TaggedError("GatewayStartError")<{
  * @category metrics
  */
 export const requests: Metric.Counter<number> = metrics.requests
+
+/**
+ * What requests cost in US dollars at the deployments' prices, by virtual `model` and gateway
+ * `key`. The library's `resilient_llm_cost_usd_total` has the same by logical model and
+ * deployment.
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const cost: Metric.Counter<number> = metrics.cost
 
 /**
  * Time to answer (for a stream, to its first chunk), in milliseconds, by virtual `model`.

@@ -1,8 +1,10 @@
 /**
  * The gateway's configuration file, in YAML or JSON: the providers it talks to (their keys read
- * from the environment, never written in the file), the deployments of each logical model, the
- * virtual models clients ask for (a fallback chain, an experiment or a best-of-n, each with its
- * breaker, retry and timeout), and the gateway keys clients authenticate with. The schemas below
+ * from the environment, never written in the file), the deployments of each logical model (with
+ * their routing strategy, rate limits, bulkheads, circuit breakers and prices, run by
+ * `@resilient-llm/core`'s `Deployments`), the virtual models clients ask for (a fallback chain, an
+ * experiment or a best-of-n, each with its retry, timeouts and rate limit), and the gateway keys
+ * clients authenticate with, with their budgets. The schemas below
  * are the whole format; `parse` reads a file's text and checks it against them and against itself
  * (every name it refers to exists), and a mistake is a `GatewayConfigError` whose every issue names
  * the line, the column and the field.
@@ -33,6 +35,9 @@
  *
  * @since 0.1.0
  */
+import * as Cost from "@resilient-llm/core/Cost"
+import * as RateLimit from "@resilient-llm/core/RateLimit"
+import * as Routing from "@resilient-llm/core/Routing"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -54,6 +59,20 @@ export const DurationInput = Schema.Union([Schema.DurationFromString, Schema.Dur
 )
 
 const durationExpected = `expected a positive duration such as "30 seconds", "250 millis" or a number of milliseconds`
+
+/**
+ * A duration of zero or more, as `DurationInput` reads it (`"0 millis"` and `0` are allowed).
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const DurationOrZero = Schema.Union([Schema.DurationFromString, Schema.DurationFromMillis]).check(
+  Schema.makeFilter((duration: Duration.Duration) =>
+    (Duration.isFinite(duration) && Duration.toMillis(duration) >= 0) || durationOrZeroExpected
+  )
+)
+
+const durationOrZeroExpected = `expected a duration of zero or more, such as "2 seconds" or a number of milliseconds`
 
 const PositiveInt = Schema.Number.check(Schema.isInt(), Schema.isGreaterThan(0))
 const Rate = Schema.Number.check(Schema.isBetween({ minimum: 0, maximum: 1 }))
@@ -156,16 +175,51 @@ export const Provider = Schema.Struct({
 export interface Provider extends Schema.Schema.Type<typeof Provider> {}
 
 /**
- * One deployment of a logical model: the provider that serves it, the provider's own name for
- * the model (default: the logical name), and its weight among the logical model's deployments.
+ * How a deployment's rate adapts to its provider's 429s, as `RateLimit.Adaptive`: each 429
+ * multiplies the rate by `decrease` (default 0.5, never below `floor` times the configured rate,
+ * default 0.1), each success adds `increase` times it back (default 0.05), and a 429 without a
+ * `retry-after` rests the deployment for `cooldown` (default 1 second).
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const Adaptive = Schema.Struct({
+  decrease: RateLimit.Adaptive.fields.decrease,
+  increase: RateLimit.Adaptive.fields.increase,
+  floor: RateLimit.Adaptive.fields.floor,
+  cooldown: Schema.optionalKey(DurationOrZero)
+})
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export interface Adaptive extends Schema.Schema.Type<typeof Adaptive> {}
+
+/**
+ * One deployment of a logical model, as `Deployments.Deployment`: the provider that serves it, the
+ * provider's own name for the model (default: the logical name), its `name` (default
+ * `provider/model`; unique in the file: the key of its circuit and limits, and the `deployment`
+ * label of the metrics), its `weight` within its `priority` group (lower priorities first; weight
+ * 0 is a standby), its limits (`rpm`, `tpm`, `adaptive`), its bulkhead (`maxConcurrent`,
+ * `maxQueued`), a `timeout` per call, and its `price` in US dollars per million tokens.
  *
  * @since 0.1.0
  * @category schemas
  */
 export const Deployment = Schema.Struct({
+  name: Schema.optionalKey(Name),
   provider: Name,
   model: Schema.optionalKey(Name),
-  weight: Schema.optionalKey(Schema.Number.check(Schema.isGreaterThan(0), Schema.isFinite()))
+  weight: Schema.optionalKey(Schema.Number.check(Schema.isGreaterThanOrEqualTo(0), Schema.isFinite())),
+  priority: Schema.optionalKey(Schema.Number.check(Schema.isInt())),
+  rpm: Schema.optionalKey(PositiveInt),
+  tpm: Schema.optionalKey(PositiveInt),
+  adaptive: Schema.optionalKey(Schema.Union([Schema.Literal(false), Adaptive])),
+  maxConcurrent: Schema.optionalKey(PositiveInt),
+  maxQueued: Schema.optionalKey(Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0))),
+  timeout: Schema.optionalKey(DurationInput),
+  price: Schema.optionalKey(Cost.Price)
 })
 
 /**
@@ -196,8 +250,9 @@ export const RetryOptions = Schema.Struct({
 export interface RetryOptions extends Schema.Schema.Type<typeof RetryOptions> {}
 
 /**
- * A circuit breaker per deployment of the virtual model, as `CircuitBreaker.Options`: trip on
- * `consecutiveFailures` (default 5) or on a `failureRate`.
+ * The circuit breaker of each deployment, as `CircuitBreaker.Options`: trip on
+ * `consecutiveFailures` (default 5) or on a `failureRate`; open for `breakDuration` (default 30
+ * seconds).
  *
  * @since 0.1.0
  * @category schemas
@@ -220,6 +275,67 @@ export const BreakerOptions = Schema.Struct({
  * @category models
  */
 export interface BreakerOptions extends Schema.Schema.Type<typeof BreakerOptions> {}
+
+/**
+ * A logical model and its deployments, as `Deployments.Model`: the routing `strategy` among them
+ * (`weighted`, the default, `least-busy`, `lowest-latency` or `cheapest`), how long a call may wait
+ * for a rate limit to have room (`maxWait`, default none: it moves on), whether a failed
+ * deployment hands the call to the next (`failover`, default true), and the `breaker` of each of
+ * its deployments (default: the file's top-level `breaker`).
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const LogicalModel = Schema.Struct({
+  strategy: Schema.optionalKey(Schema.Literals(Routing.strategies)),
+  maxWait: Schema.optionalKey(DurationOrZero),
+  failover: Schema.optionalKey(Schema.Boolean),
+  breaker: Schema.optionalKey(Schema.Union([Schema.Literal(false), BreakerOptions])),
+  deployments: Schema.Array(Deployment)
+})
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export interface LogicalModel extends Schema.Schema.Type<typeof LogicalModel> {}
+
+/**
+ * An entry of `deployments`: one deployment (`{ provider, model?, ... }`), a list of them, or a
+ * `LogicalModel` with its routing options. An object with a `deployments` field is a
+ * `LogicalModel`, any other object one deployment.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const DeploymentsEntry = Schema.Union([Deployment, Schema.Array(Deployment), LogicalModel])
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export type DeploymentsEntry = Schema.Schema.Type<typeof DeploymentsEntry>
+
+/**
+ * A rate limit of a virtual model as a whole, over every request it serves, on
+ * `RateLimit`'s token buckets: requests and tokens (estimated before the request, corrected from
+ * what its calls reported) per minute. A request that finds no room waits up to `maxWait`
+ * (default none), then is refused with a 429 and a `retry-after`.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const VirtualRateLimit = Schema.Struct({
+  rpm: Schema.optionalKey(PositiveInt),
+  tpm: Schema.optionalKey(PositiveInt),
+  maxWait: Schema.optionalKey(DurationOrZero)
+})
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export interface VirtualRateLimit extends Schema.Schema.Type<typeof VirtualRateLimit> {}
 
 /**
  * An A/B experiment between models. Sticky assignment keys on the request's `user` field, or on
@@ -274,9 +390,9 @@ export interface BestOfNOptions extends Schema.Schema.Type<typeof BestOfNOptions
 
 /**
  * A virtual model: the name clients send as `model`, and the pattern behind it (exactly one of
- * `fallback`, `experiment`, `bestOfN`), with the options every attempt at a deployment gets:
- * `timeout` per attempt, `retry` per model, a `breaker` per deployment, and `deadline` for the
- * whole request.
+ * `fallback`, `experiment`, `bestOfN`) over logical models, with the options every attempt gets:
+ * `timeout` per attempt, `retry` per logical model, `deadline` for the whole request, and a
+ * `rateLimit` for the virtual model as a whole. Breakers are per deployment, in `deployments`.
  *
  * @since 0.1.0
  * @category schemas
@@ -289,7 +405,7 @@ export const VirtualModel = Schema.Struct({
   timeout: Schema.optionalKey(DurationInput),
   deadline: Schema.optionalKey(DurationInput),
   retry: Schema.optionalKey(Schema.Union([Schema.Literal(false), RetryOptions])),
-  breaker: Schema.optionalKey(Schema.Union([Schema.Literal(false), BreakerOptions]))
+  rateLimit: Schema.optionalKey(VirtualRateLimit)
 })
 
 /**
@@ -299,14 +415,17 @@ export const VirtualModel = Schema.Struct({
 export interface VirtualModel extends Schema.Schema.Type<typeof VirtualModel> {}
 
 /**
- * A budget of a gateway key over each `period` (fixed windows from the epoch): requests, and
- * tokens as providers report them. A key past its budget gets a 429 `insufficient_quota` until
- * the next window.
+ * A budget of a gateway key over each `period` (fixed windows from the epoch), kept by
+ * `@resilient-llm/core`'s `Budget`: US dollars (`usd`, the cost of every deployment call at the
+ * deployments' prices), requests, and tokens as providers report them. Each request sets its
+ * estimate aside before it runs and books what it really spent after; a key that has spent a
+ * limit gets a 429 `insufficient_quota` until the next window.
  *
  * @since 0.1.0
  * @category schemas
  */
 export const Budget = Schema.Struct({
+  usd: Schema.optionalKey(Schema.Finite.check(Schema.isGreaterThan(0))),
   requests: Schema.optionalKey(PositiveInt),
   tokens: Schema.optionalKey(PositiveInt),
   period: DurationInput
@@ -351,7 +470,9 @@ export interface GatewayKey extends Schema.Schema.Type<typeof GatewayKey> {}
 export const Config = Schema.Struct({
   server: Schema.optionalKey(Server),
   providers: Schema.Record(Name, Provider),
-  deployments: Schema.optionalKey(Schema.Record(Name, Schema.Union([Deployment, Schema.Array(Deployment)]))),
+  /** The circuit breaker of every deployment whose logical model sets none; on by default, `false` turns it off. */
+  breaker: Schema.optionalKey(Schema.Union([Schema.Literal(false), BreakerOptions])),
+  deployments: Schema.optionalKey(Schema.Record(Name, DeploymentsEntry)),
   models: Schema.Record(Name, VirtualModel),
   keys: Schema.optionalKey(Schema.Array(GatewayKey)),
   /** Serve every request without a key. Off by default; for local development only. */
@@ -407,11 +528,24 @@ export const formatIssue = (issue: Issue): string => {
   return `${where}${issue.field === "" ? "(the file)" : issue.field}: ${issue.message}`
 }
 
+const schemas: internal.Schemas = {
+  file: Schema.Struct({
+    ...Config.fields,
+    deployments: Schema.optionalKey(Schema.Record(Name, Schema.Unknown))
+  }),
+  deployment: Deployment,
+  list: Schema.Array(Deployment),
+  logical: LogicalModel
+}
+
+const messages = { "Expected a valid Duration string": durationExpected, "Missing key": "required, and missing" }
+
 /**
  * Reads a configuration from its text (YAML, of which JSON is a part) and checks it: the shape
  * (unknown fields are mistakes, so a misspelt option is not silently ignored), then the references
- * (every model a pattern, a judge or a key names is declared; every deployment's provider exists;
- * a provider is an endpoint or a fake, not both; a key has exactly one of `keyEnv` and `sha256`).
+ * (every model a pattern, a judge or a key names is declared; every deployment's provider exists
+ * and its name is unique; a logical model's weights are not all zero; a provider is an endpoint or
+ * a fake, not both; a key has exactly one of `keyEnv` and `sha256`).
  * Environment variables are not read here: `Gateway` reads them when it builds the providers.
  *
  * @since 0.1.0
@@ -422,17 +556,43 @@ export const parse = (
   options?: { readonly source?: string }
 ): Effect.Effect<Config, GatewayConfigError> =>
   Effect.suspend(() =>
-    Result.match(internal.parse(Config, text, { "Expected a valid Duration string": durationExpected }), {
+    Result.match(internal.parse(schemas, text, messages), {
       onFailure: (issues) => Effect.fail(new GatewayConfigError({ source: options?.source ?? "(text)", issues })),
       onSuccess: Effect.succeed
     })
   )
 
 /**
- * The logical models a configuration declares: each deployment's name, and the names its
- * providers' `models` patterns match (only exact names are listed).
+ * The model names a configuration can serve: each logical model under `deployments`, and the
+ * names its providers' `models` patterns match (only exact names are listed).
  *
  * @since 0.1.0
  * @category accessors
  */
 export const deploymentsOf = (config: Config): ReadonlyArray<string> => internal.deploymentNames(config)
+
+/**
+ * One logical model a configuration runs, with its deployments: those declared under
+ * `deployments`, and each name a virtual model calls that a provider serves directly (one
+ * deployment, named `provider/name`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface LogicalModelOf {
+  readonly name: string
+  readonly deployments: ReadonlyArray<{ readonly name: string; readonly provider: string; readonly model: string }>
+}
+
+/**
+ * The logical models a configuration runs, each with its deployments' names, providers and the
+ * providers' model names.
+ *
+ * @since 0.2.0
+ * @category accessors
+ */
+export const logicalModelsOf = (config: Config): ReadonlyArray<LogicalModelOf> =>
+  internal.logicalModels(config).map((logical) => ({
+    name: logical.name,
+    deployments: logical.deployments.map((d) => ({ name: d.name, provider: d.deployment.provider, model: d.model }))
+  }))

@@ -70,12 +70,12 @@ const program = Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const text = yield* fs.readFileString(args.config)
     const config = yield* GatewayConfig.parse(text, { source: args.config })
+    const logical = GatewayConfig.logicalModelsOf(config)
     return yield* write(
       process.stdout,
-      `${args.config} is valid: ${Object.keys(config.providers).length} provider(s), ` +
-        `${GatewayConfig.deploymentsOf(config).length} deployment(s), virtual models: ${
-          Object.keys(config.models).join(", ")
-        }, ${config.keys?.length ?? 0} key(s)\n`
+      `${args.config} is valid: ${Object.keys(config.providers).length} provider(s); logical models: ${
+        logical.map((m) => `${m.name} (${m.deployments.map((d) => d.name).join(", ")})`).join(", ")
+      }; virtual models: ${Object.keys(config.models).join(", ")}; ${config.keys?.length ?? 0} key(s)\n`
     )
   }
   const gateway = yield* Gateway.make({

@@ -23,7 +23,7 @@ models:
     fallback: [gpt-4o, fast]
     timeout: 20 seconds
     retry: { retries: 2 }
-    breaker: { consecutiveFailures: 3, breakDuration: 30 seconds }
+    rateLimit: { rpm: 600, maxWait: 2 seconds }
   ab:
     experiment:
       assignment: sticky
@@ -123,5 +123,150 @@ describe("GatewayConfig.parse", () => {
       )
       assert.deepStrictEqual(issues.map((i) => i.field), ["providers.p.headers.Authorization", ""])
       assert.match(issues[1].message, /allowUnauthenticated/)
+    }))
+})
+
+describe("GatewayConfig.parse: deployments", () => {
+  const routed = `providers:
+  azure:
+    baseUrl: https://example.openai.azure.com/openai/v1
+    secretHeadersEnv: { api-key: AZURE_KEY }
+    models: []
+  openai:
+    baseUrl: https://api.openai.com/v1
+    apiKeyEnv: OPENAI_API_KEY
+breaker: { consecutiveFailures: 5 }
+deployments:
+  gpt-4o:
+    strategy: least-busy
+    maxWait: 2 seconds
+    breaker: { consecutiveFailures: 3, breakDuration: 15 seconds }
+    deployments:
+      - name: east
+        provider: azure
+        model: gpt-4o-prod
+        weight: 3
+        rpm: 600
+        tpm: 150000
+        adaptive: { decrease: 0.5, cooldown: 2 seconds }
+        maxConcurrent: 32
+        maxQueued: 8
+        timeout: 20 seconds
+        price: { input: 2.5, cachedInput: 1.25, output: 10 }
+      - { name: openai-4o, provider: openai, model: gpt-4o, price: { input: 2.5, output: 10 }, adaptive: false }
+  mini: [{ provider: openai, model: gpt-4o-mini }, { provider: azure, model: gpt-4o-mini, priority: 1 }]
+  judge: { provider: openai, model: gpt-4o-mini, name: judge-mini }
+models:
+  chat: { fallback: [gpt-4o, mini], rateLimit: { rpm: 100, tpm: 50000 } }
+allowUnauthenticated: true
+`
+  const issuesAt = (text: string) =>
+    Effect.map(
+      Effect.flip(GatewayConfig.parse(text, { source: "gateway.yaml" })),
+      (error) => error.issues.map((i) => [i.line, i.field, i.message])
+    )
+
+  it.effect("reads a logical model's three forms: its routing options, a list, one deployment", () =>
+    Effect.gen(function*() {
+      const config = yield* GatewayConfig.parse(routed)
+      const gpt = config.deployments?.["gpt-4o"]
+      assert.isTrue(gpt !== undefined && "deployments" in gpt && gpt.strategy === "least-busy")
+      assert.isTrue(Array.isArray(config.deployments?.["mini"]))
+      assert.deepStrictEqual(config.deployments?.["judge"], {
+        provider: "openai",
+        model: "gpt-4o-mini",
+        name: "judge-mini"
+      })
+      assert.deepStrictEqual(config.models["chat"].rateLimit, { rpm: 100, tpm: 50000 })
+    }))
+
+  it.effect("a deployment without a provider names its line and field", () =>
+    Effect.gen(function*() {
+      const issues = yield* issuesAt(
+        routed.replace("      - name: east\n        provider: azure\n", "      - name: east\n")
+      )
+      assert.deepStrictEqual(issues, [[16, "deployments.gpt-4o.deployments[0].provider", "required, and missing"]])
+    }))
+
+  it.effect("weights all zero name the list of deployments", () =>
+    Effect.gen(function*() {
+      const issues = yield* issuesAt(
+        routed.replace("weight: 3", "weight: 0").replace("name: openai-4o,", "name: openai-4o, weight: 0,")
+      )
+      assert.deepStrictEqual(issues, [[
+        15,
+        "deployments.gpt-4o.deployments",
+        "every deployment has weight 0, so none would get traffic"
+      ]])
+    }))
+
+  it.effect("a negative price names its line and field", () =>
+    Effect.gen(function*() {
+      const issues = yield* issuesAt(
+        routed.replace("price: { input: 2.5, output: 10 }", "price: { input: -1, output: 10 }")
+      )
+      assert.strictEqual(issues.length, 1)
+      assert.deepStrictEqual(issues[0].slice(0, 2), [27, "deployments.gpt-4o.deployments[1].price.input"])
+      assert.match(String(issues[0][2]), /between 0 and 1000000/)
+    }))
+
+  it.effect("an entry's issues are its own form's: an unknown strategy, a misspelt field of one deployment", () =>
+    Effect.gen(function*() {
+      const issues = yield* issuesAt(
+        routed.replace("strategy: least-busy", "strategy: fastest").replace(
+          "model: gpt-4o-mini, name: judge-mini",
+          "modle: gpt-4o-mini, name: judge-mini"
+        )
+      )
+      assert.deepStrictEqual(issues.map((i) => i.slice(0, 2)), [
+        [12, "deployments.gpt-4o.strategy"],
+        [29, "deployments.judge.modle"]
+      ])
+      assert.match(String(issues[0][2]), /weighted.*least-busy.*lowest-latency.*cheapest/)
+      assert.strictEqual(issues[1][2], "unknown field")
+    }))
+
+  it.effect("names are unique, a queue needs a bulkhead, cheapest needs prices, a provider must exist", () =>
+    Effect.gen(function*() {
+      const issues = yield* issuesAt(
+        routed
+          .replace("name: openai-4o,", "name: east,")
+          .replace(", price: { input: 2.5, output: 10 }, adaptive: false", ", adaptive: false")
+          .replace("        maxConcurrent: 32\n", "")
+          .replace("strategy: least-busy", "strategy: cheapest")
+          .replace("{ provider: azure, model: gpt-4o-mini, priority: 1 }", "{ provider: azur, model: gpt-4o-mini }")
+      )
+      assert.deepStrictEqual(issues.map((i) => i.slice(0, 2)), [
+        [23, "deployments.gpt-4o.deployments[0].maxQueued"],
+        [26, "deployments.gpt-4o.deployments[1].name"],
+        [26, "deployments.gpt-4o.deployments[1]"],
+        [27, "deployments.mini[1].provider"]
+      ])
+    }))
+
+  it.effect("a breaker on a virtual model says where breakers are now; a rate limit needs rpm or tpm", () =>
+    Effect.gen(function*() {
+      const issues = yield* issuesAt(
+        routed.replace("rateLimit: { rpm: 100, tpm: 50000 } }", "rateLimit: { maxWait: 1 second }, breaker: false }")
+      )
+      assert.deepStrictEqual(issues.map((i) => i.slice(0, 2)), [[31, "models.chat.breaker"]])
+      assert.include(String(issues[0][2]), "breakers are per deployment")
+      const limitIssues = yield* issuesAt(routed.replace("rateLimit: { rpm: 100, tpm: 50000 } }", "rateLimit: {} }"))
+      assert.deepStrictEqual(limitIssues, [[31, "models.chat.rateLimit", "a rate limit needs rpm, tpm or both"]])
+    }))
+
+  it.effect("a key's budget needs a limit", () =>
+    Effect.gen(function*() {
+      const issues = yield* issuesAt(
+        routed.replace(
+          "allowUnauthenticated: true\n",
+          `keys:\n  - { name: a, sha256: ${"a".repeat(64)}, models: ["*"], budget: { period: 1 day } }\n`
+        )
+      )
+      assert.deepStrictEqual(issues, [[
+        33,
+        "keys[0].budget",
+        "a budget needs usd, requests, tokens, or several of them"
+      ]])
     }))
 })

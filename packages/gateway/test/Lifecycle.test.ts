@@ -88,11 +88,11 @@ ${keys}`
       models:
         bad: { faults: { serverError: 1 } }
         good: { reply: "ok" }
+breaker: { consecutiveFailures: 2, breakDuration: 1 minute }
 models:
   chat:
     description: ${description}
     fallback: [bad, good]
-    breaker: { consecutiveFailures: 2, breakDuration: 1 minute }
 ${keys}`
       const gateway = yield* start(text("one"))
       const body = { model: "chat", messages: [{ role: "user", content: "Hi" }] }
@@ -101,7 +101,8 @@ ${keys}`
       yield* gateway.apply(text("two"))
       const status = yield* gateway.status
       assert.strictEqual(status.generation, 2)
-      const bad = status.models[0].deployments.find((d) => d.name === "bad")
+      const bad = status.models[0].models.find((m) => m.name === "bad")?.deployments[0]
+      assert.strictEqual(bad?.name, "local/bad")
       assert.strictEqual(bad?.circuit?.state, "open")
       const served = yield* post(gateway, body)
       assert.strictEqual(served.headers.get("x-resilient-llm-attempts"), "2") // bad refused at once, good served

@@ -17,13 +17,14 @@ type ErrorBody = { readonly error: { readonly type: string; readonly code: strin
 const errorOf = (json: unknown) => (json as ErrorBody).error
 
 /** A gateway in front of a FakeProvider the test owns, so the test sees every call the gateway makes. */
-const behind = (models: Record<string, FakeProvider.ModelBehaviour>, virtual: string) =>
+const behind = (models: Record<string, FakeProvider.ModelBehaviour>, virtual: string, top = "") =>
   Effect.gen(function*() {
     const fake = yield* FakeProvider.make({ models })
     const gateway = yield* start(`providers:
   upstream:
     baseUrl: ${fake.url}
     models: ["*"]
+${top}
 models:
 ${virtual}
 ${keys()}`)
@@ -38,7 +39,8 @@ describe("Gateway: errors have the status the SDK expects", () => {
           a: { script: [FakeProvider.rateLimited({ retryAfter: { millis: 30 } }), FakeProvider.reply("late")] },
           b: { script: [FakeProvider.rateLimited({ retryAfter: { millis: 60 } })] }
         },
-        "  chat: { fallback: [a, b], breaker: false }"
+        "  chat: { fallback: [a, b] }",
+        "breaker: false"
       )
       const refused = yield* post(gateway, { model: "chat", ...hi })
       assert.strictEqual(refused.status, 429)
@@ -77,7 +79,8 @@ describe("Gateway: errors have the status the SDK expects", () => {
     quiet(Effect.gen(function*() {
       const { fake, gateway } = yield* behind(
         { a: { script: () => FakeProvider.serverError(503) }, b: { script: () => FakeProvider.serverError(500) } },
-        "  chat: { fallback: [a, b], breaker: false }"
+        "  chat: { fallback: [a, b] }",
+        "breaker: false"
       )
       const error = yield* Effect.flip(Effect.tryPromise({
         try: () => sdk(gateway, { maxRetries: 1 }).chat.completions.create({ model: "chat", messages: hi.messages }),
@@ -86,7 +89,7 @@ describe("Gateway: errors have the status the SDK expects", () => {
       assert.instanceOf(error, OpenAI.InternalServerError)
       if (!(error instanceof OpenAI.APIError)) return
       assert.strictEqual(error.status, 502)
-      assert.include(error.message, "a: ServerError (503); b: ServerError (500)")
+      assert.include(error.message, "a@upstream/a: ServerError (503); b@upstream/b: ServerError (500)")
       assert.notInclude(error.message, fake.url)
       assert.strictEqual((yield* fake.requestsTo("a")).length, 2)
     })))
@@ -95,7 +98,8 @@ describe("Gateway: errors have the status the SDK expects", () => {
     quiet(Effect.gen(function*() {
       const { fake, gateway } = yield* behind(
         { a: { script: () => FakeProvider.serverError(503) } },
-        "  chat: { fallback: [a], breaker: { consecutiveFailures: 1, breakDuration: 30 seconds } }"
+        "  chat: { fallback: [a] }",
+        "breaker: { consecutiveFailures: 1, breakDuration: 30 seconds }"
       )
       assert.strictEqual((yield* post(gateway, { model: "chat", ...hi })).status, 502)
       const refused = yield* post(gateway, { model: "chat", ...hi })

@@ -31,16 +31,16 @@ providers:
         steady: { reply: "steady answer", latency: { min: 10 millis, max: 40 millis } }
         quick: { reply: "quick answer", latency: { min: 2 millis, max: 15 millis } }
         judge: { reply: "6" }
+breaker: { consecutiveFailures: 3, breakDuration: 1 minute }
 deployments:
   flaky: { provider: local }
-  steady: { provider: local }
+  steady: { provider: local, price: { input: 2000, output: 8000 } }
   quick: { provider: local }
   judge: { provider: local }
 models:
   chat:
     description: flaky first, then steady
     fallback: [flaky, steady]
-    breaker: { consecutiveFailures: 3, breakDuration: 1 minute }
   support-ab:
     experiment:
       variants:
@@ -119,6 +119,10 @@ describe("the status page in a real browser", () => {
         assert.strictEqual(shot.steadyState, "closed")
         assert.include(shot.text, "closed → open (consecutive-failures)")
         assert.isAtLeast(shot.strips, 2) // closed, then open
+        // the deployments by logical model, each with its provider's model name, calls and cost
+        assert.match(shot.text, /flaky\s+weighted · \d+ attempts/)
+        assert.include(shot.text, "local/steady")
+        assert.match(shot.text, /\d+ requests, [\d.]+% failed, \$\d+\.\d+ spent/)
         // two charts per model, with lines drawn from several points
         assert.strictEqual(shot.charts, 6)
         assert.isAtLeast(shot.lines, 6)

@@ -472,6 +472,9 @@ export interface Service {
 }
 
 /**
+ * The service tag of a running fake, for programs that take it from context (`FakeProvider.layer`)
+ * rather than from `make`; `requests`, `requestsTo` and `setModel` reach the one in context.
+ *
  * @since 0.1.0
  * @category services
  */
@@ -729,6 +732,25 @@ const invalid = (detail: string) => new FakeProviderError({ reason: "InvalidConf
 /**
  * Starts the server on `127.0.0.1`; it stops when the scope closes, closing every open
  * connection (a hanging request included).
+ *
+ * @example
+ * ```ts
+ * import { NodeHttpClient } from "@effect/platform-node"
+ * import { ChatClient, ChatCompletion } from "@resilient-llm/core"
+ * import { OpenAiCompatible } from "@resilient-llm/openai"
+ * import { FakeProvider } from "@resilient-llm/testing"
+ * import { Effect, Layer } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const fake = yield* FakeProvider.make({
+ *     models: { "gpt-4o": { script: [FakeProvider.rateLimited({ retryAfter: { seconds: 1 } }), FakeProvider.ok] } }
+ *   })
+ *   const client = OpenAiCompatible.layer({ baseUrl: fake.url }).pipe(Layer.provide(NodeHttpClient.layerUndici))
+ *   const first = yield* Effect.flip(ChatClient.create(ChatCompletion.withModel(ChatCompletion.prompt("Hi"), "gpt-4o")))
+ *   // first is a RateLimitError whose retryAfter is 1 second
+ *   return first
+ * }).pipe(Effect.scoped)
+ * ```
  *
  * @since 0.1.0
  * @category constructors

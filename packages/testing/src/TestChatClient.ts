@@ -99,6 +99,10 @@ export interface Call {
 }
 
 /**
+ * An outcome that answers `content` after `delay` (default: at once), with `usage` (default: 10
+ * prompt tokens and one completion token per word). Streamed, the content comes one word per chunk,
+ * `chunkDelay` apart; with `failAfterChunks` the stream fails with its error after that many chunks.
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -119,6 +123,9 @@ export const reply = (content: string, options?: {
 })
 
 /**
+ * An outcome that fails with `error` after `delay` (default: at once): any `LlmError`, so a test
+ * can play a rate limit, a timeout, a 5xx or a refusal exactly as the patterns will see it.
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -129,6 +136,9 @@ export const fail = (error: LlmError.LlmError, options?: { readonly delay?: Dura
 })
 
 /**
+ * An outcome that never answers, until the call is interrupted: a model that hangs, for testing
+ * timeouts, deadlines and probes that never return. The call is recorded as `"interrupted"`.
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -147,6 +157,9 @@ export interface Service {
 }
 
 /**
+ * The service tag of the recorder that `TestChatClient.layer` provides beside its `ChatClient`:
+ * `calls` and `callsTo` read it, to assert on what the patterns asked for and when.
+ *
  * @since 0.1.0
  * @category services
  */
@@ -326,6 +339,32 @@ export const make = Effect.fnUntraced(function*(
 
 /**
  * Provides a scripted `ChatClient` and the `TestChatClient` recorder of its calls.
+ *
+ * Delays are `Effect.sleep`, so under `TestClock` (`it.effect`) a minute-long outage takes no real
+ * time: fork the program, move the clock, then join it.
+ *
+ * @example
+ * ```ts
+ * import { ChatCompletion, Fallback, LlmError } from "@resilient-llm/core"
+ * import { TestChatClient } from "@resilient-llm/testing"
+ * import { Effect } from "effect"
+ *
+ * const ChatTest = TestChatClient.layer({
+ *   // the first call fails after 2 s, every later one answers
+ *   "gpt-4o": [
+ *     TestChatClient.fail(new LlmError.ServerError({ model: "gpt-4o", status: 503 }), { delay: "2 seconds" }),
+ *     TestChatClient.reply("fine now")
+ *   ],
+ *   "claude-sonnet": [TestChatClient.reply("hello", { delay: "200 millis" })],
+ *   "o3": (index) => index % 2 === 0 ? TestChatClient.reply("even") : TestChatClient.hang
+ * })
+ *
+ * const program = Effect.gen(function*() {
+ *   const served = yield* Fallback.chain(["gpt-4o", "claude-sonnet"])(ChatCompletion.prompt("Hi"))
+ *   const calls = yield* TestChatClient.callsTo("gpt-4o") // one call, result "failure"
+ *   return { model: served.model, calls: calls.length }
+ * }).pipe(Effect.provide(ChatTest))
+ * ```
  *
  * @since 0.1.0
  * @category layers

@@ -17,3 +17,8 @@ export * as TestLogs from "./TestLogs.js"
  * @since 0.1.0
  */
 export * as TestSpans from "./TestSpans.js"
+
+/**
+ * @since 0.2.0
+ */
+export * as RedisServer from "./RedisServer.js"

@@ -13,6 +13,12 @@
  * opening can step the break `Schedule` (an effect) before it commits. The lock is only ever
  * taken for transitions, which are rare, so the thousand fibers of a busy key do not queue on it.
  *
+ * Shared circuits. With a shared store (`CircuitBreaker.CurrentStore`, set by `Stores.layerRedis`)
+ * the same events are applied to the store's copy of the circuit by compare-and-set instead (see
+ * circuitBreakerStore.ts), the cell following every copy read or written and serving as the view
+ * the events go on with while the store is away. The store is chosen once, when the breaker is
+ * made: in memory, a call takes the synchronous path above and never asks whether a store is set.
+ *
  * Time. Transitions that time makes (a break elapsing, a probe running too long) are applied by
  * whatever touches the key first: a call, `state`, `snapshot`, or the timer the breaker starts
  * for exactly that moment. The timers make `changes` and the gauge timely; the state never
@@ -37,6 +43,7 @@ import * as CircuitBreaker from "../CircuitBreaker.js"
 import * as LlmError from "../LlmError.js"
 import * as Observability from "../Observability.js"
 import * as Machine from "./circuitBreakerMachine.js"
+import * as SharedStore from "./circuitBreakerStore.js"
 import * as Window from "./circuitBreakerWindow.js"
 import { count, duration, optionalDuration, optionalFunction, show } from "./options.js"
 
@@ -44,6 +51,8 @@ const DEFAULT_THRESHOLD = 5
 const DEFAULT_BUCKETS = 10
 const DEFAULT_BREAK = Duration.seconds(30)
 const DEFAULT_MAX_PROBE = Duration.minutes(1)
+// writes another instance beat in a row before an event gives up on the shared store
+const MAX_CONFLICTS = 64
 
 // Errors that say the model was not at fault: the request was (another model would refuse it
 // too). The client's own refusals (a nested breaker, a rate limit, a bulkhead, a budget: nothing
@@ -249,6 +258,8 @@ export const make = (
     }
 
     const scope = yield* Effect.scope
+    // chosen once: the memory path below never looks at it again
+    const shared = yield* CircuitBreaker.CurrentStore
     const lock = yield* Semaphore.make(1)
     const pubsub = yield* Effect.acquireRelease(PubSub.unbounded<CircuitBreaker.Transition>(), PubSub.shutdown)
     // created on a key's first use and never dropped: one small cell per model name
@@ -390,8 +401,62 @@ export const make = (
       return Effect.succeed(step.result)
     }
 
-    const apply = <A>(key: string, cell: Cell, event: Machine.Event<A>): Effect.Effect<A> =>
+    const applyLocal = <A>(key: string, cell: Cell, event: Machine.Event<A>): Effect.Effect<A> =>
       Effect.clockWith((clock) => applyAt(key, cell, event, clock.currentTimeMillisUnsafe()))
+
+    // Circuits in a shared store (Redis): the same events, slow calls in flight here included,
+    // applied to the store's copy by compare-and-set. `cached` starts from the copy this instance
+    // last read or wrote instead of reading it again (a write is checked against the store anyway).
+    const seen = new Map<string, SharedStore.Versioned>()
+    const applyShared =
+      (store: SharedStore.SharedCircuits) =>
+      <A>(key: string, cell: Cell, untracked: Machine.Event<A>, cached?: boolean): Effect.Effect<A> => {
+        const event = tracked(cell, untracked)
+        const attempt = (
+          next: Machine.NextBreak | undefined,
+          known: SharedStore.Versioned | undefined,
+          conflicts: number
+        ): Effect.Effect<A> =>
+          Effect.flatMap(known === undefined ? store.read(key) : Effect.succeed(known), (copy) => {
+            if (copy === SharedStore.Unavailable) return applyLocal(key, cell, untracked)
+            return Effect.clockWith((clock) => {
+              const now = clock.currentTimeMillisUnsafe()
+              const circuit = copy.circuit ?? Machine.closed(0, now)
+              const step = event(circuit, now, next)
+              if (step === Machine.NeedsBreak) {
+                return Effect.flatMap(nextBreak(circuit, now), (found) => attempt(found, copy, conflicts))
+              }
+              if (step.circuit === circuit) {
+                seen.set(key, copy)
+                cell.circuit = circuit
+                markSlow(cell, now)
+                return Effect.succeed(step.result)
+              }
+              return Effect.flatMap(store.compareAndSet(key, copy.version, step.circuit), (written) => {
+                if (written === SharedStore.Unavailable) return applyLocal(key, cell, untracked)
+                if ("found" in written) {
+                  // another instance wrote first: the event applies to what it wrote
+                  return conflicts < MAX_CONFLICTS
+                    ? attempt(undefined, written.found, conflicts + 1)
+                    : Effect.andThen(
+                      Effect.logWarning("circuit kept changing in the shared store; this event applies locally").pipe(
+                        Effect.annotateLogs({ "llm.model": key })
+                      ),
+                      applyLocal(key, cell, untracked)
+                    )
+                }
+                seen.set(key, { circuit: step.circuit, version: written.written })
+                cell.circuit = step.circuit
+                markSlow(cell, now)
+                return Effect.as(announce(key, step.changes, now), step.result)
+              })
+            })
+          })
+        return attempt(undefined, cached === true ? seen.get(key) : undefined, 0)
+      }
+
+    const apply: <A>(key: string, cell: Cell, event: Machine.Event<A>, cached?: boolean) => Effect.Effect<A> =
+      shared === undefined ? applyLocal : applyShared(shared)
 
     const refuse = (
       key: string,
@@ -447,7 +512,7 @@ export const make = (
     //
     // Any other admission (open, half-open, a transition) changes the circuit, so its finalizer is
     // in place before it is made: an admitted call is always settled, a probe's slot always freed.
-    const protect = (key: string) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
+    const protectLocal = (key: string) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
       Effect.withFiber((fiber): Effect.Effect<A, E | LlmError.CircuitOpenError, R> => {
         const cell = circuits.get(key) ?? cellFor(key, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
         const circuit = cell.circuit
@@ -578,12 +643,63 @@ export const make = (
       })
     }
 
+    // With a shared store, every admission and outcome goes through it: the admission reads the
+    // store's copy, and the outcome starts from the copy the call was admitted on.
+    const protectShared = (key: string) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.clockWith((clock) => {
+          const cell = circuits.get(key) ?? cellFor(key, clock.currentTimeMillisUnsafe())
+          return Effect.flatMap(
+            apply(key, cell, admit),
+            (admission): Effect.Effect<A, E | LlmError.CircuitOpenError, R> => {
+              if (admission._tag === "Refused") return refuse(key, admission)
+              const ticket = admission.ticket
+              const admitted = new Admitted()
+              admitted.ticket = ticket
+              const settleShared = (exit: Exit.Exit<A, E>): Effect.Effect<unknown> =>
+                Effect.suspend(() => {
+                  const entry = admitted.entry
+                  const now = clock.currentTimeMillisUnsafe()
+                  if (entry !== undefined) {
+                    // counted as a slow failure already: only the calls behind it may be due
+                    if (entry.done) {
+                      return slowAt(cell, now).length === 0
+                        ? Effect.void
+                        : apply(key, cell, Machine.current(settings), true)
+                    }
+                    entry.done = true
+                  }
+                  const outcome = classify(config, exit, now - ticket.startedAt)
+                  return apply(key, cell, Machine.complete(settings, ticket, outcome), true)
+                })
+              const call = slowCallMillis === undefined
+                ? restore(self)
+                : watch(key, cell, admitted, ticket, restore(self))
+              if (ticket.probe === undefined) return Effect.onExit(call, settleShared)
+              // Marks the spans the probe opens (its attempt span), not the caller's current one.
+              const probe = Effect.annotateSpans(call, "llm.breaker.probe", true)
+              if (!Number.isFinite(settings.maxProbeMillis)) return Effect.onExit(probe, settleShared)
+              return Effect.flatMap(
+                wake(key, settings.maxProbeMillis),
+                (deadline) =>
+                  Effect.onExit(probe, (exit) => Effect.andThen(Fiber.interrupt(deadline), settleShared(exit)))
+              )
+            }
+          )
+        })
+      )
+
+    const protect = shared === undefined ? protectLocal : protectShared
+
+    // A key not used here may still have a circuit in the shared store.
     const state = (key: string): Effect.Effect<CircuitBreaker.State> =>
-      Effect.suspend(() => {
+      Effect.clockWith((clock) => {
         const cell = circuits.get(key)
-        return cell === undefined
-          ? Effect.succeed<CircuitBreaker.State>("closed")
-          : Effect.map(apply(key, cell, Machine.current(settings)), (circuit) => stateOf[circuit._tag])
+        if (cell === undefined && shared === undefined) return Effect.succeed<CircuitBreaker.State>("closed")
+        return Effect.map(
+          apply(key, cell ?? cellFor(key, clock.currentTimeMillisUnsafe()), Machine.current(settings)),
+          (circuit) => stateOf[circuit._tag]
+        )
       })
 
     const statusOf = (key: string, circuit: Machine.Circuit, now: number): CircuitBreaker.CircuitStatus => {
@@ -611,8 +727,11 @@ export const make = (
         (key) =>
           Effect.clockWith((clock) => {
             const now = clock.currentTimeMillisUnsafe()
+            const cell = cellFor(key, now)
             return Effect.map(
-              applyAt(key, cellFor(key, now), Machine.current(settings), now),
+              shared === undefined
+                ? applyAt(key, cell, Machine.current(settings), now)
+                : apply(key, cell, Machine.current(settings)),
               (circuit) => statusOf(key, circuit, clock.currentTimeMillisUnsafe())
             )
           })
@@ -628,7 +747,10 @@ export const make = (
     const isolate = (key: string): Effect.Effect<void> =>
       Effect.clockWith((clock) => {
         const now = clock.currentTimeMillisUnsafe()
-        return applyAt(key, cellFor(key, now), Machine.isolate(settings), now)
+        const cell = cellFor(key, now)
+        return shared === undefined
+          ? applyAt(key, cell, Machine.isolate(settings), now)
+          : apply(key, cell, Machine.isolate(settings))
       })
 
     const service: CircuitBreaker.Service = {

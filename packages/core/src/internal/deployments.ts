@@ -8,6 +8,7 @@
  */
 import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -312,7 +313,15 @@ interface Admission {
   readonly permit: RateLimit.Permit
   readonly reservation: Budget.Reservation | undefined
   readonly estimate: { readonly input: number; readonly output: number }
+  /** The caller's `CallObserver`, read when the call was routed: a stream's call ends elsewhere. */
+  readonly observer: ((call: Deployments.CallEnd) => void) | undefined
 }
+
+/** @internal */
+export const CallObserver = Context.Reference<((call: Deployments.CallEnd) => void) | undefined>(
+  "@resilient-llm/core/Deployments/CallObserver",
+  { defaultValue: () => undefined }
+)
 
 /** How a deployment's call ended, for its bookkeeping. */
 interface Ending {
@@ -474,6 +483,14 @@ class Router {
       )
     }
     if (costUsd !== undefined) effects.push(Metric.update(d.costCounter, costUsd))
+    admission.observer?.({
+      model: d.logical,
+      deployment: d.name,
+      outcome,
+      durationMs,
+      tokens: Option.getOrUndefined(usage),
+      costUsd
+    })
     const reservation = admission.reservation
     if (Exit.isSuccess(exit)) {
       d.latency = d.latency === undefined || now - d.latency.at > LATENCY_STALE_MS
@@ -656,6 +673,7 @@ class Router {
     return Effect.clockWith((clock) =>
       Effect.gen({ self: this }, function*() {
         const key = yield* Budget.CurrentKey
+        const observer = yield* CallObserver
         const estimate = this.estimateTokens(request)
         const ordered = (yield* routing.order(
           group.strategy,
@@ -696,7 +714,7 @@ class Router {
               if (reservation !== undefined && budget !== undefined) yield* budget.settle(reservation, 0)
               return Result.fail(permit.failure)
             }
-            return Result.succeed<Admission>({ permit: permit.success, reservation, estimate })
+            return Result.succeed<Admission>({ permit: permit.success, reservation, estimate, observer })
           })
 
         /** Calls `d`; a failure another deployment could get past goes on to the next one. */

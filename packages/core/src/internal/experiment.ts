@@ -18,8 +18,9 @@ import * as Experiment from "../Experiment.js"
 import * as Observability from "../Observability.js"
 import * as AttemptDetails from "./attemptDetails.js"
 import { pick, stickyPoint } from "./experimentAssignment.js"
-import { type CallRecord, type Finished, Recorder, type VariantState } from "./experimentRecorder.js"
+import type { CallRecord, Finished, VariantState } from "./experimentRecorder.js"
 import * as Stats from "./experimentStats.js"
+import type * as ExperimentStore from "./experimentStore.js"
 import { count, show } from "./options.js"
 
 const DEFAULT_SAMPLE_SIZE = 1_000
@@ -107,7 +108,13 @@ export const make = (
       return yield* new Experiment.ExperimentConfigError({ experiment: String(options.name), reason: config })
     }
     const scope = yield* Effect.scope
-    const recorder = new Recorder(config.name, config.variants, config.sampleSize, config.scoreWindow)
+    const store = yield* Experiment.CurrentStore
+    const log = yield* store.open({
+      name: config.name,
+      variants: config.variants,
+      sampleSize: config.sampleSize,
+      scoreWindow: config.scoreWindow
+    })
     const shadowSlots = config.shadowConcurrency === undefined
       ? undefined
       : yield* Semaphore.make(config.shadowConcurrency)
@@ -118,7 +125,7 @@ export const make = (
       }
       const draw = Effect.map(Random.next, (u) => pick(config.weights, u))
       return config.assignment === "sticky"
-        ? Effect.andThen(Effect.sync(() => recorder.unkeyed += 1), draw)
+        ? Effect.andThen(log.unkeyed, draw)
         : draw
     }
 
@@ -131,30 +138,28 @@ export const make = (
       // a cost no real call could have is left out, as a token count is
       const costUsd = call.costUsd !== undefined && isCost(call.costUsd) ? call.costUsd : undefined
       const outcome = Observability.outcomeOf(exit)
-      if (outcome === "interrupted") return Effect.sync(() => recorder.interrupted(variant))
+      if (outcome === "interrupted") return log.interrupted(variant)
       const tokens = Exit.isSuccess(exit) ? ChatCompletion.tokens(exit.value) : Option.none()
       return Effect.flatMap(Random.next, (u) =>
-        Effect.sync(() =>
-          recorder.record(
-            variant,
-            {
-              ...call,
-              costUsd,
-              outcome,
-              // a provider's usage is not trusted blindly: a count no real call has is left out
-              inputTokens: Option.isSome(tokens) && isTokenCount(tokens.value.input) ? tokens.value.input : undefined,
-              outputTokens: Option.isSome(tokens) && isTokenCount(tokens.value.output) ? tokens.value.output : undefined
-            },
-            u,
-            !call.shadow
-          )
+        log.record(
+          variant,
+          {
+            ...call,
+            costUsd,
+            outcome,
+            // a provider's usage is not trusted blindly: a count no real call has is left out
+            inputTokens: Option.isSome(tokens) && isTokenCount(tokens.value.input) ? tokens.value.input : undefined,
+            outputTokens: Option.isSome(tokens) && isTokenCount(tokens.value.output) ? tokens.value.output : undefined
+          },
+          u,
+          !call.shadow
         ))
     }
 
     const serve = (variant: number, request: ChatCompletion.PromptRequest, shadow: boolean) =>
       Effect.gen(function*() {
         const { model, name } = config.variants[variant]
-        const callId = yield* Effect.sync(() => recorder.nextCallId())
+        const callId = yield* Effect.sync(() => log.nextCallId())
         const startedAt = yield* Clock.currentTimeMillis
         // the deployment router, when it serves the model, writes the call's cost here
         const details = AttemptDetails.make()
@@ -199,7 +204,7 @@ export const make = (
         Effect.ignore,
         shadowSlots.withPermitsIfAvailable(1),
         Effect.flatMap(Option.match({
-          onNone: () => Effect.sync(() => recorder.dropped(variant)),
+          onNone: () => log.dropped(variant),
           onSome: () => Effect.void
         })),
         Effect.forkIn(scope),
@@ -224,12 +229,13 @@ export const make = (
         )
 
     const score = (callId: string, value: number): Effect.Effect<void, Experiment.ScoreError> =>
-      Effect.suspend(() => {
-        const result = Number.isFinite(value) ? recorder.score(callId, value) : "invalid-score"
-        return result === "scored"
-          ? Effect.void
-          : Effect.fail(new Experiment.ScoreError({ experiment: config.name, callId, reason: result }))
-      })
+      Effect.flatMap(
+        Number.isFinite(value) ? log.score(callId, value) : Effect.succeed("invalid-score" as const),
+        (result) =>
+          result === "scored"
+            ? Effect.void
+            : Effect.fail(new Experiment.ScoreError({ experiment: config.name, callId, reason: result }))
+      )
 
     const record = (
       call: Experiment.RecordedCall
@@ -243,19 +249,26 @@ export const make = (
         return Effect.fail(new Experiment.InvalidCallError({ experiment: config.name, ...invalid }))
       }
       const write = (u: number, startedAt: number) =>
-        Effect.sync(() => {
-          const callId = recorder.nextCallId()
-          recorder.record(variant, {
-            callId,
-            shadow: call.shadow ?? false,
-            startedAt,
-            latencyMs: call.latencyMs,
-            outcome: call.outcome,
-            inputTokens: call.inputTokens,
-            outputTokens: call.outputTokens,
-            costUsd: call.costUsd
-          }, u)
-          return callId
+        Effect.suspend(() => {
+          const callId = log.nextCallId()
+          return Effect.as(
+            log.record(
+              variant,
+              {
+                callId,
+                shadow: call.shadow ?? false,
+                startedAt,
+                latencyMs: call.latencyMs,
+                outcome: call.outcome,
+                inputTokens: call.inputTokens,
+                outputTokens: call.outputTokens,
+                costUsd: call.costUsd
+              },
+              u,
+              true
+            ),
+            callId
+          )
         })
       // nested rather than `Effect.all`: `record` may run millions of times
       return Effect.flatMap(Random.next, (u) =>
@@ -271,11 +284,12 @@ export const make = (
       complete,
       score,
       record,
-      summary: Effect.sync(() => summarize(config, recorder)),
-      export: Effect.sync(() =>
-        recorder.sample().map((call) => JSON.stringify(exported(config.name, call)) + "\n").join("")
+      summary: Effect.map(log.snapshot, (snapshot) => summarize(config, snapshot)),
+      export: Effect.map(
+        log.sample,
+        (sample) => sample.map((call) => JSON.stringify(exported(config.name, call)) + "\n").join("")
       ),
-      recorderSize: Effect.sync(() => recorder.size)
+      recorderSize: log.size
     }
     return experiment
   })
@@ -449,8 +463,8 @@ const challengerComparison = (
   }
 }
 
-const summarize = (config: Config, recorder: Recorder): Experiment.Summary => {
-  const states = recorder.variants
+const summarize = (config: Config, snapshot: ExperimentStore.Snapshot): Experiment.Summary => {
+  const states = snapshot.variants
   const control = states[config.controlIndex]
   return {
     experiment: config.name,
@@ -462,6 +476,6 @@ const summarize = (config: Config, recorder: Recorder): Experiment.Summary => {
       index === config.controlIndex ? [] : [challengerComparison(config, control, index, state)]
     ),
     shadowDropped: states.reduce((sum, state) => sum + state.shadowDropped, 0),
-    unkeyed: recorder.unkeyed
+    unkeyed: snapshot.unkeyed
   }
 }

@@ -49,15 +49,16 @@ export const show = (input: unknown): string => {
     try {
       return JSON.stringify(input)
     } catch {
-      return safeString(input)
+      return text(input)
     }
   }
-  return safeString(input)
+  return text(input)
 }
 
-// `String` throws for values whose `toString` is not a function (`[{ toString: "" }]`, from JSON),
-// and a check must describe any value it refuses, not die on it.
-const safeString = (input: unknown): string => {
+// `String` throws on a value that cannot become text (`[{ toString: {} }]` or `[{ toString: "" }]`
+// from a config file): the reason then quotes it as JSON, or names its kind, rather than crash the
+// check that quotes it
+const text = (input: unknown): string => {
   try {
     return String(input)
   } catch {

@@ -49,6 +49,10 @@ export const memoryStore = () => {
     return state
   }
   return {
+    /** Sets a key's state to what a shared store says it is. */
+    set: (key: string, state: RateLimit.AdaptiveState, now: number): void => {
+      write(key, state, now)
+    },
     get: (key: string) => Effect.sync(() => read(key)),
     throttled: (options: {
       readonly key: string

@@ -78,7 +78,7 @@ export const locate = (text: string, path: ReadonlyArray<PropertyKey>): Omit<Gat
 }
 
 /** `*` stands for any run of characters; nothing else is special. */
-const globMatches = (pattern: string, name: string): boolean => {
+export const globMatches = (pattern: string, name: string): boolean => {
   if (!pattern.includes("*")) return pattern === name
   const parts = pattern.split("*")
   const first = parts[0]
@@ -108,10 +108,127 @@ export const deploymentNames = (config: GatewayConfig.Config): ReadonlyArray<str
   return [...names].sort()
 }
 
-/** Whether a pattern may call `model`: a declared deployment, or a name a provider serves. */
+/** Whether a pattern may call `model`: a declared logical model, or a name a provider serves. */
 export const isServable = (config: GatewayConfig.Config, model: string): boolean =>
   (config.deployments !== undefined && Object.hasOwn(config.deployments, model)) ||
   Object.values(config.providers).some((provider) => providerPatterns(provider).some((p) => globMatches(p, model)))
+
+/** An entry of `deployments` in its long form: the routing options and the deployments, each with where it is. */
+export interface EntryForm {
+  readonly options: Omit<GatewayConfig.LogicalModel, "deployments">
+  readonly deployments: ReadonlyArray<{ readonly deployment: GatewayConfig.Deployment; readonly path: Path }>
+  /** Where the list of deployments is, for issues about all of them. */
+  readonly listPath: Path
+}
+
+/** An entry's three forms (one deployment, a list, a logical model) as one. */
+export const entryForm = (logical: string, entry: GatewayConfig.DeploymentsEntry): EntryForm => {
+  const at = ["deployments", logical]
+  if (isDeploymentList(entry)) {
+    return { options: {}, deployments: entry.map((deployment, i) => ({ deployment, path: [...at, i] })), listPath: at }
+  }
+  if ("deployments" in entry) {
+    const { deployments, ...options } = entry
+    return {
+      options,
+      deployments: deployments.map((deployment, i) => ({ deployment, path: [...at, "deployments", i] })),
+      listPath: [...at, "deployments"]
+    }
+  }
+  return { options: {}, deployments: [{ deployment: entry, path: at }], listPath: at }
+}
+
+const isDeploymentList = (
+  entry: GatewayConfig.DeploymentsEntry
+): entry is ReadonlyArray<GatewayConfig.Deployment> => Array.isArray(entry)
+
+/** A deployment's name: its own, else `provider/model` (the logical name when it gives no model). */
+export const deploymentName = (logical: string, deployment: GatewayConfig.Deployment): string =>
+  deployment.name ?? `${deployment.provider}/${deployment.model ?? logical}`
+
+/** A deployment ready for the router: its name and provider's model name resolved, and where it is. */
+export interface ResolvedDeployment {
+  readonly deployment: GatewayConfig.Deployment
+  readonly name: string
+  readonly model: string
+  readonly path: Path
+}
+
+/** A logical model ready for the router: its options, its breaker, its deployments. */
+export interface Logical {
+  readonly name: string
+  /** Where it is declared; for a name a provider serves directly, that provider. */
+  readonly path: Path
+  readonly options: Omit<GatewayConfig.LogicalModel, "deployments" | "breaker">
+  /** Its own breaker, else the file's; `undefined` for the library's defaults. */
+  readonly breaker: GatewayConfig.BreakerOptions | false | undefined
+  readonly deployments: ReadonlyArray<ResolvedDeployment>
+}
+
+/** Every logical model name the virtual models of a configuration call, in order, without repeats. */
+export const calledModels = (config: GatewayConfig.Config): ReadonlyArray<string> => {
+  const names = new Set<string>()
+  for (const model of Object.values(config.models)) {
+    for (const name of model.fallback ?? []) names.add(name)
+    for (const variant of model.experiment?.variants ?? []) names.add(variant.model)
+    for (const name of model.bestOfN?.models ?? []) names.add(name)
+    if (model.bestOfN !== undefined) names.add(model.bestOfN.judge.model)
+  }
+  return [...names]
+}
+
+/**
+ * The logical models a configuration runs: every one declared under `deployments`, and every name
+ * a virtual model calls that a provider serves directly, as a logical model with one deployment
+ * (`provider/name`) on the first provider whose `models` match it.
+ */
+export const logicalModels = (config: GatewayConfig.Config): ReadonlyArray<Logical> => {
+  const logical: Array<Logical> = []
+  for (const [name, entry] of Object.entries(config.deployments ?? {})) {
+    const form = entryForm(name, entry)
+    const { breaker, ...options } = form.options
+    logical.push({
+      name,
+      path: ["deployments", name],
+      options,
+      breaker: breaker ?? config.breaker,
+      deployments: form.deployments.map(({ deployment, path }) => ({
+        deployment,
+        name: deploymentName(name, deployment),
+        model: deployment.model ?? name,
+        path
+      }))
+    })
+  }
+  for (const name of calledModels(config)) {
+    if (config.deployments !== undefined && Object.hasOwn(config.deployments, name)) continue
+    const provider = Object.entries(config.providers).find(([, p]) =>
+      providerPatterns(p).some((pattern) => globMatches(pattern, name))
+    )
+    if (provider === undefined) continue
+    const deployment: GatewayConfig.Deployment = { provider: provider[0], model: name }
+    logical.push({
+      name,
+      path: ["providers", provider[0]],
+      options: {},
+      breaker: config.breaker,
+      deployments: [{ deployment, name: `${provider[0]}/${name}`, model: name, path: ["providers", provider[0]] }]
+    })
+  }
+  return logical
+}
+
+const checkBreaker = (
+  add: (path: Path, message: string) => void,
+  path: Path,
+  breaker: GatewayConfig.BreakerOptions | false | undefined
+) => {
+  if (breaker !== undefined && breaker !== false) {
+    if (breaker.consecutiveFailures !== undefined && breaker.failureRate !== undefined) {
+      add(path, "trip on consecutiveFailures or on failureRate, not both")
+    }
+  }
+}
 
 const isHttpUrl = (value: string): boolean => {
   try {
@@ -153,15 +270,34 @@ const crossCheck = (config: GatewayConfig.Config): ReadonlyArray<PathIssue> => {
     }
   }
 
+  checkBreaker(add, ["breaker"], config.breaker)
+  const deploymentNames = new Map<string, Path>()
   for (const [name, entry] of Object.entries(config.deployments ?? {})) {
-    const list = Array.isArray(entry) ? entry : [entry]
-    if (list.length === 0) add(["deployments", name], "declare at least one deployment")
-    list.forEach((deployment, index) => {
-      const at = Array.isArray(entry) ? ["deployments", name, index] : ["deployments", name]
+    const form = entryForm(name, entry)
+    if (form.deployments.length === 0) add(form.listPath, "declare at least one deployment")
+    if (form.deployments.length > 0 && form.deployments.every(({ deployment }) => (deployment.weight ?? 1) === 0)) {
+      add(form.listPath, "every deployment has weight 0, so none would get traffic")
+    }
+    checkBreaker(add, ["deployments", name, "breaker"], form.options.breaker)
+    for (const { deployment, path } of form.deployments) {
       if (!Object.hasOwn(config.providers, deployment.provider)) {
-        add([...at, "provider"], `no provider is named "${deployment.provider}"`)
+        add([...path, "provider"], `no provider is named "${deployment.provider}"`)
       }
-    })
+      const deploymentName_ = deploymentName(name, deployment)
+      if (deploymentNames.has(deploymentName_)) {
+        add(
+          deployment.name === undefined ? path : [...path, "name"],
+          `another deployment is named "${deploymentName_}" (names are unique in the file; give this one a name)`
+        )
+      }
+      deploymentNames.set(deploymentName_, path)
+      if (deployment.maxQueued !== undefined && deployment.maxConcurrent === undefined) {
+        add([...path, "maxQueued"], "a queue is for a bulkhead: set maxConcurrent too")
+      }
+      if (form.options.strategy === "cheapest" && deployment.price === undefined) {
+        add(path, "the strategy is cheapest: give every deployment a price")
+      }
+    }
   }
 
   const virtual = Object.entries(config.models)
@@ -210,11 +346,8 @@ const crossCheck = (config: GatewayConfig.Config): ReadonlyArray<PathIssue> => {
         add([...at, "bestOfN", "judge", "scale"], "min must be below max")
       }
     }
-    const breaker = model.breaker
-    if (breaker !== undefined && breaker !== false) {
-      if (breaker.consecutiveFailures !== undefined && breaker.failureRate !== undefined) {
-        add([...at, "breaker"], "trip on consecutiveFailures or on failureRate, not both")
-      }
+    if (model.rateLimit !== undefined && model.rateLimit.rpm === undefined && model.rateLimit.tpm === undefined) {
+      add([...at, "rateLimit"], "a rate limit needs rpm, tpm or both")
     }
   }
 
@@ -242,12 +375,60 @@ const crossCheck = (config: GatewayConfig.Config): ReadonlyArray<PathIssue> => {
     key.models.forEach((m, j) => {
       if (m !== "*" && !Object.hasOwn(config.models, m)) add([...at, "models", j], `no virtual model is named "${m}"`)
     })
-    if (key.budget !== undefined && key.budget.requests === undefined && key.budget.tokens === undefined) {
-      add([...at, "budget"], "a budget needs requests, tokens or both")
+    const budget = key.budget
+    if (
+      budget !== undefined && budget.usd === undefined && budget.requests === undefined &&
+      budget.tokens === undefined
+    ) {
+      add([...at, "budget"], "a budget needs usd, requests, tokens, or several of them")
     }
   })
   return issues
 }
+
+/**
+ * The schemas `parse` decodes with: the file with its `deployments` entries left undecoded, and
+ * each entry's three forms, so an entry is decoded in the form its shape says (an object with
+ * `deployments` is a logical model, another object one deployment, an array a list) and its issues
+ * are that form's alone, not every form's at once.
+ *
+ * @internal
+ */
+export interface Schemas {
+  readonly file: Schema.Codec<
+    Omit<GatewayConfig.Config, "deployments"> & {
+      readonly deployments?: { readonly [name: string]: unknown }
+    },
+    unknown
+  >
+  readonly deployment: Schema.Codec<GatewayConfig.Deployment, unknown>
+  readonly list: Schema.Codec<ReadonlyArray<GatewayConfig.Deployment>, unknown>
+  readonly logical: Schema.Codec<GatewayConfig.LogicalModel, unknown>
+}
+
+const decodeOptions = { onExcessProperty: "error", errors: "all" } as const
+
+const pathIssues = (
+  error: Schema.SchemaError,
+  prefix: Path,
+  messages: Readonly<Record<string, string>>
+): ReadonlyArray<PathIssue> =>
+  formatter(error.issue).issues.map((issue): PathIssue => {
+    const path = [...prefix, ...(issue.path ?? []).map(segmentOf)]
+    const excess = issue.message === "Expected no excess property"
+    const movedBreaker = excess && path.length === 3 && path[0] === "models" && path[2] === "breaker"
+    return {
+      path,
+      message: movedBreaker
+        ? "unknown field: breakers are per deployment, set under deployments.<model>.breaker or at the top level"
+        : excess
+        ? "unknown field"
+        : messages[issue.message] ?? issue.message
+    }
+  })
+
+const isObject = (u: unknown): u is { readonly [key: string]: unknown } =>
+  typeof u === "object" && u !== null && !Array.isArray(u)
 
 /**
  * Reads and checks a configuration's text; every issue found, or the configuration.
@@ -255,7 +436,7 @@ const crossCheck = (config: GatewayConfig.Config): ReadonlyArray<PathIssue> => {
  * @internal
  */
 export const parse = (
-  schema: Schema.Codec<GatewayConfig.Config, unknown>,
+  schemas: Schemas,
   text: string,
   messages: Readonly<Record<string, string>>
 ): Result.Result<GatewayConfig.Config, ReadonlyArray<GatewayConfig.Issue>> => {
@@ -269,17 +450,23 @@ export const parse = (
   }
   const located = (issues: ReadonlyArray<PathIssue>) => issues.map((issue) => toIssue(document, lines, issue))
   const json: unknown = document.toJS({ maxAliasCount: 100 })
-  const decoded = Schema.decodeUnknownResult(schema)(json ?? {}, { onExcessProperty: "error", errors: "all" })
-  if (Result.isFailure(decoded)) {
-    return Result.fail(located(
-      formatter(decoded.failure.issue).issues.map((issue): PathIssue => ({
-        path: (issue.path ?? []).map(segmentOf),
-        message: issue.message === "Expected no excess property"
-          ? "unknown field"
-          : messages[issue.message] ?? issue.message
-      }))
-    ))
+  const issues: Array<PathIssue> = []
+  const file = Schema.decodeUnknownResult(schemas.file)(json ?? {}, decodeOptions)
+  if (Result.isFailure(file)) issues.push(...pathIssues(file.failure, [], messages))
+  const deployments: Record<string, GatewayConfig.DeploymentsEntry> = {}
+  const raw = isObject(json) && isObject(json["deployments"]) ? json["deployments"] : {}
+  for (const [name, entry] of Object.entries(raw)) {
+    const decoded: Result.Result<GatewayConfig.DeploymentsEntry, Schema.SchemaError> = Array.isArray(entry)
+      ? Schema.decodeUnknownResult(schemas.list)(entry, decodeOptions)
+      : isObject(entry) && Object.hasOwn(entry, "deployments")
+      ? Schema.decodeUnknownResult(schemas.logical)(entry, decodeOptions)
+      : Schema.decodeUnknownResult(schemas.deployment)(entry, decodeOptions)
+    if (Result.isFailure(decoded)) issues.push(...pathIssues(decoded.failure, ["deployments", name], messages))
+    else deployments[name] = decoded.success
   }
-  const issues = crossCheck(decoded.success)
-  return issues.length > 0 ? Result.fail(located(issues)) : Result.succeed(decoded.success)
+  if (Result.isFailure(file) || issues.length > 0) return Result.fail(located(issues))
+  const { deployments: _, ...rest } = file.success
+  const config: GatewayConfig.Config = file.success.deployments === undefined ? rest : { ...rest, deployments }
+  const crossIssues = crossCheck(config)
+  return crossIssues.length > 0 ? Result.fail(located(crossIssues)) : Result.succeed(config)
 }

@@ -100,17 +100,35 @@ export const bodyTooLarge = (limit: number): ApiError =>
 export const unknownUrl = (method: string, url: string): ApiError =>
   make(404, "invalid_request_error", "unknown_url", `Invalid URL (${method} ${url.split("?")[0]})`)
 
+const budgetOf = (kind: "usd" | "requests" | "tokens", limit: number): string =>
+  kind === "usd" ? `US$${limit.toFixed(limit < 1 ? 4 : 2)}` : `${limit} ${kind}`
+
 /** @internal */
-export const budgetExceeded = (key: string, what: "requests" | "tokens", resetInMs: number): ApiError =>
+export const budgetExceeded = (
+  key: string,
+  kind: "usd" | "requests" | "tokens",
+  limit: number,
+  resetInMs: number
+): ApiError =>
   make(
     429,
     "insufficient_quota",
     "insufficient_quota",
-    `Key ${key} has used its budget of ${what} for this period; it renews in ${
-      Duration.format(Duration.seconds(Math.ceil(resetInMs / 1000)))
+    `Key ${key} has used its budget of ${budgetOf(kind, limit)} for this period; it renews in ${
+      Duration.format(Duration.seconds(Math.max(1, Math.ceil(resetInMs / 1000))))
     }.`,
     // waiting a few seconds would not help: tell the SDK not to retry
     noRetry
+  )
+
+/** @internal */
+export const virtualRateLimited = (virtual: string, error: LlmError.ThrottledError): ApiError =>
+  make(
+    429,
+    "requests",
+    "rate_limit_exceeded",
+    `The virtual model ${virtual} is at its rate limit (${error.limit}); try again later.`,
+    retryHeaders([error.retryAfter])
   )
 
 /** @internal */
@@ -144,6 +162,8 @@ const kind = (error: AttemptError): string => {
       })`
     case "JudgeError":
       return `JudgeError (${error.reason})`
+    case "ThrottledError":
+      return `ThrottledError (${error.limit})`
     default:
       return error._tag
   }
@@ -200,7 +220,7 @@ const requestFault = (error: LlmError.LlmError): ApiError | undefined => {
  */
 export const classify = (
   virtual: string,
-  errors: ReadonlyArray<readonly [model: string, error: AttemptError]>,
+  errors: ReadonlyArray<readonly [target: string, error: AttemptError]>,
   stoppedBy: LlmError.LlmError | undefined,
   deadlineReached: boolean
 ): ApiError => {
@@ -217,9 +237,19 @@ export const classify = (
     const fault = requestFault(llm[llm.length - 1])
     if (fault !== undefined) return fault
   }
-  if (all(["RateLimitError", "CircuitOpenError"]) && llm.some((e) => e._tag === "RateLimitError")) {
+  if (llm.some((e) => e._tag === "BudgetExceededError")) {
+    return make(
+      429,
+      "insufficient_quota",
+      "insufficient_quota",
+      `The budget of this request's key is spent${detail}`,
+      noRetry
+    )
+  }
+  const refusals = ["RateLimitError", "ThrottledError", "CircuitOpenError", "BulkheadFullError"]
+  if (all(refusals) && llm.some((e) => e._tag === "RateLimitError" || e._tag === "ThrottledError")) {
     const hints = llm.flatMap((e) => {
-      if (e._tag === "CircuitOpenError") return [e.retryAfter]
+      if (e._tag === "CircuitOpenError" || e._tag === "ThrottledError") return [e.retryAfter]
       return e._tag === "RateLimitError" ? Option.toArray(e.retryAfter) : []
     })
     return make(
@@ -238,6 +268,14 @@ export const classify = (
       "circuit_open",
       `Every model of ${virtual} is out of rotation after repeated failures${detail}`,
       retryHeaders(hints)
+    )
+  }
+  if (all(["CircuitOpenError", "BulkheadFullError"])) {
+    return make(
+      503,
+      "service_unavailable",
+      "overloaded",
+      `Every deployment of ${virtual} is at its limit of calls in flight${detail}`
     )
   }
   if (deadlineReached || all(["TimeoutError", "CircuitOpenError"])) {
@@ -262,7 +300,12 @@ export const fromFailure = (virtual: string, failure: PatternFailure): ApiError 
     case "AllModelsFailed":
       return classify(
         virtual,
-        failure.attempts.map((attempt) => [attempt.model, attempt.error] as const),
+        failure.attempts.map((attempt) =>
+          [
+            attempt.deployment === undefined ? attempt.model : `${attempt.model}@${attempt.deployment}`,
+            attempt.error
+          ] as const
+        ),
         failure.stoppedBy,
         failure.reason === "DeadlineReached"
       )

@@ -8,6 +8,7 @@
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as ChatCompletion from "@resilient-llm/core/ChatCompletion"
+import * as Deployments from "@resilient-llm/core/Deployments"
 import * as LlmError from "@resilient-llm/core/LlmError"
 import * as ByteSize from "effect/ByteSize"
 import * as Cause from "effect/Cause"
@@ -16,6 +17,7 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as FileSystem from "effect/FileSystem"
 import * as HttpClient from "effect/http/HttpClient"
 import * as HttpEffect from "effect/http/HttpEffect"
@@ -37,6 +39,7 @@ import * as Stream from "effect/Stream"
 import * as Http from "node:http"
 import type * as Gateway from "../Gateway.js"
 import * as GatewayConfig from "../GatewayConfig.js"
+import * as Accounting from "./accounting.js"
 import { locate } from "./config.js"
 import * as Errors from "./errors.js"
 import { History } from "./history.js"
@@ -91,6 +94,8 @@ const encoder = new TextEncoder()
 const cutError = new LlmError.ServerError({ model: "gateway", status: 503, detail: "the gateway is shutting down" })
 const done = encoder.encode("data: [DONE]\n\n")
 const event = (payload: unknown) => encoder.encode(`data: ${JSON.stringify(payload)}\n\n`)
+// dollars to the tenth of a micro-dollar: enough for a one-token call at the cheapest prices
+const costText = (usd: number): string => String(Math.round(usd * 1e10) / 1e10)
 
 const issuesOf = (text: string, issue: Runtime.BuildIssue): ReadonlyArray<GatewayConfig.Issue> => {
   const located = locate(text, issue.path)
@@ -121,7 +126,6 @@ export const make = (
     const historyInterval = server.history?.interval ?? defaults.historyInterval
     const history = new History(server.history?.points ?? defaults.historyPoints)
     const shared = yield* Runtime.makeShared(history, httpClient)
-    const budgets = new Keys.Budgets()
     const startedAt = yield* Clock.currentTimeMillis
     // the gateway's context: its metric registry, for updates made outside an effect
     const context = yield* Effect.context<never>()
@@ -224,6 +228,9 @@ export const make = (
     // then answer 503 in OpenAI's shape (a stream ends with an error event), their provider calls
     // are cancelled, and the server can finish closing.
     const cut = Deferred.makeUnsafe<void>()
+    /** The fibers of the chat requests being handled (streams being sent are cut by `cut`). */
+    const running = new Set<Fiber.Fiber<unknown, unknown>>()
+    const cutResponse = Errors.toResponse(Errors.draining, { connection: "close" })
     let draining = false
     const shutdownTimeout = server.shutdownTimeout ?? defaults.shutdownTimeout
     const drainingHeaders = () => draining ? { connection: "close" } : undefined
@@ -239,6 +246,28 @@ export const make = (
       Metrics.withLabels(Metrics.duration, { model: virtual }).updateUnsafe(latency, context)
       history.record(virtual, latency, status === 429 || status >= 500)
     }
+
+    /** Once a request is over: what it spent, in the metrics and the status history, and in its key's budgets. */
+    const settle = (
+      virtual: string,
+      key: string,
+      admission: Accounting.Admission,
+      tally: Accounting.Tally
+    ): Effect.Effect<void> => {
+      if (tally.priced > 0) {
+        Metrics.withLabels(Metrics.cost, { model: virtual, key }).updateUnsafe(tally.costUsd, context)
+        history.addCost(virtual, tally.costUsd)
+      }
+      return Accounting.settle(admission, tally)
+    }
+
+    const refusal = (virtual: string, key: string, refused: Accounting.Refusal): Errors.ApiError =>
+      refused._tag === "Throttled"
+        ? Errors.virtualRateLimited(virtual, refused.error)
+        : Errors.budgetExceeded(key, refused.kind, refused.limit, refused.resetsAt - clock.currentTimeMillisUnsafe())
+
+    const costHeader = (tally: Accounting.Tally): Record<string, string> =>
+      tally.priced > 0 ? { "x-resilient-llm-cost-usd": costText(tally.costUsd) } : {}
 
     const handleChat = Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
@@ -290,29 +319,34 @@ export const make = (
         return yield* fail(Errors.modelNotFound(virtual))
       }
       const keyName = key?.name ?? ""
-      if (key !== undefined) {
-        const refused = budgets.admit(key, clock.currentTimeMillisUnsafe())
-        if (refused !== undefined) {
-          return yield* fail(Errors.budgetExceeded(key.name, refused.what, refused.resetInMs), virtual, keyName)
+
+      // what they may spend
+      let admission = Accounting.nothing
+      if (Accounting.isAccounted(route, key)) {
+        const admitted = yield* Effect.result(Accounting.admit(route, key, prompt))
+        if (Result.isFailure(admitted)) {
+          return yield* fail(refusal(virtual, keyName, admitted.failure), virtual, keyName)
         }
+        admission = admitted.success
       }
+      const tally = new Accounting.Tally(history)
       const caller: Runtime.Caller = { key: key?.name, user: prompt.user }
-      const charge = (usage: ChatCompletion.Usage | null | undefined) => {
-        if (key !== undefined && usage != null) {
-          budgets.charge(key, usage.prompt_tokens + usage.completion_tokens, clock.currentTimeMillisUnsafe())
-        }
-      }
       const logLevel = logLevels[generation.config.server?.logLevel ?? "info"]
 
       if (stream !== true) {
-        const answer = yield* Effect.result(
-          route.complete(prompt, caller).pipe(
-            Effect.provideService(References.MinimumLogLevel, logLevel)
-          )
+        const answer = yield* route.complete(prompt, caller).pipe(
+          Deployments.observeCalls(tally.observe),
+          Effect.provideService(References.MinimumLogLevel, logLevel),
+          Effect.result
         )
-        if (Result.isFailure(answer)) return yield* fail(Errors.fromFailure(virtual, answer.failure), virtual, keyName)
+        yield* settle(virtual, keyName, admission, tally)
+        if (Result.isFailure(answer)) {
+          const error = Errors.fromFailure(virtual, answer.failure)
+          recordRequest(virtual, keyName, error.status, started)
+          return Errors.toResponse(error, { ...baseHeaders, ...costHeader(tally) })
+        }
         const { completion, model } = answer.success
-        charge(completion.usage)
+        const deployment = answer.success.deployment ?? tally.servedBy(model)
         recordRequest(virtual, keyName, 200, started)
         return HttpServerResponse.text(
           JSON.stringify({
@@ -321,56 +355,75 @@ export const make = (
             created: Math.floor(clock.currentTimeMillisUnsafe() / 1000),
             model,
             choices: completion.choices,
-            ...(completion.usage == null ? {} : { usage: completion.usage })
+            ...(completion.usage == null
+              ? {}
+              : { usage: tally.priced > 0 ? { ...completion.usage, cost_usd: tally.costUsd } : completion.usage })
           }),
           {
             contentType: "application/json",
             headers: {
               ...baseHeaders,
               "x-resilient-llm-model": model,
-              "x-resilient-llm-attempts": String(answer.success.attempts)
+              ...(deployment === undefined ? {} : { "x-resilient-llm-deployment": deployment }),
+              "x-resilient-llm-attempts": String(answer.success.attempts),
+              ...costHeader(tally)
             }
           }
         )
       }
 
-      // A budget in tokens needs the usage of every stream: ask for it, and keep its chunk from a
-      // client that did not.
+      // What a stream spent is known from its usage: ask for it when a price, a budget or a rate
+      // limit needs it, and keep its chunk from a client that did not.
       const clientWantsUsage = prompt.stream_options?.include_usage === true
-      const countTokens = key?.budget?.tokens !== undefined
-      const upstream: ChatCompletion.PromptRequest = countTokens && !clientWantsUsage
-        ? { ...prompt, stream_options: { ...prompt.stream_options, include_usage: true } }
-        : prompt
-      const answer = yield* Effect.result(
-        route.stream(upstream, caller).pipe(
-          Effect.provideService(References.MinimumLogLevel, logLevel)
-        )
+      const upstream: ChatCompletion.PromptRequest =
+        !clientWantsUsage && (route.priced || Accounting.isAccounted(route, key))
+          ? { ...prompt, stream_options: { ...prompt.stream_options, include_usage: true } }
+          : prompt
+      const answer = yield* route.stream(upstream, caller).pipe(
+        Deployments.observeCalls(tally.observe),
+        Effect.provideService(References.MinimumLogLevel, logLevel),
+        Effect.result
       )
-      if (Result.isFailure(answer)) return yield* fail(Errors.fromFailure(virtual, answer.failure), virtual, keyName)
+      if (Result.isFailure(answer)) {
+        yield* settle(virtual, keyName, admission, tally)
+        return yield* fail(Errors.fromFailure(virtual, answer.failure), virtual, keyName)
+      }
       const { model } = answer.success
+      const deployment = answer.success.deployment ?? tally.servedBy(model)
       recordRequest(virtual, keyName, 200, started)
       const created = Math.floor(clock.currentTimeMillisUnsafe() / 1000)
       const id = `chatcmpl-${requestId}`
+      const chunkEvent = (chunk: ChatCompletion.ChatCompletionChunk, usage: unknown) =>
+        event({
+          id: chunk.id === "" ? id : chunk.id,
+          object: "chat.completion.chunk",
+          created,
+          model,
+          choices: chunk.choices,
+          ...(usage === undefined ? {} : { usage })
+        })
+      // The usage chunk comes last; it is held until the stream has ended, when its calls' cost is known.
+      let usageChunk: ChatCompletion.ChatCompletionChunk | undefined
       const events = answer.success.stream.pipe(
         Stream.filter((chunk) => {
-          if (chunk.usage != null) charge(chunk.usage)
-          return clientWantsUsage || !(chunk.choices.length === 0 && chunk.usage != null)
+          if (chunk.usage == null || chunk.choices.length > 0) return true
+          usageChunk = chunk
+          return false
         }),
-        Stream.map((chunk) =>
-          event({
-            id: chunk.id === "" ? id : chunk.id,
-            object: "chat.completion.chunk",
-            created,
-            model,
-            choices: chunk.choices,
-            ...(chunk.usage == null || !clientWantsUsage ? {} : { usage: chunk.usage })
-          })
-        ),
-        Stream.concat(Stream.succeed(done)),
+        Stream.map((chunk) => chunkEvent(chunk, chunk.usage == null || !clientWantsUsage ? undefined : chunk.usage)),
+        Stream.concat(Stream.suspend(() => {
+          const last = usageChunk
+          if (last === undefined || !clientWantsUsage) return Stream.succeed(done)
+          return Stream.make(
+            chunkEvent(last, tally.priced > 0 ? { ...last.usage, cost_usd: tally.costUsd } : last.usage),
+            done
+          )
+        })),
         Stream.interruptWhen(Effect.andThen(Deferred.await(cut), Effect.fail(cutError))),
         // Part of the answer has been sent with a 200: a failure now can only be an error event,
         // which the official SDKs raise as an APIError.
-        Stream.catch((error) => Stream.succeed(event(Errors.body(Errors.fromFailure(virtual, error)))))
+        Stream.catch((error) => Stream.succeed(event(Errors.body(Errors.fromFailure(virtual, error))))),
+        Stream.ensuring(Effect.suspend(() => settle(virtual, keyName, admission, tally)))
       )
       return HttpEffect.scopeTransferToStream(HttpServerResponse.stream(events, {
         contentType: "text/event-stream; charset=utf-8",
@@ -378,18 +431,27 @@ export const make = (
           ...baseHeaders,
           "cache-control": "no-cache",
           "x-resilient-llm-model": model,
+          ...(deployment === undefined ? {} : { "x-resilient-llm-deployment": deployment }),
           "x-resilient-llm-attempts": String(answer.success.attempts)
         }
       }))
     })
 
-    const chat = Effect.raceFirst(
-      handleChat,
-      Effect.as(Deferred.await(cut), Errors.toResponse(Errors.draining, { connection: "close" }))
-    ).pipe(Effect.map((response) => {
-      const headers = drainingHeaders()
-      return headers === undefined ? response : HttpServerResponse.setHeaders(response, headers)
-    }))
+    // The route runs uninterruptible and the request's work interruptible inside it: interrupting
+    // the request's fiber (the cut, or the client going away) ends the work, and the route still
+    // answers, with the cut's 503. Cheaper than racing every request against the cut, which forks
+    // two fibers per request.
+    const chat = Effect.withFiber((fiber) => {
+      running.add(fiber)
+      return Effect.flatMap(Effect.exit(Effect.interruptible(handleChat)), (exit) => {
+        running.delete(fiber)
+        // a defect goes on to the app's handler, which logs it and answers 500
+        if (Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause)) return Effect.failCause(exit.cause)
+        const response = Exit.isSuccess(exit) ? exit.value : cutResponse
+        const headers = drainingHeaders()
+        return Effect.succeed(headers === undefined ? response : HttpServerResponse.setHeaders(response, headers))
+      })
+    })
 
     // --- the other routes --------------------------------------------------------------------
 
@@ -437,35 +499,68 @@ export const make = (
     const statusOf: Effect.Effect<Gateway.Status> = Effect.gen(function*() {
       const generation = current
       const now = yield* Clock.currentTimeMillis
-      const models: Array<Gateway.ModelStatus> = []
-      for (const route of generation.routes.values()) {
-        const circuits = route.breaker === undefined ? [] : yield* route.breaker.snapshot
-        const deployments = [...new Set(route.models)].map((name): Gateway.DeploymentStatus => {
-          const circuit = circuits.find((c) =>
-            c.key === name
-          )
-          const series = `${route.name}/${name}`
-          return {
-            name,
-            circuit: route.breaker === undefined
-              ? undefined
-              : {
-                state: circuit?.state ?? "closed",
+      // each router once, however many virtual models call its logical model
+      const routers = new Map<string, ReadonlyArray<Gateway.DeploymentStatus>>()
+      const deploymentsOf = (logical: string) =>
+        Effect.gen(function*() {
+          const known = routers.get(logical)
+          if (known !== undefined) {
+            return known
+          }
+          const router = generation.routers.get(logical)
+          if (router === undefined) {
+            return []
+          }
+          const circuits = router.breaker === undefined ? [] : yield* router.breaker.snapshot
+          const deployments = (yield* router.snapshot).map((d): Gateway.DeploymentStatus => {
+            const circuit = circuits.find((c) =>
+              c.key === d.deployment
+            )
+            const series = Accounting.deploymentSeries(logical, d.deployment)
+            return {
+              name: d.deployment,
+              provider: d.provider,
+              providerModel: d.providerModel,
+              weight: d.weight,
+              priority: d.priority,
+              circuit: router.breaker === undefined ? undefined : {
+                state: d.circuit,
                 since: circuit?.since ?? startedAt,
                 openUntil: circuit?.openUntil
               },
-            transitions: history.transitionsOf(series),
-            totals: history.totalsOf(series),
-            points: history.pointsOf(series)
-          }
+              transitions: history.transitionsOf(`${logical}/${d.deployment}`),
+              inFlight: d.inFlight,
+              queued: d.queued,
+              latencyMs: d.latencyMs,
+              limits: d.limits,
+              totals: history.totalsOf(series),
+              points: history.pointsOf(series)
+            }
+          })
+          routers.set(logical, deployments)
+          return deployments
         })
+      const models: Array<Gateway.ModelStatus> = []
+      for (const route of generation.routes.values()) {
+        const logical: Array<Gateway.LogicalModelStatus> = []
+        for (const name of route.models) {
+          const series = `${route.name}/${name}`
+          const { errors, requests } = history.totalsOf(series)
+          logical.push({
+            name,
+            strategy: generation.routers.get(name)?.config.models[name]?.strategy ?? "weighted",
+            totals: { requests, errors },
+            points: history.pointsOf(series),
+            deployments: yield* deploymentsOf(name)
+          })
+        }
         models.push({
           name: route.name,
           pattern: route.pattern,
           description: route.description,
           totals: history.totalsOf(route.name),
           points: history.pointsOf(route.name),
-          deployments,
+          models: logical,
           experiment: route.experiment === undefined ? undefined : yield* route.experiment.summary
         })
       }
@@ -485,8 +580,8 @@ export const make = (
       Errors.toResponse(Errors.unknownUrl(request.method, request.url))
 
     const routes = HttpRouter.addAll([
-      HttpRouter.route("POST", "/v1/chat/completions", chat),
-      HttpRouter.route("POST", "/chat/completions", chat),
+      HttpRouter.route("POST", "/v1/chat/completions", chat, { uninterruptible: true }),
+      HttpRouter.route("POST", "/chat/completions", chat, { uninterruptible: true }),
       HttpRouter.route("GET", "/v1/models", listModels),
       HttpRouter.route("GET", "/v1/models/:model", getModel),
       HttpRouter.route("GET", "/health", (_request) =>
@@ -550,7 +645,10 @@ export const make = (
         draining = true
         nodeServer.closeIdleConnections()
         const idle = setInterval(() => nodeServer.closeIdleConnections(), 50)
-        const timer = setTimeout(() => Deferred.doneUnsafe(cut, Effect.void), Duration.toMillis(shutdownTimeout))
+        const timer = setTimeout(() => {
+          Deferred.doneUnsafe(cut, Effect.void)
+          for (const fiber of running) fiber.interruptUnsafe()
+        }, Duration.toMillis(shutdownTimeout))
         nodeServer.once("close", () => {
           clearInterval(idle)
           clearTimeout(timer)

@@ -1,8 +1,8 @@
 /**
  * The status page's memory: per series (a virtual model, or one deployment of one), the requests
  * of the interval now running, closed every `interval` into a point (requests, errors, error rate,
- * latency p50/p95/p99 of that interval), with the last `points` points kept; and per circuit, its
- * last transitions. Bounded whatever the traffic: an interval keeps at most `sampleCap` latencies.
+ * latency p50/p95/p99 of that interval), with the last `points` points kept, and its totals since
+ * the start (requests, errors, US dollars spent); and per circuit, its last transitions. Bounded whatever the traffic: an interval keeps at most `sampleCap` latencies.
  *
  * @internal
  */
@@ -34,6 +34,7 @@ interface Series {
   seen: number
   totalRequests: number
   totalErrors: number
+  totalCostUsd: number
   readonly points: Array<Point>
 }
 
@@ -58,14 +59,24 @@ export class History {
   private seriesOf(name: string): Series {
     let series = this.series.get(name)
     if (series === undefined) {
-      series = { requests: 0, errors: 0, latencies: [], seen: 0, totalRequests: 0, totalErrors: 0, points: [] }
+      series = {
+        requests: 0,
+        errors: 0,
+        latencies: [],
+        seen: 0,
+        totalRequests: 0,
+        totalErrors: 0,
+        totalCostUsd: 0,
+        points: []
+      }
       this.series.set(name, series)
     }
     return series
   }
 
-  record(name: string, latencyMs: number, failed: boolean): void {
+  record(name: string, latencyMs: number, failed: boolean, costUsd?: number): void {
     const series = this.seriesOf(name)
+    if (costUsd !== undefined) series.totalCostUsd += costUsd
     series.requests++
     series.totalRequests++
     if (failed) {
@@ -76,6 +87,11 @@ export class History {
     if (series.latencies.length < sampleCap) series.latencies.push(latencyMs)
     else series.latencies[series.seen % sampleCap] = latencyMs
     series.seen++
+  }
+
+  /** Adds to a series' cost what was spent after its request was recorded (a stream's calls end with it). */
+  addCost(name: string, costUsd: number): void {
+    this.seriesOf(name).totalCostUsd += costUsd
   }
 
   transition(key: string, record: TransitionRecord): void {
@@ -113,9 +129,13 @@ export class History {
     return this.series.get(name)?.points ?? []
   }
 
-  totalsOf(name: string): { readonly requests: number; readonly errors: number } {
+  totalsOf(name: string): { readonly requests: number; readonly errors: number; readonly costUsd: number } {
     const series = this.series.get(name)
-    return { requests: series?.totalRequests ?? 0, errors: series?.totalErrors ?? 0 }
+    return {
+      requests: series?.totalRequests ?? 0,
+      errors: series?.totalErrors ?? 0,
+      costUsd: series?.totalCostUsd ?? 0
+    }
   }
 
   transitionsOf(key: string): ReadonlyArray<TransitionRecord> {

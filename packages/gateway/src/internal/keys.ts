@@ -1,11 +1,13 @@
 /**
  * Gateway keys and their budgets. A key is known by the SHA-256 of its text, so the gateway keeps
- * no key in clear after startup and a lookup costs one hash. Budgets count per key over fixed
- * windows of the key's period (from the epoch); they outlive reloads, so editing the file does not
- * hand a spent key a fresh budget.
+ * no key in clear after startup and a lookup costs one hash. A key's budgets (US dollars,
+ * requests, tokens) are `@resilient-llm/core`'s `Budget`s over the gateway's budget store, one per
+ * kind, each under its own store key (`usd:<name>`, `requests:<name>`, `tokens:<name>`): the
+ * store outlives reloads, so editing the file does not hand a spent key a fresh budget.
  *
  * @internal
  */
+import type * as Budget from "@resilient-llm/core/Budget"
 import { createHash } from "node:crypto"
 import type * as GatewayConfig from "../GatewayConfig.js"
 
@@ -14,26 +16,33 @@ export interface Key {
   readonly name: string
   /** `undefined` means every virtual model. */
   readonly models: ReadonlySet<string> | undefined
-  readonly budget: Budget | undefined
+  readonly budget: Budgets | undefined
 }
 
-/** @internal */
-export interface Budget {
-  readonly requests: number | undefined
-  readonly tokens: number | undefined
-  readonly periodMs: number
+/** A key's budgets, by kind; `undefined` where the file sets no limit. */
+export interface Budgets {
+  readonly usd: Budget.Budget | undefined
+  readonly requests: Budget.Budget | undefined
+  readonly tokens: Budget.Budget | undefined
 }
+
+/** The kinds of budget, in the order a request is checked against them. */
+export const kinds = ["requests", "tokens", "usd"] as const
+
+/** @internal */
+export type Kind = typeof kinds[number]
+
+/** A key's budget of one kind, under its own key in the store. */
+export const storeKey = (kind: Kind, name: string): string => `${kind}:${name}`
 
 /** @internal */
 export const sha256 = (text: string): string => createHash("sha256").update(text, "utf8").digest("hex")
 
 /** @internal */
-export const makeKey = (config: GatewayConfig.GatewayKey, periodMs: number | undefined): Key => ({
+export const makeKey = (config: GatewayConfig.GatewayKey, budget: Budgets | undefined): Key => ({
   name: config.name,
   models: config.models.includes("*") ? undefined : new Set(config.models),
-  budget: config.budget === undefined || periodMs === undefined
-    ? undefined
-    : { requests: config.budget.requests, tokens: config.budget.tokens, periodMs }
+  budget
 })
 
 /** @internal */
@@ -52,52 +61,4 @@ export const tokenOf = (headers: Readonly<Record<string, string | undefined>>): 
     return match === null ? "" : match[1].trim()
   }
   return headers["api-key"] ?? headers["x-api-key"]
-}
-
-interface Usage {
-  window: number
-  requests: number
-  tokens: number
-}
-
-/** @internal */
-export type Refusal = { readonly what: "requests" | "tokens"; readonly resetInMs: number }
-
-/** Per-key usage in the current window. */
-export class Budgets {
-  private readonly usage = new Map<string, Usage>()
-
-  private current(key: string, budget: Budget, now: number): Usage {
-    const window = Math.floor(now / budget.periodMs)
-    let usage = this.usage.get(key)
-    if (usage === undefined || usage.window !== window) {
-      usage = { window, requests: 0, tokens: 0 }
-      this.usage.set(key, usage)
-    }
-    return usage
-  }
-
-  /** Counts a request against the key's budget, or says why it is refused (nothing is counted then). */
-  admit(key: Key, now: number): Refusal | undefined {
-    const budget = key.budget
-    if (budget === undefined) return undefined
-    const usage = this.current(key.name, budget, now)
-    const resetInMs = (usage.window + 1) * budget.periodMs - now
-    if (budget.tokens !== undefined && usage.tokens >= budget.tokens) return { what: "tokens", resetInMs }
-    if (budget.requests !== undefined && usage.requests >= budget.requests) return { what: "requests", resetInMs }
-    usage.requests++
-    return undefined
-  }
-
-  /** Adds the tokens a request used, as the provider reported them. */
-  charge(key: Key, tokens: number, now: number): void {
-    const budget = key.budget
-    if (budget === undefined || !(tokens > 0)) return
-    this.current(key.name, budget, now).tokens += tokens
-  }
-
-  usageOf(key: string): { readonly requests: number; readonly tokens: number } | undefined {
-    const usage = this.usage.get(key)
-    return usage === undefined ? undefined : { requests: usage.requests, tokens: usage.tokens }
-  }
 }

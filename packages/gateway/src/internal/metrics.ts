@@ -18,6 +18,12 @@ export const duration = Metric.histogram("resilient_llm_gateway_request_duration
 })
 
 /** @internal */
+export const cost = Metric.counter("resilient_llm_gateway_cost_usd_total", {
+  description: "What the gateway's requests cost in US dollars, at the deployments' prices, by virtual model and key",
+  incremental: true
+})
+
+/** @internal */
 export const inFlight = Metric.gauge("resilient_llm_gateway_requests_in_flight", {
   description: "Chat requests in flight"
 })

@@ -1,40 +1,48 @@
 /**
  * A configuration made runnable: one generation of the gateway. Providers become `ChatClient`s
- * (through `Providers`, or a `FakeProvider` the gateway starts), deployments a client that maps a
- * logical model to a provider and the provider's model name, and every virtual model a route that
- * runs its pattern with its options. What holds state (provider clients and fake servers, circuit
- * breakers, experiments) is a component shared between generations through reference-counted maps:
- * a reload that leaves a component's configuration as it was keeps it (an open circuit stays open,
- * an experiment keeps its data), and a component nothing uses any more is closed once the last
- * generation using it has drained.
+ * (through `Providers`, or a `FakeProvider` the gateway starts); each logical model becomes a
+ * `Deployments` router of its own over them (routing strategy, rate limits, bulkheads, a circuit
+ * per deployment, prices); every virtual model becomes a route that runs its pattern over the
+ * routers, with its options and its rate limit; every gateway key gets its budgets. What holds
+ * state (provider clients and fake servers, routers, experiments) is a component shared between
+ * generations through reference-counted maps: a reload that leaves a component's configuration as
+ * it was keeps it (an open circuit stays open, an experiment keeps its data), and a component
+ * nothing uses any more is closed once the last generation using it has drained. Rate limits and
+ * budgets live in stores that outlive every generation, so a reload never hands out fresh room.
  *
  * @internal
  */
 import * as BestOfN from "@resilient-llm/core/BestOfN"
+import * as Budget from "@resilient-llm/core/Budget"
 import * as ChatClient from "@resilient-llm/core/ChatClient"
 import type * as ChatCompletion from "@resilient-llm/core/ChatCompletion"
 import * as CircuitBreaker from "@resilient-llm/core/CircuitBreaker"
+import type * as Cost from "@resilient-llm/core/Cost"
+import * as Deployments from "@resilient-llm/core/Deployments"
 import * as Experiment from "@resilient-llm/core/Experiment"
 import * as Fallback from "@resilient-llm/core/Fallback"
 import * as Judge from "@resilient-llm/core/Judge"
 import * as LlmError from "@resilient-llm/core/LlmError"
+import * as RateLimit from "@resilient-llm/core/RateLimit"
 import * as Retry from "@resilient-llm/core/Retry"
 import * as Providers from "@resilient-llm/openai/Providers"
 import * as FakeProvider from "@resilient-llm/testing/FakeProvider"
 import * as Config from "effect/Config"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Equal from "effect/Equal"
 import * as Exit from "effect/Exit"
 import * as Hash from "effect/Hash"
 import * as HttpClient from "effect/http/HttpClient"
-import * as Random from "effect/Random"
+import * as Layer from "effect/Layer"
+import type * as RateLimiter from "effect/persistence/RateLimiter"
 import * as RcMap from "effect/RcMap"
 import * as Redacted from "effect/Redacted"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as GatewayConfig from "../GatewayConfig.js"
-import { providerPatterns } from "./config.js"
+import * as ConfigInternal from "./config.js"
 import type * as Errors from "./errors.js"
 import type { History } from "./history.js"
 import * as Keys from "./keys.js"
@@ -51,10 +59,14 @@ export interface Caller {
   readonly user: string | undefined
 }
 
-/** A served answer: the completion, the deployment that served it, how many attempts it took. */
+/**
+ * A served answer: the completion, the logical model and (when the pattern reports it) the
+ * deployment that served it, how many attempts it took.
+ */
 export interface Answer {
   readonly completion: ChatCompletion.ChatCompletion
   readonly model: string
+  readonly deployment: string | undefined
   readonly attempts: number
 }
 
@@ -62,9 +74,16 @@ export interface Answer {
 export interface StreamAnswer {
   readonly stream: Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError>
   readonly model: string
+  readonly deployment: string | undefined
   readonly attempts: number
   /** Whether the stream is real, or a whole answer sent as chunks (experiments and best-of-n). */
   readonly incremental: boolean
+}
+
+/** A virtual model's own rate limit. */
+export interface RouteLimit {
+  readonly limiter: RateLimit.Limiter
+  readonly maxWait: Duration.Duration
 }
 
 /** A virtual model, ready to serve. */
@@ -72,10 +91,16 @@ export interface Route {
   readonly name: string
   readonly pattern: "fallback" | "experiment" | "best-of-n"
   readonly description: string | undefined
-  /** The deployments it calls, in the configuration's order. */
+  /** The logical models it calls, in the configuration's order, each once. */
   readonly models: ReadonlyArray<string>
-  readonly breaker: CircuitBreaker.Service | undefined
   readonly experiment: Experiment.Experiment | undefined
+  /** The prices of every deployment it can reach: a request's cost is estimated at the dearest. */
+  readonly prices: ReadonlyArray<Cost.Price>
+  /** How many calls a request makes at least: 1, or best-of-n's candidates and their judging. */
+  readonly calls: number
+  readonly limit: RouteLimit | undefined
+  /** Whether a deployment it can reach has a price: its streams then ask for their usage. */
+  readonly priced: boolean
   readonly complete: (request: ChatCompletion.PromptRequest, caller: Caller) => Effect.Effect<
     Answer,
     Errors.PatternFailure
@@ -93,6 +118,8 @@ export interface Generation {
   readonly config: GatewayConfig.Config
   readonly text: string
   readonly routes: ReadonlyMap<string, Route>
+  /** The router of each logical model. */
+  readonly routers: ReadonlyMap<string, Deployments.Service>
   /** Gateway keys by the SHA-256 of their text. */
   readonly keys: ReadonlyMap<string, Keys.Key>
   readonly scope: Scope.Closeable
@@ -121,11 +148,15 @@ class ComponentKey<A> implements Equal.Equal {
 
 type Components<A> = RcMap.RcMap<ComponentKey<A>, A, BuildIssue>
 
+/** What the routers keep their limits, adaptive state and budgets in: the gateway's whole life. */
+export type Stores = RateLimiter.RateLimiter | RateLimit.AdaptiveStore | Budget.BudgetStore
+
 /** The long-lived parts every generation shares. */
 export interface Shared {
   readonly clients: Components<ChatClient.Service>
-  readonly breakers: Components<CircuitBreaker.Service>
+  readonly routers: Components<Deployments.Service>
   readonly experiments: Components<Experiment.Experiment>
+  readonly stores: Context.Context<Stores>
   readonly history: History
   readonly httpClient: HttpClient.HttpClient
 }
@@ -140,8 +171,9 @@ export const makeShared = (
   Effect.gen(function*() {
     return {
       clients: yield* RcMap.make({ lookup: lookup<ChatClient.Service> }),
-      breakers: yield* RcMap.make({ lookup: lookup<CircuitBreaker.Service> }),
+      routers: yield* RcMap.make({ lookup: lookup<Deployments.Service> }),
       experiments: yield* RcMap.make({ lookup: lookup<Experiment.Experiment> }),
+      stores: yield* Layer.build(Deployments.layerStoresMemory),
       history,
       httpClient
     }
@@ -175,7 +207,7 @@ const fakeBehaviour = (model: GatewayConfig.FakeModel): FakeProvider.ModelBehavi
   }
 }
 
-/** A provider's client: a `Providers` client over its endpoint, or over a `FakeProvider` started here. */
+/** A provider's client: the `Providers.clients` client of its endpoint, or of a `FakeProvider` started here. */
 const providerClient = (
   shared: Shared,
   name: string,
@@ -210,80 +242,127 @@ const providerClient = (
             ...(provider.maxResponseBytes === undefined ? {} : { maxResponseBytes: provider.maxResponseBytes })
           }
         })
-      return yield* Providers.make([{ name, ...endpoint, models: ["*"] }]).pipe(
+      // the endpoint's own client, as deployments call it: no routing by model name on the way
+      const clients = yield* Layer.build(Providers.clients([{ name, ...endpoint }])).pipe(
         Effect.provideService(HttpClient.HttpClient, shared.httpClient),
         Effect.mapError((error): BuildIssue => ({ path: at, message: error.reason }))
       )
+      const client = Context.get(clients, Deployments.ProviderClients).get(name)
+      return client === undefined
+        ? yield* Effect.fail<BuildIssue>({ path: at, message: "the provider's client could not be built" })
+        : client
     })
   )
 
-interface Target {
-  readonly client: ChatClient.Service
-  readonly model: string
-  readonly weight: number
+/** A duration as the library's configuration text. */
+const durationText = (duration: Duration.Duration): string => `${Duration.toMillis(duration)} millis`
+
+/** A deployment of the file as the library's `Deployments.Deployment`. */
+const coreDeployment = (resolved: ConfigInternal.ResolvedDeployment): Deployments.Deployment => {
+  const d = resolved.deployment
+  const adaptive = d.adaptive
+  return {
+    name: resolved.name,
+    provider: d.provider,
+    model: resolved.model,
+    ...(d.weight === undefined ? {} : { weight: d.weight }),
+    ...(d.priority === undefined ? {} : { priority: d.priority }),
+    ...(d.rpm === undefined ? {} : { rpm: d.rpm }),
+    ...(d.tpm === undefined ? {} : { tpm: d.tpm }),
+    ...(adaptive === undefined ? {} : {
+      adaptive: adaptive === false ? false : {
+        ...(adaptive.decrease === undefined ? {} : { decrease: adaptive.decrease }),
+        ...(adaptive.increase === undefined ? {} : { increase: adaptive.increase }),
+        ...(adaptive.floor === undefined ? {} : { floor: adaptive.floor }),
+        ...(adaptive.cooldown === undefined ? {} : { cooldown: durationText(adaptive.cooldown) })
+      }
+    }),
+    ...(d.maxConcurrent === undefined ? {} : { maxConcurrent: d.maxConcurrent }),
+    ...(d.maxQueued === undefined ? {} : { maxQueued: d.maxQueued }),
+    ...(d.timeout === undefined ? {} : { timeout: durationText(d.timeout) }),
+    ...(d.price === undefined ? {} : { price: d.price })
+  }
 }
 
-/** `*` stands for any run of characters. */
-const globToMatcher = (pattern: string): (name: string) => boolean => {
-  if (!pattern.includes("*")) return (name) => name === pattern
-  const parts = pattern.split("*").map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
-  const regex = new RegExp(`^${parts.join(".*")}$`, "s")
-  return (name) => regex.test(name)
-}
+/** A logical model of the file as the library's `Deployments.Model`. */
+const coreModel = (logical: ConfigInternal.Logical): Deployments.Model => ({
+  ...(logical.options.strategy === undefined ? {} : { strategy: logical.options.strategy }),
+  ...(logical.options.maxWait === undefined ? {} : { maxWait: durationText(logical.options.maxWait) }),
+  ...(logical.options.failover === undefined ? {} : { failover: logical.options.failover }),
+  deployments: logical.deployments.map(coreDeployment)
+})
 
 /**
- * The client the patterns call: a logical model goes to one of its deployments (drawn by weight),
- * with the provider's model name; a name no deployment declares goes to the first provider whose
- * `models` match it, unchanged; any other name is a `ModelNotFoundError`, and nothing is sent.
+ * A logical model's router: `Deployments` over the clients of the providers its deployments name,
+ * with a circuit per deployment whose transitions go to the status history. Its identity is its
+ * configuration and its providers': a reload that changes neither keeps its circuits, bulkheads
+ * and moving latencies.
  */
-const deploymentsClient = (
+const routerComponent = (
+  shared: Shared,
   config: GatewayConfig.Config,
-  clients: ReadonlyMap<string, ChatClient.Service>
-): ChatClient.Service => {
-  const table = new Map<string, ReadonlyArray<Target>>()
-  for (const [logical, entry] of Object.entries(config.deployments ?? {})) {
-    const list = Array.isArray(entry) ? entry : [entry]
-    table.set(
-      logical,
-      list.flatMap((d) => {
-        const client = clients.get(d.provider)
-        return client === undefined ? [] : [{ client, model: d.model ?? logical, weight: d.weight ?? 1 }]
-      })
-    )
-  }
-  const passThrough = Object.entries(config.providers).flatMap(([name, provider]) => {
-    const client = clients.get(name)
-    return client === undefined ? [] : providerPatterns(provider).map((p) => ({ matches: globToMatcher(p), client }))
-  })
-  const notServed = (model: string) =>
-    new LlmError.ModelNotFoundError({ model, detail: "no deployment or provider of the gateway serves it" })
-
-  const choose = (model: string): Effect.Effect<Target, LlmError.ModelNotFoundError> => {
-    const targets = table.get(model)
-    if (targets !== undefined) {
-      if (targets.length === 1) return Effect.succeed(targets[0])
-      const total = targets.reduce((sum, t) => sum + t.weight, 0)
-      return Effect.map(Random.next, (u) => {
-        let point = u * total
-        for (const target of targets) {
-          point -= target.weight
-          if (point < 0) return target
-        }
-        return targets[targets.length - 1]
-      })
-    }
-    const route = passThrough.find((r) => r.matches(model))
-    return route === undefined
-      ? Effect.fail(notServed(model))
-      : Effect.succeed({ client: route.client, model, weight: 1 })
-  }
-
-  return {
-    create: (request) => Effect.flatMap(choose(request.model), (t) => t.client.create({ ...request, model: t.model })),
-    stream: (request) =>
-      Stream.unwrap(Effect.map(choose(request.model), (t) => t.client.stream({ ...request, model: t.model })))
-  }
+  logical: ConfigInternal.Logical
+): ComponentKey<Deployments.Service> => {
+  const providers = [...new Set(logical.deployments.map((d) => d.deployment.provider))]
+  const providerKeys = providers.map((name) => providerClient(shared, name, config.providers[name]))
+  const model = coreModel(logical)
+  const breaker = logical.breaker
+  return new ComponentKey(
+    `router:${logical.name}:${stableJson({ model, breaker })}:${providerKeys.map((key) => key.id).join("\u0000")}`,
+    Effect.gen(function*() {
+      const clients = new Map<string, ChatClient.Service>()
+      for (const [index, key] of providerKeys.entries()) {
+        clients.set(providers[index], yield* RcMap.get(shared.clients, key))
+      }
+      const router = yield* Deployments.make(
+        { models: { [logical.name]: model } },
+        breaker === undefined ? {} : { breaker: breaker === false ? false : breakerOptions(breaker) }
+      ).pipe(
+        Effect.provideService(Deployments.ProviderClients, { names: providers, get: (name) => clients.get(name) }),
+        Effect.provide(shared.stores),
+        Effect.mapError((error): BuildIssue => {
+          const index = error.deployment !== undefined && /^#\d+$/.test(error.deployment)
+            ? Number(error.deployment.slice(1)) - 1
+            : logical.deployments.findIndex((d) => d.name === error.deployment)
+          return { path: logical.deployments[index]?.path ?? logical.path, message: error.reason }
+        })
+      )
+      // the status page's circuit history: every transition, from the moment the router exists
+      if (router.breaker !== undefined) {
+        const subscription = yield* router.breaker.subscribe
+        yield* Stream.fromSubscription(subscription).pipe(
+          Stream.runForEach((t) =>
+            Effect.sync(() =>
+              shared.history.transition(`${logical.name}/${t.key}`, {
+                at: t.at,
+                from: t.from,
+                to: t.to,
+                reason: t.reason
+              })
+            )
+          ),
+          Effect.forkScoped
+        )
+      }
+      return router
+    })
+  )
 }
+
+const notServed = (model: string) =>
+  new LlmError.ModelNotFoundError({ model, detail: "no deployment or provider of the gateway serves it" })
+
+/** The client the patterns call: each logical model goes to its own router. */
+const dispatch = (routers: ReadonlyMap<string, Deployments.Service>): ChatClient.Service => ({
+  create: (request) => {
+    const router = routers.get(request.model)
+    return router === undefined ? Effect.fail(notServed(request.model)) : router.create(request)
+  },
+  stream: (request) => {
+    const router = routers.get(request.model)
+    return router === undefined ? Stream.fail(notServed(request.model)) : router.stream(request)
+  }
+})
 
 const isFailure = (exit: Exit.Exit<unknown, unknown>): boolean => Exit.isFailure(exit) && !Exit.hasInterrupts(exit)
 
@@ -328,16 +407,14 @@ const recorded = (history: History, virtual: string, client: ChatClient.Service)
 interface AttemptOptions {
   readonly timeout: Duration.Duration | undefined
   readonly retry: Retry.Options<LlmError.LlmError> | undefined
-  readonly breaker: CircuitBreaker.Service | undefined
 }
 
-/** For experiments and best-of-n: every call at a deployment timed out, guarded and retried as a chain's would be. */
+/** For experiments and best-of-n: every call of a logical model timed out and retried as a chain's would be. */
 const guarded = (options: AttemptOptions, client: ChatClient.Service): ChatClient.Service => ({
   create: (request) => {
     const model = request.model
     let call: Effect.Effect<ChatCompletion.ChatCompletion, LlmError.LlmError> = client.create(request)
     if (options.timeout !== undefined) call = checked(Retry.withTimeout(call, { model, timeout: options.timeout }))
-    if (options.breaker !== undefined) call = options.breaker.protect(model)(call)
     if (options.retry !== undefined) call = checked(Retry.withRetry(call, options.retry))
     return call
   },
@@ -382,31 +459,6 @@ const breakerOptions = (breaker: GatewayConfig.BreakerOptions): CircuitBreaker.O
   ...(breaker.maxProbeDuration === undefined ? {} : { maxProbeDuration: breaker.maxProbeDuration }),
   ...(breaker.slowCallThreshold === undefined ? {} : { slowCallThreshold: breaker.slowCallThreshold })
 })
-
-const breakerComponent = (
-  history: History,
-  virtual: string,
-  breaker: GatewayConfig.BreakerOptions
-): ComponentKey<CircuitBreaker.Service> =>
-  new ComponentKey(
-    `breaker:${virtual}:${stableJson(breaker)}`,
-    Effect.gen(function*() {
-      const service = yield* CircuitBreaker.make(breakerOptions(breaker)).pipe(
-        Effect.mapError((error): BuildIssue => ({ path: ["models", virtual, "breaker"], message: error.reason }))
-      )
-      // the status page's circuit history: every transition, from the moment the breaker exists
-      const subscription = yield* service.subscribe
-      yield* Stream.fromSubscription(subscription).pipe(
-        Stream.runForEach((t) =>
-          Effect.sync(() =>
-            history.transition(`${virtual}/${t.key}`, { at: t.at, from: t.from, to: t.to, reason: t.reason })
-          )
-        ),
-        Effect.forkScoped
-      )
-      return service
-    })
-  )
 
 const experimentComponent = (
   virtual: string,
@@ -467,42 +519,79 @@ const withDeadline =
 const buildRoutes = (
   shared: Shared,
   config: GatewayConfig.Config
-): Effect.Effect<ReadonlyMap<string, Route>, BuildIssue, Scope.Scope> =>
+): Effect.Effect<
+  { readonly routes: ReadonlyMap<string, Route>; readonly routers: ReadonlyMap<string, Deployments.Service> },
+  BuildIssue,
+  Scope.Scope
+> =>
   Effect.gen(function*() {
-    const clients = new Map<string, ChatClient.Service>()
-    for (const [name, provider] of Object.entries(config.providers)) {
-      clients.set(name, yield* RcMap.get(shared.clients, providerClient(shared, name, provider)))
+    const logicals = new Map<string, ConfigInternal.Logical>()
+    const routers = new Map<string, Deployments.Service>()
+    for (const logical of ConfigInternal.logicalModels(config)) {
+      logicals.set(logical.name, logical)
+      routers.set(logical.name, yield* RcMap.get(shared.routers, routerComponent(shared, config, logical)))
     }
-    const deployments = deploymentsClient(config, clients)
+    const deployments = dispatch(routers)
     const routes = new Map<string, Route>()
 
     for (const [name, model] of Object.entries(config.models)) {
-      const breaker = model.breaker === false
-        ? undefined
-        : yield* RcMap.get(shared.breakers, breakerComponent(shared.history, name, model.breaker ?? {}))
       const retry = model.retry === undefined || model.retry === false ? undefined : retryOptions(model.retry)
       const client = recorded(shared.history, name, deployments)
-      const common = { name, description: model.description, breaker }
+      const called = [
+        ...new Set([
+          ...(model.fallback ?? []),
+          ...(model.experiment?.variants.map((v) => v.model) ?? []),
+          ...(model.bestOfN?.models ?? []),
+          ...(model.bestOfN === undefined ? [] : [model.bestOfN.judge.model])
+        ])
+      ]
+      const prices = called.flatMap((logical) =>
+        (logicals.get(logical)?.deployments ?? []).flatMap((d) =>
+          d.deployment.price === undefined ? [] : [d.deployment.price]
+        )
+      )
+      const rateLimit = model.rateLimit
+      const limit = rateLimit === undefined ? undefined : {
+        limiter: yield* RateLimit.make({
+          model: name,
+          key: `virtual:${name}`,
+          ...(rateLimit.rpm === undefined ? {} : { rpm: rateLimit.rpm }),
+          ...(rateLimit.tpm === undefined ? {} : { tpm: rateLimit.tpm }),
+          adaptive: false
+        }).pipe(
+          Effect.provide(shared.stores),
+          Effect.mapError((error): BuildIssue => ({ path: ["models", name, "rateLimit"], message: error.reason }))
+        ),
+        maxWait: rateLimit.maxWait ?? Duration.zero
+      }
+      const common = {
+        name,
+        description: model.description,
+        models: called,
+        prices,
+        priced: prices.length > 0,
+        limit
+      }
 
       if (model.fallback !== undefined) {
         const options: Fallback.Options = {
           ...(model.timeout === undefined ? {} : { timeout: model.timeout }),
           ...(model.deadline === undefined ? {} : { deadline: model.deadline }),
-          ...(retry === undefined ? {} : { retry }),
-          ...(breaker === undefined ? {} : { breaker })
+          ...(retry === undefined ? {} : { retry })
         }
         const complete = Fallback.chain(model.fallback, options)
         const stream = Fallback.stream(model.fallback, options)
         routes.set(name, {
           ...common,
           pattern: "fallback",
-          models: model.fallback,
           experiment: undefined,
+          calls: 1,
           complete: (request) =>
             complete(request).pipe(
               Effect.map((served) => ({
                 completion: served.value,
                 model: served.model,
+                deployment: served.deployment,
                 attempts: served.attempts.length
               })),
               Effect.provideService(ChatClient.ChatClient, client)
@@ -512,6 +601,7 @@ const buildRoutes = (
               Effect.map((served) => ({
                 stream: served.value,
                 model: served.model,
+                deployment: served.deployment,
                 attempts: served.attempts.length,
                 incremental: true
               })),
@@ -521,7 +611,7 @@ const buildRoutes = (
         continue
       }
 
-      const attemptOptions: AttemptOptions = { timeout: model.timeout, retry, breaker }
+      const attemptOptions: AttemptOptions = { timeout: model.timeout, retry }
       yield* checkAttemptOptions(name, attemptOptions)
       const attemptClient = guarded(attemptOptions, client)
       const deadline = withDeadline(name, model.deadline)
@@ -533,6 +623,7 @@ const buildRoutes = (
           Effect.map(answer(request, caller), (served): StreamAnswer => ({
             stream: asChunks(served.completion),
             model: served.model,
+            deployment: served.deployment,
             attempts: served.attempts,
             incremental: false
           }))
@@ -544,12 +635,17 @@ const buildRoutes = (
         routes.set(name, {
           ...common,
           pattern: "experiment",
-          models: model.experiment.variants.map((v) => v.model),
           experiment,
+          calls: 1,
           ...whole((request, caller) => {
             const key = caller.user ?? caller.key
             return experiment.complete(request, sticky && key !== undefined ? { key } : {}).pipe(
-              Effect.map((served) => ({ completion: served.completion, model: served.model, attempts: 1 })),
+              Effect.map((served) => ({
+                completion: served.completion,
+                model: served.model,
+                deployment: undefined,
+                attempts: 1
+              })),
               deadline,
               Effect.provideService(ChatClient.ChatClient, attemptClient)
             )
@@ -582,13 +678,15 @@ const buildRoutes = (
         routes.set(name, {
           ...common,
           pattern: "best-of-n",
-          models: bestOfN.models,
           experiment: undefined,
+          // every candidate, and the judge's reading of each
+          calls: 2 * bestOfN.models.length,
           ...whole((request) =>
             BestOfN.complete(request, options).pipe(
               Effect.map((report) => ({
                 completion: report.best.completion,
                 model: report.best.model,
+                deployment: undefined,
                 attempts: report.candidates.length
               })),
               deadline,
@@ -599,11 +697,24 @@ const buildRoutes = (
         })
       }
     }
-    return routes
+    return { routes, routers }
   })
 
+/** A budget of one kind for one key, over the gateway's budget store. */
+const keyBudget = (
+  shared: Shared,
+  limit: number | undefined,
+  period: Duration.Duration
+): Effect.Effect<Budget.Budget | undefined> =>
+  limit === undefined
+    ? Effect.succeed(undefined)
+    : Budget.make({ limitUsd: limit, period: durationText(period) }).pipe(Effect.provide(shared.stores))
+
 /** The gateway keys of a configuration, by the hash of their text. */
-const buildKeys = (config: GatewayConfig.Config): Effect.Effect<ReadonlyMap<string, Keys.Key>, BuildIssue> =>
+const buildKeys = (
+  shared: Shared,
+  config: GatewayConfig.Config
+): Effect.Effect<ReadonlyMap<string, Keys.Key>, BuildIssue> =>
   Effect.gen(function*() {
     const keys = new Map<string, Keys.Key>()
     for (const [index, key] of (config.keys ?? []).entries()) {
@@ -612,7 +723,18 @@ const buildKeys = (config: GatewayConfig.Config): Effect.Effect<ReadonlyMap<stri
       if (keys.has(hash)) {
         return yield* Effect.fail({ path: ["keys", index], message: "another key has the same value" })
       }
-      keys.set(hash, Keys.makeKey(key, key.budget === undefined ? undefined : Duration.toMillis(key.budget.period)))
+      const budget = key.budget
+      keys.set(
+        hash,
+        Keys.makeKey(
+          key,
+          budget === undefined ? undefined : {
+            usd: yield* keyBudget(shared, budget.usd, budget.period),
+            requests: yield* keyBudget(shared, budget.requests, budget.period),
+            tokens: yield* keyBudget(shared, budget.tokens, budget.period)
+          }
+        )
+      )
     }
     return keys
   })
@@ -632,11 +754,22 @@ export const build = (
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     const built = yield* Effect.exit(
-      Effect.all({ routes: buildRoutes(shared, config), keys: buildKeys(config) }).pipe(Scope.provide(scope))
+      Effect.all({ routes: buildRoutes(shared, config), keys: buildKeys(shared, config) }).pipe(Scope.provide(scope))
     )
     if (Exit.isFailure(built)) {
       yield* Scope.close(scope, built)
       return yield* Effect.failCause(built.cause)
     }
-    return { id, config, text, routes: built.value.routes, keys: built.value.keys, scope, active: 0, retired: false }
+    const { keys, routes } = built.value
+    return {
+      id,
+      config,
+      text,
+      routes: routes.routes,
+      routers: routes.routers,
+      keys,
+      scope,
+      active: 0,
+      retired: false
+    }
   })

@@ -1,9 +1,11 @@
 /**
  * The status page: one HTML document with no script and no outside resource (so it works behind
  * any firewall, and sends the browser nowhere), redrawn by the browser every few seconds. Per
- * virtual model: its circuits (state now, and a strip of their states over the history window,
- * with the last transitions), latency p50/p95/p99 and error rate over time as SVG line charts,
- * and for an experiment its A/B summary with each challenger's intervals and verdicts.
+ * virtual model: what it served and spent; the deployments of each logical model it calls, with
+ * their circuits (state now, and a strip of their states over the history window, with the last
+ * transitions), calls in flight, moving latency, rate limits now, calls, failures and cost; latency
+ * p50/p95/p99 and error rate over time as SVG line charts; and for an experiment its A/B summary
+ * with each challenger's intervals and verdicts.
  *
  * @internal
  */
@@ -17,6 +19,7 @@ const escape = (text: string): string =>
 const fixed = (n: number | undefined, digits = 0): string =>
   n === undefined || !Number.isFinite(n) ? "–" : n.toFixed(digits)
 const percent = (n: number | undefined): string => n === undefined ? "–" : `${(n * 100).toFixed(1)}%`
+const usd = (n: number): string => n === 0 ? "–" : `$${n.toFixed(n < 0.01 ? 6 : n < 1 ? 4 : 2)}`
 const time = (ms: number): string => new Date(ms).toISOString().slice(11, 19)
 
 /** Circuit colours, also used by the tests to find the strips in a screenshot. */
@@ -135,7 +138,8 @@ const experimentSummary = (summary: Experiment.Summary) => {
   const variants = summary.variants.map((v) =>
     `<tr><td>${escape(v.name)}${v.isControl ? " <em>(control)</em>" : ""}</td><td>${escape(v.model)}</td>` +
     `<td>${fixed(v.weight, 2)}</td><td>${v.calls}</td><td>${percent(v.errorRate)}</td>` +
-    `<td>${fixed(v.latency.p50)}</td><td>${fixed(v.latency.p95)}</td><td>${fixed(v.score.mean, 2)}</td></tr>`
+    `<td>${fixed(v.latency.p50)}</td><td>${fixed(v.latency.p95)}</td><td>${fixed(v.score.mean, 2)}</td>` +
+    `<td>${v.costUsd.mean === undefined ? "–" : usd(v.costUsd.mean)}</td><td>${usd(v.costUsd.total)}</td></tr>`
   ).join("")
   const comparisons = summary.comparisons.map((c) =>
     `<tr><td>${escape(c.variant)}</td>` +
@@ -145,7 +149,8 @@ const experimentSummary = (summary: Experiment.Summary) => {
   ).join("")
   return `<h3>A/B: ${escape(summary.experiment)}</h3>` +
     `<table class="ab"><thead><tr><th>variant</th><th>model</th><th>weight</th><th>calls</th><th>error rate</th>` +
-    `<th>p50 ms</th><th>p95 ms</th><th>mean score</th></tr></thead><tbody>${variants}</tbody></table>` +
+    `<th>p50 ms</th><th>p95 ms</th><th>mean score</th><th>cost per call</th><th>cost</th></tr></thead>` +
+    `<tbody>${variants}</tbody></table>` +
     (comparisons === ""
       ? ""
       : `<table class="ab"><thead><tr><th>challenger vs ${escape(summary.control)}</th>` +
@@ -153,17 +158,40 @@ const experimentSummary = (summary: Experiment.Summary) => {
         `</tr></thead><tbody>${comparisons}</tbody></table>`)
 }
 
+const limitsOf = (d: Gateway.DeploymentStatus): string => {
+  const parts = [
+    d.limits.rpm === undefined ? undefined : `${d.limits.rpm} rpm`,
+    d.limits.tpm === undefined ? undefined : `${d.limits.tpm} tpm`,
+    d.limits.cooldownMs > 0 ? `cooling ${fixed(d.limits.cooldownMs / 1000, 1)} s` : undefined
+  ].filter((part) => part !== undefined)
+  return parts.length === 0 ? "–" : escape(parts.join(", "))
+}
+
+const deploymentRow = (d: Gateway.DeploymentStatus, from: number, to: number) => {
+  const last = d.transitions.slice(-3).reverse().map((t) =>
+    `${time(t.at)} ${escape(t.from)} → ${escape(t.to)} (${escape(t.reason)})`
+  ).join("<br>")
+  return `<td>${escape(d.name)}<div class="small">${escape(d.provider)} · ${escape(d.providerModel)}</div></td>` +
+    `<td>${badge(d.circuit?.state)}</td>` +
+    `<td>${d.circuit === undefined ? "" : circuitStrip(d.transitions, d.circuit.state, from, to)}</td>` +
+    `<td>${d.inFlight}${d.queued > 0 ? ` (+${d.queued} queued)` : ""}</td>` +
+    `<td>${fixed(d.latencyMs)}</td><td>${limitsOf(d)}</td>` +
+    `<td>${d.totals.requests}</td><td>${
+      percent(d.totals.requests === 0 ? undefined : d.totals.errors / d.totals.requests)
+    }</td><td>${usd(d.totals.costUsd)}</td>` +
+    `<td class="small">${last === "" ? "–" : last}</td>`
+}
+
 const modelSection = (model: Gateway.ModelStatus, from: number, to: number) => {
-  const deployments = model.deployments.map((d) => {
-    const last = d.transitions.slice(-3).reverse().map((t) =>
-      `${time(t.at)} ${escape(t.from)} → ${escape(t.to)} (${escape(t.reason)})`
-    ).join("<br>")
-    return `<tr><td>${escape(d.name)}</td><td>${badge(d.circuit?.state)}</td>` +
-      `<td>${d.circuit === undefined ? "" : circuitStrip(d.transitions, d.circuit.state, from, to)}</td>` +
-      `<td>${d.totals.requests}</td><td>${
-        percent(d.totals.requests === 0 ? undefined : d.totals.errors / d.totals.requests)
-      }</td>` +
-      `<td class="small">${last === "" ? "–" : last}</td></tr>`
+  const rows = model.models.map((logical) => {
+    const span = Math.max(1, logical.deployments.length)
+    const head = `<td rowspan="${span}">${escape(logical.name)}<div class="small">${
+      escape(logical.strategy)
+    } · ${logical.totals.requests} attempts, ${
+      percent(logical.totals.requests === 0 ? undefined : logical.totals.errors / logical.totals.requests)
+    } failed</div></td>`
+    if (logical.deployments.length === 0) return `<tr>${head}<td colspan="10">–</td></tr>`
+    return logical.deployments.map((d, i) => `<tr>${i === 0 ? head : ""}${deploymentRow(d, from, to)}</tr>`).join("")
   }).join("")
   const latency = lineChart(
     `${model.name}: latency (ms)`,
@@ -182,7 +210,7 @@ const modelSection = (model: Gateway.ModelStatus, from: number, to: number) => {
         color: seriesColors[2],
         values: pointValues(model.points, (p) => p.requests === 0 ? undefined : p.errorRate)
       },
-      ...model.deployments.map((d, i) => ({
+      ...model.models.map((d, i) => ({
         name: d.name,
         color: seriesColors[(i + 3) % seriesColors.length],
         values: pointValues(d.points, (p) => p.requests === 0 ? undefined : p.errorRate)
@@ -198,9 +226,10 @@ const modelSection = (model: Gateway.ModelStatus, from: number, to: number) => {
       percent(
         model.totals.requests === 0 ? undefined : model.totals.errors / model.totals.requests
       )
-    } failed</p>` +
-    `<table class="circuits"><thead><tr><th>deployment</th><th>circuit</th><th>history</th><th>attempts</th>` +
-    `<th>failed</th><th>last transitions</th></tr></thead><tbody>${deployments}</tbody></table>` +
+    } failed, ${usd(model.totals.costUsd)} spent</p>` +
+    `<table class="circuits"><thead><tr><th>model</th><th>deployment</th><th>circuit</th><th>history</th>` +
+    `<th>in flight</th><th>latency ms</th><th>limits now</th><th>calls</th><th>failed</th><th>cost</th>` +
+    `<th>last transitions</th></tr></thead><tbody>${rows}</tbody></table>` +
     `<div class="charts">${latency}${errors}</div>` +
     (model.experiment === undefined ? "" : experimentSummary(model.experiment)) +
     `</section>`

@@ -1,0 +1,234 @@
+/**
+ * `pnpm --filter @resilient-llm/bench gateway:stacks`: where the gateway's time goes. The loopback
+ * provider of benchmark 6, `pnpm gateway` with that benchmark's configuration, and the lighter
+ * servers of `gatewayStackServer.ts` (from a bare `node:http` echo to Effect's HTTP server with the
+ * library's client and chain) all run at once, each in its own child process; every round sends
+ * `--requests` chat requests at `--concurrency` to each in turn, and reads each process's CPU time
+ * from /proc (user and system). CPU time per request, unlike latency, hardly moves with other jobs
+ * on the machine, and the rounds interleave the stacks so that load falls on all of them alike.
+ *
+ * `--baseline <dir>` also runs the gateway of another checkout of the repository (its dependencies
+ * installed, or linked to these), as `gateway-baseline`: before and after a change, side by side.
+ *
+ * `--cpu-prof <dir>` runs the gateway (or the server `--profile` names) under `node --cpu-prof` (its
+ * profile is written there when it stops) and prints the functions with the most self time, idle,
+ * garbage collection and `writev` (time blocked in the socket write, not CPU) left out.
+ */
+import { fork } from "node:child_process"
+import { createHash } from "node:crypto"
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { createRequire } from "node:module"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { parseArgs } from "node:util"
+import { Agent, request } from "undici"
+import { startLoopbackServer } from "./loopback.js"
+import { quantile } from "./measure.js"
+
+const { values } = parseArgs({
+  options: {
+    requests: { type: "string", default: "5000" },
+    concurrency: { type: "string", default: "1" },
+    warmup: { type: "string", default: "2000" },
+    rounds: { type: "string", default: "5" },
+    only: { type: "string" },
+    "cpu-prof": { type: "string" },
+    profile: { type: "string", default: "gateway" },
+    baseline: { type: "string" },
+    top: { type: "string", default: "30" }
+  }
+})
+
+/** The servers of `gatewayStackServer.ts`, lightest first; the gateway comes last. */
+const stacks = ["node-echo", "effect-echo", "node-proxy", "effect-client", "effect-fallback", "effect-chain"]
+const gatewayKey = "sk-bench-gateway"
+const packageDir = fileURLToPath(new URL("..", import.meta.url))
+const gatewayBin = createRequire(import.meta.url).resolve("@resilient-llm/gateway/bin")
+const stackServer = fileURLToPath(new URL("./gatewayStackServer.ts", import.meta.url))
+const ticksPerSecond = 100
+
+/** A process's CPU time so far, in milliseconds. */
+const cpuOf = (pid: number): { readonly user: number; readonly system: number } => {
+  // utime and stime: the 12th and 13th fields after the command's closing parenthesis
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ")
+  return { user: (Number(fields[11]) * 1000) / ticksPerSecond, system: (Number(fields[12]) * 1000) / ticksPerSecond }
+}
+
+interface Running {
+  readonly name: string
+  readonly url: string
+  readonly pid: number
+  readonly close: () => Promise<void>
+}
+
+const gatewayConfig = (providerUrl: string) =>
+  `server:
+  port: 0
+  logLevel: warn
+  reload: false
+providers:
+  upstream:
+    baseUrl: ${providerUrl}
+    models: [bench-model]
+models:
+  bench:
+    fallback: [bench-model]
+    timeout: 30 seconds
+keys:
+  - name: bench
+    sha256: ${createHash("sha256").update(gatewayKey).digest("hex")}
+    models: ["*"]
+`
+
+/** Starts a server in a child process and waits for the line that gives its URL. */
+const start = (name: string, providerUrl: string, profileDir: string | undefined): Promise<Running> =>
+  new Promise((resolve, reject) => {
+    const dir = mkdtempSync(join(tmpdir(), "gateway-stacks-"))
+    const config = join(dir, "gateway.yaml")
+    writeFileSync(config, gatewayConfig(providerUrl))
+    const isGateway = name.startsWith("gateway")
+    const baseline = name === "gateway-baseline" ? values.baseline : undefined
+    const bin = baseline === undefined ? gatewayBin : join(baseline, "packages/gateway/src/bin.ts")
+    const child = fork(isGateway ? bin : stackServer, isGateway ? ["--config", config] : [name, providerUrl], {
+      cwd: baseline === undefined ? packageDir : join(baseline, "bench"),
+      execArgv: [
+        "--import",
+        "tsx",
+        ...(name === values.profile && profileDir !== undefined ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [])
+      ],
+      stdio: ["ignore", "ignore", "pipe", "ipc"]
+    })
+    const exited = new Promise<void>((done) => child.once("exit", () => done()))
+    let stderr = ""
+    const timer = setTimeout(() => {
+      child.kill()
+      reject(new Error(`${name} did not start within 60 s: ${stderr}`))
+    }, 60_000)
+    child.once("exit", (code) => {
+      clearTimeout(timer)
+      reject(new Error(`${name} exited with code ${code}: ${stderr}`))
+    })
+    child.stderr?.on("data", (data: Buffer) => {
+      stderr += data.toString("utf8")
+      const match = /resilient-llm gateway on (http:\/\/[^\s]+)/.exec(stderr)
+      if (match === null) return
+      clearTimeout(timer)
+      child.stderr?.removeAllListeners("data")
+      child.stderr?.resume()
+      resolve({
+        name,
+        url: match[1],
+        pid: child.pid ?? 0,
+        close: async () => {
+          child.kill("SIGTERM")
+          const killer = setTimeout(() => child.kill("SIGKILL"), 10_000)
+          await exited
+          clearTimeout(killer)
+          rmSync(dir, { recursive: true, force: true })
+        }
+      })
+    })
+  })
+
+interface ProfileNode {
+  readonly id: number
+  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number }
+}
+
+/** The functions with the most self time in a `.cpuprofile`, as `share  function  file:line`. */
+const topSelf = (path: string, top: number): string => {
+  const profile: { readonly nodes: ReadonlyArray<ProfileNode>; readonly samples: ReadonlyArray<number> } = JSON
+    .parse(readFileSync(path, "utf8"))
+  const byId = new Map(profile.nodes.map((node) => [node.id, node.callFrame]))
+  const left = new Set(["(idle)", "(program)", "(garbage collector)", "writev"])
+  const self = new Map<string, number>()
+  let total = 0
+  for (const id of profile.samples) {
+    const frame = byId.get(id)
+    if (frame === undefined || left.has(frame.functionName)) continue
+    total++
+    const file = frame.url.replace(/^.*node_modules\//, "").replace(/^file:\/\/.*\/packages\//, "")
+    const key = `${frame.functionName || "(anonymous)"}  ${file}:${frame.lineNumber + 1}`
+    self.set(key, (self.get(key) ?? 0) + 1)
+  }
+  return [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, top).map(([key, n]) =>
+    `${((n / total) * 100).toFixed(1).padStart(5)}%  ${key}`
+  ).join("\n")
+}
+
+const names = [
+  ...(values.only === undefined ? [...stacks, "gateway"] : values.only.split(",").map((s) => s.trim())),
+  ...(values.baseline === undefined ? [] : ["gateway-baseline"])
+]
+const concurrency = Number(values.concurrency)
+const requests = Number(values.requests)
+const profileDir = values["cpu-prof"]
+const provider = await startLoopbackServer({ streamChunks: 10 })
+const running: Array<Running> = []
+const agent = new Agent({ keepAliveTimeout: 60_000, connections: 256 })
+
+const send = async (server: Running, total: number) => {
+  const isGateway = server.name.startsWith("gateway")
+  const body = JSON.stringify({
+    model: isGateway ? "bench" : "bench-model",
+    messages: [{ role: "user", content: "Hi" }]
+  })
+  let started = 0
+  const worker = async () => {
+    while (started < total) {
+      started++
+      const response = await request(`${server.url}/v1/chat/completions`, {
+        method: "POST",
+        dispatcher: agent,
+        headers: { "content-type": "application/json", authorization: `Bearer ${gatewayKey}` },
+        body
+      })
+      await response.body.text()
+      if (response.statusCode !== 200) throw new Error(`${server.name}: status ${response.statusCode}`)
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker))
+}
+
+try {
+  for (const name of names) running.push(await start(name, provider.baseUrl, profileDir))
+  for (const server of running) await send(server, Number(values.warmup))
+  const perRequest = new Map<string, Array<number>>(running.map((server) => [server.name, []]))
+  for (let round = 0; round < Number(values.rounds); round++) {
+    for (const server of round % 2 === 0 ? running : [...running].reverse()) {
+      const before = cpuOf(server.pid)
+      await send(server, requests)
+      const after = cpuOf(server.pid)
+      perRequest.get(server.name)?.push(
+        ((after.user - before.user + after.system - before.system) / requests) * 1000
+      )
+    }
+  }
+  console.log(
+    `CPU time per request of each server (µs, user + system), ${values.rounds} rounds of ${requests} ` +
+      `requests at concurrency ${concurrency}, median (range):`
+  )
+  let previous: number | undefined
+  for (const server of running) {
+    const figures = perRequest.get(server.name) ?? []
+    const median = quantile(figures, 0.5)
+    const step = previous === undefined ? "" : ` (${median >= previous ? "+" : ""}${(median - previous).toFixed(0)})`
+    console.log(
+      `${server.name.padEnd(14)} ${median.toFixed(0).padStart(5)}${step.padEnd(8)}  ${
+        Math.min(...figures).toFixed(0)
+      } to ${Math.max(...figures).toFixed(0)}`
+    )
+    previous = median
+  }
+} finally {
+  await agent.close()
+  for (const server of running) await server.close()
+  await provider.close()
+}
+if (profileDir !== undefined) {
+  const latest = readdirSync(profileDir).filter((file) => file.endsWith(".cpuprofile")).sort().pop()
+  if (latest !== undefined) {
+    console.log(`\n${join(profileDir, latest)}\n${topSelf(join(profileDir, latest), Number(values.top))}`)
+  }
+}
