@@ -381,4 +381,62 @@ describe("hedging a stream", () => {
       slow: [TestChatClient.reply("never seen", { delay: "10 minutes" })],
       fast: [TestChatClient.reply("one two", { delay: "300 millis", chunkDelay: "100 millis" })]
     }))))
+
+  it.effect("the first model's first chunk after the hedge started: it serves, and the hedge's connection is closed", () =>
+    Effect.gen(function*() {
+      const fiber = yield* Effect.forkChild(Fallback.stream(["a", "b"], { hedge: { delay: "1 second" } })(request))
+      yield* TestClock.adjust("999 millis")
+      assert.deepStrictEqual(yield* TestChatClient.callsTo("b"), [])
+      yield* TestClock.adjust("1 millis") // t = 1,000: b starts alongside a
+      assert.deepStrictEqual(calls(yield* TestChatClient.callsTo("b")), [["b", 1000, undefined, "pending"]])
+      yield* TestClock.adjust("199 millis")
+      assert.isUndefined(fiber.pollUnsafe())
+      yield* TestClock.adjust("1 millis") // t = 1,200: a's first chunk
+      const served = yield* Fiber.join(fiber)
+      assert.strictEqual(served.model, "a")
+      assert.deepStrictEqual(rows(served.attempts), [
+        ["b", 0, "cancelled", 1000, 200, true],
+        ["a", 0, "success", 0, 1200, false]
+      ])
+      assert.deepStrictEqual(calls(yield* TestChatClient.callsTo("b")), [["b", 1000, 1200, "interrupted"]])
+      const text = yield* Effect.forkChild(TestChatClient.collectText(served.value))
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual(yield* Fiber.join(text), "one two")
+    }).pipe(Effect.provide(TestChatClient.layer({
+      a: [TestChatClient.reply("one two", { delay: "1200 millis", chunkDelay: "100 millis" })],
+      b: [TestChatClient.reply("never seen", { delay: "500 millis" })]
+    }))))
+
+  it.effect("a percentile delay learns a stream's time to its first chunk, not how long the stream lasts", () =>
+    Effect.gen(function*() {
+      const hedge = Fallback.hedge({ delay: { percentile: 50, initial: "10 seconds", samples: 2, minSamples: 2 } })
+      const stream = Fallback.stream(["a", "b"], { hedge })
+      // two streams from a: the first chunk at 200 ms, the last about 2 s later
+      for (let i = 0; i < 2; i++) {
+        const read = Effect.scoped(
+          Effect.flatMap(stream(request), (served) => TestChatClient.collectText(served.value))
+        )
+        const fiber = yield* Effect.forkChild(read)
+        yield* TestClock.adjust("5 seconds")
+        assert.strictEqual(yield* Fiber.join(fiber), "one two three")
+      }
+      const start = yield* Clock.currentTimeMillis
+      const fiber = yield* Effect.forkChild(stream(request)) // a hangs now
+      yield* TestClock.adjust("199 millis")
+      assert.deepStrictEqual(yield* TestChatClient.callsTo("b"), [])
+      yield* TestClock.adjust("1 millis") // the median time to a first chunk: b starts
+      assert.deepStrictEqual((yield* TestChatClient.callsTo("b")).map((c) => c.startedAt - start), [200])
+      yield* TestClock.adjust("50 millis")
+      const served = yield* Fiber.join(fiber)
+      assert.deepStrictEqual(rows(served.attempts).map((row) => row.slice(2)), [
+        ["cancelled", start, 250, false],
+        ["success", start + 200, 50, true]
+      ])
+    }).pipe(Effect.provide(TestChatClient.layer({
+      a: (index) =>
+        index < 2
+          ? TestChatClient.reply("one two three", { delay: "200 millis", chunkDelay: "1 second" })
+          : TestChatClient.hang,
+      b: [TestChatClient.reply("two", { delay: "50 millis" })]
+    }))))
 })
