@@ -1,27 +1,17 @@
-import { CircuitBreaker } from "@resilient-llm/core"
-import { Duration, Effect, Layer, Stream } from "effect"
-import { HttpBody, HttpClient } from "effect/http"
+import { ChatClient, CircuitBreaker } from "@resilient-llm/core"
+import { Effect, Schedule } from "effect"
 
-const alert = (t: CircuitBreaker.Transition) =>
-  HttpClient.post("https://hooks.example.com/llm-alerts", {
-    body: HttpBody.jsonUnsafe({
-      text: `${t.key}: circuit ${t.to} (${t.reason})` +
-        (t.breakDuration ? `, next probe in ${Duration.format(t.breakDuration)}` : "")
-    })
-  }).pipe(Effect.timeout("5 seconds"), Effect.catchCause(Effect.logError))
+const BreakerLive = CircuitBreaker.layer({
+  // open when half the calls of the last minute failed, once there were at least 20
+  trip: CircuitBreaker.failureRate({ threshold: 0.5, window: "1 minute", minimumCalls: 20 }),
+  // 30 s, then 1, 2, 4 minutes... capped at 10 while the probes keep failing; 30 s again once closed
+  breakDuration: Schedule.min([Schedule.exponential("30 seconds"), Schedule.spaced("10 minutes")]),
+  slowCallThreshold: "20 seconds" // an answer slower than this counts as a failure
+})
 
-const Alerts = Layer.effectDiscard(
-  CircuitBreaker.changes.pipe(
-    Stream.runForEach((t) =>
-      t.to === "open" || t.to === "isolated"
-        ? Effect.logWarning(`model ${t.key} taken out of rotation`).pipe(
-          Effect.annotateLogs({ model: t.key, reason: t.reason }),
-          Effect.andThen(alert(t))
-        )
-        : t.to === "closed"
-        ? Effect.logInfo(`model ${t.key} back in rotation`)
-        : Effect.void
-    ),
-    Effect.forkScoped
+// wrap each single attempt, so that with retries every attempt counts
+const ask = (model: string, content: string) =>
+  ChatClient.create({ model, messages: [{ role: "user", content }] }).pipe(
+    Effect.timeout("30 seconds"), // inside the breaker: a hang is a failure of the model
+    CircuitBreaker.protect(model)
   )
-)

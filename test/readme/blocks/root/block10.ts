@@ -1,15 +1,27 @@
 import { CircuitBreaker } from "@resilient-llm/core"
-import { Effect } from "effect"
-import { HttpRouter, HttpServerResponse } from "effect/http"
+import { Duration, Effect, Layer, Stream } from "effect"
+import { HttpBody, HttpClient } from "effect/http"
 
-const StatusRoute = HttpRouter.add(
-  "GET",
-  "/status/models",
-  Effect.map(CircuitBreaker.snapshot, (circuits) =>
-    HttpServerResponse.jsonUnsafe(circuits.map((c) => ({
-      model: c.key,
-      state: c.state,
-      since: new Date(c.since).toISOString(),
-      nextProbe: c.openUntil === undefined ? null : new Date(c.openUntil).toISOString()
-    }))))
+const alert = (t: CircuitBreaker.Transition) =>
+  HttpClient.post("https://hooks.example.com/llm-alerts", {
+    body: HttpBody.jsonUnsafe({
+      text: `${t.key}: circuit ${t.to} (${t.reason})` +
+        (t.breakDuration ? `, next probe in ${Duration.format(t.breakDuration)}` : "")
+    })
+  }).pipe(Effect.timeout("5 seconds"), Effect.catchCause(Effect.logError))
+
+const Alerts = Layer.effectDiscard(
+  CircuitBreaker.changes.pipe(
+    Stream.runForEach((t) =>
+      t.to === "open" || t.to === "isolated"
+        ? Effect.logWarning(`model ${t.key} taken out of rotation`).pipe(
+          Effect.annotateLogs({ model: t.key, reason: t.reason }),
+          Effect.andThen(alert(t))
+        )
+        : t.to === "closed"
+        ? Effect.logInfo(`model ${t.key} back in rotation`)
+        : Effect.void
+    ),
+    Effect.forkScoped
+  )
 )

@@ -1,16 +1,12 @@
-import { Deployments } from "@resilient-llm/core"
+import { ChatCompletion, Deployments, Fallback } from "@resilient-llm/core"
 import { Effect } from "effect"
 
-export const deploymentStatus = Effect.flatMap(Deployments.Deployments, (router) => router.snapshot).pipe(
-  Effect.map((deployments) =>
-    deployments.map((d) => ({
-      model: d.model,
-      deployment: d.deployment,
-      circuit: d.circuit, // closed, open, half-open, isolated
-      inFlight: d.inFlight,
-      latencyMs: d.latencyMs, // moving average of recent successes
-      rpmNow: d.limits.rpm, // after the adaptive factor
-      coolingDownMs: d.limits.cooldownMs
-    }))
+export const withItsCost = Effect.suspend(() => {
+  let costUsd = 0
+  return Fallback.chain(["gpt-4o", "claude-sonnet"])(ChatCompletion.prompt("Hello")).pipe(
+    Deployments.observeCalls((call) => {
+      costUsd += call.costUsd ?? 0
+    }),
+    Effect.map((served) => ({ served, costUsd }))
   )
-)
+})

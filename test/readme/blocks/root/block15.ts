@@ -1,20 +1,24 @@
-import { Answer, ChatCompletion, Fallback } from "@resilient-llm/core"
-import { Effect, Schema } from "effect"
+import * as NodeRedis from "@effect/platform-node/NodeRedis"
+import { CircuitBreaker, Experiment, Stores } from "@resilient-llm/core"
+import { Effect, Layer } from "effect"
 
-const Invoice = Schema.Struct({ total: Schema.Number, currency: Schema.String, lines: Schema.Array(Schema.String) })
+// every instance of billing-api in production shares these
+const SharedStores = Stores.layerRedis({
+  prefix: "billing-api:prod:", // required: one per application and environment
+  timeout: "50 millis", // the longest any call waits for Redis (default 100 millis)
+  retryAfter: "1 second", // after a failure, calls skip Redis this long, then one tries it again
+  expireAfterIdle: "7 days" // keys not written this long expire (the default)
+}).pipe(Layer.provide(NodeRedis.layer({ url: "redis://127.0.0.1:6379", disableOfflineQueue: true })))
 
-const extract = Fallback.chain(["gpt-4o-mini", "gpt-4o"], {
-  accept: Answer.all([
-    Answer.nonEmpty,
-    Answer.notTruncated,
-    Answer.json(Invoice),
-    Answer.predicate((c) => !ChatCompletion.text(c).includes("lorem ipsum"), "placeholder text")
-  ]),
-  retry: { retries: 1 }
-})
-
-const program = extract(ChatCompletion.prompt("Extract the invoice as JSON: ...", { max_tokens: 400 })).pipe(
-  Effect.map((served) => Schema.decodeUnknownSync(Schema.fromJsonString(Invoice))(ChatCompletion.text(served.value)))
+// breakers and experiments read the store when they are built, limits and budgets when they are made
+const Breakers = CircuitBreaker.layer({ trip: CircuitBreaker.consecutiveFailures(5) }).pipe(
+  Layer.provide(SharedStores)
 )
-// a cut-off answer from gpt-4o-mini is retried once, then gpt-4o is asked; the attempts say why:
-// AnswerRejectedError (truncated): Model gpt-4o-mini gave an answer cut off by its token limit
+const program = Effect.gen(function*() {
+  const experiment = yield* Experiment.make({
+    name: "summarizer-2025-06",
+    assignment: "sticky",
+    variants: [{ name: "control", model: "gpt-4o", weight: 0.8 }, { name: "challenger", model: "claude", weight: 0.2 }]
+  })
+  return yield* experiment.summary // every instance's calls
+}).pipe(Effect.scoped, Effect.provide(SharedStores))

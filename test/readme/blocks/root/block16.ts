@@ -1,21 +1,20 @@
-import { ChatCompletion, Experiment } from "@resilient-llm/core"
-import { Effect } from "effect"
+import { Answer, ChatCompletion, Fallback } from "@resilient-llm/core"
+import { Effect, Schema } from "effect"
 
-const program = Effect.gen(function*() {
-  const experiment = yield* Experiment.make({
-    name: "support-bot-2025-06",
-    variants: [
-      { name: "control", model: "gpt-4o", weight: 9 }, // weights are relative: 90% / 10%
-      { name: "challenger", model: "claude-sonnet", weight: 1 }
-    ],
-    assignment: "sticky" // a user keeps their variant, across calls and processes
-  })
+const Invoice = Schema.Struct({ total: Schema.Number, currency: Schema.String, lines: Schema.Array(Schema.String) })
 
-  const served = yield* experiment.complete(ChatCompletion.prompt("Where is my order?"), { key: "user-42" })
-  // served.completion, served.variant, served.model, served.callId
+const extract = Fallback.chain(["gpt-4o-mini", "gpt-4o"], {
+  accept: Answer.all([
+    Answer.nonEmpty,
+    Answer.notTruncated,
+    Answer.json(Invoice),
+    Answer.predicate((c) => !ChatCompletion.text(c).includes("lorem ipsum"), "placeholder text")
+  ]),
+  retry: { retries: 1 }
+})
 
-  // later, when a judge or a person has rated the answer (higher is better)
-  yield* experiment.score(served.callId, 4)
-
-  const summary = yield* experiment.summary
-}).pipe(Effect.scoped) // the experiment's shadow calls live in this scope
+const program = extract(ChatCompletion.prompt("Extract the invoice as JSON: ...", { max_tokens: 400 })).pipe(
+  Effect.map((served) => Schema.decodeUnknownSync(Schema.fromJsonString(Invoice))(ChatCompletion.text(served.value)))
+)
+// a cut-off answer from gpt-4o-mini is retried once, then gpt-4o is asked; the attempts say why:
+// AnswerRejectedError (truncated): Model gpt-4o-mini gave an answer cut off by its token limit
