@@ -17,8 +17,7 @@ import {
   wrap
 } from "cockatiel"
 import type { CircuitBreakerPolicy, IPolicy } from "cockatiel"
-import type { Layer } from "effect"
-import { Logger } from "effect"
+import { Layer, Logger, Tracer } from "effect"
 import OpossumBreaker from "opossum"
 
 export const attemptTimeoutMs = 30_000
@@ -33,6 +32,17 @@ export const tripAfter = 5
  * install no logger at all, and measure less than a real application pays.
  */
 export const DiscardLogs: Layer.Layer<never> = Logger.layer([Logger.make(() => {})])
+
+/**
+ * A tracer installed as an application installs one (OpenTelemetry, Datadog), for the rows that
+ * measure spans: it keeps each span in memory, as Effect's default tracer does, and exports it
+ * nowhere, so what is measured is our spans, not an exporter. Without an installed tracer the
+ * patterns make no spans (Effect's default exports nothing; see `Observability.tracing`).
+ */
+export const KeepSpans: Layer.Layer<never> = Layer.succeed(
+  Tracer.Tracer,
+  Tracer.make({ span: (options) => new Tracer.NativeSpan(options) })
+)
 
 /** Our breaker's options: open after `tripAfter` consecutive failures, for `breakMs`. */
 export const breakerOptions: CircuitBreaker.Options = {

@@ -5,10 +5,18 @@
  * call in each world (a resolved promise; an `Effect.succeed`).
  */
 import { ChatClient, ChatCompletion, CircuitBreaker, Fallback, Retry } from "@resilient-llm/core"
-import { Effect, Layer, ManagedRuntime, References, Stream } from "effect"
-import { attemptTimeoutMs, breakerOptions, cockatielStack, DiscardLogs, opossumStack, retries } from "./contenders.js"
+import { Effect, Layer, ManagedRuntime, References, Stream, Tracer } from "effect"
+import {
+  attemptTimeoutMs,
+  breakerOptions,
+  cockatielStack,
+  DiscardLogs,
+  KeepSpans,
+  opossumStack,
+  retries
+} from "./contenders.js"
 import { type Contender, measureRounds, sink, type Timing, timingOf } from "./measure.js"
-import { type Ratio, type Row, type Section, statCell, textCell } from "./report.js"
+import { perRound, type Ratio, roundRatios, type Row, type Section, statCell, textCell } from "./report.js"
 
 export interface OverheadOptions {
   readonly rounds: number
@@ -34,8 +42,9 @@ const StubClient = Layer.succeed(ChatClient.ChatClient, {
 })
 
 // Logs are produced (two lines per call: the attempt and the served summary) and dropped by a
-// logger that does nothing, so what is measured is the library's work, not the console's.
-const Runtime = Layer.mergeAll(StubClient, CircuitBreaker.layer(breakerOptions), DiscardLogs)
+// logger that does nothing, and spans are made (the chain's and the attempt's) for a tracer that
+// keeps them in memory, so what is measured is the library's work, not a console's or an exporter's.
+const Runtime = Layer.mergeAll(StubClient, CircuitBreaker.layer(breakerOptions), DiscardLogs, KeepSpans)
 
 type Key =
   | "promise"
@@ -44,6 +53,8 @@ type Key =
   | "opossum"
   | "ours"
   | "oursQuiet"
+  | "oursBare"
+  | "oursNoTracing"
   | "oursRunPromise"
   | "effectPrimitives"
 
@@ -54,6 +65,8 @@ const labels: Record<Key, string> = {
   opossum: "opossum breaker(timeout) + retry loop",
   ours: "resilient-llm Fallback.chain (1 model)",
   oursQuiet: "  same, logs below minimum level",
+  oursBare: "  same, no tracer or logger installed (P1b)",
+  oursNoTracing: "  same, no logger and tracing disabled",
   oursRunPromise: "  same, one runPromise per call",
   effectPrimitives: "  Effect primitives only (no fallback/observability)"
 }
@@ -79,13 +92,23 @@ export const overhead = async (options: OverheadOptions): Promise<Section> => {
   const cockatiel = cockatielStack()
   const opossum = opossumStack(call)
 
-  const effectLoop = <A, E>(once: Effect.Effect<A, E, ChatClient.ChatClient>, use: (a: A) => number) => {
+  const effectLoop = <A, E>(
+    once: Effect.Effect<A, E, ChatClient.ChatClient>,
+    use: (a: A) => number,
+    around: <X, Y>(loop: Effect.Effect<X, Y, ChatClient.ChatClient>) => Effect.Effect<X, Y, ChatClient.ChatClient> = (
+      loop
+    ) => loop
+  ) => {
     const loop = Effect.fnUntraced(function*(n: number) {
       for (let i = 0; i < n; i++) sink(use(yield* once))
       return n
     })
-    return (n: number) => runtime.runPromise(loop(n))
+    return (n: number) => runtime.runPromise(around(loop(n)))
   }
+  // No logger and no tracer: what an application that installed neither runs (Effect's default
+  // tracer, which keeps spans in memory and exports them nowhere). Set once around the loop.
+  const noLoggers = <X, Y, Z>(loop: Effect.Effect<X, Y, Z>) =>
+    Effect.withTracer(Effect.provideService(loop, References.CurrentLoggers, new Set()), Tracer.nativeTracer)
 
   const promiseLoop = <A>(once: () => Promise<A>, use: (a: A) => number) => async (n: number) => {
     for (let i = 0; i < n; i++) sink(use(await once()))
@@ -104,6 +127,11 @@ export const overhead = async (options: OverheadOptions): Promise<Section> => {
     {
       key: "oursQuiet",
       run: effectLoop(complete(request).pipe(Effect.provideService(References.MinimumLogLevel, "Warn")), served)
+    },
+    { key: "oursBare", run: effectLoop(complete(request), served, noLoggers) },
+    {
+      key: "oursNoTracing",
+      run: effectLoop(complete(request), served, (loop) => noLoggers(Effect.withTracerEnabled(loop, false)))
     },
     { key: "oursRunPromise", run: promiseLoop(() => runtime.runPromise(complete(request)), served) },
     { key: "effectPrimitives", run: effectLoop(Effect.flatMap(ChatClient.ChatClient, primitives), choices) }
@@ -131,13 +159,25 @@ export const overhead = async (options: OverheadOptions): Promise<Section> => {
     }))
     const oursOverhead = ns("ours") - ns("effect")
     const cockatielOverhead = ns("cockatiel") - ns("promise")
+    const rounds = (key: Key) => of(key).cpuNsPerUnit.rounds
     const ratios: Array<Ratio> = [
-      {
-        name: "resilient-llm / cockatiel, time per call",
-        value: ns("ours") / ns("cockatiel"),
-        target: "<= 1",
-        met: ns("ours") <= ns("cockatiel")
-      },
+      perRound(
+        "P1: resilient-llm / cockatiel, CPU per call, per round",
+        roundRatios(rounds("ours"), rounds("cockatiel")),
+        {
+          text: "median <= 1",
+          met: (_, median) => median <= 1
+        }
+      ),
+      perRound(
+        "P1b: resilient-llm with no tracer or logger, µs of CPU per call over a bare Effect call, per round",
+        rounds("oursBare").map((value, i) => (value - rounds("effect")[i]) / 1000),
+        { text: "<= 5 µs (median)", met: (_, median) => median <= 5 }
+      ),
+      perRound(
+        "  the same with tracing disabled too, µs over a bare Effect call",
+        rounds("oursNoTracing").map((value, i) => (value - rounds("effect")[i]) / 1000)
+      ),
       { name: "resilient-llm / opossum, time per call", value: ns("ours") / ns("opossum") },
       { name: "resilient-llm / cockatiel, overhead over each bare call", value: oursOverhead / cockatielOverhead },
       { name: "resilient-llm / bare Effect call", value: ns("ours") / ns("effect") },
@@ -155,9 +195,11 @@ export const overhead = async (options: OverheadOptions): Promise<Section> => {
       rows,
       ratios,
       notes: [
-        "resilient-llm per call: 2 spans (the chain's and the attempt's), 2 log records (to a logger that discards " +
-        "them), metrics (request counter, latency histogram, latency summary, token counters), breaker admission and " +
-        "outcome (2 Ref updates), a timeout timer and the attempt report.",
+        "resilient-llm per call: 2 spans (the chain's and the attempt's, to an installed tracer that keeps them in " +
+        "memory), 2 log records (to a logger that discards them), metrics (request counter, latency histogram, " +
+        "latency summary, token counters), breaker admission and outcome, a timeout timer and the attempt report. " +
+        "P1b: the same chain with no tracer installed (Effect's default, which exports nothing: the patterns then " +
+        "make no spans) and no logger (no log record is built); metrics, breaker, timeout, retry and report as above.",
         "cockatiel: no logs, traces or metrics; emits events to listeners (none attached). Its timeout sets a timer " +
         "and an AbortController per call.",
         "opossum: rolling counts and latency percentiles (its metrics), events; no logs or traces; a timer per call.",

@@ -35,7 +35,31 @@ export interface Ratio {
   /** What the ratio should be, in words (`>= 1`), when there is a target. */
   readonly target?: string
   readonly met?: boolean
+  /** The ratio in each round, when it is taken round by round (`value` is then their median). */
+  readonly rounds?: ReadonlyArray<number>
 }
+
+/**
+ * A ratio taken round by round: `of(round) / to(round)` for each round measured, its median as
+ * the value; `met` from the rounds when `target` is given (a predicate on the rounds, as the
+ * target says: "median <= 1", "every round >= 1").
+ */
+export const perRound = (
+  name: string,
+  values: ReadonlyArray<number>,
+  target?: { readonly text: string; readonly met: (rounds: ReadonlyArray<number>, median: number) => boolean }
+): Ratio => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = Math.floor(sorted.length / 2)
+  const median = sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+  return target === undefined
+    ? { name, value: median, rounds: values }
+    : { name, value: median, rounds: values, target: target.text, met: target.met(values, median) }
+}
+
+/** Round `i` of `a` divided by round `i` of `b`, for every round. */
+export const roundRatios = (a: ReadonlyArray<number>, b: ReadonlyArray<number>): ReadonlyArray<number> =>
+  a.map((value, i) => value / b[i])
 
 export interface Section {
   readonly id: string
@@ -90,7 +114,12 @@ export const formatSection = (section: Section): string => {
     out.push("")
     for (const ratio of section.ratios) {
       const target = ratio.target === undefined ? "" : `   target ${ratio.target}: ${ratio.met ? "met" : "NOT met"}`
-      out.push(`  ${ratio.name}: ${significant(ratio.value)}${target}`)
+      const rounds = ratio.rounds === undefined || ratio.rounds.length === 0
+        ? ""
+        : ` (rounds: min ${significant(Math.min(...ratio.rounds))}, max ${significant(Math.max(...ratio.rounds))}; ${
+          ratio.rounds.map(significant).join(" ")
+        })`
+      out.push(`  ${ratio.name}: ${significant(ratio.value)}${rounds}${target}`)
     }
   }
   if (section.notes.length > 0) {

@@ -264,7 +264,7 @@ export const run = (options: Options) =>
       }
       const countAttempts = (list: ReadonlyArray<Fallback.Attempt>) => {
         for (const attempt of list) {
-          attempts.get(attempt.model)?.add(attempt.outcome === "success" ? "success" : attempt.error._tag)
+          attempts.get(attempt.model)?.add(attempt.outcome === "failure" ? attempt.error._tag : attempt.outcome)
           if (attempt.outcome === "failure" && attempt.error._tag === "TimeoutError") {
             timeoutLateness.push(attempt.durationMs - Duration.toMillis(attempt.error.timeout))
           }

@@ -52,7 +52,7 @@ describe("Deployments over HTTP", () => {
 
       assert.deepStrictEqual(served.map((s) => s.deployment), ["east", "east", "west"])
       assert.deepStrictEqual(
-        served[2].attempts.map((a) => [a.deployment, a.outcome === "success" ? "success" : a.error._tag]),
+        served[2].attempts.map((a) => [a.deployment, a.outcome === "failure" ? a.error._tag : a.outcome]),
         [["east", "ThrottledError"], ["west", "success"]]
       )
       // 10 × 2.5 + 5 × 10 per million for east; 10 × 5 + 5 × 15 for west

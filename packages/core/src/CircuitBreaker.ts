@@ -14,8 +14,8 @@
  * ```
  *
  * It is exact where hand-written breakers are not: half-open admits exactly `halfOpenProbes`
- * calls and refuses the rest; every state change is one atomic `Ref.modify`, so a thousand
- * fibers on one key cannot race it; an outcome counts only in the period it was admitted in, so a
+ * calls and refuses the rest; every state change is one atomic step (read, decide, write, with no
+ * yield in between), so a thousand fibers on one key cannot race it; an outcome counts only in the period it was admitted in, so a
  * success that started before the circuit opened cannot close it; the request's own faults
  * (`BadRequestError`, `ContextLengthError`, `ContentFilterError`), interruptions and refusals of
  * a nested breaker are not failures, while a timeout inside `protect` (ours or `Effect.timeout`'s)
@@ -221,7 +221,12 @@ export interface Options {
    */
   readonly maxProbeDuration?: Duration.Input
   /**
-   * A call that succeeds but takes longer than this counts as a failure. Off by default.
+   * A call that runs longer than this counts as a failure from that moment, while it still runs
+   * (1 ms past the threshold: a call that ends exactly at it is on time): a model that hangs trips
+   * its circuit without waiting for the calls' timeouts, and a slow call that is then interrupted
+   * (a hedge answered first, its caller gave up) has counted. Each call counts once: its outcome,
+   * when it comes, adds nothing. The breaker keeps its calls in flight in order to see them age,
+   * and one timer per key wakes when the oldest becomes slow. Off by default.
    */
   readonly slowCallThreshold?: Duration.Input
   /**

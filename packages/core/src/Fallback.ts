@@ -5,8 +5,10 @@
  * attempts get only the time that is left, and none starts after it), and every attempt can go
  * through a circuit breaker, so a model known to be down is skipped at once. An error that says
  * the request itself is wrong (`BadRequestError`) stops the chain instead of being sent to every
- * model. The result says which model served and what happened before; the failure,
- * `AllModelsFailed`, keeps every attempt with its error, in order.
+ * model. With `hedge`, a model that has not answered after a delay (fixed, or a percentile of
+ * its recent latencies) gets the next one started alongside it, and the first answer wins. The
+ * result says which model served and what happened before; the failure, `AllModelsFailed`, keeps
+ * every attempt with its error, in order.
  *
  * @example
  * ```ts
@@ -26,16 +28,22 @@
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
+import type * as Tracer from "effect/Tracer"
 import * as Answer from "./Answer.js"
 import * as ChatClient from "./ChatClient.js"
 import * as ChatCompletion from "./ChatCompletion.js"
 import * as internal from "./internal/fallback.js"
+import * as internalHedge from "./internal/hedge.js"
 import type * as LlmError from "./LlmError.js"
 import * as Observability from "./Observability.js"
 import type * as Retry from "./Retry.js"
@@ -59,6 +67,8 @@ export interface Succeeded {
   readonly durationMs: number
   /** What the call cost in US dollars, when its deployment has a price table. */
   readonly costUsd: number | undefined
+  /** Whether the model was started as a hedge, while a model before it was still running. */
+  readonly hedge: boolean
   readonly error: undefined
 }
 
@@ -84,23 +94,48 @@ export interface Failed<E> {
   readonly durationMs: number
   /** What the call cost in US dollars, when its deployment has a price table (a failed call rarely costs). */
   readonly costUsd: number | undefined
+  /** Whether the model was started as a hedge, while a model before it was still running. */
+  readonly hedge: boolean
   readonly error: E
 }
 
 /**
- * One try at one model, retries included. Both variants have every field (`error` is `undefined`
- * on success), so a list of attempts reads as a table. With `Deployments` behind the
+ * An attempt a hedged chain stopped because another model served first: it was interrupted (its
+ * request aborted) at the moment the other answered, which `durationMs` measures.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Cancelled {
+  readonly outcome: "cancelled"
+  readonly model: string
+  /** The deployment it was calling, when `model` is a logical model served by `Deployments`. */
+  readonly deployment: string | undefined
+  readonly retry: number
+  readonly startedAt: number
+  readonly durationMs: number
+  readonly costUsd: number | undefined
+  /** Whether the model was started as a hedge, while a model before it was still running. */
+  readonly hedge: boolean
+  readonly error: undefined
+}
+
+/**
+ * One try at one model, retries included. Every variant has every field (`error` is `undefined`
+ * on success and when cancelled), so a list of attempts reads as a table. `cancelled` appears only
+ * with hedging. With `Deployments` behind the
  * `ChatClient`, `Fallback.chain` reports each deployment the router tried as an attempt of its
  * own (the same `model` and `retry`, each with its `deployment`), refusals included.
  *
  * @since 0.1.0
  * @category models
  */
-export type Attempt<E = LlmError.LlmError> = Succeeded | Failed<E>
+export type Attempt<E = LlmError.LlmError> = Succeeded | Failed<E> | Cancelled
 
 /**
  * A value served by a chain: the value, the model that produced it, and every attempt in the
- * order it was made, the serving one last.
+ * order it was made, the serving one last (with hedging, the others in the order they started,
+ * those cancelled when the serving one answered included).
  *
  * @since 0.1.0
  * @category models
@@ -263,7 +298,86 @@ export interface Options<E = LlmError.LlmError> {
   readonly deadline?: Duration.Input
   /** Guards every attempt; an open circuit fails it with `CircuitOpenError` and the chain moves on. */
   readonly breaker?: Breaker
+  /**
+   * Hedged requests: when a model has not answered after a delay, start the next one alongside
+   * it and serve whichever answers first, cancelling the other. The delay is fixed or a
+   * percentile of the model's recent successful latencies. Off by default. Options, or a `Hedge`
+   * made with `Fallback.hedge` to share what it learns and its limit across chains and calls.
+   */
+  readonly hedge?: HedgeOptions | Hedge
 }
+
+/**
+ * A hedge delay taken from the model's observed latency: the `percentile` (above 0, at most 100)
+ * of its last `samples` successful attempts (default 100), within `min` and `max`; `initial` until
+ * it has `minSamples` of them (default 20, or `samples` if fewer). For a stream, the latency is
+ * the time to the first chunk.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface HedgeLatency {
+  readonly percentile: number
+  readonly initial: Duration.Input
+  readonly samples?: number
+  readonly minSamples?: number
+  readonly min?: Duration.Input
+  readonly max?: Duration.Input
+}
+
+/**
+ * The options of hedging.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface HedgeOptions {
+  /**
+   * How long a model may run without answering before the next one is started alongside it: a
+   * duration (`0` starts them together), or a percentile of the model's recent latencies.
+   */
+  readonly delay: Duration.Input | HedgeLatency
+  /** How many models one call may start as hedges; default 1. */
+  readonly maxHedges?: number
+  /**
+   * How many hedges may run at once across every call sharing this hedging (a chain's calls, or
+   * every chain given the same `Hedge`); default no limit. At the limit a call does not hedge:
+   * its next model waits for the running one to fail, as without hedging.
+   */
+  readonly maxInFlight?: number
+}
+
+/**
+ * Hedging's state: each model's recent latencies and the hedges in flight. `Fallback.chain` and
+ * `Fallback.stream` make one from `HedgeOptions` when they are built; make one yourself to share
+ * it across chains, or to let `firstSuccess` (which checks its options at every call) learn
+ * across calls.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Hedge {
+  /** Hedges running now. */
+  readonly inFlight: number
+}
+
+/**
+ * Makes hedging's state from its options, to pass as the `hedge` option of any number of chains.
+ * Options that describe no hedging make every chain given it fail with `FallbackConfigError`.
+ *
+ * @example
+ * ```ts
+ * import { Fallback } from "@resilient-llm/core"
+ *
+ * const hedge = Fallback.hedge({ delay: { percentile: 95, initial: "2 seconds" }, maxInFlight: 50 })
+ * const fast = Fallback.chain(["gpt-4o", "claude-sonnet"], { timeout: "20 seconds", hedge })
+ * const careful = Fallback.chain(["gpt-4o", "o3"], { timeout: "60 seconds", hedge })
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const hedge = (options: HedgeOptions): Hedge => internalHedge.make(options)
 
 /**
  * The options of `Fallback.stream`: those of a chain, and a bound on the silence of a stream.
@@ -281,55 +395,67 @@ export interface StreamOptions extends Options {
   readonly idleTimeout?: Duration.Input
 }
 
-const logOutcome = <A, E, R>(
-  self: Effect.Effect<Served<A, E>, AllModelsFailed<E> | FallbackConfigError, R>
-): Effect.Effect<Served<A, E>, AllModelsFailed<E> | FallbackConfigError, R> =>
-  self.pipe(
-    Effect.tap((served) => {
-      const by = served.deployment === undefined ? served.model : `${served.model}@${served.deployment}`
-      const annotations = served.deployment === undefined
-        ? { "llm.attempts": served.attempts.length }
-        : { "llm.deployment": served.deployment, "llm.attempts": served.attempts.length }
-      return Effect.andThen(
-        Effect.annotateCurrentSpan(
-          served.deployment === undefined
-            ? { "llm.served_model": served.model, "llm.attempts": served.attempts.length }
-            : {
-              "llm.served_model": served.model,
-              "llm.served_deployment": served.deployment,
-              "llm.attempts": served.attempts.length
-            }
-        ),
-        Effect.logInfo(`served by ${by} after ${plural(served.attempts.length, "attempt")}`).pipe(
-          Effect.annotateLogs({ "llm.model": served.model, ...annotations })
-        )
-      )
-    }),
-    Effect.tapError((error) => {
-      const annotations = error._tag === "AllModelsFailed"
-        ? { "llm.reason": error.reason, "llm.attempts": error.attempts.length }
-        : { "llm.reason": "Misconfigured", "llm.attempts": 0 }
-      return Effect.andThen(
-        Effect.annotateCurrentSpan(annotations),
-        Effect.logWarning(error.message).pipe(Effect.annotateLogs(annotations))
-      )
-    })
-  )
+// The chain's own line and span attributes: who served after how many attempts, or why no model
+// did. The span is the pattern's; the line is written only when a logger will read it.
+const logOutcome = <A, E>(
+  fiber: Fiber.Fiber<unknown, unknown>,
+  span: Tracer.Span | undefined,
+  exit: Exit.Exit<Served<A, E>, AllModelsFailed<E> | FallbackConfigError>
+): void => {
+  if (Exit.isSuccess(exit)) {
+    const served = exit.value
+    const attempts = served.attempts.length
+    if (span !== undefined) {
+      span.attribute("llm.served_model", served.model)
+      if (served.deployment !== undefined) span.attribute("llm.served_deployment", served.deployment)
+      span.attribute("llm.attempts", attempts)
+    }
+    if (!Observability.logsAt(fiber, "Info")) return
+    const by = served.deployment === undefined ? served.model : `${served.model}@${served.deployment}`
+    Observability.logNow(
+      fiber,
+      "Info",
+      `served by ${by} after ${plural(attempts, "attempt")}`,
+      served.deployment === undefined
+        ? { "llm.model": served.model, "llm.attempts": attempts }
+        : { "llm.model": served.model, "llm.deployment": served.deployment, "llm.attempts": attempts }
+    )
+    return
+  }
+  const failure = Cause.findErrorOption(exit.cause)
+  if (Option.isNone(failure)) return
+  const error = failure.value
+  const annotations = error._tag === "AllModelsFailed"
+    ? { "llm.reason": error.reason, "llm.attempts": error.attempts.length }
+    : { "llm.reason": "Misconfigured", "llm.attempts": 0 }
+  if (span !== undefined) {
+    span.attribute("llm.reason", annotations["llm.reason"])
+    span.attribute("llm.attempts", annotations["llm.attempts"])
+  }
+  if (Observability.logsAt(fiber, "Warn")) Observability.logNow(fiber, "Warn", error.message, annotations)
+}
 
 // Every public chain: the runner, its failure as `AllModelsFailed`, the outcome logged, all inside
-// the pattern's span. The kind's attributes go on that span and on every attempt's.
-const runChain = <B, A, E, R>(
+// the pattern's span. The kind's attributes go on that span and on every attempt's. Built once per
+// chain; the result runs one call.
+const chainRunner = <B, A, E, R>(
   models: ReadonlyArray<string>,
-  attempt: (model: string) => Effect.Effect<B, E, R>,
   config: internal.Config<AttemptError<E>> | string,
   kind: internal.Kind<B, A, AttemptError<E>, R>
-): Effect.Effect<Served<A, AttemptError<E>>, AllModelsFailed<AttemptError<E>> | FallbackConfigError, R> =>
-  (typeof config === "string"
-    ? Effect.fail(new FallbackConfigError({ reason: config }))
-    : Effect.mapError(internal.run(models, attempt, config, kind), (failure) => new AllModelsFailed(failure))).pipe(
-      logOutcome,
-      Observability.pattern("fallback", { "llm.models": String(models), ...kind.attributes })
-    )
+): (
+  attempt: (model: string) => Effect.Effect<B, E, R>
+) => Effect.Effect<Served<A, AttemptError<E>>, AllModelsFailed<AttemptError<E>> | FallbackConfigError, R> => {
+  const observed = Observability.observePattern<
+    Served<A, AttemptError<E>>,
+    AllModelsFailed<AttemptError<E>> | FallbackConfigError
+  >("fallback", { "llm.models": String(models), ...kind.attributes }, logOutcome)
+  if (typeof config === "string") {
+    const misconfigured = observed(Effect.fail(new FallbackConfigError({ reason: config })))
+    return () => misconfigured
+  }
+  const toFailure = (failure: internal.Failure<AttemptError<E>>) => new AllModelsFailed(failure)
+  return (attempt) => observed(internal.run(models, attempt, config, kind, toFailure))
+}
 
 // A chain over `ChatClient` fails with `LlmError`s: a deployment's error is one of its own.
 const sameError = (error: LlmError.LlmError): LlmError.LlmError => error
@@ -368,7 +494,7 @@ export const firstSuccess = <A, E, R>(
   attempt: (model: string) => Effect.Effect<A, E, R>,
   options?: Options<AttemptError<NoInfer<E>>>
 ): Effect.Effect<Served<A, AttemptError<E>>, AllModelsFailed<AttemptError<E>> | FallbackConfigError, R> =>
-  runChain(models, attempt, internal.check(models, options, false), internal.effects({}))
+  chainRunner<A, A, E, R>(models, internal.check(models, options, false), internal.effects({}))(attempt)
 
 /**
  * The options of `chain`: those of every chain, and `accept`, a check every answer must pass
@@ -408,8 +534,17 @@ export const chain = (
   models: ReadonlyArray<string>,
   options?: ChainOptions
 ) => {
-  const config = internal.check<AttemptError<LlmError.LlmError>>(models, options, false)
   const accept = options?.accept
+  const run = chainRunner<
+    ChatCompletion.ChatCompletion,
+    ChatCompletion.ChatCompletion,
+    LlmError.LlmError,
+    ChatClient.ChatClient
+  >(
+    models,
+    internal.check<AttemptError<LlmError.LlmError>>(models, options, false),
+    internal.effects({}, sameError)
+  )
   return (
     request: ChatCompletion.PromptRequest
   ): Effect.Effect<
@@ -417,24 +552,11 @@ export const chain = (
     AllModelsFailed | FallbackConfigError,
     ChatClient.ChatClient
   > =>
-    Effect.flatMap(
-      ChatClient.ChatClient,
-      (client) =>
-        runChain<
-          ChatCompletion.ChatCompletion,
-          ChatCompletion.ChatCompletion,
-          LlmError.LlmError,
-          ChatClient.ChatClient
-        >(
-          models,
-          (model) => {
-            const call = client.create(ChatCompletion.withModel(request, model))
-            return accept === undefined ? call : Answer.verify(call, accept, model)
-          },
-          config,
-          internal.effects({}, sameError)
-        )
-    )
+    Effect.flatMap(ChatClient.ChatClient, (client) =>
+      run((model) => {
+        const call = client.create(ChatCompletion.withModel(request, model))
+        return accept === undefined ? call : Answer.verify(call, accept, model)
+      }))
 }
 
 /**
@@ -459,6 +581,9 @@ export const chain = (
  * never read before the scope closes counts for nothing. The stream ends once the breaker has
  * counted it. (A breaker's `slowCallThreshold` and `maxProbeDuration` therefore measure the whole
  * stream: keep them above the longest stream you expect.)
+ *
+ * With `hedge`, the models race for the first chunk: the first to send one serves, and the other
+ * is interrupted and its connection closed.
  *
  * Knowing the model (and whether any model answered) before reading the stream is what an HTTP
  * handler needs to choose its status and headers. The stream lives in the `Scope` of the call:
@@ -489,7 +614,16 @@ export const stream = (
   models: ReadonlyArray<string>,
   options?: StreamOptions
 ) => {
-  const config = internal.check<AttemptError<LlmError.LlmError>>(models, options, true)
+  const run = chainRunner<
+    internal.Opened,
+    Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError>,
+    LlmError.LlmError,
+    Scope.Scope
+  >(
+    models,
+    internal.check<AttemptError<LlmError.LlmError>>(models, options, true),
+    { attributes: { "llm.stream": true }, serve: internal.serveStream, hopsAsAttempts: sameError }
+  )
   return (
     request: ChatCompletion.PromptRequest
   ): Effect.Effect<
@@ -499,17 +633,6 @@ export const stream = (
   > =>
     Effect.flatMap(
       ChatClient.ChatClient,
-      (client) =>
-        runChain<
-          internal.Opened,
-          Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError>,
-          LlmError.LlmError,
-          Scope.Scope
-        >(
-          models,
-          (model) => internal.openStream(model, client.stream(ChatCompletion.withModel(request, model))),
-          config,
-          { attributes: { "llm.stream": true }, serve: internal.serveStream, hopsAsAttempts: sameError }
-        )
+      (client) => run((model) => internal.openStream(model, client.stream(ChatCompletion.withModel(request, model))))
     )
 }

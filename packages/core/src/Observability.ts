@@ -15,11 +15,13 @@
  * | `resilient_llm_tokens_total` | counter | `model`, `kind` (`input`, `output`) |
  * | `resilient_llm_breaker_state` | gauge (0 closed, 1 half-open, 2 open) | `model` |
  * | `resilient_llm_breaker_transitions_total` | counter | `model`, `from`, `to` |
+ * | `resilient_llm_hedges_total` | counter | `model` (the hedge's), `outcome` (`served`, `failed`, `cancelled`, `interrupted`) |
  *
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
-import type * as Context from "effect/Context"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
@@ -28,6 +30,7 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as References from "effect/References"
+import * as Tracer from "effect/Tracer"
 import * as ChatCompletion from "./ChatCompletion.js"
 import * as AttemptDetails from "./internal/attemptDetails.js"
 
@@ -49,6 +52,8 @@ export const requests = Metric.counter("resilient_llm_requests_total", {
   description: "Model attempts by model, pattern and outcome",
   incremental: true
 })
+const requestsOf = (attributes: Metric.Metric.AttributeSet) =>
+  Metric.counter(requests.id, { description: requests.description, incremental: true, attributes })
 
 /**
  * Latency of every attempt in milliseconds, failures included, by `model`.
@@ -60,6 +65,12 @@ export const latency = Metric.histogram("resilient_llm_latency_ms", {
   boundaries: Metric.exponentialBoundaries({ start: 5, factor: 2, count: 16 }),
   description: "Attempt latency in milliseconds by model"
 })
+const latencyOf = (attributes: Metric.Metric.AttributeSet) =>
+  Metric.histogram(latency.id, {
+    boundaries: Metric.exponentialBoundaries({ start: 5, factor: 2, count: 16 }),
+    description: latency.description,
+    attributes
+  })
 
 /**
  * Recent latency quantiles (p50, p95, p99 over the last 10 minutes, at most 1,000 samples) by
@@ -74,6 +85,14 @@ export const latencySummary = Metric.summary("resilient_llm_latency_summary_ms",
   quantiles: [0.5, 0.95, 0.99],
   description: "Recent attempt latency quantiles in milliseconds by model"
 })
+const latencySummaryOf = (attributes: Metric.Metric.AttributeSet) =>
+  Metric.summary(latencySummary.id, {
+    maxAge: "10 minutes",
+    maxSize: 1000,
+    quantiles: [0.5, 0.95, 0.99],
+    description: latencySummary.description,
+    attributes
+  })
 
 /**
  * Tokens by `model` and `kind` (`input` or `output`), as the provider reported them.
@@ -85,6 +104,8 @@ export const tokens = Metric.counter("resilient_llm_tokens_total", {
   description: "Tokens by model and kind",
   incremental: true
 })
+const tokensOf = (attributes: Metric.Metric.AttributeSet) =>
+  Metric.counter(tokens.id, { description: tokens.description, incremental: true, attributes })
 
 /**
  * The state of each model's circuit: 0 closed, 1 half-open, 2 open.
@@ -104,6 +125,20 @@ export const breakerState = Metric.gauge("resilient_llm_breaker_state", {
  */
 export const breakerTransitions = Metric.counter("resilient_llm_breaker_transitions_total", {
   description: "Circuit breaker transitions by model, from and to",
+  incremental: true
+})
+
+/**
+ * Hedges a fallback chain started, by the `model` started as a hedge and how the hedge ended:
+ * `served` (it answered first), `failed`, `cancelled` (another model answered first) or
+ * `interrupted` (the caller gave up). A hedge that seldom serves costs calls for nothing: its
+ * delay may be too short.
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const hedges = Metric.counter("resilient_llm_hedges_total", {
+  description: "Hedged attempts by model and how they ended",
   incremental: true
 })
 
@@ -141,24 +176,58 @@ const usageOf = (value: unknown): TokenUsage | undefined => {
   return input === undefined && output === undefined ? undefined : { input, output }
 }
 
-// The hot path. Every attempt updates five metrics. `Metric.withAttributes` makes a new metric
-// whose series key is computed again whenever the attribute set it sees changes, so one metric per
-// label set is kept here and reused: an update is then a map lookup. The attributes of the fiber
-// (`Metric.CurrentMetricAttributes`) are merged in by Effect, after ours.
-const maxCachedLabelSets = 4096
+// The hot path: every attempt updates five metrics. A metric made by `Metric.withAttributes` puts
+// its labels into a new context on every update, and the metric under it, shared by every label
+// set, computes its series key again (sorting and serializing the labels) whenever the label set
+// it sees differs from the last one: with two models, or the input and output token counters, that
+// is every update. So each label set gets a metric of its own, built with its labels as
+// attributes, whose series key is computed once; it is the very series `withAttributes` would
+// address. The attributes of the fiber (`Metric.CurrentMetricAttributes`) are merged in by Effect.
+interface ModelSeries {
+  readonly latency: Metric.Metric<number, unknown>
+  readonly latencySummary: Metric.Metric<number, unknown>
+  readonly inputTokens: Metric.Metric<number, unknown>
+  readonly outputTokens: Metric.Metric<number, unknown>
+  /** The request counters by pattern, then outcome. */
+  readonly requests: Map<string, Map<string, Metric.Metric<number, unknown>>>
+}
 
-const labelled = new Map<string, Metric.Metric<number, unknown>>()
+// Model names and outcomes come from callers and providers: past this many cached metrics, a new
+// label set is built for each update (correct, only slower), so memory stays bounded.
+const maxCachedSeries = 4096
+let cachedSeries = 0
+const seriesByModel = new Map<string, ModelSeries>()
 
-const withLabels = <State>(
-  metric: Metric.Metric<number, State>,
-  labels: Readonly<Record<string, string>>
-): Metric.Metric<number, unknown> => {
-  let id = metric.id
-  for (const key in labels) id += `\u0000${key}\u0000${labels[key]}`
-  const cached = labelled.get(id)
+const modelSeries = (model: string): ModelSeries => {
+  const cached = seriesByModel.get(model)
   if (cached !== undefined) return cached
-  const made = Metric.withAttributes(metric, labels)
-  if (labelled.size < maxCachedLabelSets) labelled.set(id, made)
+  const made: ModelSeries = {
+    latency: latencyOf({ model }),
+    latencySummary: latencySummaryOf({ model }),
+    inputTokens: tokensOf({ model, kind: "input" }),
+    outputTokens: tokensOf({ model, kind: "output" }),
+    requests: new Map()
+  }
+  if (cachedSeries < maxCachedSeries) {
+    cachedSeries += 4
+    seriesByModel.set(model, made)
+  }
+  return made
+}
+
+const requestSeries = (series: ModelSeries, model: string, pattern: string, outcome: string) => {
+  let byOutcome = series.requests.get(pattern)
+  const cached = byOutcome?.get(outcome)
+  if (cached !== undefined) return cached
+  const made = requestsOf({ model, pattern, outcome })
+  if (cachedSeries < maxCachedSeries) {
+    cachedSeries += 1
+    if (byOutcome === undefined) {
+      byOutcome = new Map()
+      series.requests.set(pattern, byOutcome)
+    }
+    byOutcome.set(outcome, made)
+  }
   return made
 }
 
@@ -170,11 +239,37 @@ const recordMetrics = (
   latencyMs: number,
   usage: TokenUsage | undefined
 ): void => {
-  withLabels(requests, { model, pattern, outcome }).updateUnsafe(1, context)
-  withLabels(latency, { model }).updateUnsafe(latencyMs, context)
-  withLabels(latencySummary, { model }).updateUnsafe(latencyMs, context)
-  if (usage?.input !== undefined) withLabels(tokens, { model, kind: "input" }).updateUnsafe(usage.input, context)
-  if (usage?.output !== undefined) withLabels(tokens, { model, kind: "output" }).updateUnsafe(usage.output, context)
+  const series = modelSeries(model)
+  requestSeries(series, model, pattern, outcome).updateUnsafe(1, context)
+  series.latency.updateUnsafe(latencyMs, context)
+  series.latencySummary.updateUnsafe(latencyMs, context)
+  if (usage?.input !== undefined) series.inputTokens.updateUnsafe(usage.input, context)
+  if (usage?.output !== undefined) series.outputTokens.updateUnsafe(usage.output, context)
+}
+
+const hedgeSeries = new Map<string, Metric.Metric<number, unknown>>()
+
+/**
+ * Counts one hedge of `model` that ended with `outcome`.
+ *
+ * @internal
+ */
+export const recordHedge = (
+  context: Context.Context<never>,
+  model: string,
+  outcome: "served" | "failed" | "cancelled" | "interrupted"
+): void => {
+  const id = `${model}\u0000${outcome}`
+  let series = hedgeSeries.get(id)
+  if (series === undefined) {
+    series = Metric.counter(hedges.id, {
+      description: hedges.description,
+      incremental: true,
+      attributes: { model, outcome }
+    })
+    if (hedgeSeries.size < maxCachedSeries) hedgeSeries.set(id, series)
+  }
+  series.updateUnsafe(1, context)
 }
 
 /** Whether a line logged at `level` now would reach a logger; when not, it need not be built. */
@@ -199,52 +294,127 @@ export const attempt = (options: {
   readonly model: string
   readonly attributes?: Record<string, unknown>
 }) =>
-<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
-  const { model, pattern } = options
-  return Effect.useSpan(
-    `resilient-llm.${pattern}.attempt`,
-    { attributes: { "llm.pattern": pattern, "llm.model": model, ...options.attributes } },
-    (span) =>
-      Effect.clockWith((clock) => {
-        const start = clock.currentTimeMillisUnsafe()
-        const details = AttemptDetails.make()
-        return effect.pipe(
-          Effect.provideService(AttemptDetails.CurrentDetails, details),
-          Effect.onExit((exit) =>
-            Effect.withFiber((fiber) => {
-              const outcome = outcomeOf(exit)
-              const latencyMs = clock.currentTimeMillisUnsafe() - start
-              const usage = Exit.isSuccess(exit) ? usageOf(exit.value) : undefined
-              span.attribute("llm.outcome", outcome)
-              span.attribute("llm.latency_ms", latencyMs)
-              if (usage?.input !== undefined) span.attribute("llm.tokens.input", usage.input)
-              if (usage?.output !== undefined) span.attribute("llm.tokens.output", usage.output)
-              const deployment = details.current
-              const costUsd = AttemptDetails.costOf(details)
-              if (deployment !== undefined) span.attribute("llm.deployment", deployment)
-              if (costUsd !== undefined) span.attribute("llm.cost_usd", costUsd)
-              const outer = fiber.getRef(AttemptDetails.CurrentDetails)
-              if (outer !== undefined) AttemptDetails.merge(outer, details)
-              recordMetrics(fiber.context, model, pattern, outcome, latencyMs, usage)
-              const succeeded = outcome === "success"
-              if (!logs(fiber, succeeded ? "Info" : "Warn")) return Effect.void
-              return (succeeded ? Effect.logInfo("attempt succeeded") : Effect.logWarning("attempt failed")).pipe(
-                Effect.annotateLogs(
-                  deployment === undefined && costUsd === undefined
-                    ? { outcome, latencyMs }
-                    : { outcome, latencyMs, "llm.deployment": deployment ?? "", costUsd: costUsd ?? 0 }
-                )
-              )
-            })
-          ),
-          Effect.annotateLogs({ "llm.model": model, "llm.pattern": pattern }),
-          // The captured frame would be this module's, which tells nobody anything, and capturing
-          // it costs a stack trace per attempt.
-          Effect.withParentSpan(span, { captureStackTrace: false })
-        )
-      })
+<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  observeAttempt(
+    effect,
+    options.pattern,
+    options.model,
+    () => ({ "llm.pattern": options.pattern, "llm.model": options.model, ...options.attributes }),
+    undefined
   )
+
+const attemptSpanNames = new Map<string, string>()
+
+const attemptSpanName = (pattern: string): string => {
+  let name = attemptSpanNames.get(pattern)
+  if (name === undefined) {
+    name = `resilient-llm.${pattern}.attempt`
+    if (attemptSpanNames.size < maxCachedSeries) attemptSpanNames.set(pattern, name)
+  }
+  return name
 }
+
+/**
+ * The context an attempt or a pattern runs in: its span as the parent of the spans inside it, its
+ * log annotations when a logger will read them, and its record of deployments. One context change,
+ * where `withSpan`, `annotateLogs` and `provideService` make one each. (Unlike `withSpan`, no stack
+ * frame is added: the frame would name this module, and it is one more context entry that every
+ * service lookup inside the attempt walks past.)
+ */
+const enter = <R>(
+  context: Context.Context<R>,
+  span: Tracer.Span | undefined,
+  annotations: Readonly<Record<string, unknown>> | undefined,
+  details: AttemptDetails.Details | undefined
+): Context.Context<R> => {
+  let next = context
+  if (span !== undefined) next = Context.add(next, Tracer.ParentSpan, span)
+  if (annotations !== undefined) {
+    next = Context.add(next, References.CurrentLogAnnotations, {
+      ...Context.get(context, References.CurrentLogAnnotations),
+      ...annotations
+    })
+  }
+  if (details !== undefined) next = Context.add(next, AttemptDetails.CurrentDetails, details)
+  return next
+}
+
+/**
+ * Whether the patterns' spans can be seen: tracing is enabled and a tracer is installed. Effect's
+ * default tracer (`Tracer.nativeTracer`) keeps spans in memory and exports them nowhere; Effect
+ * documents comparing against it to skip work only a tracing backend could observe. Without one,
+ * the patterns create no spans (a span and its context cost more than the rest of an attempt);
+ * install any tracer (OpenTelemetry, `Tracer.make`) and every span is there.
+ *
+ * @internal
+ */
+export const tracing = (fiber: Fiber.Fiber<unknown, unknown>): boolean =>
+  fiber.getRef(References.TracerEnabled) && fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer
+
+/**
+ * `attempt`, for the patterns: `attributes` makes the span's whole set (only when there is a span),
+ * and `report`, when given, is
+ * the record the attempt's deployments go to (the caller reads it; it is not merged into the record
+ * of an outer pattern).
+ *
+ * The span exists only when a tracer can see it (`tracing`). The log annotations and the log line
+ * are built only when a logger is installed and the line's level passes the minimum.
+ *
+ * @internal
+ */
+export const observeAttempt = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  pattern: string,
+  model: string,
+  attributes: () => Record<string, unknown>,
+  report: AttemptDetails.Details | undefined
+): Effect.Effect<A, E, R> =>
+  Effect.withFiber((fiber) => {
+    const clock = fiber.getRef(Clock.Clock)
+    const start = clock.currentTimeMillisUnsafe()
+    const outer = report === undefined ? fiber.getRef(AttemptDetails.CurrentDetails) : undefined
+    const details = report ?? AttemptDetails.make()
+    const annotations = fiber.getRef(References.CurrentLoggers).size > 0
+      ? { "llm.model": model, "llm.pattern": pattern }
+      : undefined
+    const finish = (span: Tracer.Span | undefined) => (exit: Exit.Exit<A, E>): Effect.Effect<void> | undefined => {
+      const outcome = outcomeOf(exit)
+      const latencyMs = clock.currentTimeMillisUnsafe() - start
+      const usage = Exit.isSuccess(exit) ? usageOf(exit.value) : undefined
+      const deployment = details.current
+      const costUsd = AttemptDetails.costOf(details)
+      if (span !== undefined) {
+        span.attribute("llm.outcome", outcome)
+        span.attribute("llm.latency_ms", latencyMs)
+        if (usage?.input !== undefined) span.attribute("llm.tokens.input", usage.input)
+        if (usage?.output !== undefined) span.attribute("llm.tokens.output", usage.output)
+        if (deployment !== undefined) span.attribute("llm.deployment", deployment)
+        if (costUsd !== undefined) span.attribute("llm.cost_usd", costUsd)
+      }
+      if (outer !== undefined) AttemptDetails.merge(outer, details)
+      recordMetrics(fiber.context, model, pattern, outcome, latencyMs, usage)
+      const succeeded = outcome === "success"
+      if (annotations === undefined || !logs(fiber, succeeded ? "Info" : "Warn")) return undefined
+      logNow(
+        fiber,
+        succeeded ? "Info" : "Warn",
+        succeeded ? "attempt succeeded" : "attempt failed",
+        deployment === undefined && costUsd === undefined
+          ? { outcome, latencyMs }
+          : { outcome, latencyMs, "llm.deployment": deployment ?? "", costUsd: costUsd ?? 0 }
+      )
+      return undefined
+    }
+    // The finalizer runs inside the attempt's context: its log line is the span's and annotated
+    // with the model; the span ends after it, with its attributes.
+    const run = (span: Tracer.Span | undefined) =>
+      Effect.updateContext(
+        Effect.onExitPrimitive(effect, finish(span)),
+        (context: Context.Context<R>) => enter(context, span, annotations, details)
+      )
+    if (!tracing(fiber)) return run(undefined)
+    return Effect.useSpan(attemptSpanName(pattern), { attributes: attributes() }, run)
+  })
 
 /**
  * Runs a whole pattern call (every attempt it makes) inside a span named `resilient-llm.<pattern>`.
@@ -252,15 +422,91 @@ export const attempt = (options: {
  * @since 0.1.0
  * @category combinators
  */
-export const pattern =
-  (name: Pattern, attributes?: Record<string, unknown>) =>
-  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    effect.pipe(
-      Effect.annotateLogs("llm.pattern", name),
-      Effect.withSpan(`resilient-llm.${name}`, { attributes: { "llm.pattern": name, ...attributes } }, {
-        captureStackTrace: false
-      })
-    )
+export const pattern = (
+  name: Pattern,
+  attributes?: Record<string, unknown>
+): <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R> => observePattern(name, attributes, undefined)
+
+/**
+ * `pattern`, with `end` called when the call ends, inside the pattern's span and log annotations,
+ * to annotate the span and log its outcome (with `logNow`). With tracing disabled and no logger,
+ * neither has anything to do, and the call runs as it is.
+ *
+ * @internal
+ */
+export const observePattern = <A, E>(
+  name: Pattern,
+  attributes: Record<string, unknown> | undefined,
+  end:
+    | ((fiber: Fiber.Fiber<unknown, unknown>, span: Tracer.Span | undefined, exit: Exit.Exit<A, E>) => void)
+    | undefined
+) => {
+  const spanName = `resilient-llm.${name}`
+  const spanOptions = { attributes: { "llm.pattern": name, ...attributes } }
+  const annotations = { "llm.pattern": name }
+  return <A2 extends A, E2 extends E, R>(effect: Effect.Effect<A2, E2, R>): Effect.Effect<A2, E2, R> =>
+    Effect.withFiber((fiber) => {
+      const logging = fiber.getRef(References.CurrentLoggers).size > 0 ? annotations : undefined
+      const traced = tracing(fiber)
+      if (!traced && logging === undefined) return effect
+      const run = (span: Tracer.Span | undefined) =>
+        Effect.updateContext(
+          end === undefined ? effect : Effect.onExitPrimitive(effect, (exit) => {
+            end(fiber, span, exit)
+            return undefined
+          }),
+          (context: Context.Context<R>) => enter(context, span, logging, undefined)
+        )
+      return traced ? Effect.useSpan(spanName, spanOptions, run) : run(undefined)
+    })
+}
+
+/**
+ * Writes one line to the fiber's loggers now, as `Effect.log` would from this fiber, with
+ * `annotations` added to the fiber's. It is synchronous, for the finalizers of the hot path, where
+ * an effect for the line and another to annotate it cost more than the rest of the finalizer. The
+ * caller checks `logsAt` first.
+ *
+ * @internal
+ */
+export const logNow = (
+  fiber: Fiber.Fiber<unknown, unknown>,
+  level: LogLevel.LogLevel,
+  message: string,
+  annotations: Readonly<Record<string, unknown>>
+): void => {
+  const previous = fiber.context
+  fiber.setContext(
+    Context.add(previous, References.CurrentLogAnnotations, {
+      ...Context.get(previous, References.CurrentLogAnnotations),
+      ...annotations
+    })
+  )
+  try {
+    const date = new Date(fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+    const options = { message: [message], logLevel: level, cause: Cause.empty, fiber, date }
+    for (const logger of fiber.getRef(References.CurrentLoggers)) logger.log(options)
+  } finally {
+    fiber.setContext(previous)
+  }
+}
+
+/**
+ * The span of the pattern or attempt the fiber is in, when it is a live span of this process.
+ *
+ * @internal
+ */
+export const currentSpan = (fiber: Fiber.Fiber<unknown, unknown>): Tracer.Span | undefined => {
+  const span = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
+  return span !== undefined && span._tag === "Span" && span.status._tag !== "Ended" ? span : undefined
+}
+
+/**
+ * Whether a line logged at `level` now would reach a logger.
+ *
+ * @internal
+ */
+export const logsAt = (fiber: Fiber.Fiber<unknown, unknown>, level: LogLevel.LogLevel): boolean => logs(fiber, level)
 
 /**
  * One model's figures in a `snapshot`.

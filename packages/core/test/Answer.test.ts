@@ -105,7 +105,7 @@ describe("Fallback.chain with accept", () => {
       const served = yield* Fiber.join(fiber)
       assert.strictEqual(served.model, "large")
       assert.deepStrictEqual(
-        served.attempts.map((a) => [a.model, a.retry, a.outcome === "success" ? "success" : describe_(a.error)]),
+        served.attempts.map((a) => [a.model, a.retry, a.outcome === "failure" ? describe_(a.error) : a.outcome]),
         [["mini", 0, "AnswerRejectedError truncated"], ["mini", 1, "AnswerRejectedError empty"], [
           "large",
           0,

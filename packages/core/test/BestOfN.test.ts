@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import type { ChatCompletion } from "@resilient-llm/core"
 import { BestOfN, Judge, LlmError, Observability } from "@resilient-llm/core"
 import { TestChatClient, TestLogs } from "@resilient-llm/testing"
-import { Cause, Clock, Duration, Effect, Exit, Fiber, Layer, Metric, Option } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Fiber, Layer, Metric, Option, Tracer } from "effect"
 import { TestClock } from "effect/testing"
 
 const messages: ReadonlyArray<ChatCompletion.ChatMessage> = [{ role: "user", content: "Name a prime." }]
@@ -544,7 +544,12 @@ describe("BestOfN.complete", () => {
           return 5
         })
       )
-      yield* BestOfN.complete(request, { models: ["fast"] }).pipe(Effect.provide(Judge.layer(judge)), Effect.forkChild)
+      yield* BestOfN.complete(request, { models: ["fast"] }).pipe(
+        Effect.provide(Judge.layer(judge)),
+        // an installed tracer: without one the patterns make no spans
+        Effect.withTracer(Tracer.make({ span: (options) => new Tracer.NativeSpan(options) })),
+        Effect.forkChild
+      )
       yield* TestClock.adjust("1 second")
       assert.deepStrictEqual(spans, ["resilient-llm.best-of-n"])
     }).pipe(Effect.provide(threeCandidates)))

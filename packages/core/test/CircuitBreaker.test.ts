@@ -673,6 +673,93 @@ eachStore("slowCallThreshold", (it) => {
       yield* Fiber.join(slower)
       assert.strictEqual(yield* breaker.state(key), "open")
     }))
+
+  it.effect("counts a call still in flight as a failure the moment it has run longer than the threshold", () =>
+    Effect.gen(function*() {
+      const key = "hung"
+      const breaker = yield* CircuitBreaker.make({
+        trip: CircuitBreaker.consecutiveFailures(2),
+        slowCallThreshold: "2 seconds"
+      })
+      const seen = yield* subscribe(breaker)
+      const { counts, ok } = stub(key)
+      const hung = breaker.protect(key)(Effect.never)
+      const first = yield* Effect.forkChild(hung) // t = 0
+      yield* adjust("100 millis")
+      const second = yield* Effect.forkChild(hung) // t = 100
+      yield* adjust("1900 millis") // t = 2000: the first has run exactly the threshold
+      assert.strictEqual((yield* breaker.snapshot)[0].consecutiveFailures, 0)
+      yield* adjust("1 millis") // t = 2001: longer than the threshold
+      assert.strictEqual((yield* breaker.snapshot)[0].consecutiveFailures, 1)
+      assert.strictEqual(yield* breaker.state(key), "closed")
+      yield* adjust("100 millis") // t = 2101: the second is slow too, nobody calls
+      yield* settle
+      assert.deepStrictEqual(seen.map(brief), [["closed", "open", 2101, "consecutive-failures", 30_000]])
+      const refusal = yield* refused(breaker.protect(key)(ok))
+      assert.strictEqual(Duration.toMillis(refusal.retryAfter), 30_000)
+      assert.strictEqual(counts.runs, 0)
+      // both calls are still running; their interruption decides nothing more
+      yield* Fiber.interrupt(first)
+      yield* Fiber.interrupt(second)
+      assert.strictEqual(yield* breaker.state(key), "open")
+      assert.strictEqual(seen.length, 1)
+    }))
+
+  it.effect("a slow call counts once, whether it then succeeds, fails or is interrupted", () =>
+    Effect.gen(function*() {
+      const key = "once"
+      const breaker = yield* CircuitBreaker.make({
+        trip: CircuitBreaker.consecutiveFailures(5),
+        slowCallThreshold: "1 second"
+      })
+      const failures = Effect.map(breaker.snapshot, (all) => all[0].consecutiveFailures)
+      const late = (ms: number, outcome: Effect.Effect<string, LlmError.ServerError>) =>
+        Effect.forkChild(breaker.protect(key)(Effect.andThen(Effect.sleep(Duration.millis(ms)), outcome)))
+      const succeeds = yield* late(1_500, Effect.succeed("late"))
+      yield* adjust("1001 millis")
+      assert.strictEqual(yield* failures, 1)
+      yield* adjust("499 millis")
+      assert.strictEqual(yield* Fiber.join(succeeds), "late")
+      assert.strictEqual(yield* failures, 1) // its success is not counted, nor its slowness again
+      const fails = yield* late(1_500, Effect.fail(serverError(key)))
+      yield* adjust("1500 millis")
+      yield* Fiber.await(fails)
+      assert.strictEqual(yield* failures, 2) // slow at 1,001 ms; the failure at 1,500 ms adds nothing
+      const interrupted = yield* late(60_000, Effect.succeed("never"))
+      yield* adjust("1001 millis")
+      yield* Fiber.interrupt(interrupted)
+      assert.strictEqual(yield* failures, 3) // an interruption would count for nothing; its slowness did
+      const quick = yield* late(60_000, Effect.succeed("never"))
+      yield* adjust("1000 millis")
+      yield* Fiber.interrupt(quick) // interrupted while still within the threshold
+      assert.strictEqual(yield* failures, 3)
+      yield* breaker.protect(key)(Effect.void)
+      assert.strictEqual(yield* failures, 0)
+    }))
+
+  it.effect("a probe that runs past the threshold fails at that moment and reopens the circuit", () =>
+    Effect.gen(function*() {
+      const key = "slow-probe"
+      const breaker = yield* CircuitBreaker.make({
+        trip: CircuitBreaker.consecutiveFailures(1),
+        breakDuration: "10 seconds",
+        slowCallThreshold: "2 seconds",
+        maxProbeDuration: "1 minute"
+      })
+      const seen = yield* subscribe(breaker)
+      yield* Effect.flip(breaker.protect(key)(Effect.fail(serverError(key)))) // t = 0: open for 10 s
+      yield* adjust("10 seconds")
+      const probe = yield* Effect.forkChild(breaker.protect(key)(Effect.never)) // t = 10 s: the probe
+      yield* adjust("2001 millis")
+      yield* settle
+      assert.deepStrictEqual(seen.map(brief), [
+        ["closed", "open", 0, "consecutive-failures", 10_000],
+        ["open", "half-open", 10_000, "break-elapsed", undefined],
+        ["half-open", "open", 12_001, "probe-failed", 10_000]
+      ])
+      yield* Fiber.interrupt(probe)
+      assert.strictEqual(yield* breaker.state(key), "open")
+    }))
 })
 
 // --- break durations -------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ const two = (
 })
 
 const attempts = (served: { readonly attempts: ReadonlyArray<Fallback.Attempt> }) =>
-  served.attempts.map((a) => [a.model, a.deployment, a.outcome === "success" ? "success" : a.error._tag])
+  served.attempts.map((a) => [a.model, a.deployment, a.outcome === "failure" ? a.error._tag : a.outcome])
 
 const run = <A, E>(effect: Effect.Effect<A, E, ChatClient.ChatClient>, client: Layer.Layer<ChatClient.ChatClient>) =>
   Effect.gen(function*() {

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ChatClient, ChatCompletion, Deployments, Experiment, LlmError } from "@resilient-llm/core"
 import { TestChatClient, TestLogs } from "@resilient-llm/testing"
-import { Effect, Exit, Fiber, Layer, Option, Random, Result, Scope, Stream } from "effect"
+import { Effect, Exit, Fiber, Layer, Option, Random, Result, Scope, Stream, Tracer } from "effect"
 import { adjust, eachStore } from "./support/Stores.js"
 
 /** A reply after `delay` milliseconds, with a token usage (10 in, 5 out unless given). */
@@ -281,7 +281,11 @@ eachStore("complete", (it) => {
         assignment: "random",
         variants: [{ name: "only", model: "model-a", weight: 1 }]
       })
-      yield* experiment.complete(request).pipe(Effect.provide(spying))
+      yield* experiment.complete(request).pipe(
+        Effect.provide(spying),
+        // an installed tracer: without one the patterns make no spans
+        Effect.withTracer(Tracer.make({ span: (options) => new Tracer.NativeSpan(options) }))
+      )
       assert.deepStrictEqual(seen, [[
         "resilient-llm.experiment.attempt",
         "traced",

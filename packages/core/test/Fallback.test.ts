@@ -14,15 +14,18 @@ import {
   Ref,
   Schema,
   Stream,
-  type Tracer
+  Tracer
 } from "effect"
 import { TestClock } from "effect/testing"
 
 const request = ChatCompletion.prompt("Name a prime.")
 
+/** A tracer of our own: spans as Effect's default tracer keeps them, but installed, as a backend would be. */
+const installedTracer = Tracer.make({ span: (options) => new Tracer.NativeSpan(options) })
+
 const serverError = (model: string) => new LlmError.ServerError({ model, status: 503 })
 const summary = (attempts: ReadonlyArray<Fallback.Attempt>) =>
-  attempts.map((a) => [a.model, a.retry, a.outcome === "success" ? "success" : a.error._tag, a.startedAt, a.durationMs])
+  attempts.map((a) => [a.model, a.retry, a.outcome === "failure" ? a.error._tag : a.outcome, a.startedAt, a.durationMs])
 const callSummary = (calls: ReadonlyArray<TestChatClient.Call>) =>
   calls.map((c) => [c.model, c.startedAt, c.endedAt, c.result])
 
@@ -402,6 +405,7 @@ describe("Fallback.chain", () => {
       })
       const served = yield* Fallback.chain(["a"], { retry: { jitter: false } })(request).pipe(
         Effect.provide(spying),
+        Effect.withTracer(installedTracer),
         Effect.forkChild,
         Effect.tap(() => TestClock.adjust("250 millis")),
         Effect.flatMap(Fiber.join)
@@ -413,6 +417,25 @@ describe("Fallback.chain", () => {
       ])
       assert.strictEqual(parentSpan?.attributes.get("llm.served_model"), "a")
       assert.strictEqual(parentSpan?.attributes.get("llm.models"), "a")
+    }))
+
+  it.effect("without a tracer installed (Effect's default one, which exports nothing), no span is made", () =>
+    Effect.gen(function*() {
+      const seen: Array<string> = []
+      const spying = Layer.succeed(ChatClient.ChatClient, {
+        create: (req) =>
+          Effect.map(Effect.currentSpan, (span) => {
+            seen.push(span.name)
+            return ChatCompletion.make({ model: req.model, content: "ok" })
+          }).pipe(Effect.orElseSucceed(() => ChatCompletion.make({ model: req.model, content: "no span" }))),
+        stream: () => Stream.die(new Error("not scripted"))
+      })
+      const bare = yield* Fallback.chain(["a"])(request).pipe(Effect.provide(spying))
+      assert.strictEqual(ChatCompletion.text(bare.value), "no span")
+      yield* Fallback.chain(["a"])(request).pipe(Effect.withSpan("caller"), Effect.provide(spying))
+      assert.deepStrictEqual(seen, ["caller"])
+      yield* Fallback.chain(["a"])(request).pipe(Effect.provide(spying), Effect.withTracer(installedTracer))
+      assert.deepStrictEqual(seen, ["caller", "resilient-llm.fallback.attempt"])
     }))
 
   it.effect("logs the served model and the number of attempts; a failed chain logs one line too", () =>
@@ -463,7 +486,12 @@ describe("Fallback options", () => {
         [{ retry: { jitter: { min: 1.2, max: 0.8 } } }, "retry.jitter.max must be a finite number of at least 1.2"],
         [untyped("{\"retry\":\"often\"}"), "retry must be an object of Retry options, got often"],
         [untyped("{\"shouldFallback\":true}"), "shouldFallback must be a function, got true"],
-        [untyped("{\"breaker\":{}}"), "breaker must have a protect function, got {}"]
+        [untyped("{\"breaker\":{}}"), "breaker must have a protect function, got {}"],
+        // a value String() cannot print (found by the property below)
+        [
+          untyped("{\"breaker\":[{\"toString\":\"\"}]}"),
+          "breaker must have a protect function, got [{\"toString\":\"\"}]"
+        ]
       ]
       for (const [options, reason] of cases) {
         const error = failureOf(yield* Effect.exit(Fallback.chain(["a", "b"], options)(request)))
@@ -507,13 +535,13 @@ describe("Fallback options", () => {
     { arbitrary: { runs: 200 } }
   )
 
-  it.effect("an option that cannot even become text is a FallbackConfigError that names its kind", () =>
+  it.effect("an option that cannot even become text is a FallbackConfigError that quotes it as JSON", () =>
     Effect.gen(function*() {
       // found by the property above: `String([{ toString: {} }])` throws
       const options: Fallback.StreamOptions = untyped(JSON.stringify({ retry: { maxDelay: [[{ toString: {} }], 1] } }))
       const error = yield* Effect.flip(Fallback.chain(["a"], options)(request))
       assert.strictEqual(error._tag, "FallbackConfigError")
-      assert.include(error.message, "[object Array]")
+      assert.include(error.message, "got [[{\"toString\":{}}],1]")
     }).pipe(Effect.provide(TestChatClient.layer({ a: [TestChatClient.reply("fine")] }))))
 
   it.effect("the edges that are fine: infinite limits, zero retries, a zero base, exact jitter", () =>
@@ -613,7 +641,7 @@ describe("Fallback.firstSuccess", () => {
           attempts.map((a) => [
             a.model,
             a.retry,
-            a.outcome === "success" ? "ok" : a.error._tag === "ServerError" ? "retryable" : "final"
+            a.outcome !== "failure" ? "ok" : a.error._tag === "ServerError" ? "retryable" : "final"
           ]),
           expected
         )

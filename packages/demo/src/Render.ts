@@ -209,8 +209,10 @@ export const sectionStarted = (config: Tour.SectionConfig, s: Style): ReadonlyAr
         say(`Fallback.chain(${list(config.models)}): each model in turn until one answers;`),
         say(
           `${ms(config.timeoutMs)} per attempt, and ${config.retries} retry after ${ms(config.retryDelayMs)} ` +
-            "for errors worth retrying (5xx, timeouts)"
+            "for errors worth retrying (5xx, timeouts);"
         ),
+        say(`the last request hedges: Fallback.chain(${list(config.hedgedModels)}) starts the next model`),
+        say(`alongside the first once it has not answered for ${ms(config.hedgeDelayMs)}; the first answer serves`),
         ""
       ]
     case "breaker":
@@ -287,7 +289,7 @@ const skips: ReadonlySet<string> = new Set(["CircuitOpenError", "ThrottledError"
 const mark = (attempt: Tour.Attempt, s: Style): string =>
   attempt.outcome === "success"
     ? s.green("✓")
-    : skips.has(attempt.outcome)
+    : skips.has(attempt.outcome) || attempt.outcome === "cancelled"
     ? s.yellow("↷")
     : s.red("✗")
 
@@ -295,7 +297,8 @@ const target = (attempt: { readonly model: string; readonly deployment: string |
   attempt.deployment === undefined ? attempt.model : `${attempt.model}@${attempt.deployment}`
 
 const attemptName = (attempt: Tour.Attempt): string =>
-  attempt.retry === 0 ? target(attempt) : `${target(attempt)} (retry ${attempt.retry})`
+  (attempt.retry === 0 ? target(attempt) : `${target(attempt)} (retry ${attempt.retry})`) +
+  (attempt.hedge ? " (hedge)" : "")
 
 const usd = (amount: number): string => `$${amount.toFixed(Math.abs(amount) < 0.01 ? 6 : Math.abs(amount) < 1 ? 4 : 2)}`
 
@@ -322,6 +325,8 @@ const why = (attempt: Tour.Attempt, next: Tour.Attempt | undefined): string => {
       return `too many calls in flight: skipped at once, nothing sent; ${then}`
     case "BudgetExceededError":
       return "budget spent: refused before any provider was asked"
+    case "cancelled":
+      return "another model answered first: interrupted, request aborted"
     default:
       return `${clip(attempt.error ?? attempt.outcome, 60)}; ${then}`
   }

@@ -9,7 +9,7 @@
  * | model | role | behaviour |
  * | --- | --- | --- |
  * | `gpt-nonexistent` | a typo in a fallback chain | not served: 404 `model_not_found` |
- * | `primary` | first choice of the chains | 40-80 ms; a 503 and two hangs in act 1, an outage in act 2 |
+ * | `primary` | first choice of the chains | 40-80 ms; a 503 and three hangs in act 1, an outage in act 2 |
  * | `backup` | the fallback | 80-120 ms, healthy |
  * | `steady` | A/B control | 100-200 ms, 2% of calls fail with 503, middling answers |
  * | `quick` | A/B challenger | 40-100 ms, 10% of calls fail with 503 (flaky), better answers |
@@ -239,8 +239,9 @@ export const apiKey = "sk-demo-not-a-real-key"
 
 /**
  * The fake provider's configuration. In act 1 the primary answers, then fails with a 503 (retried,
- * and answered), then hangs twice (timed out, and the backup serves); afterwards it is healthy
- * until `outage`.
+ * and answered), then hangs twice (timed out, and the backup serves), then hangs once more (the
+ * hedged request: the backup, started alongside it, serves); afterwards it is healthy until
+ * `outage`.
  *
  * @since 0.1.0
  * @category config
@@ -255,6 +256,7 @@ export const config = (seed: number): FakeProvider.Config => ({
         FakeProvider.ok,
         FakeProvider.serverError(503),
         FakeProvider.ok,
+        FakeProvider.hang(),
         FakeProvider.hang(),
         FakeProvider.hang()
       ]

@@ -67,7 +67,8 @@ import * as Story from "./Story.js"
 export type Section = "fallback" | "breaker" | "experiment" | "bestOfN" | "deployments"
 
 /**
- * One attempt of a fallback chain: `outcome` is `success` or the error's tag.
+ * One attempt of a fallback chain: `outcome` is `success`, `cancelled` (a hedge answered first) or
+ * the error's tag.
  *
  * @since 0.1.0
  * @category models
@@ -80,6 +81,8 @@ export interface Attempt {
   readonly costUsd: number | undefined
   /** 0 for the first try at the model, 1 for its first retry. */
   readonly retry: number
+  /** Whether the model was started as a hedge, while the one before it still ran. */
+  readonly hedge: boolean
   readonly outcome: string
   readonly durationMs: number
   /** The HTTP status of the failure, when the error has one (`ServerError`, `BadRequestError`, ...). */
@@ -123,6 +126,9 @@ export interface FallbackConfig {
   readonly timeoutMs: number
   readonly retries: number
   readonly retryDelayMs: number
+  /** The last request's chain: the primary and the backup, hedged after `hedgeDelayMs`. */
+  readonly hedgedModels: ReadonlyArray<string>
+  readonly hedgeDelayMs: number
 }
 
 /**
@@ -463,6 +469,8 @@ export interface Cast {
 export interface Timing {
   readonly fallbackTimeoutMs: number
   readonly retryDelayMs: number
+  /** How long act 1's last request waits for the primary before starting the backup alongside it. */
+  readonly hedgeDelayMs: number
   readonly breakerTimeoutMs: number
   readonly firstBreakMs: number
   readonly candidateTimeoutMs: number
@@ -526,10 +534,11 @@ const attemptOf = (attempt: Fallback.Attempt): Attempt => ({
   deployment: attempt.deployment,
   costUsd: attempt.costUsd,
   retry: attempt.retry,
-  outcome: attempt.outcome === "success" ? "success" : attempt.error._tag,
+  hedge: attempt.hedge,
+  outcome: attempt.outcome === "failure" ? attempt.error._tag : attempt.outcome,
   durationMs: attempt.durationMs,
   status: attempt.outcome === "failure" && "status" in attempt.error ? attempt.error.status : undefined,
-  error: attempt.outcome === "success" ? undefined : attempt.error.message
+  error: attempt.outcome === "failure" ? attempt.error.message : undefined
 })
 
 const costOf = (attempts: ReadonlyArray<Attempt>): number | undefined =>
@@ -597,16 +606,24 @@ const fallbackAct = (options: RunOptions, emit: Emit) =>
       models: options.cast.fallback,
       timeoutMs: options.timing.fallbackTimeoutMs,
       retries: 1,
-      retryDelayMs: options.timing.retryDelayMs
+      retryDelayMs: options.timing.retryDelayMs,
+      hedgedModels: [options.cast.primary, options.cast.backup],
+      hedgeDelayMs: options.timing.hedgeDelayMs
     }
     yield* emit({ _tag: "SectionStarted", number: 1, config })
     const chain = Fallback.chain(config.models, {
       timeout: Duration.millis(config.timeoutMs),
       retry: { retries: config.retries, base: Duration.millis(config.retryDelayMs), jitter: false }
     })
-    const requests = yield* Effect.forEach(Arr.range(1, 3), (number) =>
+    // The last request hedges: a primary that has not answered after the delay gets the backup
+    // started alongside it, and whichever answers first serves.
+    const hedged = Fallback.chain(config.hedgedModels, {
+      timeout: Duration.millis(config.timeoutMs),
+      hedge: { delay: Duration.millis(config.hedgeDelayMs) }
+    })
+    const requests = yield* Effect.forEach(Arr.range(1, 4), (number) =>
       Effect.tap(
-        serve(chain, number, Story.orderPrompt(1000 + number)),
+        serve(number === 4 ? hedged : chain, number, Story.orderPrompt(1000 + number)),
         (request) => emit({ _tag: "Request", section: "fallback", request, state: undefined })
       ))
     const report: FallbackReport = { section: "fallback", status: "ran", config, requests }
@@ -1084,6 +1101,7 @@ export const fakeCast: Cast = {
 export const fakeTiming: Timing = {
   fallbackTimeoutMs: 500,
   retryDelayMs: 50,
+  hedgeDelayMs: 150,
   breakerTimeoutMs: 400,
   firstBreakMs: 600,
   candidateTimeoutMs: 2_000
@@ -1183,6 +1201,7 @@ export interface LiveOptions {
 export const liveTiming: Timing = {
   fallbackTimeoutMs: 30_000,
   retryDelayMs: 500,
+  hedgeDelayMs: 5_000,
   breakerTimeoutMs: 30_000,
   firstBreakMs: 30_000,
   candidateTimeoutMs: 60_000

@@ -119,8 +119,13 @@ describe("pnpm demo --json", () => {
       assert.strictEqual(exitCode, 0)
       const report: Tour.Report = JSON.parse(stdout)
       assert.strictEqual(report.mode, "fake")
-      assert.strictEqual(report.fallback.requests.length, 3)
+      assert.strictEqual(report.fallback.requests.length, 4)
       assert.isTrue(report.fallback.requests.every((r) => r.servedBy !== undefined))
+      // the hedged request: the primary hangs, so the backup, started as a hedge, serves
+      assert.deepStrictEqual(report.fallback.requests[3].attempts.map((a) => [a.model, a.outcome, a.hedge]), [
+        ["primary", "cancelled", false],
+        ["backup", "success", true]
+      ])
       assert.strictEqual(report.breaker.status, "ran")
       if (report.experiment.status !== "ran") return assert.fail("the A/B act did not run")
       assert.strictEqual(report.experiment.summary.variants.reduce((sum, v) => sum + v.calls, 0), 20)

@@ -74,9 +74,10 @@ describe("Tour.fake", () => {
       assert.strictEqual(report.seed, 42)
       assert.match(report.endpoint, /^http:\/\/127\.0\.0\.1:\d+\/v1$/)
 
-      // 1. Fallback: the invalid model falls back at once, the 503 is retried, the hangs time out.
+      // 1. Fallback: the invalid model falls back at once, the 503 is retried, the hangs time out;
+      // the last request hedges the hanging primary with the backup, which serves.
       const fallback = report.fallback.requests
-      assert.deepStrictEqual(fallback.map((r) => r.servedBy), ["primary", "primary", "backup"])
+      assert.deepStrictEqual(fallback.map((r) => r.servedBy), ["primary", "primary", "backup", "backup"])
       assert.deepStrictEqual(attemptsOf(fallback[0]), [
         ["gpt-nonexistent", 0, "ModelNotFoundError"],
         ["primary", 0, "success"]
@@ -92,6 +93,28 @@ describe("Tour.fake", () => {
         ["primary", 1, "TimeoutError"],
         ["backup", 0, "success"]
       ])
+      // no attempt of the first three requests was a hedge: their chain does not hedge
+      assert.isTrue(fallback.slice(0, 3).every((r) => r.attempts.every((a) => !a.hedge)))
+      // the hedged request: the primary hangs, the backup is started alongside it as a hedge (its first
+      // try, not a retry) and serves; the primary's request is cancelled when the backup answers
+      const hedged = fallback[3]
+      assert.deepStrictEqual(hedged.attempts.map((a) => [a.model, a.retry, a.outcome, a.hedge]), [
+        ["primary", 0, "cancelled", false],
+        ["backup", 0, "success", true]
+      ])
+      assert.deepStrictEqual([hedged.servedBy, hedged.error], ["backup", undefined])
+      // the primary is cancelled at the instant the backup answers, which ends the request; the backup
+      // started at the hedge delay, well before the primary's timeout. This test moves the clock 1 ms
+      // at a time, and the hedge's timer and the backup's answer each resume within the step that
+      // reaches them: the start is known to 2 ms here (FallbackHedging.test.ts checks the exact instants)
+      const [primary, backup] = hedged.attempts
+      const delay = report.fallback.config.hedgeDelayMs
+      assert.strictEqual(delay, Tour.fakeTiming.hedgeDelayMs)
+      assert.strictEqual(primary.durationMs, hedged.durationMs)
+      const backupStartedAfter = primary.durationMs - backup.durationMs
+      assert.isAtLeast(backupStartedAfter, delay)
+      assert.isBelow(backupStartedAfter, delay + 2)
+      assert.isBelow(hedged.durationMs, report.fallback.config.timeoutMs)
       assert.isTrue(fallback.every((r) => r.reply !== undefined && r.reply.includes(r.prompt.match(/#\d+/)![0])))
 
       // 2. Breaker: the transitions, in order, as `changes` reported them (and as the events showed them).
@@ -211,6 +234,8 @@ describe("Tour.fake", () => {
       for (
         const line of [
           "served by backup",
+          "backup (hedge)",
+          "another model answered first: interrupted, request aborted",
           "primary's circuit closed → open",
           "best: slow",
           "served by support@west",
@@ -248,11 +273,22 @@ describe("Tour.live", () => {
       }))
       assert.strictEqual(report.mode, "live")
       assert.strictEqual(report.endpoint, endpoint.url)
-      assert.deepStrictEqual(report.fallback.requests.map((r) => r.servedBy), ["model-a", "model-a", "model-a"])
+      assert.deepStrictEqual(report.fallback.requests.map((r) => r.servedBy), [
+        "model-a",
+        "model-a",
+        "model-a",
+        "model-a"
+      ])
       assert.deepStrictEqual(report.fallback.requests[0].attempts.map((a) => a.outcome), [
         "ModelNotFoundError",
         "success"
       ])
+      // the hedged request: model-a answers well within the hedge delay, so no hedge is started
+      assert.deepStrictEqual(report.fallback.config.hedgedModels, ["model-a", "model-b"])
+      assert.deepStrictEqual(
+        report.fallback.requests[3].attempts.map((a) => [a.model, a.retry, a.outcome, a.hedge]),
+        [["model-a", 0, "success", false]]
+      )
       assert.strictEqual(report.breaker.status, "skipped")
       assert.strictEqual(report.deployments.status, "skipped")
       if (report.experiment.status !== "ran") return assert.fail("the A/B act did not run")

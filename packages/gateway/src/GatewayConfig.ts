@@ -421,10 +421,57 @@ export const BestOfNOptions = Schema.Struct({
 export interface BestOfNOptions extends Schema.Schema.Type<typeof BestOfNOptions> {}
 
 /**
+ * Hedging of a fallback virtual model, `Fallback`'s `hedge` option: when a logical model has not
+ * answered after `delay`, the next one is started alongside it; the first answer serves and the
+ * other is cancelled (for a stream, the first chunk). `delay` is a duration (`0` starts them
+ * together) or `{ percentile, initial, samples?, minSamples?, min?, max? }`: that percentile
+ * (above 0, at most 100) of the model's last `samples` (default 100) successful latencies, within
+ * `min` and `max`, and `initial` until there are `minSamples` (default 20, at most `samples`).
+ * `maxHedges` (default 1) is how many hedges one request may start; `maxInFlight` (default no
+ * limit) how many may run at once across the virtual model's requests.
+ *
+ * @example
+ * ```yaml
+ * models:
+ *   chat:
+ *     fallback: [gpt-4o, claude-sonnet]
+ *     timeout: 30 seconds
+ *     hedge: { delay: { percentile: 95, initial: 2 seconds }, maxInFlight: 20 }
+ * ```
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const HedgeOptions = Schema.Struct({
+  delay: Schema.Union([
+    DurationOrZero,
+    Schema.Struct({
+      percentile: Schema.Finite.check(Schema.isGreaterThan(0), Schema.isLessThanOrEqualTo(100)),
+      initial: DurationOrZero,
+      samples: Schema.optionalKey(PositiveInt),
+      minSamples: Schema.optionalKey(PositiveInt),
+      min: Schema.optionalKey(DurationOrZero),
+      max: Schema.optionalKey(DurationOrZero)
+    })
+  ]),
+  maxHedges: Schema.optionalKey(PositiveInt),
+  maxInFlight: Schema.optionalKey(PositiveInt)
+})
+
+/**
+ * The type of `HedgeOptions`: a fallback virtual model's hedging, as the file gives it.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface HedgeOptions extends Schema.Schema.Type<typeof HedgeOptions> {}
+
+/**
  * A virtual model: the name clients send as `model`, and the pattern behind it (exactly one of
  * `fallback`, `experiment`, `bestOfN`) over logical models, with the options every attempt gets:
  * `timeout` per attempt, `retry` per logical model, `deadline` for the whole request, and a
- * `rateLimit` for the virtual model as a whole. Breakers are per deployment, in `deployments`.
+ * `rateLimit` for the virtual model as a whole, and for a fallback chain `hedge` (see
+ * `HedgeOptions`). Breakers are per deployment, in `deployments`.
  *
  * @since 0.1.0
  * @category schemas
@@ -437,7 +484,8 @@ export const VirtualModel = Schema.Struct({
   timeout: Schema.optionalKey(DurationInput),
   deadline: Schema.optionalKey(DurationInput),
   retry: Schema.optionalKey(Schema.Union([Schema.Literal(false), RetryOptions])),
-  rateLimit: Schema.optionalKey(VirtualRateLimit)
+  rateLimit: Schema.optionalKey(VirtualRateLimit),
+  hedge: Schema.optionalKey(HedgeOptions)
 })
 
 /**

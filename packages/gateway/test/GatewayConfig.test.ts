@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { GatewayConfig } from "@resilient-llm/gateway"
-import { Effect } from "effect"
+import { Duration, Effect } from "effect"
 
 const valid = `server:
   port: 0
@@ -253,6 +253,60 @@ allowUnauthenticated: true
       assert.include(String(issues[0][2]), "breakers are per deployment")
       const limitIssues = yield* issuesAt(routed.replace("rateLimit: { rpm: 100, tpm: 50000 } }", "rateLimit: {} }"))
       assert.deepStrictEqual(limitIssues, [[31, "models.chat.rateLimit", "a rate limit needs rpm, tpm or both"]])
+    }))
+
+  it.effect("hedging on a fallback chain: a delay or a percentile; bad bounds, and hedging elsewhere, name the field", () =>
+    Effect.gen(function*() {
+      const hedged = (hedge: string) => routed.replace("rateLimit: { rpm: 100, tpm: 50000 } }", `hedge: ${hedge} }`)
+      const fixed = yield* GatewayConfig.parse(hedged("{ delay: 150 millis, maxHedges: 2 }"))
+      assert.deepStrictEqual(fixed.models["chat"].hedge, { delay: Duration.millis(150), maxHedges: 2 })
+      const latency = yield* GatewayConfig.parse(
+        hedged("{ delay: { percentile: 95, initial: 2 seconds, samples: 50, max: 5 seconds }, maxInFlight: 10 }")
+      )
+      assert.deepStrictEqual(latency.models["chat"].hedge, {
+        delay: { percentile: 95, initial: Duration.seconds(2), samples: 50, max: Duration.seconds(5) },
+        maxInFlight: 10
+      })
+      const together = yield* GatewayConfig.parse(hedged("{ delay: 0 millis }"))
+      assert.deepStrictEqual(together.models["chat"].hedge, { delay: Duration.zero })
+      const cases: ReadonlyArray<readonly [string, string, string]> = [
+        ["{ delay: { percentile: 0, initial: 1 second } }", "delay.percentile", "Expected a value greater than 0"],
+        [
+          "{ delay: { percentile: 101, initial: 1 second } }",
+          "delay.percentile",
+          "Expected a value less than or equal to 100"
+        ],
+        ["{ delay: { percentile: 90 } }", "delay.initial", "required, and missing"],
+        [
+          "{ delay: { percentile: 90, initial: 1 second, samples: 10, minSamples: 20 } }",
+          "delay.minSamples",
+          "more than the 10 samples kept"
+        ],
+        [
+          "{ delay: { percentile: 90, initial: 1 second, min: 2 seconds, max: 1 second } }",
+          "delay.min",
+          "more than max"
+        ],
+        ["{ delay: 1 second, maxHedges: 0 }", "maxHedges", "Expected a value greater than 0"],
+        ["{ delay: 1 second, maxInFlight: 1.5 }", "maxInFlight", "Expected an integer"],
+        ["{ maxHedges: 1 }", "delay", "required, and missing"]
+      ]
+      for (const [hedge, field, message] of cases) {
+        assert.deepStrictEqual(yield* issuesAt(hedged(hedge)), [[31, `models.chat.hedge.${field}`, message]], hedge)
+      }
+      const unreadable = yield* issuesAt(hedged("{ delay: soon }"))
+      assert.deepStrictEqual(unreadable.map((i) => i.slice(0, 2)), [[31, "models.chat.hedge.delay"]])
+      const elsewhere = yield* issuesAt(
+        routed.replace(
+          "chat: { fallback: [gpt-4o, mini], rateLimit: { rpm: 100, tpm: 50000 } }",
+          "chat: { bestOfN: { models: [gpt-4o, mini], judge: { model: judge } }, hedge: { delay: 1 second } }"
+        )
+      )
+      assert.deepStrictEqual(elsewhere, [[
+        31,
+        "models.chat.hedge",
+        "hedging is for fallback chains: give this virtual model a fallback, or remove hedge"
+      ]])
     }))
 
   it.effect("a key's budget needs a limit", () =>

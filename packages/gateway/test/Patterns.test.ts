@@ -147,6 +147,40 @@ describe("Gateway: errors have the status the SDK expects", () => {
     })))
 })
 
+describe("Gateway: hedging", () => {
+  it.live("a hedged fallback chain starts the next model while the first hangs; its answer serves, whole or streamed", () =>
+    quiet(Effect.gen(function*() {
+      // without the hedge, each request would wait for a's 60 s timeout (longer than the SDK's 10 s)
+      const { fake, gateway } = yield* behind(
+        { a: { script: () => FakeProvider.hang() }, b: { reply: "hedged" } },
+        "  chat: { fallback: [a, b], timeout: 60 seconds, hedge: { delay: 50 millis } }"
+      )
+      const response = yield* post(gateway, { model: "chat", ...hi })
+      assert.strictEqual(response.status, 200)
+      assert.strictEqual(response.headers.get("x-resilient-llm-model"), "b")
+      assert.strictEqual(response.headers.get("x-resilient-llm-attempts"), "2") // a's, cancelled, and b's
+      const completion = response.json as { readonly choices: ReadonlyArray<{ readonly message: { content: string } }> }
+      assert.strictEqual(completion.choices[0].message.content, "hedged")
+      const streamed = yield* Effect.promise(async () => {
+        const stream = await sdk(gateway).chat.completions.create({
+          model: "chat",
+          messages: hi.messages,
+          stream: true
+        })
+        let text = ""
+        let model = ""
+        for await (const chunk of stream) {
+          text += chunk.choices[0]?.delta.content ?? ""
+          model = chunk.model
+        }
+        return { text, model }
+      })
+      assert.deepStrictEqual(streamed, { text: "hedged", model: "b" })
+      assert.strictEqual((yield* fake.requestsTo("a")).length, 2)
+      assert.strictEqual((yield* fake.requestsTo("b")).length, 2)
+    })))
+})
+
 describe("Gateway: keys and budgets", () => {
   it.live("a key from the environment, allowed some models only; a spent budget is a 429 the SDK does not retry", () =>
     quiet(Effect.gen(function*() {

@@ -1,14 +1,23 @@
 /**
- * The circuit breaker service: validates the options, keeps one `Ref` of the state machine per
- * key, applies events to it, and announces every transition (metrics, a log line, `changes`).
+ * The circuit breaker service: validates the options, keeps one cell with the state machine's
+ * circuit per key, applies events to it, and announces every transition (metrics, a log line,
+ * `changes`).
  *
- * Concurrency. An event is applied with one `Ref.modify`, which is atomic, so concurrent calls on
- * a key never see or build a half-made state. Most events change no state (a call admitted while
+ * Concurrency. An event is applied by synchronous code that reads the key's circuit, computes the
+ * next one (the machine is pure) and writes it back without yielding: no other fiber can run in
+ * between, so the change is atomic, as a `Ref.modify` is, without an effect per change (a call
+ * makes two: its admission and its outcome). Most events change no state (a call admitted while
  * closed, an outcome counted) and go no further. An event that makes a transition is applied
  * again under one lock per breaker, and its transition is announced before the lock is released:
  * that way `changes`, the gauge and the log see transitions in the order they were made, and an
  * opening can step the break `Schedule` (an effect) before it commits. The lock is only ever
  * taken for transitions, which are rare, so the thousand fibers of a busy key do not queue on it.
+ *
+ * Shared circuits. With a shared store (`CircuitBreaker.CurrentStore`, set by `Stores.layerRedis`)
+ * the same events are applied to the store's copy of the circuit by compare-and-set instead (see
+ * circuitBreakerStore.ts), the cell following every copy read or written and serving as the view
+ * the events go on with while the store is away. The store is chosen once, when the breaker is
+ * made: in memory, a call takes the synchronous path above and never asks whether a store is set.
  *
  * Time. Transitions that time makes (a break elapsing, a probe running too long) are applied by
  * whatever touches the key first: a call, `state`, `snapshot`, or the timer the breaker starts
@@ -26,7 +35,6 @@ import * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
-import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
@@ -69,6 +77,8 @@ const stateOf: Record<Machine.Phase, CircuitBreaker.State> = {
   HalfOpen: "half-open",
   Isolated: "isolated"
 }
+
+const noTickets: ReadonlyArray<Machine.Ticket> = []
 
 // the `resilient_llm_breaker_state` gauge: an isolated circuit refuses calls, as an open one does
 const gaugeOf: Record<Machine.Phase, number> = { Closed: 0, HalfOpen: 1, Open: 2, Isolated: 2 }
@@ -173,6 +183,35 @@ const logTransition = (transition: CircuitBreaker.Transition): Effect.Effect<voi
   return Effect.annotateLogs(log, annotations)
 }
 
+/** One key's circuit, replaced as a whole on every change. */
+class Cell {
+  constructor(public circuit: Machine.Circuit) {}
+  /**
+   * With a slow-call threshold: the calls admitted and not yet settled or counted as slow, oldest
+   * first (from `head`; the array is compacted as it empties).
+   */
+  inFlight: Array<InFlight> | undefined = undefined
+  head = 0
+  /** Whether a timer waits for the oldest call in flight to become slow. */
+  timer = false
+}
+
+/** An admitted call, while slow calls count before they end. */
+class InFlight {
+  constructor(readonly ticket: Machine.Ticket) {}
+  /** Settled, or already counted as a slow failure: its outcome is decided. */
+  done = false
+}
+
+/** What one run of `protect` was admitted with, once it was: what its outcome needs. */
+class Admitted {
+  ticket: Machine.Ticket | undefined = undefined
+  /** Its place among the calls in flight, with a slow-call threshold. */
+  entry: InFlight | undefined = undefined
+  /** The timer that fails a probe after `maxProbeDuration`. */
+  deadline: Fiber.Fiber<void> | undefined = undefined
+}
+
 /** @internal */
 export const make = (
   options: CircuitBreaker.Options = {}
@@ -219,10 +258,12 @@ export const make = (
     }
 
     const scope = yield* Effect.scope
+    // chosen once: the memory path below never looks at it again
+    const shared = yield* CircuitBreaker.CurrentStore
     const lock = yield* Semaphore.make(1)
     const pubsub = yield* Effect.acquireRelease(PubSub.unbounded<CircuitBreaker.Transition>(), PubSub.shutdown)
-    // created on a key's first use and never dropped: one small `Ref` per model name
-    const circuits = new Map<string, Ref.Ref<Machine.Circuit>>()
+    // created on a key's first use and never dropped: one small cell per model name
+    const circuits = new Map<string, Cell>()
 
     const nextBreak = (circuit: Machine.Circuit, now: number): Effect.Effect<Machine.NextBreak> => {
       const previous = Machine.breakState(circuit)
@@ -235,22 +276,19 @@ export const make = (
       )
     }
 
-    const circuitFor = (key: string): Effect.Effect<Ref.Ref<Machine.Circuit>> =>
-      Effect.suspend(() => {
-        const existing = circuits.get(key)
-        if (existing !== undefined) return Effect.succeed(existing)
-        return Effect.map(Clock.currentTimeMillis, (now) => {
-          const created = circuits.get(key) ?? Ref.makeUnsafe<Machine.Circuit>(Machine.closed(0, now))
-          circuits.set(key, created)
-          return created
-        })
-      })
+    const cellFor = (key: string, now: number): Cell => {
+      const existing = circuits.get(key)
+      if (existing !== undefined) return existing
+      const created = new Cell(Machine.closed(0, now))
+      circuits.set(key, created)
+      return created
+    }
 
     const wake = (key: string, afterMillis: number): Effect.Effect<Fiber.Fiber<void>> =>
       Effect.sleep(Duration.millis(afterMillis)).pipe(
         Effect.andThen(Effect.suspend(() => {
-          const ref = circuits.get(key)
-          return ref === undefined ? Effect.void : Effect.asVoid(apply(key, ref, Machine.advance(settings)))
+          const cell = circuits.get(key)
+          return cell === undefined ? Effect.void : Effect.asVoid(apply(key, cell, Machine.advance(settings)))
         })),
         // forked from finalizers and from the lock's uninterruptible section: the timer itself
         // must stay interruptible, so a probe that ends and the breaker's scope can stop it
@@ -285,59 +323,102 @@ export const make = (
         ], { discard: true })
       }, { discard: true })
 
+    // Slow calls in flight. A call that has run longer than `slowCallThreshold` counts as a failure
+    // from that moment, before it ends: every event on the key first counts the calls in flight
+    // that have become slow (oldest first; only the oldest needs checking while none has), and its
+    // commit marks them, so each counts once and its own outcome, when it comes, counts no more.
+    const slowAt = (cell: Cell, now: number): ReadonlyArray<Machine.Ticket> => {
+      const queue = cell.inFlight
+      if (queue === undefined || slowCallMillis === undefined) return noTickets
+      let slow: Array<Machine.Ticket> | undefined
+      for (let i = cell.head; i < queue.length; i++) {
+        const entry = queue[i]
+        if (entry.done) continue
+        if (now - entry.ticket.startedAt <= slowCallMillis) break
+        ;(slow ??= []).push(entry.ticket)
+      }
+      return slow ?? noTickets
+    }
+
+    const markSlow = (cell: Cell, now: number): void => {
+      const queue = cell.inFlight
+      if (queue === undefined || slowCallMillis === undefined) return
+      while (cell.head < queue.length) {
+        const entry = queue[cell.head]
+        if (!entry.done && now - entry.ticket.startedAt <= slowCallMillis) break
+        entry.done = true
+        cell.head++
+      }
+      if (cell.head === queue.length) {
+        queue.length = 0
+        cell.head = 0
+      } else if (cell.head > 1024 && cell.head * 2 > queue.length) {
+        queue.splice(0, cell.head)
+        cell.head = 0
+      }
+    }
+
+    const tracked = <A>(cell: Cell, event: Machine.Event<A>): Machine.Event<A> =>
+      slowCallMillis === undefined ? event : (circuit, now, next) => {
+        const slow = slowAt(cell, now)
+        return slow.length === 0
+          ? event(circuit, now, next)
+          : Machine.andThen(
+            Machine.countSlow(settings, slow)(circuit, now, next),
+            (counted) => event(counted, now, next)
+          )
+      }
+
     // Applies an event under the lock, announcing its transitions before releasing it. An event
     // that needs the next break gets it from the schedule and is applied again; only transitions
     // change the schedule's state, and they all hold the lock, so that break is still the next.
-    const applyLocked = <A>(key: string, ref: Ref.Ref<Machine.Circuit>, event: Machine.Event<A>): Effect.Effect<A> => {
-      type Attempt =
-        | { readonly _tag: "Applied"; readonly step: Machine.Step<A> }
-        | { readonly _tag: "NeedsBreak"; readonly circuit: Machine.Circuit }
+    const applyLocked = <A>(key: string, cell: Cell, untracked: Machine.Event<A>): Effect.Effect<A> => {
+      const event = tracked(cell, untracked)
       const attempt = (now: number, next: Machine.NextBreak | undefined): Effect.Effect<A> =>
-        Effect.flatMap(
-          Ref.modify(ref, (circuit): readonly [Attempt, Machine.Circuit] => {
-            const step = event(circuit, now, next)
-            return step === Machine.NeedsBreak
-              ? [{ _tag: "NeedsBreak", circuit }, circuit]
-              : [{ _tag: "Applied", step }, step.circuit]
-          }),
-          (outcome) =>
-            outcome._tag === "Applied"
-              ? Effect.as(announce(key, outcome.step.changes, now), outcome.step.result)
-              : Effect.flatMap(nextBreak(outcome.circuit, now), (found) => attempt(now, found))
-        )
+        Effect.suspend(() => {
+          const circuit = cell.circuit
+          const step = event(circuit, now, next)
+          if (step === Machine.NeedsBreak) {
+            return Effect.flatMap(nextBreak(circuit, now), (found) => attempt(now, found))
+          }
+          cell.circuit = step.circuit
+          markSlow(cell, now)
+          return Effect.as(announce(key, step.changes, now), step.result)
+        })
       return Effect.uninterruptible(
-        lock.withPermits(1)(Effect.flatMap(Clock.currentTimeMillis, (now) => attempt(now, undefined)))
+        lock.withPermits(1)(Effect.clockWith((clock) => attempt(clock.currentTimeMillisUnsafe(), undefined)))
       )
     }
 
-    // The fast path: one `Ref.modify`, committed only when the event makes no transition. The time is
-    // read from the calling fiber's `Clock` without an effect of its own: this runs twice per call.
-    const applyLocal = <A>(key: string, ref: Ref.Ref<Machine.Circuit>, event: Machine.Event<A>): Effect.Effect<A> =>
-      Effect.clockWith((clock) => {
-        const now = clock.currentTimeMillisUnsafe()
-        return Effect.flatMap(
-          Ref.modify(ref, (circuit): readonly [Machine.Step<A> | undefined, Machine.Circuit] => {
-            const step = event(circuit, now, undefined)
-            return step === Machine.NeedsBreak || step.changes.length > 0 ? [undefined, circuit] : [step, step.circuit]
-          }),
-          (step) => step === undefined ? applyLocked(key, ref, event) : Effect.succeed(step.result)
-        )
-      })
+    // The fast path: the event is applied to the cell at once when it makes no transition, and
+    // under the lock otherwise. A cell is changed only by synchronous code that reads and writes it
+    // without yielding, which is what makes the change atomic: no other fiber runs in between.
+    const applyAt = <A>(key: string, cell: Cell, event: Machine.Event<A>, now: number): Effect.Effect<A> => {
+      const step = tracked(cell, event)(cell.circuit, now, undefined)
+      if (step === Machine.NeedsBreak || step.changes.length > 0) return applyLocked(key, cell, event)
+      cell.circuit = step.circuit
+      markSlow(cell, now)
+      return Effect.succeed(step.result)
+    }
 
-    // Circuits in a shared store (Redis): the same events, applied to the store's copy by
-    // compare-and-set (see circuitBreakerStore.ts); the local `Ref` follows every copy read or
-    // written, and is the view the events go on with while the store is away.
+    const applyLocal = <A>(key: string, cell: Cell, event: Machine.Event<A>): Effect.Effect<A> =>
+      Effect.clockWith((clock) => applyAt(key, cell, event, clock.currentTimeMillisUnsafe()))
+
+    // Circuits in a shared store (Redis): the same events, slow calls in flight here included,
+    // applied to the store's copy by compare-and-set. `cached` starts from the copy this instance
+    // last read or wrote instead of reading it again (a write is checked against the store anyway).
     const seen = new Map<string, SharedStore.Versioned>()
     const applyShared =
-      (shared: SharedStore.SharedCircuits) =>
-      <A>(key: string, ref: Ref.Ref<Machine.Circuit>, event: Machine.Event<A>, cached?: boolean): Effect.Effect<A> => {
+      (store: SharedStore.SharedCircuits) =>
+      <A>(key: string, cell: Cell, untracked: Machine.Event<A>, cached?: boolean): Effect.Effect<A> => {
+        const event = tracked(cell, untracked)
         const attempt = (
           next: Machine.NextBreak | undefined,
           known: SharedStore.Versioned | undefined,
           conflicts: number
         ): Effect.Effect<A> =>
-          Effect.flatMap(known === undefined ? shared.read(key) : Effect.succeed(known), (copy) => {
-            if (copy === SharedStore.Unavailable) return applyLocal(key, ref, event)
+          Effect.flatMap(known === undefined ? store.read(key) : Effect.succeed(known), (copy) => {
+            if (copy === SharedStore.Unavailable) return applyLocal(key, cell, untracked)
             return Effect.clockWith((clock) => {
               const now = clock.currentTimeMillisUnsafe()
               const circuit = copy.circuit ?? Machine.closed(0, now)
@@ -347,10 +428,12 @@ export const make = (
               }
               if (step.circuit === circuit) {
                 seen.set(key, copy)
-                return Effect.as(Ref.set(ref, circuit), step.result)
+                cell.circuit = circuit
+                markSlow(cell, now)
+                return Effect.succeed(step.result)
               }
-              return Effect.flatMap(shared.compareAndSet(key, copy.version, step.circuit), (written) => {
-                if (written === SharedStore.Unavailable) return applyLocal(key, ref, event)
+              return Effect.flatMap(store.compareAndSet(key, copy.version, step.circuit), (written) => {
+                if (written === SharedStore.Unavailable) return applyLocal(key, cell, untracked)
                 if ("found" in written) {
                   // another instance wrote first: the event applies to what it wrote
                   return conflicts < MAX_CONFLICTS
@@ -359,28 +442,21 @@ export const make = (
                       Effect.logWarning("circuit kept changing in the shared store; this event applies locally").pipe(
                         Effect.annotateLogs({ "llm.model": key })
                       ),
-                      applyLocal(key, ref, event)
+                      applyLocal(key, cell, untracked)
                     )
                 }
                 seen.set(key, { circuit: step.circuit, version: written.written })
-                return Effect.andThen(
-                  Ref.set(ref, step.circuit),
-                  Effect.as(announce(key, step.changes, now), step.result)
-                )
+                cell.circuit = step.circuit
+                markSlow(cell, now)
+                return Effect.as(announce(key, step.changes, now), step.result)
               })
             })
           })
         return attempt(undefined, cached === true ? seen.get(key) : undefined, 0)
       }
 
-    // the store is chosen once: the memory path is the function it always was
-    const shared = yield* CircuitBreaker.CurrentStore
-    const apply: <A>(
-      key: string,
-      ref: Ref.Ref<Machine.Circuit>,
-      event: Machine.Event<A>,
-      cached?: boolean
-    ) => Effect.Effect<A> = shared === undefined ? applyLocal : applyShared(shared)
+    const apply: <A>(key: string, cell: Cell, event: Machine.Event<A>, cached?: boolean) => Effect.Effect<A> =
+      shared === undefined ? applyLocal : applyShared(shared)
 
     const refuse = (
       key: string,
@@ -400,51 +476,230 @@ export const make = (
     }
 
     const admit = Machine.admit(settings)
+    const slowCallMillis = config.slowCallMillis
+    const countsSuccessAsNothing = settings.trip._tag === "ConsecutiveFailures"
 
-    const protect = (key: string) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
+    // An admitted call's outcome: `undefined` when it changes nothing, or it makes no transition
+    // and is applied here; otherwise the effect that applies it under the lock.
+    const settle = (
+      key: string,
+      cell: Cell,
+      ticket: Machine.Ticket,
+      exit: Exit.Exit<unknown, unknown>,
+      now: number
+    ): Effect.Effect<void> | undefined => {
+      const outcome = classify(config, exit, now - ticket.startedAt)
+      const circuit = cell.circuit
+      if (
+        outcome === "success" && countsSuccessAsNothing && circuit._tag === "Closed" &&
+        circuit.epoch === ticket.epoch && circuit.consecutiveFailures === 0 && slowCallMillis === undefined
+      ) return undefined
+      const event = Machine.complete(settings, ticket, outcome)
+      const step = tracked(cell, event)(circuit, now, undefined)
+      if (step === Machine.NeedsBreak || step.changes.length > 0) return Effect.asVoid(applyLocked(key, cell, event))
+      cell.circuit = step.circuit
+      markSlow(cell, now)
+      return undefined
+    }
+
+    // Admission and outcome are decided synchronously in the calling fiber, with its `Clock`.
+    //
+    // The common case, a closed circuit, admits without changing anything (as `Machine.admit`
+    // decides it), and a success that finds no failure to forget changes nothing either: neither
+    // builds an event, and neither reads the clock unless a slow call or a failure needs the time.
+    // Its finalizer is put in place right after the admission; a fiber interrupted between the two
+    // never ran the call, and the finalizer would have counted that interruption as nothing.
+    //
+    // Any other admission (open, half-open, a transition) changes the circuit, so its finalizer is
+    // in place before it is made: an admitted call is always settled, a probe's slot always freed.
+    const protectLocal = (key: string) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
+      Effect.withFiber((fiber): Effect.Effect<A, E | LlmError.CircuitOpenError, R> => {
+        const cell = circuits.get(key) ?? cellFor(key, fiber.getRef(Clock.Clock).currentTimeMillisUnsafe())
+        const circuit = cell.circuit
+        if (circuit._tag === "Closed" && slowCallMillis === undefined) {
+          const epoch = circuit.epoch
+          // the finalizer runs in this fiber, with the same `Clock`
+          return Effect.onExitPrimitive(self, (exit) => settleClosed(key, cell, epoch, fiber, exit), true)
+        }
+        const clock = fiber.getRef(Clock.Clock)
+        const admitted = new Admitted()
+        return Effect.onExitPrimitive(
+          Effect.withFiber((): Effect.Effect<A, E | LlmError.CircuitOpenError, R> => {
+            const now = clock.currentTimeMillisUnsafe()
+            const step = admit(cell.circuit, now, undefined)
+            if (step !== Machine.NeedsBreak && step.changes.length === 0) {
+              cell.circuit = step.circuit
+              return run(key, cell, admitted, step.result, self)
+            }
+            return Effect.flatMap(
+              applyLocked(key, cell, admit),
+              (admission) => run(key, cell, admitted, admission, self)
+            )
+          }),
+          (exit) => {
+            const { deadline, entry, ticket } = admitted
+            if (ticket === undefined) return undefined
+            const outcome = () => {
+              const now = clock.currentTimeMillisUnsafe()
+              if (entry === undefined) return settle(key, cell, ticket, exit, now)
+              // counted as a slow failure already: only the calls behind it may be due
+              if (entry.done) return settleCounted(key, cell, now)
+              entry.done = true
+              return settle(key, cell, ticket, exit, now)
+            }
+            if (deadline === undefined) return outcome()
+            return Effect.andThen(Fiber.interrupt(deadline), Effect.suspend(() => outcome() ?? Effect.void))
+          }
+        )
+      })
+
+    // The outcome of a call admitted by a closed circuit in `epoch`, without a slow-call threshold.
+    const settleClosed = (
+      key: string,
+      cell: Cell,
+      epoch: number,
+      fiber: Fiber.Fiber<unknown, unknown>,
+      exit: Exit.Exit<unknown, unknown>
+    ): Effect.Effect<void> | undefined => {
+      const circuit = cell.circuit
+      if (
+        countsSuccessAsNothing && Exit.isSuccess(exit) && circuit._tag === "Closed" && circuit.epoch === epoch &&
+        circuit.consecutiveFailures === 0
+      ) return undefined
+      const now = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+      return settle(key, cell, { epoch, probe: undefined, startedAt: now }, exit, now)
+    }
+
+    // Puts an admitted call in the key's queue of calls in flight, and makes sure a timer waits for
+    // the oldest of them to become slow (so the circuit's transitions and `changes` are timely
+    // even when no other call touches the key).
+    const watch = <A, E, R>(
+      key: string,
+      cell: Cell,
+      admitted: Admitted,
+      ticket: Machine.Ticket,
+      self: Effect.Effect<A, E, R>
+    ): Effect.Effect<A, E, R> => {
+      const entry = new InFlight(ticket)
+      admitted.entry = entry
+      ;(cell.inFlight ??= []).push(entry)
+      if (cell.timer) return self
+      cell.timer = true
+      return Effect.andThen(Effect.uninterruptible(slowTimer(key, cell, ticket.startedAt)), self)
+    }
+
+    const slowTimer = (key: string, cell: Cell, from: number): Effect.Effect<unknown> =>
+      Effect.clockWith((clock) => {
+        const threshold = slowCallMillis ?? 0
+        const wait = Math.max(0, from + threshold + 1 - clock.currentTimeMillisUnsafe())
+        return Effect.sleep(Duration.millis(wait)).pipe(
+          Effect.andThen(Effect.suspend(() => {
+            cell.timer = false
+            return apply(key, cell, Machine.advance(settings))
+          })),
+          Effect.andThen(Effect.suspend(() => {
+            const queue = cell.inFlight
+            if (cell.timer || queue === undefined) return Effect.void
+            for (let i = cell.head; i < queue.length; i++) {
+              if (queue[i].done) continue
+              cell.timer = true
+              return slowTimer(key, cell, queue[i].ticket.startedAt)
+            }
+            return Effect.void
+          })),
+          Effect.interruptible,
+          Effect.forkIn(scope)
+        )
+      })
+
+    // A call ended that had already counted as slow: nothing of its own to count.
+    const settleCounted = (key: string, cell: Cell, now: number): Effect.Effect<void> | undefined => {
+      const step = tracked(cell, Machine.current(settings))(cell.circuit, now, undefined)
+      if (step === Machine.NeedsBreak || step.changes.length > 0) {
+        return Effect.asVoid(applyLocked(key, cell, Machine.current(settings)))
+      }
+      cell.circuit = step.circuit
+      markSlow(cell, now)
+      return undefined
+    }
+
+    const run = <A, E, R>(
+      key: string,
+      cell: Cell,
+      admitted: Admitted,
+      admission: Machine.Admission,
+      self: Effect.Effect<A, E, R>
+    ): Effect.Effect<A, E | LlmError.CircuitOpenError, R> => {
+      if (admission._tag === "Refused") return refuse(key, admission)
+      admitted.ticket = admission.ticket
+      const watched = slowCallMillis === undefined ? self : watch(key, cell, admitted, admission.ticket, self)
+      if (admission.ticket.probe === undefined) return watched
+      // Marks the spans the probe opens (its attempt span), not the caller's current one.
+      const probe = Effect.annotateSpans(watched, "llm.breaker.probe", true)
+      if (!Number.isFinite(settings.maxProbeMillis)) return probe
+      return Effect.flatMap(Effect.uninterruptible(wake(key, settings.maxProbeMillis)), (fiber) => {
+        admitted.deadline = fiber
+        return probe
+      })
+    }
+
+    // With a shared store, every admission and outcome goes through it: the admission reads the
+    // store's copy, and the outcome starts from the copy the call was admitted on.
+    const protectShared = (key: string) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
       Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(circuitFor(key), (ref) =>
-          Effect.flatMap(
-            apply(key, ref, admit),
+        Effect.clockWith((clock) => {
+          const cell = circuits.get(key) ?? cellFor(key, clock.currentTimeMillisUnsafe())
+          return Effect.flatMap(
+            apply(key, cell, admit),
             (admission): Effect.Effect<A, E | LlmError.CircuitOpenError, R> => {
               if (admission._tag === "Refused") return refuse(key, admission)
               const ticket = admission.ticket
-              const settle = (exit: Exit.Exit<A, E>) =>
-                Effect.clockWith((clock) =>
-                  apply(
-                    key,
-                    ref,
-                    Machine.complete(
-                      settings,
-                      ticket,
-                      classify(config, exit, clock.currentTimeMillisUnsafe() - ticket.startedAt)
-                    ),
-                    // the copy the call was admitted on: a write is checked against the store anyway
-                    true
-                  )
-                )
-              if (ticket.probe === undefined) return Effect.onExit(restore(self), settle)
+              const admitted = new Admitted()
+              admitted.ticket = ticket
+              const settleShared = (exit: Exit.Exit<A, E>): Effect.Effect<unknown> =>
+                Effect.suspend(() => {
+                  const entry = admitted.entry
+                  const now = clock.currentTimeMillisUnsafe()
+                  if (entry !== undefined) {
+                    // counted as a slow failure already: only the calls behind it may be due
+                    if (entry.done) {
+                      return slowAt(cell, now).length === 0
+                        ? Effect.void
+                        : apply(key, cell, Machine.current(settings), true)
+                    }
+                    entry.done = true
+                  }
+                  const outcome = classify(config, exit, now - ticket.startedAt)
+                  return apply(key, cell, Machine.complete(settings, ticket, outcome), true)
+                })
+              const call = slowCallMillis === undefined
+                ? restore(self)
+                : watch(key, cell, admitted, ticket, restore(self))
+              if (ticket.probe === undefined) return Effect.onExit(call, settleShared)
               // Marks the spans the probe opens (its attempt span), not the caller's current one.
-              const probe = Effect.annotateSpans(restore(self), "llm.breaker.probe", true)
-              if (!Number.isFinite(settings.maxProbeMillis)) return Effect.onExit(probe, settle)
+              const probe = Effect.annotateSpans(call, "llm.breaker.probe", true)
+              if (!Number.isFinite(settings.maxProbeMillis)) return Effect.onExit(probe, settleShared)
               return Effect.flatMap(
                 wake(key, settings.maxProbeMillis),
-                (deadline) => Effect.onExit(probe, (exit) => Effect.andThen(Fiber.interrupt(deadline), settle(exit)))
+                (deadline) =>
+                  Effect.onExit(probe, (exit) => Effect.andThen(Fiber.interrupt(deadline), settleShared(exit)))
               )
             }
-          ))
+          )
+        })
       )
 
+    const protect = shared === undefined ? protectLocal : protectShared
+
+    // A key not used here may still have a circuit in the shared store.
     const state = (key: string): Effect.Effect<CircuitBreaker.State> =>
-      Effect.suspend(() => {
-        const ref = circuits.get(key)
-        return ref === undefined && shared === undefined
-          ? Effect.succeed<CircuitBreaker.State>("closed")
-          : ref === undefined
-          ? Effect.flatMap(circuitFor(key), (created) =>
-            Effect.map(apply(key, created, Machine.current(settings)), (circuit) => stateOf[circuit._tag]))
-          : Effect.map(apply(key, ref, Machine.current(settings)), (circuit) =>
-            stateOf[circuit._tag])
+      Effect.clockWith((clock) => {
+        const cell = circuits.get(key)
+        if (cell === undefined && shared === undefined) return Effect.succeed<CircuitBreaker.State>("closed")
+        return Effect.map(
+          apply(key, cell ?? cellFor(key, clock.currentTimeMillisUnsafe()), Machine.current(settings)),
+          (circuit) => stateOf[circuit._tag]
+        )
       })
 
     const statusOf = (key: string, circuit: Machine.Circuit, now: number): CircuitBreaker.CircuitStatus => {
@@ -470,23 +725,33 @@ export const make = (
       Effect.forEach(
         Array.from(circuits.keys()).sort(),
         (key) =>
-          Effect.flatMap(circuitFor(key), (ref) =>
-            Effect.zipWith(
-              apply(key, ref, Machine.current(settings)),
-              Clock.currentTimeMillis,
-              (circuit, now) => statusOf(key, circuit, now)
-            ))
+          Effect.clockWith((clock) => {
+            const now = clock.currentTimeMillisUnsafe()
+            const cell = cellFor(key, now)
+            return Effect.map(
+              shared === undefined
+                ? applyAt(key, cell, Machine.current(settings), now)
+                : apply(key, cell, Machine.current(settings)),
+              (circuit) => statusOf(key, circuit, clock.currentTimeMillisUnsafe())
+            )
+          })
       )
     )
 
     const reset = (key: string): Effect.Effect<void> =>
       Effect.suspend(() => {
-        const ref = circuits.get(key)
-        return ref === undefined ? Effect.void : apply(key, ref, Machine.reset(settings))
+        const cell = circuits.get(key)
+        return cell === undefined ? Effect.void : apply(key, cell, Machine.reset(settings))
       })
 
     const isolate = (key: string): Effect.Effect<void> =>
-      Effect.flatMap(circuitFor(key), (ref) => apply(key, ref, Machine.isolate(settings)))
+      Effect.clockWith((clock) => {
+        const now = clock.currentTimeMillisUnsafe()
+        const cell = cellFor(key, now)
+        return shared === undefined
+          ? applyAt(key, cell, Machine.isolate(settings), now)
+          : apply(key, cell, Machine.isolate(settings))
+      })
 
     const service: CircuitBreaker.Service = {
       protect,

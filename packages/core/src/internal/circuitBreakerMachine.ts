@@ -162,7 +162,8 @@ const stay = <A>(circuit: Circuit, result: A): Step<A> => ({ circuit, changes: n
 
 const move = <A>(circuit: Circuit, change: Change, result: A): Step<A> => ({ circuit, changes: [change], result })
 
-const andThen = <A, B>(
+/** Applies `f` to the circuit and result of a step, keeping the changes of both. @internal */
+export const andThen = <A, B>(
   first: Step<A> | NeedsBreak,
   f: (circuit: Circuit, result: A) => Step<B> | NeedsBreak
 ): Step<B> | NeedsBreak => {
@@ -373,3 +374,21 @@ export const breakState = (circuit: Circuit): { readonly openings: number; reado
 /** The circuit as of now, brought up to date. @internal */
 export const current = (settings: Settings): Event<Circuit> => (circuit, now, next) =>
   andThen(advance(settings)(circuit, now, next), (updated) => stay(updated, updated))
+
+/**
+ * Counts each call as a failure, as it would if it had ended so: the calls in flight that have run
+ * past the slow-call threshold, in the order they were admitted. Each counts only in its own period
+ * (epoch), as any outcome does.
+ *
+ * @internal
+ */
+export const countSlow = (settings: Settings, tickets: ReadonlyArray<Ticket>): Event<void> => (circuit, now, next) => {
+  let step: Step<void> | NeedsBreak = stay(circuit, undefined)
+  for (const ticket of tickets) {
+    step = andThen(step, (current) => {
+      const counted = complete(settings, ticket, "failure")(current, now, next)
+      return counted === NeedsBreak ? NeedsBreak : { ...counted, result: undefined }
+    })
+  }
+  return step
+}

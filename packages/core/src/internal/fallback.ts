@@ -17,7 +17,7 @@ import * as Fiber from "effect/Fiber"
 import { identity } from "effect/Function"
 import * as Option from "effect/Option"
 import * as Pull from "effect/Pull"
-import * as Result from "effect/Result"
+import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as ChatCompletion from "../ChatCompletion.js"
@@ -25,6 +25,7 @@ import type * as Fallback from "../Fallback.js"
 import * as LlmError from "../LlmError.js"
 import * as Observability from "../Observability.js"
 import * as AttemptDetails from "./attemptDetails.js"
+import { check as checkHedge, type Hedging } from "./hedge.js"
 import { optionalDuration, optionalFunction, show } from "./options.js"
 import * as retry from "./retry.js"
 
@@ -58,17 +59,28 @@ export type Protect<Err> = <X, R>(self: Effect.Effect<X, Err, R>) => Effect.Effe
  *
  * @internal
  */
-export type Serve<B, A, Err, R> = (attempt: {
-  readonly model: string
-  readonly first: Effect.Effect<B, Err, R>
-  readonly protect: Protect<Err>
-  /** The chain's deadline in epoch milliseconds by `Clock`, and the deadline itself. */
+export type Serve<B, A, Err, R> = (
+  first: Effect.Effect<B, Err, R>,
+  protect: Protect<Err>,
+  model: string,
+  chain: Call
+) => Effect.Effect<A, Err, R>
+
+/**
+ * What `serve` may need of the call it serves an attempt for.
+ *
+ * @internal
+ */
+export interface Call {
+  /** The chain's deadline in epoch milliseconds by `Clock`. */
   readonly deadlineAt: number | undefined
-  readonly deadline: Duration.Duration | undefined
-  /** A stream's `idleTimeout`. */
-  readonly idleTimeout: Duration.Duration | undefined
+  readonly config: {
+    readonly deadline: Duration.Duration | undefined
+    /** A stream's `idleTimeout`. */
+    readonly idleTimeout: Duration.Duration | undefined
+  }
   readonly clock: Clock.Clock
-}) => Effect.Effect<A, Err, R>
+}
 
 /**
  * Turns the error of a deployment the router tried into an error of the chain, for a chain whose
@@ -101,7 +113,7 @@ export const effects = <A, Err, R>(
   hopsAsAttempts?: HopsAsAttempts<Err>
 ): Kind<A, A, Err, R> => ({
   attributes,
-  serve: ({ first, protect }) => protect(first),
+  serve: (first, protect) => protect(first),
   hopsAsAttempts
 })
 
@@ -117,6 +129,9 @@ export interface Config<Err> {
   readonly idleTimeout: Duration.Duration | undefined
   readonly retry: retry.Config<Err> | undefined
   readonly breaker: Fallback.Breaker | undefined
+  readonly hedge: Hedging | undefined
+  /** The smaller of `timeout` and `idleTimeout`: every attempt's limit, before the deadline's. */
+  readonly limit: Duration.Duration | undefined
 }
 
 const finiteOrNone = (
@@ -126,6 +141,11 @@ const finiteOrNone = (
   const checked = optionalDuration(name, input, { infinite: true })
   return typeof checked === "object" && !Duration.isFinite(checked) ? undefined : checked
 }
+
+const minimum = (
+  a: Duration.Duration | undefined,
+  b: Duration.Duration | undefined
+): Duration.Duration | undefined => a === undefined ? b : b === undefined ? a : Duration.min(a, b)
 
 /**
  * Checks a chain's models and options (`idleTimeout` only for a stream). Returns why they
@@ -165,157 +185,451 @@ export const check = <Err>(
   ) {
     return `breaker must have a protect function, got ${show(breaker)}`
   }
+  const hedge = given.hedge === undefined ? undefined : checkHedge(given.hedge)
+  if (typeof hedge === "string") return hedge
   return {
     shouldFallback: given.shouldFallback ?? LlmError.isFallbackable,
     timeout,
     deadline,
     idleTimeout,
     retry: retryConfig,
-    breaker: given.breaker
+    breaker: given.breaker,
+    hedge,
+    limit: minimum(timeout, idleTimeout)
   }
 }
 
-const minimum = (
-  a: Duration.Duration | undefined,
-  b: Duration.Duration | undefined
-): Duration.Duration | undefined => a === undefined ? b : b === undefined ? a : Duration.min(a, b)
+/**
+ * One try at a model (its attempts, retries included), as the hedged runner follows it: the
+ * attempt in flight, so that a try cancelled because another model answered first is reported
+ * as `cancelled` with the attempt it was on.
+ */
+class Try {
+  retry = 0
+  startedAt = 0
+  /** Set before the runner interrupts the try because another model served. */
+  cancelled = false
+  constructor(readonly model: string, readonly hedge: boolean) {}
+}
+
+type HedgeEvent<A, Err> =
+  | { readonly _tag: "Finished"; readonly index: number; readonly exit: Exit.Exit<A, Err> }
+  | { readonly _tag: "HedgeDue"; readonly index: number }
+
+/** One call of a chain: its clock, deadline and report. */
+class ChainRun<B, A, E, R, F> {
+  readonly attempts: Array<Fallback.Attempt<Fallback.AttemptError<E>>> = []
+  readonly startedAt: number
+  readonly deadlineAt: number | undefined
+  /** Set when the deadline cut a retry short, so an exhausted chain still says the deadline ended it. */
+  retryCutByDeadline = false
+
+  constructor(
+    readonly models: ReadonlyArray<string>,
+    readonly attempt: (model: string) => Effect.Effect<B, E, R>,
+    readonly config: Config<Fallback.AttemptError<E>>,
+    readonly kind: Kind<B, A, Fallback.AttemptError<E>, R>,
+    readonly clock: Clock.Clock,
+    readonly toFailure: (failure: Failure<Fallback.AttemptError<E>>) => F
+  ) {
+    this.startedAt = clock.currentTimeMillisUnsafe()
+    this.deadlineAt = config.deadline === undefined ? undefined : this.startedAt + Duration.toMillis(config.deadline)
+  }
+
+  pastDeadline(): boolean {
+    return this.deadlineAt !== undefined && this.clock.currentTimeMillisUnsafe() >= this.deadlineAt
+  }
+
+  end(
+    reason: Fallback.Reason,
+    stoppedBy: Fallback.AttemptError<E> | undefined,
+    untried: ReadonlyArray<string>
+  ): Effect.Effect<never, F> {
+    return Effect.suspend(() =>
+      Effect.fail(this.toFailure({
+        models: this.models,
+        attempts: this.attempts.filter(isFailed),
+        reason: reason === "Exhausted" && (this.pastDeadline() || this.retryCutByDeadline) ? "DeadlineReached" : reason,
+        stoppedBy,
+        untried,
+        deadline: this.config.deadline
+      }))
+    )
+  }
+
+  served(value: A, model: string): Fallback.Served<A, Fallback.AttemptError<E>> {
+    const served = this.attempts[this.attempts.length - 1]
+    // nothing is added to the report once a sequential chain is served: it is handed over as it is
+    return { value, model, deployment: served?.deployment, attempts: this.attempts }
+  }
+
+  /** Adds one attempt to the report. */
+  private push(
+    outcome: "success" | "failure" | "cancelled",
+    model: string,
+    deployment: string | undefined,
+    retry: number,
+    startedAt: number,
+    durationMs: number,
+    costUsd: number | undefined,
+    hedge: boolean,
+    error: Fallback.AttemptError<E> | undefined
+  ): void {
+    // every attempt has every field, in the same order (one shape for V8)
+    if (outcome === "failure" && error !== undefined) {
+      this.attempts.push({ outcome, model, deployment, retry, startedAt, durationMs, costUsd, hedge, error })
+    } else if (outcome === "cancelled") {
+      this.attempts.push({ outcome, model, deployment, retry, startedAt, durationMs, costUsd, hedge, error: undefined })
+    } else {
+      this.attempts.push({
+        outcome: "success",
+        model,
+        deployment,
+        retry,
+        startedAt,
+        durationMs,
+        costUsd,
+        hedge,
+        error: undefined
+      })
+    }
+  }
+
+  /** Reports how an attempt ended: its outcome and, with deployments, each deployment it tried. */
+  record(
+    model: string,
+    retryNumber: number,
+    start: number,
+    details: AttemptDetails.Details,
+    attempt: Try | undefined,
+    exit: Exit.Exit<unknown, Fallback.AttemptError<E>>
+  ): void {
+    const hedge = attempt !== undefined && attempt.hedge
+    const now = this.clock.currentTimeMillisUnsafe()
+    let error: Fallback.AttemptError<E> | undefined
+    if (Exit.isFailure(exit)) {
+      const failure = Cause.findErrorOption(exit.cause)
+      if (Option.isNone(failure)) {
+        // Interruption and defects end the chain itself: only failures are attempts to report,
+        // and the tries a hedged chain cancels because another model served.
+        if (attempt !== undefined && attempt.cancelled && Cause.hasInterruptsOnly(exit.cause)) {
+          const costUsd = AttemptDetails.costOf(details)
+          this.push("cancelled", model, details.current, retryNumber, start, now - start, costUsd, hedge, undefined)
+        }
+        return
+      }
+      error = failure.value
+    }
+    const hops = details.hops
+    const hopsAsAttempts = this.kind.hopsAsAttempts
+    if (hops.length === 0) {
+      const costUsd = hopsAsAttempts === undefined ? AttemptDetails.costOf(details) : undefined
+      this.settled(model, details.current, retryNumber, start, now - start, costUsd, hedge, error)
+      return
+    }
+    const last = hops[hops.length - 1]
+    // the last deployment's call is this attempt's outcome when it answered (the answer may
+    // still be rejected above it) or failed with the very error the attempt failed with
+    const merged = last.outcome === "success" || last.error === error ? last : undefined
+    if (hopsAsAttempts !== undefined) {
+      const before = merged === undefined ? hops.length : hops.length - 1
+      for (let i = 0; i < before; i++) {
+        const hop = hops[i]
+        const hopError = hop.error === undefined ? undefined : hopsAsAttempts(hop.error)
+        this.push(
+          hopError === undefined ? "success" : "failure",
+          model,
+          hop.deployment,
+          retryNumber,
+          hop.startedAt,
+          hop.durationMs,
+          hop.costUsd,
+          hedge,
+          hopError
+        )
+      }
+    }
+    this.settled(
+      model,
+      merged?.deployment ?? details.current,
+      retryNumber,
+      merged?.startedAt ?? start,
+      merged === undefined ? now - start : merged.durationMs,
+      hopsAsAttempts === undefined ? AttemptDetails.costOf(details) : merged?.costUsd,
+      hedge,
+      error
+    )
+  }
+
+  private settled(
+    model: string,
+    deployment: string | undefined,
+    retry: number,
+    startedAt: number,
+    durationMs: number,
+    costUsd: number | undefined,
+    hedge: boolean,
+    error: Fallback.AttemptError<E> | undefined
+  ): void {
+    if (error !== undefined) {
+      this.push("failure", model, deployment, retry, startedAt, durationMs, costUsd, hedge, error)
+      return
+    }
+    this.push("success", model, deployment, retry, startedAt, durationMs, costUsd, hedge, undefined)
+    this.config.hedge?.observe(model, durationMs)
+  }
+
+  /** One attempt at `model`: bounded by its time limit, observed, guarded by the breaker, reported. */
+  once(model: string, retryNumber: number, attempt: Try | undefined): Effect.Effect<A, Fallback.AttemptError<E>, R> {
+    type Err = Fallback.AttemptError<E>
+    const { config, kind, clock, deadlineAt } = this
+    const start = clock.currentTimeMillisUnsafe()
+    if (attempt !== undefined) {
+      attempt.retry = retryNumber
+      attempt.startedAt = start
+    }
+    const limit = deadlineAt === undefined
+      ? config.limit
+      : minimum(config.limit, Duration.millis(Math.max(0, deadlineAt - start)))
+    const call = this.attempt(model)
+    const bounded: Effect.Effect<B, Err, R> = limit === undefined ? call : retry.timeout(call, model, limit)
+    const number = this.attempts.length + 1
+    const attributes = () => {
+      const all: Record<string, unknown> = {
+        "llm.pattern": "fallback",
+        "llm.model": model,
+        ...kind.attributes,
+        "llm.retry": retryNumber,
+        "llm.attempt": number
+      }
+      if (attempt !== undefined && attempt.hedge) all["llm.hedge"] = true
+      return all
+    }
+    // the attempt's record of deployments is this report's, read when the attempt ends
+    const details = AttemptDetails.make()
+    const observed = Observability.observeAttempt(bounded, "fallback", model, attributes, details)
+    const breaker = config.breaker
+    const protect: Protect<Err> = breaker === undefined ? identity : breaker.protect(model)
+    const served = kind.serve(observed, protect, model, this)
+    return Effect.onExitPrimitive(served, (exit) => {
+      this.record(model, retryNumber, start, details, attempt, exit)
+      return undefined
+    })
+  }
+
+  /** Every attempt at `model`, retries included, until one succeeds or the retries end. */
+  tryModel(model: string, attempt?: Try): Effect.Effect<A, Fallback.AttemptError<E>, R> {
+    const retryConfig = this.config.retry
+    if (retryConfig === undefined) return Effect.suspend(() => this.once(model, 0, attempt))
+    let tries = 0
+    const once = Effect.suspend(() => this.once(model, tries++, attempt))
+    const deadlineAt = this.deadlineAt
+    return retry.retrying(once, () =>
+      retry.policy<Fallback.AttemptError<E>>(
+        retryConfig,
+        deadlineAt === undefined ? undefined : {
+          at: deadlineAt,
+          onStop: Effect.sync(() => {
+            this.retryCutByDeadline = true
+          })
+        }
+      ))
+  }
+
+  /** Models one after another: the next starts when the one before has failed. */
+  sequential(): Effect.Effect<Fallback.Served<A, Fallback.AttemptError<E>>, F, R> {
+    const { models } = this
+    const from = (index: number): Effect.Effect<
+      Fallback.Served<A, Fallback.AttemptError<E>>,
+      F,
+      R
+    > => {
+      if (index >= models.length) return this.end("Exhausted", undefined, [])
+      if (this.pastDeadline()) return this.end("DeadlineReached", undefined, models.slice(index))
+      const model = models[index]
+      return Effect.matchEffect(this.tryModel(model), {
+        onSuccess: (value) => Effect.succeed(this.served(value, model)),
+        onFailure: (error) =>
+          this.config.shouldFallback(error)
+            ? from(index + 1)
+            : this.end("NotFallbackable", error, models.slice(index + 1))
+      })
+    }
+    if (models.length === 0) return this.end("NoModels", undefined, [])
+    return from(0)
+  }
+
+  /** The served value of a hedged call: the serving attempt last, the others in the order they started. */
+  servedFirst(value: A, model: string): Fallback.Served<A, Fallback.AttemptError<E>> {
+    const all = this.attempts
+    let servingIndex = -1
+    for (let i = all.length - 1; i >= 0; i--) {
+      if (all[i].outcome === "success" && all[i].model === model) {
+        servingIndex = i
+        break
+      }
+    }
+    const serving = all[servingIndex]
+    const others = all.filter((_, i) => i !== servingIndex).sort((a, b) => a.startedAt - b.startedAt)
+    const attempts = serving === undefined ? others : [...others, serving]
+    return { value, model, deployment: serving?.deployment, attempts }
+  }
+}
 
 /**
- * Runs the chain.
+ * Models with hedging: a model that has not answered once its delay has passed gets the next
+ * model started alongside it (a hedge), and the first success wins; the others are interrupted
+ * and reported as cancelled. A failure of the model started last starts the next at once (a
+ * hedge when others still run, a plain fallback when none does). An error that must not fall
+ * back ends the chain and cancels the rest. Hedges are limited per call (`maxHedges`) and in
+ * flight across calls (`maxInFlight`): past either, the next model waits for the ones running
+ * to fail, as without hedging.
+ */
+const hedged = <B, A, E, R, F>(
+  run: ChainRun<B, A, E, R, F>,
+  hedging: Hedging
+): Effect.Effect<Fallback.Served<A, Fallback.AttemptError<E>>, F, R> => {
+  type Err = Fallback.AttemptError<E>
+  type Result = Effect.Effect<Fallback.Served<A, Err>, F, R>
+  const { models } = run
+  const { maxHedges } = hedging.settings
+  return Effect.gen(function*() {
+    const events = yield* Queue.unbounded<HedgeEvent<A, Err>>()
+    const tries: Array<Try> = []
+    const running = new Map<number, Fiber.Fiber<void>>()
+    let next = 0
+    let latest = -1
+    let hedges = 0
+    let timer: Fiber.Fiber<void> | undefined
+
+    const endHedge = (model: string, attempt: Try, exit: Exit.Exit<A, Err>) =>
+      Effect.withFiber((fiber) => {
+        hedging.release()
+        Observability.recordHedge(
+          fiber.context,
+          model,
+          Exit.isSuccess(exit)
+            ? "served"
+            : Cause.hasInterruptsOnly(exit.cause)
+            ? attempt.cancelled ? "cancelled" : "interrupted"
+            : "failed"
+        )
+        return Effect.void
+      })
+
+    const stopTimer = Effect.suspend(() => {
+      const pending = timer
+      timer = undefined
+      return pending === undefined ? Effect.void : Fiber.interrupt(pending)
+    })
+
+    const start = (asHedge: boolean) =>
+      Effect.gen(function*() {
+        const index = next++
+        const model = models[index]
+        const attempt = new Try(model, asHedge)
+        tries[index] = attempt
+        latest = index
+        yield* stopTimer
+        const fiber = yield* run.tryModel(model, attempt).pipe(
+          Effect.onExit((exit) =>
+            Effect.andThen(
+              asHedge ? endHedge(model, attempt, exit) : Effect.void,
+              Queue.offer(events, { _tag: "Finished", index, exit })
+            )
+          ),
+          Effect.ignore,
+          // started at once: the model's request goes out now, not on the scheduler's next turn
+          Effect.forkChild({ startImmediately: true })
+        )
+        running.set(index, fiber)
+        if (next < models.length && hedges < maxHedges) {
+          timer = yield* Effect.sleep(Duration.millis(hedging.delayOf(model))).pipe(
+            Effect.andThen(Queue.offer(events, { _tag: "HedgeDue", index })),
+            Effect.asVoid,
+            Effect.forkChild
+          )
+        }
+      })
+
+    // starts the next model as a hedge, when the limits allow one
+    const hedge = Effect.suspend(() => {
+      if (next >= models.length || hedges >= maxHedges || run.pastDeadline() || !hedging.admit()) {
+        return Effect.void
+      }
+      hedges++
+      return start(true)
+    })
+
+    const cancelAll = Effect.suspend(() => {
+      const fibers = Array.from(running.entries(), ([index, fiber]) => {
+        tries[index].cancelled = true
+        return fiber
+      })
+      running.clear()
+      return Effect.andThen(stopTimer, Fiber.interruptAll(fibers))
+    })
+
+    const loop: Result = Effect.flatMap(Queue.take(events), (event): Result => {
+      if (event._tag === "HedgeDue") {
+        if (event.index !== latest || !running.has(event.index)) return loop
+        timer = undefined
+        return Effect.andThen(hedge, loop)
+      }
+      const { exit, index } = event
+      running.delete(index)
+      if (Exit.isSuccess(exit)) {
+        const value = exit.value
+        return Effect.andThen(cancelAll, Effect.sync(() => run.servedFirst(value, models[index])))
+      }
+      const failure = Cause.findErrorOption(exit.cause)
+      if (Option.isNone(failure)) {
+        // a defect or an interruption of the try: the chain ends with it
+        const reasons = exit.cause.reasons.filter((reason): reason is Cause.Die | Cause.Interrupt =>
+          !Cause.isFailReason(reason)
+        )
+        return Effect.andThen(cancelAll, Effect.failCause(Cause.fromReasons<never>(reasons)))
+      }
+      const error = failure.value
+      if (!run.config.shouldFallback(error)) {
+        return Effect.andThen(cancelAll, run.end("NotFallbackable", error, models.slice(next)))
+      }
+      const afterLatest = index === latest && running.size > 0 ? Effect.andThen(stopTimer, hedge) : Effect.void
+      return Effect.andThen(
+        afterLatest,
+        Effect.suspend((): Result => {
+          if (running.size > 0) return loop
+          if (next >= models.length) return run.end("Exhausted", undefined, [])
+          if (run.pastDeadline()) return run.end("DeadlineReached", undefined, models.slice(next))
+          return Effect.andThen(start(false), loop)
+        })
+      )
+    })
+
+    if (models.length === 0) return yield* run.end("NoModels", undefined, [])
+    return yield* Effect.andThen(start(false), loop).pipe(Effect.onExit(() => cancelAll))
+  })
+}
+
+/**
+ * Runs the chain. Its failure is `toFailure` of the facts (`AllModelsFailed`, which this module
+ * cannot import), made where the chain ends rather than mapped afterwards.
  *
  * @internal
  */
-export const run = <B, A, E, R>(
+export const run = <B, A, E, R, F>(
   models: ReadonlyArray<string>,
   attempt: (model: string) => Effect.Effect<B, E, R>,
   config: Config<Fallback.AttemptError<E>>,
-  kind: Kind<B, A, Fallback.AttemptError<E>, R>
-): Effect.Effect<
-  Fallback.Served<A, Fallback.AttemptError<E>>,
-  Failure<Fallback.AttemptError<E>>,
-  R
-> =>
+  kind: Kind<B, A, Fallback.AttemptError<E>, R>,
+  toFailure: (failure: Failure<Fallback.AttemptError<E>>) => F
+): Effect.Effect<Fallback.Served<A, Fallback.AttemptError<E>>, F, R> =>
   // The clock is read synchronously from here on: one service lookup per chain, not one effect per
   // reading. It is the fiber's `Clock`, so `TestClock` still drives every time below.
-  Effect.clockWith((clock) =>
-    Effect.gen(function*() {
-      type Err = Fallback.AttemptError<E>
-      const { deadline, idleTimeout, shouldFallback, timeout } = config
-      const startedAt = clock.currentTimeMillisUnsafe()
-      const deadlineAt = deadline === undefined ? undefined : startedAt + Duration.toMillis(deadline)
-      const attempts: Array<Fallback.Attempt<Err>> = []
-      // Set when the deadline cut a retry short, so an exhausted chain still says the deadline ended it.
-      let retryCutByDeadline = false
-
-      const end = (reason: Fallback.Reason, stoppedBy: Err | undefined, untried: ReadonlyArray<string>) =>
-        Effect.suspend((): Effect.Effect<never, Failure<Err>> => {
-          const now = clock.currentTimeMillisUnsafe()
-          const pastDeadline = deadlineAt !== undefined && now >= deadlineAt
-          return Effect.fail({
-            models,
-            attempts: attempts.filter(isFailed),
-            reason: reason === "Exhausted" && (pastDeadline || retryCutByDeadline) ? "DeadlineReached" : reason,
-            stoppedBy,
-            untried,
-            deadline
-          })
-        })
-
-      const hopsAsAttempts = kind.hopsAsAttempts
-      const record =
-        (model: string, retryNumber: number, start: number, details: AttemptDetails.Details) =>
-        (exit: Exit.Exit<A, Err>) =>
-          Effect.sync(() => {
-            const failure = Exit.isSuccess(exit) ? Option.none() : Cause.findErrorOption(exit.cause)
-            // Interruption and defects end the chain itself; only failures are attempts to report.
-            if (Exit.isFailure(exit) && Option.isNone(failure)) return
-            const error = Option.getOrUndefined(failure)
-            const hops = details.hops
-            const last = hops.length === 0 ? undefined : hops[hops.length - 1]
-            // the last deployment's call is this attempt's outcome when it answered (the answer may
-            // still be rejected above it) or failed with the very error the attempt failed with
-            const merged = last !== undefined && (last.outcome === "success" || last.error === error) ? last : undefined
-            if (hopsAsAttempts !== undefined) {
-              for (const hop of merged === undefined ? hops : hops.slice(0, -1)) {
-                const facts = {
-                  model,
-                  deployment: hop.deployment,
-                  retry: retryNumber,
-                  startedAt: hop.startedAt,
-                  durationMs: hop.durationMs,
-                  costUsd: hop.costUsd
-                }
-                if (hop.error === undefined) attempts.push({ ...facts, outcome: "success", error: undefined })
-                else attempts.push({ ...facts, outcome: "failure", error: hopsAsAttempts(hop.error) })
-              }
-            }
-            const facts = {
-              model,
-              deployment: merged?.deployment ?? details.current,
-              retry: retryNumber,
-              startedAt: merged?.startedAt ?? start,
-              durationMs: merged === undefined ? clock.currentTimeMillisUnsafe() - start : merged.durationMs,
-              costUsd: hopsAsAttempts === undefined ? AttemptDetails.costOf(details) : merged?.costUsd
-            }
-            if (error === undefined) attempts.push({ ...facts, outcome: "success", error: undefined })
-            else attempts.push({ ...facts, outcome: "failure", error })
-          })
-
-      const tryModel = (model: string): Effect.Effect<A, Err, R> => {
-        let tries = 0
-        const once = Effect.suspend(() => {
-          const retryNumber = tries++
-          const start = clock.currentTimeMillisUnsafe()
-          const remaining = deadlineAt === undefined ? undefined : Duration.millis(Math.max(0, deadlineAt - start))
-          const limit = minimum(minimum(timeout, idleTimeout), remaining)
-          const call = attempt(model)
-          const bounded: Effect.Effect<B, Err, R> = limit === undefined ? call : retry.timeout(call, model, limit)
-          const observed = Observability.attempt({
-            pattern: "fallback",
-            model,
-            attributes: { ...kind.attributes, "llm.retry": retryNumber, "llm.attempt": attempts.length + 1 }
-          })(bounded)
-          const breaker = config.breaker
-          const protect: Protect<Err> = breaker === undefined ? identity : (self) => breaker.protect(model)(self)
-          const served = kind.serve({ model, first: observed, protect, deadlineAt, deadline, idleTimeout, clock })
-          const details = AttemptDetails.make()
-          return served.pipe(
-            Effect.provideService(AttemptDetails.CurrentDetails, details),
-            Effect.onExit(record(model, retryNumber, start, details))
-          )
-        })
-        const retryConfig = config.retry
-        if (retryConfig === undefined) return once
-        return retry.retrying(once, () =>
-          retry.policy<Err>(
-            retryConfig,
-            deadlineAt === undefined ? undefined : {
-              at: deadlineAt,
-              onStop: Effect.sync(() => {
-                retryCutByDeadline = true
-              })
-            }
-          ))
-      }
-
-      if (models.length === 0) return yield* end("NoModels", undefined, [])
-      for (let index = 0; index < models.length; index++) {
-        const model = models[index]
-        if (deadlineAt !== undefined && clock.currentTimeMillisUnsafe() >= deadlineAt) {
-          return yield* end("DeadlineReached", undefined, models.slice(index))
-        }
-        const result = yield* Effect.result(tryModel(model))
-        if (Result.isSuccess(result)) {
-          const served = attempts[attempts.length - 1]
-          return { value: result.success, model, deployment: served?.deployment, attempts: [...attempts] }
-        }
-        if (!shouldFallback(result.failure)) {
-          return yield* end("NotFallbackable", result.failure, models.slice(index + 1))
-        }
-      }
-      return yield* end("Exhausted", undefined, [])
-    })
-  )
+  Effect.clockWith((clock) => {
+    const chain = new ChainRun(models, attempt, config, kind, clock, toFailure)
+    return config.hedge === undefined ? chain.sequential() : hedged(chain, config.hedge)
+  })
 
 type Chunk = ChatCompletion.ChatCompletionChunk
 
@@ -398,7 +712,10 @@ export const firstChunk = (
  * @internal
  */
 export const serveStream: Serve<Opened, Stream.Stream<Chunk, LlmError.LlmError>, LlmError.LlmError, Scope.Scope> = (
-  { clock, deadline, deadlineAt, first, idleTimeout, model, protect }
+  first,
+  protect,
+  model,
+  { clock, config: { deadline, idleTimeout }, deadlineAt }
 ) =>
   Effect.gen(function*() {
     const parent = yield* Effect.scope
@@ -463,6 +780,6 @@ export const serveStream: Serve<Opened, Stream.Stream<Chunk, LlmError.LlmError>,
       ),
       Effect.exit
     )
-    const fiber = yield* Effect.forkIn(life, parent)
+    const fiber = yield* Effect.forkIn(life, parent, { startImmediately: true })
     return yield* Deferred.await(handoff).pipe(Effect.onInterrupt(() => Fiber.interrupt(fiber)))
   })

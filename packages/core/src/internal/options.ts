@@ -55,13 +55,18 @@ export const show = (input: unknown): string => {
   return text(input)
 }
 
-// `String` throws on a value that cannot become text (`[{ toString: {} }]` from a config file):
-// the reason then names its kind rather than crash the check that quotes it
+// `String` throws on a value that cannot become text (`[{ toString: {} }]` or `[{ toString: "" }]`
+// from a config file): the reason then quotes it as JSON, or names its kind, rather than crash the
+// check that quotes it
 const text = (input: unknown): string => {
   try {
     return String(input)
   } catch {
-    return Object.prototype.toString.call(input)
+    try {
+      return JSON.stringify(input) ?? Object.prototype.toString.call(input)
+    } catch {
+      return Object.prototype.toString.call(input)
+    }
   }
 }
 

@@ -6,6 +6,7 @@
  *
  * @internal
  */
+import * as Duration from "effect/Duration"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
@@ -253,6 +254,26 @@ export const redisUrlProblem = (value: string): string | undefined => {
     : "a URL with a password belongs in the environment: name its variable in urlEnv"
 }
 
+// Hedging's bounds that span two fields; the rest are the schema's. What `Fallback.hedge` would
+// refuse is refused here, so a gateway never starts with a chain that fails every request.
+const checkHedge = (
+  add: (path: Path, message: string) => void,
+  at: Path,
+  hedge: GatewayConfig.HedgeOptions,
+  fallback: boolean
+): void => {
+  if (!fallback) add(at, "hedging is for fallback chains: give this virtual model a fallback, or remove hedge")
+  const delay = hedge.delay
+  if (Duration.isDuration(delay)) return
+  const samples = delay.samples ?? 100
+  if (delay.minSamples !== undefined && delay.minSamples > samples) {
+    add([...at, "delay", "minSamples"], `more than the ${samples} samples kept`)
+  }
+  if (delay.min !== undefined && delay.max !== undefined && Duration.isGreaterThan(delay.min, delay.max)) {
+    add([...at, "delay", "min"], "more than max")
+  }
+}
+
 /** The checks the schema cannot make: references between sections, and choices of exactly one. */
 const crossCheck = (config: GatewayConfig.Config): ReadonlyArray<PathIssue> => {
   const issues: Array<PathIssue> = []
@@ -360,6 +381,7 @@ const crossCheck = (config: GatewayConfig.Config): ReadonlyArray<PathIssue> => {
         add([...at, "bestOfN", "judge", "scale"], "min must be below max")
       }
     }
+    if (model.hedge !== undefined) checkHedge(add, [...at, "hedge"], model.hedge, model.fallback !== undefined)
     if (model.rateLimit !== undefined && model.rateLimit.rpm === undefined && model.rateLimit.tpm === undefined) {
       add([...at, "rateLimit"], "a rate limit needs rpm, tpm or both")
     }

@@ -633,7 +633,9 @@ const buildRoutes = (
         const options: Fallback.Options = {
           ...(model.timeout === undefined ? {} : { timeout: model.timeout }),
           ...(model.deadline === undefined ? {} : { deadline: model.deadline }),
-          ...(retry === undefined ? {} : { retry })
+          ...(retry === undefined ? {} : { retry }),
+          // one state for both paths: the latencies they learn and the hedges in flight are the model's
+          ...(model.hedge === undefined ? {} : { hedge: Fallback.hedge(model.hedge) })
         }
         const complete = Fallback.chain(model.fallback, options)
         const stream = Fallback.stream(model.fallback, options)

@@ -1,17 +1,19 @@
-import { ChatClient, CircuitBreaker } from "@resilient-llm/core"
-import { Effect, Schedule } from "effect"
+import { ChatCompletion, CircuitBreaker, Fallback } from "@resilient-llm/core"
+import { Effect } from "effect"
 
-const BreakerLive = CircuitBreaker.layer({
-  // open when half the calls of the last minute failed, once there were at least 20
-  trip: CircuitBreaker.failureRate({ threshold: 0.5, window: "1 minute", minimumCalls: 20 }),
-  // 30 s, then 1, 2, 4 minutes... capped at 10 while the probes keep failing; 30 s again once closed
-  breakDuration: Schedule.min([Schedule.exponential("30 seconds"), Schedule.spaced("10 minutes")]),
-  slowCallThreshold: "20 seconds" // an answer slower than this counts as a failure
+const program = Effect.gen(function*() {
+  const breaker = yield* CircuitBreaker.CircuitBreaker
+  const complete = Fallback.chain(["gpt-4o", "claude-sonnet"], {
+    timeout: "30 seconds",
+    breaker,
+    hedge: {
+      // gpt-4o's p95 over its last 100 answers, between 1 and 10 s; 2 s until it has 20 answers
+      delay: { percentile: 95, initial: "2 seconds", min: "1 second", max: "10 seconds" },
+      maxInFlight: 20 // at most 20 hedges running at once, over every call of this chain
+    }
+  })
+  const served = yield* complete(ChatCompletion.prompt("Summarise this ticket"))
+  // gpt-4o hung: served.model === "claude-sonnet", and served.attempts is
+  // [{ model: "gpt-4o", outcome: "cancelled", hedge: false, ... },
+  //  { model: "claude-sonnet", outcome: "success", hedge: true, ... }]
 })
-
-// wrap each single attempt, so that with retries every attempt counts
-const ask = (model: string, content: string) =>
-  ChatClient.create({ model, messages: [{ role: "user", content }] }).pipe(
-    Effect.timeout("30 seconds"), // inside the breaker: a hang is a failure of the model
-    CircuitBreaker.protect(model)
-  )

@@ -1,27 +1,11 @@
-import { CircuitBreaker } from "@resilient-llm/core"
-import { Duration, Effect, Layer, Stream } from "effect"
-import { HttpBody, HttpClient } from "effect/http"
+import { ChatCompletion, Fallback } from "@resilient-llm/core"
+import { Effect, Stream } from "effect"
 
-const alert = (t: CircuitBreaker.Transition) =>
-  HttpClient.post("https://hooks.example.com/llm-alerts", {
-    body: HttpBody.jsonUnsafe({
-      text: `${t.key}: circuit ${t.to} (${t.reason})` +
-        (t.breakDuration ? `, next probe in ${Duration.format(t.breakDuration)}` : "")
-    })
-  }).pipe(Effect.timeout("5 seconds"), Effect.catchCause(Effect.logError))
-
-const Alerts = Layer.effectDiscard(
-  CircuitBreaker.changes.pipe(
-    Stream.runForEach((t) =>
-      t.to === "open" || t.to === "isolated"
-        ? Effect.logWarning(`model ${t.key} taken out of rotation`).pipe(
-          Effect.annotateLogs({ model: t.key, reason: t.reason }),
-          Effect.andThen(alert(t))
-        )
-        : t.to === "closed"
-        ? Effect.logInfo(`model ${t.key} back in rotation`)
-        : Effect.void
-    ),
-    Effect.forkScoped
-  )
-)
+const story = Effect.gen(function*() {
+  const served = yield* Fallback.stream(["gpt-4o", "claude-sonnet"], {
+    timeout: "10 seconds", // to the first chunk
+    hedge: { delay: { percentile: 95, initial: "1 second" } } // p95 of gpt-4o's time to a first chunk
+  })(ChatCompletion.prompt("Tell me a story"))
+  // served.model sent the first chunk; served.attempts says whether it was a hedge
+  yield* Stream.runForEach(served.value, (chunk) => Effect.log(ChatCompletion.chunkText(chunk)))
+}).pipe(Effect.scoped)

@@ -1,12 +1,15 @@
-import { ChatCompletion, Deployments, Fallback } from "@resilient-llm/core"
+import { CircuitBreaker } from "@resilient-llm/core"
 import { Effect } from "effect"
+import { HttpRouter, HttpServerResponse } from "effect/http"
 
-export const withItsCost = Effect.suspend(() => {
-  let costUsd = 0
-  return Fallback.chain(["gpt-4o", "claude-sonnet"])(ChatCompletion.prompt("Hello")).pipe(
-    Deployments.observeCalls((call) => {
-      costUsd += call.costUsd ?? 0
-    }),
-    Effect.map((served) => ({ served, costUsd }))
-  )
-})
+const StatusRoute = HttpRouter.add(
+  "GET",
+  "/status/models",
+  Effect.map(CircuitBreaker.snapshot, (circuits) =>
+    HttpServerResponse.jsonUnsafe(circuits.map((c) => ({
+      model: c.key,
+      state: c.state,
+      since: new Date(c.since).toISOString(),
+      nextProbe: c.openUntil === undefined ? null : new Date(c.openUntil).toISOString()
+    }))))
+)

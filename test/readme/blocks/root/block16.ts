@@ -1,17 +1,20 @@
-import { BestOfN, ChatCompletion, Judge } from "@resilient-llm/core"
-import { Effect } from "effect"
+import { Answer, ChatCompletion, Fallback } from "@resilient-llm/core"
+import { Effect, Schema } from "effect"
 
-const answer = BestOfN.complete(ChatCompletion.prompt("Summarise this contract clause: ..."), {
-  models: ["gpt-4o", "claude-sonnet", "llama-3.1-70b"], // order breaks ties
-  candidateTimeout: "20 seconds", // a candidate still generating after this is interrupted
-  judgeTimeout: "10 seconds", // a judgement still running after this is interrupted: judge-failed
-  minCandidates: 2, // fewer scored answers than this is a NoCandidatesError
-  earlyStop: { targetScore: 9 } // optional: stop paying for the rest once one answer is good enough
-}).pipe(
-  Effect.tap((report) =>
-    Effect.forEach(report.candidates, (c) =>
-      Effect.log(c.model, c.status, c.score, c.latencyMs, c.judgeLatencyMs, c.error?.message))
-  ),
-  Effect.map((report) => report.best.text),
-  Effect.provide(Judge.layerLlm({ model: "gpt-4o-mini" })) // plus a ChatClient layer
+const Invoice = Schema.Struct({ total: Schema.Number, currency: Schema.String, lines: Schema.Array(Schema.String) })
+
+const extract = Fallback.chain(["gpt-4o-mini", "gpt-4o"], {
+  accept: Answer.all([
+    Answer.nonEmpty,
+    Answer.notTruncated,
+    Answer.json(Invoice),
+    Answer.predicate((c) => !ChatCompletion.text(c).includes("lorem ipsum"), "placeholder text")
+  ]),
+  retry: { retries: 1 }
+})
+
+const program = extract(ChatCompletion.prompt("Extract the invoice as JSON: ...", { max_tokens: 400 })).pipe(
+  Effect.map((served) => Schema.decodeUnknownSync(Schema.fromJsonString(Invoice))(ChatCompletion.text(served.value)))
 )
+// a cut-off answer from gpt-4o-mini is retried once, then gpt-4o is asked; the attempts say why:
+// AnswerRejectedError (truncated): Model gpt-4o-mini gave an answer cut off by its token limit

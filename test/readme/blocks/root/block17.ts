@@ -1,18 +1,21 @@
-// the gateway inside an Effect program, from a file it watches
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Gateway } from "@resilient-llm/gateway"
-import { Effect, Layer } from "effect"
-
-const GatewayLive = Gateway.layer({ path: "gateway.yaml", port: 8787 }).pipe(
-  Layer.provide([NodeHttpClient.layerUndici, NodeFileSystem.layer])
-)
+import { ChatCompletion, Experiment } from "@resilient-llm/core"
+import { Effect } from "effect"
 
 const program = Effect.gen(function*() {
-  const gateway = yield* Gateway.Gateway
-  const status = yield* gateway.status // what the status page shows, as data
-  yield* Effect.log(`${gateway.url}: generation ${status.generation}, ${status.inFlight} in flight`)
-})
+  const experiment = yield* Experiment.make({
+    name: "support-bot-2025-06",
+    variants: [
+      { name: "control", model: "gpt-4o", weight: 9 }, // weights are relative: 90% / 10%
+      { name: "challenger", model: "claude-sonnet", weight: 1 }
+    ],
+    assignment: "sticky" // a user keeps their variant, across calls and processes
+  })
 
-// Layer.launch(GatewayLive) runs it until interrupted; closing it drains requests in flight
-export const main = program.pipe(Effect.provide(GatewayLive))
+  const served = yield* experiment.complete(ChatCompletion.prompt("Where is my order?"), { key: "user-42" })
+  // served.completion, served.variant, served.model, served.callId
+
+  // later, when a judge or a person has rated the answer (higher is better)
+  yield* experiment.score(served.callId, 4)
+
+  const summary = yield* experiment.summary
+}).pipe(Effect.scoped) // the experiment's shadow calls live in this scope

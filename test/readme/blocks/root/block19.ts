@@ -1,25 +1,18 @@
-import * as OtelMetrics from "@effect/opentelemetry/OtelMetrics"
-import * as OtelTracer from "@effect/opentelemetry/OtelTracer"
-import * as Resource from "@effect/opentelemetry/Resource"
-import type { MetricReader } from "@opentelemetry/sdk-metrics"
-import { BasicTracerProvider, type SpanProcessor } from "@opentelemetry/sdk-trace-base"
+// the gateway inside an Effect program, from a file it watches
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { Gateway } from "@resilient-llm/gateway"
 import { Effect, Layer } from "effect"
 
-export const OpenTelemetryLive = (options: {
-  readonly serviceName: string
-  readonly spanProcessor: SpanProcessor
-  readonly metricReader: MetricReader
-}) => {
-  const TracerProviderLive = Layer.effect(
-    OtelTracer.OtelTracerProvider,
-    Effect.flatMap(Resource.Resource, (resource) =>
-      Effect.acquireRelease(
-        Effect.sync(() => new BasicTracerProvider({ resource, spanProcessors: [options.spanProcessor] })),
-        (provider) => Effect.promise(() => provider.shutdown()) // flushes the processor
-      ))
-  )
-  return Layer.mergeAll(
-    OtelTracer.layer.pipe(Layer.provide(TracerProviderLive)), // Effect spans become OpenTelemetry spans
-    OtelMetrics.layer(() => options.metricReader) // Effect metrics are read by the reader
-  ).pipe(Layer.provide(Resource.layer({ serviceName: options.serviceName })))
-}
+const GatewayLive = Gateway.layer({ path: "gateway.yaml", port: 8787 }).pipe(
+  Layer.provide([NodeHttpClient.layerUndici, NodeFileSystem.layer])
+)
+
+const program = Effect.gen(function*() {
+  const gateway = yield* Gateway.Gateway
+  const status = yield* gateway.status // what the status page shows, as data
+  yield* Effect.log(`${gateway.url}: generation ${status.generation}, ${status.inFlight} in flight`)
+})
+
+// Layer.launch(GatewayLive) runs it until interrupted; closing it drains requests in flight
+export const main = program.pipe(Effect.provide(GatewayLive))
