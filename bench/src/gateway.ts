@@ -11,11 +11,11 @@
 import { fork } from "node:child_process"
 import { createHash } from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
-import { dirname, join } from "node:path"
+import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Agent, request } from "undici"
+import { childExecArgv, gatewayBin } from "./build.js"
 import { startLoopbackServer } from "./loopback.js"
 import { quantile, sink, type Stat, stat } from "./measure.js"
 import { type Ratio, type Row, type Section, statCell, textCell } from "./report.js"
@@ -35,12 +35,6 @@ const published = "published p50 overhead: Bifrost 0.44 ms, Portkey 2.37 ms, Lit
 
 const gatewayKey = "sk-bench-gateway"
 const packageDir = fileURLToPath(new URL("..", import.meta.url))
-// the command's TypeScript source (run through tsx): `@resilient-llm/gateway/bin` is not exported
-const gatewayBin = join(
-  dirname(createRequire(import.meta.url).resolve("@resilient-llm/gateway/package.json")),
-  "src",
-  "bin.ts"
-)
 
 interface Running {
   readonly url: string
@@ -74,7 +68,7 @@ keys:
     )
     const child = fork(gatewayBin, ["--config", config], {
       cwd: packageDir,
-      execArgv: ["--import", "tsx"],
+      execArgv: [...childExecArgv],
       stdio: ["ignore", "ignore", "pipe", "ipc"]
     })
     const exited = new Promise<void>((done) => child.once("exit", () => done()))

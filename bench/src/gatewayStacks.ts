@@ -17,12 +17,12 @@
 import { fork } from "node:child_process"
 import { createHash } from "node:crypto"
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
-import { dirname, join } from "node:path"
+import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { Agent, request } from "undici"
+import { childExecArgv, gatewayBin } from "./build.js"
 import { startLoopbackServer } from "./loopback.js"
 import { quantile } from "./measure.js"
 
@@ -44,12 +44,6 @@ const { values } = parseArgs({
 const stacks = ["node-echo", "effect-echo", "node-proxy", "effect-client", "effect-fallback", "effect-chain"]
 const gatewayKey = "sk-bench-gateway"
 const packageDir = fileURLToPath(new URL("..", import.meta.url))
-// the command's TypeScript source (run through tsx): `@resilient-llm/gateway/bin` is not exported
-const gatewayBin = join(
-  dirname(createRequire(import.meta.url).resolve("@resilient-llm/gateway/package.json")),
-  "src",
-  "bin.ts"
-)
 const stackServer = fileURLToPath(new URL("./gatewayStackServer.ts", import.meta.url))
 const ticksPerSecond = 100
 
@@ -98,8 +92,7 @@ const start = (name: string, providerUrl: string, profileDir: string | undefined
     const child = fork(isGateway ? bin : stackServer, isGateway ? ["--config", config] : [name, providerUrl], {
       cwd: baseline === undefined ? packageDir : join(baseline, "bench"),
       execArgv: [
-        "--import",
-        "tsx",
+        ...childExecArgv,
         ...(name === values.profile && profileDir !== undefined ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [])
       ],
       stdio: ["ignore", "ignore", "pipe", "ipc"]

@@ -4,6 +4,7 @@
  */
 import { fork } from "node:child_process"
 import { fileURLToPath } from "node:url"
+import { childExecArgv } from "./build.js"
 
 export interface LoopbackServer {
   /** The OpenAI-style base URL, `http://127.0.0.1:<port>/v1`. */
@@ -24,7 +25,7 @@ export const startLoopbackServer = (options: { readonly streamChunks: number }):
   new Promise((resolve, reject) => {
     const child = fork(serverPath, [], {
       cwd: packageDir,
-      execArgv: ["--import", "tsx"],
+      execArgv: [...childExecArgv],
       env: { ...process.env, BENCH_STREAM_CHUNKS: String(options.streamChunks) },
       stdio: ["ignore", "inherit", "inherit", "ipc"]
     })

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import * as os from "node:os"
 import { dirname, join } from "node:path"
+import { compiled } from "./build.js"
 
 export interface Machine {
   readonly node: string
@@ -15,6 +16,8 @@ export interface Machine {
   readonly memoryGiB: number
   readonly loadAverage: readonly [number, number, number]
   readonly versions: Readonly<Record<string, string>>
+  /** What ran of resilient-llm: its packages' build, or their sources through tsx. */
+  readonly packages: "build (dist/)" | "sources (tsx)"
 }
 
 const require = createRequire(import.meta.url)
@@ -63,7 +66,8 @@ export const machine = (): Machine => ({
       name,
       versionOf(name)
     ])
-  )
+  ),
+  packages: compiled ? "build (dist/)" : "sources (tsx)"
 })
 
 export const currentLoad = loadAverage

@@ -72,7 +72,7 @@ if (values.json) {
   const host = run.machine
   console.log(`\nnode ${host.node}, ${host.cpu}, ${host.cores} cores, ${host.memoryGiB} GiB, ${host.platform}`)
   console.log(`versions: ${Object.entries(host.versions).map(([name, version]) => `${name} ${version}`).join(", ")}`)
-  console.log(`load average before: ${host.loadAverage.join(" ")}; mode: ${run.mode}`)
+  console.log(`load average before: ${host.loadAverage.join(" ")}; mode: ${run.mode}; resilient-llm: ${host.packages}`)
   for (const section of run.sections) console.log(`\n${formatSection(section)}`)
   if (comparison.sections.length > 0) console.log(`\n${formatComparison(comparison)}`)
   console.log(`\nfinished in ${run.durationSeconds.toFixed(0)} s; load average after: ${run.loadAfter.join(" ")}`)

@@ -31,10 +31,16 @@ const dependenciesOf: Record<Published, ReadonlyArray<string>> = {
 // modules of `src/` that are not for importing: the gateway's command runs when loaded
 const unexported: Record<Published, ReadonlyArray<string>> = { core: [], openai: [], testing: [], gateway: ["bin"] }
 
+// In the workspace the sources, and the build under the `resilient-llm-dist` condition (what
+// `pnpm bench` measures: the code users install, not tsx's transform of the sources)
 const exportsMap = (pkg: Published, dir: string, js: string, dts: string) => ({
   "./package.json": "./package.json",
-  ".": { types: `./${dir}/index.${dts}`, default: `./${dir}/index.${js}` },
-  "./*": { types: `./${dir}/*.${dts}`, default: `./${dir}/*.${js}` },
+  ".": dir === "src"
+    ? { types: `./src/index.ts`, "resilient-llm-dist": "./dist/index.js", default: `./src/index.ts` }
+    : { types: `./${dir}/index.${dts}`, default: `./${dir}/index.${js}` },
+  "./*": dir === "src"
+    ? { types: `./src/*.ts`, "resilient-llm-dist": "./dist/*.js", default: `./src/*.ts` }
+    : { types: `./${dir}/*.${dts}`, default: `./${dir}/*.${js}` },
   ...Object.fromEntries(unexported[pkg].map((module) => [`./${module}`, null])),
   "./internal/*": null
 })
