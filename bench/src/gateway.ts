@@ -15,7 +15,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { Agent, request } from "undici"
-import { childExecArgv, gatewayBin } from "./build.js"
+import { childExecArgv, compiled, gatewayBin } from "./build.js"
 import { startLoopbackServer } from "./loopback.js"
 import { quantile, sink, type Stat, stat } from "./measure.js"
 import { type Ratio, type Row, type Section, statCell, textCell } from "./report.js"
@@ -212,8 +212,9 @@ export const gateway = async (options: GatewayOptions): Promise<Section> => {
       notes: [
         ...notes,
         `Target (issue 19): under ${targetMs} ms added at p50; ${published}.`,
-        "Provider: plain node:http in a child process, a fixed 300-byte completion. Gateway: `pnpm gateway` " +
-        "(tsx, TypeScript source) in another child process, its log level at warn, one virtual model: a fallback " +
+        "Provider: plain node:http in a child process, a fixed 300-byte completion. Gateway: its command " +
+        `(${compiled ? "the build, dist/bin.js" : "the TypeScript source through tsx"}) in another child process, ` +
+        "its log level at warn, one virtual model: a fallback " +
         "chain with a 30 s timeout of the provider's model, a logical model with one deployment (the default " +
         "breaker) on the library's Deployments router, through Providers.clients on undici. " +
         "Client: undici with keep-alive in this process. All three share this machine's cores.",
