@@ -78,7 +78,8 @@ const slots: ReadonlyArray<readonly [path: ReadonlyArray<string | number>, accep
   [["choices", 0, "message"], Predicate.isObject],
   [["choices", 0, "message", "content"], (u) => u === null || Predicate.isString(u)],
   [["choices", 0, "message", "role"], Predicate.isString],
-  [["choices", 0, "message", "tool_calls"], Array.isArray],
+  // optional: null reads as absent, as the spec's optional fields do
+  [["choices", 0, "message", "tool_calls"], (u) => u === null || Array.isArray(u)],
   [["choices", 0, "finish_reason"], (u) => u === null || Predicate.isString(u)],
   [["usage"], (u) => u === null || Predicate.isObject(u)],
   [["usage", "prompt_tokens"], Predicate.isNumber],
