@@ -45,9 +45,11 @@ export const requests = Metric.counter("resilient_llm_deployment_requests_total"
   incremental: true
 })
 
+const latencyBoundaries = Metric.exponentialBoundaries({ start: 5, factor: 2, count: 16 })
+
 /** @internal */
 export const latency = Metric.histogram("resilient_llm_deployment_latency_ms", {
-  boundaries: Metric.exponentialBoundaries({ start: 5, factor: 2, count: 16 }),
+  boundaries: latencyBoundaries,
   description: "Latency of calls to deployments in milliseconds, by logical model and deployment"
 })
 
@@ -73,6 +75,39 @@ export const skips = Metric.counter("resilient_llm_deployment_skips_total", {
   description: "Deployments skipped without a call, by logical model, deployment and reason",
   incremental: true
 })
+
+// Each deployment's series are metrics of their own, built once with their labels as attributes:
+// `Metric.withAttributes` would put the labels in a new context on every update and compute the
+// series key again (sorting and serializing the labels) whenever the label set differs from the
+// last one seen, which, with several deployments or outcomes, is every update. These address the
+// very series `withAttributes` would.
+const labelledCounter = (metric: typeof requests, attributes: Metric.Metric.AttributeSet) =>
+  Metric.counter(metric.id, { description: metric.description, incremental: true, attributes })
+
+const labelledSeries = (labels: Readonly<Record<string, string>>) => ({
+  inFlightGauge: Metric.gauge(inFlight.id, { description: inFlight.description, attributes: labels }),
+  latencyHistogram: Metric.histogram(latency.id, {
+    boundaries: latencyBoundaries,
+    description: latency.description,
+    attributes: labels
+  }),
+  costCounter: labelledCounter(cost, labels),
+  inputTokens: labelledCounter(tokens, { ...labels, kind: "input" }),
+  outputTokens: labelledCounter(tokens, { ...labels, kind: "output" }),
+  requestsByOutcome: new Map<string, Metric.Metric<number, unknown>>()
+})
+
+// Outcomes are error tags, a short list; past this many per deployment a series is built for the
+// update and not kept, so memory stays bounded whatever tags a provider's errors carry.
+const maxOutcomes = 64
+
+const requestsSeries = (d: Runtime, outcome: string): Metric.Metric<number, unknown> => {
+  const cached = d.requestsByOutcome.get(outcome)
+  if (cached !== undefined) return cached
+  const made = labelledCounter(requests, { ...d.labels, outcome })
+  if (d.requestsByOutcome.size < maxOutcomes) d.requestsByOutcome.set(outcome, made)
+  return made
+}
 
 /** @internal */
 export const budgetRefusals = Metric.counter("resilient_llm_budget_refusals_total", {
@@ -106,6 +141,9 @@ interface Runtime {
   readonly inFlightGauge: Metric.Metric<number, unknown>
   readonly latencyHistogram: Metric.Metric<number, unknown>
   readonly costCounter: Metric.Metric<number, unknown>
+  readonly inputTokens: Metric.Metric<number, unknown>
+  readonly outputTokens: Metric.Metric<number, unknown>
+  readonly requestsByOutcome: Map<string, Metric.Metric<number, unknown>>
 }
 
 interface Group {
@@ -275,9 +313,7 @@ export const make = (
           inFlight: 0,
           latency: undefined,
           labels,
-          inFlightGauge: Metric.withAttributes(inFlight, labels),
-          latencyHistogram: Metric.withAttributes(latency, labels),
-          costCounter: Metric.withAttributes(cost, labels)
+          ...labelledSeries(labels)
         })
       }
       groups.set(logical, {
@@ -450,7 +486,7 @@ class Router {
   private settle(
     d: Runtime,
     admission: Admission,
-    span: Tracer.Span,
+    span: Tracer.Span | undefined,
     start: number,
     ending: Ending,
     clock: Clock.Clock
@@ -463,22 +499,24 @@ class Router {
     const failure = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : Option.none()
     const usage = ending.usage
     const costUsd = Option.isSome(usage) && d.price !== undefined ? Cost.of(d.price, usage.value) : undefined
-    span.attribute("llm.outcome", outcome)
-    span.attribute("llm.latency_ms", durationMs)
-    if (Option.isSome(usage)) {
-      span.attribute("llm.tokens.input", usage.value.input)
-      span.attribute("llm.tokens.output", usage.value.output)
+    if (span !== undefined) {
+      span.attribute("llm.outcome", outcome)
+      span.attribute("llm.latency_ms", durationMs)
+      if (Option.isSome(usage)) {
+        span.attribute("llm.tokens.input", usage.value.input)
+        span.attribute("llm.tokens.output", usage.value.output)
+      }
+      if (costUsd !== undefined) span.attribute("llm.cost_usd", costUsd)
     }
-    if (costUsd !== undefined) span.attribute("llm.cost_usd", costUsd)
     const effects: Array<Effect.Effect<void>> = [
       Metric.update(d.inFlightGauge, d.inFlight),
-      Metric.update(Metric.withAttributes(requests, { ...d.labels, outcome }), 1)
+      Metric.update(requestsSeries(d, outcome), 1)
     ]
     if (outcome !== "interrupted") effects.push(Metric.update(d.latencyHistogram, durationMs))
     if (Option.isSome(usage)) {
       effects.push(
-        Metric.update(Metric.withAttributes(tokens, { ...d.labels, kind: "input" }), usage.value.input),
-        Metric.update(Metric.withAttributes(tokens, { ...d.labels, kind: "output" }), usage.value.output),
+        Metric.update(d.inputTokens, usage.value.input),
+        Metric.update(d.outputTokens, usage.value.output),
         d.limiter.settle(admission.permit, usage.value.input + usage.value.output)
       )
     }
@@ -569,32 +607,34 @@ class Router {
     request: ChatCompletion.ChatRequest,
     admission: Admission
   ): Effect.Effect<ChatCompletion.ChatCompletion, LlmError.LlmError> {
-    return Effect.useSpan(
-      "resilient-llm.deployment",
-      { attributes: this.spanAttributes(d) },
-      (span) =>
-        Effect.clockWith((clock) => {
-          const start = clock.currentTimeMillisUnsafe()
-          d.inFlight += 1
-          const call = this.guard(d, d.client.create({ ...request, model: d.providerModel }))
-          return Effect.andThen(
-            Effect.andThen(
-              Metric.update(d.inFlightGauge, d.inFlight),
-              AttemptDetails.update((details) => {
-                details.current = d.name
-              })
-            ),
-            (d.bulkhead === undefined ? call : d.bulkhead.run(call)).pipe(
-              Effect.onExit((exit) =>
-                this.settle(d, admission, span, start, {
-                  exit,
-                  usage: Exit.isSuccess(exit) ? Cost.tokensOf(exit.value) : Option.none()
-                }, clock)
-              ),
-              Effect.withParentSpan(span, { captureStackTrace: false })
-            )
+    const run = (span: Tracer.Span | undefined) =>
+      Effect.clockWith((clock) => {
+        const start = clock.currentTimeMillisUnsafe()
+        d.inFlight += 1
+        const call = this.guard(d, d.client.create({ ...request, model: d.providerModel }))
+        const settled = (d.bulkhead === undefined ? call : d.bulkhead.run(call)).pipe(
+          Effect.onExit((exit) =>
+            this.settle(d, admission, span, start, {
+              exit,
+              usage: Exit.isSuccess(exit) ? Cost.tokensOf(exit.value) : Option.none()
+            }, clock)
           )
-        })
+        )
+        return Effect.andThen(
+          Effect.andThen(
+            Metric.update(d.inFlightGauge, d.inFlight),
+            AttemptDetails.update((details) => {
+              details.current = d.name
+            })
+          ),
+          span === undefined ? settled : Effect.withParentSpan(settled, span, { captureStackTrace: false })
+        )
+      })
+    // as the patterns do (`Observability.tracing`): no span where no tracer can see it
+    return Effect.withFiber((fiber) =>
+      Observability.tracing(fiber)
+        ? Effect.useSpan("resilient-llm.deployment", { attributes: this.spanAttributes(d) }, run)
+        : run(undefined)
     )
   }
 

@@ -326,6 +326,23 @@ export const make = (
         })
       ))
 
+    // Without a limit or adaptive state there is nothing to take, correct or report: a deployment
+    // without limits pays nothing for its limiter.
+    if (config.rpm === undefined && config.tpm === undefined && adaptive === undefined) {
+      const permit = Effect.succeed<RateLimit.Permit>({ tokens: 0, factor: 1 })
+      return {
+        options,
+        tryAcquire: () =>
+          permit,
+        acquire: () =>
+          permit,
+        settle: () =>
+          Effect.void,
+        succeeded,
+        rateLimited,
+        status
+      }
+    }
     return { options, tryAcquire, acquire, settle, succeeded, rateLimited, status }
   })
 
