@@ -92,6 +92,9 @@ const requestProblem = (error: Schema.SchemaError): Errors.ApiError => {
   )
 }
 
+// how often, while draining, keep-alive connections that have gone idle are closed
+const IDLE_SWEEP = Duration.millis(50)
+
 const encoder = new TextEncoder()
 const cutError = new LlmError.ServerError({ model: "gateway", status: 503, detail: "the gateway is shutting down" })
 const done = encoder.encode("data: [DONE]\n\n")
@@ -660,21 +663,25 @@ export const make = (
     // Added after `serve`, so it runs first at shutdown, before the server's own close: idle
     // keep-alive connections are closed (now and as requests finish) so the drain waits for
     // requests, not sockets, and the cut is armed.
+    // Both run on the gateway's `Clock`, detached from the scope that is closing, and stop when
+    // the server has closed.
     yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
+      Effect.gen(function*() {
         draining = true
-        nodeServer.closeIdleConnections()
-        const idle = setInterval(() => nodeServer.closeIdleConnections(), 50)
-        const timer = setTimeout(() => {
-          Deferred.doneUnsafe(cut, Effect.void)
-          for (const fiber of running) fiber.interruptUnsafe()
-        }, Duration.toMillis(shutdownTimeout))
+        const idle = yield* Effect.forkDetach(
+          Effect.repeat(Effect.sync(() => nodeServer.closeIdleConnections()), Schedule.spaced(IDLE_SWEEP))
+        )
+        const cutter = yield* Effect.forkDetach(Effect.andThen(
+          Effect.sleep(shutdownTimeout),
+          Effect.sync(() => {
+            Deferred.doneUnsafe(cut, Effect.void)
+            for (const fiber of running) fiber.interruptUnsafe()
+          })
+        ))
         nodeServer.once("close", () => {
-          clearInterval(idle)
-          clearTimeout(timer)
+          idle.interruptUnsafe()
+          cutter.interruptUnsafe()
         })
-        idle.unref()
-        timer.unref()
       })
     )
     yield* Effect.logInfo(`gateway listening on http://${host}:${port}`).pipe(
