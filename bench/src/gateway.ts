@@ -8,14 +8,9 @@
  * 0.3 ms at p50. Published figures for the same measure: Bifrost 0.44 ms, Portkey 2.37 ms,
  * LiteLLM 4.34 ms (each on its own hardware and load).
  */
-import { fork } from "node:child_process"
-import { createHash } from "node:crypto"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
-import { fileURLToPath } from "node:url"
 import { Agent, request } from "undici"
 import { childExecArgv, compiled, gatewayBin } from "./build.js"
+import { gatewayKey, packageDir, type Running, startServer } from "./gatewayProcess.js"
 import { startLoopbackServer } from "./loopback.js"
 import { quantile, sink, type Stat, stat } from "./measure.js"
 import { type Ratio, type Row, type Section, statCell, textCell } from "./report.js"
@@ -33,72 +28,15 @@ export const targetMs = 0.3
 
 const published = "published p50 overhead: Bifrost 0.44 ms, Portkey 2.37 ms, LiteLLM 4.34 ms"
 
-const gatewayKey = "sk-bench-gateway"
-const packageDir = fileURLToPath(new URL("..", import.meta.url))
-
-interface Running {
-  readonly url: string
-  readonly close: () => Promise<void>
-}
-
 /** Starts `pnpm gateway` in a child process on a free port, in front of `providerUrl`. */
 const startGateway = (providerUrl: string): Promise<Running> =>
-  new Promise((resolve, reject) => {
-    const dir = mkdtempSync(join(tmpdir(), "bench-gateway-"))
-    const config = join(dir, "gateway.yaml")
-    writeFileSync(
-      config,
-      `server:
-  port: 0
-  logLevel: warn
-  reload: false
-providers:
-  upstream:
-    baseUrl: ${providerUrl}
-    models: [bench-model]
-models:
-  bench:
-    fallback: [bench-model]
-    timeout: 30 seconds
-keys:
-  - name: bench
-    sha256: ${createHash("sha256").update(gatewayKey).digest("hex")}
-    models: ["*"]
-`
-    )
-    const child = fork(gatewayBin, ["--config", config], {
-      cwd: packageDir,
-      execArgv: [...childExecArgv],
-      stdio: ["ignore", "ignore", "pipe", "ipc"]
-    })
-    const exited = new Promise<void>((done) => child.once("exit", () => done()))
-    let stderr = ""
-    const timer = setTimeout(() => {
-      child.kill()
-      reject(new Error(`the gateway did not start within 60 s: ${stderr}`))
-    }, 60_000)
-    child.once("exit", (code) => {
-      clearTimeout(timer)
-      reject(new Error(`the gateway exited with code ${code}: ${stderr}`))
-    })
-    child.stderr?.on("data", (data: Buffer) => {
-      stderr += data.toString("utf8")
-      const match = /resilient-llm gateway on (http:\/\/[^\s]+)/.exec(stderr)
-      if (match === null) return
-      clearTimeout(timer)
-      child.stderr?.removeAllListeners("data")
-      child.stderr?.resume()
-      resolve({
-        url: match[1],
-        close: async () => {
-          child.kill("SIGTERM")
-          const killer = setTimeout(() => child.kill("SIGKILL"), 10_000)
-          await exited
-          clearTimeout(killer)
-          rmSync(dir, { recursive: true, force: true })
-        }
-      })
-    })
+  startServer({
+    name: "the gateway",
+    module: gatewayBin,
+    args: (config) => ["--config", config],
+    providerUrl,
+    cwd: packageDir,
+    execArgv: childExecArgv
   })
 
 /** Sends `total` requests from `concurrency` loops and returns each one's latency in ms. */

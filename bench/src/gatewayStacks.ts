@@ -14,15 +14,13 @@
  * profile is written there when it stops) and prints the functions with the most self time, idle,
  * garbage collection and `writev` (time blocked in the socket write, not CPU) left out.
  */
-import { fork } from "node:child_process"
-import { createHash } from "node:crypto"
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { Agent, request } from "undici"
 import { childExecArgv, gatewayBin } from "./build.js"
+import { gatewayKey, packageDir, type Running, startServer } from "./gatewayProcess.js"
 import { startLoopbackServer } from "./loopback.js"
 import { quantile } from "./measure.js"
 
@@ -42,8 +40,6 @@ const { values } = parseArgs({
 
 /** The servers of `gatewayStackServer.ts`, lightest first; the gateway comes last. */
 const stacks = ["node-echo", "effect-echo", "node-proxy", "effect-client", "effect-fallback", "effect-chain"]
-const gatewayKey = "sk-bench-gateway"
-const packageDir = fileURLToPath(new URL("..", import.meta.url))
 const stackServer = fileURLToPath(new URL("./gatewayStackServer.ts", import.meta.url))
 const ticksPerSecond = 100
 
@@ -54,80 +50,28 @@ const cpuOf = (pid: number): { readonly user: number; readonly system: number } 
   return { user: (Number(fields[11]) * 1000) / ticksPerSecond, system: (Number(fields[12]) * 1000) / ticksPerSecond }
 }
 
-interface Running {
+interface Stack extends Running {
   readonly name: string
-  readonly url: string
-  readonly pid: number
-  readonly close: () => Promise<void>
 }
 
-const gatewayConfig = (providerUrl: string) =>
-  `server:
-  port: 0
-  logLevel: warn
-  reload: false
-providers:
-  upstream:
-    baseUrl: ${providerUrl}
-    models: [bench-model]
-models:
-  bench:
-    fallback: [bench-model]
-    timeout: 30 seconds
-keys:
-  - name: bench
-    sha256: ${createHash("sha256").update(gatewayKey).digest("hex")}
-    models: ["*"]
-`
-
-/** Starts a server in a child process and waits for the line that gives its URL. */
-const start = (name: string, providerUrl: string, profileDir: string | undefined): Promise<Running> =>
-  new Promise((resolve, reject) => {
-    const dir = mkdtempSync(join(tmpdir(), "gateway-stacks-"))
-    const config = join(dir, "gateway.yaml")
-    writeFileSync(config, gatewayConfig(providerUrl))
-    const isGateway = name.startsWith("gateway")
-    const baseline = name === "gateway-baseline" ? values.baseline : undefined
-    const bin = baseline === undefined ? gatewayBin : join(baseline, "packages/gateway/src/bin.ts")
-    const child = fork(isGateway ? bin : stackServer, isGateway ? ["--config", config] : [name, providerUrl], {
-      cwd: baseline === undefined ? packageDir : join(baseline, "bench"),
-      execArgv: [
-        ...childExecArgv,
-        ...(name === values.profile && profileDir !== undefined ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [])
-      ],
-      stdio: ["ignore", "ignore", "pipe", "ipc"]
-    })
-    const exited = new Promise<void>((done) => child.once("exit", () => done()))
-    let stderr = ""
-    const timer = setTimeout(() => {
-      child.kill()
-      reject(new Error(`${name} did not start within 60 s: ${stderr}`))
-    }, 60_000)
-    child.once("exit", (code) => {
-      clearTimeout(timer)
-      reject(new Error(`${name} exited with code ${code}: ${stderr}`))
-    })
-    child.stderr?.on("data", (data: Buffer) => {
-      stderr += data.toString("utf8")
-      const match = /resilient-llm gateway on (http:\/\/[^\s]+)/.exec(stderr)
-      if (match === null) return
-      clearTimeout(timer)
-      child.stderr?.removeAllListeners("data")
-      child.stderr?.resume()
-      resolve({
-        name,
-        url: match[1],
-        pid: child.pid ?? 0,
-        close: async () => {
-          child.kill("SIGTERM")
-          const killer = setTimeout(() => child.kill("SIGKILL"), 10_000)
-          await exited
-          clearTimeout(killer)
-          rmSync(dir, { recursive: true, force: true })
-        }
-      })
-    })
+/** Starts a server (a stack of `gatewayStackServer.ts`, or a gateway) in a child process. */
+const start = async (name: string, providerUrl: string, profileDir: string | undefined): Promise<Stack> => {
+  const isGateway = name.startsWith("gateway")
+  const baseline = name === "gateway-baseline" ? values.baseline : undefined
+  const bin = baseline === undefined ? gatewayBin : join(baseline, "packages/gateway/src/bin.ts")
+  const running = await startServer({
+    name,
+    module: isGateway ? bin : stackServer,
+    args: (config) => isGateway ? ["--config", config] : [name, providerUrl],
+    providerUrl,
+    cwd: baseline === undefined ? packageDir : join(baseline, "bench"),
+    execArgv: [
+      ...childExecArgv,
+      ...(name === values.profile && profileDir !== undefined ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [])
+    ]
   })
+  return { name, ...running }
+}
 
 interface ProfileNode {
   readonly id: number
@@ -163,10 +107,10 @@ const concurrency = Number(values.concurrency)
 const requests = Number(values.requests)
 const profileDir = values["cpu-prof"]
 const provider = await startLoopbackServer({ streamChunks: 10 })
-const running: Array<Running> = []
+const running: Array<Stack> = []
 const agent = new Agent({ keepAliveTimeout: 60_000, connections: 256 })
 
-const send = async (server: Running, total: number) => {
+const send = async (server: Stack, total: number) => {
   const isGateway = server.name.startsWith("gateway")
   const body = JSON.stringify({
     model: isGateway ? "bench" : "bench-model",
