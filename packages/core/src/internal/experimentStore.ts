@@ -17,6 +17,7 @@ import * as Effect from "effect/Effect"
 import * as Redis from "effect/persistence/Redis"
 import * as Random from "effect/Random"
 import type * as Scope from "effect/Scope"
+import type * as Experiment from "../Experiment.js"
 import {
   type CallRecord,
   type Finished,
@@ -268,18 +269,8 @@ const momentOf = (hash: Map<string, string>, name: string): Moments => ({
   m2: Number(hash.get(`${name}.m2`) ?? "0")
 })
 
-interface StoredRecord {
-  readonly callId: string
-  readonly variant: string
-  readonly model: string
-  readonly shadow: boolean
-  readonly startedAt: number
-  readonly latencyMs: number
-  readonly outcome: string
-  readonly inputTokens: number | null
-  readonly outputTokens: number | null
-  readonly costUsd: number | null
-}
+/** A sampled call as Redis keeps it: its exported line, without the experiment's name or the score (kept apart). */
+type StoredRecord = Omit<Experiment.ExportedCall, "experiment" | "score">
 
 /** A sampled call as stored: `callId\nseq\njson`; undefined when it is not one. */
 const parseItem = (item: string, scores: Map<string, string>): CallRecord | undefined => {

@@ -6,26 +6,13 @@
  *
  * @internal
  */
+import type * as Gateway from "../Gateway.js"
 
 /** @internal */
-export interface Point {
-  /** When the interval ended, epoch ms. */
-  readonly at: number
-  readonly requests: number
-  readonly errors: number
-  readonly errorRate: number
-  readonly p50: number | undefined
-  readonly p95: number | undefined
-  readonly p99: number | undefined
-}
+export type Point = Gateway.Point
 
 /** @internal */
-export interface TransitionRecord {
-  readonly at: number
-  readonly from: string
-  readonly to: string
-  readonly reason: string
-}
+export type TransitionRecord = Gateway.DeploymentStatus["transitions"][number]
 
 interface Series {
   requests: number
