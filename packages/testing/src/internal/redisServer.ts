@@ -3,6 +3,7 @@
  *
  * @internal
  */
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
@@ -14,6 +15,7 @@ import { join } from "node:path"
 import * as RedisServer from "../RedisServer.js"
 
 const READY_WITHIN = Duration.seconds(10)
+const POLL_EVERY = Duration.millis(20)
 
 /** A port nobody listens on now: the kernel's choice for a socket bound to port 0. */
 const freePort = Effect.callback<number, RedisServer.RedisServerError>((resume) => {
@@ -95,18 +97,19 @@ export const make = (): Effect.Effect<RedisServer.RedisServer, RedisServer.Redis
       })
     })
 
-    // real time, not `Clock`: the server starts in real time even when the test's clock is a TestClock
+    // On the live clock (the reference's default), whatever the test provides: the server starts
+    // in real time, and under a TestClock a virtual wait would never see it ready.
     const waitReady: Effect.Effect<void, RedisServer.RedisServerError> = Effect.gen(function*() {
-      const until = Date.now() + Duration.toMillis(READY_WITHIN)
-      while (Date.now() < until) {
+      const until = (yield* Clock.currentTimeMillis) + Duration.toMillis(READY_WITHIN)
+      while ((yield* Clock.currentTimeMillis) < until) {
         if (child === undefined || child.exitCode !== null) break
         if (yield* ping(port)) return
-        yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 20)))
+        yield* Effect.sleep(POLL_EVERY)
       }
       return yield* new RedisServer.RedisServerError({
         reason: `it did not answer PING on 127.0.0.1:${port} within ${Duration.format(READY_WITHIN)}`
       })
-    })
+    }).pipe(Effect.provideService(Clock.Clock, Clock.Clock.defaultValue()))
 
     const signal = (name: NodeJS.Signals) =>
       Effect.sync(() => {
