@@ -21,7 +21,7 @@ import {
   sink,
   timingOf
 } from "./measure.js"
-import { perRound, type Row, type Section, statCell, valueCell } from "./report.js"
+import { perRound, roundRatios, type Row, type Section, statCell, valueCell } from "./report.js"
 
 export interface BreakerOptions {
   readonly callers: number
@@ -33,10 +33,11 @@ export interface BreakerOptions {
   readonly opossumKeys: number
 }
 
-type Key = "effect" | "ours" | "promise" | "cockatiel" | "opossum"
+type Key = "effect" | "wrapper" | "ours" | "promise" | "cockatiel" | "opossum"
 
 const labels: Record<Key, string> = {
   effect: "no breaker (fibers)",
+  wrapper: "no breaker, Effect's lightest wrapper (fibers)",
   ours: "resilient-llm CircuitBreaker, one key",
   promise: "no breaker (async loops)",
   cockatiel: "cockatiel circuitBreaker, one policy",
@@ -65,10 +66,14 @@ export const breaker = async (options: BreakerOptions): Promise<Section> => {
   const cockatiel = cockatielBreaker()
   const opossum = opossumBreaker()
   const yieldOnce = Effect.as(Effect.yieldNow, 1)
+  // The least any per-call wrapper that decides when the call starts and sees how it ends costs
+  // in Effect: a step that reads the fiber, and a finalizer on the call's exit. Ours is that shape.
+  const wrapped = Effect.withFiber(() => Effect.onExitPrimitive(yieldOnce, () => undefined, true))
   const resolved = () => Promise.resolve(1)
 
   const contenders: ReadonlyArray<Contender<Key>> = [
     { key: "effect", run: (n) => runtime.runPromise(effectWorkers(n, options.callers, yieldOnce)) },
+    { key: "wrapper", run: (n) => runtime.runPromise(effectWorkers(n, options.callers, wrapped)) },
     {
       key: "ours",
       run: (n) => runtime.runPromise(effectWorkers(n, options.callers, ours.protect("model")(yieldOnce)))
@@ -180,6 +185,10 @@ export const breaker = async (options: BreakerOptions): Promise<Section> => {
         },
         { name: "resilient-llm / opossum, calls per second through one key", value: rate("ours") / rate("opossum") },
         { name: "resilient-llm breaker / the same fibers without it", value: rate("ours") / rate("effect") },
+        perRound(
+          "resilient-llm breaker / the same fibers through Effect's lightest wrapper, calls per second",
+          roundRatios(oursRounds, timingOf(timings, "wrapper").unitsPerSecond.rounds)
+        ),
         { name: "resilient-llm / cockatiel, heap per key", value: oursPerKey / cockatielPerKey }
       ],
       notes: [
@@ -190,6 +199,8 @@ export const breaker = async (options: BreakerOptions): Promise<Section> => {
         "Ours: admission and outcome are one synchronous step each on the key's cell (a closed circuit decides " +
         "both without building an event or reading the clock), the key's state machine is pure; no lock is taken " +
         "unless the state changes. cockatiel and opossum are single-threaded object updates with no effect system.",
+        "Effect's lightest wrapper: Effect.withFiber around Effect.onExitPrimitive, with nothing decided and nothing " +
+        "recorded; what any breaker built as an Effect wrapper costs at least.",
         "Heap per key: what one more key (a model name) keeps after one call through it. Ours keeps a cell with the " +
         "circuit per key in one breaker; cockatiel and opossum need one breaker object per key."
       ]
