@@ -10,8 +10,8 @@
  * hop through any Node.js server costs on this machine at that moment: the floor under the target. Published figures for the same measure: Bifrost 0.44 ms, Portkey 2.37 ms,
  * LiteLLM 4.34 ms (each on its own hardware and load).
  */
-import { Agent, request } from "undici"
 import { fileURLToPath } from "node:url"
+import { Agent, request } from "undici"
 import { childExecArgv, compiled, gatewayBin } from "./build.js"
 import { gatewayKey, packageDir, type Running, startServer } from "./gatewayProcess.js"
 import { startLoopbackServer } from "./loopback.js"
