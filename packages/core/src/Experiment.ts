@@ -31,13 +31,16 @@
  */
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
+import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
 import type * as ChatClient from "./ChatClient.js"
 import type * as ChatCompletion from "./ChatCompletion.js"
 import * as internal from "./internal/experiment.js"
 import * as ExperimentStore from "./internal/experimentStore.js"
 import type * as LlmError from "./LlmError.js"
+import type * as Retry from "./Retry.js"
 
 /**
  * One arm of an experiment: a name for reports, the model it calls, and its share of traffic.
@@ -134,6 +137,41 @@ export interface Served {
   readonly callId: string
   /** What the call cost in US dollars, when `Deployments` served it from a priced deployment. */
   readonly costUsd: number | undefined
+}
+
+/**
+ * What `stream` returns once the first chunk has arrived: the stream (that chunk, then the rest),
+ * which variant and model serve it, and the id to score it by. The call is recorded when the
+ * stream ends.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface StreamServed {
+  readonly stream: Stream.Stream<ChatCompletion.ChatCompletionChunk, LlmError.LlmError>
+  readonly variant: string
+  readonly model: string
+  readonly callId: string
+}
+
+/**
+ * The options of `stream`. A stream cannot be bounded from outside the way a completion is (with
+ * `Retry.withTimeout` and `Retry.withRetry` around `complete`'s client): both bound the wait for
+ * the first chunk, so they are options here.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface StreamOptions {
+  /** The caller key of sticky assignment, as for `complete`. */
+  readonly key?: string | undefined
+  /** The longest wait for the first chunk (per try); past it the try fails with `TimeoutError`. */
+  readonly timeout?: Duration.Input | undefined
+  /**
+   * Retries of a call that failed before its first chunk, with `Retry`'s policy; once a chunk has
+   * been sent, a failure ends the stream.
+   */
+  readonly retry?: Retry.Options<LlmError.LlmError> | undefined
 }
 
 /**
@@ -322,6 +360,22 @@ export interface Experiment {
     request: ChatCompletion.PromptRequest,
     options?: { readonly key?: string }
   ) => Effect.Effect<Served, LlmError.LlmError, ChatClient.ChatClient>
+  /**
+   * Streams the request from the variant the assignment picks (the same pick `complete` makes for
+   * the same key), once its first chunk has arrived; in shadow mode the control streams and the
+   * challenger runs a whole completion in the background. A failure before the first chunk
+   * reaches the caller unchanged, after it is recorded. The call is recorded when the stream
+   * ends: its latency is the whole call, to the last chunk, so that streamed and whole calls of a
+   * variant compare; its tokens come from the stream's usage chunk, when the request asked for one
+   * (`stream_options.include_usage`). A failure after the first chunk is recorded as that failure;
+   * a stream its reader stopped early, or never read before the scope closed, as interrupted (in
+   * no figure). Read the stream inside the call's `Scope`. Options that describe no timeout or
+   * retry policy fail with `RetryConfigError`, and nothing is sent or recorded.
+   */
+  readonly stream: (
+    request: ChatCompletion.PromptRequest,
+    options?: StreamOptions
+  ) => Effect.Effect<StreamServed, LlmError.LlmError | Retry.RetryConfigError, ChatClient.ChatClient | Scope.Scope>
   /**
    * Attaches a score (higher is better) to a successful call among the last `scoreWindow` calls.
    * A call is scored once: a second score fails with `ScoreError` (`reason: "already-scored"`),

@@ -814,3 +814,248 @@ eachStore("Experiment cost per variant", (it) => {
       assert.strictEqual(invalid._tag === "InvalidCallError" ? invalid.field : invalid._tag, "costUsd")
     }).pipe(Effect.scoped))
 })
+
+eachStore("stream", (it) => {
+  const words = "one two three"
+  const streaming = TestChatClient.layer({
+    // the first chunk at 100 ms, the next two 50 ms apart: the stream ends at 200 ms
+    "model-a": () => TestChatClient.reply(words, { delay: 100, chunkDelay: 50 }),
+    "model-b": () => TestChatClient.fail(new LlmError.ServerError({ model: "model-b", status: 503 }), { delay: 50 }),
+    "model-c": () =>
+      TestChatClient.reply(words, {
+        delay: 10,
+        chunkDelay: 40,
+        failAfterChunks: { chunks: 2, error: new LlmError.ConnectionError({ model: "model-c", detail: "reset" }) }
+      }),
+    "model-h": () => TestChatClient.hang,
+    // fails once, then answers: a retry before the first chunk serves
+    "model-r": [
+      TestChatClient.fail(new LlmError.ServerError({ model: "model-r", status: 502 }), { delay: 20 }),
+      TestChatClient.reply(words, { delay: 30 })
+    ]
+  })
+  const single = (model: string, name = "exp") =>
+    Experiment.make({ name, assignment: "random", variants: [{ name: "v", model, weight: 1 }] })
+  const variantStats = (experiment: Experiment.Experiment) =>
+    Effect.map(experiment.summary, (summary) => summary.variants[0])
+
+  it.effect("streams the variant the key is assigned, as complete would pick it, and records the whole call", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "ab-stream",
+        assignment: "sticky",
+        variants: [{ name: "a", model: "model-a", weight: 1 }, { name: "b", model: "model-b", weight: 1 }]
+      })
+      let key = ""
+      for (let i = 0; variantOfKey(experiment, key) !== "a"; i++) key = `user-${i}`
+      const opening = yield* Effect.forkChild(
+        experiment.stream(request, { key }).pipe(
+          Effect.flatMap((served) =>
+            Effect.map(TestChatClient.collectText(served.stream), (text) => ({ served, text }))
+          ),
+          Effect.scoped
+        )
+      )
+      yield* adjust("99 millis")
+      assert.isUndefined(opening.pollUnsafe(), "nothing before the first chunk")
+      yield* adjust("101 millis")
+      const { served, text } = yield* Fiber.join(opening)
+      assert.deepStrictEqual([served.variant, served.model, text], ["a", "model-a", "one two three"])
+      const [a, b] = (yield* experiment.summary).variants
+      assert.deepStrictEqual([a.calls, a.errors, a.interrupted, a.latency.mean], [1, 0, 0, 200])
+      assert.strictEqual(b.calls, 0)
+      const [line] = (yield* experiment.export).trim().split("\n").map((l) => JSON.parse(l))
+      assert.deepStrictEqual([line.callId, line.variant, line.latencyMs, line.outcome], [
+        served.callId,
+        "a",
+        200,
+        "success"
+      ])
+      const calls = yield* TestChatClient.calls
+      assert.deepStrictEqual(calls.map((c) => [c.model, c.kind]), [["model-a", "stream"]])
+    }).pipe(Effect.provide(streaming)))
+
+  it.effect("a failure before the first chunk reaches the caller typed and is recorded, at its instant", () =>
+    Effect.gen(function*() {
+      const experiment = yield* single("model-b")
+      const opening = yield* Effect.forkChild(Effect.scoped(Effect.flip(experiment.stream(request))))
+      yield* adjust("50 millis")
+      const error = yield* Fiber.join(opening)
+      assert.deepStrictEqual([error._tag, error._tag === "ServerError" ? error.model : ""], ["ServerError", "model-b"])
+      const stats = yield* variantStats(experiment)
+      assert.deepStrictEqual([stats.calls, stats.errors, stats.outcomes], [1, 1, { ServerError: 1 }])
+      const [line] = (yield* experiment.export).trim().split("\n").map((l) => JSON.parse(l))
+      assert.deepStrictEqual([line.latencyMs, line.outcome], [50, "ServerError"])
+    }).pipe(Effect.provide(streaming)))
+
+  it.effect("a failure after the first chunk ends the stream with it, and the call is recorded as that failure", () =>
+    Effect.gen(function*() {
+      const experiment = yield* single("model-c")
+      const reading = yield* Effect.forkChild(
+        experiment.stream(request).pipe(
+          Effect.flatMap((served) => Effect.flip(Stream.runCollect(served.stream))),
+          Effect.scoped
+        )
+      )
+      yield* adjust("50 millis")
+      const error = yield* Fiber.join(reading)
+      assert.strictEqual(error._tag, "ConnectionError")
+      const stats = yield* variantStats(experiment)
+      assert.deepStrictEqual([stats.calls, stats.errors, stats.outcomes], [1, 1, { ConnectionError: 1 }])
+    }).pipe(Effect.provide(streaming)))
+
+  it.effect("timeout bounds each try's wait for the first chunk; retry tries again before one", () =>
+    Effect.gen(function*() {
+      const hung = yield* single("model-h", "hung")
+      const opening = yield* Effect.forkChild(
+        Effect.scoped(Effect.flip(hung.stream(request, { timeout: "1 second" })))
+      )
+      yield* adjust("999 millis")
+      assert.isUndefined(opening.pollUnsafe())
+      yield* adjust("1 millis")
+      const error = yield* Fiber.join(opening)
+      assert.strictEqual(error._tag, "TimeoutError")
+      assert.deepStrictEqual((yield* variantStats(hung)).outcomes, { TimeoutError: 1 })
+
+      const retried = yield* single("model-r", "retried")
+      const served = yield* Effect.forkChild(
+        retried.stream(request, { timeout: "1 second", retry: { retries: 1, base: "100 millis", jitter: false } })
+          .pipe(
+            Effect.flatMap((s) => TestChatClient.collectText(s.stream)),
+            Effect.scoped
+          )
+      )
+      // the first try fails at 20 ms, the retry starts at 120 ms and its first chunk comes at 150 ms
+      yield* adjust("149 millis")
+      assert.isUndefined(served.pollUnsafe())
+      yield* adjust("1 millis")
+      assert.strictEqual(yield* Fiber.join(served), "one two three")
+      const stats = yield* variantStats(retried)
+      assert.deepStrictEqual([stats.calls, stats.errors, stats.latency.mean], [1, 0, 150])
+      const calls = yield* TestChatClient.callsTo("model-r")
+      // the second part starts at 1 s, where the first left the clock
+      assert.deepStrictEqual(calls.map((c) => [c.startedAt, c.result]), [[1000, "failure"], [1120, "success"]])
+    }).pipe(Effect.provide(streaming)))
+
+  it.effect("a stream its reader stops early, or never reads, is interrupted: in no figure", () =>
+    Effect.gen(function*() {
+      const experiment = yield* single("model-a")
+      const early = yield* Effect.forkChild(
+        experiment.stream(request).pipe(
+          Effect.flatMap((served) => Stream.runCollect(Stream.take(served.stream, 1))),
+          Effect.scoped
+        )
+      )
+      const unread = yield* Effect.forkChild(Effect.scoped(experiment.stream(request)))
+      yield* adjust("100 millis")
+      assert.strictEqual((yield* Fiber.join(early)).length, 1)
+      yield* Fiber.join(unread)
+      const stats = yield* variantStats(experiment)
+      assert.deepStrictEqual([stats.calls, stats.errors, stats.interrupted], [0, 0, 2])
+    }).pipe(Effect.provide(streaming)))
+
+  it.effect("tokens come from the stream's usage chunk", () =>
+    Effect.gen(function*() {
+      const chunk = (content: string): ChatCompletion.ChatCompletionChunk => ({
+        id: "c",
+        model: "model-u",
+        choices: [{ index: 0, delta: { content }, finish_reason: null }]
+      })
+      const withUsage = Layer.succeed(ChatClient.ChatClient, {
+        create: () => Effect.die(new Error("not scripted")),
+        stream: () =>
+          Stream.make(chunk("hi"), {
+            id: "c",
+            model: "model-u",
+            choices: [],
+            usage: { prompt_tokens: 12, completion_tokens: 4 }
+          })
+      })
+      const experiment = yield* single("model-u")
+      yield* experiment.stream({ ...request, stream_options: { include_usage: true } }).pipe(
+        Effect.flatMap((served) => Stream.runDrain(served.stream)),
+        Effect.scoped,
+        Effect.provide(withUsage)
+      )
+      const stats = yield* variantStats(experiment)
+      assert.deepStrictEqual([stats.calls, stats.inputTokens.mean, stats.outputTokens.mean], [1, 12, 4])
+    }))
+
+  it.effect("a stream served by a priced deployment is recorded with its cost, known when it ends", () =>
+    Effect.gen(function*() {
+      const provider: ChatClient.Service = {
+        create: () => Effect.die(new Error("not scripted")),
+        stream: (req) =>
+          Stream.make<ReadonlyArray<ChatCompletion.ChatCompletionChunk>>(
+            { id: "c", model: req.model, choices: [{ index: 0, delta: { content: "hi" }, finish_reason: "stop" }] },
+            { id: "c", model: req.model, choices: [], usage: { prompt_tokens: 1000, completion_tokens: 100 } }
+          )
+      }
+      const chat = yield* Deployments.make({
+        models: {
+          "gpt-4o": { deployments: [{ provider: "p", model: "gpt4o-prod", price: { input: 2.5, output: 10 } }] }
+        }
+      }).pipe(Effect.provide(Layer.mergeAll(Deployments.providers({ p: provider }), Deployments.layerStoresMemory)))
+      const experiment = yield* single("gpt-4o")
+      yield* experiment.stream({ ...request, stream_options: { include_usage: true } }).pipe(
+        Effect.flatMap((served) => Stream.runDrain(served.stream)),
+        Effect.scoped,
+        Effect.provideService(ChatClient.ChatClient, chat)
+      )
+      const stats = yield* variantStats(experiment)
+      assert.deepStrictEqual([stats.calls, stats.inputTokens.mean, stats.outputTokens.mean], [1, 1000, 100])
+      assert.strictEqual(stats.costUsd.count, 1)
+      assert.isTrue(Math.abs(stats.costUsd.total - 0.0035) < 1e-12, `cost ${stats.costUsd.total}`)
+    }).pipe(Effect.scoped))
+
+  it.effect("shadow mode: the control streams; the challenger completes in the background and is recorded", () =>
+    Effect.gen(function*() {
+      const experiment = yield* Experiment.make({
+        name: "shadow-stream",
+        assignment: "random",
+        shadow: true,
+        variants: [{ name: "control", model: "model-a", weight: 0 }, {
+          name: "challenger",
+          model: "model-r",
+          weight: 1
+        }]
+      })
+      const reading = yield* Effect.forkChild(
+        experiment.stream(request).pipe(
+          Effect.flatMap((served) =>
+            Effect.map(TestChatClient.collectText(served.stream), (text) => [served.variant, text])
+          ),
+          Effect.scoped
+        )
+      )
+      yield* adjust("200 millis")
+      assert.deepStrictEqual(yield* Fiber.join(reading), ["control", "one two three"])
+      const [control, challenger] = (yield* experiment.summary).variants
+      assert.deepStrictEqual([control.calls, control.errors], [1, 0])
+      // the challenger's shadow call is a whole completion, which failed (its script's first outcome)
+      assert.deepStrictEqual([challenger.calls, challenger.outcomes], [1, { ServerError: 1 }])
+      const calls = yield* TestChatClient.calls
+      assert.deepStrictEqual(calls.map((c) => [c.model, c.kind]).sort(), [["model-a", "stream"], ["model-r", "create"]])
+    }).pipe(Effect.provide(streaming)))
+
+  it.effect("options that describe no timeout or retry are a RetryConfigError: nothing is sent or recorded", () =>
+    Effect.gen(function*() {
+      const experiment = yield* single("model-a")
+      // what a caller without the types (JavaScript, a config file) could pass
+      const untyped: Experiment.StreamOptions = JSON.parse("{\"timeout\":\"soon\"}")
+      const bad: ReadonlyArray<Experiment.StreamOptions> = [
+        untyped,
+        { timeout: Number.NaN },
+        { timeout: -1 },
+        { retry: { retries: 1.5 } },
+        { retry: { factor: 0.5 } }
+      ]
+      for (const options of bad) {
+        const error = yield* Effect.flip(Effect.scoped(experiment.stream(request, options)))
+        assert.strictEqual(error._tag, "RetryConfigError")
+      }
+      const stats = yield* variantStats(experiment)
+      assert.deepStrictEqual([stats.calls, stats.interrupted], [0, 0])
+      assert.deepStrictEqual(yield* TestChatClient.calls, [])
+    }).pipe(Effect.provide(streaming)))
+})

@@ -341,6 +341,70 @@ ${keys()}`
       assert.strictEqual(summary?.variants.reduce((n, v) => n + v.calls, 0), 18)
     })))
 
+  it.live("an experiment streams its variant's chunks as they come, keeps a user's variant, and records the stream", () =>
+    quiet(Effect.gen(function*() {
+      const gateway = yield* start(config)
+      for (const user of ["u1", "u2", "u3", "u4"]) {
+        const whole = yield* post(gateway, { model: "ab", user, ...hi })
+        const model = whole.headers.get("x-resilient-llm-model")
+        const streamed = yield* Effect.promise(async () => {
+          const { data: stream, response } = await sdk(gateway).chat.completions.create({
+            model: "ab",
+            user,
+            messages: hi.messages,
+            stream: true
+          }).withResponse()
+          const pieces: Array<string> = []
+          for await (const chunk of stream) {
+            const piece = chunk.choices[0]?.delta.content
+            if (piece) pieces.push(piece)
+          }
+          return { pieces, model: response.headers.get("x-resilient-llm-model") }
+        })
+        // the same pick for a user, whole or streamed; the provider's chunks, not one whole answer
+        assert.strictEqual(streamed.model, model)
+        assert.isAbove(streamed.pieces.length, 1)
+        assert.strictEqual(streamed.pieces.join(""), `from ${model}`)
+      }
+      const status = yield* gateway.status
+      const summary = status.models.find((m) => m.name === "ab")?.experiment
+      assert.strictEqual(summary?.variants.reduce((n, v) => n + v.calls, 0), 8)
+      assert.strictEqual(summary?.variants.reduce((n, v) => n + v.errors, 0), 0)
+    })))
+
+  it.live("an experiment's deadline is the whole request's: a stream still running then ends with an error event", () =>
+    quiet(Effect.gen(function*() {
+      const { gateway } = yield* behind(
+        { slow: { reply: "one two three four five six", chunkDelay: "150 millis" } },
+        `  timed:
+    deadline: 400 millis
+    experiment:
+      variants: [{ name: only, model: slow, weight: 1 }]`
+      )
+      const outcome = yield* Effect.promise(async () => {
+        const stream = await sdk(gateway).chat.completions.create({
+          model: "timed",
+          messages: hi.messages,
+          stream: true
+        })
+        const pieces: Array<string> = []
+        try {
+          for await (const chunk of stream) pieces.push(chunk.choices[0]?.delta.content ?? "")
+          return { pieces, error: undefined }
+        } catch (error) {
+          return { pieces, error }
+        }
+      })
+      // the first chunks came, then the deadline cut the stream before its six words
+      assert.isAbove(outcome.pieces.join("").length, 0)
+      assert.notStrictEqual(outcome.pieces.join(""), "one two three four five six")
+      assert.instanceOf(outcome.error, OpenAI.APIError)
+      const status = yield* gateway.status
+      // cut from outside, as a whole answer past the deadline is: counted apart, not as the model's failure
+      const [only] = status.models.find((m) => m.name === "timed")?.experiment?.variants ?? []
+      assert.deepStrictEqual([only?.calls, only?.interrupted], [0, 1])
+    })))
+
   it.live("best-of-n answers with the best candidate, and a stream request gets it as chunks", () =>
     quiet(Effect.gen(function*() {
       const gateway = yield* start(config)

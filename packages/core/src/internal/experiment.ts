@@ -6,22 +6,28 @@
  * @internal
  */
 import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
+import * as Stream from "effect/Stream"
 import * as ChatClient from "../ChatClient.js"
 import * as ChatCompletion from "../ChatCompletion.js"
 import * as Experiment from "../Experiment.js"
+import type * as LlmError from "../LlmError.js"
 import * as Observability from "../Observability.js"
+import * as Retry from "../Retry.js"
 import * as AttemptDetails from "./attemptDetails.js"
 import { pick, stickyPoint } from "./experimentAssignment.js"
 import type { CallRecord, Finished, VariantState } from "./experimentRecorder.js"
 import * as Stats from "./experimentStats.js"
 import type * as ExperimentStore from "./experimentStore.js"
+import { openStream } from "./fallback.js"
 import { count, show } from "./options.js"
+import * as retry from "./retry.js"
 
 const DEFAULT_SAMPLE_SIZE = 1_000
 const DEFAULT_SCORE_WINDOW = 10_000
@@ -98,6 +104,28 @@ const validate = (options: Experiment.Options): Config | string => {
   }
 }
 
+/** What bounds each try of a stream: the wait for its first chunk, and the retries before one. */
+interface StreamBounds {
+  readonly timeout: Duration.Duration | undefined
+  readonly policy: retry.Config<LlmError.LlmError> | undefined
+}
+
+const checkStreamOptions = (options: Experiment.StreamOptions | undefined): StreamBounds | string => {
+  const raw: unknown = options
+  if (raw !== undefined && (typeof raw !== "object" || raw === null)) {
+    return `options must be an object, got ${show(raw)}`
+  }
+  let timeout: Duration.Duration | undefined
+  if (options?.timeout !== undefined) {
+    const checked = retry.checkTimeout({ model: "stream", timeout: options.timeout })
+    if (typeof checked === "string") return checked
+    timeout = Duration.isFinite(checked.timeout) ? checked.timeout : undefined
+  }
+  if (options?.retry === undefined) return { timeout, policy: undefined }
+  const policy = retry.check(options.retry, "retry.")
+  return typeof policy === "string" ? policy : { timeout, policy }
+}
+
 /** @internal */
 export const make = (
   options: Experiment.Options
@@ -133,13 +161,15 @@ export const make = (
     const recordExit = (
       variant: number,
       call: Omit<Finished, "outcome" | "inputTokens" | "outputTokens">,
-      exit: Exit.Exit<ChatCompletion.ChatCompletion, unknown>
+      exit: Exit.Exit<unknown, unknown>,
+      // what reported the call's usage: the completion, or a stream's usage chunk
+      usage: { readonly usage?: ChatCompletion.Usage | null | undefined } | undefined
     ): Effect.Effect<void> => {
       // a cost no real call could have is left out, as a token count is
       const costUsd = call.costUsd !== undefined && isCost(call.costUsd) ? call.costUsd : undefined
       const outcome = Observability.outcomeOf(exit)
       if (outcome === "interrupted") return log.interrupted(variant)
-      const tokens = Exit.isSuccess(exit) ? ChatCompletion.tokens(exit.value) : Option.none()
+      const tokens = Exit.isSuccess(exit) && usage !== undefined ? ChatCompletion.tokens(usage) : Option.none()
       return Effect.flatMap(Random.next, (u) =>
         log.record(
           variant,
@@ -179,13 +209,18 @@ export const make = (
             Effect.flatMap(
               Clock.currentTimeMillis,
               (endedAt) =>
-                recordExit(variant, {
-                  callId,
-                  shadow,
-                  startedAt,
-                  latencyMs: endedAt - startedAt,
-                  costUsd: AttemptDetails.costOf(details)
-                }, exit)
+                recordExit(
+                  variant,
+                  {
+                    callId,
+                    shadow,
+                    startedAt,
+                    latencyMs: endedAt - startedAt,
+                    costUsd: AttemptDetails.costOf(details)
+                  },
+                  exit,
+                  Exit.isSuccess(exit) ? exit.value : undefined
+                )
             )
           )
         )
@@ -211,22 +246,122 @@ export const make = (
         Effect.asVoid
       )
 
+    /** The line that says who serves a call: "served by" a model, or "streaming from" it. */
+    const announce =
+      (doing: string) => (served: { readonly model: string; readonly variant: string; readonly callId: string }) =>
+        Effect.logInfo(`${doing} ${served.model} (variant ${served.variant})`).pipe(
+          Effect.annotateLogs({
+            "llm.model": served.model,
+            "llm.variant": served.variant,
+            "llm.call_id": served.callId
+          })
+        )
+
     const complete = (request: ChatCompletion.PromptRequest, callOptions?: { readonly key?: string }) =>
       Effect.flatMap(choose(callOptions?.key), (variant) =>
         shadowSlots !== undefined && variant !== config.controlIndex
           ? Effect.andThen(forkShadow(variant, request), serve(config.controlIndex, request, false))
           : serve(variant, request, false)).pipe(
-          Effect.tap((served) =>
-            Effect.logInfo(`served by ${served.model} (variant ${served.variant})`).pipe(
-              Effect.annotateLogs({
-                "llm.model": served.model,
-                "llm.variant": served.variant,
-                "llm.call_id": served.callId
-              })
-            )
-          ),
+          Effect.tap(announce("served by")),
           Observability.pattern("experiment", { "llm.experiment": config.name })
         )
+
+    /**
+     * Streams from one variant, once its first chunk is in (each try bounded by `timeout`, retried
+     * by `policy` before a chunk), and records the call once: when the stream ends, fails or is
+     * stopped, when the opening fails, or when the caller's scope closes on a stream never read.
+     */
+    const serveStream = (
+      variant: number,
+      request: ChatCompletion.PromptRequest,
+      bounds: StreamBounds
+    ): Effect.Effect<Experiment.StreamServed, LlmError.LlmError, ChatClient.ChatClient | Scope.Scope> =>
+      Effect.gen(function*() {
+        const { model, name } = config.variants[variant]
+        const callId = yield* Effect.sync(() => log.nextCallId())
+        const startedAt = yield* Clock.currentTimeMillis
+        const details = AttemptDetails.make()
+        let settled = false
+        let usageChunk: ChatCompletion.ChatCompletionChunk | undefined
+        const settle = (exit: Exit.Exit<unknown, unknown>) =>
+          Effect.suspend(() => {
+            if (settled) return Effect.void
+            settled = true
+            return Effect.flatMap(Clock.currentTimeMillis, (endedAt) =>
+              recordExit(
+                variant,
+                {
+                  callId,
+                  shadow: false,
+                  startedAt,
+                  latencyMs: endedAt - startedAt,
+                  costUsd: AttemptDetails.costOf(details)
+                },
+                exit,
+                usageChunk
+              ))
+          })
+        // a stream still unread when the caller's scope closes was not the model's doing
+        yield* Effect.addFinalizer(() => settle(Exit.interrupt()))
+        const client = yield* ChatClient.ChatClient
+        const once = openStream(model, client.stream(ChatCompletion.withModel(request, model)))
+        const bounded = bounds.timeout === undefined ? once : retry.timeout(once, model, bounds.timeout)
+        const policy = bounds.policy
+        const tries = policy === undefined ? bounded : retry.retrying(bounded, () => retry.policy(policy))
+        // The attempt reports to this call's record: the stream read on keeps the context it was
+        // opened in, so the router's hop (with its cost), written when the stream ends, lands here.
+        const opened = yield* Observability.observeAttempt(tries, "experiment", model, () => ({
+          "llm.pattern": "experiment",
+          "llm.model": model,
+          "llm.experiment": config.name,
+          "llm.variant": name,
+          "llm.call_id": callId,
+          "llm.shadow": false,
+          "llm.stream": true
+        }), details).pipe(Effect.onError((cause) => settle(Exit.failCause(cause))))
+        // set only when the model's stream has ended: a stream that stops before is its reader's doing
+        let ended = false
+        const stream = Stream.fromArray(opened.chunks).pipe(
+          Stream.concat(Stream.fromPull(Effect.succeed(opened.pull))),
+          Stream.tap((chunk) =>
+            Effect.sync(() => {
+              if (chunk.usage != null) usageChunk = chunk
+            })
+          ),
+          Stream.concat(Stream.fromEffectDrain(Effect.sync(() => {
+            ended = true
+          }))),
+          Stream.onExit((exit) =>
+            Effect.andThen(
+              Scope.close(opened.scope, exit),
+              settle(Exit.isSuccess(exit) && !ended ? Exit.interrupt() : exit)
+            )
+          )
+        )
+        return { stream, variant: name, model, callId }
+      })
+
+    const stream = (
+      request: ChatCompletion.PromptRequest,
+      options?: Experiment.StreamOptions
+    ): Effect.Effect<
+      Experiment.StreamServed,
+      LlmError.LlmError | Retry.RetryConfigError,
+      ChatClient.ChatClient | Scope.Scope
+    > => {
+      const bounds = checkStreamOptions(options)
+      if (typeof bounds === "string") return Effect.fail(new Retry.RetryConfigError({ reason: bounds }))
+      return Effect.flatMap(
+        choose(options?.key),
+        (variant) =>
+          shadowSlots !== undefined && variant !== config.controlIndex
+            ? Effect.andThen(forkShadow(variant, request), serveStream(config.controlIndex, request, bounds))
+            : serveStream(variant, request, bounds)
+      ).pipe(
+        Effect.tap(announce("streaming from")),
+        Observability.pattern("experiment", { "llm.experiment": config.name, "llm.stream": true })
+      )
+    }
 
     const score = (callId: string, value: number): Effect.Effect<void, Experiment.ScoreError> =>
       Effect.flatMap(
@@ -282,6 +417,7 @@ export const make = (
       control: config.variants[config.controlIndex].name,
       variants: config.variants,
       complete,
+      stream,
       score,
       record,
       summary: Effect.map(log.snapshot, (snapshot) => summarize(config, snapshot)),

@@ -475,9 +475,9 @@ const guarded = (options: AttemptOptions, client: ChatClient.Service): ChatClien
 })
 
 // `checkAttemptOptions` refused, when the configuration was built, the options the library refuses
-const checked = <A>(
-  effect: Effect.Effect<A, LlmError.LlmError | Retry.RetryConfigError>
-): Effect.Effect<A, LlmError.LlmError> => Effect.catchTag(effect, "RetryConfigError", Effect.die)
+const checked = <A, R>(
+  effect: Effect.Effect<A, LlmError.LlmError | Retry.RetryConfigError, R>
+): Effect.Effect<A, LlmError.LlmError, R> => Effect.catchTag(effect, "RetryConfigError", Effect.die)
 
 /** Refuses, as a configuration issue, timeout and retry options the library itself would refuse. */
 const checkAttemptOptions = (name: string, options: AttemptOptions): Effect.Effect<void, BuildIssue> =>
@@ -690,14 +690,24 @@ const buildRoutes = (
       if (model.experiment !== undefined) {
         const experiment = yield* RcMap.get(shared.experiments, experimentComponent(shared, name, model.experiment))
         const sticky = (model.experiment.assignment ?? "random") === "sticky"
+        const keyOf = (caller: Caller) => {
+          const key = caller.user ?? caller.key
+          return sticky && key !== undefined ? key : undefined
+        }
+        // a stream is bounded by the experiment itself: timeout and retry before its first chunk
+        const streamOptions: Experiment.StreamOptions = {
+          ...(model.timeout === undefined ? {} : { timeout: model.timeout }),
+          ...(retry === undefined ? {} : { retry })
+        }
+        const wholeDeadline = model.deadline
         routes.set(name, {
           ...common,
           pattern: "experiment",
           experiment,
           calls: 1,
-          ...whole((request, caller) => {
-            const key = caller.user ?? caller.key
-            return experiment.complete(request, sticky && key !== undefined ? { key } : {}).pipe(
+          complete: (request, caller) => {
+            const key = keyOf(caller)
+            return experiment.complete(request, key === undefined ? {} : { key }).pipe(
               Effect.map((served) => ({
                 completion: served.completion,
                 model: served.model,
@@ -707,7 +717,37 @@ const buildRoutes = (
               deadline,
               Effect.provideService(ChatClient.ChatClient, attemptClient)
             )
-          })
+          },
+          stream: (request, caller) => {
+            const key = keyOf(caller)
+            return Effect.clockWith((clock) => {
+              const startedAt = clock.currentTimeMillisUnsafe()
+              return experiment.stream(request, key === undefined ? streamOptions : { ...streamOptions, key }).pipe(
+                checked,
+                deadline,
+                Effect.map((served): StreamAnswer => ({
+                  // the deadline is the whole request's: the stream is cut when it comes
+                  stream: wholeDeadline === undefined ? served.stream : served.stream.pipe(
+                    Stream.interruptWhen(Effect.suspend(() =>
+                      Effect.andThen(
+                        Effect.sleep(
+                          Duration.millis(
+                            Math.max(0, startedAt + Duration.toMillis(wholeDeadline) - clock.currentTimeMillisUnsafe())
+                          )
+                        ),
+                        Effect.fail(new LlmError.TimeoutError({ model: name, timeout: wholeDeadline }))
+                      )
+                    ))
+                  ),
+                  model: served.model,
+                  deployment: undefined,
+                  attempts: 1,
+                  incremental: true
+                })),
+                Effect.provideService(ChatClient.ChatClient, client)
+              )
+            })
+          }
         })
         continue
       }

@@ -1,17 +1,13 @@
-import { BestOfN, ChatCompletion, Judge } from "@resilient-llm/core"
-import { Effect } from "effect"
+import { ChatCompletion, Experiment } from "@resilient-llm/core"
+import { Effect, Stream } from "effect"
 
-const answer = BestOfN.complete(ChatCompletion.prompt("Summarise this contract clause: ..."), {
-  models: ["gpt-4o", "claude-sonnet", "llama-3.1-70b"], // order breaks ties
-  candidateTimeout: "20 seconds", // a candidate still generating after this is interrupted
-  judgeTimeout: "10 seconds", // a judgement still running after this is interrupted: judge-failed
-  minCandidates: 2, // fewer scored answers than this is a NoCandidatesError
-  earlyStop: { targetScore: 9 } // optional: stop paying for the rest once one answer is good enough
-}).pipe(
-  Effect.tap((report) =>
-    Effect.forEach(report.candidates, (c) =>
-      Effect.log(c.model, c.status, c.score, c.latencyMs, c.judgeLatencyMs, c.error?.message))
-  ),
-  Effect.map((report) => report.best.text),
-  Effect.provide(Judge.layerLlm({ model: "gpt-4o-mini" })) // plus a ChatClient layer
-)
+const streamed = (experiment: Experiment.Experiment) =>
+  Effect.gen(function*() {
+    const served = yield* experiment.stream(ChatCompletion.prompt("Where is my order?"), {
+      key: "user-42", // the variant complete would pick for this key
+      timeout: "5 seconds", // each try's wait for the first chunk
+      retry: { retries: 2 } // before the first chunk only
+    })
+    yield* Effect.log(`streaming from ${served.model} (variant ${served.variant})`)
+    yield* Stream.runForEach(served.stream, (chunk) => Effect.log(ChatCompletion.chunkText(chunk)))
+  }).pipe(Effect.scoped) // recorded when the stream ends, read inside this scope

@@ -1,24 +1,18 @@
-import { Observability } from "@resilient-llm/core"
-import { Effect } from "effect"
-import * as HttpRouter from "effect/http/HttpRouter"
-import * as HttpServerResponse from "effect/http/HttpServerResponse"
+// the gateway inside an Effect program, from a file it watches
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { Gateway } from "@resilient-llm/gateway"
+import { Effect, Layer } from "effect"
 
-// one row per model: request count, error rate, outcomes by tag, recent latency quantiles
-export const modelStatus = Observability.snapshot().pipe(
-  Effect.map((models) =>
-    models.map((m) => ({
-      model: m.model,
-      requests: m.requests,
-      errorRate: m.errorRate,
-      outcomes: m.outcomes, // { success: 812, RateLimitError: 9, TimeoutError: 2 }
-      p50Ms: m.p50Ms,
-      p95Ms: m.p95Ms
-    }))
-  )
+const GatewayLive = Gateway.layer({ path: "gateway.yaml", port: 8787 }).pipe(
+  Layer.provide([NodeHttpClient.layerUndici, NodeFileSystem.layer])
 )
 
-export const StatusRoutes = HttpRouter.add(
-  "GET",
-  "/status/models",
-  Effect.flatMap(modelStatus, (rows) => HttpServerResponse.json(rows))
-)
+const program = Effect.gen(function*() {
+  const gateway = yield* Gateway.Gateway
+  const status = yield* gateway.status // what the status page shows, as data
+  yield* Effect.log(`${gateway.url}: generation ${status.generation}, ${status.inFlight} in flight`)
+})
+
+// Layer.launch(GatewayLive) runs it until interrupted; closing it drains requests in flight
+export const main = program.pipe(Effect.provide(GatewayLive))

@@ -1,25 +1,24 @@
-import * as OtelMetrics from "@effect/opentelemetry/OtelMetrics"
-import * as OtelTracer from "@effect/opentelemetry/OtelTracer"
-import * as Resource from "@effect/opentelemetry/Resource"
-import type { MetricReader } from "@opentelemetry/sdk-metrics"
-import { BasicTracerProvider, type SpanProcessor } from "@opentelemetry/sdk-trace-base"
-import { Effect, Layer } from "effect"
+import { Observability } from "@resilient-llm/core"
+import { Effect } from "effect"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
 
-export const OpenTelemetryLive = (options: {
-  readonly serviceName: string
-  readonly spanProcessor: SpanProcessor
-  readonly metricReader: MetricReader
-}) => {
-  const TracerProviderLive = Layer.effect(
-    OtelTracer.OtelTracerProvider,
-    Effect.flatMap(Resource.Resource, (resource) =>
-      Effect.acquireRelease(
-        Effect.sync(() => new BasicTracerProvider({ resource, spanProcessors: [options.spanProcessor] })),
-        (provider) => Effect.promise(() => provider.shutdown()) // flushes the processor
-      ))
+// one row per model: request count, error rate, outcomes by tag, recent latency quantiles
+export const modelStatus = Observability.snapshot().pipe(
+  Effect.map((models) =>
+    models.map((m) => ({
+      model: m.model,
+      requests: m.requests,
+      errorRate: m.errorRate,
+      outcomes: m.outcomes, // { success: 812, RateLimitError: 9, TimeoutError: 2 }
+      p50Ms: m.p50Ms,
+      p95Ms: m.p95Ms
+    }))
   )
-  return Layer.mergeAll(
-    OtelTracer.layer.pipe(Layer.provide(TracerProviderLive)), // Effect spans become OpenTelemetry spans
-    OtelMetrics.layer(() => options.metricReader) // Effect metrics are read by the reader
-  ).pipe(Layer.provide(Resource.layer({ serviceName: options.serviceName })))
-}
+)
+
+export const StatusRoutes = HttpRouter.add(
+  "GET",
+  "/status/models",
+  Effect.flatMap(modelStatus, (rows) => HttpServerResponse.json(rows))
+)
