@@ -301,8 +301,6 @@ export const make = (
                 usageChunk
               ))
           })
-        // a stream still unread when the caller's scope closes was not the model's doing
-        yield* Effect.addFinalizer(() => settle(Exit.interrupt()))
         const client = yield* ChatClient.ChatClient
         const once = openStream(model, client.stream(ChatCompletion.withModel(request, model)))
         const bounded = bounds.timeout === undefined ? once : retry.timeout(once, model, bounds.timeout)
@@ -319,6 +317,10 @@ export const make = (
           "llm.shadow": false,
           "llm.stream": true
         }), details).pipe(Effect.onError((cause) => settle(Exit.failCause(cause))))
+        // A stream still unread when the caller's scope closes (which closes the stream's own) was
+        // not the model's doing. Held by the stream's scope, not the caller's: nothing is left behind
+        // in a long-lived caller scope once the stream has ended.
+        yield* Scope.addFinalizer(opened.scope, settle(Exit.interrupt()))
         // set only when the model's stream has ended: a stream that stops before is its reader's doing
         let ended = false
         const stream = Stream.fromArray(opened.chunks).pipe(
@@ -332,9 +334,11 @@ export const make = (
             ended = true
           }))),
           Stream.onExit((exit) =>
+            // settled first: closing the scope runs the finalizer above, which would call it unread.
+            // A stream that ended has had its router settle (and write its cost) already.
             Effect.andThen(
-              Scope.close(opened.scope, exit),
-              settle(Exit.isSuccess(exit) && !ended ? Exit.interrupt() : exit)
+              settle(Exit.isSuccess(exit) && !ended ? Exit.interrupt() : exit),
+              Scope.close(opened.scope, exit)
             )
           )
         )
