@@ -236,6 +236,41 @@ ${extra}${keys()}`
       assert.strictEqual((yield* gateway.status).models[0].totals.costUsd, 0.009)
     })))
 
+  it.live("an experiment's stream is priced as a chain's: its usage chunk, the totals and the A/B summary", () =>
+    quiet(Effect.gen(function*() {
+      const { gateway } = yield* over(
+        { east: { usage, reply: "one two three" } },
+        (url) =>
+          priced(url).replace(
+            "  chat: { fallback: [gpt-4o] }\n",
+            "  chat:\n    experiment:\n      variants: [{ name: only, model: gpt-4o, weight: 1 }]\n"
+          )
+      )
+      const read = yield* Effect.promise(async () => {
+        const stream = await sdk(gateway).chat.completions.create({
+          model: "chat",
+          messages: hi.messages,
+          stream: true,
+          stream_options: { include_usage: true }
+        })
+        const pieces: Array<string> = []
+        const usages: Array<unknown> = []
+        for await (const chunk of stream) {
+          const piece = chunk.choices[0]?.delta.content
+          if (piece) pieces.push(piece)
+          if (chunk.usage != null) usages.push(chunk.usage)
+        }
+        return { pieces, usages }
+      })
+      assert.isAbove(read.pieces.length, 1)
+      assert.strictEqual(read.pieces.join(""), "one two three")
+      assert.deepStrictEqual(read.usages, [{ ...usage, cost_usd: 0.0045 }])
+      const status = yield* gateway.status
+      assert.strictEqual(status.models[0].totals.costUsd, 0.0045)
+      const [only] = status.models[0].experiment?.variants ?? []
+      assert.deepStrictEqual([only?.calls, only?.costUsd.total, only?.inputTokens.mean], [1, 0.0045, 1000])
+    })))
+
   it.live("a key's budget in US dollars refuses it once spent, with a 429 the SDK does not retry", () =>
     quiet(Effect.gen(function*() {
       const { fake, gateway } = yield* over({ east: { usage } }, (url) =>
