@@ -235,7 +235,8 @@ export const sectionStarted = (config: Tour.SectionConfig, s: Style): ReadonlyAr
             `weights ${config.variants.map((v) => v.weight).join(":")}, ${config.assignment} by user`
         ),
         say(
-          `${config.requests} requests, ${config.concurrency} at a time; every answer is scored by ${config.judge}`
+          `${config.requests} requests, ${config.concurrency} at a time, every other user's answer streamed; ` +
+            `every answer is scored by ${config.judge}`
         ),
         ""
       ]
@@ -497,7 +498,7 @@ const experimentSummary = (report: Tour.ExperimentReport, s: Style): ReadonlyArr
   })
   return [
     `${indent}${report.config.requests} requests in ${seconds(report.durationMs)}: ${report.served} answered ` +
-    `(${report.scored} scored by the judge), ${report.failed} failed`,
+    `(${report.streamed} of them streamed, ${report.scored} scored by the judge), ${report.failed} failed`,
     "",
     ...variants,
     ...comparisons

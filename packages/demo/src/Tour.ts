@@ -7,8 +7,9 @@
  * 2. **Circuit breaker**: the primary has an outage; the breaker opens after three failures, the
  *    chain skips the primary at once (the time saved is measured), probes it after a break, and
  *    closes when it has recovered. Transitions are read from a `CircuitBreaker` subscription.
- * 3. **A/B experiment**: a few hundred requests split between a control and a challenger, every
- *    answer scored by the judge model, and the summary with intervals and verdicts.
+ * 3. **A/B experiment**: a few hundred requests split between a control and a challenger (every
+ *    other user's answer streamed, as a chat window would show it), every answer scored by the
+ *    judge model, and the summary with intervals and verdicts.
  * 4. **Best-of-n**: three models answer the same question, the judge scores each, the best wins.
  * 5. **Deployments**: a logical model served by two deployments on two providers; the first one's
  *    rate limit fills and the calls spill over to the second; every call is priced, and a team's
@@ -235,6 +236,8 @@ export interface ExperimentReport {
   /** Requests answered, and failed (the error reached the caller, and was recorded). */
   readonly served: number
   readonly failed: number
+  /** Of the requests answered, those streamed (`Experiment.stream`, every other user). */
+  readonly streamed: number
   /** Answers the judge scored, and answers it could not score. */
   readonly scored: number
   readonly unscored: number
@@ -813,15 +816,35 @@ const experimentAct = (
           ? emit({ _tag: "Progress", section: "experiment", done: n, total: config.requests })
           : Effect.void
     )
-    // user-1 ... user-N, each keeping its variant (sticky); every answer goes to the judge.
+    // user-1 ... user-N, each keeping its variant (sticky); even users read their answer as a stream,
+    // chunk by chunk (recorded when it ends); every answer goes to the judge.
+    const answer = (prompt: string, user: number) => {
+      const request = ChatCompletion.prompt(prompt)
+      const key = `user-${user}`
+      if (user % 2 === 1) {
+        return Effect.map(
+          experiment.complete(request, { key }),
+          (served) => ({ callId: served.callId, text: ChatCompletion.text(served.completion), streamed: false })
+        )
+      }
+      return experiment.stream(request, { key }).pipe(
+        Effect.flatMap((served) =>
+          Effect.map(
+            Stream.runFold(served.stream, () => "", (text, chunk) => text + ChatCompletion.chunkText(chunk)),
+            (text) => ({ callId: served.callId, text, streamed: true })
+          )
+        ),
+        Effect.scoped
+      )
+    }
     const one = (user: number) => {
       const prompt = Story.orderPrompt(3000 + user)
-      return experiment.complete(ChatCompletion.prompt(prompt), { key: `user-${user}` }).pipe(
+      return answer(prompt, user).pipe(
         Effect.flatMap((served) =>
-          judge.score({ prompt, response: ChatCompletion.text(served.completion) }).pipe(
+          judge.score({ prompt, response: served.text }).pipe(
             Effect.flatMap((score) => experiment.score(served.callId, score.value)),
-            Effect.as("scored" as const),
-            Effect.orElseSucceed(() => "unscored" as const)
+            Effect.as(served.streamed ? "scored, streamed" as const : "scored" as const),
+            Effect.orElseSucceed(() => served.streamed ? "unscored, streamed" as const : "unscored" as const)
           )
         ),
         Effect.orElseSucceed(() => "failed" as const),
@@ -830,13 +853,15 @@ const experimentAct = (
     }
     const outcomes = yield* Effect.forEach(Arr.range(1, config.requests), one, { concurrency: config.concurrency })
     const summary = yield* experiment.summary
-    const count = (outcome: "scored" | "unscored" | "failed") => outcomes.filter((o) => o === outcome).length
+    const count = (outcome: "scored" | "unscored" | "failed") =>
+      outcomes.filter((o) => o === outcome || o === `${outcome}, streamed`).length
     const report: ExperimentReport = {
       section: "experiment",
       status: "ran",
       config,
       served: config.requests - count("failed"),
       failed: count("failed"),
+      streamed: outcomes.filter((o) => o.endsWith("streamed")).length,
       scored: count("scored"),
       unscored: count("unscored"),
       durationMs: yield* since(start),

@@ -170,6 +170,10 @@ describe("Tour.fake", () => {
       assert.strictEqual(summary.variants.reduce((sum, v) => sum + v.calls, 0), 100)
       assert.isTrue(summary.variants.every((v) => v.calls >= summary.minSamples))
       assert.strictEqual(experiment.served + experiment.failed, 100)
+      // every other user streams: 50 requests, each answered unless it failed
+      assert.isAbove(experiment.streamed, 0)
+      assert.isAtMost(experiment.streamed, 50)
+      assert.isAtLeast(experiment.streamed, 50 - experiment.failed)
       assert.strictEqual(summary.variants.reduce((sum, v) => sum + v.errors, 0), experiment.failed)
       assert.strictEqual(summary.variants.reduce((sum, v) => sum + v.score.count, 0), experiment.scored)
       assert.strictEqual(summary.comparisons.length, 1)
