@@ -78,7 +78,7 @@ export interface StreamAnswer {
   readonly model: string
   readonly deployment: string | undefined
   readonly attempts: number
-  /** Whether the stream is real, or a whole answer sent as chunks (experiments and best-of-n). */
+  /** Whether the stream is real, or a whole answer sent as chunks (best-of-n). */
   readonly incremental: boolean
 }
 
