@@ -375,9 +375,10 @@ ${keys()}`
   it.live("an experiment's deadline is the whole request's: a stream still running then ends with an error event", () =>
     quiet(Effect.gen(function*() {
       const { gateway } = yield* behind(
-        { slow: { reply: "one two three four five six", chunkDelay: "150 millis" } },
+        // six words 250 ms apart take 1.25 s; the first comes at once, well inside the deadline
+        { slow: { reply: "one two three four five six", chunkDelay: "250 millis" } },
         `  timed:
-    deadline: 400 millis
+    deadline: 600 millis
     experiment:
       variants: [{ name: only, model: slow, weight: 1 }]`
       )
