@@ -110,39 +110,50 @@ ${keys}`
 })
 
 describe("Gateway: client disconnects", () => {
-  it.live("a client leaving a stream cancels the provider's call at once", () =>
-    quiet(Effect.gen(function*() {
-      const fake = yield* FakeProvider.make({
-        models: {
-          slow: { reply: Array.from({ length: 200 }, (_, i) => `word${i}`).join(" "), chunkDelay: "100 millis" }
-        }
-      })
-      const gateway = yield* start(`providers:
+  const patterns = [
+    ["fallback chain", "{ fallback: [slow] }"],
+    ["experiment", "{ experiment: { variants: [{ name: only, model: slow, weight: 1 }] } }"]
+  ] as const
+  for (const [pattern, virtual] of patterns) {
+    it.live(`a client leaving a stream cancels the provider's call at once (${pattern})`, () =>
+      quiet(Effect.gen(function*() {
+        const fake = yield* FakeProvider.make({
+          models: {
+            slow: { reply: Array.from({ length: 200 }, (_, i) => `word${i}`).join(" "), chunkDelay: "100 millis" }
+          }
+        })
+        const gateway = yield* start(`providers:
   upstream:
     baseUrl: ${fake.url}
     models: [slow]
 models:
-  chat: { fallback: [slow] }
+  chat: ${virtual}
 ${keys}`)
-      const controller = new AbortController()
-      const first = yield* Effect.promise(async () => {
-        const response = await fetch(`${gateway.url}/v1/chat/completions`, {
-          method: "POST",
-          signal: controller.signal,
-          headers: { "content-type": "application/json", authorization: `Bearer ${gatewayKey}` },
-          body: JSON.stringify({ model: "chat", stream: true, messages: [{ role: "user", content: "Hi" }] })
+        const controller = new AbortController()
+        const first = yield* Effect.promise(async () => {
+          const response = await fetch(`${gateway.url}/v1/chat/completions`, {
+            method: "POST",
+            signal: controller.signal,
+            headers: { "content-type": "application/json", authorization: `Bearer ${gatewayKey}` },
+            body: JSON.stringify({ model: "chat", stream: true, messages: [{ role: "user", content: "Hi" }] })
+          })
+          const reader = response.body!.getReader()
+          const { value } = await reader.read()
+          return new TextDecoder().decode(value)
         })
-        const reader = response.body!.getReader()
-        const { value } = await reader.read()
-        return new TextDecoder().decode(value)
-      })
-      assert.include(first, "data: ")
-      assert.strictEqual(yield* fake.activeRequests, 1)
-      controller.abort()
-      // 200 chunks 100 ms apart would take 20 s: the provider's request ends long before
-      yield* waitFor("the provider's request to end", fake.activeRequests.pipe(Effect.map((n) => n === 0)), 2_000)
-      yield* waitFor("the gateway's request to end", gateway.inFlight.pipe(Effect.map((n) => n === 0)), 2_000)
-    })))
+        assert.include(first, "data: ")
+        assert.strictEqual(yield* fake.activeRequests, 1)
+        controller.abort()
+        // 200 chunks 100 ms apart would take 20 s: the provider's request ends long before
+        yield* waitFor("the provider's request to end", fake.activeRequests.pipe(Effect.map((n) => n === 0)), 2_000)
+        yield* waitFor("the gateway's request to end", gateway.inFlight.pipe(Effect.map((n) => n === 0)), 2_000)
+        if (pattern === "experiment") {
+          // the stream its reader left is no outcome of the model's
+          const [only] = (yield* gateway.status).models[0].experiment?.variants ?? []
+          assert.deepStrictEqual([only?.calls, only?.interrupted], [0, 1])
+        }
+      })))
+  }
 
   it.live("a client leaving a request that waits for a hanging provider cancels that call", () =>
     quiet(Effect.gen(function*() {
