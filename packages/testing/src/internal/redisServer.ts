@@ -31,7 +31,12 @@ const freePort = Effect.callback<number, RedisServer.RedisServerError>((resume) 
   })
 })
 
-/** One `PING` over a fresh connection: true on `+PONG`, false on anything else or no answer within a second. */
+const PING_WITHIN = Duration.seconds(1)
+
+/**
+ * One `PING` over a fresh connection: true on `+PONG`, false on anything else or no answer within
+ * `PING_WITHIN` (by the fiber's `Clock`; giving up interrupts the callback, which closes the socket).
+ */
 const ping = (port: number) =>
   Effect.callback<boolean>((resume) => {
     const socket = Net.connect({ host: "127.0.0.1", port })
@@ -39,12 +44,11 @@ const ping = (port: number) =>
       socket.destroy()
       resume(Effect.succeed(answer))
     }
-    socket.setTimeout(1000, () => done(false))
     socket.once("error", () => done(false))
     socket.once("connect", () => socket.write("PING\r\n"))
     socket.once("data", (data) => done(data.toString("utf8").startsWith("+PONG")))
     return Effect.sync(() => socket.destroy())
-  })
+  }).pipe(Effect.timeoutOrElse({ duration: PING_WITHIN, orElse: () => Effect.succeed(false) }))
 
 const exited = (child: ChildProcess) =>
   Effect.callback<void>((resume) => {
