@@ -272,8 +272,12 @@ export const recordHedge = (
   series.updateUnsafe(1, context)
 }
 
-/** Whether a line logged at `level` now would reach a logger; when not, it need not be built. */
-const logs = (fiber: Fiber.Fiber<unknown, unknown>, level: LogLevel.LogLevel): boolean =>
+/**
+ * Whether a line logged at `level` now would reach a logger; when not, it need not be built.
+ *
+ * @internal
+ */
+export const logsAt = (fiber: Fiber.Fiber<unknown, unknown>, level: LogLevel.LogLevel): boolean =>
   !LogLevel.isGreaterThan(fiber.getRef(References.MinimumLogLevel), level) &&
   fiber.getRef(References.CurrentLoggers).size > 0
 
@@ -302,17 +306,6 @@ export const attempt = (options: {
     () => ({ "llm.pattern": options.pattern, "llm.model": options.model, ...options.attributes }),
     undefined
   )
-
-const attemptSpanNames = new Map<string, string>()
-
-const attemptSpanName = (pattern: string): string => {
-  let name = attemptSpanNames.get(pattern)
-  if (name === undefined) {
-    name = `resilient-llm.${pattern}.attempt`
-    if (attemptSpanNames.size < maxCachedSeries) attemptSpanNames.set(pattern, name)
-  }
-  return name
-}
 
 /**
  * The context an attempt or a pattern runs in: its span as the parent of the spans inside it, its
@@ -394,7 +387,7 @@ export const observeAttempt = <A, E, R>(
       if (outer !== undefined) AttemptDetails.merge(outer, details)
       recordMetrics(fiber.context, model, pattern, outcome, latencyMs, usage)
       const succeeded = outcome === "success"
-      if (annotations === undefined || !logs(fiber, succeeded ? "Info" : "Warn")) return undefined
+      if (annotations === undefined || !logsAt(fiber, succeeded ? "Info" : "Warn")) return undefined
       logNow(
         fiber,
         succeeded ? "Info" : "Warn",
@@ -413,7 +406,7 @@ export const observeAttempt = <A, E, R>(
         (context: Context.Context<R>) => enter(context, span, annotations, details)
       )
     if (!tracing(fiber)) return run(undefined)
-    return Effect.useSpan(attemptSpanName(pattern), { attributes: attributes() }, run)
+    return Effect.useSpan(`resilient-llm.${pattern}.attempt`, { attributes: attributes() }, run)
   })
 
 /**
@@ -490,23 +483,6 @@ export const logNow = (
     fiber.setContext(previous)
   }
 }
-
-/**
- * The span of the pattern or attempt the fiber is in, when it is a live span of this process.
- *
- * @internal
- */
-export const currentSpan = (fiber: Fiber.Fiber<unknown, unknown>): Tracer.Span | undefined => {
-  const span = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
-  return span !== undefined && span._tag === "Span" && span.status._tag !== "Ended" ? span : undefined
-}
-
-/**
- * Whether a line logged at `level` now would reach a logger.
- *
- * @internal
- */
-export const logsAt = (fiber: Fiber.Fiber<unknown, unknown>, level: LogLevel.LogLevel): boolean => logs(fiber, level)
 
 /**
  * One model's figures in a `snapshot`.

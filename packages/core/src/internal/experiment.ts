@@ -178,8 +178,12 @@ export const make = (
             costUsd,
             outcome,
             // a provider's usage is not trusted blindly: a count no real call has is left out
-            inputTokens: Option.isSome(tokens) && isTokenCount(tokens.value.input) ? tokens.value.input : undefined,
-            outputTokens: Option.isSome(tokens) && isTokenCount(tokens.value.output) ? tokens.value.output : undefined
+            inputTokens: Option.isSome(tokens) && ChatCompletion.isTokenCount(tokens.value.input)
+              ? tokens.value.input
+              : undefined,
+            outputTokens: Option.isSome(tokens) && ChatCompletion.isTokenCount(tokens.value.output)
+              ? tokens.value.output
+              : undefined
           },
           u,
           !call.shadow
@@ -441,10 +445,10 @@ const invalidField = (
   if (!(Number.isFinite(call.latencyMs) && call.latencyMs >= 0)) {
     return { field: "latencyMs", value: call.latencyMs, expected: "a finite number of milliseconds, at least 0" }
   }
-  if (call.inputTokens !== undefined && !isTokenCount(call.inputTokens)) {
+  if (call.inputTokens !== undefined && !ChatCompletion.isTokenCount(call.inputTokens)) {
     return { field: "inputTokens", value: call.inputTokens, expected: "a whole number, at least 0" }
   }
-  if (call.outputTokens !== undefined && !isTokenCount(call.outputTokens)) {
+  if (call.outputTokens !== undefined && !ChatCompletion.isTokenCount(call.outputTokens)) {
     return { field: "outputTokens", value: call.outputTokens, expected: "a whole number, at least 0" }
   }
   if (call.costUsd !== undefined && !isCost(call.costUsd)) {
@@ -460,7 +464,6 @@ const invalidField = (
 }
 
 /** A token count a provider could have reported. */
-const isTokenCount = (n: number): boolean => Number.isSafeInteger(n) && n >= 0
 
 /** A cost a call could have had. */
 const isCost = (n: number): boolean => Number.isFinite(n) && n >= 0

@@ -124,7 +124,6 @@ export const effects = <A, Err, R>(
  */
 export interface Config<Err> {
   readonly shouldFallback: (error: Err) => boolean
-  readonly timeout: Duration.Duration | undefined
   readonly deadline: Duration.Duration | undefined
   readonly idleTimeout: Duration.Duration | undefined
   readonly retry: retry.Config<Err> | undefined
@@ -189,7 +188,6 @@ export const check = <Err>(
   if (typeof hedge === "string") return hedge
   return {
     shouldFallback: given.shouldFallback ?? LlmError.isFallbackable,
-    timeout,
     deadline,
     idleTimeout,
     retry: retryConfig,
@@ -263,9 +261,11 @@ class ChainRun<B, A, E, R, F> {
     return { value, model, deployment: served?.deployment, attempts: this.attempts }
   }
 
-  /** Adds one attempt to the report. */
+  /**
+   * Adds one attempt to the report: a failure when it has an error, else a success, or a try
+   * another model's answer cancelled.
+   */
   private push(
-    outcome: "success" | "failure" | "cancelled",
     model: string,
     deployment: string | undefined,
     retry: number,
@@ -273,13 +273,24 @@ class ChainRun<B, A, E, R, F> {
     durationMs: number,
     costUsd: number | undefined,
     hedge: boolean,
-    error: Fallback.AttemptError<E> | undefined
+    error: Fallback.AttemptError<E> | undefined,
+    cancelled = false
   ): void {
     // every attempt has every field, in the same order (one shape for V8)
-    if (outcome === "failure" && error !== undefined) {
-      this.attempts.push({ outcome, model, deployment, retry, startedAt, durationMs, costUsd, hedge, error })
-    } else if (outcome === "cancelled") {
-      this.attempts.push({ outcome, model, deployment, retry, startedAt, durationMs, costUsd, hedge, error: undefined })
+    if (cancelled) {
+      this.attempts.push({
+        outcome: "cancelled",
+        model,
+        deployment,
+        retry,
+        startedAt,
+        durationMs,
+        costUsd,
+        hedge,
+        error: undefined
+      })
+    } else if (error !== undefined) {
+      this.attempts.push({ outcome: "failure", model, deployment, retry, startedAt, durationMs, costUsd, hedge, error })
     } else {
       this.attempts.push({
         outcome: "success",
@@ -314,7 +325,7 @@ class ChainRun<B, A, E, R, F> {
         // and the tries a hedged chain cancels because another model served.
         if (attempt !== undefined && attempt.cancelled && Cause.hasInterruptsOnly(exit.cause)) {
           const costUsd = AttemptDetails.costOf(details)
-          this.push("cancelled", model, details.current, retryNumber, start, now - start, costUsd, hedge, undefined)
+          this.push(model, details.current, retryNumber, start, now - start, costUsd, hedge, undefined, true)
         }
         return
       }
@@ -322,22 +333,15 @@ class ChainRun<B, A, E, R, F> {
     }
     const hops = details.hops
     const hopsAsAttempts = this.kind.hopsAsAttempts
-    if (hops.length === 0) {
-      const costUsd = hopsAsAttempts === undefined ? AttemptDetails.costOf(details) : undefined
-      this.settled(model, details.current, retryNumber, start, now - start, costUsd, hedge, error)
-      return
-    }
-    const last = hops[hops.length - 1]
+    const last = hops.length === 0 ? undefined : hops[hops.length - 1]
     // the last deployment's call is this attempt's outcome when it answered (the answer may
     // still be rejected above it) or failed with the very error the attempt failed with
-    const merged = last.outcome === "success" || last.error === error ? last : undefined
+    const merged = last !== undefined && (last.outcome === "success" || last.error === error) ? last : undefined
     if (hopsAsAttempts !== undefined) {
       const before = merged === undefined ? hops.length : hops.length - 1
       for (let i = 0; i < before; i++) {
         const hop = hops[i]
-        const hopError = hop.error === undefined ? undefined : hopsAsAttempts(hop.error)
         this.push(
-          hopError === undefined ? "success" : "failure",
           model,
           hop.deployment,
           retryNumber,
@@ -345,7 +349,7 @@ class ChainRun<B, A, E, R, F> {
           hop.durationMs,
           hop.costUsd,
           hedge,
-          hopError
+          hop.error === undefined ? undefined : hopsAsAttempts(hop.error)
         )
       }
     }
@@ -371,12 +375,8 @@ class ChainRun<B, A, E, R, F> {
     hedge: boolean,
     error: Fallback.AttemptError<E> | undefined
   ): void {
-    if (error !== undefined) {
-      this.push("failure", model, deployment, retry, startedAt, durationMs, costUsd, hedge, error)
-      return
-    }
-    this.push("success", model, deployment, retry, startedAt, durationMs, costUsd, hedge, undefined)
-    this.config.hedge?.observe(model, durationMs)
+    this.push(model, deployment, retry, startedAt, durationMs, costUsd, hedge, error)
+    if (error === undefined) this.config.hedge?.observe(model, durationMs)
   }
 
   /** One attempt at `model`: bounded by its time limit, observed, guarded by the breaker, reported. */
