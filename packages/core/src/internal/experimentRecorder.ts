@@ -219,6 +219,15 @@ export class Recorder {
 
   /** The sampled calls of every variant, variant by variant, each in the order they were recorded. */
   sample(): ReadonlyArray<CallRecord> {
-    return this.variants.flatMap((state) => [...state.reservoir].sort((a, b) => a.seq - b.seq))
+    return sampleOf(this.variants)
   }
 }
+
+/**
+ * The sampled calls of `variants`, variant by variant, each in the order they were recorded: a
+ * recorder's, or a shared store's as read back.
+ *
+ * @internal
+ */
+export const sampleOf = (variants: ReadonlyArray<VariantState>): ReadonlyArray<CallRecord> =>
+  variants.flatMap((state) => [...state.reservoir].sort((a, b) => a.seq - b.seq))

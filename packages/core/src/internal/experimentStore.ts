@@ -24,6 +24,7 @@ import {
   MAX_OUTCOMES,
   OTHER_OUTCOME,
   Recorder,
+  sampleOf,
   type ScoreResult,
   type VariantState
 } from "./experimentRecorder.js"
@@ -299,8 +300,22 @@ const parseItem = (item: string, scores: Map<string, string>): CallRecord | unde
   }
 }
 
+// One count up and the hash's idle expiry, in one round trip and one step.
+const incrementScript = Redis.script(
+  (key: string, field: string, idleMillis: number) => [key, field, idleMillis],
+  {
+    numberOfKeys: 1,
+    lua: `
+redis.call("HINCRBY", KEYS[1], ARGV[1], 1)
+redis.call("PEXPIRE", KEYS[1], ARGV[2])
+return 1
+`
+  }
+).withReturnType<number>()
+
 /** @internal */
 export const redis = (client: Redis.Redis["Service"], guard: Guard): Store => {
+  const incrementBy = client.eval(incrementScript)
   const record = client.eval(recordScript)
   const score = client.eval(scoreScript)
   const read = client.eval(readScript)
@@ -314,8 +329,7 @@ export const redis = (client: Redis.Redis["Service"], guard: Guard): Store => {
         const scores = `${base}scores`
         const window = `${base}window`
         const pending = `${base}pending`
-        const local = new Recorder(config.name, config.variants, config.sampleSize, config.scoreWindow)
-        const localLog = memoryLog(local)
+        const localLog = yield* memory.open(config)
         // call ids name the instance, so that instances sharing the experiment never issue the same one
         const instance = (yield* Random.nextIntBetween(0, 36 ** 6)).toString(36).padStart(6, "0")
         let calls = 0
@@ -331,11 +345,7 @@ export const redis = (client: Redis.Redis["Service"], guard: Guard): Store => {
             guard.run(operation, Effect.asVoid(remote), guard.enqueue(operation, remote))
           )
 
-        const increment = (key: string, field: string) =>
-          Effect.andThen(
-            client.send("HINCRBY", key, field, "1"),
-            client.send("PEXPIRE", key, String(idle))
-          )
+        const increment = (key: string, field: string) => incrementBy(key, field, idle)
 
         const log: Log = {
           nextCallId: () => `${config.name}-${instance}-${++calls}`,
@@ -449,12 +459,7 @@ export const redis = (client: Redis.Redis["Service"], guard: Guard): Store => {
             ),
             localLog.snapshot
           ),
-          sample: Effect.suspend(() =>
-            Effect.map(
-              log.snapshot,
-              ({ variants }) => variants.flatMap((state) => [...state.reservoir].sort((a, b) => a.seq - b.seq))
-            )
-          ),
+          sample: Effect.suspend(() => Effect.map(log.snapshot, ({ variants }) => sampleOf(variants))),
           size: guard.run(
             "experiment.size",
             Effect.map(
