@@ -124,6 +124,10 @@ const untraced = (): boolean => true
 const isJsonContentType = (value: string | undefined): boolean =>
   value !== undefined && /^\s*application\/([\w.+-]+\+)?json\b/i.test(value)
 
+/** The provider's error in a body's text: its JSON error object, or the text itself. */
+const providerErrorOf = (text: string): Errors.ProviderError =>
+  Result.match(parseJson(text), { onFailure: () => Errors.fromText(text), onSuccess: Errors.readProviderError })
+
 /**
  * The service for one endpoint. `httpClient` is the caller's client (with its own
  * `transformClient` applied); every request runs in its own scope, tied to the request with
@@ -367,11 +371,7 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
         : Effect.succeed(undefined),
       (bytes) => {
         const text = bytes === undefined ? "" : new TextDecoder().decode(bytes)
-        const error = Result.match(parseJson(text), {
-          onFailure: () => Errors.fromText(text),
-          onSuccess: Errors.readProviderError
-        })
-        return classifyAt(model, response, error, { status: response.status })
+        return classifyAt(model, response, providerErrorOf(text), { status: response.status })
       }
     )
 
@@ -401,6 +401,24 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
       )
     )
 
+  /**
+   * Sends the request and hands over a response to read as an answer. Anything else fails here,
+   * mapped: a redirect, a 204 or 205, a compressed body, an error status (its body classified).
+   */
+  const respond = (
+    model: string,
+    request: HttpClientRequest.HttpClientRequest,
+    progress: Progress
+  ): Effect.Effect<HttpClientResponse.HttpClientResponse, LlmError.LlmError, Scope.Scope> =>
+    Effect.flatMap(execute(model, request), (response) => {
+      progress.headers()
+      const refused = unusableResponse(model, response)
+      if (refused !== undefined) return Effect.fail(refused)
+      return isSuccess(response.status)
+        ? Effect.succeed(response)
+        : Effect.flip(statusFailure(model, response, progress))
+    })
+
   const createScoped = Effect.fnUntraced(
     function*(request: ChatCompletion.ChatRequest, progress: Progress): Effect.fn.Return<
       ChatCompletion.ChatCompletion,
@@ -409,11 +427,7 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
     > {
       const model = request.model
       const body = yield* encodeBody(request, false)
-      const response = yield* execute(model, buildRequest(body, "application/json"))
-      progress.headers()
-      const refused = unusableResponse(model, response)
-      if (refused !== undefined) return yield* Effect.fail(refused)
-      if (!isSuccess(response.status)) return yield* Effect.flip(statusFailure(model, response, progress))
+      const response = yield* respond(model, buildRequest(body, "application/json"), progress)
       const json = yield* readJson(model, response, progress)
       if (Errors.isErrorEnvelope(json)) {
         return yield* Effect.flip(
@@ -482,11 +496,7 @@ export const make = (endpoint: Endpoint, httpClient: HttpClient.HttpClient): Cha
     const model = request.model
     const body = yield* encodeBody(request, true)
     yield* takeConnection
-    const response = yield* execute(model, buildRequest(body, "text/event-stream"))
-    progress.headers()
-    const refused = unusableResponse(model, response)
-    if (refused !== undefined) return yield* Effect.fail(refused)
-    if (!isSuccess(response.status)) return yield* Effect.flip(statusFailure(model, response, progress))
+    const response = yield* respond(model, buildRequest(body, "text/event-stream"), progress)
     if (isJsonContentType(response.headers["content-type"])) {
       // Asked for a stream, got JSON: an error object is mapped; anything else is not a stream.
       const json = yield* readJson(model, response, progress)
@@ -596,14 +606,8 @@ export const decodeEventStream = (
             case "Invalid":
               return { chunks, end: Effect.succeed(decodeFailure(frame.detail)) }
             case "Data": {
+              if (frame.event === "error") return { chunks, end: options.onErrorEvent(providerErrorOf(frame.data)) }
               const parsed = parseJson(frame.data)
-              if (frame.event === "error") {
-                const error = Result.match(parsed, {
-                  onFailure: () => Errors.fromText(frame.data),
-                  onSuccess: Errors.readProviderError
-                })
-                return { chunks, end: options.onErrorEvent(error) }
-              }
               if (Result.isFailure(parsed)) {
                 return { chunks, end: Effect.succeed(decodeFailure(`an event's data ${parsed.failure}`)) }
               }

@@ -9,19 +9,15 @@ import * as Duration from "effect/Duration"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Result from "effect/Result"
+import type * as OpenAiCompatible from "../OpenAiCompatible.js"
 
 /**
+ * What `resolveEndpoint` reads: the client's options but its `transformClient`, which applies to
+ * the `HttpClient`, not to the endpoint.
+ *
  * @internal
  */
-export interface EndpointOptions {
-  readonly baseUrl: string
-  readonly apiKey?: Redacted.Redacted<string> | undefined
-  readonly headers?: Readonly<Record<string, string | Redacted.Redacted<string>>> | undefined
-  readonly maxResponseBytes?: number | undefined
-  readonly timeout?: Duration.Input | undefined
-  readonly idleTimeout?: Duration.Input | undefined
-  readonly maxConnections?: number | undefined
-}
+export type EndpointOptions = Omit<OpenAiCompatible.Options, "transformClient">
 
 /**
  * @internal
@@ -230,12 +226,8 @@ const positiveDuration = (
   fallback: Duration.Duration
 ): Duration.Duration | undefined => {
   if (input === undefined) return fallback
-  let decoded: Option.Option<Duration.Duration>
-  try {
-    decoded = Duration.fromInput(input)
-  } catch {
-    return undefined
-  }
+  // `fromInput` never throws: an input that is no duration is `None`
+  const decoded = Duration.fromInput(input)
   if (Option.isNone(decoded) || (typeof input === "number" && Number.isNaN(input))) return undefined
   return Duration.isGreaterThan(decoded.value, Duration.zero) ? decoded.value : undefined
 }

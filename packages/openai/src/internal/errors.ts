@@ -34,18 +34,21 @@ const redactedMark = "<redacted>"
 export const secretFragmentLength = 8
 
 const fragmentsCache = new WeakMap<ReadonlyArray<Redacted.Redacted<string>>, ReadonlySet<string>>()
+const lowerCaseFragmentsCache = new WeakMap<ReadonlyArray<Redacted.Redacted<string>>, ReadonlySet<string>>()
 
-const fragmentsOf = (secrets: ReadonlyArray<Redacted.Redacted<string>>): ReadonlySet<string> => {
-  const cached = fragmentsCache.get(secrets)
+/** Every `secretFragmentLength` characters of each secret, as written or lower-cased. */
+const fragmentsOf = (secrets: ReadonlyArray<Redacted.Redacted<string>>, lowerCase = false): ReadonlySet<string> => {
+  const cache = lowerCase ? lowerCaseFragmentsCache : fragmentsCache
+  const cached = cache.get(secrets)
   if (cached !== undefined) return cached
   const fragments = new Set<string>()
   for (const secret of secrets) {
-    const value = Redacted.value(secret)
+    const value = lowerCase ? Redacted.value(secret).toLowerCase() : Redacted.value(secret)
     for (let i = 0; i + secretFragmentLength <= value.length; i++) {
       fragments.add(value.slice(i, i + secretFragmentLength))
     }
   }
-  fragmentsCache.set(secrets, fragments)
+  cache.set(secrets, fragments)
   return fragments
 }
 
@@ -471,7 +474,7 @@ const originOf = (
   // opaque origins (`data:`, `about:`) read "null": they name no place
   if (url.origin === "null") return Option.none()
   // A host is lower-cased by the URL parser, so a key echoed into it is looked for in any case.
-  return Option.some(mentionsSecret(url.host, secrets) ? `${url.protocol}//<redacted>` : url.origin)
+  return Option.some(mentionsSecret(url.host, secrets) ? `${url.protocol}//${redactedMark}` : url.origin)
 }
 
 /**
@@ -479,13 +482,5 @@ const originOf = (
  *
  * @internal
  */
-export const mentionsSecret = (text: string, secrets: ReadonlyArray<Redacted.Redacted<string>>): boolean => {
-  const lower = text.toLowerCase()
-  for (const secret of secrets) {
-    const value = Redacted.value(secret).toLowerCase()
-    for (let i = 0; i + secretFragmentLength <= value.length; i++) {
-      if (lower.includes(value.slice(i, i + secretFragmentLength))) return true
-    }
-  }
-  return false
-}
+const mentionsSecret = (text: string, secrets: ReadonlyArray<Redacted.Redacted<string>>): boolean =>
+  sharesFragment(text.toLowerCase(), fragmentsOf(secrets, true))
