@@ -166,17 +166,20 @@ export interface Logical {
   readonly deployments: ReadonlyArray<ResolvedDeployment>
 }
 
-/** Every logical model name the virtual models of a configuration call, in order, without repeats. */
-export const calledModels = (config: GatewayConfig.Config): ReadonlyArray<string> => {
+/** The logical models one virtual model calls (its pattern's models, a judge), in order, without repeats. */
+export const calledBy = (model: GatewayConfig.VirtualModel): ReadonlyArray<string> => {
   const names = new Set<string>()
-  for (const model of Object.values(config.models)) {
-    for (const name of model.fallback ?? []) names.add(name)
-    for (const variant of model.experiment?.variants ?? []) names.add(variant.model)
-    for (const name of model.bestOfN?.models ?? []) names.add(name)
-    if (model.bestOfN !== undefined) names.add(model.bestOfN.judge.model)
-  }
+  for (const name of model.fallback ?? []) names.add(name)
+  for (const variant of model.experiment?.variants ?? []) names.add(variant.model)
+  for (const name of model.bestOfN?.models ?? []) names.add(name)
+  if (model.bestOfN !== undefined) names.add(model.bestOfN.judge.model)
   return [...names]
 }
+
+/** Every logical model name the virtual models of a configuration call, in order, without repeats. */
+const calledModels = (config: GatewayConfig.Config): ReadonlyArray<string> => [
+  ...new Set(Object.values(config.models).flatMap(calledBy))
+]
 
 /**
  * The logical models a configuration runs: every one declared under `deployments`, and every name
@@ -213,7 +216,12 @@ export const logicalModels = (config: GatewayConfig.Config): ReadonlyArray<Logic
       path: ["providers", provider[0]],
       options: {},
       breaker: config.breaker,
-      deployments: [{ deployment, name: `${provider[0]}/${name}`, model: name, path: ["providers", provider[0]] }]
+      deployments: [{
+        deployment,
+        name: deploymentName(name, deployment),
+        model: name,
+        path: ["providers", provider[0]]
+      }]
     })
   }
   return logical

@@ -183,7 +183,7 @@ export const make = (
           return yield* buildGeneration(current.id + 1, config, text)
         }))
         if (Exit.isFailure(outcome)) {
-          Metrics.withLabels(Metrics.reloads, { result: "rejected" }).updateUnsafe(1, context)
+          Metrics.reloadsWith({ result: "rejected" }).updateUnsafe(1, context)
           const error = Cause.findErrorOption(outcome.cause)
           if (error._tag === "Some") {
             yield* Effect.logError(
@@ -195,7 +195,7 @@ export const make = (
         const previous = current
         current = outcome.value
         previous.retired = true
-        yield* Metric.update(Metrics.withLabels(Metrics.reloads, { result: "applied" }), 1)
+        yield* Metric.update(Metrics.reloadsWith({ result: "applied" }), 1)
         yield* Effect.logInfo(`configuration applied: generation ${current.id}`).pipe(
           Effect.annotateLogs({ "gateway.generation": current.id })
         )
@@ -258,8 +258,8 @@ export const make = (
 
     const recordRequest = (virtual: string, key: string, status: number, startedMs: number) => {
       const latency = clock.currentTimeMillisUnsafe() - startedMs
-      Metrics.withLabels(Metrics.requests, { model: virtual, key, status: String(status) }).updateUnsafe(1, context)
-      Metrics.withLabels(Metrics.duration, { model: virtual }).updateUnsafe(latency, context)
+      Metrics.requestsWith({ model: virtual, key, status: String(status) }).updateUnsafe(1, context)
+      Metrics.durationWith({ model: virtual }).updateUnsafe(latency, context)
       history.record(virtual, latency, status === 429 || status >= 500)
     }
 
@@ -271,7 +271,7 @@ export const make = (
       tally: Accounting.Tally
     ): Effect.Effect<void> => {
       if (tally.priced > 0) {
-        Metrics.withLabels(Metrics.cost, { model: virtual, key }).updateUnsafe(tally.costUsd, context)
+        Metrics.costWith({ model: virtual, key }).updateUnsafe(tally.costUsd, context)
         history.addCost(virtual, tally.costUsd)
       }
       return Accounting.settle(admission, tally)

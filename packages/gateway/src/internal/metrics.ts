@@ -11,9 +11,11 @@ export const requests = Metric.counter("resilient_llm_gateway_requests_total", {
   incremental: true
 })
 
+const durationBoundaries = Metric.exponentialBoundaries({ start: 1, factor: 2, count: 18 })
+
 /** @internal */
 export const duration = Metric.histogram("resilient_llm_gateway_request_duration_ms", {
-  boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 18 }),
+  boundaries: durationBoundaries,
   description: "Gateway chat request latency in milliseconds (streams: to the first chunk), by virtual model"
 })
 
@@ -34,20 +36,46 @@ export const reloads = Metric.counter("resilient_llm_gateway_reloads_total", {
   incremental: true
 })
 
-// One labelled metric per label set, reused: `withAttributes` recomputes a series key per new
-// wrapper, and the label sets here are few (virtual models × keys × statuses).
+// One metric per label set, built with its labels as attributes and reused, as the library builds
+// its own series: `Metric.withAttributes` would put the labels in a new context and serialize the
+// series key again on every update. The label sets are few (virtual models × keys × statuses).
 const labelled = new Map<string, Metric.Metric<number, unknown>>()
 
-/** @internal */
-export const withLabels = <State>(
-  metric: Metric.Metric<number, State>,
-  labels: Readonly<Record<string, string>>
+const seriesOf = (
+  id: string,
+  labels: Readonly<Record<string, string>>,
+  make: (attributes: Readonly<Record<string, string>>) => Metric.Metric<number, unknown>
 ): Metric.Metric<number, unknown> => {
-  let id = metric.id
-  for (const key in labels) id += `\u0000${key}\u0000${labels[key]}`
-  const cached = labelled.get(id)
+  let key = id
+  for (const name in labels) key += `\u0000${name}\u0000${labels[name]}`
+  const cached = labelled.get(key)
   if (cached !== undefined) return cached
-  const made = Metric.withAttributes(metric, labels)
-  if (labelled.size < 4096) labelled.set(id, made)
+  const made = make(labels)
+  if (labelled.size < 4096) labelled.set(key, made)
   return made
 }
+
+const labelledCounter = (metric: typeof requests) => (labels: Readonly<Record<string, string>>) =>
+  seriesOf(
+    metric.id,
+    labels,
+    (attributes) => Metric.counter(metric.id, { description: metric.description, incremental: true, attributes })
+  )
+
+/** `requests`, by virtual model, key and status. @internal */
+export const requestsWith = labelledCounter(requests)
+
+/** `cost`, by virtual model and key. @internal */
+export const costWith = labelledCounter(cost)
+
+/** `reloads`, by result. @internal */
+export const reloadsWith = labelledCounter(reloads)
+
+/** `duration`, by virtual model. @internal */
+export const durationWith = (labels: Readonly<Record<string, string>>): Metric.Metric<number, unknown> =>
+  seriesOf(duration.id, labels, (attributes) =>
+    Metric.histogram(duration.id, {
+      boundaries: durationBoundaries,
+      description: duration.description,
+      attributes
+    }))

@@ -593,14 +593,7 @@ const buildRoutes = (
     for (const [name, model] of Object.entries(config.models)) {
       const retry = model.retry === undefined || model.retry === false ? undefined : retryOptions(model.retry)
       const client = recorded(shared.history, name, deployments)
-      const called = [
-        ...new Set([
-          ...(model.fallback ?? []),
-          ...(model.experiment?.variants.map((v) => v.model) ?? []),
-          ...(model.bestOfN?.models ?? []),
-          ...(model.bestOfN === undefined ? [] : [model.bestOfN.judge.model])
-        ])
-      ]
+      const called = ConfigInternal.calledBy(model)
       const prices = called.flatMap((logical) =>
         (logicals.get(logical)?.deployments ?? []).flatMap((d) =>
           d.deployment.price === undefined ? [] : [d.deployment.price]

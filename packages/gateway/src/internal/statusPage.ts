@@ -9,6 +9,7 @@
  *
  * @internal
  */
+import * as Cost from "@resilient-llm/core/Cost"
 import type * as Experiment from "@resilient-llm/core/Experiment"
 import type * as Gateway from "../Gateway.js"
 import type { Point, TransitionRecord } from "./history.js"
@@ -19,7 +20,7 @@ const escape = (text: string): string =>
 const fixed = (n: number | undefined, digits = 0): string =>
   n === undefined || !Number.isFinite(n) ? "–" : n.toFixed(digits)
 const percent = (n: number | undefined): string => n === undefined ? "–" : `${(n * 100).toFixed(1)}%`
-const usd = (n: number): string => n === 0 ? "–" : `$${n.toFixed(n < 0.01 ? 6 : n < 1 ? 4 : 2)}`
+const usd = (n: number): string => n === 0 ? "–" : Cost.format(n)
 const time = (ms: number): string => new Date(ms).toISOString().slice(11, 19)
 
 /** Circuit colours, also used by the tests to find the strips in a screenshot. */
