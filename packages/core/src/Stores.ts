@@ -175,3 +175,19 @@ export const layerRedis = (
       Context.add(CircuitBreaker.CurrentStore, CircuitStore.redis(redis, guard))
     )
   }))
+
+/**
+ * A Redis URL as it may be shown in a log line, an error or a report: a password in it (with or
+ * without a user name) is replaced by `***`, the rest kept.
+ *
+ * @example
+ * ```ts
+ * import { Stores } from "@resilient-llm/core"
+ *
+ * Stores.redactUrl("redis://app:hunter2@cache:6379/0") // "redis://app:***@cache:6379/0"
+ * ```
+ *
+ * @since 0.2.0
+ * @category utils
+ */
+export const redactUrl = (url: string): string => url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@")

@@ -1,4 +1,4 @@
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe, it, layer } from "@effect/vitest"
 import { Budget, ChatCompletion, Experiment, RateLimit, Stores } from "@resilient-llm/core"
 import { RedisServer, TestChatClient, TestLogs } from "@resilient-llm/testing"
 import { Context, Effect, Fiber, Layer, Metric, Option, Tracer } from "effect"
@@ -294,5 +294,13 @@ describe("Stores.layerRedis options", () => {
           assert.strictEqual(error._tag, "StoreConfigError", JSON.stringify(options))
         }
       }))
+  })
+})
+
+describe("Stores.redactUrl", () => {
+  it("never shows a password of the URL", () => {
+    assert.strictEqual(Stores.redactUrl("redis://user:hunter2@cache:6379/0"), "redis://user:***@cache:6379/0")
+    assert.strictEqual(Stores.redactUrl("redis://:hunter2@cache:6379"), "redis://:***@cache:6379")
+    assert.strictEqual(Stores.redactUrl("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379")
   })
 })

@@ -55,9 +55,6 @@ const failing = "primary"
 const answering = "steady"
 const apiKey = "sk-fake-shared-demo"
 
-/** The URL as it may be shown: a password in it is replaced. */
-export const shownUrl = (url: string): string => url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@")
-
 /** One instance: its own stores over its own connection, its own breaker, its own client. */
 const instance = (url: string, prefix: string, baseUrl: string) =>
   Layer.build(
@@ -153,7 +150,7 @@ export const run = (
     const calls = (summary: Experiment.Summary) => summary.variants.reduce((n, v) => n + v.calls, 0)
 
     return {
-      redis: shownUrl(url),
+      redis: Stores.redactUrl(url),
       prefix,
       breaker,
       budget: {

@@ -32,10 +32,4 @@ describe("the shared act (pnpm demo --redis URL)", () => {
       ),
     { timeout: 60_000 }
   )
-
-  it("never shows a password of the URL", () => {
-    assert.strictEqual(Shared.shownUrl("redis://user:hunter2@cache:6379/0"), "redis://user:***@cache:6379/0")
-    assert.strictEqual(Shared.shownUrl("redis://:hunter2@cache:6379"), "redis://:***@cache:6379")
-    assert.strictEqual(Shared.shownUrl("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379")
-  })
 })

@@ -163,9 +163,6 @@ export interface StoreUnreachable {
   readonly detail: string
 }
 
-/** The URL as it may be shown: its password hidden. */
-const shownRedisUrl = (url: string): string => url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@")
-
 /** The stores of a configuration's `redis` entry (read at start only), or memory without one. */
 export const makeStores = (
   redis: GatewayConfig.RedisStore | undefined
@@ -193,7 +190,7 @@ export const makeStores = (
           Effect.fail<StoreUnreachable>({
             _tag: "StoreUnreachable",
             detail: scrub(
-              `cannot reach Redis at ${shownRedisUrl(url)}: ${
+              `cannot reach Redis at ${CoreStores.redactUrl(url)}: ${
                 error.cause instanceof Error ? error.cause.message : String(error.cause)
               }`
             )
