@@ -11,6 +11,16 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 
+/** The servers of `gatewayStackServer.ts`, lightest first (`gateway:stacks` runs the gateway after them). */
+export const stackNames = [
+  "node-echo",
+  "effect-echo",
+  "node-proxy",
+  "effect-client",
+  "effect-fallback",
+  "effect-chain"
+] as const
+
 /** The gateway key the benchmarks send. */
 export const gatewayKey = "sk-bench-gateway"
 

@@ -25,8 +25,7 @@ import * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as Http from "node:http"
 import { Agent, request } from "undici"
-
-const stacks = ["node-echo", "effect-echo", "node-proxy", "effect-client", "effect-fallback", "effect-chain"]
+import { stackNames } from "./gatewayProcess.js"
 
 const stack = process.argv[2]
 const providerUrl = process.argv[3] ?? ""
@@ -133,6 +132,6 @@ switch (stack) {
     Effect.runFork(effectServer(stack))
     break
   default:
-    process.stderr.write(`unknown stack ${stack}; known: ${stacks.join(", ")}\n`)
+    process.stderr.write(`unknown stack ${stack}; known: ${stackNames.join(", ")}\n`)
     process.exit(2)
 }

@@ -20,7 +20,7 @@ import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { Agent, request } from "undici"
 import { childExecArgv, gatewayBin } from "./build.js"
-import { gatewayKey, packageDir, type Running, startServer } from "./gatewayProcess.js"
+import { gatewayKey, packageDir, type Running, stackNames, startServer } from "./gatewayProcess.js"
 import { startLoopbackServer } from "./loopback.js"
 import { quantile } from "./measure.js"
 
@@ -38,8 +38,6 @@ const { values } = parseArgs({
   }
 })
 
-/** The servers of `gatewayStackServer.ts`, lightest first; the gateway comes last. */
-const stacks = ["node-echo", "effect-echo", "node-proxy", "effect-client", "effect-fallback", "effect-chain"]
 const stackServer = fileURLToPath(new URL("./gatewayStackServer.ts", import.meta.url))
 const ticksPerSecond = 100
 
@@ -100,7 +98,7 @@ const topSelf = (path: string, top: number): string => {
 }
 
 const names = [
-  ...(values.only === undefined ? [...stacks, "gateway"] : values.only.split(",").map((s) => s.trim())),
+  ...(values.only === undefined ? [...stackNames, "gateway"] : values.only.split(",").map((s) => s.trim())),
   ...(values.baseline === undefined ? [] : ["gateway-baseline"])
 ]
 const concurrency = Number(values.concurrency)

@@ -3,7 +3,7 @@
  * ratios it exists to report (each against its target, when it has one) and notes saying what
  * each side did. The same data is printed as text tables or as JSON.
  */
-import type { Stat } from "./measure.js"
+import { type Stat, stat } from "./measure.js"
 
 export type Cell =
   | { readonly _tag: "Stat"; readonly stat: Stat; readonly unit: string }
@@ -40,18 +40,16 @@ export interface Ratio {
 }
 
 /**
- * A ratio taken round by round: `of(round) / to(round)` for each round measured, its median as
- * the value; `met` from the rounds when `target` is given (a predicate on the rounds, as the
- * target says: "median <= 1", "every round >= 1").
+ * A ratio taken round by round (`values`, one per round measured, as `roundRatios` gives them), its
+ * median as the value; `met` from the rounds when `target` is given (a predicate on the rounds, as
+ * the target says: "median <= 1", "every round >= 1").
  */
 export const perRound = (
   name: string,
   values: ReadonlyArray<number>,
   target?: { readonly text: string; readonly met: (rounds: ReadonlyArray<number>, median: number) => boolean }
 ): Ratio => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = Math.floor(sorted.length / 2)
-  const median = sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+  const { median } = stat(values)
   return target === undefined
     ? { name, value: median, rounds: values }
     : { name, value: median, rounds: values, target: target.text, met: target.met(values, median) }

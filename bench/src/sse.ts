@@ -1,5 +1,5 @@
 /**
- * Benchmark 6: our stream parsing on what a hostile server sends: one line that never ends, read in
+ * Benchmark 7: our stream parsing on what a hostile server sends: one line that never ends, read in
  * 16 KiB or 1 KiB pieces, refused at limits (`maxResponseBytes`) of 1, 2, 4 and 8 MiB; and streams
  * of small events whose lines end in LF, CRLF or CR alone. The body comes from memory, through an
  * `HttpClient` that answers with it piece by piece, so the figures are the client's own work:
@@ -185,7 +185,7 @@ const report = (
   ]
   return {
     id: "sse",
-    title: "6. The SSE reader on hostile input: one endless line, and CR-only line endings",
+    title: "7. The SSE reader on hostile input: one endless line, and CR-only line endings",
     columns: [{ key: "rate", header: "events/s" }, { key: "cpu", header: "CPU" }],
     rows,
     ratios,

@@ -1,5 +1,5 @@
 /**
- * Benchmark 7: what a store in Redis costs per call against the same store in memory. One
+ * Benchmark 8: what a store in Redis costs per call against the same store in memory. One
  * operation per call, as the patterns make them: a budget reservation, a rate-limit admission
  * (requests and tokens per minute, never refused), an experiment's record of a finished call, and
  * a call through a closed circuit breaker that succeeds. Redis is a real `redis-server` on
@@ -121,7 +121,7 @@ export const stores = async (options: StoresOptions): Promise<Section> => {
     }))
     return {
       id: "stores",
-      title: "7. Shared stores: Redis against memory, per call",
+      title: "8. Shared stores: Redis against memory, per call",
       columns: [
         { key: "wall", header: "wall per call" },
         { key: "cpu", header: "CPU per call" },

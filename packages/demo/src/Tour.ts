@@ -843,25 +843,25 @@ const experimentAct = (
         Effect.flatMap((served) =>
           judge.score({ prompt, response: served.text }).pipe(
             Effect.flatMap((score) => experiment.score(served.callId, score.value)),
-            Effect.as(served.streamed ? "scored, streamed" as const : "scored" as const),
-            Effect.orElseSucceed(() => served.streamed ? "unscored, streamed" as const : "unscored" as const)
+            Effect.as("scored" as const),
+            Effect.orElseSucceed(() => "unscored" as const),
+            Effect.map((outcome) => ({ outcome, streamed: served.streamed }))
           )
         ),
-        Effect.orElseSucceed(() => "failed" as const),
+        Effect.orElseSucceed(() => ({ outcome: "failed" as const, streamed: false })),
         Effect.tap(() => progress)
       )
     }
     const outcomes = yield* Effect.forEach(Arr.range(1, config.requests), one, { concurrency: config.concurrency })
     const summary = yield* experiment.summary
-    const count = (outcome: "scored" | "unscored" | "failed") =>
-      outcomes.filter((o) => o === outcome || o === `${outcome}, streamed`).length
+    const count = (outcome: "scored" | "unscored" | "failed") => outcomes.filter((o) => o.outcome === outcome).length
     const report: ExperimentReport = {
       section: "experiment",
       status: "ran",
       config,
       served: config.requests - count("failed"),
       failed: count("failed"),
-      streamed: outcomes.filter((o) => o.endsWith("streamed")).length,
+      streamed: outcomes.filter((o) => o.streamed).length,
       scored: count("scored"),
       unscored: count("unscored"),
       durationMs: yield* since(start),
