@@ -126,7 +126,7 @@ export const validator = (name: string): Effect.Effect<SchemaValidator> =>
       ? Effect.promise(() => validate(`${specUrl}#/components/schemas/${name}`))
       : Effect.die(
         new Error(
-          `schema ${name} is not in ${specPath}: add it to schemasUsed in test/conformance/openApi.ts ` +
+          `schema ${name} is not in ${specPath}: add it to schemasUsed in test/conformance/specParts.ts ` +
             "and run `pnpm spec:extract <path to a full upstream openapi.yaml>`"
         )
       )

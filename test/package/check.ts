@@ -25,42 +25,10 @@ import {
 import { tmpdir } from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
+import { published } from "./published.js"
 
 const root = fileURLToPath(new URL("../../", import.meta.url))
 const appTemplate = fileURLToPath(new URL("./app/", import.meta.url))
-
-/**
- * The published packages, with the peers each must declare, its own dependencies (what no public
- * type of it mentions, so the app need not share it), the modules of `src/` it does not export,
- * and its commands.
- */
-export const published = [
-  { dir: "core", name: "@resilient-llm/core", peers: ["effect"], dependencies: [], unexported: [], bin: {} },
-  {
-    dir: "openai",
-    name: "@resilient-llm/openai",
-    peers: ["@resilient-llm/core", "effect"],
-    dependencies: [],
-    unexported: [],
-    bin: {}
-  },
-  {
-    dir: "testing",
-    name: "@resilient-llm/testing",
-    peers: ["@effect/platform-node", "@resilient-llm/core", "effect"],
-    dependencies: [],
-    unexported: [],
-    bin: {}
-  },
-  {
-    dir: "gateway",
-    name: "@resilient-llm/gateway",
-    peers: ["@effect/platform-node", "@resilient-llm/core", "effect"],
-    dependencies: ["@resilient-llm/openai", "@resilient-llm/testing", "redis", "yaml"],
-    unexported: ["bin"],
-    bin: { "resilient-llm-gateway": "./dist/bin.js" }
-  }
-] as const
 
 interface Run {
   readonly stdout: string

@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
+import { published as table } from "./published.js"
 
 // What the workspace's package.json files must say for `pnpm pack` to make a publishable package
 // (`pnpm pack:check` then checks the tarballs themselves), and that every pending changeset can be
@@ -10,26 +11,19 @@ const root = fileURLToPath(new URL("../../", import.meta.url))
 
 const readJson = (path: string): Record<string, unknown> => JSON.parse(readFileSync(`${root}${path}`, "utf8"))
 
-const published = ["core", "openai", "testing", "gateway"] as const
+const published = table.map((pkg) => pkg.dir)
 type Published = (typeof published)[number]
 
-const peersOf: Record<Published, ReadonlyArray<string>> = {
-  core: ["effect"],
-  openai: ["@resilient-llm/core", "effect"],
-  testing: ["@effect/platform-node", "@resilient-llm/core", "effect"],
-  gateway: ["@effect/platform-node", "@resilient-llm/core", "effect"]
+const entryOf = (dir: Published) => {
+  const entry = table.find((pkg) => pkg.dir === dir)
+  if (entry === undefined) throw new Error(`${dir} is not in test/package/published.ts`)
+  return entry
 }
-
+const peersOf = (dir: Published): ReadonlyArray<string> => entryOf(dir).peers
 // what no public type of the package mentions, so the app need not share it
-const dependenciesOf: Record<Published, ReadonlyArray<string>> = {
-  core: [],
-  openai: [],
-  testing: [],
-  gateway: ["@resilient-llm/openai", "@resilient-llm/testing", "redis", "yaml"]
-}
-
+const dependenciesOf = (dir: Published): ReadonlyArray<string> => entryOf(dir).dependencies
 // modules of `src/` that are not for importing: the gateway's command runs when loaded
-const unexported: Record<Published, ReadonlyArray<string>> = { core: [], openai: [], testing: [], gateway: ["bin"] }
+const unexported = (dir: Published): ReadonlyArray<string> => entryOf(dir).unexported
 
 // In the workspace the sources, and the build under the `resilient-llm-dist` condition (what
 // `pnpm bench` measures: the code users install, not tsx's transform of the sources)
@@ -41,7 +35,7 @@ const exportsMap = (pkg: Published, dir: string, js: string, dts: string) => ({
   "./*": dir === "src"
     ? { types: `./src/*.ts`, "resilient-llm-dist": "./dist/*.js", default: `./src/*.ts` }
     : { types: `./${dir}/*.${dts}`, default: `./${dir}/*.${js}` },
-  ...Object.fromEntries(unexported[pkg].map((module) => [`./${module}`, null])),
+  ...Object.fromEntries(unexported(pkg).map((module) => [`./${module}`, null])),
   "./internal/*": null
 })
 
@@ -78,9 +72,9 @@ describe("the published packages' manifests", () => {
       assert.strictEqual(record(manifest.scripts).prepack, "pnpm run build")
       assert.strictEqual(record(manifest.scripts).build, "tsc -b tsconfig.src.json")
       // what the user's app shares is a peer (one copy per app), and available in the workspace
-      assert.deepStrictEqual(Object.keys(record(manifest.peerDependencies)).sort(), peersOf[dir])
-      assert.deepStrictEqual(Object.keys(record(manifest.dependencies)).sort(), dependenciesOf[dir])
-      for (const peer of peersOf[dir]) assert.isDefined(record(manifest.devDependencies)[peer], peer)
+      assert.deepStrictEqual(Object.keys(record(manifest.peerDependencies)).sort(), peersOf(dir))
+      assert.deepStrictEqual(Object.keys(record(manifest.dependencies)).sort(), dependenciesOf(dir))
+      for (const peer of peersOf(dir)) assert.isDefined(record(manifest.devDependencies)[peer], peer)
       for (const field of ["description", "repository", "homepage", "bugs", "keywords", "engines"]) {
         assert.isDefined(manifest[field], field)
       }
