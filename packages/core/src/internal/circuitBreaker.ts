@@ -649,45 +649,43 @@ export const make = (
       Effect.uninterruptibleMask((restore) =>
         Effect.clockWith((clock) => {
           const cell = circuits.get(key) ?? cellFor(key, clock.currentTimeMillisUnsafe())
+          const admitted = new Admitted()
           return Effect.flatMap(
             apply(key, cell, admit),
-            (admission): Effect.Effect<A, E | LlmError.CircuitOpenError, R> => {
-              if (admission._tag === "Refused") return refuse(key, admission)
-              const ticket = admission.ticket
-              const admitted = new Admitted()
-              admitted.ticket = ticket
-              const settleShared = (exit: Exit.Exit<A, E>): Effect.Effect<unknown> =>
-                Effect.suspend(() => {
-                  const entry = admitted.entry
-                  const now = clock.currentTimeMillisUnsafe()
-                  if (entry !== undefined) {
-                    // counted as a slow failure already: only the calls behind it may be due
-                    if (entry.done) {
-                      return slowAt(cell, now).length === 0
-                        ? Effect.void
-                        : apply(key, cell, Machine.current(settings), true)
-                    }
-                    entry.done = true
-                  }
-                  const outcome = classify(config, exit, now - ticket.startedAt)
-                  return apply(key, cell, Machine.complete(settings, ticket, outcome), true)
-                })
-              const call = slowCallMillis === undefined
-                ? restore(self)
-                : watch(key, cell, admitted, ticket, restore(self))
-              if (ticket.probe === undefined) return Effect.onExit(call, settleShared)
-              // Marks the spans the probe opens (its attempt span), not the caller's current one.
-              const probe = Effect.annotateSpans(call, "llm.breaker.probe", true)
-              if (!Number.isFinite(settings.maxProbeMillis)) return Effect.onExit(probe, settleShared)
-              return Effect.flatMap(
-                wake(key, settings.maxProbeMillis),
-                (deadline) =>
-                  Effect.onExit(probe, (exit) => Effect.andThen(Fiber.interrupt(deadline), settleShared(exit)))
-              )
-            }
+            (admission): Effect.Effect<A, E | LlmError.CircuitOpenError, R> =>
+              Effect.onExit(run(key, cell, admitted, admission, restore(self)), (exit) => {
+                const { deadline, ticket } = admitted
+                // a refused call was never admitted: it has no outcome to count
+                if (ticket === undefined) return Effect.void
+                const settled = Effect.suspend(() =>
+                  settleShared(key, cell, admitted, ticket, exit, clock.currentTimeMillisUnsafe())
+                )
+                return deadline === undefined ? settled : Effect.andThen(Fiber.interrupt(deadline), settled)
+              })
           )
         })
       )
+
+    // The outcome of a call admitted through the shared store, counted there.
+    const settleShared = (
+      key: string,
+      cell: Cell,
+      admitted: Admitted,
+      ticket: Machine.Ticket,
+      exit: Exit.Exit<unknown, unknown>,
+      now: number
+    ): Effect.Effect<unknown> => {
+      const entry = admitted.entry
+      if (entry !== undefined) {
+        // counted as a slow failure already: only the calls behind it may be due
+        if (entry.done) {
+          return slowAt(cell, now).length === 0 ? Effect.void : apply(key, cell, Machine.current(settings), true)
+        }
+        entry.done = true
+      }
+      const outcome = classify(config, exit, now - ticket.startedAt)
+      return apply(key, cell, Machine.complete(settings, ticket, outcome), true)
+    }
 
     const protect = shared === undefined ? protectLocal : protectShared
 
